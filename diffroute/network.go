@@ -1,0 +1,259 @@
+package diffroute
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Network is a river network: a forest of reaches, each draining into at most
+// one downstream reach. Reaches keep the position they were given in (index
+// i = the i-th id passed to NewNetwork); derived orders are available through
+// methods. A Network is immutable once built and safe for concurrent use.
+type Network struct {
+	ids   []int64
+	index map[int64]int32
+	down  []int32 // index of the downstream reach, -1 at an outlet
+
+	upStart []int32 // CSR of direct upstream reaches: up[upStart[i]:upStart[i+1]]
+	up      []int32
+
+	order []int32 // DFS pre-order of the reversed graph: outlet first, then its upstream subtrees
+	pre   []int32 // pre[i] = position of reach i in order
+	size  []int32 // reaches in the upstream closure of i, i included
+	depth []int32 // reaches on the path from i to its outlet, both included
+	pairs int64   // closure pairs: Σ depth
+}
+
+// NetworkError reports a problem with one reach of a network being built.
+// Index is the reach's position in the slices given to NewNetwork, so that
+// readers can translate it into a file and line.
+type NetworkError struct {
+	Index int
+	ID    int64
+	Msg   string
+}
+
+func (e *NetworkError) Error() string {
+	return fmt.Sprintf("reach %d (position %d): %s", e.ID, e.Index, e.Msg)
+}
+
+// NewNetwork builds a network from reach ids and the id of each reach's
+// downstream reach. A downstream id that is zero, negative or not among ids
+// marks an outlet. Duplicate ids, non-positive ids, self-loops and cycles are
+// errors of type *NetworkError.
+func NewNetwork(ids, downIDs []int64) (*Network, error) {
+	if len(ids) != len(downIDs) {
+		return nil, fmt.Errorf("diffroute: %d reach ids but %d downstream ids", len(ids), len(downIDs))
+	}
+	n := len(ids)
+	net := &Network{
+		ids:   slices.Clone(ids),
+		index: make(map[int64]int32, n),
+		down:  make([]int32, n),
+	}
+	for i, id := range ids {
+		if id <= 0 {
+			return nil, &NetworkError{i, id, "reach ids must be positive"}
+		}
+		if j, dup := net.index[id]; dup {
+			return nil, &NetworkError{i, id, fmt.Sprintf("duplicate reach id (first at position %d)", j)}
+		}
+		net.index[id] = int32(i)
+	}
+	for i, d := range downIDs {
+		if d == ids[i] {
+			return nil, &NetworkError{i, ids[i], "reach drains into itself"}
+		}
+		j, ok := net.index[d]
+		if d <= 0 || !ok {
+			j = -1
+		}
+		net.down[i] = j
+	}
+	if err := net.derive(); err != nil {
+		return nil, err
+	}
+	return net, nil
+}
+
+// NewNetworkIndex builds a network from reach ids and downstream positions
+// (down[i] = index of the reach i drains into, -1 at an outlet).
+func NewNetworkIndex(ids []int64, down []int) (*Network, error) {
+	downIDs := make([]int64, len(down))
+	for i, d := range down {
+		switch {
+		case d < 0:
+			downIDs[i] = -1
+		case d >= len(ids):
+			return nil, fmt.Errorf("diffroute: reach position %d drains into position %d, beyond %d reaches", i, d, len(ids))
+		default:
+			downIDs[i] = ids[d]
+		}
+	}
+	return NewNetwork(ids, downIDs)
+}
+
+func (net *Network) derive() error {
+	n := len(net.ids)
+	// CSR of upstream reaches, in index order.
+	net.upStart = make([]int32, n+1)
+	for _, d := range net.down {
+		if d >= 0 {
+			net.upStart[d+1]++
+		}
+	}
+	for i := 0; i < n; i++ {
+		net.upStart[i+1] += net.upStart[i]
+	}
+	net.up = make([]int32, net.upStart[n])
+	fill := slices.Clone(net.upStart[:n])
+	for i, d := range net.down {
+		if d >= 0 {
+			net.up[fill[d]] = int32(i)
+			fill[d]++
+		}
+	}
+
+	// DFS pre-order of the reversed graph from every outlet. Reaches not reached
+	// from any outlet lie on a cycle or drain into one.
+	net.order = make([]int32, 0, n)
+	net.pre = make([]int32, n)
+	net.depth = make([]int32, n)
+	for i := range net.pre {
+		net.pre[i] = -1
+	}
+	stack := make([]int32, 0, 64)
+	for o := 0; o < n; o++ {
+		if net.down[o] >= 0 {
+			continue
+		}
+		stack = append(stack[:0], int32(o))
+		net.depth[o] = 1
+		for len(stack) > 0 {
+			v := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			net.pre[v] = int32(len(net.order))
+			net.order = append(net.order, v)
+			ups := net.up[net.upStart[v]:net.upStart[v+1]]
+			// Push in reverse so the lowest index is visited first.
+			for k := len(ups) - 1; k >= 0; k-- {
+				u := ups[k]
+				net.depth[u] = net.depth[v] + 1
+				stack = append(stack, u)
+			}
+		}
+	}
+	if len(net.order) != n {
+		for i := range net.pre {
+			if net.pre[i] < 0 {
+				return &NetworkError{i, net.ids[i], fmt.Sprintf("reach is on a cycle or drains into one (%s)", net.cycleFrom(i))}
+			}
+		}
+	}
+	// Subtree sizes: children come after their parent in pre-order.
+	net.size = make([]int32, n)
+	for p := n - 1; p >= 0; p-- {
+		v := net.order[p]
+		net.size[v]++
+		if d := net.down[v]; d >= 0 {
+			net.size[d] += net.size[v]
+		}
+	}
+	for _, d := range net.depth {
+		net.pairs += int64(d)
+	}
+	return nil
+}
+
+// cycleFrom follows downstream links from reach i until one repeats and
+// describes the cycle by ids.
+func (net *Network) cycleFrom(i int) string {
+	seen := map[int32]int{}
+	path := []int64{}
+	v := int32(i)
+	for v >= 0 {
+		if k, ok := seen[v]; ok {
+			cyc := append(path[k:], net.ids[v])
+			s := ""
+			for j, id := range cyc {
+				if j > 0 {
+					s += " -> "
+				}
+				s += fmt.Sprint(id)
+			}
+			return "cycle " + s
+		}
+		seen[v] = len(path)
+		path = append(path, net.ids[v])
+		v = net.down[v]
+	}
+	return "no cycle found"
+}
+
+// Len returns the number of reaches.
+func (net *Network) Len() int { return len(net.ids) }
+
+// ID returns the id of reach i.
+func (net *Network) ID(i int) int64 { return net.ids[i] }
+
+// IDs returns the reach ids by index. The slice must not be modified.
+func (net *Network) IDs() []int64 { return net.ids }
+
+// Index returns the position of the reach with the given id.
+func (net *Network) Index(id int64) (int, bool) {
+	i, ok := net.index[id]
+	return int(i), ok
+}
+
+// Down returns the index of the reach that i drains into, or -1 at an outlet.
+func (net *Network) Down(i int) int { return int(net.down[i]) }
+
+// Upstream returns the reaches draining directly into i. The slice must not be
+// modified.
+func (net *Network) Upstream(i int) []int32 { return net.up[net.upStart[i]:net.upStart[i+1]] }
+
+// PreOrder returns the reaches in DFS pre-order of the reversed graph: each
+// outlet followed by its upstream subtrees, so that the upstream closure of d
+// (d included) is PreOrder()[Pre(d) : Pre(d)+Size(d)]. Reversed, it is a
+// topological order with upstream reaches first. The slice must not be
+// modified.
+func (net *Network) PreOrder() []int32 { return net.order }
+
+// Pre returns the position of reach i in PreOrder.
+func (net *Network) Pre(i int) int { return int(net.pre[i]) }
+
+// Size returns the number of reaches in the upstream closure of i, i included.
+func (net *Network) Size(i int) int { return int(net.size[i]) }
+
+// Depth returns the number of reaches from i to its outlet, both included.
+func (net *Network) Depth(i int) int { return int(net.depth[i]) }
+
+// Pairs returns the number of (downstream, source) pairs in the transitive
+// closure, self pairs included: Σ Depth(i). It sizes the kernel method.
+func (net *Network) Pairs() int64 { return net.pairs }
+
+// MaxDepth returns the longest path from a reach to its outlet, in reaches.
+func (net *Network) MaxDepth() int {
+	m := int32(0)
+	for _, d := range net.depth {
+		m = max(m, d)
+	}
+	return int(m)
+}
+
+// Outlets returns the indices of reaches with no downstream reach.
+func (net *Network) Outlets() []int {
+	var out []int
+	for i, d := range net.down {
+		if d < 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// String summarises the network.
+func (net *Network) String() string {
+	return fmt.Sprintf("Network: %d reaches, %d outlets, max depth %d, %d closure pairs",
+		net.Len(), len(net.Outlets()), net.MaxDepth(), net.pairs)
+}

@@ -1,0 +1,177 @@
+package diffroute
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// DataTensor is a labelled float32 array with dims (batch, spatial, time):
+// Data[(b*N+i)*T+t] is the value of batch member b at reach IDs[i] and time
+// step t. It carries runoff into a router and discharge out of it. Reach ids
+// label the spatial axis so that inputs are aligned with a network by id,
+// never by position.
+type DataTensor struct {
+	B, N, T int
+	Data    []float32
+	IDs     []int64  // reach id of each spatial row, len N
+	Times   []string // label of each time step, len T (as read; may be empty)
+	Step    time.Duration
+	Units   string // e.g. "m3/s"
+}
+
+// NewDataTensor allocates a zeroed tensor with the given reach ids and T steps.
+func NewDataTensor(b int, ids []int64, t int) *DataTensor {
+	if b < 0 || t < 0 {
+		panic("diffroute: negative tensor dimension")
+	}
+	return &DataTensor{B: b, N: len(ids), T: t, Data: make([]float32, b*len(ids)*t), IDs: slices.Clone(ids)}
+}
+
+// At returns the value at (b, i, t).
+func (x *DataTensor) At(b, i, t int) float32 { return x.Data[(b*x.N+i)*x.T+t] }
+
+// Set sets the value at (b, i, t).
+func (x *DataTensor) Set(b, i, t int, v float32) { x.Data[(b*x.N+i)*x.T+t] = v }
+
+// Series returns the time series of batch member b at row i, sharing storage.
+func (x *DataTensor) Series(b, i int) []float32 {
+	o := (b*x.N + i) * x.T
+	return x.Data[o : o+x.T : o+x.T]
+}
+
+// Validate checks that the dims, data and labels agree.
+func (x *DataTensor) Validate() error {
+	switch {
+	case x.B < 0 || x.N < 0 || x.T < 0:
+		return fmt.Errorf("diffroute: negative tensor dims (%d, %d, %d)", x.B, x.N, x.T)
+	case len(x.Data) != x.B*x.N*x.T:
+		return fmt.Errorf("diffroute: tensor data has %d values, dims (%d, %d, %d) need %d", len(x.Data), x.B, x.N, x.T, x.B*x.N*x.T)
+	case len(x.IDs) != x.N:
+		return fmt.Errorf("diffroute: tensor has %d reach ids for %d rows", len(x.IDs), x.N)
+	case len(x.Times) != 0 && len(x.Times) != x.T:
+		return fmt.Errorf("diffroute: tensor has %d time labels for %d steps", len(x.Times), x.T)
+	}
+	return nil
+}
+
+// Clone returns a deep copy.
+func (x *DataTensor) Clone() *DataTensor {
+	y := *x
+	y.Data = slices.Clone(x.Data)
+	y.IDs = slices.Clone(x.IDs)
+	y.Times = slices.Clone(x.Times)
+	return &y
+}
+
+// SelectIDs returns a new tensor with the rows of the given reach ids, in that
+// order. Unknown ids are an error naming the first one.
+func (x *DataTensor) SelectIDs(ids []int64) (*DataTensor, error) {
+	pos := make(map[int64]int, x.N)
+	for i, id := range x.IDs {
+		pos[id] = i
+	}
+	y := &DataTensor{B: x.B, N: len(ids), T: x.T, IDs: slices.Clone(ids), Times: slices.Clone(x.Times), Step: x.Step, Units: x.Units}
+	y.Data = make([]float32, y.B*y.N*y.T)
+	for j, id := range ids {
+		i, ok := pos[id]
+		if !ok {
+			return nil, fmt.Errorf("diffroute: reach %d is not in the tensor", id)
+		}
+		for b := 0; b < x.B; b++ {
+			copy(y.Series(b, j), x.Series(b, i))
+		}
+	}
+	return y, nil
+}
+
+// SliceTime returns a new tensor holding steps [t0, t1).
+func (x *DataTensor) SliceTime(t0, t1 int) *DataTensor {
+	if t0 < 0 || t1 > x.T || t0 > t1 {
+		panic(fmt.Sprintf("diffroute: time slice [%d, %d) out of range [0, %d)", t0, t1, x.T))
+	}
+	y := &DataTensor{B: x.B, N: x.N, T: t1 - t0, IDs: slices.Clone(x.IDs), Step: x.Step, Units: x.Units}
+	if len(x.Times) == x.T {
+		y.Times = slices.Clone(x.Times[t0:t1])
+	}
+	y.Data = make([]float32, y.B*y.N*y.T)
+	for b := 0; b < x.B; b++ {
+		for i := 0; i < x.N; i++ {
+			copy(y.Series(b, i), x.Series(b, i)[t0:t1])
+		}
+	}
+	return y
+}
+
+// ConcatTime appends the steps of ys after x's, in order. All must share B and
+// reach ids.
+func ConcatTime(xs ...*DataTensor) (*DataTensor, error) {
+	if len(xs) == 0 {
+		return nil, fmt.Errorf("diffroute: nothing to concatenate")
+	}
+	first := xs[0]
+	total := 0
+	labels := true
+	for _, x := range xs {
+		if x.B != first.B || !slices.Equal(x.IDs, first.IDs) {
+			return nil, fmt.Errorf("diffroute: cannot concatenate tensors with different batch or reach ids")
+		}
+		total += x.T
+		labels = labels && len(x.Times) == x.T
+	}
+	y := &DataTensor{B: first.B, N: first.N, T: total, IDs: slices.Clone(first.IDs), Step: first.Step, Units: first.Units}
+	y.Data = make([]float32, y.B*y.N*y.T)
+	off := 0
+	for _, x := range xs {
+		for b := 0; b < x.B; b++ {
+			for i := 0; i < x.N; i++ {
+				copy(y.Series(b, i)[off:off+x.T], x.Series(b, i))
+			}
+		}
+		if labels {
+			y.Times = append(y.Times, x.Times...)
+		}
+		off += x.T
+	}
+	return y, nil
+}
+
+// Transpose returns the data as (batch, time, spatial), row-major, the layout
+// of RAPID files.
+func (x *DataTensor) Transpose() []float32 {
+	out := make([]float32, len(x.Data))
+	for b := 0; b < x.B; b++ {
+		for i := 0; i < x.N; i++ {
+			s := x.Series(b, i)
+			for t, v := range s {
+				out[(b*x.T+t)*x.N+i] = v
+			}
+		}
+	}
+	return out
+}
+
+// FromTimeMajor builds a tensor with one batch member from time-major rows
+// (rows[t][i] is the value at step t for reach ids[i]), the layout of CSV and
+// RAPID files.
+func FromTimeMajor(ids []int64, rows [][]float32) (*DataTensor, error) {
+	x := NewDataTensor(1, ids, len(rows))
+	for t, row := range rows {
+		if len(row) != len(ids) {
+			return nil, fmt.Errorf("diffroute: time step %d has %d values for %d reaches", t, len(row), len(ids))
+		}
+		for i, v := range row {
+			x.Data[i*x.T+t] = v
+		}
+	}
+	return x, nil
+}
+
+// String gives dims and labels in one line.
+func (x *DataTensor) String() string {
+	first, last := "", ""
+	if len(x.Times) > 0 {
+		first, last = x.Times[0], x.Times[len(x.Times)-1]
+	}
+	return fmt.Sprintf("DataTensor(batch=%d, spatial=%d, time=%d) %s [%s .. %s] step %v", x.B, x.N, x.T, x.Units, first, last, x.Step)
+}
