@@ -1,0 +1,329 @@
+package diffroute
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// Section is a first-order recursive filter
+//
+//	y[n] = B0·x[n] + B1·x[n−1] + A1·y[n−1].
+//
+// A cascade of sections is an exact recursive form of an IRF: Muskingum is one
+// section, linear storage one with B1 = 0, a Nash cascade of n reservoirs n
+// identical ones.
+type Section struct{ B0, B1, A1 float64 }
+
+// IRF describes a family of impulse response functions on the fine grid of
+// sub-steps dt = Δ/f. Parameters are in units of the runoff step Δ unless the
+// IRF says otherwise; r = 1/f is the sub-step in those units.
+type IRF struct {
+	Name   string
+	Params []string // parameter names, in the order Impulse and Sections receive them
+	// Defaults gives values for parameters that a Params table may omit.
+	Defaults map[string]float64
+	// Impulse fills h[k], k = 0..len(h)−1, with the IRF for parameters p, or
+	// returns an error naming the bad parameter.
+	Impulse func(h, p []float64, r float64) error
+	// Sections, when set, returns the IRF as an exact cascade of recursive
+	// sections appended to dst, or nil (and no error) when these parameters
+	// have no recursive form. Routers then run it in O(1) work per sub-step
+	// instead of a causal convolution.
+	Sections func(dst []Section, p []float64, r float64) ([]Section, error)
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]IRF{}
+)
+
+// Register adds an IRF to the registry so routers can use it by name. It
+// returns an error if the name is taken or the description is incomplete.
+func Register(irf IRF) error {
+	if irf.Name == "" || irf.Impulse == nil {
+		return fmt.Errorf("diffroute: IRF needs a name and an Impulse function")
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[irf.Name]; dup {
+		return fmt.Errorf("diffroute: IRF %q is already registered", irf.Name)
+	}
+	registry[irf.Name] = irf
+	return nil
+}
+
+// LookupIRF returns the registered IRF with the given name.
+func LookupIRF(name string) (IRF, error) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	irf, ok := registry[name]
+	if !ok {
+		return IRF{}, fmt.Errorf("diffroute: unknown IRF %q (registered: %v)", name, irfNamesLocked())
+	}
+	return irf, nil
+}
+
+// IRFNames lists the registered IRFs, sorted.
+func IRFNames() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	return irfNamesLocked()
+}
+
+func irfNamesLocked() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func mustRegister(irf IRF) {
+	if err := Register(irf); err != nil {
+		panic(err)
+	}
+}
+
+func init() {
+	mustRegister(IRF{Name: "muskingum", Params: []string{"k", "x"}, Impulse: muskingumImpulse, Sections: muskingumSections})
+	mustRegister(IRF{Name: "linear_storage", Params: []string{"tau"}, Impulse: linearStorageImpulse, Sections: linearStorageSections})
+	mustRegister(IRF{Name: "nash_cascade", Params: []string{"tau", "n"}, Defaults: map[string]float64{"n": 3}, Impulse: nashImpulse, Sections: nashSections})
+	mustRegister(IRF{Name: "pure_lag", Params: []string{"delay"}, Impulse: pureLagImpulse})
+	mustRegister(IRF{Name: "hayami", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(true)})
+	mustRegister(IRF{Name: "hayami_unshifted", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(false)})
+}
+
+// MuskingumCoefficients returns RAPID's C0, C1, C2 for storage constant k and
+// weight x (k in units of Δ) on a sub-step r.
+func MuskingumCoefficients(k, x, r float64) (c0, c1, c2 float64, err error) {
+	if !(k >= 0) {
+		return 0, 0, 0, fmt.Errorf("muskingum k = %v must be ≥ 0", k)
+	}
+	if !(x >= 0 && x <= 0.5) {
+		return 0, 0, 0, fmt.Errorf("muskingum x = %v must be in [0, 0.5]", x)
+	}
+	den := k*(1-x) + r/2
+	c0 = (r/2 - k*x) / den
+	c1 = (r/2 + k*x) / den
+	c2 = (k*(1-x) - r/2) / den
+	return c0, c1, c2, nil
+}
+
+func muskingumSections(dst []Section, p []float64, r float64) ([]Section, error) {
+	c0, c1, c2, err := MuskingumCoefficients(p[0], p[1], r)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, Section{c0, c1, c2}), nil
+}
+
+func muskingumImpulse(h, p []float64, r float64) error {
+	c0, c1, c2, err := MuskingumCoefficients(p[0], p[1], r)
+	if err != nil {
+		return err
+	}
+	if len(h) == 0 {
+		return nil
+	}
+	h[0] = c0
+	v := c1 + c2*c0
+	for k := 1; k < len(h); k++ {
+		h[k] = v
+		v *= c2
+	}
+	return nil
+}
+
+func storageCoefficient(tau, r float64) (float64, error) {
+	if !(tau >= 0) || math.IsInf(tau, 0) {
+		return 0, fmt.Errorf("tau = %v must be finite and ≥ 0", tau)
+	}
+	return 1 / (1 + tau/r), nil
+}
+
+func linearStorageSections(dst []Section, p []float64, r float64) ([]Section, error) {
+	a, err := storageCoefficient(p[0], r)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, Section{B0: a, A1: 1 - a}), nil
+}
+
+func linearStorageImpulse(h, p []float64, r float64) error {
+	a, err := storageCoefficient(p[0], r)
+	if err != nil {
+		return err
+	}
+	v := a
+	for k := range h {
+		h[k] = v
+		v *= 1 - a
+	}
+	return nil
+}
+
+func nashCheck(p []float64, r float64) (a, n float64, err error) {
+	a, err = storageCoefficient(p[0], r)
+	if err != nil {
+		return 0, 0, err
+	}
+	n = p[1]
+	if !(n > 0) || n > 1e4 {
+		return 0, 0, fmt.Errorf("nash cascade n = %v must be in (0, 1e4]", n)
+	}
+	return a, n, nil
+}
+
+func nashSections(dst []Section, p []float64, r float64) ([]Section, error) {
+	a, n, err := nashCheck(p, r)
+	if err != nil {
+		return nil, err
+	}
+	if n != math.Trunc(n) {
+		return nil, nil // fractional cascades only have the gamma form
+	}
+	for range int(n) {
+		dst = append(dst, Section{B0: a, A1: 1 - a})
+	}
+	return dst, nil
+}
+
+// nashImpulse: h[k] = C(k+n−1, k)·aⁿ·(1−a)^k, evaluated with lgamma so that
+// fractional n works too.
+func nashImpulse(h, p []float64, r float64) error {
+	a, n, err := nashCheck(p, r)
+	if err != nil {
+		return err
+	}
+	if a == 1 { // tau = 0: the identity
+		clear(h)
+		if len(h) > 0 {
+			h[0] = 1
+		}
+		return nil
+	}
+	ln1a := math.Log1p(-a)
+	lgn, _ := math.Lgamma(n)
+	base := n * math.Log(a)
+	for k := range h {
+		lk, _ := math.Lgamma(float64(k) + n)
+		lf, _ := math.Lgamma(float64(k) + 1)
+		h[k] = math.Exp(lk - lf - lgn + base + float64(k)*ln1a)
+	}
+	return nil
+}
+
+func pureLagImpulse(h, p []float64, r float64) error {
+	d := p[0]
+	if !(d >= 0) || math.IsInf(d, 0) {
+		return fmt.Errorf("pure_lag delay = %v must be finite and ≥ 0", d)
+	}
+	pos := d / r
+	for k := range h {
+		h[k] = max(0, 1-math.Abs(float64(k)-pos))
+	}
+	return nil
+}
+
+// hayamiImpulse evaluates the Hayami diffusive-wave kernel in log space and
+// normalises it with log-sum-exp so that Σh = 1 over the window. shifted
+// reproduces DiffRoute, which delays only the advective term by one sub-step.
+func hayamiImpulse(shifted bool) func(h, p []float64, r float64) error {
+	return func(h, p []float64, r float64) error {
+		L, D, c := p[0], p[1], p[2]
+		if !(L > 0) || !(D > 0) || !(c >= 0) || math.IsInf(L+D+c, 0) {
+			return fmt.Errorf("hayami needs L > 0, D > 0, c ≥ 0 (got L = %v, D = %v, c = %v)", L, D, c)
+		}
+		if len(h) == 0 {
+			return nil
+		}
+		shift := 0.0
+		if shifted {
+			shift = r
+		}
+		top := math.Inf(-1)
+		for k := range h {
+			t := float64(k+1) * r
+			adv := L - c*(t-shift)
+			v := math.Log(L) - math.Ln2 - 0.5*(math.Log(math.Pi)+math.Log(D)+3*math.Log(t)) - adv*adv/(4*D*t)
+			h[k] = v
+			top = max(top, v)
+		}
+		sum := 0.0
+		for _, v := range h {
+			sum += math.Exp(v - top)
+		}
+		lse := top + math.Log(sum)
+		for k, v := range h {
+			h[k] = math.Exp(v - lse)
+		}
+		return nil
+	}
+}
+
+// reachIRF is one reach's response in the form routers use.
+type reachIRF struct {
+	sections []Section // exact recursive form, when the IRF has one
+	taps     []float64 // fine-grid impulse response of length W otherwise
+}
+
+// irfTable evaluates an IRF for every reach of a network.
+type irfTable struct {
+	irf    IRF
+	names  []string
+	params [][]float64 // per reach, in irf.Params order
+	r      float64
+	w      int // fine window length for convolution IRFs (MaxDelay·f)
+}
+
+func newIRFTable(irf IRF, p Params, net *Network, f, w int) (*irfTable, error) {
+	n := net.Len()
+	full := Params{}
+	for k, v := range p {
+		full[k] = v
+	}
+	for name, def := range irf.Defaults {
+		if _, ok := full[name]; !ok {
+			full[name] = Constant(n, map[string]float64{name: def})[name]
+		}
+	}
+	if err := full.check(irf.Params, n, net); err != nil {
+		return nil, err
+	}
+	t := &irfTable{irf: irf, names: slices.Clone(irf.Params), params: make([][]float64, n), r: 1 / float64(f), w: w}
+	for i := 0; i < n; i++ {
+		t.params[i] = full.row(nil, irf.Params, i)
+	}
+	return t, nil
+}
+
+// reach evaluates reach i's IRF, preferring the recursive form.
+func (t *irfTable) reach(i int, net *Network, recursive bool) (reachIRF, error) {
+	p := t.params[i]
+	if recursive && t.irf.Sections != nil {
+		s, err := t.irf.Sections(nil, p, t.r)
+		if err != nil {
+			return reachIRF{}, fmt.Errorf("diffroute: reach %d: %s: %w", net.ID(i), t.irf.Name, err)
+		}
+		if s != nil {
+			return reachIRF{sections: s}, nil
+		}
+	}
+	h := make([]float64, t.w)
+	if err := t.impulse(h, i, net); err != nil {
+		return reachIRF{}, err
+	}
+	return reachIRF{taps: h}, nil
+}
+
+// impulse fills h with reach i's fine-grid IRF.
+func (t *irfTable) impulse(h []float64, i int, net *Network) error {
+	if err := t.irf.Impulse(h, t.params[i], t.r); err != nil {
+		return fmt.Errorf("diffroute: reach %d: %s: %w", net.ID(i), t.irf.Name, err)
+	}
+	return nil
+}
