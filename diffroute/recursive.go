@@ -1,0 +1,570 @@
+package diffroute
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// RecursiveRouter routes with the exact recursive method: reaches in
+// topological order, each running its recursive filter (or causal
+// convolution) over a block of sub-steps and adding its outflow series into
+// its downstream reach's inflow buffer. Work is O(N·T·f) for IRFs with a
+// recursive form. State carries across calls to Route, so routing a series in
+// consecutive time chunks gives the same numbers as routing it whole.
+//
+// A RecursiveRouter is not safe for concurrent use; it uses Options.Workers
+// goroutines inside each call.
+type RecursiveRouter struct {
+	net  *Network
+	opts Options
+	f    int
+
+	secStart []int32 // sections of reach i: secs[secStart[i]:secStart[i+1]]; none => taps
+	secs     []Section
+	taps     [][]float64 // convolution IRFs, nil for recursive reaches
+	hasFIR   bool
+
+	parts [][]int32 // per worker: reaches in post-order (whole subtrees)
+	trunk []int32   // reaches routed after the parts, upstream first
+	order []int32   // all reaches, upstream first (for batch-parallel runs)
+
+	st *recState
+}
+
+// recState is the routing state of every reach for each batch member.
+type recState struct {
+	b     int
+	ys    []float64   // [b][len(secs)] last output of each section
+	uPrev []float64   // [b][N] upstream inflow of the last sub-step
+	lPrev []float64   // [b][N] lateral inflow of the last sub-step
+	yLast []float64   // [b][N] last outflow
+	hist  [][]float64 // [b*N+i] last W−1 inflows of convolution reaches
+}
+
+// NewRecursiveRouter prepares the recursive method for a network.
+func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.Method != Recursive {
+		o.Method = Recursive
+	}
+	irf, err := LookupIRF(o.IRF)
+	if err != nil {
+		return nil, err
+	}
+	n := net.Len()
+	if o.InitialQ != nil && len(o.InitialQ) != n {
+		return nil, fmt.Errorf("diffroute: initial discharge has %d values for %d reaches", len(o.InitialQ), n)
+	}
+	tab, err := newIRFTable(irf, o.Params, net, o.SubSteps, o.MaxDelay*o.SubSteps)
+	if err != nil {
+		return nil, err
+	}
+	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), taps: make([][]float64, n)}
+	for i := 0; i < n; i++ {
+		ri, err := tab.reach(i, net, true)
+		if err != nil {
+			return nil, err
+		}
+		r.secs = append(r.secs, ri.sections...)
+		r.secStart[i+1] = int32(len(r.secs))
+		if ri.sections == nil {
+			r.taps[i] = ri.taps
+			r.hasFIR = true
+		}
+	}
+	r.parts, r.trunk = partition(net, o.Workers)
+	r.order = make([]int32, n)
+	for p, v := range net.PreOrder() {
+		r.order[n-1-p] = v
+	}
+	return r, nil
+}
+
+// Network returns the network the router was prepared for.
+func (r *RecursiveRouter) Network() *Network { return r.net }
+
+// Reset forgets the routing state: the next Route starts from the initial
+// discharge again.
+func (r *RecursiveRouter) Reset() { r.st = nil }
+
+func (r *RecursiveRouter) initState(b int) {
+	n := r.net.Len()
+	st := &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n),
+		lPrev: make([]float64, b*n), yLast: make([]float64, b*n)}
+	w := r.opts.MaxDelay * r.f
+	if r.hasFIR {
+		st.hist = make([][]float64, b*n)
+	}
+	q0 := r.opts.InitialQ
+	for bi := 0; bi < b; bi++ {
+		for i := 0; i < n; i++ {
+			q := 0.0
+			if q0 != nil {
+				q = q0[i]
+				// Steady state before the start: every section outputs q and
+				// the reach received its upstream reaches' discharge.
+				for _, u := range r.net.Upstream(i) {
+					st.uPrev[bi*n+i] += q0[u]
+				}
+			}
+			for k := r.secStart[i]; k < r.secStart[i+1]; k++ {
+				st.ys[bi*len(r.secs)+int(k)] = q
+			}
+			st.yLast[bi*n+i] = q
+			if r.taps[i] != nil {
+				h := make([]float64, w-1)
+				for k := range h {
+					h[k] = q
+				}
+				st.hist[bi*n+i] = h
+			}
+		}
+	}
+	r.st = st
+}
+
+// Route routes runoff (m³/s per reach and runoff step, aligned by reach id)
+// and returns discharge for every reach of the network, in network order,
+// continuing from the state left by the previous call.
+func (r *RecursiveRouter) Route(ctx context.Context, runoff *DataTensor) (*DataTensor, error) {
+	out, err := r.route(ctx, runoff, nil, nil)
+	return out, err
+}
+
+// FineFlows carries upstream inflow into, or outflow out of, some reaches on
+// the fine grid: Series[i] holds B×T·f values (batch-major) for reach index i.
+// Staged routing uses them for transfers between clusters.
+type FineFlows map[int32][]float32
+
+// RouteFine is Route with transfers: in adds an upstream inflow series to
+// reaches (as if another reach drained into them), and out, when not nil,
+// receives the fine outflow series of the listed outlet reaches (each entry
+// must be allocated with B×T·f values; it is overwritten).
+func (r *RecursiveRouter) RouteFine(ctx context.Context, runoff *DataTensor, in, out FineFlows) (*DataTensor, error) {
+	return r.route(ctx, runoff, in, out)
+}
+
+func (r *RecursiveRouter) route(ctx context.Context, runoff *DataTensor, in, fineOut FineFlows) (*DataTensor, error) {
+	rows, err := alignRunoff(runoff, r.net)
+	if err != nil {
+		return nil, err
+	}
+	n := r.net.Len()
+	fineLen := runoff.T * r.f
+	for i, s := range in {
+		if int(i) >= n || i < 0 {
+			return nil, fmt.Errorf("diffroute: fine inflow for reach position %d, beyond %d reaches", i, n)
+		}
+		if len(s) != runoff.B*fineLen {
+			return nil, fmt.Errorf("diffroute: fine inflow of reach %d has %d values, want %d", r.net.ID(int(i)), len(s), runoff.B*fineLen)
+		}
+	}
+	for i, s := range fineOut {
+		if int(i) >= n || i < 0 || r.net.Down(int(i)) >= 0 {
+			return nil, fmt.Errorf("diffroute: fine outflow requested for reach position %d, which is not an outlet", i)
+		}
+		if len(s) != runoff.B*fineLen {
+			return nil, fmt.Errorf("diffroute: fine outflow buffer of reach %d has %d values, want %d", r.net.ID(int(i)), len(s), runoff.B*fineLen)
+		}
+	}
+	if r.st == nil {
+		r.initState(runoff.B)
+	} else if r.st.b != runoff.B {
+		return nil, fmt.Errorf("diffroute: runoff has %d batch members but the router's state has %d (Reset first)", runoff.B, r.st.b)
+	}
+	y := newDischarge(runoff, r.net)
+	if runoff.T == 0 || n == 0 {
+		return y, nil
+	}
+	job := &recJob{r: r, x: runoff, y: y, rows: rows, in: in, out: fineOut}
+	// Blocks of about 4096 sub-steps keep inflow buffers in cache.
+	job.block = max(1, 4096/r.f)
+	workers := r.opts.Workers
+	ws := make([]*recWorker, workers)
+	for w := range ws {
+		ws[w] = newRecWorker(job)
+	}
+	for q0 := 0; q0 < runoff.T; q0 += job.block {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		nq := min(job.block, runoff.T-q0)
+		if runoff.B >= workers || len(r.parts) <= 1 {
+			// Batch members are independent: give each worker whole members.
+			var wg sync.WaitGroup
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func(wk *recWorker, w int) {
+					defer wg.Done()
+					for b := w; b < runoff.B; b += workers {
+						for _, i := range r.order {
+							wk.reach(b, i, q0, nq, nil)
+						}
+					}
+				}(ws[w], w)
+			}
+			wg.Wait()
+			continue
+		}
+		for b := 0; b < runoff.B; b++ {
+			var wg sync.WaitGroup
+			for w, part := range r.parts {
+				wg.Add(1)
+				go func(wk *recWorker, part []int32) {
+					defer wg.Done()
+					for _, i := range part {
+						wk.reach(b, i, q0, nq, nil)
+					}
+				}(ws[w%workers], part)
+			}
+			wg.Wait()
+			main := ws[0]
+			for _, i := range r.trunk {
+				main.reach(b, i, q0, nq, ws)
+			}
+		}
+	}
+	return y, nil
+}
+
+// recJob is one Route call shared by its workers.
+type recJob struct {
+	r     *RecursiveRouter
+	x, y  *DataTensor
+	rows  []int
+	in    FineFlows
+	out   FineFlows
+	block int
+}
+
+// recWorker owns the inflow buffers of the reaches it is routing.
+type recWorker struct {
+	job     *recJob
+	pending map[int32][]float32 // inflow buffers of reaches not yet routed
+	pool    [][]float32
+	conv    []float64 // scratch for convolution reaches
+}
+
+func newRecWorker(job *recJob) *recWorker {
+	return &recWorker{job: job, pending: map[int32][]float32{}}
+}
+
+func (wk *recWorker) buffer(n int) []float32 {
+	if k := len(wk.pool); k > 0 {
+		b := wk.pool[k-1]
+		wk.pool = wk.pool[:k-1]
+		if cap(b) >= n {
+			b = b[:n]
+			clear(b)
+			return b
+		}
+	}
+	return make([]float32, n)
+}
+
+// take removes and returns the inflow buffer of reach i (nil if nothing has
+// drained into it yet), merging in the buffers other workers hold for it.
+func (wk *recWorker) take(i int32, others []*recWorker, n int) []float32 {
+	buf := wk.pending[i]
+	delete(wk.pending, i)
+	for _, o := range others {
+		if o == wk {
+			continue
+		}
+		ob, ok := o.pending[i]
+		if !ok {
+			continue
+		}
+		delete(o.pending, i)
+		if buf == nil {
+			buf = ob
+			continue
+		}
+		for k, v := range ob {
+			buf[k] += v
+		}
+		o.pool = append(o.pool, ob)
+	}
+	return buf
+}
+
+// reach routes reach i of batch member b over runoff steps [q0, q0+nq).
+func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
+	job := wk.job
+	r := job.r
+	f := r.f
+	n := r.net.Len()
+	fl := nq * f
+	inflow := wk.take(i, others, fl)
+	if extra, ok := job.in[i]; ok {
+		if inflow == nil {
+			inflow = wk.buffer(fl)
+		}
+		base := b*job.x.T*f + q0*f
+		for k, v := range extra[base : base+fl] {
+			inflow[k] += v
+		}
+	}
+	var dst []float32
+	if d := r.net.down[i]; d >= 0 {
+		dst = wk.pending[d]
+		if dst == nil {
+			dst = wk.buffer(fl)
+			wk.pending[d] = dst
+		}
+	} else if o, ok := job.out[i]; ok {
+		base := b*job.x.T*f + q0*f
+		dst = o[base : base+fl]
+		clear(dst)
+	}
+	lat := job.x.Series(b, job.rows[i])[q0 : q0+nq]
+	out := job.y.Series(b, int(i))[q0 : q0+nq]
+	st := r.st
+	k := b*n + int(i)
+	p := reachParams{f: f, rapid: r.opts.Lateral == LateralRAPID, start: r.opts.Average == AverageStart, sample: r.opts.Sampling == SampleLast}
+	if taps := r.taps[i]; taps != nil {
+		wk.convolve(p, taps, st.hist[k], &st.yLast[k], inflow, lat, dst, out)
+	} else {
+		secs := r.secs[r.secStart[i]:r.secStart[i+1]]
+		ys := st.ys[b*len(r.secs)+int(r.secStart[i]) : b*len(r.secs)+int(r.secStart[i+1])]
+		if len(secs) == 1 {
+			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], inflow, lat, dst, out)
+		} else {
+			runCascade(p, secs, ys, &st.uPrev[k], &st.lPrev[k], inflow, lat, dst, out)
+		}
+		st.yLast[k] = ys[len(ys)-1]
+	}
+	if inflow != nil {
+		wk.pool = append(wk.pool, inflow)
+	}
+}
+
+type reachParams struct {
+	f                    int
+	rapid, start, sample bool
+}
+
+// runSection is the hot loop for one-section IRFs (Muskingum, linear
+// storage): y[n] = B0·I[n] + B1·I[n−1] + A1·y[n−1] with I = upstream inflow +
+// lateral runoff. Under the rapid rule I[n−1] carries the current step's
+// runoff.
+func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
+	f := p.f
+	invf := 1 / float64(f)
+	yv, up, lp := *y, *uPrev, *lPrev
+	b0, b1, a1 := s.B0, s.B1, s.A1
+	n := 0
+	for q, l32 := range lat {
+		l := float64(l32)
+		lprev := lp
+		if p.rapid {
+			lprev = l
+		}
+		acc, last := 0.0, 0.0
+		for j := 0; j < f; j++ {
+			u := 0.0
+			if inflow != nil {
+				u = float64(inflow[n])
+			}
+			before := yv
+			yv = b0*(u+l) + b1*(up+lprev) + a1*yv
+			if dst != nil {
+				dst[n] += float32(yv)
+			}
+			if p.start {
+				acc += before
+				last = before
+			} else {
+				acc += yv
+				last = yv
+			}
+			up, lprev = u, l
+			n++
+		}
+		if p.sample {
+			out[q] = float32(last)
+		} else {
+			out[q] = float32(acc * invf)
+		}
+		lp = l
+	}
+	*y, *uPrev, *lPrev = yv, up, lp
+}
+
+// runCascade routes through several sections in series (Nash cascade); the
+// lateral runoff enters the first.
+func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
+	f := p.f
+	invf := 1 / float64(f)
+	up, lp := *uPrev, *lPrev
+	n := 0
+	for q, l32 := range lat {
+		l := float64(l32)
+		lprev := lp
+		if p.rapid {
+			lprev = l
+		}
+		acc, last := 0.0, 0.0
+		for j := 0; j < f; j++ {
+			u := 0.0
+			if inflow != nil {
+				u = float64(inflow[n])
+			}
+			before := ys[len(ys)-1]
+			x, xp := u+l, up+lprev
+			for k, s := range secs {
+				yk := s.B0*x + s.B1*xp + s.A1*ys[k]
+				xp = ys[k]
+				ys[k] = yk
+				x = yk
+			}
+			if dst != nil {
+				dst[n] += float32(x)
+			}
+			if p.start {
+				acc += before
+				last = before
+			} else {
+				acc += x
+				last = x
+			}
+			up, lprev = u, l
+			n++
+		}
+		if p.sample {
+			out[q] = float32(last)
+		} else {
+			out[q] = float32(acc * invf)
+		}
+		lp = l
+	}
+	*uPrev, *lPrev = up, lp
+}
+
+// convolve routes a reach whose IRF has no recursive form by direct causal
+// convolution with its fine-grid taps, keeping the last W−1 inflows as state.
+// Zero taps are skipped, so sparse IRFs (pure lag) cost little.
+func (wk *recWorker) convolve(p reachParams, taps, hist []float64, yLast *float64, inflow, lat, dst, out []float32) {
+	f := p.f
+	h := len(hist)
+	fl := len(lat) * f
+	if cap(wk.conv) < h+fl {
+		wk.conv = make([]float64, h+fl)
+	}
+	ext := wk.conv[:h+fl]
+	copy(ext, hist)
+	for q, l32 := range lat {
+		l := float64(l32)
+		for j := 0; j < f; j++ {
+			n := q*f + j
+			u := 0.0
+			if inflow != nil {
+				u = float64(inflow[n])
+			}
+			ext[h+n] = u + l
+		}
+	}
+	invf := 1 / float64(f)
+	yv := *yLast
+	for q := range lat {
+		acc, last := 0.0, 0.0
+		for j := 0; j < f; j++ {
+			n := q*f + j
+			s := 0.0
+			for k, c := range taps {
+				if c != 0 {
+					s += c * ext[h+n-k]
+				}
+			}
+			before := yv
+			yv = s
+			if dst != nil {
+				dst[n] += float32(yv)
+			}
+			if p.start {
+				acc += before
+				last = before
+			} else {
+				acc += yv
+				last = yv
+			}
+		}
+		if p.sample {
+			out[q] = float32(last)
+		} else {
+			out[q] = float32(acc * invf)
+		}
+	}
+	*yLast = yv
+	copy(hist, ext[fl:])
+}
+
+// partition splits a network into whole subtrees for parallel workers and a
+// trunk routed afterwards: the largest subtree is split (its root joins the
+// trunk, its upstream subtrees become candidates) until every candidate holds
+// at most N/(2·workers) reaches; candidates are then packed largest first
+// into the least loaded worker. Each part lists its reaches in post-order, so
+// only a few inflow buffers are live at once.
+func partition(net *Network, workers int) (parts [][]int32, trunk []int32) {
+	n := net.Len()
+	post := func(root int32) []int32 {
+		p := net.Pre(int(root))
+		sub := net.PreOrder()[p : p+net.Size(int(root))]
+		out := make([]int32, len(sub))
+		for k, v := range sub {
+			out[len(sub)-1-k] = v
+		}
+		return out
+	}
+	if workers <= 1 || n < 1024 {
+		all := make([]int32, 0, n)
+		for _, o := range net.Outlets() {
+			all = append(all, post(int32(o))...)
+		}
+		return [][]int32{all}, nil
+	}
+	limit := max(1, n/(2*workers))
+	var cands []int32
+	for _, o := range net.Outlets() {
+		cands = append(cands, int32(o))
+	}
+	for {
+		// Linear scan for the largest candidate is fine: splits are few.
+		best := -1
+		for k, c := range cands {
+			if net.Size(int(c)) > limit && (best < 0 || net.Size(int(c)) > net.Size(int(cands[best]))) {
+				best = k
+			}
+		}
+		if best < 0 {
+			break
+		}
+		c := cands[best]
+		cands[best] = cands[len(cands)-1]
+		cands = cands[:len(cands)-1]
+		trunk = append(trunk, c)
+		cands = append(cands, net.Upstream(int(c))...)
+	}
+	slices.SortFunc(cands, func(a, b int32) int { return cmp.Compare(net.Size(int(b)), net.Size(int(a))) })
+	load := make([]int, workers)
+	parts = make([][]int32, workers)
+	for _, c := range cands {
+		w := 0
+		for k := range load {
+			if load[k] < load[w] {
+				w = k
+			}
+		}
+		load[w] += net.Size(int(c))
+		parts[w] = append(parts[w], post(c)...)
+	}
+	// Upstream first: descending pre-order position.
+	slices.SortFunc(trunk, func(a, b int32) int { return cmp.Compare(net.Pre(int(b)), net.Pre(int(a))) })
+	return parts, trunk
+}
