@@ -25,6 +25,7 @@ type RecursiveRouter struct {
 	secStart []int32 // sections of reach i: secs[secStart[i]:secStart[i+1]]; none => taps
 	secs     []Section
 	taps     [][]float64 // convolution IRFs, nil for recursive reaches
+	tapIdx   [][]int32   // positions of the non-zero taps
 	hasFIR   bool
 
 	parts [][]int32 // per worker: reaches in post-order (whole subtrees)
@@ -65,7 +66,7 @@ func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), taps: make([][]float64, n)}
+	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), taps: make([][]float64, n), tapIdx: make([][]int32, n)}
 	for i := 0; i < n; i++ {
 		ri, err := tab.reach(i, net, true)
 		if err != nil {
@@ -74,7 +75,16 @@ func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
 		r.secs = append(r.secs, ri.sections...)
 		r.secStart[i+1] = int32(len(r.secs))
 		if ri.sections == nil {
-			r.taps[i] = ri.taps
+			// Keep only the non-zero taps: pure lag has two.
+			for k, c := range ri.taps {
+				if c != 0 {
+					r.tapIdx[i] = append(r.tapIdx[i], int32(k))
+					r.taps[i] = append(r.taps[i], c)
+				}
+			}
+			if r.taps[i] == nil {
+				r.taps[i] = []float64{} // an all-zero IRF still is a convolution reach
+			}
 			r.hasFIR = true
 		}
 	}
@@ -329,7 +339,7 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 	k := b*n + int(i)
 	p := reachParams{f: f, rapid: r.opts.Lateral == LateralRAPID, start: r.opts.Average == AverageStart, sample: r.opts.Sampling == SampleLast}
 	if taps := r.taps[i]; taps != nil {
-		wk.convolve(p, taps, st.hist[k], &st.yLast[k], inflow, lat, dst, out)
+		wk.convolve(p, taps, r.tapIdx[i], st.hist[k], &st.yLast[k], inflow, lat, dst, out)
 	} else {
 		secs := r.secs[r.secStart[i]:r.secStart[i+1]]
 		ys := st.ys[b*len(r.secs)+int(r.secStart[i]) : b*len(r.secs)+int(r.secStart[i+1])]
@@ -449,8 +459,9 @@ func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float
 
 // convolve routes a reach whose IRF has no recursive form by direct causal
 // convolution with its fine-grid taps, keeping the last W−1 inflows as state.
-// Zero taps are skipped, so sparse IRFs (pure lag) cost little.
-func (wk *recWorker) convolve(p reachParams, taps, hist []float64, yLast *float64, inflow, lat, dst, out []float32) {
+// Only non-zero taps (at positions idx) are stored, so sparse IRFs (pure lag)
+// cost little.
+func (wk *recWorker) convolve(p reachParams, taps []float64, idx []int32, hist []float64, yLast *float64, inflow, lat, dst, out []float32) {
 	f := p.f
 	h := len(hist)
 	fl := len(lat) * f
@@ -477,10 +488,9 @@ func (wk *recWorker) convolve(p reachParams, taps, hist []float64, yLast *float6
 		for j := 0; j < f; j++ {
 			n := q*f + j
 			s := 0.0
+			e := ext[:h+n+1]
 			for k, c := range taps {
-				if c != 0 {
-					s += c * ext[h+n-k]
-				}
+				s += c * e[h+n-int(idx[k])]
 			}
 			before := yv
 			yv = s
