@@ -1,0 +1,648 @@
+package diffroute
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gonum.org/v1/gonum/dsp/fourier"
+)
+
+// kernelLogEps is the magnitude floor ε of the log spectra:
+// L = log max(|H|, ε) + i·arg H.
+const kernelLogEps = 1e-8
+
+// KernelRouter routes with DiffRoute's transitive-closure formulation: the
+// discharge of reach d is Σ_s K_{d,s} ⊛ x_s over the upstream closure of d,
+// each path kernel K_{d,s} the convolution of the IRFs on the path s → … → d
+// brought back to the runoff step. The kernel is built once (NewKernelRouter)
+// and stored block-sparse; Route applies it with one causal convolution.
+//
+// Path kernels are built in the log-frequency domain (DESIGN §3(b)): per reach
+// the fine-grid IRF h_i is transformed with a real FFT of length
+// M = FFTPad·MaxDelay·f, L_i = log max(|H_i|, 1e-8) + i·arg H_i, prefix sums
+// P[i] = L_i + P[down[i]] are taken to the outlet in float64, and the path
+// s → d is exp(P[s] − P[down[d]]). Under the rapid lateral rule the source's own
+// term is the log spectrum of its lateral step response g_s instead of h_s.
+// The inverse FFT gives the fine path kernel (end convention), which is
+// shifted by one sub-step for `start` averaging and reduced to MaxDelay taps
+// per runoff step (box mean, tri, or sampling; see coarsen).
+//
+// A KernelRouter is safe for concurrent use.
+type KernelRouter struct {
+	net  *Network
+	opts Options
+	tab  *irfTable
+
+	f, taps, w, m int // sub-steps, taps per pair, fine window W, FFT length M
+
+	bs    *BlockSparseKernel
+	stats KernelStats
+
+	tmu       sync.Mutex
+	transfers map[int]*transferKernel
+}
+
+// KernelStats describes a built kernel (or, from EstimateKernelBytes, one that
+// would be built).
+type KernelStats struct {
+	Reaches   int
+	Pairs     int64 // (d, s) pairs, self pairs included: Σ depth
+	Tiles     int64 // non-empty B×B tiles of the block-sparse kernel
+	BlockSize int
+	Taps      int // MaxDelay: taps per pair
+	SubSteps  int
+	FFTLen    int // M = FFTPad·MaxDelay·SubSteps
+
+	COOBytes   int64 // coords [P,2] int32 + vals [P, Taps] float32
+	BlockBytes int64 // tile values + tile index
+	// BuildPeakBytes bounds the memory held while building: the block-sparse
+	// values, the float64 prefix spectra (N × (M/2+1) complex128), the per-pair
+	// truncation record and the per-worker FFT buffers.
+	BuildPeakBytes int64
+
+	// Truncated mass per pair, 1 − Σ_q K[q], before Normalize (after ReLU).
+	// Meaningful for mass-conserving IRFs with `avg` sampling: it is the part
+	// of the path response that falls beyond MaxDelay steps (or was folded back
+	// by the FFT's circular wrap-around).
+	TruncatedMassMax    float64
+	TruncatedMassMedian float64
+	// WorstPair is the (downstream, source) pair of ids with the largest
+	// truncated mass.
+	WorstPair [2]int64
+
+	BuildTime time.Duration
+}
+
+func (s KernelStats) String() string {
+	return fmt.Sprintf("kernel: %d reaches, %d pairs, %d tiles (B=%d), %d taps, f=%d, FFT %d; COO %.1f MiB, block-sparse %.1f MiB, build peak %.1f MiB; truncated mass max %.3g (pair %d←%d), median %.3g; built in %v",
+		s.Reaches, s.Pairs, s.Tiles, s.BlockSize, s.Taps, s.SubSteps, s.FFTLen,
+		float64(s.COOBytes)/(1<<20), float64(s.BlockBytes)/(1<<20), float64(s.BuildPeakBytes)/(1<<20),
+		s.TruncatedMassMax, s.WorstPair[0], s.WorstPair[1], s.TruncatedMassMedian, s.BuildTime.Round(time.Millisecond))
+}
+
+// BlockSparseKernel is the kernel in the layout a GPU backend uploads.
+//
+// Reaches are renumbered by position p in the network's PreOrder, so that
+// kernel row p (downstream reach Order[p]) has its sources exactly at the
+// contiguous positions [p, p+Size[p]). Rows and columns are cut into blocks of
+// B positions; row block R holds the tiles RowTiles[R] .. RowTiles[R+1]−1,
+// whose column blocks are TileCol[t] (contiguous: R, R+1, …). Tile t stores
+// B×B entries of Taps float32 taps each, in causal order:
+//
+//	Vals[((t·B + r)·B + c)·Taps + k] = K[d, s, k],  d = Order[TileRow[t]·B + r], s = Order[TileCol[t]·B + c]
+//
+// Entries outside the closure (and padding beyond N) are zero. The discharge is
+// y[b, d, t] = Σ_tiles Σ_k K[d, s, k]·x[b, s, t−k].
+type BlockSparseKernel struct {
+	N, B, Taps int
+	Order      []int32 // position → network index (the network's PreOrder)
+	Size       []int32 // by position: row p spans source positions [p, p+Size[p])
+	RowTiles   []int64 // len ⌈N/B⌉+1
+	TileRow    []int32
+	TileCol    []int32
+	Vals       []float32
+}
+
+// COOKernel is the kernel as a list of pairs.
+type COOKernel struct {
+	Taps   int
+	Coords []int32   // [P,2]: (d, s) network indices, row-major
+	Vals   []float32 // [P, Taps], causal order
+}
+
+// transferKernel is the polyphase kernel of one transfer target v: for each
+// reach d on the path v → outlet, Kf[m], m < Taps·f, weights the fine inflow
+// z[q·f + f − 1 − m] in the coarse output y_d[q].
+type transferKernel struct {
+	rows []int32   // network indices d, from v down to the outlet
+	vals []float32 // [len(rows), Taps·f]
+}
+
+// tileLayout computes the tile structure of the block-sparse kernel.
+func tileLayout(net *Network, b int) (rowTiles []int64, tileRow, tileCol []int32) {
+	n := net.Len()
+	nb := (n + b - 1) / b
+	order := net.PreOrder()
+	rowTiles = make([]int64, nb+1)
+	cmax := make([]int32, nb)
+	for r := 0; r < nb; r++ {
+		c := int32(r)
+		for p := r * b; p < min(n, (r+1)*b); p++ {
+			end := p + net.Size(int(order[p])) - 1
+			c = max(c, int32(end/b))
+		}
+		cmax[r] = c
+		rowTiles[r+1] = rowTiles[r] + int64(c) - int64(r) + 1
+	}
+	nt := rowTiles[nb]
+	tileRow = make([]int32, nt)
+	tileCol = make([]int32, nt)
+	for r := 0; r < nb; r++ {
+		for t := rowTiles[r]; t < rowTiles[r+1]; t++ {
+			tileRow[t] = int32(r)
+			tileCol[t] = int32(r) + int32(t-rowTiles[r])
+		}
+	}
+	return rowTiles, tileRow, tileCol
+}
+
+// EstimateKernelBytes predicts the size of the kernel for net and opts without
+// building it (the planner's input). Truncation and timing fields are zero.
+func EstimateKernelBytes(net *Network, opts Options) (KernelStats, error) {
+	o, err := kernelOptions(opts)
+	if err != nil {
+		return KernelStats{}, err
+	}
+	rowTiles, _, _ := tileLayout(net, o.BlockSize)
+	return kernelSizes(net, o, rowTiles[len(rowTiles)-1]), nil
+}
+
+func kernelSizes(net *Network, o Options, tiles int64) KernelStats {
+	f, taps, b := o.SubSteps, o.MaxDelay, o.BlockSize
+	m := o.FFTPad * taps * f
+	nf := int64(m/2 + 1)
+	n := int64(net.Len())
+	s := KernelStats{
+		Reaches: net.Len(), Pairs: net.Pairs(), Tiles: tiles, BlockSize: b,
+		Taps: taps, SubSteps: f, FFTLen: m,
+	}
+	s.COOBytes = s.Pairs * (8 + 4*int64(taps))
+	nb := (n + int64(b) - 1) / int64(b)
+	s.BlockBytes = tiles*int64(b*b*taps)*4 + tiles*8 + (nb+1)*8 + 2*n*4
+	perWorker := 2*nf*16 + 3*int64(m)*8 + int64(taps*f+taps)*8
+	s.BuildPeakBytes = s.BlockBytes + n*nf*16 + s.Pairs*4 + int64(o.Workers)*perWorker
+	return s
+}
+
+func kernelOptions(opts Options) (Options, error) {
+	if opts.Method == "" || opts.Method == Recursive {
+		opts.Method = Kernel
+	}
+	return opts.withDefaults()
+}
+
+// NewKernelRouter builds the kernel of net. Sources are processed in parallel
+// over opts.Workers goroutines; ctx cancels the build.
+func NewKernelRouter(ctx context.Context, net *Network, opts Options) (*KernelRouter, error) {
+	if net == nil {
+		return nil, fmt.Errorf("diffroute: no network")
+	}
+	o, err := kernelOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	irf, err := LookupIRF(o.IRF)
+	if err != nil {
+		return nil, err
+	}
+	f, taps := o.SubSteps, o.MaxDelay
+	w := taps * f
+	tab, err := newIRFTable(irf, o.Params, net, f, w)
+	if err != nil {
+		return nil, err
+	}
+	kr := &KernelRouter{net: net, opts: o, tab: tab, f: f, taps: taps, w: w, m: o.FFTPad * w,
+		transfers: map[int]*transferKernel{}}
+	start := time.Now()
+	if err := kr.build(ctx); err != nil {
+		return nil, err
+	}
+	kr.stats.BuildTime = time.Since(start)
+	return kr, nil
+}
+
+// Network returns the network the kernel was built for.
+func (kr *KernelRouter) Network() *Network { return kr.net }
+
+// Options returns the options in effect (defaults filled in).
+func (kr *KernelRouter) Options() Options { return kr.opts }
+
+// Stats describes the kernel.
+func (kr *KernelRouter) Stats() KernelStats { return kr.stats }
+
+// BlockSparse returns the kernel in its block-sparse layout. It is shared
+// with the router and must not be modified.
+func (kr *KernelRouter) BlockSparse() *BlockSparseKernel { return kr.bs }
+
+// COO returns the kernel as a list of (d, s) pairs with their taps, rows in
+// pre-order and sources in pre-order within a row. It is extracted from the
+// block-sparse kernel (a new allocation of Stats().COOBytes).
+func (kr *KernelRouter) COO() *COOKernel {
+	bs := kr.bs
+	c := &COOKernel{Taps: bs.Taps, Coords: make([]int32, 0, 2*kr.stats.Pairs), Vals: make([]float32, 0, kr.stats.Pairs*int64(bs.Taps))}
+	for p := 0; p < bs.N; p++ {
+		for q := p; q < p+int(bs.Size[p]); q++ {
+			c.Coords = append(c.Coords, bs.Order[p], bs.Order[q])
+			c.Vals = append(c.Vals, bs.entry(p, q)...)
+		}
+	}
+	return c
+}
+
+// entry returns the taps of row position p, column position q.
+func (bs *BlockSparseKernel) entry(p, q int) []float32 {
+	r, c := p/bs.B, q/bs.B
+	t := bs.RowTiles[r] + int64(c-r)
+	o := ((t*int64(bs.B)+int64(p%bs.B))*int64(bs.B) + int64(q%bs.B)) * int64(bs.Taps)
+	return bs.Vals[o : o+int64(bs.Taps) : o+int64(bs.Taps)]
+}
+
+// kernelWorker holds one goroutine's reusable buffers.
+type kernelWorker struct {
+	fft  *fourier.FFT
+	h    []float64    // M: fine response
+	spec []complex128 // M/2+1
+	src  []complex128 // M/2+1: the source's log term A_s
+	kb   []float64    // Taps·f: box-summed fine kernel
+	e    []float64    // Taps·f: shifted kernel
+	K    []float64    // Taps
+	secs []Section
+}
+
+func (kr *KernelRouter) newWorker() *kernelWorker {
+	nf := kr.m/2 + 1
+	return &kernelWorker{
+		fft: fourier.NewFFT(kr.m), h: make([]float64, kr.m),
+		spec: make([]complex128, nf), src: make([]complex128, nf),
+		kb: make([]float64, kr.w), e: make([]float64, kr.w), K: make([]float64, kr.taps),
+	}
+}
+
+// sections returns reach i's exact recursive form, or nil when its IRF has
+// none for these parameters.
+func (kr *KernelRouter) sections(dst []Section, i int) ([]Section, error) {
+	if kr.tab.irf.Sections == nil {
+		return nil, nil
+	}
+	s, err := kr.tab.irf.Sections(dst[:0], kr.tab.params[i], kr.tab.r)
+	if err != nil {
+		return nil, fmt.Errorf("diffroute: reach %d: %s: %w", kr.net.ID(i), kr.tab.irf.Name, err)
+	}
+	return s, nil
+}
+
+// runSections filters h in place through a cascade of sections (zero state).
+func runSections(h []float64, secs []Section) {
+	for _, s := range secs {
+		px, py := 0.0, 0.0
+		for n, x := range h {
+			y := s.B0*x + s.B1*px + s.A1*py
+			px, py = x, y
+			h[n] = y
+		}
+	}
+}
+
+// reachLog fills wk.spec with reach i's log spectrum L_i. With lateral set and
+// a recursive form, it is the log spectrum of the rapid lateral step response
+// g_i instead (first section's B1 folded into B0, driven by a box of f ones);
+// boxed reports whether that happened.
+func (kr *KernelRouter) reachLog(wk *kernelWorker, i int, lateral bool) (boxed bool, err error) {
+	h := wk.h
+	clear(h)
+	secs, err := kr.sections(wk.secs, i)
+	if err != nil {
+		return false, err
+	}
+	wk.secs = secs
+	switch {
+	case secs != nil && lateral:
+		for n := 0; n < kr.f; n++ {
+			h[n] = 1
+		}
+		first := secs[0]
+		secs[0] = Section{B0: first.B0 + first.B1, A1: first.A1}
+		runSections(h, secs)
+		secs[0] = first
+		boxed = true
+	case secs != nil:
+		h[0] = 1
+		runSections(h, secs)
+	default:
+		if err := kr.tab.impulse(h[:kr.w], i, kr.net); err != nil {
+			return false, err
+		}
+	}
+	wk.fft.Coefficients(wk.spec, h)
+	for j, c := range wk.spec {
+		a := math.Hypot(real(c), imag(c))
+		wk.spec[j] = complex(math.Log(max(a, kernelLogEps)), math.Atan2(imag(c), real(c)))
+	}
+	return boxed, nil
+}
+
+// fineKernel turns the log spectrum in wk.spec into the fine path kernel wk.h
+// (end convention, length M, causal).
+func (kr *KernelRouter) fineKernel(wk *kernelWorker) {
+	for j, c := range wk.spec {
+		e := math.Exp(real(c))
+		sn, cs := math.Sincos(imag(c))
+		wk.spec[j] = complex(e*cs, e*sn)
+	}
+	wk.fft.Sequence(wk.h, wk.spec)
+	inv := 1 / float64(kr.m)
+	for n := range wk.h {
+		wk.h[n] *= inv
+	}
+	if kr.opts.ReLU {
+		for n, v := range wk.h {
+			wk.h[n] = max(v, 0)
+		}
+	}
+}
+
+// shifted fills wk.e[n] = v(n − shift), n < Taps·f, where v is the fine kernel
+// wk.h box-summed over f sub-steps (boxSum) or as is, zero outside [0, M).
+// shift is one sub-step under `start` averaging.
+func (kr *KernelRouter) shifted(wk *kernelWorker, boxSum bool) {
+	k, kb, f, m := wk.h, wk.kb, kr.f, kr.m
+	if boxSum {
+		run := 0.0
+		for i := range kb {
+			if i < m {
+				run += k[i]
+			}
+			if j := i - f; j >= 0 && j < m {
+				run -= k[j]
+			}
+			kb[i] = run
+		}
+	} else {
+		copy(kb, k[:min(m, len(kb))])
+	}
+	shift := 0
+	if kr.opts.Average == AverageStart {
+		shift = 1
+	}
+	e := wk.e
+	for n := range e {
+		if n-shift >= 0 {
+			e[n] = kb[n-shift]
+		} else {
+			e[n] = 0
+		}
+	}
+}
+
+// coarsen reduces the fine path kernel in wk.h to wk.K, one tap per runoff
+// step. boxed says wk.h already is the response to a whole step of unit
+// runoff (rapid lateral rule); otherwise it is the response to one fine unit
+// impulse and is box-summed first — the box mean of the box-summed kernel is
+// DiffRoute's tri filter K[q] = Σ_u (f−|u|)/f·k[q·f+u]. `avg` takes the mean
+// of the f fine values of each step, `sample` the last one.
+func (kr *KernelRouter) coarsen(wk *kernelWorker, boxed bool) {
+	kr.shifted(wk, !boxed)
+	f, e := kr.f, wk.e
+	for p := range wk.K {
+		if kr.opts.Sampling == SampleLast {
+			wk.K[p] = e[p*f+f-1]
+			continue
+		}
+		s := 0.0
+		for _, v := range e[p*f : p*f+f] {
+			s += v
+		}
+		wk.K[p] = s / float64(f)
+	}
+}
+
+// build computes every path kernel into the block-sparse storage.
+func (kr *KernelRouter) build(ctx context.Context) error {
+	net, o := kr.net, kr.opts
+	n := net.Len()
+	nf := kr.m/2 + 1
+	rowTiles, tileRow, tileCol := tileLayout(net, o.BlockSize)
+	nt := rowTiles[len(rowTiles)-1]
+	bs := &BlockSparseKernel{
+		N: n, B: o.BlockSize, Taps: kr.taps,
+		Order: net.PreOrder(), Size: make([]int32, n),
+		RowTiles: rowTiles, TileRow: tileRow, TileCol: tileCol,
+		Vals: make([]float32, nt*int64(o.BlockSize*o.BlockSize*kr.taps)),
+	}
+	for p, v := range bs.Order {
+		bs.Size[p] = int32(net.Size(int(v)))
+	}
+	kr.bs = bs
+	kr.stats = kernelSizes(net, o, nt)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	workers := max(1, min(o.Workers, n))
+
+	// Log spectra per reach, then prefix sums to the outlet over pre-order
+	// (parents come before their upstream reaches).
+	P := make([]complex128, n*nf)
+	parallelChunks(ctx, cancel, workers, n, 256, kr.newWorker, func(wk *kernelWorker, lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			if _, err := kr.reachLog(wk, i, false); err != nil {
+				return err
+			}
+			copy(P[i*nf:(i+1)*nf], wk.spec)
+		}
+		return nil
+	})
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	for _, v := range net.PreOrder() {
+		if d := net.Down(int(v)); d >= 0 {
+			pv, pd := P[int(v)*nf:int(v+1)*nf], P[d*nf:(d+1)*nf]
+			for j := range pv {
+				pv[j] += pd[j]
+			}
+		}
+	}
+	prefix := func(i int) []complex128 {
+		if i < 0 {
+			return nil
+		}
+		return P[i*nf : (i+1)*nf]
+	}
+
+	// Path kernels, per source walking down to its outlet.
+	var (
+		tmu   sync.Mutex
+		trunc = make([]float32, 0, net.Pairs())
+		worst = -math.MaxFloat64
+		wpair [2]int64
+	)
+	exclude, compat := o.ExcludeSelf, o.Compat == "diffroute"
+	parallelChunks(ctx, cancel, workers, n, 32, kr.newWorker, func(wk *kernelWorker, lo, hi int) error {
+		local := make([]float32, 0, 256)
+		lworst, lpair := -math.MaxFloat64, [2]int64{}
+		for ps := lo; ps < hi; ps++ {
+			s := int(bs.Order[ps])
+			// A_s: log spectrum from the source to the top of the shared path, so
+			// that pair (d, s) is exp(A_s − P[down d]).
+			boxed := false
+			ds := net.Down(s)
+			switch {
+			case exclude && !compat:
+				copy(wk.src, zeroIfNil(prefix(ds), nf))
+			case o.Lateral == LateralRAPID && !exclude:
+				var err error
+				if boxed, err = kr.reachLog(wk, s, true); err != nil {
+					return err
+				}
+				if boxed {
+					if pd := prefix(ds); pd != nil {
+						for j := range wk.spec {
+							wk.spec[j] += pd[j]
+						}
+					}
+					copy(wk.src, wk.spec)
+				} else {
+					copy(wk.src, prefix(s))
+				}
+			default:
+				copy(wk.src, prefix(s))
+			}
+			for d := s; d >= 0; d = net.Down(d) {
+				if exclude && d == s {
+					clear(wk.h) // own runoff added directly: a unit impulse
+					wk.h[0] = 1
+				} else {
+					copy(wk.spec, wk.src)
+					if pd := prefix(net.Down(d)); pd != nil {
+						for j := range wk.spec {
+							wk.spec[j] -= pd[j]
+						}
+					}
+					kr.fineKernel(wk)
+				}
+				kr.coarsen(wk, boxed)
+				sum := 0.0
+				for _, v := range wk.K {
+					sum += v
+				}
+				tm := 1 - sum
+				local = append(local, float32(tm))
+				if tm > lworst {
+					lworst, lpair = tm, [2]int64{net.ID(d), net.ID(s)}
+				}
+				if o.Normalize {
+					if sum == 0 {
+						return fmt.Errorf("diffroute: path kernel from reach %d to reach %d sums to zero and cannot be normalised", net.ID(s), net.ID(d))
+					}
+					for q := range wk.K {
+						wk.K[q] /= sum
+					}
+				}
+				dst := bs.entry(net.Pre(d), ps)
+				for q, v := range wk.K {
+					dst[q] = float32(v)
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		tmu.Lock()
+		trunc = append(trunc, local...)
+		if lworst > worst {
+			worst, wpair = lworst, lpair
+		}
+		tmu.Unlock()
+		return nil
+	})
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	if len(trunc) > 0 {
+		kr.stats.TruncatedMassMax = worst
+		kr.stats.WorstPair = wpair
+		slices.Sort(trunc)
+		kr.stats.TruncatedMassMedian = float64(trunc[len(trunc)/2])
+	}
+	return nil
+}
+
+func zeroIfNil(s []complex128, n int) []complex128 {
+	if s == nil {
+		return make([]complex128, n)
+	}
+	return s
+}
+
+// parallelChunks runs fn over [0, n) in chunks of the given size on workers
+// goroutines, each with its own state from newState. The first error cancels
+// ctx through cancel with that error as the cause.
+func parallelChunks[S any](ctx context.Context, cancel context.CancelCauseFunc, workers, n, chunk int, newState func() S, fn func(st S, lo, hi int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := newState()
+			for ctx.Err() == nil {
+				lo := int(next.Add(int64(chunk))) - chunk
+				if lo >= n {
+					return
+				}
+				if err := fn(st, lo, min(n, lo+chunk)); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// transfer returns (building on first use) the polyphase kernel of fine
+// upstream inflow into reach v.
+func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
+	kr.tmu.Lock()
+	defer kr.tmu.Unlock()
+	if tk, ok := kr.transfers[v]; ok {
+		return tk, nil
+	}
+	net := kr.net
+	wk := kr.newWorker()
+	tk := &transferKernel{}
+	acc := make([]complex128, kr.m/2+1)
+	wf := kr.taps * kr.f
+	for d := v; d >= 0; d = net.Down(d) {
+		if _, err := kr.reachLog(wk, d, false); err != nil {
+			return nil, err
+		}
+		for j := range acc {
+			acc[j] += wk.spec[j]
+		}
+		copy(wk.spec, acc)
+		kr.fineKernel(wk)
+		// avg: the mean over the step of the fine responses = box sum / f;
+		// sample: the fine response itself, at the last sub-step.
+		avg := kr.opts.Sampling == SampleAvg
+		kr.shifted(wk, avg)
+		row := make([]float32, wf)
+		sum := 0.0
+		for m, x := range wk.e {
+			if avg {
+				x /= float64(kr.f)
+			}
+			row[m] = float32(x)
+			sum += x
+		}
+		if kr.opts.Normalize {
+			if sum == 0 {
+				return nil, fmt.Errorf("diffroute: transfer kernel from reach %d to reach %d sums to zero and cannot be normalised", net.ID(v), net.ID(d))
+			}
+			// Σ_m Kf[m] is the mass of the fine path response in both samplings.
+			scale := 1 / sum
+			for m := range row {
+				row[m] = float32(float64(row[m]) * scale)
+			}
+		}
+		tk.rows = append(tk.rows, int32(d))
+		tk.vals = append(tk.vals, row...)
+	}
+	kr.transfers[v] = tk
+	return tk, nil
+}
