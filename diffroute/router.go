@@ -1,6 +1,7 @@
 package diffroute
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -54,4 +55,59 @@ func newDischarge(runoff *DataTensor, net *Network) *DataTensor {
 	y.Step = runoff.Step
 	y.Units = "m3/s"
 	return y
+}
+
+// Router is a router prepared for one network: Route takes runoff aligned by
+// reach id and returns discharge for every reach, in network order.
+// *RecursiveRouter and *KernelRouter implement it.
+type Router interface {
+	Route(ctx context.Context, runoff *DataTensor) (*DataTensor, error)
+	Network() *Network
+}
+
+// NewRouter prepares the method that opts select (recursive by default) for
+// net. Building the kernel method's kernel honours ctx.
+func NewRouter(ctx context.Context, net *Network, opts Options) (Router, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.Method == Kernel {
+		kr, err := NewKernelRouter(ctx, net, opts)
+		if err != nil {
+			return nil, err
+		}
+		var v any = kr
+		if rt, ok := v.(Router); ok {
+			return rt, nil
+		}
+		return nil, fmt.Errorf("diffroute: kernel method unavailable")
+	}
+	return NewRecursiveRouter(net, opts)
+}
+
+// LTIRouter routes runoff with fixed options through whatever network it is
+// given, preparing the method for each network (the prepared router of the
+// last network is kept and reused). It mirrors DiffRoute's LTIRouter.
+type LTIRouter struct {
+	opts Options
+	last Router
+}
+
+// NewLTIRouter returns a router with the given options.
+func NewLTIRouter(opts Options) *LTIRouter { return &LTIRouter{opts: opts} }
+
+// Route routes runoff through net from the initial state.
+func (r *LTIRouter) Route(ctx context.Context, runoff *DataTensor, net *Network) (*DataTensor, error) {
+	if r.last == nil || r.last.Network() != net {
+		rt, err := NewRouter(ctx, net, r.opts)
+		if err != nil {
+			return nil, err
+		}
+		r.last = rt
+	}
+	if rr, ok := r.last.(*RecursiveRouter); ok {
+		rr.Reset()
+	}
+	return r.last.Route(ctx, runoff)
 }

@@ -1,0 +1,49 @@
+# diffroute-go — the two commands of the README:
+#   make demo   routes the bundled basin, writes discharge and a chart to out/
+#   make test   runs every test (installs what it needs first)
+SHELL := /bin/bash
+GO ?= go
+APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
+export PATH := $(CURDIR)/tools/bin:$(PATH)
+
+.PHONY: all demo test deps build vet unit fuzz bench clean
+
+all: build
+
+# System packages for cgo (netCDF). Installs only what is missing.
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(GO) build -o bin/diffroute ./cmd/diffroute
+
+demo: build
+	./bin/diffroute demo --out out/demo
+
+vet: deps
+	$(GO) vet ./...
+
+unit: deps
+	$(GO) test -count=1 ./...
+
+# Short fuzzing passes over every parser (the seeds also run in `unit`).
+fuzz: deps
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime 5s $$pkg || exit 1; \
+	  done; \
+	done
+
+test: vet unit
+
+bench: build
+	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/
+	./bin/diffroute bench
+
+clean:
+	rm -rf bin out

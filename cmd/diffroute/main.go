@@ -1,0 +1,128 @@
+// Command diffroute routes runoff through RAPID river networks.
+//
+//	diffroute route --rapid DIR --runoff FILE --out FILE [flags]   route a basin
+//	diffroute demo [--out DIR]                                     route the bundled demo basin
+//	diffroute bench [flags]                                        measure routing throughput
+//	diffroute irfs                                                 list the impulse response functions
+//	diffroute generate --out DIR [flags]                           write a synthetic RAPID basin
+//
+// Run a subcommand with -h for its flags. Errors print one line and exit
+// with status 1 (2 for bad usage); no partial output file is ever left.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+var commands = []struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout io.Writer) error
+}{
+	{"route", "route runoff through a RAPID network", runRoute},
+	{"demo", "route the bundled demo basin and write discharge and a chart", runDemo},
+	{"bench", "measure routing throughput on a generated network", runBench},
+	{"irfs", "list the registered impulse response functions", runIRFs},
+	{"generate", "write a synthetic basin in RAPID layout with runoff.nc", runGenerate},
+}
+
+// usageError marks errors that should exit with status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "diffroute:", strings.TrimPrefix(err.Error(), "diffroute: "))
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return usageError{"no command given"}
+		}
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout)
+		}
+	}
+	return usageError{fmt.Sprintf("unknown command %q (try: diffroute help)", args[0])}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: diffroute <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'diffroute <command> -h' for the flags of a command.")
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.Func("h", "", func(string) error { return flag.ErrHelp })
+	_ = synopsis
+	return fs
+}
+
+// parseFlags parses args, printing the flag help on -h and turning flag
+// errors into usage errors.
+func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writer) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+func runIRFs(_ context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("irfs", "")
+	if err := parseFlags(fs, "diffroute irfs", args, stdout); err != nil {
+		return err
+	}
+	for _, name := range diffroute.IRFNames() {
+		irf, _ := diffroute.LookupIRF(name)
+		def := ""
+		for k, v := range irf.Defaults {
+			def += fmt.Sprintf(" (%s defaults to %g)", k, v)
+		}
+		rec := "convolution"
+		if irf.Sections != nil {
+			rec = "recursive"
+		}
+		fmt.Fprintf(stdout, "%-18s params: %-10s %s%s\n", name, strings.Join(irf.Params, ","), rec, def)
+	}
+	return nil
+}

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+// routeFlags are the options shared by route and demo.
+type routeFlags struct {
+	irf, method, average, lateral, sampling, compat string
+	maxDelay, fftPad, blockSize, workers            int
+	excludeSelf, quiet                              bool
+	methodSet                                       bool // --method given explicitly
+	params                                          paramFlags
+	paramsFile                                      string
+}
+
+func (rf *routeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&rf.irf, "irf", "muskingum", "impulse response function (see 'diffroute irfs')")
+	fs.StringVar(&rf.method, "method", "recursive", "routing method: recursive (exact, fastest on CPU) or kernel (DiffRoute's)")
+	fs.StringVar(&rf.average, "average", "start", "fine values averaged per step: start (RAPID's Qout) or end (DiffRoute)")
+	fs.StringVar(&rf.lateral, "lateral", "rapid", "how runoff enters a reach within its step: rapid or lti (DiffRoute)")
+	fs.StringVar(&rf.sampling, "sampling", "avg", "back to the runoff step: avg (mean of sub-steps) or sample (last sub-step)")
+	fs.StringVar(&rf.compat, "compat", "", "\"diffroute\" reproduces DiffRoute's numbers (lti, end, ReLU, renormalised kernels)")
+	fs.IntVar(&rf.maxDelay, "max-delay", 64, "kernel length in runoff steps (kernel method, convolution IRFs)")
+	fs.IntVar(&rf.fftPad, "fft-pad", 2, "FFT length factor for path kernels (1 = DiffRoute's, wrap-around beyond max-delay)")
+	fs.IntVar(&rf.blockSize, "block-size", 16, "tile size of the block-sparse kernel")
+	fs.IntVar(&rf.workers, "workers", 0, "goroutines (default: all cores)")
+	fs.BoolVar(&rf.excludeSelf, "exclude-self", false, "add a reach's own runoff directly instead of routing it through the reach")
+	fs.BoolVar(&rf.quiet, "quiet", false, "print nothing but errors")
+	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; units of the runoff step)")
+	fs.StringVar(&rf.paramsFile, "params", "", "CSV of per-reach IRF parameters: header rivid,<name>,…")
+}
+
+// options turns flags into routing options for a network and step.
+func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffroute.Options, error) {
+	o := diffroute.Options{
+		IRF: rf.irf, SubSteps: f, Method: diffroute.Method(rf.method), Average: diffroute.Average(rf.average),
+		Lateral: diffroute.LateralRule(rf.lateral), Sampling: diffroute.Sampling(rf.sampling), Compat: rf.compat,
+		MaxDelay: rf.maxDelay, FFTPad: rf.fftPad, BlockSize: rf.blockSize, Workers: rf.workers, ExcludeSelf: rf.excludeSelf,
+	}
+	if rf.compat != "" && !rf.methodSet {
+		o.Method = "" // the compat mode picks its method
+	}
+	irf, err := diffroute.LookupIRF(rf.irf)
+	if err != nil {
+		return o, err
+	}
+	net := cfg.Network
+	p := diffroute.Params{}
+	if rf.irf == "muskingum" && len(rf.params) == 0 && rf.paramsFile == "" {
+		if p, err = cfg.Muskingum(step); err != nil {
+			return o, err
+		}
+	}
+	for name, v := range rf.params {
+		p[name] = diffroute.Constant(net.Len(), map[string]float64{name: v})[name]
+	}
+	if rf.paramsFile != "" {
+		if err := readParamsCSV(rf.paramsFile, net, p); err != nil {
+			return o, err
+		}
+	}
+	for _, name := range irf.Params {
+		if _, ok := p[name]; !ok {
+			if _, def := irf.Defaults[name]; !def {
+				return o, fmt.Errorf("IRF %s needs parameter %q: give --param %s=VALUE or --params FILE", rf.irf, name, name)
+			}
+		}
+	}
+	o.Params = p
+	return o, nil
+}
+
+type paramFlags map[string]float64
+
+func (p *paramFlags) String() string { return fmt.Sprint(map[string]float64(*p)) }
+func (p *paramFlags) Set(s string) error {
+	name, val, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	v, err := strconv.ParseFloat(val, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("parameter %s: %q is not a finite number", name, val)
+	}
+	if *p == nil {
+		*p = paramFlags{}
+	}
+	(*p)[name] = v
+	return nil
+}
+
+// readParamsCSV reads per-reach parameters (header rivid,<name>,…) into p,
+// requiring a row for every reach of the network.
+func readParamsCSV(path string, net *diffroute.Network, p diffroute.Params) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n")
+	if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
+		return fmt.Errorf("%s: empty file", path)
+	}
+	header := strings.Split(lines[0], ",")
+	if strings.TrimSpace(header[0]) != "rivid" || len(header) < 2 {
+		return fmt.Errorf("%s:1: header must be rivid,<param>,…", path)
+	}
+	cols := make([][]float64, len(header)-1)
+	for k := range cols {
+		cols[k] = make([]float64, net.Len())
+		for i := range cols[k] {
+			cols[k][i] = math.NaN()
+		}
+	}
+	for ln, line := range lines[1:] {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.Split(line, ",")
+		if len(f) != len(header) {
+			return fmt.Errorf("%s:%d: %d fields, header has %d", path, ln+2, len(f), len(header))
+		}
+		id, err := strconv.ParseInt(strings.TrimSpace(f[0]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s:%d: rivid %q is not an integer", path, ln+2, f[0])
+		}
+		i, ok := net.Index(id)
+		if !ok {
+			continue // reaches outside the basin
+		}
+		for k, s := range f[1:] {
+			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("%s:%d: %s = %q is not a finite number", path, ln+2, strings.TrimSpace(header[k+1]), s)
+			}
+			cols[k][i] = v
+		}
+	}
+	for k, name := range header[1:] {
+		for i, v := range cols[k] {
+			if math.IsNaN(v) {
+				return fmt.Errorf("%s: no row for reach %d", path, net.ID(i))
+			}
+		}
+		p[strings.TrimSpace(name)] = cols[k]
+	}
+	return nil
+}
+
+func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
+	const synopsis = "diffroute route --rapid DIR --runoff FILE --out FILE(.nc|.csv) [flags]"
+	fs := newFlags("route", synopsis)
+	var rf routeFlags
+	rf.register(fs)
+	rapidDir := fs.String("rapid", "", "RAPID config folder (rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv)")
+	runoffPath := fs.String("runoff", "", "runoff file: netCDF (m3_riv(time, rivid), runoff(time, river_id)) or CSV (time,<id>,…)")
+	runoffVar := fs.String("runoff-var", "", "runoff variable of a netCDF file (default: guessed)")
+	units := fs.String("runoff-units", "", "runoff units: m3 (volume per step, RAPID) or m3/s (default: the file's units attribute)")
+	stepSec := fs.Float64("step", 0, "runoff step in seconds (default: the file's time spacing)")
+	subSec := fs.Float64("substep", 0, "routing sub-step in seconds (default: the runoff step); step/substep must be whole")
+	qinit := fs.String("qinit", "", "initial discharge file (RAPID qinit: one value per reach, rapid_connect order)")
+	out := fs.String("out", "", "output file: .nc (RAPID Qout layout) or .csv")
+	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) { rf.methodSet = rf.methodSet || f.Name == "method" })
+	for name, v := range map[string]string{"rapid": *rapidDir, "runoff": *runoffPath, "out": *out} {
+		if v == "" {
+			return usageError{fmt.Sprintf("route: --%s is required", name)}
+		}
+	}
+	outExt := strings.ToLower(filepath.Ext(*out))
+	if outExt != ".nc" && outExt != ".csv" {
+		return usageError{fmt.Sprintf("route: --out %s: want a .nc or .csv file", *out)}
+	}
+	job := routeJob{rf: rf, rapidDir: *rapidDir, runoffPath: *runoffPath, runoffVar: *runoffVar, units: *units,
+		stepSec: *stepSec, subSec: *subSec, qinit: *qinit, out: *out}
+	_, err := job.run(ctx, stdout)
+	return err
+}
+
+// routeJob is one route command: read, route, write.
+type routeJob struct {
+	rf                              routeFlags
+	rapidDir, runoffPath, runoffVar string
+	units                           string
+	stepSec, subSec                 float64
+	qinit, out                      string
+}
+
+type routeResult struct {
+	cfg      *data.RAPID
+	runoff   *diffroute.DataTensor
+	q        *diffroute.DataTensor
+	f        int
+	elapsed  time.Duration
+	routeDur time.Duration
+}
+
+func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, error) {
+	start := time.Now()
+	logf := func(format string, a ...any) {
+		if !j.rf.quiet {
+			fmt.Fprintf(stdout, format, a...)
+		}
+	}
+	cfg, err := data.ReadRAPID(j.rapidDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		if !j.rf.quiet {
+			fmt.Fprintln(os.Stderr, "diffroute: warning:", w)
+		}
+	}
+	runoff, err := readRunoff(j.runoffPath, j.runoffVar, cfg)
+	if err != nil {
+		return nil, err
+	}
+	step := time.Duration(j.stepSec * float64(time.Second))
+	if j.stepSec < 0 || math.IsNaN(j.stepSec) {
+		return nil, usageError{fmt.Sprintf("route: --step %v must be positive", j.stepSec)}
+	}
+	if step == 0 {
+		step = runoff.Step
+	}
+	if step <= 0 {
+		return nil, fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", j.runoffPath)
+	}
+	sub := time.Duration(j.subSec * float64(time.Second))
+	if j.subSec < 0 || math.IsNaN(j.subSec) {
+		return nil, usageError{fmt.Sprintf("route: --substep %v must be positive", j.subSec)}
+	}
+	if sub == 0 {
+		sub = step
+	}
+	ratio := float64(step) / float64(sub)
+	f := int(math.Round(ratio))
+	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
+		return nil, usageError{fmt.Sprintf("route: step %v is not a whole number of sub-steps %v", step, sub)}
+	}
+	if err := toRate(runoff, j.units, step, j.runoffPath); err != nil {
+		return nil, err
+	}
+	if err := checkFinite(runoff, j.runoffPath); err != nil {
+		return nil, err
+	}
+	opts, err := j.rf.options(cfg, step, f)
+	if err != nil {
+		return nil, err
+	}
+	if j.qinit != "" {
+		if opts.InitialQ, err = data.ReadQinit(j.qinit, cfg); err != nil {
+			return nil, err
+		}
+	}
+	net := cfg.Network
+	logf("%s\nrunoff: %d steps of %v, routed on %d sub-steps of %v (%s, %s method)\n", net, runoff.T, step, f, sub, opts.IRF, methodName(opts))
+	t0 := time.Now()
+	router, err := diffroute.NewRouter(ctx, net, opts)
+	if err != nil {
+		return nil, err
+	}
+	q, err := router.Route(ctx, runoff)
+	if err != nil {
+		return nil, err
+	}
+	routeDur := time.Since(t0)
+	if err := writeDischarge(j.out, q); err != nil {
+		return nil, err
+	}
+	work := float64(net.Len()) * float64(runoff.T) * float64(f) * float64(runoff.B)
+	logf("routed %d reaches x %d steps in %v (%.1f M reach-sub-steps/s); wrote %s\n",
+		net.Len(), runoff.T, routeDur.Round(time.Microsecond), work/routeDur.Seconds()/1e6, j.out)
+	return &routeResult{cfg: cfg, runoff: runoff, q: q, f: f, elapsed: time.Since(start), routeDur: routeDur}, nil
+}
+
+func methodName(o diffroute.Options) string {
+	if o.Method == "" {
+		return string(diffroute.Kernel)
+	}
+	return string(o.Method)
+}
+
+func readRunoff(path, varName string, cfg *data.RAPID) (*diffroute.DataTensor, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".nc", ".nc4", ".netcdf":
+		return data.ReadRunoffNC(path, &data.NCOptions{Var: varName, IDs: cfg.ConnectIDs})
+	case ".csv":
+		if varName != "" {
+			return nil, usageError{"route: --runoff-var applies to netCDF files only"}
+		}
+		return data.ReadCSVTableFile(path)
+	default:
+		return nil, usageError{fmt.Sprintf("route: --runoff %s: want a .nc or .csv file", path)}
+	}
+}
+
+// toRate converts runoff to m³/s: volumes per step (RAPID m3_riv) are
+// divided by the step.
+func toRate(x *diffroute.DataTensor, units string, step time.Duration, path string) error {
+	if units == "" {
+		units = x.Units
+	}
+	switch normUnits(units) {
+	case "m3":
+		if err := data.VolumeToRate(x, step); err != nil {
+			return err
+		}
+	case "m3/s":
+	case "":
+		return fmt.Errorf("%s: runoff units unknown; give --runoff-units m3 (volume per step) or m3/s", path)
+	default:
+		return fmt.Errorf("%s: runoff units %q not understood; give --runoff-units m3 or m3/s", path, units)
+	}
+	x.Units = "m3/s"
+	return nil
+}
+
+func normUnits(u string) string {
+	s := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(u), " ", ""))
+	switch s {
+	case "m3", "m^3", "m**3":
+		return "m3"
+	case "m3/s", "m3s-1", "m3.s-1", "m^3/s", "m**3/s", "m3s^-1":
+		return "m3/s"
+	}
+	return s
+}
+
+func checkFinite(x *diffroute.DataTensor, path string) error {
+	for b := 0; b < x.B; b++ {
+		for i := 0; i < x.N; i++ {
+			for t, v := range x.Series(b, i) {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					label := strconv.Itoa(t)
+					if len(x.Times) == x.T {
+						label = x.Times[t]
+					}
+					return fmt.Errorf("%s: runoff of reach %d at time %s is %v", path, x.IDs[i], label, v)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func writeDischarge(path string, q *diffroute.DataTensor) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if strings.ToLower(filepath.Ext(path)) == ".csv" {
+		return data.WriteCSVTableFile(path, q)
+	}
+	return data.WriteQoutNC(path, q, nil)
+}
