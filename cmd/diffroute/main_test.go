@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+const xx9 = "../../testdata/rapid_xx9"
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, &out)
+	return out.String(), err
+}
+
+// compareQout returns the max pointwise relative error (values above 1e-9 of
+// the reach's peak) and the median NSE of got against want.
+func compareQout(t *testing.T, got, want *diffroute.DataTensor) (maxRel, medNSE float64) {
+	t.Helper()
+	w, err := want.SelectIDs(got.IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.T != got.T {
+		t.Fatalf("got %d steps, want %d", got.T, w.T)
+	}
+	var nses []float64
+	for i := 0; i < got.N; i++ {
+		ws, gs := w.Series(0, i), got.Series(0, i)
+		peak, mean := 0.0, 0.0
+		for _, v := range ws {
+			peak = max(peak, math.Abs(float64(v)))
+			mean += float64(v) / float64(len(ws))
+		}
+		num, den := 0.0, 0.0
+		for q := range ws {
+			d := float64(gs[q]) - float64(ws[q])
+			num += d * d
+			den += (float64(ws[q]) - mean) * (float64(ws[q]) - mean)
+			if math.Abs(float64(ws[q])) > 1e-9*peak && peak > 0 {
+				maxRel = max(maxRel, math.Abs(d)/math.Abs(float64(ws[q])))
+			}
+		}
+		if den > 0 {
+			nses = append(nses, 1-num/den)
+		}
+	}
+	sort.Float64s(nses)
+	return maxRel, nses[len(nses)/2]
+}
+
+func TestRouteRAPIDxx9(t *testing.T) {
+	dir := t.TempDir()
+	want, err := data.ReadRunoffNC(filepath.Join(xx9, "Qout_erai_t511_3hr_20030121to20030122.nc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		args   []string
+		maxRel float64
+		minNSE float64
+	}{
+		{"recursive-nc", []string{"--runoff", filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc"), "--method", "recursive", "--out", filepath.Join(dir, "r.nc")}, 1e-5, 0.99999},
+		{"recursive-csv", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--out", filepath.Join(dir, "r.csv")}, 1e-5, 0.99999},
+		{"kernel-pad2", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--method", "kernel", "--max-delay", "16", "--out", filepath.Join(dir, "k2.csv")}, 1e-5, 0.9999},
+		{"kernel-pad1", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--method", "kernel", "--max-delay", "16", "--fft-pad", "1", "--out", filepath.Join(dir, "k1.csv")}, math.Inf(1), 0.999},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"route", "--quiet", "--rapid", xx9, "--step", "10800", "--substep", "900", "--average", "start"}, c.args...)
+			if _, err := runCLI(t, args...); err != nil {
+				t.Fatal(err)
+			}
+			out := c.args[len(c.args)-1]
+			var got *diffroute.DataTensor
+			if strings.HasSuffix(out, ".csv") {
+				got, err = data.ReadCSVTableFile(out)
+			} else {
+				got, err = data.ReadRunoffNC(out, nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, _ := data.ReadRAPID(xx9)
+			for i, id := range got.IDs {
+				if id != cfg.Network.ID(i) {
+					t.Fatalf("output reach %d is %d, want riv_bas_id order (%d)", i, id, cfg.Network.ID(i))
+				}
+			}
+			rel, nse := compareQout(t, got, want)
+			t.Logf("%s: max relative error %.3g, median NSE %.8f", c.name, rel, nse)
+			if rel > c.maxRel || nse < c.minNSE {
+				t.Errorf("%s: max relative error %.3g (limit %.3g), median NSE %.6f (limit %.6f)", c.name, rel, c.maxRel, nse, c.minNSE)
+			}
+		})
+	}
+}
+
+func TestRouteQinit(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "q.nc")
+	_, err := runCLI(t, "route", "--quiet", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc"),
+		"--step", "10800", "--substep", "900", "--qinit", filepath.Join(xx9, "qinit_erai_t511_3hr_20030121to20030122.csv"), "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := data.ReadRunoffNC(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := data.ReadRunoffNC(filepath.Join(xx9, "Qout_erai_t511_3hr_20030121to20030122_init.nc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// RAPID's qinit values are ≤ 1.5e-8 m³/s, so compare relative to each
+	// reach's peak (pointwise, tiny early values differ by ~5e-9 m³/s).
+	w, _ := want.SelectIDs(got.IDs)
+	worst := 0.0
+	for i := 0; i < got.N; i++ {
+		peak := 1e-30
+		for _, v := range w.Series(0, i) {
+			peak = max(peak, math.Abs(float64(v)))
+		}
+		for q, v := range w.Series(0, i) {
+			worst = max(worst, math.Abs(float64(got.At(0, i, q)-v))/peak)
+		}
+	}
+	if worst > 1e-5 {
+		t.Errorf("qinit run: max error relative to peak %.3g", worst)
+	}
+}
+
+func TestRouteErrors(t *testing.T) {
+	dir := t.TempDir()
+	nc := filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
+	badDir := filepath.Join(dir, "bad")
+	os.MkdirAll(badDir, 0o755)
+	for _, f := range []string{"riv_bas_id.csv", "k.csv", "x.csv"} {
+		b, _ := os.ReadFile(filepath.Join(xx9, f))
+		os.WriteFile(filepath.Join(badDir, f), b, 0o644)
+	}
+	os.WriteFile(filepath.Join(badDir, "rapid_connect.csv"), []byte("17880258,17880834,0,0,0\n17880268,abc,0,0,0\n"), 0o644)
+	cases := []struct {
+		name  string
+		args  []string
+		usage bool
+		want  string
+	}{
+		{"no command", []string{}, true, "no command"},
+		{"unknown command", []string{"rout"}, true, "unknown command"},
+		{"missing out", []string{"route", "--rapid", xx9, "--runoff", nc}, true, "--out"},
+		{"bad flag", []string{"route", "--bogus"}, true, "bogus"},
+		{"bad out ext", []string{"route", "--rapid", xx9, "--runoff", nc, "--out", filepath.Join(dir, "q.txt")}, true, ".nc or .csv"},
+		{"fractional substeps", []string{"route", "--rapid", xx9, "--runoff", nc, "--substep", "1000", "--out", filepath.Join(dir, "q.nc")}, true, "whole number"},
+		{"missing rapid dir", []string{"route", "--rapid", filepath.Join(dir, "nope"), "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "nope"},
+		{"bad connect", []string{"route", "--rapid", badDir, "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "rapid_connect.csv:2"},
+		{"csv without step", []string{"route", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--out", filepath.Join(dir, "q.nc")}, false, "--step"},
+		{"unknown units", []string{"route", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv.csv"), "--step", "10800", "--out", filepath.Join(dir, "q.nc")}, false, "units"},
+		{"unknown irf", []string{"route", "--rapid", xx9, "--runoff", nc, "--irf", "foo", "--out", filepath.Join(dir, "q.nc")}, false, "foo"},
+		{"missing param", []string{"route", "--rapid", xx9, "--runoff", nc, "--irf", "linear_storage", "--out", filepath.Join(dir, "q.nc")}, false, "tau"},
+		{"bad method", []string{"route", "--rapid", xx9, "--runoff", nc, "--method", "magic", "--out", filepath.Join(dir, "q.nc")}, false, "magic"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runCLI(t, c.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var ue usageError
+			if errors.As(err, &ue) != c.usage {
+				t.Errorf("usage error = %v, want %v (%v)", !c.usage, c.usage, err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not mention %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 { // only "bad"
+		for _, e := range entries {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestDemo(t *testing.T) {
+	out := t.TempDir()
+	s, err := runCLI(t, "demo", "--basin", "../../testdata/demo_basin", "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"Qout.nc", "hydrograph.html"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("demo did not write %s", f)
+		}
+	}
+	if !strings.Contains(s, "peak") {
+		t.Errorf("demo output lacks the peak summary:\n%s", s)
+	}
+	q, err := data.ReadRunoffNC(filepath.Join(out, "Qout.nc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.N != 2000 || q.T != 365 {
+		t.Errorf("demo Qout dims %d x %d", q.N, q.T)
+	}
+}
