@@ -16,6 +16,11 @@ import (
 // L = log max(|H|, ε) + i·arg H.
 const kernelLogEps = 1e-8
 
+// kernelZeroSum: under Normalize a path kernel whose taps sum to less than
+// this in magnitude is an error — it is zero up to the FFT's rounding noise,
+// and dividing by it would only amplify that noise.
+const kernelZeroSum = 1e-12
+
 // KernelRouter routes with DiffRoute's transitive-closure formulation: the
 // discharge of reach d is Σ_s K_{d,s} ⊛ x_s over the upstream closure of d,
 // each path kernel K_{d,s} the convolution of the IRFs on the path s → … → d
@@ -372,6 +377,11 @@ func (kr *KernelRouter) shifted(wk *kernelWorker, boxSum bool) {
 			}
 			kb[i] = run
 		}
+		if kr.opts.ReLU { // a sum of non-negative taps, up to rounding of the running difference
+			for i, v := range kb {
+				kb[i] = max(v, 0)
+			}
+		}
 	} else {
 		copy(kb, k[:min(m, len(kb))])
 	}
@@ -526,8 +536,8 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 					lworst, lpair = tm, [2]int64{net.ID(d), net.ID(s)}
 				}
 				if o.Normalize {
-					if sum == 0 {
-						return fmt.Errorf("diffroute: path kernel from reach %d to reach %d sums to zero and cannot be normalised", net.ID(s), net.ID(d))
+					if math.Abs(sum) < kernelZeroSum {
+						return fmt.Errorf("diffroute: path kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(s), net.ID(d), sum)
 					}
 					for q := range wk.K {
 						wk.K[q] /= sum
@@ -631,8 +641,8 @@ func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
 			sum += x
 		}
 		if kr.opts.Normalize {
-			if sum == 0 {
-				return nil, fmt.Errorf("diffroute: transfer kernel from reach %d to reach %d sums to zero and cannot be normalised", net.ID(v), net.ID(d))
+			if math.Abs(sum) < kernelZeroSum {
+				return nil, fmt.Errorf("diffroute: transfer kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(v), net.ID(d), sum)
 			}
 			// Σ_m Kf[m] is the mass of the fine path response in both samplings.
 			scale := 1 / sum

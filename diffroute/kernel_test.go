@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,8 +33,10 @@ type kRefOpts struct {
 // their lateral runoff, and run their section recursion (with the rapid or lti
 // lateral rule on the first section) or a direct causal convolution. The fine
 // outflow at the end (or start) of each sub-step is then averaged (or sampled)
-// per runoff step. x[i][t] is indexed by network position; so is the result.
-func kRefRoute(t *testing.T, net *Network, o kRefOpts, x [][]float64, inflow map[int][]float64) [][]float64 {
+// per runoff step (kRefRoute). x[i][t] is indexed by network position; so is
+// the result, the fine outflow at the end of each sub-step. inflow[v] adds a
+// fine upstream inflow series into reach v.
+func kRefRouteFine(t *testing.T, net *Network, o kRefOpts, x [][]float64, inflow map[int][]float64) [][]float64 {
 	t.Helper()
 	irf, err := LookupIRF(o.irf)
 	if err != nil {
@@ -151,7 +154,16 @@ func kRefRoute(t *testing.T, net *Network, o kRefOpts, x [][]float64, inflow map
 			y[i][m] = out
 		}
 	}
-	res := make([][]float64, n)
+	return y
+}
+
+// kRefRoute is kRefRouteFine followed by averaging (or sampling) per runoff
+// step.
+func kRefRoute(t *testing.T, net *Network, o kRefOpts, x [][]float64, inflow map[int][]float64) [][]float64 {
+	t.Helper()
+	y := kRefRouteFine(t, net, o, x, inflow)
+	T := len(x[0])
+	res := make([][]float64, net.Len())
 	for i := range res {
 		res[i] = make([]float64, T)
 		fine := func(m int) float64 { // the fine value representing sub-step m
@@ -486,4 +498,406 @@ func TestKernelRapidXX9(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestKernelPlantedBugs checks that the reference comparison can fail: a
+// kernel built with the wrong lateral rule or the wrong averaging must miss
+// the reference by far more than the tolerance.
+func TestKernelPlantedBugs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	net := kRandomNetwork(t, rng, 150, 3)
+	const f, md, T = 4, 64, 80
+	x := kRandomRunoff(rng, net, 1, T)
+	p := Params{"k": make([]float64, net.Len()), "x": make([]float64, net.Len())}
+	for i := range p["k"] {
+		p["k"][i], p["x"][i] = 0.3+0.3*rng.Float64(), 0.4 // C0 < 0, large C1
+	}
+	ctx := context.Background()
+	ref := kRefRoute(t, net, kRefOpts{irf: "muskingum", params: p, f: f, window: md * f,
+		lateral: LateralRAPID, sampling: SampleAvg, average: AverageStart}, kSeriesOf(x, net, 0), nil)
+	for _, bug := range []Options{
+		{Lateral: LateralLTI, Average: AverageStart},
+		{Lateral: LateralRAPID, Average: AverageEnd},
+		{Lateral: LateralRAPID, Average: AverageStart, ExcludeSelf: true},
+		{Lateral: LateralRAPID, Average: AverageStart, MaxDelay: 2},
+	} {
+		bug.Params, bug.SubSteps, bug.Sampling = p, f, SampleAvg
+		if bug.MaxDelay == 0 {
+			bug.MaxDelay = md
+		}
+		kr, err := NewKernelRouter(ctx, net, bug)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := kr.Route(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nse, rel := kCompareRef(net, y, 0, ref)
+		t.Logf("planted %+v: median NSE %.6f, max rel error %.3g", struct {
+			L        LateralRule
+			A        Average
+			Exclude  bool
+			MaxDelay int
+		}{bug.Lateral, bug.Average, bug.ExcludeSelf, bug.MaxDelay}, nse, rel)
+		if rel < 1e-3 {
+			t.Errorf("planted bug %+v not detected (max rel error %.3g)", bug, rel)
+		}
+	}
+}
+
+// TestKernelFFTPad reports the routing error of FFT lengths W and 2W when
+// MaxDelay is short enough that the circular wrap-around matters, and checks
+// tap by tap, against the exact path kernels (the reference's response to a
+// unit runoff step at the deepest source), that padding reduces the
+// wrap-around error.
+func TestKernelFFTPad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	net := kRandomNetwork(t, rng, 200, 2)
+	const f, T = 4, 150
+	x := kRandomRunoff(rng, net, 1, T)
+	p := kRandomParams(rng, "muskingum", net.Len())
+	ctx := context.Background()
+	deep := 0
+	for i := 0; i < net.Len(); i++ {
+		if net.Depth(i) > net.Depth(deep) {
+			deep = i
+		}
+	}
+	for _, md := range []int{12, 24, 48, 96} {
+		ro := kRefOpts{irf: "muskingum", params: p, f: f, window: md * f,
+			lateral: LateralRAPID, sampling: SampleAvg, average: AverageStart}
+		ref := kRefRoute(t, net, ro, kSeriesOf(x, net, 0), nil)
+		unit := make([][]float64, net.Len())
+		for i := range unit {
+			unit[i] = make([]float64, md)
+		}
+		unit[deep][0] = 1
+		exact := kRefRoute(t, net, ro, unit, nil)
+		var tapErr [3]float64
+		for pad := 1; pad <= 2; pad++ {
+			kr, err := NewKernelRouter(ctx, net, Options{Params: p, SubSteps: f, MaxDelay: md, FFTPad: pad})
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := kr.Route(ctx, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nse, rel := kCompareRef(net, y, 0, ref)
+			bs := kr.BlockSparse()
+			for d := deep; d >= 0; d = net.Down(d) {
+				for q, v := range bs.entry(net.Pre(d), net.Pre(deep)) {
+					tapErr[pad] = max(tapErr[pad], math.Abs(float64(v)-exact[d][q]))
+				}
+			}
+			st := kr.Stats()
+			t.Logf("MaxDelay %3d FFTPad %d: routing median NSE %.9f, max rel error %.3g; path taps max abs error %.3g; truncated mass max %.3g median %.3g",
+				md, pad, nse, rel, tapErr[pad], st.TruncatedMassMax, st.TruncatedMassMedian)
+		}
+		if tapErr[2] > tapErr[1] && tapErr[2] > 1e-6 {
+			t.Errorf("MaxDelay %d: padding made the path taps worse (%.3g > %.3g)", md, tapErr[2], tapErr[1])
+		}
+		if md == 12 && !(tapErr[2] < tapErr[1]/2) {
+			t.Errorf("MaxDelay 12: expected padding to cut the wrap-around error (%.3g vs %.3g)", tapErr[2], tapErr[1])
+		}
+	}
+}
+
+func TestKernelCOOEqualsBlockSparse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	net := kRandomNetwork(t, rng, 300, 5)
+	x := kRandomRunoff(rng, net, 2, 60)
+	ctx := context.Background()
+	for _, b := range []int{1, 5, 16} {
+		kr, err := NewKernelRouter(ctx, net, Options{Params: kRandomParams(rng, "muskingum", net.Len()), SubSteps: 2, MaxDelay: 30, BlockSize: b, Workers: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := kr.Route(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coo := kr.COO()
+		if int64(len(coo.Coords)/2) != net.Pairs() || len(coo.Vals) != len(coo.Coords)/2*coo.Taps {
+			t.Fatalf("COO has %d pairs, network %d", len(coo.Coords)/2, net.Pairs())
+		}
+		// Every pair is (downstream, source) with the source in the closure.
+		for pi := 0; pi < len(coo.Coords)/2; pi++ {
+			d, s := int(coo.Coords[2*pi]), int(coo.Coords[2*pi+1])
+			v := s
+			for v >= 0 && v != d {
+				v = net.Down(v)
+			}
+			if v != d {
+				t.Fatalf("pair (%d, %d) is not on a downstream path", d, s)
+			}
+		}
+		y2, err := coo.Route(net, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range y.Data {
+			if d := math.Abs(float64(y.Data[i] - y2.Data[i])); d > 1e-5*(1+math.Abs(float64(y.Data[i]))) {
+				t.Fatalf("B=%d: block-sparse %v != COO %v at %d", b, y.Data[i], y2.Data[i], i)
+			}
+		}
+		est, err := EstimateKernelBytes(net, kr.Options())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := kr.Stats()
+		if est.Tiles != st.Tiles || est.BlockBytes != st.BlockBytes || est.COOBytes != st.COOBytes || est.Pairs != st.Pairs {
+			t.Errorf("estimate %+v differs from built %+v", est, st)
+		}
+		if bs := kr.BlockSparse(); int64(len(bs.Vals)) != st.Tiles*int64(b*b*bs.Taps) {
+			t.Errorf("tile values: %d floats for %d tiles", len(bs.Vals), st.Tiles)
+		}
+	}
+}
+
+func TestKernelWarmChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	net := kRandomNetwork(t, rng, 200, 3)
+	const md, T = 20, 97
+	x := kRandomRunoff(rng, net, 2, T)
+	x.Times = make([]string, T)
+	for i := range x.Times {
+		x.Times[i] = strconv.Itoa(i)
+	}
+	ctx := context.Background()
+	kr, err := NewKernelRouter(ctx, net, Options{Params: kRandomParams(rng, "muskingum", net.Len()), SubSteps: 3, MaxDelay: md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := kr.Route(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []*DataTensor
+	for t0 := 0; t0 < T; t0 += 25 {
+		t1 := min(T, t0+25)
+		w0 := max(0, t0-(md-1))
+		part, err := kr.RouteWarm(ctx, x.SliceTime(w0, t1), t0-w0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if part.T != t1-t0 || part.Times[0] != strconv.Itoa(t0) {
+			t.Fatalf("chunk [%d,%d): got %d steps starting %q", t0, t1, part.T, part.Times[0])
+		}
+		parts = append(parts, part)
+	}
+	joined, err := ConcatTime(parts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(joined.Data, whole.Data) {
+		t.Fatal("chunks with warm-up differ from the whole run")
+	}
+	// Too short a warm-up must show.
+	short, _ := kr.RouteWarm(ctx, x.SliceTime(40, T), 3)
+	if slices.Equal(short.Data, whole.SliceTime(43, T).Data) {
+		t.Error("a 3-step warm-up reproduced the whole run; the check cannot fail")
+	}
+}
+
+// TestKernelFineInflow cuts the network at random edges u → v and feeds u's
+// fine outflow (from the reference) to v as fine inflow; the kernel router on
+// the cut network must match the reference on the whole network.
+func TestKernelFineInflow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	full := kRandomNetwork(t, rng, 200, 2)
+	const f, md, T = 3, 60, 70
+	n := full.Len()
+	for _, ic := range []string{"muskingum", "hayami"} {
+		for _, avg := range []Average{AverageStart, AverageEnd} {
+			for _, smp := range []Sampling{SampleAvg, SampleLast} {
+				params := kRandomParams(rng, ic, n)
+				// Cut a few edges.
+				downs := make([]int64, n)
+				cut := map[int]int{} // u → v
+				for i := 0; i < n; i++ {
+					d := full.Down(i)
+					if d >= 0 && rng.IntN(8) == 0 {
+						cut[i] = d
+						d = -1
+					}
+					downs[i] = -1
+					if d >= 0 {
+						downs[i] = full.ID(d)
+					}
+				}
+				net, err := NewNetwork(full.IDs(), downs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := kRandomRunoff(rng, net, 1, T)
+				ro := kRefOpts{irf: ic, params: params, f: f, window: md * f, lateral: LateralRAPID, sampling: smp, average: avg}
+				ref := kRefRoute(t, full, ro, kSeriesOf(x, full, 0), nil)
+				// The fine outflow of each cut reach u on the whole network enters v.
+				fine := kRefRouteFine(t, full, ro, kSeriesOf(x, full, 0), nil)
+				var inflow []FineInflow
+				for u, v := range cut {
+					z := make([]float32, T*f)
+					for m := range z {
+						z[m] = float32(fine[u][m])
+					}
+					inflow = append(inflow, FineInflow{Reach: v, Q: z})
+				}
+				kr, err := NewKernelRouter(context.Background(), net, Options{IRF: ic, Params: params, SubSteps: f, MaxDelay: md,
+					Sampling: smp, Average: avg})
+				if err != nil {
+					t.Fatal(err)
+				}
+				y, err := kr.RouteInflow(context.Background(), x, inflow)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nse, rel := kCompareRef(net, y, 0, ref)
+				t.Logf("%s/%s/%s: %d transfers, median NSE %.9f, max rel error %.3g", ic, avg, smp, len(inflow), nse, rel)
+				if !(nse >= 0.9999) || rel > 1e-4 {
+					t.Errorf("%s/%s/%s: fine inflow: median NSE %.7f, max rel error %.3g", ic, avg, smp, nse, rel)
+				}
+				// Without the transfers the cut reaches must differ.
+				y0, _ := kr.Route(context.Background(), x)
+				if _, rel0 := kCompareRef(net, y0, 0, ref); rel0 < 1e-2 {
+					t.Errorf("dropping the transfers changed little (%.3g): the check cannot fail", rel0)
+				}
+			}
+		}
+	}
+}
+
+var negOnce sync.Once
+
+// TestKernelCompatAndNormalize checks DiffRoute's post-processing: under
+// --compat diffroute every path kernel is non-negative and sums to 1, and a
+// kernel that sums to zero is an error naming the pair.
+func TestKernelCompatAndNormalize(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	net := kRandomNetwork(t, rng, 120, 2)
+	ctx := context.Background()
+	p := kRandomParams(rng, "muskingum", net.Len())
+	for i := range p["x"] {
+		p["x"][i] = 0.45 // C0 < 0 for k·x > r/2: ReLU has work to do
+	}
+	for _, excl := range []bool{false, true} {
+		kr, err := NewKernelRouter(ctx, net, Options{Params: p, SubSteps: 4, MaxDelay: 40, Compat: "diffroute", ExcludeSelf: excl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := kr.Options(); o.Lateral != LateralLTI || o.FFTPad != 1 || !o.ReLU || !o.Normalize || o.Average != AverageEnd {
+			t.Fatalf("compat options not applied: %+v", o)
+		}
+		coo := kr.COO()
+		for pi := 0; pi < len(coo.Coords)/2; pi++ {
+			sum := 0.0
+			for _, v := range coo.Vals[pi*coo.Taps : (pi+1)*coo.Taps] {
+				if v < 0 {
+					t.Fatalf("negative tap %v under ReLU", v)
+				}
+				sum += float64(v)
+			}
+			if math.Abs(sum-1) > 1e-5 {
+				t.Fatalf("pair %d sums to %v under Normalize", pi, sum)
+			}
+			if excl && coo.Coords[2*pi] == coo.Coords[2*pi+1] && coo.Vals[pi*coo.Taps] != 1 {
+				t.Fatalf("ExcludeSelf: own runoff should pass directly, got taps %v", coo.Vals[pi*coo.Taps:(pi+1)*coo.Taps])
+			}
+		}
+	}
+	negOnce.Do(func() {
+		err := Register(IRF{Name: "test_negative_delta", Params: []string{"a"}, Impulse: func(h, p []float64, r float64) error {
+			clear(h)
+			h[0] = -p[0]
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	_, err := NewKernelRouter(ctx, net, Options{IRF: "test_negative_delta", Params: Constant(net.Len(), map[string]float64{"a": 1}),
+		SubSteps: 2, MaxDelay: 8, ReLU: true, Normalize: true})
+	if err == nil || !strings.Contains(err.Error(), "sums to zero") || !strings.Contains(err.Error(), "reach") {
+		t.Fatalf("zero-sum kernel under Normalize: got %v", err)
+	}
+}
+
+func TestKernelErrors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	net := kRandomNetwork(t, rng, 50, 1)
+	p := kRandomParams(rng, "muskingum", net.Len())
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := NewKernelRouter(cctx, net, Options{Params: p}); err == nil {
+		t.Error("cancelled build succeeded")
+	}
+	ctx := context.Background()
+	if _, err := NewKernelRouter(ctx, net, Options{Params: p, InitialQ: make([]float64, net.Len())}); err == nil {
+		t.Error("qinit accepted by the kernel method")
+	}
+	bad := Params{"k": slices.Clone(p["k"]), "x": slices.Clone(p["x"])}
+	bad["x"][7] = 0.9
+	if _, err := NewKernelRouter(ctx, net, Options{Params: bad}); err == nil || !strings.Contains(err.Error(), strconv.FormatInt(net.ID(7), 10)) {
+		t.Errorf("bad parameter: got %v, want an error naming reach %d", err, net.ID(7))
+	}
+	kr, err := NewKernelRouter(ctx, net, Options{Params: p, SubSteps: 2, MaxDelay: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := kRandomRunoff(rng, net, 1, 20)
+	missing, _ := x.SelectIDs(x.IDs[1:])
+	if _, err := kr.Route(ctx, missing); err == nil {
+		t.Error("runoff lacking a reach accepted")
+	}
+	if _, err := kr.RouteWarm(ctx, x, 21); err == nil {
+		t.Error("warm-up beyond T accepted")
+	}
+	if _, err := kr.RouteInflow(ctx, x, []FineInflow{{Reach: 3, Q: make([]float32, 20)}}); err == nil {
+		t.Error("inflow of the wrong length accepted")
+	}
+	if _, err := kr.RouteInflow(ctx, x, []FineInflow{{Reach: net.Len(), Q: make([]float32, 40)}}); err == nil {
+		t.Error("inflow into a reach outside the network accepted")
+	}
+}
+
+// benchKernelNet is the benchmark network: ~20k reaches shaped by Hack's law.
+func benchKernelNet(b *testing.B) (*Network, Options) {
+	net := SyntheticNetwork(20000, 1)
+	rng := rand.New(rand.NewPCG(1, 1))
+	return net, Options{Params: kRandomParams(rng, "muskingum", net.Len()), SubSteps: 8, MaxDelay: 32}
+}
+
+func BenchmarkKernelBuild20k(b *testing.B) {
+	net, opts := benchKernelNet(b)
+	b.Logf("%v", net)
+	var st KernelStats
+	for b.Loop() {
+		kr, err := NewKernelRouter(context.Background(), net, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		st = kr.Stats()
+	}
+	b.ReportMetric(float64(st.Pairs)*float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
+	b.Logf("%v", st)
+}
+
+func BenchmarkKernelRoute20k(b *testing.B) {
+	net, opts := benchKernelNet(b)
+	kr, err := NewKernelRouter(context.Background(), net, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const T = 365
+	x := SyntheticRunoff(net, 1, T, 2)
+	for b.Loop() {
+		if _, err := kr.Route(context.Background(), x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pairTaps := float64(kr.Stats().Pairs) * float64(opts.MaxDelay) * T
+	sec := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(pairTaps/sec, "pair-taps/s")
+	b.ReportMetric(2*pairTaps/sec/1e9, "GFLOP/s")
 }
