@@ -1,0 +1,609 @@
+package diffroute
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"slices"
+)
+
+// StagedRouter routes a network cut into Clusters (see Schedule) one cluster
+// at a time, in cluster order, passing the outflow of every cut edge u → v to
+// v through a transfer buffer. Transfers are fine-grid upstream inflow
+// (DESIGN §5 step 4), so a staged run equals the unstaged one: exactly for
+// the recursive method, and for the kernel method whenever MaxDelay covers
+// each path's response. Under Compat "diffroute" transfers are DiffRoute's
+// coarse ones instead: u's discharge is added to v's runoff.
+//
+// Only one cluster's router (its kernel, for the kernel method) and the
+// transfer buffers still waiting for their target cluster are alive at a
+// time; a buffer is freed as soon as its target cluster has run.
+//
+// The router keeps state between calls of RouteClusters, so that a series
+// can be routed in consecutive time chunks: the recursive method keeps every
+// cluster's routing state, the kernel method the last MaxDelay−1 steps of
+// each cluster's runoff and of each transfer (upstream clusters are never
+// re-routed for warm-up). Route starts from a fresh state. A StagedRouter is
+// not safe for concurrent use.
+type StagedRouter struct {
+	opts Options
+
+	// Progress, when set, is called after each cluster with the number of
+	// clusters routed in the current time chunk and their total.
+	Progress func(done, total int)
+	// TimeChunk, when > 0, makes Route split the series into chunks of that
+	// many runoff steps (outer loop over chunks, inner loop over clusters).
+	TimeChunk int
+	// KeepKernels keeps each cluster's kernel between time chunks instead of
+	// rebuilding it for every chunk (kernel method; costs the memory of all
+	// clusters' kernels).
+	KeepKernels bool
+
+	drop int // test hook: a transfer slot whose inflow is ignored (−1: none)
+	st   *stagedState
+}
+
+// stagedState is the state of a staged run of one Clusters.
+type stagedState struct {
+	cl   *Clusters
+	b    int // batch members, fixed by the first cluster routed
+	seen int // steps of completed chunks
+	next int // next cluster of the current chunk
+	t    int // steps of the current chunk
+	warm int // kernel method: warm-up steps of the current chunk
+
+	rec  []*RecursiveRouter // recursive: per cluster; kernel: transfer-source router
+	srcs []map[int32]int32  // kernel: cluster-local index → index in the source router's network
+	ker  []*KernelRouter
+
+	bufs   [][]float32   // per slot: this chunk's transfer (fine: B×T·f; coarse: B×T)
+	tails  [][]float32   // kernel: per slot, the last warm·f fine values per batch member
+	xtails []*DataTensor // kernel: per cluster, the last warm steps of runoff
+
+	err error // a failed call leaves the state unusable until Reset
+}
+
+// ClusterRunoff is the runoff of one cluster (rows aligned by reach id;
+// other rows are ignored) for one time chunk.
+type ClusterRunoff struct {
+	Cluster int
+	Runoff  *DataTensor
+}
+
+// ClusterDischarge is the discharge of one cluster for one time chunk.
+type ClusterDischarge struct {
+	Cluster int
+	// Reaches holds the full-network index of each row of Discharge, whose
+	// IDs label the rows by reach id.
+	Reaches   []int32
+	Discharge *DataTensor
+	// Start is the first step of the chunk counted from the start of the run.
+	Start int
+}
+
+// NewStagedRouter prepares staged routing with the given options (Params and
+// InitialQ in the full network's index order).
+func NewStagedRouter(opts Options) (*StagedRouter, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &StagedRouter{opts: o, drop: -1}, nil
+}
+
+// Options returns the options in effect (defaults filled in).
+func (s *StagedRouter) Options() Options { return s.opts }
+
+// Reset forgets the state: the next call starts at cluster 0, step 0.
+func (s *StagedRouter) Reset() { s.st = nil }
+
+func (s *StagedRouter) fine() bool { return s.opts.Compat != "diffroute" }
+
+// begin checks cl against the state, creating it on first use.
+func (s *StagedRouter) begin(cl *Clusters) error {
+	if cl == nil {
+		return fmt.Errorf("diffroute: no clusters")
+	}
+	if s.st != nil && s.st.cl != cl {
+		return fmt.Errorf("diffroute: the staged router is in the middle of another schedule (Reset first)")
+	}
+	if s.st != nil && s.st.err != nil {
+		return fmt.Errorf("diffroute: an earlier staged call failed (Reset first): %w", s.st.err)
+	}
+	if p := s.opts.Params; p != nil {
+		for name, v := range p {
+			if len(v) != cl.Net.Len() {
+				return fmt.Errorf("diffroute: parameter %q has %d values for %d reaches", name, len(v), cl.Net.Len())
+			}
+		}
+	}
+	if q := s.opts.InitialQ; q != nil && len(q) != cl.Net.Len() {
+		return fmt.Errorf("diffroute: initial discharge has %d values for %d reaches", len(q), cl.Net.Len())
+	}
+	if s.st == nil {
+		k := cl.Len()
+		s.st = &stagedState{cl: cl, b: -1, rec: make([]*RecursiveRouter, k), srcs: make([]map[int32]int32, k),
+			ker: make([]*KernelRouter, k), bufs: make([][]float32, len(cl.Transfers)),
+			tails: make([][]float32, len(cl.Transfers)), xtails: make([]*DataTensor, k)}
+	}
+	return nil
+}
+
+// Route routes a whole runoff tensor (aligned by reach id with the full
+// network) through the clusters, from a fresh state, in time chunks of
+// TimeChunk steps, and returns the discharge of every reach in the full
+// network's order.
+func (s *StagedRouter) Route(ctx context.Context, runoff *DataTensor, cl *Clusters) (*DataTensor, error) {
+	s.Reset()
+	defer s.Reset()
+	if err := s.begin(cl); err != nil {
+		return nil, err
+	}
+	rows, err := alignRunoff(runoff, cl.Net)
+	if err != nil {
+		return nil, err
+	}
+	out := newDischarge(runoff, cl.Net)
+	for tc := range TimeChunks(runoff.T, s.TimeChunk, 0) {
+		for d, err := range s.RouteClusters(ctx, clusterRunoffs(runoff, rows, cl, tc.Start, tc.End), cl) {
+			if err != nil {
+				return nil, err
+			}
+			for b := 0; b < out.B; b++ {
+				for k, i := range d.Reaches {
+					copy(out.Series(b, int(i))[tc.Start:tc.End], d.Discharge.Series(b, k))
+				}
+			}
+		}
+	}
+	if s.st.next != 0 {
+		return nil, fmt.Errorf("diffroute: staged run stopped at cluster %d of %d", s.st.next, cl.Len())
+	}
+	return out, nil
+}
+
+// ClusterRunoffs yields, lazily, the runoff of each cluster in order, cut
+// from a whole tensor (aligned by reach id) for steps [t0, t1).
+func ClusterRunoffs(runoff *DataTensor, cl *Clusters, t0, t1 int) iter.Seq2[ClusterRunoff, error] {
+	return func(yield func(ClusterRunoff, error) bool) {
+		rows, err := alignRunoff(runoff, cl.Net)
+		if err != nil {
+			yield(ClusterRunoff{}, err)
+			return
+		}
+		if t0 < 0 || t1 > runoff.T || t0 > t1 {
+			yield(ClusterRunoff{}, fmt.Errorf("diffroute: steps [%d, %d) outside [0, %d)", t0, t1, runoff.T))
+			return
+		}
+		for cr, err := range clusterRunoffs(runoff, rows, cl, t0, t1) {
+			if !yield(cr, err) {
+				return
+			}
+		}
+	}
+}
+
+func clusterRunoffs(runoff *DataTensor, rows []int, cl *Clusters, t0, t1 int) iter.Seq2[ClusterRunoff, error] {
+	return func(yield func(ClusterRunoff, error) bool) {
+		for k := range cl.Clusters {
+			c := &cl.Clusters[k]
+			x := gatherRows(runoff, rows, c.Reaches, c.Net.IDs(), t0, t1)
+			if !yield(ClusterRunoff{Cluster: k, Runoff: x}, nil) {
+				return
+			}
+		}
+	}
+}
+
+// RouteClusters consumes the runoff of each cluster lazily, in cluster order,
+// and yields each cluster's discharge as soon as it is routed, so that
+// neither the whole input nor the whole output need be in memory.
+//
+// It continues from where the previous call (or WarmUp) stopped: runoff for
+// clusters already routed in the current time chunk is skipped; after the
+// last cluster a new time chunk begins with cluster 0, continuing the
+// series. All clusters of a chunk must have the same batch and steps.
+// Breaking out of the loop leaves the state at the next cluster.
+func (s *StagedRouter) RouteClusters(ctx context.Context, runoffs iter.Seq2[ClusterRunoff, error], cl *Clusters) iter.Seq2[ClusterDischarge, error] {
+	return func(yield func(ClusterDischarge, error) bool) {
+		if err := s.begin(cl); err != nil {
+			yield(ClusterDischarge{}, err)
+			return
+		}
+		for cr, err := range runoffs {
+			if err != nil {
+				yield(ClusterDischarge{}, err)
+				return
+			}
+			if cr.Cluster < s.st.next {
+				continue
+			}
+			d, err := s.routeNext(ctx, cr)
+			if err != nil {
+				yield(ClusterDischarge{}, err)
+				return
+			}
+			if !yield(d, nil) {
+				return
+			}
+		}
+	}
+}
+
+// WarmUp routes clusters up to (not including) cluster upTo of the current
+// time chunk, consuming their runoff and discarding their discharge, so that
+// the transfers into cluster upTo and beyond are ready (DiffRoute's
+// init_upstream_discharges). A later RouteClusters continues at upTo.
+func (s *StagedRouter) WarmUp(ctx context.Context, runoffs iter.Seq2[ClusterRunoff, error], cl *Clusters, upTo int) error {
+	if err := s.begin(cl); err != nil {
+		return err
+	}
+	if upTo < 0 || upTo > cl.Len() {
+		return fmt.Errorf("diffroute: warm-up up to cluster %d of %d", upTo, cl.Len())
+	}
+	if s.st.next >= upTo {
+		return nil
+	}
+	for cr, err := range runoffs {
+		if err != nil {
+			return err
+		}
+		if cr.Cluster < s.st.next {
+			continue
+		}
+		if _, err := s.routeNext(ctx, cr); err != nil {
+			return err
+		}
+		if s.st.next >= upTo || s.st.next == 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("diffroute: runoff ran out at cluster %d before warming up to cluster %d", s.st.next, upTo)
+}
+
+// routeNext routes the next cluster of the current chunk.
+func (s *StagedRouter) routeNext(ctx context.Context, cr ClusterRunoff) (ClusterDischarge, error) {
+	st := s.st
+	d, err := s.routeCluster(ctx, cr)
+	if err != nil {
+		st.err = err
+		return ClusterDischarge{}, err
+	}
+	st.next++
+	k := st.cl.Len()
+	if s.Progress != nil {
+		s.Progress(st.next, k)
+	}
+	if st.next == k {
+		for slot, b := range st.bufs {
+			if b != nil {
+				st.err = fmt.Errorf("diffroute: transfer slot %d was never consumed", slot)
+				return ClusterDischarge{}, st.err
+			}
+		}
+		st.seen += st.t
+		st.next = 0
+		st.warm = min(KernelWarmup(s.opts), st.seen)
+	}
+	return d, nil
+}
+
+func (s *StagedRouter) routeCluster(ctx context.Context, cr ClusterRunoff) (ClusterDischarge, error) {
+	st := s.st
+	k := st.next
+	if cr.Cluster != k {
+		return ClusterDischarge{}, fmt.Errorf("diffroute: got runoff for cluster %d, expected cluster %d", cr.Cluster, k)
+	}
+	x := cr.Runoff
+	if x == nil {
+		return ClusterDischarge{}, fmt.Errorf("diffroute: no runoff for cluster %d", k)
+	}
+	if err := ctx.Err(); err != nil {
+		return ClusterDischarge{}, err
+	}
+	if k == 0 {
+		if st.b >= 0 && x.B != st.b {
+			return ClusterDischarge{}, fmt.Errorf("diffroute: cluster 0 runoff has %d batch members, earlier chunks %d", x.B, st.b)
+		}
+		st.b, st.t = x.B, x.T
+	} else if x.B != st.b || x.T != st.t {
+		return ClusterDischarge{}, fmt.Errorf("diffroute: cluster %d runoff is %d×%d (batch×steps), the chunk's first cluster %d×%d", k, x.B, x.T, st.b, st.t)
+	}
+	c := &st.cl.Clusters[k]
+	var y *DataTensor
+	var err error
+	switch {
+	case s.opts.Method == Recursive:
+		y, err = s.routeRecursive(ctx, c, x)
+	case s.fine():
+		y, err = s.routeKernelFine(ctx, c, x)
+	default:
+		y, err = s.routeKernelCoarse(ctx, c, x)
+	}
+	if err != nil {
+		return ClusterDischarge{}, fmt.Errorf("diffroute: cluster %d: %w", k, err)
+	}
+	return ClusterDischarge{Cluster: k, Reaches: c.Reaches, Discharge: y, Start: st.seen}, nil
+}
+
+// inflows gathers the fine transfers into cluster c, summing slots that
+// enter the same reach, and frees their buffers. Keys are cluster-local.
+func (s *StagedRouter) inflows(c *Cluster) (FineFlows, error) {
+	st := s.st
+	in := FineFlows{}
+	for _, slot := range c.In {
+		buf := st.bufs[slot]
+		if buf == nil {
+			tr := st.cl.Transfers[slot]
+			return nil, fmt.Errorf("transfer %d → %d (slot %d) has not been routed", st.cl.Net.ID(int(tr.From)), st.cl.Net.ID(int(tr.To)), slot)
+		}
+		st.bufs[slot] = nil
+		if int(slot) == s.drop {
+			continue
+		}
+		v := st.cl.Transfers[slot].DstLocal
+		if have, ok := in[v]; ok {
+			for j, q := range buf {
+				have[j] += q
+			}
+		} else {
+			in[v] = buf
+		}
+	}
+	return in, nil
+}
+
+// outflows allocates the fine transfer buffers leaving cluster c, keyed by
+// cluster-local source reach.
+func (s *StagedRouter) outflows(c *Cluster, n int) FineFlows {
+	out := FineFlows{}
+	for _, slot := range c.Out {
+		buf := make([]float32, n)
+		s.st.bufs[slot] = buf
+		out[s.st.cl.Transfers[slot].SrcLocal] = buf
+	}
+	return out
+}
+
+func (s *StagedRouter) routeRecursive(ctx context.Context, c *Cluster, x *DataTensor) (*DataTensor, error) {
+	st := s.st
+	rr := st.rec[c.Index]
+	if rr == nil {
+		var err error
+		if rr, err = NewRecursiveRouter(c.Net, subsetOptions(s.opts, c.Reaches)); err != nil {
+			return nil, err
+		}
+		s.seedTransferState(rr, c, nil)
+		st.rec[c.Index] = rr
+	}
+	in, err := s.inflows(c)
+	if err != nil {
+		return nil, err
+	}
+	return rr.RouteFine(ctx, x, in, s.outflows(c, x.B*x.T*s.opts.SubSteps))
+}
+
+// seedTransferState gives reaches fed by transfers the steady upstream
+// inflow of an initial discharge (qinit): unstaged, NewRecursiveRouter counts
+// the initial discharge of every upstream reach, and transferred ones are
+// not in the cluster's network. local maps cluster-local indices to the
+// router's (nil: identity).
+func (s *StagedRouter) seedTransferState(rr *RecursiveRouter, c *Cluster, local map[int32]int32) {
+	q0 := s.opts.InitialQ
+	if q0 == nil || len(c.In) == 0 || s.st.b < 0 {
+		return
+	}
+	rr.initState(s.st.b)
+	n := rr.net.Len()
+	for _, slot := range c.In {
+		tr := s.st.cl.Transfers[slot]
+		v := tr.DstLocal
+		if local != nil {
+			lv, ok := local[v]
+			if !ok {
+				continue
+			}
+			v = lv
+		}
+		for b := 0; b < s.st.b; b++ {
+			rr.st.uPrev[b*n+int(v)] += q0[tr.From]
+		}
+	}
+}
+
+// kernelFor returns cluster c's kernel router, building it if needed.
+func (s *StagedRouter) kernelFor(ctx context.Context, c *Cluster) (*KernelRouter, error) {
+	if kr := s.st.ker[c.Index]; kr != nil {
+		return kr, nil
+	}
+	kr, err := NewKernelRouter(ctx, c.Net, subsetOptions(s.opts, c.Reaches))
+	if err != nil {
+		return nil, err
+	}
+	if s.KeepKernels {
+		s.st.ker[c.Index] = kr
+	}
+	return kr, nil
+}
+
+// withHistory prepends the kept tail of cluster c's runoff (warm steps) to x
+// and keeps the new tail for the next chunk.
+func (s *StagedRouter) withHistory(c *Cluster, x *DataTensor) (*DataTensor, error) {
+	st := s.st
+	xc := x
+	if !slices.Equal(x.IDs, c.Net.IDs()) {
+		var err error
+		if xc, err = x.SelectIDs(c.Net.IDs()); err != nil {
+			return nil, err
+		}
+	}
+	ext := xc
+	if st.warm > 0 {
+		tail := st.xtails[c.Index]
+		if tail == nil || tail.T != st.warm {
+			return nil, fmt.Errorf("internal error: runoff history missing")
+		}
+		var err error
+		if ext, err = ConcatTime(tail, xc); err != nil {
+			return nil, err
+		}
+	}
+	if w := min(KernelWarmup(s.opts), st.seen+st.t); w > 0 {
+		st.xtails[c.Index] = ext.SliceTime(ext.T-w, ext.T)
+	}
+	return ext, nil
+}
+
+// fineHistory returns, per batch member, the kept tail of a transfer slot
+// followed by this chunk's values, and keeps the new tail.
+func (s *StagedRouter) fineHistory(slot int32, buf []float32) []float32 {
+	st := s.st
+	f := s.opts.SubSteps
+	tl, cl := st.warm*f, st.t*f
+	nw := min(KernelWarmup(s.opts), st.seen+st.t) * f
+	ext := buf
+	if tl > 0 {
+		ext = make([]float32, st.b*(tl+cl))
+		tail := st.tails[slot]
+		for b := 0; b < st.b; b++ {
+			copy(ext[b*(tl+cl):], tail[b*tl:(b+1)*tl])
+			copy(ext[b*(tl+cl)+tl:], buf[b*cl:(b+1)*cl])
+		}
+	}
+	if nw > 0 {
+		tail := make([]float32, st.b*nw)
+		for b := 0; b < st.b; b++ {
+			copy(tail[b*nw:(b+1)*nw], ext[(b+1)*(tl+cl)-nw:(b+1)*(tl+cl)])
+		}
+		st.tails[slot] = tail
+	} else {
+		st.tails[slot] = nil
+	}
+	return ext
+}
+
+// routeKernelFine routes cluster c with its kernel; fine transfers enter
+// through the kernel's polyphase rows. The fine outflow of the cluster's
+// transfer sources, which the kernel (coarse output) does not give, comes
+// from a recursive router on their upstream closure within the cluster,
+// which carries its own state across chunks.
+func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataTensor) (*DataTensor, error) {
+	st := s.st
+	in, err := s.inflows(c)
+	if err != nil {
+		return nil, err
+	}
+	// Sources first: their router reads the same inflows for this chunk only.
+	if len(c.Out) > 0 {
+		rr := st.rec[c.Index]
+		if rr == nil {
+			ids := make([]int64, 0, len(c.Out))
+			for _, slot := range c.Out {
+				ids = append(ids, c.Net.ID(int(st.cl.Transfers[slot].SrcLocal)))
+			}
+			sub, err := c.Net.UpstreamClosure(ids)
+			if err != nil {
+				return nil, err
+			}
+			snet, err := c.Net.Subnetwork(sub)
+			if err != nil {
+				return nil, err
+			}
+			global := make([]int32, len(sub))
+			local := make(map[int32]int32, len(sub))
+			for j, v := range sub {
+				global[j] = c.Reaches[v]
+				local[v] = int32(j)
+			}
+			o := subsetOptions(s.opts, global)
+			o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, ""
+			if rr, err = NewRecursiveRouter(snet, o); err != nil {
+				return nil, err
+			}
+			st.rec[c.Index], st.srcs[c.Index] = rr, local
+		}
+		local := st.srcs[c.Index]
+		sin := FineFlows{}
+		for v, q := range in {
+			if lv, ok := local[v]; ok {
+				sin[lv] = q
+			}
+		}
+		out := s.outflows(c, x.B*x.T*s.opts.SubSteps)
+		sout := FineFlows{}
+		for u, q := range out {
+			sout[local[u]] = q
+		}
+		if _, err := rr.RouteFine(ctx, x, sin, sout); err != nil {
+			return nil, err
+		}
+	}
+	ext, err := s.withHistory(c, x)
+	if err != nil {
+		return nil, err
+	}
+	var inflow []FineInflow
+	for _, slot := range c.In {
+		if int(slot) == s.drop {
+			continue
+		}
+		v := st.cl.Transfers[slot].DstLocal
+		if q, ok := in[v]; ok {
+			inflow = append(inflow, FineInflow{Reach: int(v), Q: s.fineHistory(slot, q)})
+			delete(in, v) // slots into the same reach were summed
+		}
+	}
+	kr, err := s.kernelFor(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return kr.RouteWith(ctx, ext, inflow, st.warm)
+}
+
+// routeKernelCoarse is DiffRoute's staged routing: the step discharge of
+// each transfer source is added to the runoff of its target reach.
+func (s *StagedRouter) routeKernelCoarse(ctx context.Context, c *Cluster, x *DataTensor) (*DataTensor, error) {
+	st := s.st
+	xc, err := x.SelectIDs(c.Net.IDs())
+	if err != nil {
+		return nil, err
+	}
+	for _, slot := range c.In {
+		buf := st.bufs[slot]
+		if buf == nil {
+			return nil, fmt.Errorf("transfer slot %d has not been routed", slot)
+		}
+		st.bufs[slot] = nil
+		if int(slot) == s.drop {
+			continue
+		}
+		v := int(st.cl.Transfers[slot].DstLocal)
+		for b := 0; b < xc.B; b++ {
+			row := xc.Series(b, v)
+			for t, q := range buf[b*xc.T : (b+1)*xc.T] {
+				row[t] += q
+			}
+		}
+	}
+	ext, err := s.withHistory(c, xc)
+	if err != nil {
+		return nil, err
+	}
+	kr, err := s.kernelFor(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	y, err := kr.RouteWith(ctx, ext, nil, st.warm)
+	if err != nil {
+		return nil, err
+	}
+	for _, slot := range c.Out {
+		u := int(st.cl.Transfers[slot].SrcLocal)
+		buf := make([]float32, y.B*y.T)
+		for b := 0; b < y.B; b++ {
+			copy(buf[b*y.T:], y.Series(b, u))
+		}
+		st.bufs[slot] = buf
+	}
+	return y, nil
+}
