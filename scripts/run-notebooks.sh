@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Executes notebooks headless with the GoNB kernel and checks the results.
+#
+#   scripts/run-notebooks.sh [notebook.ipynb ...]   (default: notebooks/*.ipynb)
+#
+# Each notebook runs top to bottom with Debian's
+# `/usr/bin/jupyter nbconvert --to notebook --execute` (the pyenv python3 may
+# shadow Debian's Jupyter); the sources are left untouched and the executed
+# copies, outputs included, are written to $NOTEBOOK_OUT (default
+# out/notebooks/, ignored by git) and signed as trusted, so that Jupyter runs
+# their chart scripts when they are opened.
+#
+# A notebook fails when a cell fails (nbconvert stops), when any output is an
+# error or stderr mentions a panic, or when a code cell has no output — unless
+# the cell is tagged "no-output" (cell metadata tags; for declaration-only
+# cells). A cell tagged "expect-html" must produce a text/html output.
+#
+# Needs scripts/install-notebook-tools.sh first. $NOTEBOOK_TIMEOUT bounds
+# each cell in seconds (default 600).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${NOTEBOOK_BIN:-$repo/tools/bin}
+out=${NOTEBOOK_OUT:-$repo/out/notebooks}
+timeout=${NOTEBOOK_TIMEOUT:-600}
+export PATH="$bin:$PATH" # goimports for the kernel
+
+if [ ! -x "$bin/gonb" ] || [ ! -x "$bin/goimports" ]; then
+	echo "run-notebooks: $bin/gonb or goimports missing: run scripts/install-notebook-tools.sh" >&2
+	exit 1
+fi
+if [ $# -eq 0 ]; then
+	shopt -s nullglob
+	set -- "$repo"/notebooks/*.ipynb
+	if [ $# -eq 0 ]; then
+		echo "run-notebooks: no notebooks under $repo/notebooks" >&2
+		exit 1
+	fi
+fi
+mkdir -p "$out"
+
+failed=0
+for nb in "$@"; do
+	name=$(basename "$nb")
+	echo "=== $name"
+	start=$(date +%s)
+	if ! /usr/bin/jupyter nbconvert --to notebook --execute \
+		--ExecutePreprocessor.kernel_name=gonb \
+		--ExecutePreprocessor.timeout="$timeout" \
+		--output-dir "$out" --output "$name" "$nb"; then
+		echo "FAIL $name: execution failed" >&2
+		failed=$((failed + 1))
+		continue
+	fi
+	if /usr/bin/python3 - "$out/$name" <<'PY'; then
+import json, sys
+import nbformat
+from nbformat.sign import NotebookNotary
+
+path = sys.argv[1]
+with open(path) as f:
+    nb = json.load(f)
+problems = []
+for k, cell in enumerate(nb["cells"]):
+    if cell["cell_type"] != "code":
+        continue
+    tags = cell.get("metadata", {}).get("tags", [])
+    outs = cell.get("outputs", [])
+    src = "".join(cell["source"]).strip().splitlines()
+    where = "cell %d (%s)" % (k, src[0] if src else "empty")
+    for o in outs:
+        if o["output_type"] == "error":
+            problems.append("%s: error output %s: %s" % (where, o.get("ename"), o.get("evalue")))
+        if o["output_type"] == "stream" and o.get("name") == "stderr" and "panic:" in "".join(o.get("text", "")):
+            problems.append("%s: panic on stderr" % where)
+    if not outs and "no-output" not in tags:
+        problems.append("%s: no output (tag the cell no-output if that is intended)" % where)
+    if "expect-html" in tags and not any("text/html" in o.get("data", {}) for o in outs):
+        problems.append("%s: tagged expect-html but has no text/html output" % where)
+for p in problems:
+    print("  " + p, file=sys.stderr)
+if problems:
+    sys.exit(1)
+# Trust the executed copy so that Jupyter runs its chart scripts.
+signed = nbformat.read(path, as_version=4)
+NotebookNotary().sign(signed)
+PY
+		echo "ok   $name ($(($(date +%s) - start))s) -> $out/$name"
+	else
+		echo "FAIL $name: bad outputs" >&2
+		failed=$((failed + 1))
+	fi
+done
+if [ "$failed" -gt 0 ]; then
+	echo "run-notebooks: $failed of $# notebooks failed" >&2
+	exit 1
+fi
+echo "run-notebooks: $# notebooks passed"
