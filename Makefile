@@ -3,10 +3,10 @@
 #   make test   runs every test (installs what it needs first)
 SHELL := /bin/bash
 GO ?= go
-APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
+APT_PKGS := libnetcdf-dev pkg-config netcdf-bin chromium
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps build vet unit fuzz bench clean
+.PHONY: all demo test deps build vet unit fuzz bench notebooks clean
 
 all: build
 
@@ -39,7 +39,12 @@ fuzz: deps
 	  done; \
 	done
 
-test: vet unit
+# Executes every notebook headless (installs Jupyter, GoNB and goimports).
+notebooks: deps
+	scripts/install-notebook-tools.sh
+	scripts/run-notebooks.sh
+
+test: vet unit notebooks
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/
