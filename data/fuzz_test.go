@@ -1,0 +1,172 @@
+package data
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func seedFile(f *testing.F, name string) {
+	b, err := os.ReadFile(filepath.Join(xx9, name))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+}
+
+func FuzzReadRAPIDConnect(f *testing.F) {
+	seedFile(f, "rapid_connect.csv")
+	f.Add([]byte("10,30,0,0,0\n20,30,0,0,0\n30,-1,2,10,20\n"))
+	f.Add([]byte("10,20,0\n20,10,0\n"))
+	f.Add([]byte("1,2,1,0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConnect(bytes.NewReader(b), "rapid_connect.csv")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "rapid_connect.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(c.IDs) != len(c.Down) || len(c.IDs) != len(c.Lines) {
+			t.Fatal("ragged result")
+		}
+		c.check("rapid_connect.csv")
+	})
+}
+
+// FuzzReadRAPID runs the whole folder reader on a fuzzed rapid_connect.csv
+// with k, x and riv_bas_id derived from it.
+func FuzzReadRAPID(f *testing.F) {
+	seedFile(f, "rapid_connect.csv")
+	f.Add([]byte("10,20,0,0\n20,30,0,0\n30,10,0,0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConnect(bytes.NewReader(b), "rapid_connect.csv")
+		if err != nil {
+			return
+		}
+		var k, bas strings.Builder
+		for i := len(c.IDs) - 1; i >= 0; i-- {
+			k.WriteString("1\n")
+			bas.WriteString(itoa(c.IDs[i]) + "\n")
+		}
+		dir := writeFiles(t, map[string]string{
+			"rapid_connect.csv": string(b), "k.csv": k.String(), "x.csv": k.String(), "riv_bas_id.csv": bas.String(),
+		})
+		if _, err := ReadRAPID(dir); err == nil {
+			return
+		} else if !strings.Contains(err.Error(), ".csv") {
+			t.Fatalf("error names no file: %v", err)
+		}
+	})
+}
+
+func FuzzReadBasinIDs(f *testing.F) {
+	seedFile(f, "riv_bas_id.csv")
+	f.Add([]byte("1\n1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ParseBasinIDs(bytes.NewReader(b), "riv_bas_id.csv")
+	})
+}
+
+func FuzzParseValues(f *testing.F) {
+	seedFile(f, "k.csv")
+	seedFile(f, "x.csv")
+	seedFile(f, "qinit_erai_t511_3hr_20030121to20030122.csv")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ParseValues(bytes.NewReader(b), "k.csv")
+	})
+}
+
+func FuzzParseQinit(f *testing.F) {
+	r, err := ReadRAPID(xx9)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seedFile(f, "qinit_erai_t511_3hr_20030121to20030122.csv")
+	f.Add([]byte("rivid,qinit\n17880258,1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, err := ParseQinit(bytes.NewReader(b), "qinit.csv", r)
+		if err == nil && len(q) != r.Network.Len() {
+			t.Fatalf("%d values", len(q))
+		}
+	})
+}
+
+func FuzzReadCSVTable(f *testing.F) {
+	seedFile(f, "m3_riv.csv")
+	seedFile(f, "qout_rapid.csv")
+	f.Add([]byte("time,1,2\n2000-01-01,1,\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		x, err := ReadCSVTable(bytes.NewReader(b), "t.csv")
+		if err != nil {
+			return
+		}
+		if err := x.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		// Whatever reads must write and read back.
+		var buf bytes.Buffer
+		if err := WriteCSVTable(&buf, x); err != nil {
+			return // e.g. labels that need quoting are not written
+		}
+		y, err := ReadCSVTable(&buf, "again")
+		if err != nil {
+			t.Fatalf("re-read: %v\n%s", err, buf.String())
+		}
+		if y.N != x.N || y.T != x.T {
+			t.Fatal("dims changed")
+		}
+	})
+}
+
+func FuzzParseCFUnits(f *testing.F) {
+	for _, s := range []string{
+		"seconds since 1970-01-01 00:00:00+00:00", "days since 2000-01-01", "hours since 1900-1-1 0:0:0",
+		"minutes since 2003-01-21T03:00:00Z", "days since 2000-01-01 00:00:00.5 -05:30", "months since 2000-01-01",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseCFUnits(s)
+		if err != nil {
+			return
+		}
+		if _, err := ParseCFUnits(c.Units()); err != nil {
+			t.Fatalf("%q -> %q: %v", s, c.Units(), err)
+		}
+		c.Time(1e300)
+		c.Time(-3)
+	})
+}
+
+// FuzzOpenPixelRunoff feeds corrupted Arrow files to both Feather readers.
+// Seeds are uncompressed: a corrupted LZ4/ZSTD frame may declare gigabytes of
+// decompressed data, which arrow-go allocates (slow, not a panic). arrow-go's
+// schema parser can likewise allocate heavily on corrupted flatbuffers, so
+// active fuzzing of this target runs slowly; panics are recovered into errors.
+func FuzzOpenPixelRunoff(f *testing.F) {
+	dir := f.TempDir()
+	for i, opt := range []*FeatherOptions{nil, {BatchRows: 2}} {
+		p := filepath.Join(dir, "s"+itoa(int64(i)))
+		if err := WritePixelRunoff(p, samplePixels(5, 3), opt); err != nil {
+			f.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	w := filepath.Join(dir, "w")
+	WriteWeights(w, &Weights{RiverID: []int64{1}, Pixel: []string{"a"}, Area: []float64{1}}, nil)
+	b, _ := os.ReadFile(w)
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "f.feather")
+		os.WriteFile(path, b, 0o644)
+		if p, err := OpenPixelRunoff(path); err == nil {
+			p.ReadColumns(p.Labels(), nil)
+			p.Close()
+		}
+		ReadWeights(path)
+	})
+}

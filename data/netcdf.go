@@ -1,0 +1,442 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/fhs/go-netcdf/netcdf"
+)
+
+// ncMu serialises every call into libnetcdf, which is not thread-safe.
+var ncMu sync.Mutex
+
+// RunoffVarNames are the variable names ReadRunoffNC tries, in order, when
+// none is given: RAPID inflow, xarray-style runoff, RAPID output and
+// DiffHydro's unnamed xarray DataArray.
+var RunoffVarNames = []string{"m3_riv", "runoff", "Qout", "__xarray_dataarray_variable__"}
+
+// idVarNames are tried for reach ids when the spatial dimension has no
+// coordinate variable of its own name.
+var idVarNames = []string{"rivid", "river_id", "COMID", "comid", "spatial", "feature_id", "reach_id", "LINKNO"}
+
+// NCOptions select what ReadRunoffNC reads.
+type NCOptions struct {
+	// Var is the data variable; "" tries RunoffVarNames, then the only
+	// two-dimensional numeric variable that is not a coordinate.
+	Var string
+	// IDs are the reach ids of the spatial axis when the file has no id
+	// variable (RAPID m3_riv files without rivid follow rapid_connect.csv
+	// order: pass RAPID.ConnectIDs). Ignored when the file has ids.
+	IDs []int64
+}
+
+// ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
+// file into a tensor with one batch member: RAPID m3_riv(time, rivid),
+// xarray-style runoff(time, river_id), Qout(time, rivid) or DiffHydro's
+// __xarray_dataarray_variable__(time, spatial). A (reach, time) layout is
+// recognised by the dimension named "time" and transposed.
+//
+// Reach ids come from the coordinate variable of the spatial dimension (or
+// rivid, river_id, … when it has none), else from opt.IDs. Time labels come
+// from the time coordinate: with CF units "<unit> since <date>" they are
+// RFC 3339 instants (UTC) and Step is their uniform spacing; otherwise the raw
+// numbers. Units is the variable's units attribute, unconverted (RAPID m3_riv
+// holds m3 per step: see VolumeToRate). scale_factor and add_offset are
+// applied; values equal to a non-zero _FillValue or missing_value become NaN
+// (RAPID writes _FillValue = 0 on m3_riv, where 0 means no runoff, so a zero
+// fill value is kept as 0).
+func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
+	if opt == nil {
+		opt = &NCOptions{}
+	}
+	ncMu.Lock()
+	defer ncMu.Unlock()
+	ds, err := netcdf.OpenFile(path, netcdf.NOWRITE)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer ds.Close()
+	x, err := readRunoff(ds, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return x, nil
+}
+
+func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error) {
+	v, name, err := findDataVar(ds, opt.Var)
+	if err != nil {
+		return nil, err
+	}
+	dims, err := v.Dims()
+	if err != nil {
+		return nil, err
+	}
+	if len(dims) != 2 {
+		return nil, fmt.Errorf("variable %s has %d dimensions, want 2 (time, reach)", name, len(dims))
+	}
+	dn := make([]string, 2)
+	dl := make([]int, 2)
+	for i, d := range dims {
+		if dn[i], err = d.Name(); err != nil {
+			return nil, err
+		}
+		n, err := d.Len()
+		if err != nil {
+			return nil, err
+		}
+		dl[i] = int(n)
+	}
+	ti, si := 0, 1
+	if strings.EqualFold(dn[1], "time") && !strings.EqualFold(dn[0], "time") {
+		ti, si = 1, 0
+	}
+	T, N := dl[ti], dl[si]
+
+	// Reach ids.
+	var ids []int64
+	idVar, ok := varByName(ds, append([]string{dn[si]}, idVarNames...)...)
+	if ok {
+		if l, err := idVar.Len(); err == nil && int(l) == N {
+			f, err := readAllFloat64(idVar)
+			if err != nil {
+				return nil, fmt.Errorf("reach ids: %w", err)
+			}
+			ids = make([]int64, N)
+			for i, f := range f {
+				if f != math.Trunc(f) || math.IsNaN(f) || math.Abs(f) > 1<<53 {
+					return nil, fmt.Errorf("reach id %v at position %d is not an integer", f, i)
+				}
+				ids[i] = int64(f)
+			}
+		}
+	}
+	if ids == nil {
+		if opt.IDs == nil {
+			return nil, fmt.Errorf("variable %s: no reach id variable for dimension %s; pass the ids (rapid_connect.csv order for RAPID files)", name, dn[si])
+		}
+		if len(opt.IDs) != N {
+			return nil, fmt.Errorf("variable %s has %d reaches but %d ids were given", name, N, len(opt.IDs))
+		}
+		ids = slices.Clone(opt.IDs)
+	}
+
+	x := diffroute.NewDataTensor(1, ids, T)
+	x.Units, _ = attrString(v, "units")
+
+	// Values, in blocks along the first dimension.
+	scale, hasScale := attrFloat(v, "scale_factor")
+	offset, hasOffset := attrFloat(v, "add_offset")
+	fill := math.NaN()
+	if f, ok := attrFloat(v, "_FillValue"); ok && f != 0 {
+		fill = f
+	}
+	missing := math.NaN()
+	if f, ok := attrFloat(v, "missing_value"); ok && f != 0 {
+		missing = f
+	}
+	rowLen := dl[1]
+	rows := max(1, (1<<20)/max(1, rowLen))
+	buf := make([]float64, 0, rows*rowLen)
+	for r0 := 0; r0 < dl[0]; r0 += rows {
+		nr := min(rows, dl[0]-r0)
+		buf = buf[:nr*rowLen]
+		if err := readSliceFloat64(v, buf, []uint64{uint64(r0), 0}, []uint64{uint64(nr), uint64(rowLen)}); err != nil {
+			return nil, fmt.Errorf("variable %s: %w", name, err)
+		}
+		for r := 0; r < nr; r++ {
+			for c := 0; c < rowLen; c++ {
+				f := buf[r*rowLen+c]
+				if f == fill || f == missing {
+					f = math.NaN()
+				} else {
+					if hasScale {
+						f *= scale
+					}
+					if hasOffset {
+						f += offset
+					}
+				}
+				t, i := r0+r, c
+				if ti == 1 {
+					t, i = c, r0+r
+				}
+				x.Data[i*T+t] = float32(f)
+			}
+		}
+	}
+
+	// Time labels.
+	if tv, ok := varByName(ds, dn[ti]); ok {
+		if l, err := tv.Len(); err == nil && int(l) == T {
+			vals, err := readAllFloat64(tv)
+			if err != nil {
+				return nil, fmt.Errorf("time: %w", err)
+			}
+			units, _ := attrString(tv, "units")
+			cal, _ := attrString(tv, "calendar")
+			x.Times, x.Step = timeLabels(vals, units, cal)
+		}
+	}
+	return x, nil
+}
+
+// timeLabels decodes CF times; without decodable units it returns the raw
+// numbers and no step.
+func timeLabels(vals []float64, units, calendar string) ([]string, time.Duration) {
+	raw := func() []string {
+		s := make([]string, len(vals))
+		for i, v := range vals {
+			s[i] = fmt.Sprint(v)
+		}
+		return s
+	}
+	switch strings.ToLower(calendar) {
+	case "", "standard", "gregorian", "proleptic_gregorian":
+	default:
+		return raw(), 0
+	}
+	cf, err := ParseCFUnits(units)
+	if err != nil {
+		return raw(), 0
+	}
+	ts := make([]time.Time, len(vals))
+	labels := make([]string, len(vals))
+	for i, v := range vals {
+		t, err := cf.Time(v)
+		if err != nil {
+			return raw(), 0
+		}
+		ts[i] = t
+		labels[i] = FormatTime(t)
+	}
+	return labels, uniformStep(ts)
+}
+
+// findDataVar finds the data variable by name or by the default rules.
+func findDataVar(ds netcdf.Dataset, name string) (netcdf.Var, string, error) {
+	if name != "" {
+		v, err := ds.Var(name)
+		if err != nil {
+			return v, name, fmt.Errorf("no variable %q: %w", name, err)
+		}
+		return v, name, nil
+	}
+	if v, ok := varByName(ds, RunoffVarNames...); ok {
+		n, _ := v.Name()
+		return v, n, nil
+	}
+	nv, err := ds.NVars()
+	if err != nil {
+		return netcdf.Var{}, "", err
+	}
+	var found []netcdf.Var
+	var names []string
+	for i := 0; i < nv; i++ {
+		v := ds.VarN(i)
+		dims, err := v.Dims()
+		if err != nil || len(dims) != 2 {
+			continue
+		}
+		t, err := v.Type()
+		if err != nil || !numericType(t) {
+			continue
+		}
+		n, _ := v.Name()
+		if n == "time_bnds" || strings.HasSuffix(n, "_bnds") || strings.HasSuffix(n, "_bounds") {
+			continue
+		}
+		found = append(found, v)
+		names = append(names, n)
+	}
+	if len(found) != 1 {
+		return netcdf.Var{}, "", fmt.Errorf("cannot choose the data variable (found %d two-dimensional candidates %v); name it", len(found), names)
+	}
+	return found[0], names[0], nil
+}
+
+func numericType(t netcdf.Type) bool {
+	switch t {
+	case netcdf.BYTE, netcdf.SHORT, netcdf.INT, netcdf.FLOAT, netcdf.DOUBLE,
+		netcdf.UBYTE, netcdf.USHORT, netcdf.UINT, netcdf.INT64, netcdf.UINT64:
+		return true
+	}
+	return false
+}
+
+// varByName returns the first variable that exists among names.
+func varByName(ds netcdf.Dataset, names ...string) (netcdf.Var, bool) {
+	for _, n := range names {
+		if v, err := ds.Var(n); err == nil {
+			return v, true
+		}
+	}
+	return netcdf.Var{}, false
+}
+
+// attrString reads a text attribute.
+func attrString(v netcdf.Var, name string) (string, bool) {
+	a := v.Attr(name)
+	t, err := a.Type()
+	if err != nil || t != netcdf.CHAR {
+		return "", false
+	}
+	n, err := a.Len()
+	if err != nil {
+		return "", false
+	}
+	if n == 0 {
+		return "", true
+	}
+	b := make([]byte, n)
+	if err := a.ReadBytes(b); err != nil {
+		return "", false
+	}
+	return strings.TrimRight(string(b), "\x00"), true
+}
+
+// attrFloat reads the first value of a numeric attribute.
+func attrFloat(v netcdf.Var, name string) (float64, bool) {
+	a := v.Attr(name)
+	t, err := a.Type()
+	if err != nil {
+		return 0, false
+	}
+	n, err := a.Len()
+	if err != nil || n == 0 {
+		return 0, false
+	}
+	switch t {
+	case netcdf.DOUBLE:
+		b := make([]float64, n)
+		if a.ReadFloat64s(b) == nil {
+			return b[0], true
+		}
+	case netcdf.FLOAT:
+		b := make([]float32, n)
+		if a.ReadFloat32s(b) == nil {
+			return float64(b[0]), true
+		}
+	case netcdf.INT:
+		b := make([]int32, n)
+		if a.ReadInt32s(b) == nil {
+			return float64(b[0]), true
+		}
+	case netcdf.SHORT:
+		b := make([]int16, n)
+		if a.ReadInt16s(b) == nil {
+			return float64(b[0]), true
+		}
+	case netcdf.INT64:
+		b := make([]int64, n)
+		if a.ReadInt64s(b) == nil {
+			return float64(b[0]), true
+		}
+	case netcdf.BYTE:
+		b := make([]int8, n)
+		if a.ReadInt8s(b) == nil {
+			return float64(b[0]), true
+		}
+	}
+	return 0, false
+}
+
+func readAllFloat64(v netcdf.Var) ([]float64, error) {
+	ls, err := v.LenDims()
+	if err != nil {
+		return nil, err
+	}
+	n := uint64(1)
+	start := make([]uint64, len(ls))
+	for _, l := range ls {
+		n *= l
+	}
+	out := make([]float64, n)
+	if n == 0 {
+		return out, nil
+	}
+	return out, readSliceFloat64(v, out, start, ls)
+}
+
+// readSliceFloat64 reads a hyperslab of any numeric type into dst as float64.
+func readSliceFloat64(v netcdf.Var, dst []float64, start, count []uint64) error {
+	t, err := v.Type()
+	if err != nil {
+		return err
+	}
+	n := len(dst)
+	if n == 0 {
+		return nil
+	}
+	if len(start) == 0 {
+		start, count = nil, nil
+	}
+	switch t {
+	case netcdf.DOUBLE:
+		return readVals(v, dst, start, count, netcdf.Var.ReadFloat64Slice, netcdf.Var.ReadFloat64s)
+	case netcdf.FLOAT:
+		return readConv(v, dst, start, count, netcdf.Var.ReadFloat32Slice, netcdf.Var.ReadFloat32s)
+	case netcdf.INT:
+		return readConv(v, dst, start, count, netcdf.Var.ReadInt32Slice, netcdf.Var.ReadInt32s)
+	case netcdf.INT64:
+		return readConv(v, dst, start, count, netcdf.Var.ReadInt64Slice, netcdf.Var.ReadInt64s)
+	case netcdf.SHORT:
+		return readConv(v, dst, start, count, netcdf.Var.ReadInt16Slice, netcdf.Var.ReadInt16s)
+	case netcdf.BYTE:
+		return readConv(v, dst, start, count, netcdf.Var.ReadInt8Slice, netcdf.Var.ReadInt8s)
+	case netcdf.UINT:
+		return readConv(v, dst, start, count, netcdf.Var.ReadUint32Slice, netcdf.Var.ReadUint32s)
+	case netcdf.USHORT:
+		return readConv(v, dst, start, count, netcdf.Var.ReadUint16Slice, netcdf.Var.ReadUint16s)
+	case netcdf.UBYTE:
+		return readConv(v, dst, start, count, netcdf.Var.ReadUint8Slice, netcdf.Var.ReadUint8s)
+	case netcdf.UINT64:
+		return readConv(v, dst, start, count, netcdf.Var.ReadUint64Slice, netcdf.Var.ReadUint64s)
+	}
+	return fmt.Errorf("unsupported netCDF type %v", t)
+}
+
+type number interface {
+	~int8 | ~int16 | ~int32 | ~int64 | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
+}
+
+func readVals[T number](v netcdf.Var, dst []T, start, count []uint64,
+	slice func(netcdf.Var, []T, []uint64, []uint64) error, all func(netcdf.Var, []T) error) error {
+	if start == nil {
+		return all(v, dst)
+	}
+	return slice(v, dst, start, count)
+}
+
+func readConv[T number](v netcdf.Var, dst []float64, start, count []uint64,
+	slice func(netcdf.Var, []T, []uint64, []uint64) error, all func(netcdf.Var, []T) error) error {
+	tmp := make([]T, len(dst))
+	if err := readVals(v, tmp, start, count, slice, all); err != nil {
+		return err
+	}
+	for i, x := range tmp {
+		dst[i] = float64(x)
+	}
+	return nil
+}
+
+// VolumeToRate converts, in place, a tensor of volumes per step (m3, as in
+// RAPID m3_riv files) into rates (m3/s) by dividing by the step, and sets
+// Units to "m3 s-1". step must be positive.
+func VolumeToRate(x *diffroute.DataTensor, step time.Duration) error {
+	if step <= 0 {
+		return errors.New("data: VolumeToRate needs a positive step")
+	}
+	s := step.Seconds()
+	for i, v := range x.Data {
+		x.Data[i] = float32(float64(v) / s)
+	}
+	x.Units = "m3 s-1"
+	return nil
+}

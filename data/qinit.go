@@ -1,0 +1,115 @@
+package data
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// ReadQinit reads an initial-discharge file (m3/s) and returns one value per
+// reach of r.Network, in network order.
+//
+// Two layouts are accepted:
+//   - RAPID's: one value per line, no header, one line per reach of
+//     rapid_connect.csv in that order (as RAPID and RAPIDpy write it);
+//   - a CSV with a header naming an id column and a value column
+//     (e.g. "rivid,qinit"), rows in any order; every network reach must
+//     appear, extra reaches are ignored.
+func ReadQinit(path string, r *RAPID) ([]float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseQinit(bytes.NewReader(b), path, r)
+}
+
+// ParseQinit is ReadQinit on a reader; name labels errors.
+func ParseQinit(rd io.Reader, name string, r *RAPID) ([]float64, error) {
+	lines, err := readLines(rd, name)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil || r.Network == nil {
+		return nil, fmt.Errorf("data: ParseQinit needs a RAPID configuration")
+	}
+	ids := r.Network.IDs()
+	out := make([]float64, len(ids))
+	if len(lines) > 0 && hasHeader(lines[0].text) {
+		hdr := splitFields(lines[0].text)
+		if len(hdr) != 2 {
+			return nil, perr(name, lines[0].n, 0, "header has %d columns, want 2 (id, value)", len(hdr))
+		}
+		got := make(map[int64]float64, len(lines))
+		seen := make(map[int64]int, len(lines))
+		for _, ln := range lines[1:] {
+			f := splitFields(ln.text)
+			if len(f) != 2 {
+				return nil, perr(name, ln.n, 0, "%d columns, want 2", len(f))
+			}
+			id, err := parseID(f[0])
+			if err != nil {
+				return nil, perr(name, ln.n, 1, "%v", err)
+			}
+			v, err := parseFloat(f[1])
+			if err != nil {
+				return nil, perr(name, ln.n, 2, "%v", err)
+			}
+			if first, dup := seen[id]; dup {
+				return nil, perr(name, ln.n, 1, "duplicate reach id %d (first on line %d)", id, first)
+			}
+			seen[id] = ln.n
+			got[id] = v
+		}
+		for i, id := range ids {
+			v, ok := got[id]
+			if !ok {
+				return nil, perr(name, 0, 0, "no initial discharge for reach %d", id)
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	vals := make([]float64, 0, len(lines))
+	for _, ln := range lines {
+		f := splitFields(ln.text)
+		if len(f) != 1 {
+			return nil, perr(name, ln.n, 0, "%d columns, want 1 value per line (or a header id,value)", len(f))
+		}
+		v, err := parseFloat(f[0])
+		if err != nil {
+			return nil, perr(name, ln.n, 1, "%v", err)
+		}
+		vals = append(vals, v)
+	}
+	if len(vals) != len(r.ConnectIDs) {
+		line := 0
+		if len(lines) > len(r.ConnectIDs) {
+			line = lines[len(r.ConnectIDs)].n
+		}
+		return nil, perr(name, line, 0, "%d values but %s has %d reaches", len(vals), RAPIDConnectFile, len(r.ConnectIDs))
+	}
+	pos := make(map[int64]int, len(r.ConnectIDs))
+	for i, id := range r.ConnectIDs {
+		pos[id] = i
+	}
+	for i, id := range ids {
+		j, ok := pos[id]
+		if !ok {
+			return nil, fmt.Errorf("%s: reach %d is not in the rapid_connect order", name, id)
+		}
+		out[i] = vals[j]
+	}
+	return out, nil
+}
+
+// hasHeader reports whether a first line is a header: its first field is not
+// a number.
+func hasHeader(s string) bool {
+	f := splitFields(s)
+	if _, err := parseFloat(f[0]); err == nil {
+		return false
+	}
+	return strings.TrimSpace(f[0]) != ""
+}

@@ -1,0 +1,279 @@
+package data
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/fhs/go-netcdf/netcdf"
+)
+
+// QoutOptions tune WriteQoutNC. The zero value writes RAPID's layout.
+type QoutOptions struct {
+	Var         string // data variable name; default "Qout"
+	Title       string // global attribute title; default "diffroute-go discharge"
+	Institution string
+	Source      string // default "diffroute-go"
+	Comment     string
+}
+
+// WriteQoutNC writes a discharge tensor (one batch member, m3/s) in RAPID's
+// Qout layout (netCDF classic, 64-bit offsets; time is a fixed dimension): Qout(time, rivid) float32
+// "m3 s-1", rivid(rivid) int32 in tensor order, time(time) and, when the step
+// is known, time_bnds(time, nv) = [t, t + step]. With time labels parseable by
+// ParseTime, time holds "seconds since 1970-01-01 00:00:00+00:00" as int32
+// when every value is a whole second within int32 range (as RAPID writes it),
+// float64 otherwise; without them it holds the step index (units "1").
+// Global attributes follow RAPID: Conventions = "CF-1.6",
+// featureType = "timeSeries", title, institution, source, history,
+// references, comment.
+//
+// The file is written to a temporary name and renamed into place; on error
+// nothing is left at path.
+func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	if q.B != 1 {
+		return fmt.Errorf("data: a Qout file holds one batch member, the tensor has %d", q.B)
+	}
+	switch strings.ReplaceAll(strings.ToLower(q.Units), " ", "") {
+	case "", "m3s-1", "m3/s", "m^3/s", "m3.s-1", "m**3/s", "m3s^-1", "cms", "cumecs":
+	default:
+		return fmt.Errorf("data: Qout holds discharge in m3 s-1, the tensor's units are %q", q.Units)
+	}
+	for _, id := range q.IDs {
+		if id < math.MinInt32 || id > math.MaxInt32 {
+			return fmt.Errorf("data: reach id %d does not fit RAPID's int32 rivid", id)
+		}
+	}
+	o := QoutOptions{Var: "Qout", Title: "diffroute-go discharge", Source: "diffroute-go"}
+	if opt != nil {
+		if opt.Var != "" {
+			o.Var = opt.Var
+		}
+		if opt.Title != "" {
+			o.Title = opt.Title
+		}
+		if opt.Source != "" {
+			o.Source = opt.Source
+		}
+		o.Institution, o.Comment = opt.Institution, opt.Comment
+	}
+
+	// Time coordinate.
+	secs := make([]float64, q.T)
+	cfTime := false
+	if ts, ok := parseTimes(q.Times); ok && len(ts) == q.T {
+		cfTime = true
+		for t, tm := range ts {
+			secs[t] = float64(tm.UnixNano()) / 1e9
+		}
+	} else {
+		for t := range secs {
+			secs[t] = float64(t)
+		}
+	}
+	step := q.Step
+	if cfTime && step == 0 {
+		if ts, ok := parseTimes(q.Times); ok {
+			step = uniformStep(ts)
+		}
+	}
+	intTime := true
+	for _, s := range secs {
+		if s != math.Trunc(s) || s < math.MinInt32 || s > math.MaxInt32 {
+			intTime = false
+		}
+	}
+	bounds := cfTime && step > 0 && step%time.Second == 0 && intTime
+	if bounds {
+		last := secs[len(secs)-1] + step.Seconds()
+		if q.T == 0 || last > math.MaxInt32 {
+			bounds = false
+		}
+	}
+
+	return writeAtomic(path, func(tmp string) error {
+		ncMu.Lock()
+		defer ncMu.Unlock()
+		ds, err := netcdf.CreateFile(tmp, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
+		if err != nil {
+			return fmt.Errorf("data: %s: %w", path, err)
+		}
+		werr := writeQout(ds, q, &o, secs, cfTime, intTime, bounds, step)
+		cerr := ds.Close()
+		if werr != nil {
+			return fmt.Errorf("data: %s: %w", path, werr)
+		}
+		if cerr != nil {
+			return fmt.Errorf("data: %s: %w", path, cerr)
+		}
+		return nil
+	})
+}
+
+func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, secs []float64, cfTime, intTime, bounds bool, step time.Duration) error {
+	// RAPID makes time unlimited; go-netcdf cannot write past the current
+	// length of an unlimited dimension, so it is fixed here (0 = unlimited
+	// for an empty tensor).
+	tdim, err := ds.AddDim("time", uint64(q.T))
+	if err != nil {
+		return err
+	}
+	rdim, err := ds.AddDim("rivid", uint64(q.N))
+	if err != nil {
+		return err
+	}
+	var nv netcdf.Dim
+	if bounds {
+		if nv, err = ds.AddDim("nv", 2); err != nil {
+			return err
+		}
+	}
+	qv, err := ds.AddVar(o.Var, netcdf.FLOAT, []netcdf.Dim{tdim, rdim})
+	if err != nil {
+		return err
+	}
+	rv, err := ds.AddVar("rivid", netcdf.INT, []netcdf.Dim{rdim})
+	if err != nil {
+		return err
+	}
+	ttype := netcdf.DOUBLE
+	if intTime {
+		ttype = netcdf.INT
+	}
+	tv, err := ds.AddVar("time", ttype, []netcdf.Dim{tdim})
+	if err != nil {
+		return err
+	}
+	var bv netcdf.Var
+	if bounds {
+		if bv, err = ds.AddVar("time_bnds", netcdf.INT, []netcdf.Dim{tdim, nv}); err != nil {
+			return err
+		}
+	}
+	attrs := []struct {
+		v          netcdf.Var
+		name, text string
+	}{
+		{qv, "long_name", "average river water discharge downstream of each river reach"},
+		{qv, "units", "m3 s-1"},
+		{qv, "cell_methods", "time: mean"},
+		{rv, "long_name", "unique identifier for each river reach"},
+		{rv, "units", "1"},
+		{rv, "cf_role", "timeseries_id"},
+		{tv, "long_name", "time"},
+	}
+	if cfTime {
+		attrs = append(attrs, []struct {
+			v          netcdf.Var
+			name, text string
+		}{
+			{tv, "standard_name", "time"},
+			{tv, "units", "seconds since 1970-01-01 00:00:00+00:00"},
+			{tv, "calendar", "gregorian"},
+			{tv, "axis", "T"},
+		}...)
+		if bounds {
+			attrs = append(attrs, struct {
+				v          netcdf.Var
+				name, text string
+			}{tv, "bounds", "time_bnds"})
+		}
+	} else {
+		attrs = append(attrs, struct {
+			v          netcdf.Var
+			name, text string
+		}{tv, "units", "1"}, struct {
+			v          netcdf.Var
+			name, text string
+		}{tv, "comment", "time step index (the discharge had no parseable time labels)"})
+	}
+	globals := [][2]string{
+		{"Conventions", "CF-1.6"},
+		{"title", o.Title},
+		{"institution", o.Institution},
+		{"source", o.Source},
+		{"history", "date_created: " + time.Now().UTC().Format(time.RFC3339)},
+		{"references", "https://github.com/c-h-david/rapid/, http://dx.doi.org/10.1175/2011JHM1345.1"},
+		{"comment", o.Comment},
+		{"featureType", "timeSeries"},
+	}
+	for _, a := range attrs {
+		if err := writeText(a.v.Attr(a.name), a.text); err != nil {
+			return fmt.Errorf("attribute %s: %w", a.name, err)
+		}
+	}
+	for _, a := range globals {
+		if err := writeText(ds.Attr(a[0]), a[1]); err != nil {
+			return fmt.Errorf("global attribute %s: %w", a[0], err)
+		}
+	}
+	if err := ds.EndDef(); err != nil {
+		return err
+	}
+
+	ids := make([]int32, q.N)
+	for i, id := range q.IDs {
+		ids[i] = int32(id)
+	}
+	if q.N > 0 {
+		if err := rv.WriteInt32s(ids); err != nil {
+			return err
+		}
+	}
+	if q.T == 0 {
+		return nil
+	}
+	if intTime {
+		it := make([]int32, q.T)
+		for t, s := range secs {
+			it[t] = int32(s)
+		}
+		if err := tv.WriteInt32Slice(it, []uint64{0}, []uint64{uint64(q.T)}); err != nil {
+			return err
+		}
+	} else if err := tv.WriteFloat64Slice(secs, []uint64{0}, []uint64{uint64(q.T)}); err != nil {
+		return err
+	}
+	if bounds {
+		b := make([]int32, 2*q.T)
+		st := int32(step / time.Second)
+		for t, s := range secs {
+			b[2*t], b[2*t+1] = int32(s), int32(s)+st
+		}
+		if err := bv.WriteInt32Slice(b, []uint64{0, 0}, []uint64{uint64(q.T), 2}); err != nil {
+			return err
+		}
+	}
+	if q.N == 0 {
+		return nil
+	}
+	// Time-major rows, in blocks.
+	rows := max(1, (1<<20)/q.N)
+	buf := make([]float32, 0, rows*q.N)
+	for t0 := 0; t0 < q.T; t0 += rows {
+		nr := min(rows, q.T-t0)
+		buf = buf[:nr*q.N]
+		for r := 0; r < nr; r++ {
+			for i := 0; i < q.N; i++ {
+				buf[r*q.N+i] = q.Data[i*q.T+t0+r]
+			}
+		}
+		if err := qv.WriteFloat32Slice(buf, []uint64{uint64(t0), 0}, []uint64{uint64(nr), uint64(q.N)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeText writes a text attribute; an empty string is skipped.
+func writeText(a netcdf.Attr, s string) error {
+	if s == "" {
+		return nil
+	}
+	return a.WriteBytes([]byte(s))
+}
