@@ -16,6 +16,15 @@ import (
 // L = log max(|H|, ε) + i·arg H.
 const kernelLogEps = 1e-8
 
+// kernelLogPrefix selects how path spectra are formed. true: exactly DESIGN
+// §3(b) — float64 prefix sums P of the log spectra and exp(P[s] − P[down d])
+// per pair, the form a GPU evaluates with every pair independent. false (the
+// CPU default): walking down from each source, the spectrum of the next pair
+// is the previous one times exp(L_{down d}), the same product without an exp
+// and sincos per pair and frequency (≈ 30 % of the build); both agree to
+// rounding (TestKernelLogPrefixAgrees).
+var kernelLogPrefix = false
+
 // kernelZeroSum: under Normalize a path kernel whose taps sum to less than
 // this in magnitude is an error — it is zero up to the FFT's rounding noise,
 // and dividing by it would only amplify that noise.
@@ -341,15 +350,25 @@ func (kr *KernelRouter) reachLog(wk *kernelWorker, i int, lateral bool) (boxed b
 	return boxed, nil
 }
 
+// expSpec sets dst = exp(src) elementwise.
+func expSpec(dst, src []complex128) {
+	for j, c := range src {
+		e := math.Exp(real(c))
+		sn, cs := math.Sincos(imag(c))
+		dst[j] = complex(e*cs, e*sn)
+	}
+}
+
 // fineKernel turns the log spectrum in wk.spec into the fine path kernel wk.h
 // (end convention, length M, causal).
 func (kr *KernelRouter) fineKernel(wk *kernelWorker) {
-	for j, c := range wk.spec {
-		e := math.Exp(real(c))
-		sn, cs := math.Sincos(imag(c))
-		wk.spec[j] = complex(e*cs, e*sn)
-	}
-	wk.fft.Sequence(wk.h, wk.spec)
+	expSpec(wk.spec, wk.spec)
+	kr.fineFromSpec(wk, wk.spec)
+}
+
+// fineFromSpec sets wk.h to the inverse real FFT of spec (not modified).
+func (kr *KernelRouter) fineFromSpec(wk *kernelWorker, spec []complex128) {
+	wk.fft.Sequence(wk.h, spec)
 	inv := 1 / float64(kr.m)
 	for n := range wk.h {
 		wk.h[n] *= inv
@@ -444,26 +463,33 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 	defer cancel(nil)
 	workers := max(1, min(o.Workers, n))
 
-	// Log spectra per reach, then prefix sums to the outlet over pre-order
-	// (parents come before their upstream reaches).
+	// Log spectra per reach. In log-prefix mode they become prefix sums to the
+	// outlet over pre-order (parents come before their upstream reaches);
+	// otherwise the clamped spectra exp(L_i) are kept for running products.
 	P := make([]complex128, n*nf)
 	parallelChunks(ctx, cancel, workers, n, 256, kr.newWorker, func(wk *kernelWorker, lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			if _, err := kr.reachLog(wk, i, false); err != nil {
 				return err
 			}
-			copy(P[i*nf:(i+1)*nf], wk.spec)
+			if kernelLogPrefix {
+				copy(P[i*nf:(i+1)*nf], wk.spec)
+			} else {
+				expSpec(P[i*nf:(i+1)*nf], wk.spec)
+			}
 		}
 		return nil
 	})
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
-	for _, v := range net.PreOrder() {
-		if d := net.Down(int(v)); d >= 0 {
-			pv, pd := P[int(v)*nf:int(v+1)*nf], P[d*nf:(d+1)*nf]
-			for j := range pv {
-				pv[j] += pd[j]
+	if kernelLogPrefix {
+		for _, v := range net.PreOrder() {
+			if d := net.Down(int(v)); d >= 0 {
+				pv, pd := P[int(v)*nf:int(v+1)*nf], P[d*nf:(d+1)*nf]
+				for j := range pv {
+					pv[j] += pd[j]
+				}
 			}
 		}
 	}
@@ -487,36 +513,60 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 		lworst, lpair := -math.MaxFloat64, [2]int64{}
 		for ps := lo; ps < hi; ps++ {
 			s := int(bs.Order[ps])
-			// A_s: log spectrum from the source to the top of the shared path, so
-			// that pair (d, s) is exp(A_s − P[down d]).
 			boxed := false
 			ds := net.Down(s)
-			switch {
-			case exclude && !compat:
-				copy(wk.src, zeroIfNil(prefix(ds), nf))
-			case o.Lateral == LateralRAPID && !exclude:
-				var err error
-				if boxed, err = kr.reachLog(wk, s, true); err != nil {
-					return err
-				}
-				if boxed {
-					if pd := prefix(ds); pd != nil {
-						for j := range wk.spec {
-							wk.spec[j] += pd[j]
-						}
+			if kernelLogPrefix {
+				// A_s: log spectrum from the source to the top of the shared path, so
+				// that pair (d, s) is exp(A_s − P[down d]).
+				switch {
+				case exclude && !compat:
+					copy(wk.src, zeroIfNil(prefix(ds), nf))
+				case o.Lateral == LateralRAPID && !exclude:
+					var err error
+					if boxed, err = kr.reachLog(wk, s, true); err != nil {
+						return err
 					}
-					copy(wk.src, wk.spec)
-				} else {
+					if boxed {
+						if pd := prefix(ds); pd != nil {
+							for j := range wk.spec {
+								wk.spec[j] += pd[j]
+							}
+						}
+						copy(wk.src, wk.spec)
+					} else {
+						copy(wk.src, prefix(s))
+					}
+				default:
 					copy(wk.src, prefix(s))
 				}
-			default:
-				copy(wk.src, prefix(s))
+			} else {
+				// wk.src: the spectrum of pair (s, s), multiplied by exp(L) of each
+				// reach on the way down.
+				switch {
+				case exclude && !compat:
+					for j := range wk.src {
+						wk.src[j] = 1
+					}
+				case o.Lateral == LateralRAPID && !exclude:
+					var err error
+					if boxed, err = kr.reachLog(wk, s, true); err != nil {
+						return err
+					}
+					if boxed {
+						expSpec(wk.src, wk.spec)
+					} else {
+						copy(wk.src, prefix(s))
+					}
+				default:
+					copy(wk.src, prefix(s))
+				}
 			}
 			for d := s; d >= 0; d = net.Down(d) {
-				if exclude && d == s {
+				switch {
+				case exclude && d == s:
 					clear(wk.h) // own runoff added directly: a unit impulse
 					wk.h[0] = 1
-				} else {
+				case kernelLogPrefix:
 					copy(wk.spec, wk.src)
 					if pd := prefix(net.Down(d)); pd != nil {
 						for j := range wk.spec {
@@ -524,6 +574,13 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 						}
 					}
 					kr.fineKernel(wk)
+				default:
+					kr.fineFromSpec(wk, wk.src)
+				}
+				if e := prefix(net.Down(d)); e != nil && !kernelLogPrefix {
+					for j, c := range e {
+						wk.src[j] *= c
+					}
 				}
 				kr.coarsen(wk, boxed)
 				sum := 0.0

@@ -861,9 +861,18 @@ func TestKernelErrors(t *testing.T) {
 	}
 }
 
+// benchKernelN is the benchmark network size (20k: ~2 M pairs).
+// KERNEL_BENCH_N overrides it.
+var benchKernelN = func() int {
+	if n, err := strconv.Atoi(os.Getenv("KERNEL_BENCH_N")); err == nil && n > 0 {
+		return n
+	}
+	return 20000
+}()
+
 // benchKernelNet is the benchmark network: ~20k reaches shaped by Hack's law.
 func benchKernelNet(b *testing.B) (*Network, Options) {
-	net := SyntheticNetwork(20000, 1)
+	net := SyntheticNetwork(benchKernelN, 1)
 	rng := rand.New(rand.NewPCG(1, 1))
 	return net, Options{Params: kRandomParams(rng, "muskingum", net.Len()), SubSteps: 8, MaxDelay: 32}
 }
@@ -871,6 +880,10 @@ func benchKernelNet(b *testing.B) (*Network, Options) {
 func BenchmarkKernelBuild20k(b *testing.B) {
 	net, opts := benchKernelNet(b)
 	b.Logf("%v", net)
+	if os.Getenv("KERNEL_LOG_PREFIX") == "1" {
+		defer func(v bool) { kernelLogPrefix = v }(kernelLogPrefix)
+		kernelLogPrefix = true
+	}
 	var st KernelStats
 	for b.Loop() {
 		kr, err := NewKernelRouter(context.Background(), net, opts)
@@ -900,4 +913,39 @@ func BenchmarkKernelRoute20k(b *testing.B) {
 	sec := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(pairTaps/sec, "pair-taps/s")
 	b.ReportMetric(2*pairTaps/sec/1e9, "GFLOP/s")
+}
+
+// TestKernelLogPrefixAgrees checks that the running-product walk (CPU default)
+// and the log-domain prefix sums (DESIGN §3(b), the GPU form) give the same
+// kernel.
+func TestKernelLogPrefixAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	net := kRandomNetwork(t, rng, 200, 3)
+	ctx := context.Background()
+	defer func(v bool) { kernelLogPrefix = v }(kernelLogPrefix)
+	for _, c := range []Options{
+		{IRF: "muskingum", Lateral: LateralRAPID},
+		{IRF: "muskingum", Lateral: LateralLTI, ExcludeSelf: true},
+		{IRF: "hayami", Compat: "diffroute", ExcludeSelf: true},
+		{IRF: "nash_cascade", Lateral: LateralRAPID, Sampling: SampleLast},
+	} {
+		c.Params, c.SubSteps, c.MaxDelay = kRandomParams(rng, c.IRF, net.Len()), 3, 40
+		var vals [2][]float32
+		for m, logMode := range []bool{false, true} {
+			kernelLogPrefix = logMode
+			kr, err := NewKernelRouter(ctx, net, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals[m] = kr.BlockSparse().Vals
+		}
+		worst := 0.0
+		for i := range vals[0] {
+			worst = max(worst, math.Abs(float64(vals[0][i]-vals[1][i])))
+		}
+		t.Logf("%s lateral=%s exclude=%v compat=%q: max tap difference %.3g", c.IRF, c.Lateral, c.ExcludeSelf, c.Compat, worst)
+		if worst > 1e-6 {
+			t.Errorf("%+v: running product and log prefix differ by %.3g", c, worst)
+		}
+	}
 }
