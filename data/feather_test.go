@@ -199,8 +199,7 @@ func TestWeightsForeignAndErrors(t *testing.T) {
 		ab.AppendValues(area, nil)
 		eb := array.NewStringBuilder(mem)
 		eb.AppendValues(make([]string, len(ids)), nil)
-		path := filepath.Join(dir, "w"+itoa(int64(len(os.Args)))+".feather")
-		path = filepath.Join(t.TempDir(), "w.feather")
+		path := filepath.Join(t.TempDir(), "w.feather")
 		writeArrow(t, path, []arrow.Field{
 			{Name: "extra", Type: arrow.BinaryTypes.String},
 			{Name: "area_sqm_total", Type: arrow.PrimitiveTypes.Float64},
