@@ -3,16 +3,24 @@
 #   make test   runs every test (installs what it needs first)
 SHELL := /bin/bash
 GO ?= go
-APT_PKGS := libnetcdf-dev pkg-config netcdf-bin chromium
+APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
+TEST_APT_PKGS := $(APT_PKGS) chromium
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps build vet unit fuzz bench notebooks clean
+.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks clean
 
 all: build
 
-# System packages for cgo (netCDF). Installs only what is missing.
+# System packages for cgo (netCDF); tests also need chromium for the chart
+# screenshot test. Installs only what is missing.
 deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt PKGS="$(APT_PKGS)"
+
+test-deps:
+	@$(MAKE) --no-print-directory apt PKGS="$(TEST_APT_PKGS)"
+
+apt:
+	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -28,7 +36,7 @@ demo: build
 vet: deps
 	$(GO) vet ./...
 
-unit: deps
+unit: test-deps
 	$(GO) test -count=1 ./...
 
 # Short fuzzing passes over every parser (the seeds also run in `unit`).
