@@ -122,13 +122,17 @@ func (c *Coalescer) Result() (*DataTensor, error) {
 
 // gatherRows copies steps [t0, t1) of the runoff rows of the given reaches
 // (rows[i] = runoff row of network reach i) into a new tensor labelled with
-// ids.
-func gatherRows(x *DataTensor, rows []int, reaches []int32, ids []int64, t0, t1 int) *DataTensor {
+// ids, in buf when it is not nil (and large enough).
+func gatherRows(x *DataTensor, rows []int, reaches []int32, ids []int64, t0, t1 int, buf []float32) *DataTensor {
 	y := &DataTensor{B: x.B, N: len(reaches), T: t1 - t0, IDs: slices.Clone(ids), Step: x.Step, Units: x.Units}
 	if len(x.Times) == x.T {
 		y.Times = x.Times[t0:t1:t1]
 	}
-	y.Data = make([]float32, y.B*y.N*y.T)
+	if m := y.B * y.N * y.T; cap(buf) >= m {
+		y.Data = buf[:m:m]
+	} else {
+		y.Data = make([]float32, m)
+	}
 	for b := 0; b < x.B; b++ {
 		for k, i := range reaches {
 			copy(y.Series(b, k), x.Series(b, rows[i])[t0:t1])

@@ -145,7 +145,9 @@ func (s *StagedRouter) Route(ctx context.Context, runoff *DataTensor, cl *Cluste
 	}
 	out := newDischarge(runoff, cl.Net)
 	for tc := range TimeChunks(runoff.T, s.TimeChunk, 0) {
-		for d, err := range s.RouteClusters(ctx, clusterRunoffs(runoff, rows, cl, tc.Start, tc.End), cl) {
+		// The routers keep no reference to a cluster's runoff: one buffer
+		// serves every cluster.
+		for d, err := range s.RouteClusters(ctx, clusterRunoffs(runoff, rows, cl, tc.Start, tc.End, true), cl) {
 			if err != nil {
 				return nil, err
 			}
@@ -175,7 +177,7 @@ func ClusterRunoffs(runoff *DataTensor, cl *Clusters, t0, t1 int) iter.Seq2[Clus
 			yield(ClusterRunoff{}, fmt.Errorf("diffroute: steps [%d, %d) outside [0, %d)", t0, t1, runoff.T))
 			return
 		}
-		for cr, err := range clusterRunoffs(runoff, rows, cl, t0, t1) {
+		for cr, err := range clusterRunoffs(runoff, rows, cl, t0, t1, false) {
 			if !yield(cr, err) {
 				return
 			}
@@ -183,11 +185,15 @@ func ClusterRunoffs(runoff *DataTensor, cl *Clusters, t0, t1 int) iter.Seq2[Clus
 	}
 }
 
-func clusterRunoffs(runoff *DataTensor, rows []int, cl *Clusters, t0, t1 int) iter.Seq2[ClusterRunoff, error] {
+func clusterRunoffs(runoff *DataTensor, rows []int, cl *Clusters, t0, t1 int, reuse bool) iter.Seq2[ClusterRunoff, error] {
 	return func(yield func(ClusterRunoff, error) bool) {
+		var buf []float32
+		if reuse {
+			buf = make([]float32, runoff.B*cl.MaxClusterNodes()*(t1-t0))
+		}
 		for k := range cl.Clusters {
 			c := &cl.Clusters[k]
-			x := gatherRows(runoff, rows, c.Reaches, c.Net.IDs(), t0, t1)
+			x := gatherRows(runoff, rows, c.Reaches, c.Net.IDs(), t0, t1, buf)
 			if !yield(ClusterRunoff{Cluster: k, Runoff: x}, nil) {
 				return
 			}

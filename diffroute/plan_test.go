@@ -1,0 +1,190 @@
+package diffroute
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// planCase is one configuration whose plan is run and measured.
+type planCase struct {
+	n, T, B, f int
+	method     Method
+	budget     int64
+}
+
+func (c planCase) opts() Options {
+	o := Options{Params: testParams("muskingum", c.n, 1), SubSteps: c.f, Method: c.method, MaxDelay: 16, Workers: 2}
+	return o
+}
+
+var planCases = map[string]planCase{
+	"rec-whole":     {200000, 200, 1, 4, Recursive, 2 << 30},
+	"rec-staged":    {200000, 300, 2, 4, Recursive, 1000 << 20},
+	"rec-streaming": {200000, 400, 2, 4, Recursive, 300 << 20},
+	"ker-staged":    {30000, 200, 1, 2, Kernel, 400 << 20},
+}
+
+// runPlanned routes a synthetic case the way its plan says and returns
+// nothing: the parent process reads this process's peak RSS.
+func runPlanned(c planCase) error {
+	ctx := context.Background()
+	net := SyntheticNetwork(c.n, 1)
+	o := c.opts()
+	p, err := Plan(net, c.T, c.B, c.budget, o)
+	if err != nil {
+		return err
+	}
+	o.Method = p.Method
+	switch {
+	case !p.Staged:
+		x := SyntheticRunoff(net, c.B, c.T, 1)
+		if p.Method == Kernel {
+			kr, err := NewKernelRouter(ctx, net, o)
+			if err != nil {
+				return err
+			}
+			_, err = kr.Route(ctx, x)
+			return err
+		}
+		_, err := plainRecursiveErr(net, o, x)
+		return err
+	case !p.Streaming:
+		x := SyntheticRunoff(net, c.B, c.T, 1)
+		sr, err := NewStagedRouter(o)
+		if err != nil {
+			return err
+		}
+		sr.TimeChunk = p.TimeChunk
+		_, err = sr.Route(ctx, x, p.Clusters)
+		return err
+	default:
+		sr, err := NewStagedRouter(o)
+		if err != nil {
+			return err
+		}
+		cl := p.Clusters
+		for tc := range TimeChunks(c.T, p.TimeChunk, 0) {
+			runoffs := func(yield func(ClusterRunoff, error) bool) {
+				for k := range cl.Clusters {
+					x := SyntheticRunoff(cl.Clusters[k].Net, c.B, tc.Len(), uint64(k))
+					if !yield(ClusterRunoff{Cluster: k, Runoff: x}, nil) {
+						return
+					}
+				}
+			}
+			for _, err := range sr.RouteClusters(ctx, runoffs, cl) {
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+}
+
+func plainRecursiveErr(net *Network, o Options, x *DataTensor) (*DataTensor, error) {
+	rr, err := NewRecursiveRouter(net, o)
+	if err != nil {
+		return nil, err
+	}
+	return rr.Route(context.Background(), x)
+}
+
+func vmHWM() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v << 10
+		}
+	}
+	return -1
+}
+
+func TestPlanHelperProcess(t *testing.T) {
+	name := os.Getenv("DIFFROUTE_PLAN_CASE")
+	if name == "" {
+		t.Skip("helper process for TestPlanPredictsPeakRSS")
+	}
+	if err := runPlanned(planCases[name]); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Printf("VMHWM %d\n", vmHWM())
+}
+
+// TestPlanPredictsPeakRSS runs each case's chosen strategy in a fresh
+// process and compares its peak resident memory with the prediction.
+func TestPlanPredictsPeakRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs subprocesses of a few hundred MB")
+	}
+	if vmHWM() < 0 {
+		t.Skip("no /proc/self/status")
+	}
+	for _, name := range []string{"rec-whole", "rec-staged", "rec-streaming", "ker-staged"} {
+		c := planCases[name]
+		p, err := Plan(SyntheticNetwork(c.n, 1), c.T, c.B, c.budget, c.opts())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPlanHelperProcess$", "-test.v")
+		cmd.Env = append(os.Environ(), "DIFFROUTE_PLAN_CASE="+name)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		var rss int64 = -1
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(line, "VMHWM ") {
+				rss, _ = strconv.ParseInt(strings.TrimPrefix(line, "VMHWM "), 10, 64)
+			}
+		}
+		ratio := float64(rss) / float64(p.Predicted)
+		t.Logf("%s: %s\n  measured peak RSS %s, predicted %s, measured/predicted %.2f", name, p, fmtBytes(rss), fmtBytes(p.Predicted), ratio)
+		if ratio < 0.75 || ratio > 1.25 {
+			t.Errorf("%s: measured %s vs predicted %s (ratio %.2f)", name, fmtBytes(rss), fmtBytes(p.Predicted), ratio)
+		}
+		if rss > c.budget {
+			t.Errorf("%s: measured %s over the budget %s", name, fmtBytes(rss), fmtBytes(c.budget))
+		}
+	}
+}
+
+func TestPlanChoices(t *testing.T) {
+	net := SyntheticNetwork(20000, 2)
+	o := Options{Params: testParams("muskingum", 20000, 1), SubSteps: 4}
+	p, err := Plan(net, 1000, 1, 0, o)
+	if err != nil || p.Staged {
+		t.Fatalf("no budget: %v staged=%v", err, p.Staged)
+	}
+	p, err = Plan(net, 1000, 1, 100<<20, o)
+	if err != nil || !p.Streaming || p.Clusters == nil {
+		t.Fatalf("100 MiB: %v %v", err, p)
+	}
+	if p.Predicted > 100<<20 {
+		t.Errorf("chosen plan predicts %s over the budget", fmtBytes(p.Predicted))
+	}
+	checkSchedule(t, net, p.Clusters)
+	if !strings.Contains(p.String(), "Chosen:") {
+		t.Error(p.String())
+	}
+	o.Method = Kernel
+	p, err = Plan(net, 1000, 1, 300<<20, o)
+	if err != nil || !p.Staged || p.Method != Kernel {
+		t.Fatalf("kernel 300 MiB: %v\n%v", err, p)
+	}
+	t.Log(p)
+	if _, err := Plan(net, 1000, 1, 1<<20, o); err == nil {
+		t.Error("1 MiB budget accepted")
+	}
+}
