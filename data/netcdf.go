@@ -34,6 +34,12 @@ type NCOptions struct {
 	// variable (RAPID m3_riv files without rivid follow rapid_connect.csv
 	// order: pass RAPID.ConnectIDs). Ignored when the file has ids.
 	IDs []int64
+	// TimeStart and TimeCount restrict reading to steps
+	// [TimeStart, TimeStart+TimeCount); TimeCount 0 reads to the end and
+	// TimeCount < 0 reads no values (labels and ids only). Time-major files
+	// (time first, as RAPID writes them) read a time range contiguously, so
+	// long series can be routed in time chunks without loading them whole.
+	TimeStart, TimeCount int
 }
 
 // ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
@@ -97,7 +103,19 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if strings.EqualFold(dn[1], "time") && !strings.EqualFold(dn[0], "time") {
 		ti, si = 1, 0
 	}
-	T, N := dl[ti], dl[si]
+	fullT, N := dl[ti], dl[si]
+	t0, T := opt.TimeStart, fullT-opt.TimeStart
+	switch {
+	case t0 < 0 || t0 > fullT:
+		return nil, fmt.Errorf("variable %s: time start %d outside [0, %d]", name, t0, fullT)
+	case opt.TimeCount < 0:
+		T = 0
+	case opt.TimeCount > 0:
+		if t0+opt.TimeCount > fullT {
+			return nil, fmt.Errorf("variable %s: steps [%d, %d) beyond its %d steps", name, t0, t0+opt.TimeCount, fullT)
+		}
+		T = opt.TimeCount
+	}
 
 	// Reach ids.
 	var ids []int64
@@ -141,13 +159,22 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if f, ok := attrFloat(v, "missing_value"); ok && f != 0 {
 		missing = f
 	}
-	rowLen := dl[1]
+	// The selected box: rows along the first dimension, columns along the second.
+	rowStart, rowEnd, colStart, rowLen := 0, dl[0], 0, dl[1]
+	if ti == 0 {
+		rowStart, rowEnd = t0, t0+T
+	} else {
+		colStart, rowLen = t0, T
+	}
+	if T == 0 {
+		rowEnd = rowStart
+	}
 	rows := max(1, (1<<20)/max(1, rowLen))
 	buf := make([]float64, 0, rows*rowLen)
-	for r0 := 0; r0 < dl[0]; r0 += rows {
-		nr := min(rows, dl[0]-r0)
+	for r0 := rowStart; r0 < rowEnd; r0 += rows {
+		nr := min(rows, rowEnd-r0)
 		buf = buf[:nr*rowLen]
-		if err := readSliceFloat64(v, buf, []uint64{uint64(r0), 0}, []uint64{uint64(nr), uint64(rowLen)}); err != nil {
+		if err := readSliceFloat64(v, buf, []uint64{uint64(r0), uint64(colStart)}, []uint64{uint64(nr), uint64(rowLen)}); err != nil {
 			return nil, fmt.Errorf("variable %s: %w", name, err)
 		}
 		for r := 0; r < nr; r++ {
@@ -163,7 +190,7 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 						f += offset
 					}
 				}
-				t, i := r0+r, c
+				t, i := r0+r-rowStart, c
 				if ti == 1 {
 					t, i = c, r0+r
 				}
@@ -174,14 +201,20 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 
 	// Time labels.
 	if tv, ok := varByName(ds, dn[ti]); ok {
-		if l, err := tv.Len(); err == nil && int(l) == T {
+		if l, err := tv.Len(); err == nil && int(l) == fullT {
 			vals, err := readAllFloat64(tv)
 			if err != nil {
 				return nil, fmt.Errorf("time: %w", err)
 			}
 			units, _ := attrString(tv, "units")
 			cal, _ := attrString(tv, "calendar")
-			x.Times, x.Step = timeLabels(vals, units, cal)
+			var all []string
+			all, x.Step = timeLabels(vals, units, cal)
+			if opt.TimeCount < 0 {
+				x.Times = all // header only: every label, no values
+			} else {
+				x.Times = all[t0 : t0+T]
+			}
 		}
 	}
 	return x, nil
