@@ -37,14 +37,34 @@ const kernelZeroSum = 1e-12
 // and stored block-sparse; Route applies it with one causal convolution.
 //
 // Path kernels are built in the log-frequency domain (DESIGN §3(b)): per reach
-// the fine-grid IRF h_i is transformed with a real FFT of length
-// M = FFTPad·MaxDelay·f, L_i = log max(|H_i|, 1e-8) + i·arg H_i, prefix sums
-// P[i] = L_i + P[down[i]] are taken to the outlet in float64, and the path
-// s → d is exp(P[s] − P[down[d]]). Under the rapid lateral rule the source's own
-// term is the log spectrum of its lateral step response g_s instead of h_s.
+// the fine-grid IRF h_i (its exact recursive response over M sub-steps when it
+// has Sections, else its W = MaxDelay·f window zero-padded) is transformed
+// with a real FFT of length M = FFTPad·W, L_i = log max(|H_i|, 1e-8) + i·arg H_i,
+// and the path s → d is exp(P[s] − P[down d]) with float64 prefix sums
+// P[i] = L_i + P[down i] (equivalently, on CPU, a running product of exp(L_i)
+// walking down from s; see kernelLogPrefix). The source's own term depends on
+// the options:
+//
+//   - lateral rule rapid, IRF with Sections: the log spectrum of the lateral
+//     step response g_s (first section with B0+B1 and B1 = 0, then the others,
+//     driven by a box of f ones), i.e. log Ĝ_s + P[down s] − P[down d]; the
+//     fine kernel is then already a response to a whole runoff step;
+//   - lateral rule lti, or a convolution-only IRF (where rapid = lti): h_s;
+//   - ExcludeSelf: no source term (P[down s] − P[down d]); the self pair is a
+//     unit impulse, so the runoff passes directly (DiffRoute's
+//     include_index_diag = false). Under Compat "diffroute" DiffRoute's
+//     P[s] − P[down d] is used for the other pairs.
+//
 // The inverse FFT gives the fine path kernel (end convention), which is
-// shifted by one sub-step for `start` averaging and reduced to MaxDelay taps
-// per runoff step (box mean, tri, or sampling; see coarsen).
+// delayed by one sub-step for `start` averaging and reduced to MaxDelay taps
+// per runoff step: the box mean of the whole-step response (rapid), which for
+// an impulse response equals DiffRoute's tri filter (lti); or for `sample`
+// the last fine value of each step (for an impulse response, DiffRoute's box
+// sum). ReLU acts on the fine kernel, Normalize on the taps.
+//
+// Memory: the build streams pair by pair; besides the block-sparse result it
+// holds one N × (M/2+1) complex128 table and a few M-length buffers per
+// worker (Stats().BuildPeakBytes).
 //
 // A KernelRouter is safe for concurrent use.
 type KernelRouter struct {
@@ -59,6 +79,7 @@ type KernelRouter struct {
 
 	tmu       sync.Mutex
 	transfers map[int]*transferKernel
+	fineOuts  map[int]*fineOutKernel
 }
 
 // KernelStats describes a built kernel (or, from EstimateKernelBytes, one that
@@ -92,9 +113,17 @@ type KernelStats struct {
 	BuildTime time.Duration
 }
 
+// Fill is the share of block-sparse entries that are closure pairs.
+func (s KernelStats) Fill() float64 {
+	if s.Tiles == 0 {
+		return 0
+	}
+	return float64(s.Pairs) / (float64(s.Tiles) * float64(s.BlockSize*s.BlockSize))
+}
+
 func (s KernelStats) String() string {
-	return fmt.Sprintf("kernel: %d reaches, %d pairs, %d tiles (B=%d), %d taps, f=%d, FFT %d; COO %.1f MiB, block-sparse %.1f MiB, build peak %.1f MiB; truncated mass max %.3g (pair %d←%d), median %.3g; built in %v",
-		s.Reaches, s.Pairs, s.Tiles, s.BlockSize, s.Taps, s.SubSteps, s.FFTLen,
+	return fmt.Sprintf("kernel: %d reaches, %d pairs, %d tiles (B=%d, fill %.0f%%), %d taps, f=%d, FFT %d; COO %.1f MiB, block-sparse %.1f MiB, build peak %.1f MiB; truncated mass max %.3g (pair %d←%d), median %.3g; built in %v",
+		s.Reaches, s.Pairs, s.Tiles, s.BlockSize, 100*s.Fill(), s.Taps, s.SubSteps, s.FFTLen,
 		float64(s.COOBytes)/(1<<20), float64(s.BlockBytes)/(1<<20), float64(s.BuildPeakBytes)/(1<<20),
 		s.TruncatedMassMax, s.WorstPair[0], s.WorstPair[1], s.TruncatedMassMedian, s.BuildTime.Round(time.Millisecond))
 }

@@ -63,14 +63,8 @@ func (kr *KernelRouter) RouteWith(ctx context.Context, runoff *DataTensor, inflo
 	if warmup < 0 || warmup > T {
 		return nil, fmt.Errorf("diffroute: warm-up of %d steps outside [0, %d]", warmup, T)
 	}
-	for j, in := range inflow {
-		if in.Reach < 0 || in.Reach >= net.Len() {
-			return nil, fmt.Errorf("diffroute: inflow %d enters reach position %d, outside the network's %d reaches", j, in.Reach, net.Len())
-		}
-		if len(in.Q) != B*T*kr.f {
-			return nil, fmt.Errorf("diffroute: inflow %d into reach %d has %d values, want batch %d × %d steps × %d sub-steps = %d",
-				j, net.ID(in.Reach), len(in.Q), B, T, kr.f, B*T*kr.f)
-		}
+	if err := kr.checkInflow(inflow, B, T); err != nil {
+		return nil, err
 	}
 	head := &DataTensor{B: B, T: T - warmup, Step: runoff.Step}
 	if len(runoff.Times) == T {

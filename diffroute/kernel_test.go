@@ -694,6 +694,45 @@ func TestKernelWarmChunks(t *testing.T) {
 	if !slices.Equal(joined.Data, whole.Data) {
 		t.Fatal("chunks with warm-up differ from the whole run")
 	}
+	// Fine inflow (transfers) chunked the same way: each chunk gets the inflow
+	// of its warm-up and its own steps.
+	f := kr.Options().SubSteps
+	var inflow []FineInflow
+	for _, v := range []int{3, 17, 17, 101} {
+		z := make([]float32, x.B*T*f)
+		for i := range z {
+			z[i] = float32(rng.Float64() * 5)
+		}
+		inflow = append(inflow, FineInflow{Reach: v, Q: z})
+	}
+	wholeIn, err := kr.RouteInflow(ctx, x, inflow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Equal(wholeIn.Data, whole.Data) {
+		t.Fatal("inflow changed nothing")
+	}
+	parts = parts[:0]
+	for t0 := 0; t0 < T; t0 += 30 {
+		t1 := min(T, t0+30)
+		w0 := max(0, t0-(md-1))
+		var in []FineInflow
+		for _, fi := range inflow {
+			q := make([]float32, 0, x.B*(t1-w0)*f)
+			for b := 0; b < x.B; b++ {
+				q = append(q, fi.Q[(b*T+w0)*f:(b*T+t1)*f]...)
+			}
+			in = append(in, FineInflow{Reach: fi.Reach, Q: q})
+		}
+		part, err := kr.RouteWith(ctx, x.SliceTime(w0, t1), in, t0-w0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, part)
+	}
+	if joined, _ = ConcatTime(parts...); !slices.Equal(joined.Data, wholeIn.Data) {
+		t.Fatal("chunks with warm-up and fine inflow differ from the whole run")
+	}
 	// Too short a warm-up must show.
 	short, _ := kr.RouteWarm(ctx, x.SliceTime(40, T), 3)
 	if slices.Equal(short.Data, whole.SliceTime(43, T).Data) {
@@ -946,6 +985,123 @@ func TestKernelLogPrefixAgrees(t *testing.T) {
 		t.Logf("%s lateral=%s exclude=%v compat=%q: max tap difference %.3g", c.IRF, c.Lateral, c.ExcludeSelf, c.Compat, worst)
 		if worst > 1e-6 {
 			t.Errorf("%+v: running product and log prefix differ by %.3g", c, worst)
+		}
+	}
+}
+
+// TestKernelStagedFine cuts the network at random edges and routes it the way
+// staged routing does: each cut reach's fine outflow (RouteFine, itself fed by
+// the transfers further upstream) enters its downstream reach as fine inflow.
+// The result must equal the reference on the uncut network, whole and in time
+// chunks with a warm-up of MaxDelay−1 steps.
+func TestKernelStagedFine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	full := kRandomNetwork(t, rng, 180, 2)
+	const f, md, T = 3, 50, 64
+	n := full.Len()
+	ctx := context.Background()
+	for _, c := range []struct {
+		irf string
+		lat LateralRule
+		avg Average
+		exc bool
+	}{{"muskingum", LateralRAPID, AverageStart, false}, {"hayami", LateralLTI, AverageEnd, false}, {"muskingum", LateralLTI, AverageStart, true}} {
+		params := kRandomParams(rng, c.irf, n)
+		downs := make([]int64, n)
+		var cuts []int
+		for i := 0; i < n; i++ {
+			d := full.Down(i)
+			downs[i] = -1
+			if d >= 0 && rng.IntN(6) == 0 {
+				cuts = append(cuts, i)
+			} else if d >= 0 {
+				downs[i] = full.ID(d)
+			}
+		}
+		// Upstream cuts first.
+		slices.SortFunc(cuts, func(a, b int) int { return full.Depth(b) - full.Depth(a) })
+		net, err := NewNetwork(full.IDs(), downs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := kRandomRunoff(rng, net, 2, T)
+		kr, err := NewKernelRouter(ctx, net, Options{IRF: c.irf, Params: params, SubSteps: f, MaxDelay: md,
+			Lateral: c.lat, Average: c.avg, ExcludeSelf: c.exc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stage := func(x *DataTensor, warmup int) (*DataTensor, []FineInflow) {
+			var inflow []FineInflow
+			for _, u := range cuts {
+				q, err := kr.RouteFine(ctx, x, inflow, 0, []int{u})
+				if err != nil {
+					t.Fatal(err)
+				}
+				inflow = append(inflow, FineInflow{Reach: full.Down(u), Q: q[0]})
+			}
+			y, err := kr.RouteWith(ctx, x, inflow, warmup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return y, inflow
+		}
+		whole, inflow := stage(x, 0)
+		ro := kRefOpts{irf: c.irf, params: params, f: f, window: md * f, lateral: c.lat, sampling: SampleAvg, average: c.avg, excludeSelf: c.exc}
+		worstNSE, worstRel := 1.0, 0.0
+		for b := 0; b < x.B; b++ {
+			ref := kRefRoute(t, full, ro, kSeriesOf(x, full, b), nil)
+			nse, rel := kCompareRef(net, whole, b, ref)
+			worstNSE, worstRel = min(worstNSE, nse), max(worstRel, rel)
+		}
+		t.Logf("%+v: %d cuts, median NSE %.9f, max rel error %.3g", c, len(cuts), worstNSE, worstRel)
+		if !(worstNSE >= 0.9999) || worstRel > 1e-4 {
+			t.Errorf("%+v: staged fine routing: median NSE %.7f, max rel error %.3g", c, worstNSE, worstRel)
+		}
+		// RouteFine in chunks with warm-up equals the whole fine series.
+		// The cut reach receiving the most transfers in its closure.
+		u, most := cuts[0], -1
+		for _, c := range cuts {
+			k := 0
+			for _, fi := range inflow {
+				if p := net.Pre(fi.Reach); p >= net.Pre(c) && p < net.Pre(c)+net.Size(c) {
+					k++
+				}
+			}
+			if k > most {
+				u, most = c, k
+			}
+		}
+		if most < 1 {
+			t.Fatal("no cut reach receives a transfer: the chunk check would not cover fine inflow")
+		}
+		wholeQ, err := kr.RouteFine(ctx, x, inflow, 0, []int{u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for t0 := 0; t0 < T; t0 += 20 {
+			t1 := min(T, t0+20)
+			w0 := max(0, t0-(md-1))
+			var in []FineInflow
+			for _, fi := range inflow {
+				q := make([]float32, 0, x.B*(t1-w0)*f)
+				for b := 0; b < x.B; b++ {
+					q = append(q, fi.Q[(b*T+w0)*f:(b*T+t1)*f]...)
+				}
+				in = append(in, FineInflow{Reach: fi.Reach, Q: q})
+			}
+			part, err := kr.RouteFine(ctx, x.SliceTime(w0, t1), in, t0-w0, []int{u})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for b := 0; b < x.B; b++ {
+				got := part[0][b*(t1-t0)*f : (b+1)*(t1-t0)*f]
+				want := wholeQ[0][(b*T+t0)*f : (b*T+t1)*f]
+				for i := range got {
+					if math.Abs(float64(got[i]-want[i])) > 1e-6*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("RouteFine chunk [%d,%d) batch %d sub-step %d: %v, whole run %v", t0, t1, b, i, got[i], want[i])
+					}
+				}
+			}
 		}
 	}
 }
