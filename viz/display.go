@@ -34,6 +34,9 @@ func InNotebook() bool { return gonbui.IsNotebook }
 func Display(v any) {
 	if InNotebook() {
 		gonbui.DisplayHTML(notebookHTML(v))
+		// Large outputs (the first one carries the 1 MB echarts library) can
+		// still be in the pipe when a short cell exits: wait until GoNB has them.
+		gonbui.Sync()
 		return
 	}
 	w := stdout

@@ -212,6 +212,7 @@ func (p *NotebookProgress) Done(err error) {
 	p.display(fmt.Sprintf(`<div style="font-family:sans-serif;font-size:12px;color:%s">%s</div>`, color,
 		html.EscapeString(doneLine(p.name, p.done, p.bytes, time.Since(p.start), err))))
 	p.id = ""
+	gonbui.Sync() // flush before a short cell exits
 }
 
 // barHTML draws the bar at its current state.
