@@ -498,6 +498,41 @@ func TestKernelRapidXX9(t *testing.T) {
 			}
 		}
 	}
+	// DiffRoute's conventions (lti + tri + ReLU + renormalise, end) for comparison.
+	for _, o := range []Options{{Compat: "diffroute"}, {Lateral: LateralLTI}} {
+		o.Params, o.SubSteps, o.MaxDelay = p, 12, 16
+		kr, err := NewKernelRouter(ctx, net, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := kr.Route(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := make([][]float64, net.Len())
+		for i, id := range net.IDs() {
+			ref[i] = qout[id]
+		}
+		var nses []float64
+		for i := range ref {
+			mean := 0.0
+			for _, v := range ref[i] {
+				mean += v
+			}
+			mean /= float64(len(ref[i]))
+			num, den := 0.0, 0.0
+			for tt, v := range ref[i] {
+				e := float64(y.At(0, i, tt)) - v
+				num += e * e
+				den += (v - mean) * (v - mean)
+			}
+			if den > 0 {
+				nses = append(nses, 1-num/den)
+			}
+		}
+		slices.Sort(nses)
+		t.Logf("rapid_xx9 %+v vs RAPID Qout: NSE median %.6f, min %.6f", struct{ Compat, Lateral string }{o.Compat, string(o.Lateral)}, nses[len(nses)/2], nses[0])
+	}
 }
 
 // TestKernelPlantedBugs checks that the reference comparison can fail: a
