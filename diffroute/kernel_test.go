@@ -1140,3 +1140,23 @@ func TestKernelStagedFine(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelEstimateBlockSizes checks EstimateKernelBytes without building
+// and logs how the block size trades tile fill against tile count.
+func TestKernelEstimateBlockSizes(t *testing.T) {
+	net := SyntheticNetwork(20000, 1)
+	for _, b := range []int{1, 4, 8, 16, 32} {
+		st, err := EstimateKernelBytes(net, Options{MaxDelay: 32, SubSteps: 8, BlockSize: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Pairs != net.Pairs() || st.COOBytes != st.Pairs*(8+4*32) {
+			t.Fatalf("B=%d: %+v", b, st)
+		}
+		if st.Tiles*int64(b*b) < st.Pairs || (b == 1 && st.Tiles != st.Pairs) {
+			t.Fatalf("B=%d: %d tiles cannot hold %d pairs", b, st.Tiles, st.Pairs)
+		}
+		t.Logf("B=%2d: %d pairs, %d tiles, fill %.0f%%, COO %.0f MiB, block-sparse %.0f MiB, build peak %.0f MiB",
+			b, st.Pairs, st.Tiles, 100*st.Fill(), float64(st.COOBytes)/(1<<20), float64(st.BlockBytes)/(1<<20), float64(st.BuildPeakBytes)/(1<<20))
+	}
+}
