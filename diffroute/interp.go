@@ -394,20 +394,32 @@ func (in *Interpolator) screen(p *plan, pix []float32, t0, T int) error {
 func (in *Interpolator) combine(p *plan, pix []float32, x *DataTensor) {
 	T := x.T
 	n := len(p.rivers)
+	scale := in.opts.Scale
 	work := func(lo, hi int) {
-		acc := make([]float64, T)
+		// Time tiles keep the accumulator in L1 cache.
+		const tile = 1024
+		var acc [tile]float64
 		for i := lo; i < hi; i++ {
-			clear(acc)
-			for k := p.start[i]; k < p.start[i+1]; k++ {
-				w := p.w[k]
-				s := pix[int(p.col[k])*T : int(p.col[k]+1)*T]
-				for t, v := range s {
-					acc[t] += w * float64(v)
-				}
-			}
 			out := x.Series(0, i)
-			for t, a := range acc {
-				out[t] = float32(a * in.opts.Scale)
+			k0, k1 := int(p.start[i]), int(p.start[i+1])
+			for s0 := 0; s0 < T; s0 += tile {
+				n := min(tile, T-s0)
+				a := acc[:n]
+				clear(a)
+				for k := k0; k < k1; k++ {
+					w := p.w[k]
+					off := int(p.col[k])*T + s0
+					s := pix[off : off+n]
+					s = s[:len(a)]
+					for t, v := range s {
+						a[t] += w * float64(v)
+					}
+				}
+				o := out[s0 : s0+n]
+				o = o[:len(a)]
+				for t, v := range a {
+					o[t] = float32(v * scale)
+				}
 			}
 		}
 	}

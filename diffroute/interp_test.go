@@ -506,3 +506,19 @@ func ExampleInterpolator() {
 	// river 2: [0.50 1.20 0.40] m3/s
 	// river 3 has no interpolation weights
 }
+
+func BenchmarkInterpolate(b *testing.B) {
+	ctx := context.Background()
+	net := SyntheticNetwork(5000, 3)
+	w, src := randomInterp(b, net, 800, 8192, 3)
+	in, err := NewInterpolator(w, src, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(net.Len() * 8192 * 4))
+	for b.Loop() {
+		if _, err := in.Interpolate(ctx, net.IDs(), 0, 8192); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
