@@ -1,0 +1,177 @@
+package gpu
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+// This file holds the host side of the GPU convolution that does not touch
+// CUDA: aligning runoff by reach id, packing time chunks (with history) in
+// the kernel's position order, unpacking discharge, sizing chunks, and the
+// double-buffered pipeline over an abstract device. The CUDA backend
+// (cuda*.go, build tag cuda) plugs streams and device memory into it; the
+// tests plug in the kernel emulator (gpu/kernels), so that everything but the
+// CUDA calls themselves runs without a GPU.
+
+// alignRows returns, per network reach, the runoff row with its id (runoff is
+// always aligned by id, never by position).
+func alignRows(runoff *diffroute.DataTensor, net *diffroute.Network) ([]int, error) {
+	if runoff == nil {
+		return nil, fmt.Errorf("gpu: no runoff")
+	}
+	if err := runoff.Validate(); err != nil {
+		return nil, err
+	}
+	if runoff.B < 1 {
+		return nil, fmt.Errorf("gpu: runoff has no batch members")
+	}
+	rows := make(map[int64]int, runoff.N)
+	for j, id := range runoff.IDs {
+		if k, dup := rows[id]; dup {
+			return nil, fmt.Errorf("gpu: runoff has reach %d twice (rows %d and %d)", id, k, j)
+		}
+		rows[id] = j
+	}
+	idx := make([]int, net.Len())
+	for i, id := range net.IDs() {
+		j, ok := rows[id]
+		if !ok {
+			return nil, fmt.Errorf("gpu: runoff lacks reach %d (and maybe others) of the network's %d reaches", id, net.Len())
+		}
+		idx[i] = j
+	}
+	return idx, nil
+}
+
+// discharge allocates the output tensor: network order, runoff's labels.
+func discharge(runoff *diffroute.DataTensor, net *diffroute.Network) *diffroute.DataTensor {
+	y := diffroute.NewDataTensor(runoff.B, net.IDs(), runoff.T)
+	if len(runoff.Times) == runoff.T {
+		y.Times = slices.Clone(runoff.Times)
+	}
+	y.Step = runoff.Step
+	y.Units = "m3/s"
+	return y
+}
+
+// chunk is one time chunk of a run: output steps [T0, T0+Len), convolved
+// from runoff steps [T0−Hist, T0+Len) (steps before 0 are zero).
+type chunk struct {
+	T0, Len, Hist int
+}
+
+// TX is the number of input steps of the chunk.
+func (c chunk) TX() int { return c.Hist + c.Len }
+
+// chunks cuts T steps into chunks of at most tc steps, each with hist steps
+// of history.
+func chunks(T, tc, hist int) []chunk {
+	var cs []chunk
+	for t0 := 0; t0 < T; t0 += tc {
+		cs = append(cs, chunk{T0: t0, Len: min(tc, T-t0), Hist: hist})
+	}
+	return cs
+}
+
+// packChunk writes runoff steps [c.T0−c.Hist, c.T0+c.Len) of every reach into
+// dst as [B][N][c.TX()] in kernel position order (xrow[p] is the runoff row of
+// position p), zeros before step 0.
+func packChunk(dst []float32, x *diffroute.DataTensor, xrow []int, c chunk) {
+	n, tx := len(xrow), c.TX()
+	lo := c.T0 - c.Hist
+	for b := 0; b < x.B; b++ {
+		for p, row := range xrow {
+			d := dst[(b*n+p)*tx : (b*n+p+1)*tx]
+			s := x.Series(b, row)
+			if lo < 0 {
+				clear(d[:-lo])
+				copy(d[-lo:], s[:c.T0+c.Len])
+			} else {
+				copy(d, s[lo:c.T0+c.Len])
+			}
+		}
+	}
+}
+
+// unpackChunk copies src ([B][N][c.Len], position order) into steps
+// [c.T0, c.T0+c.Len) of y (network order; order[p] is the reach of position p).
+func unpackChunk(y *diffroute.DataTensor, src []float32, order []int32, c chunk) {
+	n := len(order)
+	for b := 0; b < y.B; b++ {
+		for p, i := range order {
+			copy(y.Series(b, int(i))[c.T0:c.T0+c.Len], src[(b*n+p)*c.Len:(b*n+p+1)*c.Len])
+		}
+	}
+}
+
+// chunkSteps picks the chunk length: the largest that lets two slots of
+// input ([B][N][hist+tc]) and output ([B][N][tc]) float32 buffers fit in
+// budget bytes, at most T. It errors, naming the sizes, when not even one
+// step fits.
+func chunkSteps(budget int64, b, n, hist, T int) (int, error) {
+	per := int64(b) * int64(n) * 4 // bytes of one step of one buffer
+	if per == 0 {
+		return max(T, 1), nil
+	}
+	// 2 slots × (hist + tc + tc) steps.
+	tc := (budget/(2*per) - int64(hist)) / 2
+	if tc < 1 {
+		return 0, fmt.Errorf("gpu: out of memory: time chunks of one step need %s of device memory (batch %d × %d reaches × (%d history + 2) steps × 2 buffers × 4 B), %s available",
+			mib(2*per*int64(hist+2)), b, n, hist, mib(budget))
+	}
+	return int(min(tc, int64(max(T, 1)))), nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// convDevice is what the pipeline needs from a device: two slots, each with
+// a host input and output buffer and a queue (a CUDA stream) that runs
+// upload → convolution → download in order. Calls on one slot are ordered;
+// the two slots' queues run concurrently.
+type convDevice interface {
+	// hostIn and hostOut are slot s's host buffers (pinned for CUDA), large
+	// enough for the longest chunk.
+	hostIn(s int) []float32
+	hostOut(s int) []float32
+	// run queues, on slot s: upload of hostIn(s) holding chunk c, the
+	// convolution, and download of the result into hostOut(s).
+	run(s int, c chunk) error
+	// wait blocks until slot s's queue is empty.
+	wait(s int) error
+}
+
+// pipeline routes runoff chunk by chunk over two slots: while slot s runs
+// chunk i, the host unpacks chunk i−1 from and packs chunk i+1 into the other
+// slot, so that packing, copies and convolution overlap.
+func pipeline(dev convDevice, x *diffroute.DataTensor, y *diffroute.DataTensor, xrow []int, order []int32, cs []chunk) error {
+	var pending [2]*chunk
+	flush := func(s int) error {
+		if err := dev.wait(s); err != nil {
+			return err
+		}
+		if pending[s] != nil {
+			unpackChunk(y, dev.hostOut(s), order, *pending[s])
+			pending[s] = nil
+		}
+		return nil
+	}
+	for i := range cs {
+		s := i % 2
+		if err := flush(s); err != nil {
+			return err
+		}
+		packChunk(dev.hostIn(s), x, xrow, cs[i])
+		if err := dev.run(s, cs[i]); err != nil {
+			return err
+		}
+		pending[s] = &cs[i]
+	}
+	for i := len(cs); i < len(cs)+2; i++ {
+		if err := flush(i % 2); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package gputest holds what the GPU tests (emulated and on a device) share:
+// random kernel-method cases on synthetic networks, the rapid_xx9 basin, and
+// the error measures.
+package gputest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+// Case is a kernel-method routing problem.
+type Case struct {
+	Name   string
+	Net    *diffroute.Network
+	Opts   diffroute.Options
+	Runoff *diffroute.DataTensor
+}
+
+// RandomParams draws IRF parameters (in runoff steps) for n reaches.
+func RandomParams(rng *rand.Rand, irf string, n int) diffroute.Params {
+	u := func(lo, hi float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = lo + (hi-lo)*rng.Float64()
+		}
+		return v
+	}
+	switch irf {
+	case "muskingum":
+		return diffroute.Params{"k": u(0.05, 0.6), "x": u(0, 0.45)}
+	case "linear_storage":
+		return diffroute.Params{"tau": u(0.05, 0.5)}
+	case "pure_lag":
+		return diffroute.Params{"delay": u(0, 1.5)}
+	}
+	panic("gputest: no random parameters for IRF " + irf)
+}
+
+// RandomCases returns kernel-method cases on synthetic networks of about n
+// reaches: several IRFs, block sizes, sub-steps, tap counts and the
+// DiffRoute compatibility mode.
+func RandomCases(n, batch, steps int, seed uint64) []Case {
+	type cfg struct {
+		irf             string
+		f, taps, bsz    int
+		compat, exclude bool
+	}
+	cfgs := []cfg{
+		{"muskingum", 1, 8, 16, false, false},
+		{"muskingum", 4, 13, 5, false, false},
+		{"linear_storage", 3, 10, 16, false, true},
+		{"pure_lag", 2, 9, 7, false, false},
+		{"muskingum", 6, 12, 16, true, false},
+	}
+	var cs []Case
+	for j, c := range cfgs {
+		s := seed + uint64(j)
+		rng := rand.New(rand.NewPCG(s, 11))
+		net := diffroute.SyntheticNetwork(n+j*7, s)
+		o := diffroute.Options{IRF: c.irf, Params: RandomParams(rng, c.irf, net.Len()), SubSteps: c.f,
+			Method: diffroute.Kernel, MaxDelay: c.taps, BlockSize: c.bsz, ExcludeSelf: c.exclude}
+		if c.compat {
+			o.Compat = "diffroute"
+		}
+		cs = append(cs, Case{
+			Name: fmt.Sprintf("%s/n%d/f%d/taps%d/B%d/compat=%v/exclude=%v", c.irf, net.Len(), c.f, c.taps, c.bsz, c.compat, c.exclude),
+			Net:  net, Opts: o, Runoff: diffroute.SyntheticRunoff(net, batch, steps, s+100),
+		})
+	}
+	return cs
+}
+
+// XX9Dir finds the bundled rapid_xx9 basin from a package directory.
+func XX9Dir() (string, error) {
+	for _, d := range []string{"../testdata/rapid_xx9", "../../testdata/rapid_xx9", "../../../testdata/rapid_xx9", "/work/shared/data/rapid_xx9"} {
+		if _, err := os.Stat(filepath.Join(d, "rapid_connect.csv")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("gputest: rapid_xx9 not found")
+}
+
+func readRows(path string) ([][]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rows [][]string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			rows = append(rows, strings.Split(line, ","))
+		}
+	}
+	return rows, sc.Err()
+}
+
+func num(s string) float64 {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		panic(fmt.Sprintf("gputest: bad number %q", s))
+	}
+	return v
+}
+
+// XX9 reads the rapid_xx9 basin: network, RAPID's conventions (12 sub-steps
+// of 900 s per 3-hour step, Muskingum k in steps), runoff in m³/s and RAPID's
+// own Qout by reach id.
+func XX9(dir string) (Case, map[int64][]float64, error) {
+	const delta = 10800.0
+	conn, err := readRows(filepath.Join(dir, "rapid_connect.csv"))
+	if err != nil {
+		return Case{}, nil, err
+	}
+	kk, err := readRows(filepath.Join(dir, "k.csv"))
+	if err != nil {
+		return Case{}, nil, err
+	}
+	xx, err := readRows(filepath.Join(dir, "x.csv"))
+	if err != nil {
+		return Case{}, nil, err
+	}
+	ids := make([]int64, len(conn))
+	downs := make([]int64, len(conn))
+	p := diffroute.Params{"k": make([]float64, len(conn)), "x": make([]float64, len(conn))}
+	for i, row := range conn {
+		ids[i], downs[i] = int64(num(row[0])), int64(num(row[1]))
+		p["k"][i] = num(kk[i][0]) / delta
+		p["x"][i] = num(xx[i][0])
+	}
+	net, err := diffroute.NewNetwork(ids, downs)
+	if err != nil {
+		return Case{}, nil, err
+	}
+	table := func(name string, scale float64) ([]int64, [][]float32, error) {
+		rows, err := readRows(filepath.Join(dir, name))
+		if err != nil {
+			return nil, nil, err
+		}
+		var rids []int64
+		for _, s := range rows[0][1:] {
+			rids = append(rids, int64(num(s)))
+		}
+		var vals [][]float32
+		for _, row := range rows[1:] {
+			r := make([]float32, 0, len(row)-1)
+			for _, s := range row[1:] {
+				r = append(r, float32(num(s)*scale))
+			}
+			vals = append(vals, r)
+		}
+		return rids, vals, nil
+	}
+	rids, m3, err := table("m3_riv.csv", 1/delta)
+	if err != nil {
+		return Case{}, nil, err
+	}
+	x, err := diffroute.FromTimeMajor(rids, m3)
+	if err != nil {
+		return Case{}, nil, err
+	}
+	qids, qrows, err := table("qout_rapid.csv", 1)
+	if err != nil {
+		return Case{}, nil, err
+	}
+	qout := map[int64][]float64{}
+	for j, id := range qids {
+		for _, r := range qrows {
+			qout[id] = append(qout[id], float64(r[j]))
+		}
+	}
+	o := diffroute.Options{Params: p, SubSteps: 12, Method: diffroute.Kernel, MaxDelay: 32}
+	return Case{Name: "rapid_xx9", Net: net, Opts: o, Runoff: x}, qout, nil
+}
+
+// KernelRouter builds the CPU kernel method for a case.
+func (c Case) KernelRouter(ctx context.Context) (*diffroute.KernelRouter, error) {
+	return diffroute.NewKernelRouter(ctx, c.Net, c.Opts)
+}
+
+// RelErr compares two tensors with the same reach ids and dims: the largest
+// difference relative to the peak magnitude of its own series (batch member
+// and reach), and the largest elementwise relative difference where the
+// reference is at least 1e-3 of that peak.
+func RelErr(got, want *diffroute.DataTensor) (peakRel, elemRel float64, err error) {
+	if got.B != want.B || got.N != want.N || got.T != want.T {
+		return 0, 0, fmt.Errorf("gputest: dims (%d,%d,%d) vs (%d,%d,%d)", got.B, got.N, got.T, want.B, want.N, want.T)
+	}
+	for i := range got.IDs {
+		if got.IDs[i] != want.IDs[i] {
+			return 0, 0, fmt.Errorf("gputest: row %d is reach %d, want %d", i, got.IDs[i], want.IDs[i])
+		}
+	}
+	for b := 0; b < got.B; b++ {
+		for i := 0; i < got.N; i++ {
+			g, w := got.Series(b, i), want.Series(b, i)
+			peak := 1e-30
+			for _, v := range w {
+				peak = max(peak, math.Abs(float64(v)))
+			}
+			for t := range w {
+				d := math.Abs(float64(g[t]) - float64(w[t]))
+				if math.IsNaN(d) {
+					return math.Inf(1), math.Inf(1), nil
+				}
+				peakRel = max(peakRel, d/peak)
+				if a := math.Abs(float64(w[t])); a >= 1e-3*peak {
+					elemRel = max(elemRel, d/a)
+				}
+			}
+		}
+	}
+	return peakRel, elemRel, nil
+}

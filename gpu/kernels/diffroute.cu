@@ -1,0 +1,7 @@
+// diffroute.cu — every diffroute kernel in one translation unit: one PTX
+// module for the CUDA backend (gpu/ptx/diffroute.ptx) and one object for the
+// host emulator (gpu/kernels/emu.cpp).
+#include "bsconv.cu"
+#include "interp.cu"
+#include "prefix.cu"
+#include "transfer.cu"

@@ -1,0 +1,49 @@
+// emu.cpp — the diffroute kernels compiled as C++ and launched on the host.
+#include "emu.h"
+#include "emu_api.h"
+#include "diffroute.cu"
+
+thread_local emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+// The planted off-by-one variant of dr_bsconv (emu_planted.cpp).
+extern "C" void dr_bsconv_planted(float*, const float*, const float*, const dr_i64*,
+                                  const int*, const int*, dr_i64, dr_i64, dr_i64, dr_i64,
+                                  dr_i64, dr_i64);
+
+extern "C" void emu_bsconv(int planted, long long grid, long long block, float* y,
+                           const float* x, const float* vals, const long long* rowTiles,
+                           const int* tileCol, const int* size, long long n, long long bsz,
+                           long long taps, long long nb, long long tx, long long t0) {
+	emu_launch(grid, block, [&] {
+		if (planted) {
+			dr_bsconv_planted(y, x, vals, rowTiles, tileCol, size, n, bsz, taps, nb, tx, t0);
+		} else {
+			dr_bsconv(y, x, vals, rowTiles, tileCol, size, n, bsz, taps, nb, tx, t0);
+		}
+	});
+}
+
+extern "C" void emu_transfer_add(long long grid, long long block, float* y, const float* z,
+                                 const float* kf, const long long* groupStart,
+                                 const int* groupRow, const int* taskIn,
+                                 const long long* taskOff, long long ngroups, long long ny,
+                                 long long nb, long long ty, long long q0, long long f,
+                                 long long wf, long long nin, long long tz) {
+	emu_launch(grid, block, [&] {
+		dr_transfer_add(y, z, kf, groupStart, groupRow, taskIn, taskOff, ngroups, ny, nb, ty,
+		                q0, f, wf, nin, tz);
+	});
+}
+
+extern "C" void emu_interp(long long grid, long long block, float* x, const float* pix,
+                           const long long* wStart, const int* pixel, const double* weight,
+                           long long n, long long npix, long long nb, long long nt) {
+	emu_launch(grid, block,
+	           [&] { dr_interp(x, pix, wStart, pixel, weight, n, npix, nb, nt); });
+}
+
+extern "C" void emu_prefix_jump(long long grid, long long block, double* pout,
+                                const double* pin, int* nxtOut, const int* nxtIn, long long n,
+                                long long width) {
+	emu_launch(grid, block, [&] { dr_prefix_jump(pout, pin, nxtOut, nxtIn, n, width); });
+}

@@ -1,0 +1,217 @@
+package kernels
+
+/*
+#cgo CXXFLAGS: -O2 -std=c++17 -Wall -Wno-unused-function
+#include "emu_api.h"
+*/
+import "C"
+
+import (
+	"embed"
+	"fmt"
+	"unsafe"
+)
+
+// Sources holds the kernel sources. Embedding them also makes the Go build
+// cache rebuild the emulator whenever a .cu or .h file changes (cgo alone
+// does not track files that emu.cpp includes).
+//
+//go:embed *.cu *.h
+var Sources embed.FS
+
+// Grid is a 1-D launch configuration. Every kernel loops over its problem
+// with a grid-stride loop, so any grid covers any problem size.
+type Grid struct {
+	Blocks, Threads int
+}
+
+// DefaultGrid is the launch the tests use: deliberately small and odd, so
+// that grid-stride loops wrap many times.
+var DefaultGrid = Grid{Blocks: 7, Threads: 32}
+
+func (g Grid) check() {
+	if g.Blocks < 1 || g.Threads < 1 {
+		panic(fmt.Sprintf("kernels: bad grid %d×%d", g.Blocks, g.Threads))
+	}
+}
+
+func need(name string, have, want int) {
+	if have < want {
+		panic(fmt.Sprintf("kernels: %s has %d values, the launch reads %d", name, have, want))
+	}
+}
+
+func fptr(s []float32) *C.float {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.float)(unsafe.Pointer(&s[0]))
+}
+
+func dptr(s []float64) *C.double {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.double)(unsafe.Pointer(&s[0]))
+}
+
+func lptr(s []int64) *C.longlong {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.longlong)(unsafe.Pointer(&s[0]))
+}
+
+func iptr(s []int32) *C.int {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.int)(unsafe.Pointer(&s[0]))
+}
+
+// BSConvArgs are the arguments of dr_bsconv (bsconv.cu): y [NB][N][TX−T0] is
+// overwritten with the convolution of the block-sparse kernel with x
+// [NB][N][TX] (positions in pre-order, the first T0 ≥ Taps−1 steps history).
+type BSConvArgs struct {
+	Y, X, Vals             []float32
+	RowTiles               []int64
+	TileCol, Size          []int32
+	N, B, Taps, NB, TX, T0 int
+}
+
+func (a *BSConvArgs) check() {
+	need("y", len(a.Y), a.NB*a.N*(a.TX-a.T0))
+	need("x", len(a.X), a.NB*a.N*a.TX)
+	need("rowTiles", len(a.RowTiles), (a.N+a.B-1)/a.B+1)
+	nt := int(a.RowTiles[(a.N+a.B-1)/a.B])
+	need("tileCol", len(a.TileCol), nt)
+	need("vals", len(a.Vals), nt*a.B*a.B*a.Taps)
+	need("size", len(a.Size), a.N)
+	if a.T0 < a.Taps-1 || a.T0 > a.TX {
+		panic(fmt.Sprintf("kernels: history of %d steps for %d taps and %d steps", a.T0, a.Taps, a.TX))
+	}
+}
+
+// BSConv runs dr_bsconv in the emulator. planted selects the variant with an
+// off-by-one in the time index (x[t−k−1]), for tests of the tests.
+func BSConv(g Grid, planted bool, a *BSConvArgs) {
+	g.check()
+	a.check()
+	p := C.int(0)
+	if planted {
+		p = 1
+	}
+	C.emu_bsconv(p, C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.Y), fptr(a.X), fptr(a.Vals),
+		lptr(a.RowTiles), iptr(a.TileCol), iptr(a.Size),
+		C.longlong(a.N), C.longlong(a.B), C.longlong(a.Taps), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.T0))
+}
+
+// TransferArgs are the arguments of dr_transfer_add (transfer.cu).
+type TransferArgs struct {
+	Y, Z, Kf                       []float32
+	GroupStart                     []int64
+	GroupRow                       []int32
+	TaskIn                         []int32
+	TaskOff                        []int64
+	NY, NB, TY, Q0, F, WF, NIn, TZ int
+}
+
+func (a *TransferArgs) check() {
+	ng := len(a.GroupRow)
+	need("groupStart", len(a.GroupStart), ng+1)
+	nt := int(a.GroupStart[ng])
+	need("taskIn", len(a.TaskIn), nt)
+	need("taskOff", len(a.TaskOff), nt)
+	need("y", len(a.Y), a.NB*a.NY*a.TY)
+	need("z", len(a.Z), a.NIn*a.NB*a.TZ)
+	if (a.Q0+a.TY)*a.F > a.TZ {
+		panic(fmt.Sprintf("kernels: output steps up to %d need %d fine inflow values, have %d", a.Q0+a.TY, (a.Q0+a.TY)*a.F, a.TZ))
+	}
+	for j := 0; j < nt; j++ {
+		need("kf", len(a.Kf), int(a.TaskOff[j])+a.WF)
+		if a.TaskIn[j] < 0 || int(a.TaskIn[j]) >= a.NIn {
+			panic(fmt.Sprintf("kernels: task %d reads inflow %d of %d", j, a.TaskIn[j], a.NIn))
+		}
+	}
+	for g, r := range a.GroupRow {
+		if r < 0 || int(r) >= a.NY {
+			panic(fmt.Sprintf("kernels: group %d writes row %d of %d", g, r, a.NY))
+		}
+	}
+}
+
+// TransferAdd runs dr_transfer_add in the emulator.
+func TransferAdd(g Grid, a *TransferArgs) {
+	g.check()
+	a.check()
+	C.emu_transfer_add(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.Y), fptr(a.Z), fptr(a.Kf),
+		lptr(a.GroupStart), iptr(a.GroupRow), iptr(a.TaskIn), lptr(a.TaskOff),
+		C.longlong(len(a.GroupRow)), C.longlong(a.NY), C.longlong(a.NB), C.longlong(a.TY), C.longlong(a.Q0),
+		C.longlong(a.F), C.longlong(a.WF), C.longlong(a.NIn), C.longlong(a.TZ))
+}
+
+// InterpArgs are the arguments of dr_interp (interp.cu).
+type InterpArgs struct {
+	X, Pix          []float32
+	WStart          []int64
+	Pixel           []int32
+	Weight          []float64
+	N, NPix, NB, NT int
+}
+
+// Interp runs dr_interp in the emulator.
+func Interp(g Grid, a *InterpArgs) {
+	g.check()
+	need("x", len(a.X), a.NB*a.N*a.NT)
+	need("pix", len(a.Pix), a.NB*a.NPix*a.NT)
+	need("wStart", len(a.WStart), a.N+1)
+	need("pixel", len(a.Pixel), int(a.WStart[a.N]))
+	need("weight", len(a.Weight), int(a.WStart[a.N]))
+	for w, p := range a.Pixel[:a.WStart[a.N]] {
+		if p < 0 || int(p) >= a.NPix {
+			panic(fmt.Sprintf("kernels: weight %d names pixel %d of %d", w, p, a.NPix))
+		}
+	}
+	C.emu_interp(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.X), fptr(a.Pix), lptr(a.WStart), iptr(a.Pixel), dptr(a.Weight),
+		C.longlong(a.N), C.longlong(a.NPix), C.longlong(a.NB), C.longlong(a.NT))
+}
+
+// PrefixJump runs one pointer-jumping step of dr_prefix_jump (prefix.cu) in
+// the emulator.
+func PrefixJump(g Grid, pout, pin []float64, nxtOut, nxtIn []int32, n, width int) {
+	g.check()
+	need("pout", len(pout), n*width)
+	need("pin", len(pin), n*width)
+	need("nxtOut", len(nxtOut), n)
+	need("nxtIn", len(nxtIn), n)
+	C.emu_prefix_jump(C.longlong(g.Blocks), C.longlong(g.Threads), dptr(pout), dptr(pin), iptr(nxtOut), iptr(nxtIn), C.longlong(n), C.longlong(width))
+}
+
+// PrefixSums computes P[i] = L[i] + P[down[i]] for rows of width doubles by
+// pointer jumping, as the CUDA backend does: ⌈log2(maxDepth)⌉ launches of
+// dr_prefix_jump with the buffers swapped between launches. It returns P and
+// the number of launches.
+func PrefixSums(g Grid, L []float64, down []int32, width, maxDepth int) ([]float64, int) {
+	n := len(down)
+	a := append([]float64(nil), L[:n*width]...)
+	b := make([]float64, n*width)
+	na := append([]int32(nil), down...)
+	nb := make([]int32, n)
+	steps := JumpSteps(maxDepth)
+	for range steps {
+		PrefixJump(g, b, a, nb, na, n, width)
+		a, b = b, a
+		na, nb = nb, na
+	}
+	return a, steps
+}
+
+// JumpSteps is the number of pointer-jumping steps that sum paths of up to
+// maxDepth reaches: after s steps each reach has summed 2^s of them.
+func JumpSteps(maxDepth int) int {
+	s := 0
+	for 1<<s < maxDepth {
+		s++
+	}
+	return s
+}
