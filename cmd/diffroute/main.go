@@ -29,6 +29,7 @@ var commands = []struct {
 }{
 	{"route", "route runoff through a RAPID network", runRoute},
 	{"demo", "route the bundled demo basin and write discharge and a chart", runDemo},
+	{"plan", "plan routing for a memory budget (method, staging, time chunk)", runPlan},
 	{"bench", "measure routing throughput on a generated network", runBench},
 	{"irfs", "list the registered impulse response functions", runIRFs},
 	{"generate", "write a synthetic basin in RAPID layout with runoff.nc", runGenerate},

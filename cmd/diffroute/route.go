@@ -166,6 +166,8 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	rf.register(fs)
 	rapidDir := fs.String("rapid", "", "RAPID config folder (rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv)")
 	runoffPath := fs.String("runoff", "", "runoff file: netCDF (m3_riv(time, rivid), runoff(time, river_id)) or CSV (time,<id>,…)")
+	var mem memFlags
+	mem.register(fs)
 	runoffVar := fs.String("runoff-var", "", "runoff variable of a netCDF file (default: guessed)")
 	units := fs.String("runoff-units", "", "runoff units: m3 (volume per step, RAPID) or m3/s (default: the file's units attribute)")
 	stepSec := fs.Float64("step", 0, "runoff step in seconds (default: the file's time spacing)")
@@ -176,7 +178,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) { rf.methodSet = rf.methodSet || f.Name == "method" })
-	for name, v := range map[string]string{"rapid": *rapidDir, "runoff": *runoffPath, "out": *out} {
+	for name, v := range map[string]string{"rapid": *rapidDir, "out": *out} {
 		if v == "" {
 			return usageError{fmt.Sprintf("route: --%s is required", name)}
 		}
@@ -186,7 +188,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("route: --out %s: want a .nc or .csv file", *out)}
 	}
 	job := routeJob{rf: rf, rapidDir: *rapidDir, runoffPath: *runoffPath, runoffVar: *runoffVar, units: *units,
-		stepSec: *stepSec, subSec: *subSec, qinit: *qinit, out: *out}
+		stepSec: *stepSec, subSec: *subSec, qinit: *qinit, out: *out, mem: mem}
 	_, err := job.run(ctx, stdout)
 	return err
 }
@@ -198,6 +200,8 @@ type routeJob struct {
 	units                           string
 	stepSec, subSec                 float64
 	qinit, out                      string
+	mem                             memFlags
+	step                            time.Duration // resolved runoff step
 }
 
 type routeResult struct {
@@ -225,20 +229,22 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 			fmt.Fprintln(os.Stderr, "diffroute: warning:", w)
 		}
 	}
-	runoff, err := readRunoff(j.runoffPath, j.runoffVar, cfg)
+	src, err := openRunoff(j, cfg)
 	if err != nil {
 		return nil, err
 	}
+	defer src.closer()
 	step := time.Duration(j.stepSec * float64(time.Second))
 	if j.stepSec < 0 || math.IsNaN(j.stepSec) {
 		return nil, usageError{fmt.Sprintf("route: --step %v must be positive", j.stepSec)}
 	}
 	if step == 0 {
-		step = runoff.Step
+		step = src.step
 	}
 	if step <= 0 {
-		return nil, fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", j.runoffPath)
+		return nil, fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
 	}
+	j.step = step
 	sub := time.Duration(j.subSec * float64(time.Second))
 	if j.subSec < 0 || math.IsNaN(j.subSec) {
 		return nil, usageError{fmt.Sprintf("route: --substep %v must be positive", j.subSec)}
@@ -251,12 +257,6 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
 		return nil, usageError{fmt.Sprintf("route: step %v is not a whole number of sub-steps %v", step, sub)}
 	}
-	if err := toRate(runoff, j.units, step, j.runoffPath); err != nil {
-		return nil, err
-	}
-	if err := checkFinite(runoff, j.runoffPath); err != nil {
-		return nil, err
-	}
 	opts, err := j.rf.options(cfg, step, f)
 	if err != nil {
 		return nil, err
@@ -266,24 +266,118 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 			return nil, err
 		}
 	}
-	net := cfg.Network
-	logf("%s\nrunoff: %d steps of %v, routed on %d sub-steps of %v (%s, %s method)\n", net, runoff.T, step, f, sub, opts.IRF, methodName(opts))
-	t0 := time.Now()
-	router, err := diffroute.NewRouter(ctx, net, opts)
+	budget, err := parseBudget(j.mem.budget)
 	if err != nil {
 		return nil, err
 	}
-	q, err := router.Route(ctx, runoff)
-	if err != nil {
-		return nil, err
+	net := cfg.Network
+	T := len(src.times)
+	var cl *diffroute.Clusters
+	chunk := j.mem.timeChunk
+	switch {
+	case budget > 0:
+		if !j.rf.methodSet {
+			opts.Method = "" // the planner chooses
+		}
+		plan, err := diffroute.Plan(net, T, 1, budget, opts)
+		if err != nil {
+			return nil, err
+		}
+		logf("%s\n", plan)
+		opts.Method = plan.Method
+		if plan.Staged {
+			cl = plan.Clusters
+		}
+		if plan.Streaming && chunk == 0 {
+			chunk = plan.TimeChunk
+		}
+	case j.mem.maxNodes > 0 || j.mem.maxPaths > 0:
+		if cl, err = diffroute.Schedule(net, j.mem.maxPaths, j.mem.maxNodes); err != nil {
+			return nil, err
+		}
+	}
+	if chunk < 0 || j.mem.maxNodes < 0 || j.mem.maxPaths < 0 {
+		return nil, usageError{"route: --time-chunk, --max-nodes and --max-paths must be ≥ 0"}
+	}
+	if cl != nil {
+		logf("%s\n", cl)
+	}
+	logf("%s\nrunoff: %d steps of %v, routed on %d sub-steps of %v (%s, %s method)\n", net, T, step, f, sub, opts.IRF, methodName(opts))
+	t0 := time.Now()
+	var runoff, q *diffroute.DataTensor
+	switch {
+	case j.mem.outputs != "":
+		if chunk > 0 || cl != nil {
+			return nil, usageError{"route: --outputs routes the selected reaches whole; drop --time-chunk, --max-nodes, --max-paths and --mem-budget"}
+		}
+		ids, err := readIDList(j.mem.outputs)
+		if err != nil {
+			return nil, err
+		}
+		sel, err := diffroute.Select(net, opts, ids)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", j.mem.outputs, err)
+		}
+		if runoff, err = src.read(0, T); err != nil {
+			return nil, err
+		}
+		if q, err = sel.Route(ctx, runoff); err != nil {
+			return nil, err
+		}
+		if q, err = q.SelectIDs(ids); err != nil {
+			return nil, err
+		}
+		net = sel.Net
+	case chunk > 0:
+		if !strings.EqualFold(filepath.Ext(j.out), ".nc") {
+			return nil, usageError{"route: time-chunked routing streams discharge to a .nc file; use --out FILE.nc"}
+		}
+		if cl == nil {
+			if cl, err = diffroute.Schedule(net, 0, 0); err != nil {
+				return nil, err
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(j.out), 0o755); err != nil {
+			return nil, err
+		}
+		if err := streamRoute(ctx, src, net, cl, opts, chunk, j.out, j.rf.quiet); err != nil {
+			return nil, err
+		}
+	default:
+		if runoff, err = src.read(0, T); err != nil {
+			return nil, err
+		}
+		if cl != nil {
+			sr, err := diffroute.NewStagedRouter(opts)
+			if err != nil {
+				return nil, err
+			}
+			var done func()
+			sr.Progress, done = progressFor(j.rf.quiet, "routing clusters")
+			q, err = sr.Route(ctx, runoff, cl)
+			done()
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			router, err := diffroute.NewRouter(ctx, net, opts)
+			if err != nil {
+				return nil, err
+			}
+			if q, err = router.Route(ctx, runoff); err != nil {
+				return nil, err
+			}
+		}
 	}
 	routeDur := time.Since(t0)
-	if err := writeDischarge(j.out, q); err != nil {
-		return nil, err
+	if q != nil {
+		if err := writeDischarge(j.out, q); err != nil {
+			return nil, err
+		}
 	}
-	work := float64(net.Len()) * float64(runoff.T) * float64(f) * float64(runoff.B)
+	work := float64(net.Len()) * float64(T) * float64(f)
 	logf("routed %d reaches x %d steps in %v (%.1f M reach-sub-steps/s); wrote %s\n",
-		net.Len(), runoff.T, routeDur.Round(time.Microsecond), work/routeDur.Seconds()/1e6, j.out)
+		net.Len(), T, routeDur.Round(time.Microsecond), work/routeDur.Seconds()/1e6, j.out)
 	return &routeResult{cfg: cfg, runoff: runoff, q: q, f: f, elapsed: time.Since(start), routeDur: routeDur}, nil
 }
 

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+const demoBasin = "../../testdata/demo_basin"
+
+func readQ(t *testing.T, path string) *diffroute.DataTensor {
+	t.Helper()
+	q, err := data.ReadRunoffNC(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func maxRelDiff(t *testing.T, got, want *diffroute.DataTensor) float64 {
+	t.Helper()
+	w, err := want.SelectIDs(got.IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i := 0; i < got.N; i++ {
+		peak := 1e-30
+		for _, v := range w.Series(0, i) {
+			peak = max(peak, math.Abs(float64(v)))
+		}
+		for q, v := range w.Series(0, i) {
+			worst = max(worst, math.Abs(float64(got.At(0, i, q)-v))/peak)
+		}
+	}
+	return worst
+}
+
+// Staged, time-chunked (streamed), planned and selected runs of the CLI equal
+// the plain run.
+func TestRouteMemoryManagement(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"route", "--quiet", "--rapid", demoBasin, "--runoff", filepath.Join(demoBasin, "runoff.nc"), "--substep", "3600"}
+	plain := filepath.Join(dir, "plain.nc")
+	if _, err := runCLI(t, append(base, "--out", plain)...); err != nil {
+		t.Fatal(err)
+	}
+	want := readQ(t, plain)
+	gauges := filepath.Join(dir, "gauges.txt")
+	os.WriteFile(gauges, []byte(strings.Join([]string{
+		itoa(want.IDs[0]), itoa(want.IDs[17]), "# a comment", itoa(want.IDs[1999])}, "\n")), 0o644)
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"staged", []string{"--max-nodes", "300", "--max-paths", "5000"}},
+		{"chunked", []string{"--time-chunk", "50"}},
+		{"staged-chunked", []string{"--max-nodes", "200", "--time-chunk", "37"}},
+		{"budget", []string{"--mem-budget", "40MiB"}},
+		{"kernel-staged", []string{"--method", "kernel", "--max-delay", "40", "--max-nodes", "400"}},
+		{"outputs", []string{"--outputs", gauges}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, c.name+".nc")
+			if _, err := runCLI(t, append(append(base, c.args...), "--out", out)...); err != nil {
+				t.Fatal(err)
+			}
+			got := readQ(t, out)
+			if c.name == "outputs" && got.N != 3 {
+				t.Fatalf("outputs run wrote %d reaches, want the 3 listed", got.N)
+			} else if c.name != "outputs" && got.N != want.N {
+				t.Fatalf("wrote %d reaches, want %d", got.N, want.N)
+			}
+			e := maxRelDiff(t, got, want)
+			t.Logf("%s: max difference relative to peak %.3g", c.name, e)
+			limit := 1e-5
+			if strings.HasPrefix(c.name, "kernel") {
+				limit = 1e-3 // kernel truncated at max-delay
+			}
+			if e > limit {
+				t.Errorf("%s differs from the plain run by %.3g", c.name, e)
+			}
+		})
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func TestPlanCommand(t *testing.T) {
+	out, err := runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "64MiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "2000 reaches") {
+		t.Errorf("plan output lacks the network summary:\n%s", out)
+	}
+	if _, err := runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "lots"); err == nil {
+		t.Error("bad budget accepted")
+	}
+}
