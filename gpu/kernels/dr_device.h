@@ -23,10 +23,10 @@
 struct dr_dim3 {
 	unsigned int x, y, z;
 };
-#define threadIdx (dr_dim3{__nvvm_read_ptx_sreg_tid_x(), __nvvm_read_ptx_sreg_tid_y(), __nvvm_read_ptx_sreg_tid_z()})
-#define blockIdx (dr_dim3{__nvvm_read_ptx_sreg_ctaid_x(), __nvvm_read_ptx_sreg_ctaid_y(), __nvvm_read_ptx_sreg_ctaid_z()})
-#define blockDim (dr_dim3{__nvvm_read_ptx_sreg_ntid_x(), __nvvm_read_ptx_sreg_ntid_y(), __nvvm_read_ptx_sreg_ntid_z()})
-#define gridDim (dr_dim3{__nvvm_read_ptx_sreg_nctaid_x(), __nvvm_read_ptx_sreg_nctaid_y(), __nvvm_read_ptx_sreg_nctaid_z()})
+#define threadIdx (dr_dim3{(unsigned int)__nvvm_read_ptx_sreg_tid_x(), (unsigned int)__nvvm_read_ptx_sreg_tid_y(), (unsigned int)__nvvm_read_ptx_sreg_tid_z()})
+#define blockIdx (dr_dim3{(unsigned int)__nvvm_read_ptx_sreg_ctaid_x(), (unsigned int)__nvvm_read_ptx_sreg_ctaid_y(), (unsigned int)__nvvm_read_ptx_sreg_ctaid_z()})
+#define blockDim (dr_dim3{(unsigned int)__nvvm_read_ptx_sreg_ntid_x(), (unsigned int)__nvvm_read_ptx_sreg_ntid_y(), (unsigned int)__nvvm_read_ptx_sreg_ntid_z()})
+#define gridDim (dr_dim3{(unsigned int)__nvvm_read_ptx_sreg_nctaid_x(), (unsigned int)__nvvm_read_ptx_sreg_nctaid_y(), (unsigned int)__nvvm_read_ptx_sreg_nctaid_z()})
 #else
 #error "dr_device.h: compile with nvcc, clang -x cuda, or define DR_EMU"
 #endif
