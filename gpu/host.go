@@ -1,6 +1,7 @@
 package gpu
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -145,7 +146,7 @@ type convDevice interface {
 // pipeline routes runoff chunk by chunk over two slots: while slot s runs
 // chunk i, the host unpacks chunk i−1 from and packs chunk i+1 into the other
 // slot, so that packing, copies and convolution overlap.
-func pipeline(dev convDevice, x *diffroute.DataTensor, y *diffroute.DataTensor, xrow []int, order []int32, cs []chunk) error {
+func pipeline(ctx context.Context, dev convDevice, x *diffroute.DataTensor, y *diffroute.DataTensor, xrow []int, order []int32, cs []chunk) error {
 	var pending [2]*chunk
 	flush := func(s int) error {
 		if err := dev.wait(s); err != nil {
@@ -159,6 +160,12 @@ func pipeline(dev convDevice, x *diffroute.DataTensor, y *diffroute.DataTensor, 
 	}
 	for i := range cs {
 		s := i % 2
+		if err := ctx.Err(); err != nil {
+			for j := range 2 { // let queued work finish before buffers are freed
+				_ = dev.wait(j)
+			}
+			return err
+		}
 		if err := flush(s); err != nil {
 			return err
 		}
@@ -174,4 +181,17 @@ func pipeline(dev convDevice, x *diffroute.DataTensor, y *diffroute.DataTensor, 
 		}
 	}
 	return nil
+}
+
+// convWork counts the convolution's multiply-adds (every output runs all
+// Taps taps: the history before step 0 is zeros, not skipped) and its least
+// DRAM traffic (kernel once per chunk, runoff with history in, discharge
+// out) for B batch members and T steps in chunks cs.
+func convWork(bs *diffroute.BlockSparseKernel, pairs int64, B, T int, cs []chunk) (fmas, bytes int64) {
+	fmas = pairs * int64(bs.Taps) * int64(B) * int64(T)
+	kbytes := int64(len(bs.Vals))*4 + int64(len(bs.RowTiles))*8 + int64(len(bs.TileCol)+len(bs.Size))*4
+	for _, c := range cs {
+		bytes += kbytes + int64(B)*int64(bs.N)*int64(c.TX()+c.Len)*4
+	}
+	return fmas, bytes
 }
