@@ -79,9 +79,13 @@ func RandomCases(n, batch, steps int, seed uint64) []Case {
 	return cs
 }
 
-// XX9Dir finds the bundled rapid_xx9 basin from a package directory.
+// XX9Dir finds the bundled rapid_xx9 basin: $DIFFROUTE_XX9, or testdata/
+// seen from the repository root or a package directory.
 func XX9Dir() (string, error) {
-	for _, d := range []string{"../testdata/rapid_xx9", "../../testdata/rapid_xx9", "../../../testdata/rapid_xx9", "/work/shared/data/rapid_xx9"} {
+	if d := os.Getenv("DIFFROUTE_XX9"); d != "" {
+		return d, nil
+	}
+	for _, d := range []string{"testdata/rapid_xx9", "../testdata/rapid_xx9", "../../testdata/rapid_xx9", "../../../testdata/rapid_xx9", "/work/shared/data/rapid_xx9"} {
 		if _, err := os.Stat(filepath.Join(d, "rapid_connect.csv")); err == nil {
 			return d, nil
 		}
@@ -223,3 +227,6 @@ func RelErr(got, want *diffroute.DataTensor) (peakRel, elemRel float64, err erro
 	}
 	return peakRel, elemRel, nil
 }
+
+// NewRand returns a seeded generator for RandomParams.
+func NewRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 99)) }

@@ -1,0 +1,158 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+)
+
+// These tests need an NVIDIA GPU (build with -tags cuda; see
+// scripts/gpu-run-device.sh). They compare the GPU router with the CPU
+// kernel method it is built from.
+
+var (
+	testDev *Device
+
+	benchN    = flag.Int("gpu.n", 20000, "benchmark: reaches of the synthetic network")
+	benchTaps = flag.Int("gpu.taps", 32, "benchmark: kernel taps (MaxDelay)")
+	benchT    = flag.Int("gpu.T", 2048, "benchmark: runoff steps")
+	benchB    = flag.Int("gpu.B", 1, "benchmark: batch members")
+	benchF    = flag.Int("gpu.f", 4, "benchmark: sub-steps per runoff step")
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	d, err := Open(0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	testDev = d
+	fmt.Println(d.Info())
+	code := m.Run()
+	d.Close()
+	os.Exit(code)
+}
+
+func gpuVsCPU(t *testing.T, c gputest.Case, ro *RouterOptions) (*diffroute.DataTensor, float64) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := NewRouter(ctx, testDev, c.Net, c.Opts, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got, err := r.Route(ctx, c.Runoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.CPU().Route(ctx, c.Runoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, er, err := gputest.RelErr(got, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stats()
+	t.Logf("%s: %d chunks of %d steps, conv %.3g ms: GPU vs CPU %.2g of peak, %.2g elementwise", c.Name, st.Chunks, st.ChunkSteps, st.ConvSeconds*1e3, pr, er)
+	return got, pr
+}
+
+func TestGPUMatchesCPU(t *testing.T) {
+	for _, c := range gputest.RandomCases(3000, 2, 300, 41) {
+		for _, ro := range []*RouterOptions{nil, {ChunkSteps: 7, Threads: 96}} {
+			if _, pr := gpuVsCPU(t, c, ro); pr > 1e-5 {
+				t.Errorf("%s (%+v): GPU differs from the CPU kernel method by %.3g of peak", c.Name, ro, pr)
+			}
+		}
+	}
+}
+
+func TestGPUXX9(t *testing.T) {
+	dir, err := gputest.XX9Dir()
+	if err != nil {
+		t.Skip(err)
+	}
+	c, qout, err := gputest.XX9(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, pr := gpuVsCPU(t, c, &RouterOptions{ChunkSteps: 5})
+	rapid := 0.0
+	for i, id := range got.IDs {
+		peak := 1e-30
+		for _, v := range qout[id] {
+			peak = max(peak, math.Abs(v))
+		}
+		for q, v := range qout[id] {
+			rapid = max(rapid, math.Abs(float64(got.At(0, i, q))-v)/peak)
+		}
+	}
+	t.Logf("rapid_xx9: GPU vs CPU %.2g, vs RAPID's Qout %.2g of peak", pr, rapid)
+	if pr > 1e-5 || rapid > 1e-5 {
+		t.Errorf("rapid_xx9: GPU vs CPU %.3g, vs RAPID %.3g (tolerance 1e-5)", pr, rapid)
+	}
+}
+
+func TestGPUOutOfMemoryMessage(t *testing.T) {
+	c := gputest.RandomCases(500, 1, 50, 3)[0]
+	r, err := NewRouter(context.Background(), testDev, c.Net, c.Opts, &RouterOptions{MemoryBudget: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.Route(context.Background(), c.Runoff)
+	if err == nil || !strings.Contains(err.Error(), "out of memory") {
+		t.Fatalf("route with a 1000-byte budget: %v, want an out-of-memory error", err)
+	}
+	t.Log(err)
+}
+
+func BenchmarkGPUConv(b *testing.B) {
+	ctx := context.Background()
+	net := diffroute.SyntheticNetwork(*benchN, 1)
+	c := gputest.RandomCases(10, 1, 1, 1)[0] // parameters drawn below
+	rng := gputest.NewRand(7)
+	o := c.Opts
+	o.Params = gputest.RandomParams(rng, "muskingum", net.Len())
+	o.MaxDelay, o.SubSteps = *benchTaps, *benchF
+	r, err := NewRouter(ctx, testDev, net, o, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	x := diffroute.SyntheticRunoff(net, *benchB, *benchT, 3)
+	ks := r.CPU().Stats()
+	b.Logf("%s", ks)
+	info := testDev.Info()
+	b.ResetTimer()
+	var conv, total float64
+	var st RouteStats
+	for range b.N {
+		if _, err := r.Route(ctx, x); err != nil {
+			b.Fatal(err)
+		}
+		st = r.Stats()
+		conv += st.ConvSeconds
+		total += st.TotalSeconds
+	}
+	b.StopTimer()
+	st.ConvSeconds = conv / float64(b.N)
+	ach, att, frac := st.Roofline(info)
+	b.ReportMetric(ach/1e9, "GFLOP/s")
+	b.ReportMetric(frac, "roofline")
+	b.ReportMetric(float64(ks.Pairs)*float64(*benchB)*float64(*benchT)/st.ConvSeconds/1e9, "Gpair-steps/s")
+	b.Logf("%s\n%d reaches, %d pairs, %d taps, batch %d × %d steps: %d chunks of %d steps; convolution %.3g ms (%.1f GFLOP/s of %.1f attainable: %.1f%% of roofline; AI %.2f FLOP/B), whole Route %.3g ms",
+		info, net.Len(), ks.Pairs, ks.Taps, *benchB, *benchT, st.Chunks, st.ChunkSteps, st.ConvSeconds*1e3,
+		ach/1e9, att/1e9, 100*frac, 2*float64(st.FMAs)/float64(st.Bytes), total/float64(b.N)*1e3)
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Build the CUDA test/benchmark binary here (no GPU needed), run it on a
+# machine with an NVIDIA GPU (driver only: no Go, no CUDA SDK needed there).
+#
+#   scripts/gpu-run-device.sh build   # here: bin/gpu/gpu.test (needs scripts/gpu-install-deps.sh)
+#   scripts/gpu-run-device.sh run     # on the device, from the repository root
+#
+# `run` executes the GPU tests (GPU vs CPU kernel method on random synthetic
+# networks, rapid_xx9 vs the CPU and RAPID's Qout, out-of-memory message)
+# and then the convolution benchmark, which reports GFLOP/s and the fraction
+# of the roofline (see gpu.RouteStats.Roofline). Benchmark sizes:
+#   GPU_BENCH_ARGS="-gpu.n=50000 -gpu.taps=64 -gpu.T=4096 -gpu.B=2"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bin/gpu
+
+case ${1:-} in
+build)
+	eval "$(scripts/gpu-install-deps.sh --env)"
+	if [[ ! -f ${CUDA_STUB_PREFIX:-/opt/diffroute-cuda}/include/cuda.h ]]; then
+		echo "gpu-run-device: run scripts/gpu-install-deps.sh first" >&2
+		exit 1
+	fi
+	mkdir -p "$out"
+	go test -tags cuda -c -o "$out/gpu.test" ./gpu/
+	echo "gpu-run-device: built $out/gpu.test; on the device run: scripts/gpu-run-device.sh run"
+	;;
+run)
+	if [[ ! -x $out/gpu.test ]]; then
+		echo "gpu-run-device: $out/gpu.test missing: run 'scripts/gpu-run-device.sh build' first" >&2
+		exit 1
+	fi
+	command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
+	export DIFFROUTE_XX9=${DIFFROUTE_XX9:-$PWD/testdata/rapid_xx9}
+	"$out/gpu.test" -test.v -test.run 'Test' -test.count=1
+	# shellcheck disable=SC2086
+	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
+	;;
+*)
+	echo "usage: $0 build|run" >&2
+	exit 2
+	;;
+esac
