@@ -39,16 +39,55 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 	if q.B != 1 {
 		return fmt.Errorf("data: a Qout file holds one batch member, the tensor has %d", q.B)
 	}
-	switch strings.ReplaceAll(strings.ToLower(q.Units), " ", "") {
-	case "", "m3s-1", "m3/s", "m^3/s", "m3.s-1", "m**3/s", "m3s^-1", "cms", "cumecs":
-	default:
-		return fmt.Errorf("data: Qout holds discharge in m3 s-1, the tensor's units are %q", q.Units)
+	if err := checkDischargeUnits(q.Units); err != nil {
+		return err
 	}
-	for _, id := range q.IDs {
+	if err := checkRivids(q.IDs); err != nil {
+		return err
+	}
+	o := qoutOptions(opt)
+	tc := makeQoutTime(q.Times, q.T, q.Step)
+
+	return writeAtomic(path, func(tmp string) error {
+		ncMu.Lock()
+		defer ncMu.Unlock()
+		ds, err := netcdf.CreateFile(tmp, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
+		if err != nil {
+			return fmt.Errorf("data: %s: %w", path, err)
+		}
+		werr := writeQout(ds, q, &o, &tc)
+		cerr := ds.Close()
+		if werr != nil {
+			return fmt.Errorf("data: %s: %w", path, werr)
+		}
+		if cerr != nil {
+			return fmt.Errorf("data: %s: %w", path, cerr)
+		}
+		return nil
+	})
+}
+
+// checkDischargeUnits accepts the spellings of m3 s-1 (and "" for unknown).
+func checkDischargeUnits(units string) error {
+	switch strings.ReplaceAll(strings.ToLower(units), " ", "") {
+	case "", "m3s-1", "m3/s", "m^3/s", "m3.s-1", "m**3/s", "m3s^-1", "cms", "cumecs":
+		return nil
+	}
+	return fmt.Errorf("data: Qout holds discharge in m3 s-1, the tensor's units are %q", units)
+}
+
+// checkRivids checks that reach ids fit RAPID's int32 rivid.
+func checkRivids(ids []int64) error {
+	for _, id := range ids {
 		if id < math.MinInt32 || id > math.MaxInt32 {
 			return fmt.Errorf("data: reach id %d does not fit RAPID's int32 rivid", id)
 		}
 	}
+	return nil
+}
+
+// qoutOptions fills in the defaults of opt.
+func qoutOptions(opt *QoutOptions) QoutOptions {
 	o := QoutOptions{Var: "Qout", Title: "diffroute-go discharge", Source: "diffroute-go"}
 	if opt != nil {
 		if opt.Var != "" {
@@ -62,11 +101,25 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 		}
 		o.Institution, o.Comment = opt.Institution, opt.Comment
 	}
+	return o
+}
 
-	// Time coordinate.
-	secs := make([]float64, q.T)
+// qoutTime is the time coordinate of a Qout file.
+type qoutTime struct {
+	T       int
+	secs    []float64 // seconds since 1970 (cfTime) or step index
+	cfTime  bool      // labels parsed: CF seconds since 1970
+	intTime bool      // time stored as int32
+	bounds  bool      // time_bnds written
+	step    time.Duration
+}
+
+// makeQoutTime derives the time coordinate of T steps labelled times (may
+// be empty) with the given step (0: from the labels when uniform).
+func makeQoutTime(times []string, T int, step time.Duration) qoutTime {
+	secs := make([]float64, T)
 	cfTime := false
-	if ts, ok := parseTimes(q.Times); ok && len(ts) == q.T {
+	if ts, ok := parseTimes(times); ok && len(ts) == T {
 		cfTime = true
 		for t, tm := range ts {
 			secs[t] = float64(tm.UnixNano()) / 1e9
@@ -76,9 +129,8 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 			secs[t] = float64(t)
 		}
 	}
-	step := q.Step
 	if cfTime && step == 0 {
-		if ts, ok := parseTimes(q.Times); ok {
+		if ts, ok := parseTimes(times); ok {
 			step = uniformStep(ts)
 		}
 	}
@@ -91,55 +143,70 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 	bounds := cfTime && step > 0 && step%time.Second == 0 && intTime
 	if bounds {
 		last := secs[len(secs)-1] + step.Seconds()
-		if q.T == 0 || last > math.MaxInt32 {
+		if T == 0 || last > math.MaxInt32 {
 			bounds = false
 		}
 	}
-
-	return writeAtomic(path, func(tmp string) error {
-		ncMu.Lock()
-		defer ncMu.Unlock()
-		ds, err := netcdf.CreateFile(tmp, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
-		if err != nil {
-			return fmt.Errorf("data: %s: %w", path, err)
-		}
-		werr := writeQout(ds, q, &o, secs, cfTime, intTime, bounds, step)
-		cerr := ds.Close()
-		if werr != nil {
-			return fmt.Errorf("data: %s: %w", path, werr)
-		}
-		if cerr != nil {
-			return fmt.Errorf("data: %s: %w", path, cerr)
-		}
-		return nil
-	})
+	return qoutTime{T: T, secs: secs, cfTime: cfTime, intTime: intTime, bounds: bounds, step: step}
 }
 
-func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, secs []float64, cfTime, intTime, bounds bool, step time.Duration) error {
-	// RAPID makes time unlimited; go-netcdf cannot write past the current
-	// length of an unlimited dimension, so it is fixed here (0 = unlimited
-	// for an empty tensor).
-	tdim, err := ds.AddDim("time", uint64(q.T))
+func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *qoutTime) error {
+	qv, err := writeQoutHeader(ds, q.IDs, o, tc)
 	if err != nil {
 		return err
 	}
-	rdim, err := ds.AddDim("rivid", uint64(q.N))
+	if q.N == 0 || q.T == 0 {
+		return nil
+	}
+	// Time-major rows, in blocks.
+	rows := max(1, (1<<20)/q.N)
+	buf := make([]float32, 0, rows*q.N)
+	for t0 := 0; t0 < q.T; t0 += rows {
+		nr := min(rows, q.T-t0)
+		buf = buf[:nr*q.N]
+		for r := 0; r < nr; r++ {
+			for i := 0; i < q.N; i++ {
+				buf[r*q.N+i] = q.Data[i*q.T+t0+r]
+			}
+		}
+		if err := qv.WriteFloat32Slice(buf, []uint64{uint64(t0), 0}, []uint64{uint64(nr), uint64(q.N)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeQoutHeader defines the Qout layout for reaches ids and tc.T steps,
+// leaves define mode and writes rivid, time and time_bnds. It returns the
+// data variable, still unwritten (netCDF's default fill value).
+func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTime) (netcdf.Var, error) {
+	var none netcdf.Var
+	secs, cfTime, intTime, bounds, step := tc.secs, tc.cfTime, tc.intTime, tc.bounds, tc.step
+	N, T := len(ids), tc.T
+	// RAPID makes time unlimited; go-netcdf cannot write past the current
+	// length of an unlimited dimension, so it is fixed here (0 = unlimited
+	// for an empty tensor).
+	tdim, err := ds.AddDim("time", uint64(T))
 	if err != nil {
-		return err
+		return none, err
+	}
+	rdim, err := ds.AddDim("rivid", uint64(N))
+	if err != nil {
+		return none, err
 	}
 	var nv netcdf.Dim
 	if bounds {
 		if nv, err = ds.AddDim("nv", 2); err != nil {
-			return err
+			return none, err
 		}
 	}
 	qv, err := ds.AddVar(o.Var, netcdf.FLOAT, []netcdf.Dim{tdim, rdim})
 	if err != nil {
-		return err
+		return none, err
 	}
 	rv, err := ds.AddVar("rivid", netcdf.INT, []netcdf.Dim{rdim})
 	if err != nil {
-		return err
+		return none, err
 	}
 	ttype := netcdf.DOUBLE
 	if intTime {
@@ -147,12 +214,12 @@ func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, secs 
 	}
 	tv, err := ds.AddVar("time", ttype, []netcdf.Dim{tdim})
 	if err != nil {
-		return err
+		return none, err
 	}
 	var bv netcdf.Var
 	if bounds {
 		if bv, err = ds.AddVar("time_bnds", netcdf.INT, []netcdf.Dim{tdim, nv}); err != nil {
-			return err
+			return none, err
 		}
 	}
 	attrs := []struct {
@@ -204,70 +271,52 @@ func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, secs 
 	}
 	for _, a := range attrs {
 		if err := writeText(a.v.Attr(a.name), a.text); err != nil {
-			return fmt.Errorf("attribute %s: %w", a.name, err)
+			return none, fmt.Errorf("attribute %s: %w", a.name, err)
 		}
 	}
 	for _, a := range globals {
 		if err := writeText(ds.Attr(a[0]), a[1]); err != nil {
-			return fmt.Errorf("global attribute %s: %w", a[0], err)
+			return none, fmt.Errorf("global attribute %s: %w", a[0], err)
 		}
 	}
 	if err := ds.EndDef(); err != nil {
-		return err
+		return none, err
 	}
 
-	ids := make([]int32, q.N)
-	for i, id := range q.IDs {
-		ids[i] = int32(id)
+	rivid := make([]int32, N)
+	for i, id := range ids {
+		rivid[i] = int32(id)
 	}
-	if q.N > 0 {
-		if err := rv.WriteInt32s(ids); err != nil {
-			return err
+	if N > 0 {
+		if err := rv.WriteInt32s(rivid); err != nil {
+			return none, err
 		}
 	}
-	if q.T == 0 {
-		return nil
+	if T == 0 {
+		return qv, nil
 	}
 	if intTime {
-		it := make([]int32, q.T)
+		it := make([]int32, T)
 		for t, s := range secs {
 			it[t] = int32(s)
 		}
-		if err := tv.WriteInt32Slice(it, []uint64{0}, []uint64{uint64(q.T)}); err != nil {
-			return err
+		if err := tv.WriteInt32Slice(it, []uint64{0}, []uint64{uint64(T)}); err != nil {
+			return none, err
 		}
-	} else if err := tv.WriteFloat64Slice(secs, []uint64{0}, []uint64{uint64(q.T)}); err != nil {
-		return err
+	} else if err := tv.WriteFloat64Slice(secs, []uint64{0}, []uint64{uint64(T)}); err != nil {
+		return none, err
 	}
 	if bounds {
-		b := make([]int32, 2*q.T)
+		b := make([]int32, 2*T)
 		st := int32(step / time.Second)
 		for t, s := range secs {
 			b[2*t], b[2*t+1] = int32(s), int32(s)+st
 		}
-		if err := bv.WriteInt32Slice(b, []uint64{0, 0}, []uint64{uint64(q.T), 2}); err != nil {
-			return err
+		if err := bv.WriteInt32Slice(b, []uint64{0, 0}, []uint64{uint64(T), 2}); err != nil {
+			return none, err
 		}
 	}
-	if q.N == 0 {
-		return nil
-	}
-	// Time-major rows, in blocks.
-	rows := max(1, (1<<20)/q.N)
-	buf := make([]float32, 0, rows*q.N)
-	for t0 := 0; t0 < q.T; t0 += rows {
-		nr := min(rows, q.T-t0)
-		buf = buf[:nr*q.N]
-		for r := 0; r < nr; r++ {
-			for i := 0; i < q.N; i++ {
-				buf[r*q.N+i] = q.Data[i*q.T+t0+r]
-			}
-		}
-		if err := qv.WriteFloat32Slice(buf, []uint64{uint64(t0), 0}, []uint64{uint64(nr), uint64(q.N)}); err != nil {
-			return err
-		}
-	}
-	return nil
+	return qv, nil
 }
 
 // writeText writes a text attribute; an empty string is skipped.
