@@ -39,6 +39,16 @@ if [ $# -eq 0 ]; then
 fi
 mkdir -p "$out"
 
+# A kernel spec of our own, for this checkout: the user-wide one
+# (~/.local/share/jupyter/kernels/gonb) points at whichever checkout last ran
+# install-notebook-tools.sh. JUPYTER_PATH is searched first.
+kernels="$out/.jupyter"
+mkdir -p "$kernels/kernels/gonb"
+cat >"$kernels/kernels/gonb/kernel.json" <<JSON
+{"argv":["$bin/gonb","--kernel","{connection_file}","-logtostderr=true","-raw_error=false","-work=false","-stderrthreshold=2","-v=0","-go_work=$repo"],"display_name":"Go (gonb)","language":"go","interrupt_mode":"message","env":{}}
+JSON
+export JUPYTER_PATH="$kernels${JUPYTER_PATH:+:$JUPYTER_PATH}"
+
 failed=0
 retry=() # notebooks that ran but lost outputs: run once more (see below)
 for nb in "$@"; do
