@@ -8,9 +8,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/diffroute-go/diffroute/data"
 	"github.com/diffroute-go/diffroute/diffroute"
@@ -276,6 +279,11 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	chunk := j.mem.timeChunk
 	switch {
 	case budget > 0:
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// Make the collector work harder near the budget rather than let
+			// garbage push the process over it.
+			debug.SetMemoryLimit(budget * 9 / 10)
+		}
 		if !j.rf.methodSet {
 			opts.Method = "" // the planner chooses
 		}
@@ -290,6 +298,17 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		}
 		if plan.Streaming && chunk == 0 {
 			chunk = plan.TimeChunk
+			// The planner counts per-cluster runoff; this command reads time
+			// chunks of every reach (the current one and the next, prefetched)
+			// and gathers discharge rows per chunk (the one being routed and the
+			// one being written): keep those four within a third of the budget.
+			// Each chunk's buffers are fresh allocations, so up to 3/4 of them
+			// again is garbage awaiting collection.
+			perStep := int64(net.Len()) * 4 * 4
+			chunk = int(max(1, min(int64(chunk), budget/3/perStep)))
+			bufs := perStep * int64(chunk)
+			logf("streaming runoff and discharge in time chunks of %d steps (%s for chunk buffers); predicted peak %s\n",
+				chunk, humanize.IBytes(uint64(bufs)), humanize.IBytes(uint64(plan.Predicted+bufs*7/4)))
 		}
 	case j.mem.maxNodes > 0 || j.mem.maxPaths > 0:
 		if cl, err = diffroute.Schedule(net, j.mem.maxPaths, j.mem.maxNodes); err != nil {

@@ -210,13 +210,15 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 			}
 		}
 	}()
-	type piece struct {
+	// Each chunk's discharge is gathered for all reaches and written as
+	// whole rows: the Qout file is time-major, so per-cluster columns would
+	// be strided writes. The writer runs one chunk behind the router.
+	pieces := make(chan struct {
 		q  *diffroute.DataTensor
 		t0 int
-	}
-	pieces := make(chan piece, 1)
+	}, 1)
 	wrote := make(chan error, 1)
-	go func() { // writer: one cluster behind the router
+	go func() {
 		var werr error
 		for p := range pieces {
 			if werr == nil {
@@ -233,16 +235,24 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		if rerr = l.err; rerr != nil {
 			break
 		}
+		out := diffroute.NewDataTensor(1, net.IDs(), l.x.T)
+		out.Times, out.Step, out.Units = l.x.Times, l.x.Step, "m3/s"
 		for cd, err := range sr.RouteClusters(ctx, diffroute.ClusterRunoffs(l.x, cl, 0, l.x.T), cl) {
 			if err != nil {
 				rerr = err
 				break
 			}
-			pieces <- piece{cd.Discharge, l.c.Start}
+			for j, g := range cd.Reaches {
+				copy(out.Series(0, int(g)), cd.Discharge.Series(0, j))
+			}
 		}
 		if rerr != nil {
 			break
 		}
+		pieces <- struct {
+			q  *diffroute.DataTensor
+			t0 int
+		}{out, l.c.Start}
 		k++
 		step(k, nChunks)
 	}
