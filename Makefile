@@ -7,7 +7,7 @@ APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
 TEST_APT_PKGS := $(APT_PKGS) chromium
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks clean
+.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-ptx gpu-device-build clean
 
 all: build
 
@@ -52,7 +52,25 @@ notebooks: deps
 	scripts/install-notebook-tools.sh
 	scripts/run-notebooks.sh
 
-test: vet unit notebooks
+# The CUDA backend (build tag cuda) must compile and link here, without a GPU:
+# CUDA 11.8's cuda.h and the stub libcuda.so, extracted from Debian's
+# nvidia-cuda-dev. Its kernel arithmetic runs in `unit` through the emulator.
+gpu-deps:
+	scripts/gpu-install-deps.sh
+
+gpu-vet: gpu-deps
+	eval "$$(scripts/gpu-install-deps.sh --env)" && $(GO) vet -tags cuda ./gpu/... && \
+	  $(GO) test -tags cuda -c -o bin/gpu/gpu.test ./gpu/
+
+# Regenerates gpu/ptx/*.ptx from gpu/kernels/*.cu (clang-14, no CUDA SDK).
+gpu-ptx:
+	scripts/gpu-install-deps.sh --ptx && scripts/gpu-ptx.sh
+
+# Builds the GPU test and benchmark binaries to run on a machine with a GPU.
+gpu-device-build: gpu-deps
+	scripts/gpu-run-device.sh build
+
+test: vet unit gpu-vet notebooks
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/
