@@ -23,7 +23,11 @@ func benchRecursive(b *testing.B, n, steps, f, workers int, irf string) {
 	b.ReportMetric(float64(n*steps*f)*float64(b.N)/b.Elapsed().Seconds()/1e6, "M-reach-substeps/s")
 }
 
-func BenchmarkRecursiveMuskingum100k(b *testing.B)  { benchRecursive(b, 100000, 100, 24, 0, "muskingum") }
-func BenchmarkRecursiveMuskingum100k1(b *testing.B) { benchRecursive(b, 100000, 100, 24, 1, "muskingum") }
-func BenchmarkRecursiveNash20k(b *testing.B)        { benchRecursive(b, 20000, 100, 24, 0, "nash_cascade") }
-func BenchmarkRecursivePureLag20k(b *testing.B)     { benchRecursive(b, 20000, 100, 24, 0, "pure_lag") }
+func BenchmarkRecursiveMuskingum100k(b *testing.B) {
+	benchRecursive(b, 100000, 100, 24, 0, "muskingum")
+}
+func BenchmarkRecursiveMuskingum100k1(b *testing.B) {
+	benchRecursive(b, 100000, 100, 24, 1, "muskingum")
+}
+func BenchmarkRecursiveNash20k(b *testing.B)    { benchRecursive(b, 20000, 100, 24, 0, "nash_cascade") }
+func BenchmarkRecursivePureLag20k(b *testing.B) { benchRecursive(b, 20000, 100, 24, 0, "pure_lag") }
