@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 )
@@ -259,10 +260,27 @@ type recWorker struct {
 	pending map[int32][]float32 // inflow buffers of reaches not yet routed
 	pool    [][]float32
 	conv    []float64 // scratch for convolution reaches
+	zeros   []float32 // inflow of headwater reaches
+	sink    []float32 // outflow of outlets nobody reads
 }
 
 func newRecWorker(job *recJob) *recWorker {
 	return &recWorker{job: job, pending: map[int32][]float32{}}
+}
+
+// zeroBuf returns n zeros (read-only) and sinkBuf n values to scribble on.
+func (wk *recWorker) zeroBuf(n int) []float32 {
+	if len(wk.zeros) < n {
+		wk.zeros = make([]float32, n)
+	}
+	return wk.zeros[:n]
+}
+
+func (wk *recWorker) sinkBuf(n int) []float32 {
+	if len(wk.sink) < n {
+		wk.sink = make([]float32, n)
+	}
+	return wk.sink[:n]
 }
 
 func (wk *recWorker) buffer(n int) []float32 {
@@ -344,7 +362,14 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 		secs := r.secs[r.secStart[i]:r.secStart[i+1]]
 		ys := st.ys[b*len(r.secs)+int(r.secStart[i]) : b*len(r.secs)+int(r.secStart[i+1])]
 		if len(secs) == 1 {
-			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], inflow, lat, dst, out)
+			in, sink := inflow, dst
+			if in == nil {
+				in = wk.zeroBuf(fl)
+			}
+			if sink == nil {
+				sink = wk.sinkBuf(fl)
+			}
+			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
 		} else {
 			runCascade(p, secs, ys, &st.uPrev[k], &st.lPrev[k], inflow, lat, dst, out)
 		}
@@ -363,12 +388,17 @@ type reachParams struct {
 // runSection is the hot loop for one-section IRFs (Muskingum, linear
 // storage): y[n] = B0·I[n] + B1·I[n−1] + A1·y[n−1] with I = upstream inflow +
 // lateral runoff. Under the rapid rule I[n−1] carries the current step's
-// runoff.
+// runoff; under lti only the first sub-step of a step sees the previous one.
+// inflow and dst always have len(lat)·f values (zeros and a sink when the
+// reach has no upstream or no downstream), so the loop has no branches; the
+// only dependency chain is y through one fused multiply-add.
 func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
 	f := p.f
 	invf := 1 / float64(f)
 	yv, up, lp := *y, *uPrev, *lPrev
 	b0, b1, a1 := s.B0, s.B1, s.A1
+	inflow = inflow[:len(lat)*f]
+	dst = dst[:len(lat)*f]
 	n := 0
 	for q, l32 := range lat {
 		l := float64(l32)
@@ -376,31 +406,33 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 		if p.rapid {
 			lprev = l
 		}
-		acc, last := 0.0, 0.0
-		for j := 0; j < f; j++ {
-			u := 0.0
-			if inflow != nil {
-				u = float64(inflow[n])
-			}
-			before := yv
-			yv = b0*(u+l) + b1*(up+lprev) + a1*yv
-			if dst != nil {
-				dst[n] += float32(yv)
-			}
-			if p.start {
-				acc += before
-				last = before
-			} else {
-				acc += yv
-				last = yv
-			}
-			up, lprev = u, l
-			n++
+		u := float64(inflow[n])
+		prev := yv
+		yv = math.FMA(a1, yv, b0*(u+l)+b1*(up+lprev))
+		dst[n] += float32(yv)
+		accS, accE := prev, yv
+		up = u
+		kq := (b0 + b1) * l
+		ds := dst[n+1 : n+f]
+		for j, v := range inflow[n+1 : n+f] {
+			u := float64(v)
+			prev = yv
+			yv = math.FMA(a1, yv, b0*u+b1*up+kq)
+			ds[j] += float32(yv)
+			accS += prev
+			accE += yv
+			up = u
 		}
-		if p.sample {
-			out[q] = float32(last)
-		} else {
-			out[q] = float32(acc * invf)
+		n += f
+		switch {
+		case p.sample && p.start:
+			out[q] = float32(prev)
+		case p.sample:
+			out[q] = float32(yv)
+		case p.start:
+			out[q] = float32(accS * invf)
+		default:
+			out[q] = float32(accE * invf)
 		}
 		lp = l
 	}
