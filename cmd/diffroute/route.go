@@ -282,7 +282,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		if os.Getenv("GOMEMLIMIT") == "" {
 			// Make the collector work harder near the budget rather than let
 			// garbage push the process over it.
-			debug.SetMemoryLimit(budget * 9 / 10)
+			debug.SetMemoryLimit(budget * 8 / 10)
 		}
 		if !j.rf.methodSet {
 			opts.Method = "" // the planner chooses
