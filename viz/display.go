@@ -29,7 +29,8 @@ func InNotebook() bool { return gonbui.IsNotebook }
 
 // Display shows v: in a GoNB notebook as HTML in the cell's output, elsewhere
 // as plain text on standard output. It knows *Chart (and any go-echarts
-// chart), *Page, *diffroute.DataTensor, *diffroute.Network, errors, HTMLer
+// chart), *Page, *diffroute.DataTensor, *diffroute.Network,
+// *diffroute.Clusters, *diffroute.MemoryPlan, errors, HTMLer
 // and fmt.Stringer values, and prints anything else with %v.
 func Display(v any) {
 	if InNotebook() {
@@ -135,6 +136,16 @@ func renderAny(v any) (string, bool) {
 		}
 		c := NetworkGraph(x)
 		return networkHTML(x) + c.body(), c.err == nil
+	case *diffroute.MemoryPlan:
+		if x == nil {
+			return "<pre>&lt;nil MemoryPlan&gt;</pre>\n", false
+		}
+		return renderPlan(x)
+	case *diffroute.Clusters:
+		if x == nil {
+			return "<pre>&lt;nil Clusters&gt;</pre>\n", false
+		}
+		return renderClusters(x)
 	case Renderer:
 		return renderAny(Wrap(x))
 	case error:
