@@ -385,6 +385,22 @@ type reachParams struct {
 	rapid, start, sample bool
 }
 
+// stepValue is the discharge reported for one runoff step from the sums of
+// its f fine values taken at the start (accS) and end (accE) of each
+// sub-step, and the last of each (prev, last).
+func (p reachParams) stepValue(accS, accE, prev, last float64) float32 {
+	switch {
+	case p.sample && p.start:
+		return float32(prev)
+	case p.sample:
+		return float32(last)
+	case p.start:
+		return float32(accS / float64(p.f))
+	default:
+		return float32(accE / float64(p.f))
+	}
+}
+
 // runSection is the hot loop for one-section IRFs (Muskingum, linear
 // storage): y[n] = B0·I[n] + B1·I[n−1] + A1·y[n−1] with I = upstream inflow +
 // lateral runoff. Under the rapid rule I[n−1] carries the current step's
@@ -394,7 +410,6 @@ type reachParams struct {
 // only dependency chain is y through one fused multiply-add.
 func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
 	f := p.f
-	invf := 1 / float64(f)
 	yv, up, lp := *y, *uPrev, *lPrev
 	b0, b1, a1 := s.B0, s.B1, s.A1
 	inflow = inflow[:len(lat)*f]
@@ -424,16 +439,7 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 			up = u
 		}
 		n += f
-		switch {
-		case p.sample && p.start:
-			out[q] = float32(prev)
-		case p.sample:
-			out[q] = float32(yv)
-		case p.start:
-			out[q] = float32(accS * invf)
-		default:
-			out[q] = float32(accE * invf)
-		}
+		out[q] = p.stepValue(accS, accE, prev, yv)
 		lp = l
 	}
 	*y, *uPrev, *lPrev = yv, up, lp
@@ -443,7 +449,6 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 // lateral runoff enters the first.
 func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
 	f := p.f
-	invf := 1 / float64(f)
 	up, lp := *uPrev, *lPrev
 	n := 0
 	for q, l32 := range lat {
@@ -452,14 +457,15 @@ func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float
 		if p.rapid {
 			lprev = l
 		}
-		acc, last := 0.0, 0.0
+		accS, accE, prev, x := 0.0, 0.0, 0.0, 0.0
 		for j := 0; j < f; j++ {
 			u := 0.0
 			if inflow != nil {
 				u = float64(inflow[n])
 			}
-			before := ys[len(ys)-1]
-			x, xp := u+l, up+lprev
+			prev = ys[len(ys)-1]
+			xp := up + lprev
+			x = u + l
 			for k, s := range secs {
 				yk := s.B0*x + s.B1*xp + s.A1*ys[k]
 				xp = ys[k]
@@ -469,21 +475,12 @@ func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float
 			if dst != nil {
 				dst[n] += float32(x)
 			}
-			if p.start {
-				acc += before
-				last = before
-			} else {
-				acc += x
-				last = x
-			}
+			accS += prev
+			accE += x
 			up, lprev = u, l
 			n++
 		}
-		if p.sample {
-			out[q] = float32(last)
-		} else {
-			out[q] = float32(acc * invf)
-		}
+		out[q] = p.stepValue(accS, accE, prev, x)
 		lp = l
 	}
 	*uPrev, *lPrev = up, lp
@@ -513,10 +510,9 @@ func (wk *recWorker) convolve(p reachParams, taps []float64, idx []int32, hist [
 			ext[h+n] = u + l
 		}
 	}
-	invf := 1 / float64(f)
 	yv := *yLast
 	for q := range lat {
-		acc, last := 0.0, 0.0
+		accS, accE, prev := 0.0, 0.0, 0.0
 		for j := 0; j < f; j++ {
 			n := q*f + j
 			s := 0.0
@@ -524,24 +520,15 @@ func (wk *recWorker) convolve(p reachParams, taps []float64, idx []int32, hist [
 			for k, c := range taps {
 				s += c * e[h+n-int(idx[k])]
 			}
-			before := yv
+			prev = yv
 			yv = s
 			if dst != nil {
 				dst[n] += float32(yv)
 			}
-			if p.start {
-				acc += before
-				last = before
-			} else {
-				acc += yv
-				last = yv
-			}
+			accS += prev
+			accE += yv
 		}
-		if p.sample {
-			out[q] = float32(last)
-		} else {
-			out[q] = float32(acc * invf)
-		}
+		out[q] = p.stepValue(accS, accE, prev, yv)
 	}
 	*yLast = yv
 	copy(hist, ext[fl:])
