@@ -124,18 +124,7 @@ func TestRouteQinit(t *testing.T) {
 	}
 	// RAPID's qinit values are ≤ 1.5e-8 m³/s, so compare relative to each
 	// reach's peak (pointwise, tiny early values differ by ~5e-9 m³/s).
-	w, _ := want.SelectIDs(got.IDs)
-	worst := 0.0
-	for i := 0; i < got.N; i++ {
-		peak := 1e-30
-		for _, v := range w.Series(0, i) {
-			peak = max(peak, math.Abs(float64(v)))
-		}
-		for q, v := range w.Series(0, i) {
-			worst = max(worst, math.Abs(float64(got.At(0, i, q)-v))/peak)
-		}
-	}
-	if worst > 1e-5 {
+	if worst := maxRelDiff(t, got, want); worst > 1e-5 {
 		t.Errorf("qinit run: max error relative to peak %.3g", worst)
 	}
 }
