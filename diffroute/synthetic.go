@@ -1,6 +1,7 @@
 package diffroute
 
 import (
+	"math"
 	"math/rand/v2"
 )
 
@@ -70,23 +71,34 @@ func SyntheticNetwork(n int, seed uint64) *Network {
 	return net
 }
 
-// SyntheticRunoff generates B×T steps of positive, storm-like runoff (m³/s)
-// for the network's reaches: a small base flow plus random bursts that decay
-// over a few steps.
+// SyntheticRunoff generates B×T steps of positive runoff (m³/s) for the
+// network's reaches, shaped like a wet climate at a daily step: a seasonal
+// base flow, basin-wide storms that hit every reach (each with its own
+// intensity) and local showers, all receding over a few steps.
 func SyntheticRunoff(net *Network, b, t int, seed uint64) *DataTensor {
 	rng := rand.New(rand.NewPCG(seed, 0xf10d))
 	x := NewDataTensor(b, net.IDs(), t)
+	storms := make([]float64, t)
 	for bi := 0; bi < b; bi++ {
+		for k := range storms {
+			storms[k] = 0
+			if rng.Float64() < 0.06 {
+				storms[k] = 4 * rng.ExpFloat64()
+			}
+		}
 		for i := 0; i < net.Len(); i++ {
 			s := x.Series(bi, i)
-			base := 0.1 + rng.Float64()
+			base := 0.05 + 0.3*rng.Float64()
+			gain := 0.4 + 1.2*rng.Float64()
+			phase := 0.3 * rng.Float64()
 			v := 0.0
 			for k := range s {
-				if rng.Float64() < 0.05 {
-					v += 5 * rng.ExpFloat64()
+				season := 1 + 0.6*math.Sin(2*math.Pi*(float64(k)/365.25+phase))
+				v = 0.6*v + gain*storms[k]*season
+				if rng.Float64() < 0.03 {
+					v += 2 * rng.ExpFloat64()
 				}
-				v *= 0.7
-				s[k] = float32(base + v)
+				s[k] = float32(base*season + v)
 			}
 		}
 	}
