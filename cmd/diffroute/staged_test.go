@@ -64,6 +64,7 @@ func TestRouteMemoryManagement(t *testing.T) {
 		{"staged-chunked", []string{"--max-nodes", "200", "--time-chunk", "37"}},
 		{"budget", []string{"--mem-budget", "40MiB"}},
 		{"kernel-staged", []string{"--method", "kernel", "--max-delay", "80", "--max-nodes", "400"}},
+		{"kernel-streamed", []string{"--method", "kernel", "--max-delay", "80", "--max-nodes", "700", "--time-chunk", "100"}},
 		{"outputs", []string{"--outputs", gauges}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
