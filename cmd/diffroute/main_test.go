@@ -75,6 +75,7 @@ func TestRouteRAPIDxx9(t *testing.T) {
 		{"recursive-nc", []string{"--runoff", filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc"), "--method", "recursive", "--out", filepath.Join(dir, "r.nc")}, 1e-5, 0.99999},
 		{"recursive-csv", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--out", filepath.Join(dir, "r.csv")}, 1e-5, 0.99999},
 		{"kernel-pad2", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--method", "kernel", "--max-delay", "16", "--out", filepath.Join(dir, "k2.csv")}, 1e-5, 0.9999},
+		{"compat-diffroute", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--compat", "diffroute", "--max-delay", "16", "--out", filepath.Join(dir, "c.csv")}, math.Inf(1), 0.999},
 		{"kernel-pad1", []string{"--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--method", "kernel", "--max-delay", "16", "--fft-pad", "1", "--out", filepath.Join(dir, "k1.csv")}, math.Inf(1), 0.999},
 	} {
 		t.Run(c.name, func(t *testing.T) {
