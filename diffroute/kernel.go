@@ -1,6 +1,7 @@
 package diffroute
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -36,7 +37,14 @@ const kernelZeroSum = 1e-12
 // brought back to the runoff step. The kernel is built once (NewKernelRouter)
 // and stored block-sparse; Route applies it with one causal convolution.
 //
-// Path kernels are built in the log-frequency domain (DESIGN §3(b)): per reach
+// Path kernels are built in the time domain when every reach's IRF has an
+// exact recursive form (IRF.Sections) and Compat is not "diffroute": walking
+// down from each source, the fine path response (W = MaxDelay·f taps) is
+// filtered in place by each reach's sections — an exact truncated linear
+// convolution, with no FFT and no wrap-around, so FFTPad plays no part (see
+// kernel_td.go). Otherwise (pure_lag, hayami, fractional Nash cascades, user
+// IRFs without Sections, Compat "diffroute") they are built in the
+// log-frequency domain (DESIGN §3(b)), and FFTPad sets the FFT length: per reach
 // the fine-grid IRF h_i (its exact recursive response over M sub-steps when it
 // has Sections, else its W = MaxDelay·f window zero-padded) is transformed
 // with a real FFT of length M = FFTPad·W, L_i = log max(|H_i|, 1e-8) + i·arg H_i,
@@ -62,15 +70,17 @@ const kernelZeroSum = 1e-12
 // the last fine value of each step (for an impulse response, DiffRoute's box
 // sum). ReLU acts on the fine kernel, Normalize on the taps.
 //
-// Memory: the build streams pair by pair; besides the block-sparse result it
-// holds one N × (M/2+1) complex128 table and a few M-length buffers per
-// worker (Stats().BuildPeakBytes).
+// Memory: the build streams pair by pair; besides the block-sparse result the
+// FFT build holds one N × (M/2+1) complex128 table and a few M-length buffers
+// per worker, the time-domain build the reaches' sections and a few W-length
+// buffers per worker (Stats().BuildPeakBytes).
 //
 // A KernelRouter is safe for concurrent use.
 type KernelRouter struct {
 	net  *Network
 	opts Options
 	tab  *irfTable
+	td   *tdTable // recursive forms: time-domain build; nil: FFT build
 
 	f, taps, w, m int // sub-steps, taps per pair, fine window W, FFT length M
 
@@ -91,19 +101,20 @@ type KernelStats struct {
 	BlockSize int
 	Taps      int // MaxDelay: taps per pair
 	SubSteps  int
-	FFTLen    int // M = FFTPad·MaxDelay·SubSteps
+	FFTLen    int // M = FFTPad·MaxDelay·SubSteps; 0 for a time-domain build
 
 	COOBytes   int64 // coords [P,2] int32 + vals [P, Taps] float32
 	BlockBytes int64 // tile values + tile index
 	// BuildPeakBytes bounds the memory held while building: the block-sparse
-	// values, the float64 prefix spectra (N × (M/2+1) complex128), the per-pair
-	// truncation record and the per-worker FFT buffers.
+	// values, the float64 prefix spectra (N × (M/2+1) complex128; the
+	// sections table for a time-domain build), the per-pair truncation record
+	// and the per-worker buffers.
 	BuildPeakBytes int64
 
 	// Truncated mass per pair, 1 − Σ_q K[q], before Normalize (after ReLU).
 	// Meaningful for mass-conserving IRFs with `avg` sampling: it is the part
-	// of the path response that falls beyond MaxDelay steps (or was folded back
-	// by the FFT's circular wrap-around).
+	// of the path response that falls beyond MaxDelay steps (or, on the FFT
+	// path, was folded back by the FFT's circular wrap-around).
 	TruncatedMassMax    float64
 	TruncatedMassMedian float64
 	// WorstPair is the (downstream, source) pair of ids with the largest
@@ -122,8 +133,12 @@ func (s KernelStats) Fill() float64 {
 }
 
 func (s KernelStats) String() string {
-	return fmt.Sprintf("kernel: %d reaches, %d pairs, %d tiles (B=%d, fill %.0f%%), %d taps, f=%d, FFT %d; COO %.1f MiB, block-sparse %.1f MiB, build peak %.1f MiB; truncated mass max %.3g (pair %d←%d), median %.3g; built in %v",
-		s.Reaches, s.Pairs, s.Tiles, s.BlockSize, 100*s.Fill(), s.Taps, s.SubSteps, s.FFTLen,
+	build := "time-domain"
+	if s.FFTLen > 0 {
+		build = fmt.Sprintf("FFT %d", s.FFTLen)
+	}
+	return fmt.Sprintf("kernel: %d reaches, %d pairs, %d tiles (B=%d, fill %.0f%%), %d taps, f=%d, %s; COO %.1f MiB, block-sparse %.1f MiB, build peak %.1f MiB; truncated mass max %.3g (pair %d←%d), median %.3g; built in %v",
+		s.Reaches, s.Pairs, s.Tiles, s.BlockSize, 100*s.Fill(), s.Taps, s.SubSteps, build,
 		float64(s.COOBytes)/(1<<20), float64(s.BlockBytes)/(1<<20), float64(s.BuildPeakBytes)/(1<<20),
 		s.TruncatedMassMax, s.WorstPair[0], s.WorstPair[1], s.TruncatedMassMedian, s.BuildTime.Round(time.Millisecond))
 }
@@ -202,10 +217,19 @@ func EstimateKernelBytes(net *Network, opts Options) (KernelStats, error) {
 		return KernelStats{}, err
 	}
 	rowTiles, _, _ := tileLayout(net, o.BlockSize)
-	return kernelSizes(net, o, rowTiles[len(rowTiles)-1]), nil
+	// The time-domain build when the parameters show it applies; otherwise
+	// (parameters missing or not for this network) the FFT build's larger
+	// peak.
+	var td *tdTable
+	if irf, err := LookupIRF(o.IRF); err == nil {
+		if tab, err := newIRFTable(irf, o.Params, net, o.SubSteps, o.MaxDelay*o.SubSteps); err == nil {
+			td, _ = newTDTable(tab, net, o)
+		}
+	}
+	return kernelSizes(net, o, rowTiles[len(rowTiles)-1], td), nil
 }
 
-func kernelSizes(net *Network, o Options, tiles int64) KernelStats {
+func kernelSizes(net *Network, o Options, tiles int64, td *tdTable) KernelStats {
 	f, taps, b := o.SubSteps, o.MaxDelay, o.BlockSize
 	m := o.FFTPad * taps * f
 	nf := int64(m/2 + 1)
@@ -217,6 +241,12 @@ func kernelSizes(net *Network, o Options, tiles int64) KernelStats {
 	s.COOBytes = s.Pairs * (8 + 4*int64(taps))
 	nb := (n + int64(b) - 1) / int64(b)
 	s.BlockBytes = tiles*int64(b*b*taps)*4 + tiles*8 + (nb+1)*8 + 2*n*4
+	if td != nil {
+		s.FFTLen = 0
+		perWorker := 4*int64(taps*f)*8 + int64(taps)*8
+		s.BuildPeakBytes = s.BlockBytes + td.bytes() + s.Pairs*4 + int64(o.Workers)*perWorker
+		return s
+	}
 	perWorker := 2*nf*16 + 3*int64(m)*8 + int64(taps*f+taps)*8
 	s.BuildPeakBytes = s.BlockBytes + n*nf*16 + s.Pairs*4 + int64(o.Workers)*perWorker
 	return s
@@ -249,7 +279,11 @@ func NewKernelRouter(ctx context.Context, net *Network, opts Options) (*KernelRo
 	if err != nil {
 		return nil, err
 	}
-	kr := &KernelRouter{net: net, opts: o, tab: tab, f: f, taps: taps, w: w, m: o.FFTPad * w,
+	td, err := newTDTable(tab, net, o)
+	if err != nil {
+		return nil, err
+	}
+	kr := &KernelRouter{net: net, opts: o, tab: tab, td: td, f: f, taps: taps, w: w, m: o.FFTPad * w,
 		transfers: map[int]*transferKernel{}}
 	start := time.Now()
 	if err := kr.build(ctx); err != nil {
@@ -486,11 +520,20 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 		bs.Size[p] = int32(net.Size(int(v)))
 	}
 	kr.bs = bs
-	kr.stats = kernelSizes(net, o, nt)
+	kr.stats = kernelSizes(net, o, nt, kr.td)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := max(1, min(o.Workers, n))
+	tr := &truncRecord{trunc: make([]float32, 0, net.Pairs()), worst: -math.MaxFloat64}
+	if kr.td != nil {
+		kr.buildTD(ctx, cancel, workers, tr)
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		tr.finish(&kr.stats)
+		return nil
+	}
 
 	// Log spectra per reach. In log-prefix mode they become prefix sums to the
 	// outlet over pre-order (parents come before their upstream reaches);
@@ -530,16 +573,9 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 	}
 
 	// Path kernels, per source walking down to its outlet.
-	var (
-		tmu   sync.Mutex
-		trunc = make([]float32, 0, net.Pairs())
-		worst = -math.MaxFloat64
-		wpair [2]int64
-	)
 	exclude, compat := o.ExcludeSelf, o.Compat == "diffroute"
 	parallelChunks(ctx, cancel, workers, n, 32, kr.newWorker, func(wk *kernelWorker, lo, hi int) error {
-		local := make([]float32, 0, 256)
-		lworst, lpair := -math.MaxFloat64, [2]int64{}
+		acc := newPairAcc()
 		for ps := lo; ps < hi; ps++ {
 			s := int(bs.Order[ps])
 			boxed := false
@@ -612,48 +648,134 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 					}
 				}
 				kr.coarsen(wk, boxed)
-				sum := 0.0
-				for _, v := range wk.K {
-					sum += v
-				}
-				tm := 1 - sum
-				local = append(local, float32(tm))
-				if tm > lworst {
-					lworst, lpair = tm, [2]int64{net.ID(d), net.ID(s)}
-				}
-				if o.Normalize {
-					if math.Abs(sum) < kernelZeroSum {
-						return fmt.Errorf("diffroute: path kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(s), net.ID(d), sum)
-					}
-					for q := range wk.K {
-						wk.K[q] /= sum
-					}
-				}
-				dst := bs.entry(net.Pre(d), ps)
-				for q, v := range wk.K {
-					dst[q] = float32(v)
+				if err := kr.storePair(&acc, wk.K, d, s, ps); err != nil {
+					return err
 				}
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		tmu.Lock()
-		trunc = append(trunc, local...)
-		if lworst > worst {
-			worst, wpair = lworst, lpair
-		}
-		tmu.Unlock()
+		tr.add(&acc)
 		return nil
 	})
 	if err := context.Cause(ctx); err != nil {
 		return err
 	}
-	if len(trunc) > 0 {
-		kr.stats.TruncatedMassMax = worst
-		kr.stats.WorstPair = wpair
-		slices.Sort(trunc)
-		kr.stats.TruncatedMassMedian = float64(trunc[len(trunc)/2])
+	tr.finish(&kr.stats)
+	return nil
+}
+
+// pairAcc is one worker's share of the truncated-mass record.
+type pairAcc struct {
+	local []float32
+	worst float64
+	pair  [2]int64
+}
+
+func newPairAcc() pairAcc {
+	return pairAcc{local: make([]float32, 0, 256), worst: -math.MaxFloat64}
+}
+
+// truncRecord gathers the truncated mass of every pair.
+type truncRecord struct {
+	mu    sync.Mutex
+	trunc []float32
+	worst float64
+	pair  [2]int64
+}
+
+// add moves a worker's record in and resets it.
+func (t *truncRecord) add(a *pairAcc) {
+	t.mu.Lock()
+	t.trunc = append(t.trunc, a.local...)
+	if a.worst > t.worst {
+		t.worst, t.pair = a.worst, a.pair
+	}
+	t.mu.Unlock()
+	a.local = a.local[:0]
+	a.worst = -math.MaxFloat64
+}
+
+func (t *truncRecord) finish(st *KernelStats) {
+	if len(t.trunc) > 0 {
+		st.TruncatedMassMax = t.worst
+		st.WorstPair = t.pair
+		st.TruncatedMassMedian = float64(nthFloat32(t.trunc, len(t.trunc)/2))
+	}
+}
+
+// nthFloat32 reorders v so that v[k] is the element a full sort
+// (slices.Sort: NaN first) would put there, and returns it: a quickselect,
+// O(len(v)) on average where sorting millions of pairs would be the build's
+// longest serial step.
+func nthFloat32(v []float32, k int) float32 {
+	lo, hi := 0, len(v)-1
+	for hi-lo >= 16 {
+		mid := lo + (hi-lo)/2
+		a, b, c := v[lo], v[mid], v[hi]
+		if cmp.Less(b, a) {
+			a, b = b, a
+		}
+		if cmp.Less(c, b) {
+			b = c
+			if cmp.Less(b, a) {
+				b = a
+			}
+		}
+		pivot := b // median of three
+		i, j := lo, hi
+		for i <= j {
+			for cmp.Less(v[i], pivot) {
+				i++
+			}
+			for cmp.Less(pivot, v[j]) {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		// v[lo..j] ≤ pivot ≤ v[i..hi]; between them, elements equal to pivot.
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return v[k]
+		}
+	}
+	slices.Sort(v[lo : hi+1])
+	return v[k]
+}
+
+// storePair records the truncated mass of pair (d, s) with taps K (source at
+// pre-order position ps), normalises K under Normalize and stores it.
+func (kr *KernelRouter) storePair(acc *pairAcc, K []float64, d, s, ps int) error {
+	net := kr.net
+	sum := 0.0
+	for _, v := range K {
+		sum += v
+	}
+	tm := 1 - sum
+	acc.local = append(acc.local, float32(tm))
+	if tm > acc.worst {
+		acc.worst, acc.pair = tm, [2]int64{net.ID(d), net.ID(s)}
+	}
+	if kr.opts.Normalize {
+		if math.Abs(sum) < kernelZeroSum {
+			return fmt.Errorf("diffroute: path kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(s), net.ID(d), sum)
+		}
+		for q := range K {
+			K[q] /= sum
+		}
+	}
+	dst := kr.bs.entry(net.Pre(d), ps)
+	for q, v := range K {
+		dst[q] = float32(v)
 	}
 	return nil
 }
@@ -700,19 +822,10 @@ func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
 		return tk, nil
 	}
 	net := kr.net
-	wk := kr.newWorker()
 	tk := &transferKernel{}
-	acc := make([]complex128, kr.m/2+1)
 	wf := kr.taps * kr.f
-	for d := v; d >= 0; d = net.Down(d) {
-		if _, err := kr.reachLog(wk, d, false); err != nil {
-			return nil, err
-		}
-		for j := range acc {
-			acc[j] += wk.spec[j]
-		}
-		copy(wk.spec, acc)
-		kr.fineKernel(wk)
+	// row appends the row of d from the fine path response v → d in wk.h.
+	row := func(d int, wk *kernelWorker) error {
 		// avg: the mean over the step of the fine responses = box sum / f;
 		// sample: the fine response itself, at the last sub-step.
 		avg := kr.opts.Sampling == SampleAvg
@@ -728,7 +841,7 @@ func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
 		}
 		if kr.opts.Normalize {
 			if math.Abs(sum) < kernelZeroSum {
-				return nil, fmt.Errorf("diffroute: transfer kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(v), net.ID(d), sum)
+				return fmt.Errorf("diffroute: transfer kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(v), net.ID(d), sum)
 			}
 			// Σ_m Kf[m] is the mass of the fine path response in both samplings.
 			scale := 1 / sum
@@ -738,6 +851,28 @@ func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
 		}
 		tk.rows = append(tk.rows, int32(d))
 		tk.vals = append(tk.vals, row...)
+		return nil
+	}
+	if kr.td != nil {
+		if err := kr.transferTD(v, row); err != nil {
+			return nil, err
+		}
+	} else {
+		wk := kr.newWorker()
+		acc := make([]complex128, kr.m/2+1)
+		for d := v; d >= 0; d = net.Down(d) {
+			if _, err := kr.reachLog(wk, d, false); err != nil {
+				return nil, err
+			}
+			for j := range acc {
+				acc[j] += wk.spec[j]
+			}
+			copy(wk.spec, acc)
+			kr.fineKernel(wk)
+			if err := row(d, wk); err != nil {
+				return nil, err
+			}
+		}
 	}
 	kr.transfers[v] = tk
 	return tk, nil

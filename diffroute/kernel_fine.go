@@ -22,8 +22,9 @@ type fineOutKernel struct {
 // RouteWith; with warmup ≥ MaxDelay−1, time chunks are exact.
 //
 // The runoff part uses, per source s in the reach's closure, the fine response
-// to a unit runoff step (the same path spectrum as the kernel, not coarsened:
-// W = MaxDelay·f taps); the fine-inflow part a fine convolution with the path
+// to a unit runoff step (the same path response as the kernel, not coarsened:
+// W = MaxDelay·f taps; built in the time domain or by FFT like the kernel);
+// the fine-inflow part a fine convolution with the path
 // response h_v ⊛ … ⊛ h_u, truncated to (MaxDelay−1)·f + 1 taps so that a
 // warm-up of MaxDelay−1 steps covers it.
 func (kr *KernelRouter) RouteFine(ctx context.Context, runoff *DataTensor, inflow []FineInflow, warmup int, reaches []int) ([][]float32, error) {
@@ -122,6 +123,15 @@ func (kr *KernelRouter) fineOut(u int) (*fineOutKernel, error) {
 	if fk, ok := kr.fineOuts[u]; ok {
 		return fk, nil
 	}
+	if kr.td != nil {
+		fk := &fineOutKernel{inflow: map[int][]float32{}}
+		kr.fineOutTD(u, fk)
+		if kr.fineOuts == nil {
+			kr.fineOuts = map[int]*fineOutKernel{}
+		}
+		kr.fineOuts[u] = fk
+		return fk, nil
+	}
 	net, o := kr.net, kr.opts
 	wk := kr.newWorker()
 	nf := kr.m/2 + 1
@@ -207,6 +217,12 @@ func (kr *KernelRouter) fineInflowKernel(fk *fineOutKernel, u, v int) ([]float32
 	kr.tmu.Lock()
 	defer kr.tmu.Unlock()
 	if k, ok := fk.inflow[v]; ok {
+		return k, true, nil
+	}
+	if kr.td != nil {
+		k := make([]float32, kr.w-kr.f+1)
+		kr.fineInflowTD(u, v, k)
+		fk.inflow[v] = k
 		return k, true, nil
 	}
 	wk := kr.newWorker()

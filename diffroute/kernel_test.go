@@ -585,8 +585,10 @@ func TestKernelPlantedBugs(t *testing.T) {
 // MaxDelay is short enough that the circular wrap-around matters, and checks
 // tap by tap, against the exact path kernels (the reference's response to a
 // unit runoff step at the deepest source), that padding reduces the
-// wrap-around error.
+// wrap-around error. The time-domain build (tapErr[0]), which has no
+// wrap-around, must be at least as close as either.
 func TestKernelFFTPad(t *testing.T) {
+	defer func(v bool) { kernelForceFFT = v }(kernelForceFFT)
 	rng := rand.New(rand.NewPCG(5, 6))
 	net := kRandomNetwork(t, rng, 200, 2)
 	const f, T = 4, 150
@@ -610,8 +612,9 @@ func TestKernelFFTPad(t *testing.T) {
 		unit[deep][0] = 1
 		exact := kRefRoute(t, net, ro, unit, nil)
 		var tapErr [3]float64
-		for pad := 1; pad <= 2; pad++ {
-			kr, err := NewKernelRouter(ctx, net, Options{Params: p, SubSteps: f, MaxDelay: md, FFTPad: pad})
+		for pad := 0; pad <= 2; pad++ {
+			kernelForceFFT = pad > 0 // pad 0: the time-domain build
+			kr, err := NewKernelRouter(ctx, net, Options{Params: p, SubSteps: f, MaxDelay: md, FFTPad: max(pad, 1)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -627,14 +630,21 @@ func TestKernelFFTPad(t *testing.T) {
 				}
 			}
 			st := kr.Stats()
-			t.Logf("MaxDelay %3d FFTPad %d: routing median NSE %.9f, max rel error %.3g; path taps max abs error %.3g; truncated mass max %.3g median %.3g",
-				md, pad, nse, rel, tapErr[pad], st.TruncatedMassMax, st.TruncatedMassMedian)
+			build := fmt.Sprintf("FFTPad %d  ", pad)
+			if pad == 0 {
+				build = "time-domain"
+			}
+			t.Logf("MaxDelay %3d %s: routing median NSE %.9f, max rel error %.3g; path taps max abs error %.3g; truncated mass max %.3g median %.3g",
+				md, build, nse, rel, tapErr[pad], st.TruncatedMassMax, st.TruncatedMassMedian)
 		}
 		if tapErr[2] > tapErr[1] && tapErr[2] > 1e-6 {
 			t.Errorf("MaxDelay %d: padding made the path taps worse (%.3g > %.3g)", md, tapErr[2], tapErr[1])
 		}
 		if md == 12 && !(tapErr[2] < tapErr[1]/2) {
 			t.Errorf("MaxDelay 12: expected padding to cut the wrap-around error (%.3g vs %.3g)", tapErr[2], tapErr[1])
+		}
+		if tapErr[0] > max(1e-7, min(tapErr[1], tapErr[2])) {
+			t.Errorf("MaxDelay %d: time-domain taps off by %.3g, FFT by %.3g (pad 1) and %.3g (pad 2)", md, tapErr[0], tapErr[1], tapErr[2])
 		}
 	}
 }
@@ -958,6 +968,10 @@ func BenchmarkKernelBuild20k(b *testing.B) {
 		defer func(v bool) { kernelLogPrefix = v }(kernelLogPrefix)
 		kernelLogPrefix = true
 	}
+	if os.Getenv("KERNEL_FORCE_FFT") == "1" { // the FFT build instead of the time-domain one
+		defer func(v bool) { kernelForceFFT = v }(kernelForceFFT)
+		kernelForceFFT = true
+	}
 	var st KernelStats
 	for b.Loop() {
 		kr, err := NewKernelRouter(context.Background(), net, opts)
@@ -989,14 +1003,16 @@ func BenchmarkKernelRoute20k(b *testing.B) {
 	b.ReportMetric(2*pairTaps/sec/1e9, "GFLOP/s")
 }
 
-// TestKernelLogPrefixAgrees checks that the running-product walk (CPU default)
-// and the log-domain prefix sums (DESIGN §3(b), the GPU form) give the same
-// kernel.
+// TestKernelLogPrefixAgrees checks that on the FFT path the running-product
+// walk (CPU default) and the log-domain prefix sums (DESIGN §3(b), the GPU
+// form) give the same kernel.
 func TestKernelLogPrefixAgrees(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	net := kRandomNetwork(t, rng, 200, 3)
 	ctx := context.Background()
 	defer func(v bool) { kernelLogPrefix = v }(kernelLogPrefix)
+	defer func(v bool) { kernelForceFFT = v }(kernelForceFFT)
+	kernelForceFFT = true
 	for _, c := range []Options{
 		{IRF: "muskingum", Lateral: LateralRAPID},
 		{IRF: "muskingum", Lateral: LateralLTI, ExcludeSelf: true},
