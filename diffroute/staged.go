@@ -3,6 +3,7 @@ package diffroute
 import (
 	"context"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 )
@@ -38,6 +39,10 @@ type StagedRouter struct {
 	// rebuilding it for every chunk (kernel method; costs the memory of all
 	// clusters' kernels).
 	KeepKernels bool
+	// ClusterRouter, when set, routes each cluster of the kernel method
+	// (for example on a GPU, package gpu) instead of KernelRouter.RouteWith;
+	// see ClusterRouterFactory.
+	ClusterRouter ClusterRouterFactory
 
 	drop int // test hook: a transfer slot whose inflow is ignored (−1: none)
 	st   *stagedState
@@ -56,9 +61,10 @@ type stagedState struct {
 	srcs []map[int32]int32  // kernel: cluster-local index → index in the source router's network
 	ker  []*KernelRouter
 
-	bufs   [][]float32   // per slot: this chunk's transfer (fine: B×T·f; coarse: B×T)
-	tails  [][]float32   // kernel: per slot, the last warm·f fine values per batch member
-	xtails []*DataTensor // kernel: per cluster, the last warm steps of runoff
+	bufs   [][]float32           // per slot: this chunk's transfer (fine: B×T·f; coarse: B×T)
+	tails  [][]float32           // kernel: per slot, the last warm·f fine values per batch member
+	xtails []*DataTensor         // kernel: per cluster, the last warm steps of runoff
+	dev    []ClusterKernelRouter // ClusterRouter's routers, per cluster (KeepKernels)
 
 	err error // a failed call leaves the state unusable until Reset
 }
@@ -95,7 +101,12 @@ func NewStagedRouter(opts Options) (*StagedRouter, error) {
 func (s *StagedRouter) Options() Options { return s.opts }
 
 // Reset forgets the state: the next call starts at cluster 0, step 0.
-func (s *StagedRouter) Reset() { s.st = nil }
+func (s *StagedRouter) Reset() {
+	if s.st != nil {
+		s.st.closeDevices()
+	}
+	s.st = nil
+}
 
 func (s *StagedRouter) fine() bool { return s.opts.Compat != "diffroute" }
 
@@ -124,7 +135,8 @@ func (s *StagedRouter) begin(cl *Clusters) error {
 		k := cl.Len()
 		s.st = &stagedState{cl: cl, b: -1, rec: make([]*RecursiveRouter, k), srcs: make([]map[int32]int32, k),
 			ker: make([]*KernelRouter, k), bufs: make([][]float32, len(cl.Transfers)),
-			tails: make([][]float32, len(cl.Transfers)), xtails: make([]*DataTensor, k)}
+			tails: make([][]float32, len(cl.Transfers)), xtails: make([]*DataTensor, k),
+			dev: make([]ClusterKernelRouter, k)}
 	}
 	return nil
 }
@@ -563,7 +575,7 @@ func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataT
 	if err != nil {
 		return nil, err
 	}
-	return kr.RouteWith(ctx, ext, inflow, st.warm)
+	return s.routeWith(ctx, c, kr, ext, inflow)
 }
 
 // routeKernelCoarse is DiffRoute's staged routing: the step discharge of
@@ -599,7 +611,7 @@ func (s *StagedRouter) routeKernelCoarse(ctx context.Context, c *Cluster, x *Dat
 	if err != nil {
 		return nil, err
 	}
-	y, err := kr.RouteWith(ctx, ext, nil, st.warm)
+	y, err := s.routeWith(ctx, c, kr, ext, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -612,4 +624,97 @@ func (s *StagedRouter) routeKernelCoarse(ctx context.Context, c *Cluster, x *Dat
 		st.bufs[slot] = buf
 	}
 	return y, nil
+}
+
+// ---- Device backends ----------------------------------------------------
+//
+// A StagedRouter can hand the kernel method's convolution of each cluster to
+// another implementation, typically a GPU (package gpu implements these
+// interfaces; the core never imports it). The staged bookkeeping — warm-up
+// history, transfer buffers, the recursive routers giving the fine outflow of
+// transfer sources — stays here.
+
+// ClusterJob is one cluster's kernel-method routing for one time chunk.
+type ClusterJob struct {
+	Cluster int
+	// Reaches holds the full-network index of each reach of the cluster's
+	// network.
+	Reaches []int32
+	// Runoff is the cluster's runoff (rows aligned by id with the cluster's
+	// network); its first Warmup steps are history.
+	Runoff *DataTensor
+	// Inflow is the fine transfer inflow into the cluster (cluster-local
+	// reach indices), covering all Runoff.T·f sub-steps; nil under Compat
+	// "diffroute", whose coarse transfers are already in Runoff.
+	Inflow []FineInflow
+	Warmup int
+	// Start is the step of Runoff's first step counted from the start of the
+	// run (the first chunk's step 0); a backend holding the runoff itself
+	// (resident pixels) reads steps [Start, Start+Runoff.T).
+	Start int
+}
+
+// ClusterKernelRouter routes clusters with the kernel method: RouteCluster
+// must return what kr.RouteWith(ctx, job.Runoff, job.Inflow, job.Warmup)
+// returns for the cluster's KernelRouter kr — the discharge of steps
+// [Warmup, T) in the cluster network's order. A router that also implements
+// io.Closer is closed when the staged router is done with it.
+type ClusterKernelRouter interface {
+	RouteCluster(ctx context.Context, job ClusterJob) (*DataTensor, error)
+}
+
+// ClusterRouterFactory makes the router of one cluster from its (CPU-built)
+// kernel. It is called whenever the staged router builds a cluster's kernel:
+// once per cluster and time chunk, or once per cluster with KeepKernels, in
+// which case the router is kept with the kernel until Reset.
+type ClusterRouterFactory func(ctx context.Context, cluster int, kr *KernelRouter) (ClusterKernelRouter, error)
+
+// routeWith applies cluster c's kernel to runoff ext (warm-up history
+// first) and fine inflow, through ClusterRouter when one is set.
+func (s *StagedRouter) routeWith(ctx context.Context, c *Cluster, kr *KernelRouter, ext *DataTensor, inflow []FineInflow) (*DataTensor, error) {
+	st := s.st
+	if s.ClusterRouter == nil {
+		return kr.RouteWith(ctx, ext, inflow, st.warm)
+	}
+	dr := st.dev[c.Index]
+	if dr == nil {
+		var err error
+		if dr, err = s.ClusterRouter(ctx, c.Index, kr); err != nil {
+			return nil, err
+		}
+		if s.KeepKernels {
+			st.dev[c.Index] = dr
+		} else if cl, ok := dr.(io.Closer); ok {
+			defer cl.Close()
+		}
+	}
+	return dr.RouteCluster(ctx, ClusterJob{Cluster: c.Index, Reaches: c.Reaches, Runoff: ext, Inflow: inflow,
+		Warmup: st.warm, Start: st.seen - st.warm})
+}
+
+// closeDevices closes the kept cluster routers.
+func (st *stagedState) closeDevices() {
+	for k, dr := range st.dev {
+		if cl, ok := dr.(io.Closer); ok {
+			_ = cl.Close()
+		}
+		st.dev[k] = nil
+	}
+}
+
+// TransferKernel returns the polyphase kernel of fine upstream inflow into
+// reach v (network index), the one RouteWith applies to a FineInflow into v:
+// rows are the network indices d on the path from v to the outlet, and
+// vals[r·MaxDelay·f + m] weights the fine inflow z[q·f + f − 1 − m] in the
+// discharge of rows[r] at step q (m < MaxDelay·f). Built on first use and
+// kept; the slices must not be modified.
+func (kr *KernelRouter) TransferKernel(v int) (rows []int32, vals []float32, err error) {
+	if v < 0 || v >= kr.net.Len() {
+		return nil, nil, fmt.Errorf("diffroute: transfer into reach position %d, outside the network's %d reaches", v, kr.net.Len())
+	}
+	tk, err := kr.transfer(v)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tk.rows, tk.vals, nil
 }

@@ -28,6 +28,9 @@ type Router struct {
 
 	// Device copies of the kernel (freed by Close).
 	vals, rowTiles, tileCol, size devBuf
+	// Streams, pinned host and device chunk buffers, kept across Route
+	// calls (freed by Close).
+	slots *cudaSlots
 }
 
 // NewRouter builds the kernel of net on the CPU and uploads it to d.
@@ -80,11 +83,15 @@ func (r *Router) Stats() RouteStats {
 	return r.stats
 }
 
-// Close frees the kernel on the device.
+// Close frees the kernel and the chunk buffers on the device.
 func (r *Router) Close() error {
 	return r.dev.do(func() error {
 		for _, b := range []*devBuf{&r.vals, &r.rowTiles, &r.tileCol, &r.size} {
 			b.free()
+		}
+		if r.slots != nil {
+			r.slots.close()
+			r.slots = nil
 		}
 		return nil
 	})
@@ -119,7 +126,7 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 		}
 		budget := r.opts.MemoryBudget
 		if budget == 0 {
-			budget = free / 10 * 8
+			budget = (free + r.slots.deviceBytes()) / 10 * 8 // kept slots count as free
 		}
 		tc, err := chunkSteps(budget, runoff.B, bs.N, hist, runoff.T)
 		if err != nil {
@@ -134,18 +141,26 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 			tc = min(tc, r.opts.ChunkSteps)
 		}
 		cs := chunks(runoff.T, tc, hist)
-		cd, err := r.newConv(runoff.B, hist, tc)
-		if err != nil {
+		if r.slots == nil {
+			if r.slots, err = newSlots(r.dev); err != nil {
+				return err
+			}
+		}
+		// The slots are kept across calls (pinned and device buffers are
+		// costly to allocate); they grow when a call needs longer chunks.
+		if err := r.slots.ensure(runoff.B*bs.N*(hist+tc), runoff.B*bs.N*tc); err != nil {
 			return err
 		}
-		defer cd.close()
-		if err := pipeline(ctx, cd, runoff, y, xrow, bs.Order, cs); err != nil {
+		r.slots.convSecs = 0
+		pack := func(dst []float32, c chunk) { packChunk(dst, runoff, xrow, c) }
+		unpack := func(src []float32, c chunk) { unpackChunk(y, src, bs.Order, c, 0) }
+		if err := pipeline(ctx, routerConv{r: r, nb: runoff.B}, cs, pack, unpack); err != nil {
 			return err
 		}
 		stats.Chunks, stats.ChunkSteps = len(cs), tc
 		stats.FMAs, stats.Bytes = convWork(bs, r.cpu.Stats().Pairs, runoff.B, runoff.T, cs)
-		stats.ConvSeconds, err = cd.convTime()
-		return err
+		stats.ConvSeconds = r.slots.convSecs
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -155,120 +170,32 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 	return y, nil
 }
 
-// cudaConv is the pipeline's device: two slots, each a stream with pinned
-// host and device buffers for one chunk, and events around each launch.
-type cudaConv struct {
-	r        *Router
-	nb       int
-	streams  [2]cu.Stream
-	hin      [2]pinned
-	hout     [2]pinned
-	din      [2]devBuf
-	dout     [2]devBuf
-	ev       [2][2]cu.Event // per slot: before and after the launch
-	timed    [2]bool        // slot has a launch whose events are not yet read
-	convSecs float64
+// routerConv is the pipeline's device for Router.Route: the router's kept
+// slots and its kernel.
+type routerConv struct {
+	r  *Router
+	nb int
 }
 
-func (r *Router) newConv(nb, hist, tc int) (c *cudaConv, err error) {
-	c = &cudaConv{r: r, nb: nb}
-	defer func() {
-		if err != nil {
-			c.close()
-			c = nil
-		}
-	}()
-	n := r.cpu.BlockSparse().N
-	nin, nout := nb*n*(hist+tc), nb*n*tc
-	for s := range 2 {
-		if c.streams[s], err = cu.MakeStream(cu.NonBlocking); err != nil {
-			return nil, fmt.Errorf("gpu: creating a stream: %v", err)
-		}
-		for e := range 2 {
-			if c.ev[s][e], err = cu.MakeEvent(cu.DefaultEvent); err != nil {
-				return nil, fmt.Errorf("gpu: creating an event: %v", err)
-			}
-		}
-		if c.hin[s], err = allocPinned(nin); err != nil {
-			return nil, err
-		}
-		if c.hout[s], err = allocPinned(nout); err != nil {
-			return nil, err
-		}
-		if c.din[s], err = alloc(int64(nin)*4, fmt.Sprintf("runoff chunk buffer %d (%d steps with %d of history)", s, tc, hist)); err != nil {
-			return nil, err
-		}
-		if c.dout[s], err = alloc(int64(nout)*4, fmt.Sprintf("discharge chunk buffer %d (%d steps)", s, tc)); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
-}
+func (c routerConv) hostIn(s int) []float32  { return c.r.slots.hostIn(s) }
+func (c routerConv) hostOut(s int) []float32 { return c.r.slots.hostOut(s) }
+func (c routerConv) wait(s int) error        { return c.r.slots.wait(s) }
 
-func (c *cudaConv) hostIn(s int) []float32  { return c.hin[s].f }
-func (c *cudaConv) hostOut(s int) []float32 { return c.hout[s].f }
-
-func (c *cudaConv) run(s int, ch chunk) error {
+func (c routerConv) run(s int, ch chunk) error {
 	bs := c.r.cpu.BlockSparse()
 	n := bs.N
-	nin, nout := int64(c.nb*n*ch.TX())*4, int64(c.nb*n*ch.Len)*4
-	st := c.streams[s]
-	if err := cu.MemcpyHtoDAsync(c.din[s].p, c.hin[s].p, nin, st); err != nil {
-		return fmt.Errorf("gpu: copying a runoff chunk (%s) to the device: %v", mib(nin), err)
-	}
-	if err := c.ev[s][0].Record(st); err != nil {
-		return fmt.Errorf("gpu: recording an event: %v", err)
+	sl := c.r.slots
+	if err := sl.upload(s, int64(c.nb*n*ch.TX())*4); err != nil {
+		return err
 	}
 	r := c.r
-	err := r.dev.launch(kernelBSConv, int64(c.nb*n*ch.Len), r.opts.Threads, st,
-		c.dout[s].p, c.din[s].p, r.vals.p, r.rowTiles.p, r.tileCol.p, r.size.p,
+	err := sl.timedLaunch(s, kernelBSConv, int64(c.nb*n*ch.Len), r.opts.Threads,
+		sl.dout[s].p, sl.din[s].p, r.vals.p, r.rowTiles.p, r.tileCol.p, r.size.p,
 		int64(n), int64(bs.B), int64(bs.Taps), int64(c.nb), int64(ch.TX()), int64(ch.Hist))
 	if err != nil {
 		return err
 	}
-	if err := c.ev[s][1].Record(st); err != nil {
-		return fmt.Errorf("gpu: recording an event: %v", err)
-	}
-	c.timed[s] = true
-	if err := cu.MemcpyDtoHAsync(c.hout[s].p, c.dout[s].p, nout, st); err != nil {
-		return fmt.Errorf("gpu: copying a discharge chunk (%s) from the device: %v", mib(nout), err)
-	}
-	return nil
-}
-
-func (c *cudaConv) wait(s int) error {
-	if err := c.streams[s].Synchronize(); err != nil {
-		return fmt.Errorf("gpu: convolution failed: %v", err)
-	}
-	if c.timed[s] {
-		ms, err := c.ev[s][0].Elapsed(c.ev[s][1])
-		if err != nil {
-			return fmt.Errorf("gpu: reading event times: %v", err)
-		}
-		c.convSecs += ms / 1e3
-		c.timed[s] = false
-	}
-	return nil
-}
-
-func (c *cudaConv) convTime() (float64, error) { return c.convSecs, nil }
-
-func (c *cudaConv) close() {
-	for s := range 2 {
-		if c.streams[s] != (cu.Stream{}) {
-			_ = c.streams[s].Synchronize()
-			_ = c.streams[s].Destroy()
-		}
-		for e := range 2 {
-			if c.ev[s][e] != (cu.Event{}) {
-				_ = cu.DestroyEvent(&c.ev[s][e])
-			}
-		}
-		_ = c.hin[s].free()
-		_ = c.hout[s].free()
-		c.din[s].free()
-		c.dout[s].free()
-	}
+	return sl.download(s, int64(c.nb*n*ch.Len)*4)
 }
 
 var _ diffroute.Router = (*Router)(nil)

@@ -67,7 +67,9 @@ func emuRoute(t *testing.T, kr *diffroute.KernelRouter, x *diffroute.DataTensor,
 	c := newEmuConv(bs, x.B, hist, tc)
 	c.planted = planted
 	y := discharge(x, net)
-	if err := pipeline(context.Background(), c, x, y, xrow, bs.Order, chunks(x.T, tc, hist)); err != nil {
+	pack := func(dst []float32, ch chunk) { packChunk(dst, x, xrow, ch) }
+	unpack := func(src []float32, ch chunk) { unpackChunk(y, src, bs.Order, ch, 0) }
+	if err := pipeline(context.Background(), c, chunks(x.T, tc, hist), pack, unpack); err != nil {
 		t.Fatal(err)
 	}
 	return y, c

@@ -97,12 +97,14 @@ func packChunk(dst []float32, x *diffroute.DataTensor, xrow []int, c chunk) {
 }
 
 // unpackChunk copies src ([B][N][c.Len], position order) into steps
-// [c.T0, c.T0+c.Len) of y (network order; order[p] is the reach of position p).
-func unpackChunk(y *diffroute.DataTensor, src []float32, order []int32, c chunk) {
+// [c.T0−off, c.T0−off+c.Len) of y (network order; order[p] is the reach of
+// position p); off is the step of the input that y's step 0 is.
+func unpackChunk(y *diffroute.DataTensor, src []float32, order []int32, c chunk, off int) {
 	n := len(order)
+	t0 := c.T0 - off
 	for b := 0; b < y.B; b++ {
 		for p, i := range order {
-			copy(y.Series(b, int(i))[c.T0:c.T0+c.Len], src[(b*n+p)*c.Len:(b*n+p+1)*c.Len])
+			copy(y.Series(b, int(i))[t0:t0+c.Len], src[(b*n+p)*c.Len:(b*n+p+1)*c.Len])
 		}
 	}
 }
@@ -143,17 +145,19 @@ type convDevice interface {
 	wait(s int) error
 }
 
-// pipeline routes runoff chunk by chunk over two slots: while slot s runs
-// chunk i, the host unpacks chunk i−1 from and packs chunk i+1 into the other
-// slot, so that packing, copies and convolution overlap.
-func pipeline(ctx context.Context, dev convDevice, x *diffroute.DataTensor, y *diffroute.DataTensor, xrow []int, order []int32, cs []chunk) error {
+// pipeline routes chunk by chunk over two slots: while slot s runs chunk i,
+// the host unpacks chunk i−1 from and packs chunk i+1 into the other slot, so
+// that packing, copies and convolution overlap. pack fills a slot's host
+// input (nil: the device makes the input itself, from resident pixels);
+// unpack reads a slot's host output.
+func pipeline(ctx context.Context, dev convDevice, cs []chunk, pack, unpack func(buf []float32, c chunk)) error {
 	var pending [2]*chunk
 	flush := func(s int) error {
 		if err := dev.wait(s); err != nil {
 			return err
 		}
 		if pending[s] != nil {
-			unpackChunk(y, dev.hostOut(s), order, *pending[s])
+			unpack(dev.hostOut(s), *pending[s])
 			pending[s] = nil
 		}
 		return nil
@@ -169,7 +173,9 @@ func pipeline(ctx context.Context, dev convDevice, x *diffroute.DataTensor, y *d
 		if err := flush(s); err != nil {
 			return err
 		}
-		packChunk(dev.hostIn(s), x, xrow, cs[i])
+		if pack != nil {
+			pack(dev.hostIn(s), cs[i])
+		}
 		if err := dev.run(s, cs[i]); err != nil {
 			return err
 		}

@@ -43,4 +43,49 @@ func (r *Router) Close() error { return nil }
 // Stats returns the zero value.
 func (r *Router) Stats() RouteStats { return RouteStats{} }
 
+// DevicePixels is pixel runoff resident on a device; in this build none can
+// be made.
+type DevicePixels struct{}
+
+// NewDevicePixels fails with ErrNoCUDA in builds without the cuda tag.
+func NewDevicePixels(d *Device, w *diffroute.Weights, src diffroute.PixelSource, po PixelOptions) (*DevicePixels, error) {
+	return nil, ErrNoCUDA
+}
+
+// Bytes returns 0.
+func (p *DevicePixels) Bytes() int64 { return 0 }
+
+// Steps returns 0.
+func (p *DevicePixels) Steps() int { return 0 }
+
+// Close does nothing.
+func (p *DevicePixels) Close() error { return nil }
+
+// Interpolate fails with ErrNoCUDA.
+func (p *DevicePixels) Interpolate(ctx context.Context, rivers []int64, t0, t1 int) (*diffroute.DataTensor, error) {
+	return nil, ErrNoCUDA
+}
+
+// StagedBackend routes a staged run's clusters on a GPU; in this build none
+// can be made.
+type StagedBackend struct{}
+
+// NewStagedBackend fails with ErrNoCUDA in builds without the cuda tag.
+func NewStagedBackend(d *Device, ropts *RouterOptions, pixels *DevicePixels) (*StagedBackend, error) {
+	return nil, ErrNoCUDA
+}
+
+// Factory returns a factory whose routers fail with ErrNoCUDA.
+func (b *StagedBackend) Factory() diffroute.ClusterRouterFactory {
+	return func(context.Context, int, *diffroute.KernelRouter) (diffroute.ClusterKernelRouter, error) {
+		return nil, ErrNoCUDA
+	}
+}
+
+// ConvSeconds returns 0.
+func (b *StagedBackend) ConvSeconds() float64 { return 0 }
+
+// Close does nothing.
+func (b *StagedBackend) Close() error { return nil }
+
 var _ diffroute.Router = (*Router)(nil)

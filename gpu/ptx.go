@@ -15,6 +15,7 @@ const (
 	kernelTransferAdd = "dr_transfer_add"
 	kernelInterp      = "dr_interp"
 	kernelPrefixJump  = "dr_prefix_jump"
+	kernelInterpWin   = "dr_interp_window"
 )
 
-var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelPrefixJump}
+var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump}

@@ -47,3 +47,12 @@ extern "C" void emu_prefix_jump(long long grid, long long block, double* pout,
                                 long long width) {
 	emu_launch(grid, block, [&] { dr_prefix_jump(pout, pin, nxtOut, nxtIn, n, width); });
 }
+
+extern "C" void emu_interp_window(long long grid, long long block, float* x, const float* pix,
+                                  const long long* wStart, const int* pixel,
+                                  const double* weight, long long n, long long npix,
+                                  long long nb, long long tx, long long pnt, long long ps) {
+	emu_launch(grid, block, [&] {
+		dr_interp_window(x, pix, wStart, pixel, weight, n, npix, nb, tx, pnt, ps);
+	});
+}

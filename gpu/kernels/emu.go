@@ -215,3 +215,31 @@ func JumpSteps(maxDepth int) int {
 	}
 	return s
 }
+
+// InterpWindowArgs are the arguments of dr_interp_window (interp.cu): x
+// [NB][N][TX] from the pixel matrix pix [NB][NPix][PNT], columns PS .. PS+TX−1
+// (outside [0, PNT): zero).
+type InterpWindowArgs struct {
+	X, Pix                   []float32
+	WStart                   []int64
+	Pixel                    []int32
+	Weight                   []float64
+	N, NPix, NB, TX, PNT, PS int
+}
+
+// InterpWindow runs dr_interp_window in the emulator.
+func InterpWindow(g Grid, a *InterpWindowArgs) {
+	g.check()
+	need("x", len(a.X), a.NB*a.N*a.TX)
+	need("pix", len(a.Pix), a.NB*a.NPix*a.PNT)
+	need("wStart", len(a.WStart), a.N+1)
+	need("pixel", len(a.Pixel), int(a.WStart[a.N]))
+	need("weight", len(a.Weight), int(a.WStart[a.N]))
+	for w, p := range a.Pixel[:a.WStart[a.N]] {
+		if p < 0 || int(p) >= a.NPix {
+			panic(fmt.Sprintf("kernels: weight %d names pixel %d of %d", w, p, a.NPix))
+		}
+	}
+	C.emu_interp_window(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.X), fptr(a.Pix), lptr(a.WStart), iptr(a.Pixel), dptr(a.Weight),
+		C.longlong(a.N), C.longlong(a.NPix), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.PNT), C.longlong(a.PS))
+}

@@ -18,6 +18,10 @@ void emu_transfer_add(long long grid, long long block, float* y, const float* z,
 void emu_interp(long long grid, long long block, float* x, const float* pix,
                 const long long* wStart, const int* pixel, const double* weight, long long n,
                 long long npix, long long nb, long long nt);
+void emu_interp_window(long long grid, long long block, float* x, const float* pix,
+                       const long long* wStart, const int* pixel, const double* weight,
+                       long long n, long long npix, long long nb, long long tx, long long pnt,
+                       long long ps);
 void emu_prefix_jump(long long grid, long long block, double* pout, const double* pin,
                      int* nxtOut, const int* nxtIn, long long n, long long width);
 
