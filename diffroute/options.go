@@ -67,7 +67,9 @@ type Options struct {
 	// FFTPad multiplies the FFT length used to build path kernels: 1 is
 	// DiffRoute's length W = MaxDelay·f, whose circular wrap-around folds the
 	// path response beyond W back into the kernel; p folds only the response
-	// beyond p·W (default 2).
+	// beyond p·W (default 2). It matters only where path kernels are built by
+	// FFT (convolution IRFs, Compat "diffroute"); IRFs with a recursive form
+	// are built in the time domain, exactly, with no wrap-around.
 	FFTPad int
 	// ExcludeSelf adds a reach's own runoff to its discharge directly instead of
 	// routing it through the reach (DiffRoute's include_index_diag = false).
