@@ -14,6 +14,40 @@
 // follows the free device memory (RouterOptions). A Router implements
 // diffroute.Router.
 //
+// A Router keeps its streams, pinned host buffers and device chunk buffers
+// across Route calls (growing them when a call needs longer chunks) and
+// frees them in Close.
+//
+// # Staged routing on the device
+//
+// StagedBackend plugs the GPU into diffroute.StagedRouter through the core's
+// hook (StagedRouter.ClusterRouter = backend.Factory(); the core never
+// imports this package). Per cluster, the kernel built on the CPU is
+// uploaded (kept with KeepKernels); per cluster and time chunk, the fine
+// transfer inflow and the polyphase transfer kernels (built on the CPU,
+// KernelRouter.TransferKernel) are uploaded and added to the convolution's
+// output by dr_transfer_add, grouped by output reach so that no atomics are
+// needed. The two slots are kept across clusters and chunks. The fine
+// outflow of transfer sources still comes from the core's recursive routers
+// on the CPU.
+//
+// DevicePixels keeps pixel runoff (every pixel the weights use, for a window
+// of steps) resident on the device; a StagedBackend made with it
+// interpolates each cluster chunk's runoff with dr_interp_window straight
+// into the convolution's input buffer, with no host round trip. The staged
+// router still wants each cluster's host runoff for its transfer-source
+// routers. DevicePixels.Interpolate checks the interpolation on its own.
+//
+// diffroute.PlanDevice predicts the device memory of this path (largest
+// cluster kernel, transfer tables and inflow, two slots of chunk buffers,
+// resident pixels) and picks the device time chunk; the emulated tests
+// check the prediction against the buffers the backend allocates.
+//
+// The host side of all this (tables, chunking, the pipeline) is shared by
+// the CUDA device and an emulated one in the tests, which routes StagedRouter
+// runs through the C++-compiled kernels and compares them with the CPU staged
+// kernel method.
+//
 // A single goroutine, locked to its OS thread, owns the CUDA context (Device)
 // and runs every CUDA call; kernel arguments are passed as int64 and
 // cu.DevicePtr values only, because cu copies 8 bytes per argument. Pinned
@@ -35,8 +69,9 @@
 // # Kernels and PTX
 //
 // The kernels are CUDA C++ in gpu/kernels/*.cu: block-sparse causal
-// convolution (the one Route uses), fine transfer inflow, catchment
-// interpolation and pointer-jumping log-domain prefix sums. They use no shared
+// convolution, fine transfer inflow (staged routing), catchment
+// interpolation (whole series, and a time window of resident pixels with
+// zero history) and pointer-jumping log-domain prefix sums (not used yet). They use no shared
 // memory, warp intrinsics or library calls, so package gpu/kernels compiles
 // the same sources with g++ and emulates the launch grid on the host; its tests
 // (and this package's, without the tag) compare them with the CPU kernel

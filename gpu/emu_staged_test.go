@@ -22,8 +22,10 @@ type emuStaged struct {
 	job                  *clusterJob
 	tr                   *transferTables // device copy of the job's tables
 	runs, loads, grows   int
-	kernels              int // kernels resident
-	dropInflow           int // test of the test: zero this inflow of the next job with any (−1: none)
+	kernels              int   // kernels resident
+	kernelBytes, peak    int64 // "device memory" of the resident kernels; peak of everything
+	pixBytes             int64 // resident pixels, counted in peak
+	dropInflow           int   // test of the test: zero this inflow of the next job with any (−1: none)
 }
 
 func newEmuStaged() *emuStaged { return &emuStaged{dropInflow: -1} }
@@ -32,14 +34,22 @@ func (e *emuStaged) hostIn(s int) []float32  { return e.hin[s] }
 func (e *emuStaged) hostOut(s int) []float32 { return e.hout[s] }
 func (e *emuStaged) wait(s int) error        { return nil }
 
+func kernelBytes(bs *diffroute.BlockSparseKernel) int64 {
+	return int64(len(bs.Vals)+len(bs.TileCol)+len(bs.Size))*4 + int64(len(bs.RowTiles))*8
+}
+
 func (e *emuStaged) uploadKernel(bs *diffroute.BlockSparseKernel) (any, error) {
 	e.kernels++
+	e.kernelBytes += kernelBytes(bs)
 	c := *bs
 	c.Vals = append([]float32(nil), bs.Vals...)
 	return &c, nil
 }
 
-func (e *emuStaged) freeKernel(dk any) { e.kernels-- }
+func (e *emuStaged) freeKernel(dk any) {
+	e.kernels--
+	e.kernelBytes -= kernelBytes(dk.(*diffroute.BlockSparseKernel))
+}
 
 func (e *emuStaged) load(j *clusterJob, tc int) error {
 	e.loads++
@@ -64,6 +74,8 @@ func (e *emuStaged) load(j *clusterJob, tc int) error {
 		}
 		e.tr = &t
 	}
+	slots := int64(len(e.din[0])+len(e.din[1])+len(e.dout[0])+len(e.dout[1])) * 4
+	e.peak = max(e.peak, e.kernelBytes+slots+j.tr.bytes()+j.itab.bytes()+e.pixBytes)
 	return nil
 }
 
