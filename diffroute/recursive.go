@@ -33,7 +33,8 @@ type RecursiveRouter struct {
 	trunk []int32   // reaches routed after the parts, upstream first
 	order []int32   // all reaches, upstream first (for batch-parallel runs)
 
-	st *recState
+	st      *recState
+	workers []*recWorker
 }
 
 // recState is the routing state of every reach for each batch member.
@@ -144,8 +145,24 @@ func (r *RecursiveRouter) initState(b int) {
 // and returns discharge for every reach of the network, in network order,
 // continuing from the state left by the previous call.
 func (r *RecursiveRouter) Route(ctx context.Context, runoff *DataTensor) (*DataTensor, error) {
-	out, err := r.route(ctx, runoff, nil, nil)
-	return out, err
+	return r.route(ctx, nil, runoff, nil, nil)
+}
+
+// RouteTo is Route writing into dst, which must have runoff's batch and time
+// dims and the network's reach ids in network order (as Route returns them):
+// routing consecutive time chunks into one reused tensor allocates nothing
+// per chunk but a few bytes of bookkeeping.
+func (r *RecursiveRouter) RouteTo(ctx context.Context, dst, runoff *DataTensor) error {
+	if dst == nil || dst.B != runoff.B || dst.T != runoff.T || dst.N != r.net.Len() || len(dst.Data) != dst.B*dst.N*dst.T {
+		return fmt.Errorf("diffroute: RouteTo needs a destination of dims (%d, %d, %d)", runoff.B, r.net.Len(), runoff.T)
+	}
+	for i, id := range dst.IDs {
+		if id != r.net.ID(i) {
+			return fmt.Errorf("diffroute: RouteTo destination row %d is reach %d, want %d (network order)", i, id, r.net.ID(i))
+		}
+	}
+	_, err := r.route(ctx, dst, runoff, nil, nil)
+	return err
 }
 
 // FineFlows carries upstream inflow into, or outflow out of, some reaches on
@@ -158,10 +175,11 @@ type FineFlows map[int32][]float32
 // receives the fine outflow series of the listed outlet reaches (each entry
 // must be allocated with B×T·f values; it is overwritten).
 func (r *RecursiveRouter) RouteFine(ctx context.Context, runoff *DataTensor, in, out FineFlows) (*DataTensor, error) {
-	return r.route(ctx, runoff, in, out)
+	return r.route(ctx, nil, runoff, in, out)
 }
 
-func (r *RecursiveRouter) route(ctx context.Context, runoff *DataTensor, in, fineOut FineFlows) (*DataTensor, error) {
+// route routes into y (allocated when nil).
+func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, fineOut FineFlows) (*DataTensor, error) {
 	rows, err := alignRunoff(runoff, r.net)
 	if err != nil {
 		return nil, err
@@ -189,7 +207,9 @@ func (r *RecursiveRouter) route(ctx context.Context, runoff *DataTensor, in, fin
 	} else if r.st.b != runoff.B {
 		return nil, fmt.Errorf("diffroute: runoff has %d batch members but the router's state has %d (Reset first)", runoff.B, r.st.b)
 	}
-	y := newDischarge(runoff, r.net)
+	if y == nil {
+		y = newDischarge(runoff, r.net)
+	}
 	if runoff.T == 0 || n == 0 {
 		return y, nil
 	}
@@ -197,10 +217,26 @@ func (r *RecursiveRouter) route(ctx context.Context, runoff *DataTensor, in, fin
 	// Blocks of about 4096 sub-steps keep inflow buffers in cache.
 	job.block = max(1, 4096/r.f)
 	workers := r.opts.Workers
-	ws := make([]*recWorker, workers)
-	for w := range ws {
-		ws[w] = newRecWorker(job)
+	// Workers (and their buffer pools) live as long as the router.
+	if len(r.workers) != workers {
+		r.workers = make([]*recWorker, workers)
+		for w := range r.workers {
+			r.workers[w] = &recWorker{pending: map[int32][]float32{}}
+		}
 	}
+	ws := r.workers
+	for _, wk := range ws {
+		wk.job = job
+	}
+	defer func() {
+		for _, wk := range ws {
+			wk.job = nil
+			for i, b := range wk.pending { // left by a cancelled run
+				wk.pool = append(wk.pool, b)
+				delete(wk.pending, i)
+			}
+		}
+	}()
 	for q0 := 0; q0 < runoff.T; q0 += job.block {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -262,10 +298,6 @@ type recWorker struct {
 	conv    []float64 // scratch for convolution reaches
 	zeros   []float32 // inflow of headwater reaches
 	sink    []float32 // outflow of outlets nobody reads
-}
-
-func newRecWorker(job *recJob) *recWorker {
-	return &recWorker{job: job, pending: map[int32][]float32{}}
 }
 
 // zeroBuf returns n zeros (read-only) and sinkBuf n values to scribble on.

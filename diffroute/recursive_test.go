@@ -462,3 +462,41 @@ func TestRecursiveErrors(t *testing.T) {
 		t.Error("negative sub-steps accepted")
 	}
 }
+
+// Routing time chunks into a reused tensor allocates (almost) nothing.
+func TestRouteToAllocations(t *testing.T) {
+	ctx := context.Background()
+	net := SyntheticNetwork(5000, 2)
+	x := SyntheticRunoff(net, 1, 64, 2)
+	rr, err := NewRecursiveRouter(net, Options{Params: testParams("muskingum", net.Len(), 2), SubSteps: 8, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := rr.Route(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr.Reset()
+	dst := NewDataTensor(1, net.IDs(), 64)
+	if err := rr.RouteTo(ctx, dst, x); err != nil {
+		t.Fatal(err)
+	}
+	for k := range want.Data {
+		if dst.Data[k] != want.Data[k] {
+			t.Fatalf("RouteTo differs from Route at %d", k)
+		}
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		if err := rr.RouteTo(ctx, dst, x); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%.0f allocations per RouteTo of 5,000 reaches", allocs)
+	if allocs > 100 {
+		t.Errorf("%.0f allocations per call", allocs)
+	}
+	bad := NewDataTensor(1, net.IDs()[:10], 64)
+	if rr.RouteTo(ctx, bad, x) == nil {
+		t.Error("a destination of the wrong size was accepted")
+	}
+}
