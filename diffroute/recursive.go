@@ -217,7 +217,7 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 	// Blocks of about 4096 sub-steps keep inflow buffers in cache.
 	job.block = max(1, 4096/r.f)
 	workers := r.opts.Workers
-	// Workers (and their buffer pools) live as long as the router.
+	// Workers live as long as the router; their buffers only for the call.
 	if len(r.workers) != workers {
 		r.workers = make([]*recWorker, workers)
 		for w := range r.workers {
@@ -229,12 +229,12 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 		wk.job = job
 	}
 	defer func() {
+		// Inflow buffers go back to the collector: a staged run keeps one
+		// router per cluster, and idle pools would add up across clusters.
 		for _, wk := range ws {
 			wk.job = nil
-			for i, b := range wk.pending { // left by a cancelled run
-				wk.pool = append(wk.pool, b)
-				delete(wk.pending, i)
-			}
+			wk.pool = nil
+			clear(wk.pending) // left by a cancelled run
 		}
 	}()
 	for q0 := 0; q0 < runoff.T; q0 += job.block {
