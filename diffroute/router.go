@@ -5,6 +5,12 @@ import (
 	"fmt"
 )
 
+// AlignRows returns, for each reach of net (network order), the row of
+// runoff that holds its id: the alignment every router applies, for backends
+// outside this package. Rows for other ids are ignored; a reach without a row,
+// or an id given twice, is an error.
+func AlignRows(runoff *DataTensor, net *Network) ([]int, error) { return alignRunoff(runoff, net) }
+
 // alignRunoff returns, for each network reach, the runoff row holding its id,
 // so that routers read runoff by id and never by position. Rows for ids not in
 // the network are ignored; a network reach without a row is an error.

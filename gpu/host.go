@@ -17,33 +17,9 @@ import (
 // CUDA calls themselves runs without a GPU.
 
 // alignRows returns, per network reach, the runoff row with its id (runoff is
-// always aligned by id, never by position).
+// always aligned by id, never by position), as the CPU routers do.
 func alignRows(runoff *diffroute.DataTensor, net *diffroute.Network) ([]int, error) {
-	if runoff == nil {
-		return nil, fmt.Errorf("gpu: no runoff")
-	}
-	if err := runoff.Validate(); err != nil {
-		return nil, err
-	}
-	if runoff.B < 1 {
-		return nil, fmt.Errorf("gpu: runoff has no batch members")
-	}
-	rows := make(map[int64]int, runoff.N)
-	for j, id := range runoff.IDs {
-		if k, dup := rows[id]; dup {
-			return nil, fmt.Errorf("gpu: runoff has reach %d twice (rows %d and %d)", id, k, j)
-		}
-		rows[id] = j
-	}
-	idx := make([]int, net.Len())
-	for i, id := range net.IDs() {
-		j, ok := rows[id]
-		if !ok {
-			return nil, fmt.Errorf("gpu: runoff lacks reach %d (and maybe others) of the network's %d reaches", id, net.Len())
-		}
-		idx[i] = j
-	}
-	return idx, nil
+	return diffroute.AlignRows(runoff, net)
 }
 
 // discharge allocates the output tensor: network order, runoff's labels.
