@@ -9,7 +9,7 @@ func benchRecursive(b *testing.B, n, steps, f, workers int, irf string) {
 	net := SyntheticNetwork(n, 1)
 	x := SyntheticRunoff(net, 1, steps, 1)
 	p := testParams(irf, n, 1)
-	rr, err := NewRecursiveRouter(net, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: 4})
+	rr, err := NewRecursiveRouter(net, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: 16})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,3 +31,5 @@ func BenchmarkRecursiveMuskingum100k1(b *testing.B) {
 }
 func BenchmarkRecursiveNash20k(b *testing.B)    { benchRecursive(b, 20000, 100, 24, 0, "nash_cascade") }
 func BenchmarkRecursivePureLag20k(b *testing.B) { benchRecursive(b, 20000, 100, 24, 0, "pure_lag") }
+
+func BenchmarkRecursiveHayami20k(b *testing.B) { benchRecursive(b, 20000, 100, 24, 0, "hayami") }

@@ -77,9 +77,16 @@ func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
 		r.secs = append(r.secs, ri.sections...)
 		r.secStart[i+1] = int32(len(r.secs))
 		if ri.sections == nil {
-			// Keep only the non-zero taps: pure lag has two.
+			// Keep only the taps that matter: pure lag has two, and a smooth
+			// kernel such as Hayami's is negligible (below 1e-12 of its peak,
+			// far under float32 resolution even summed over the window) over
+			// most of a long window.
+			peak := 0.0
+			for _, c := range ri.taps {
+				peak = max(peak, math.Abs(c))
+			}
 			for k, c := range ri.taps {
-				if c != 0 {
+				if c != 0 && math.Abs(c) >= 1e-12*peak {
 					r.tapIdx[i] = append(r.tapIdx[i], int32(k))
 					r.taps[i] = append(r.taps[i], c)
 				}
