@@ -17,6 +17,15 @@
 //     domain with prefix sums, then one causal convolution. Embarrassingly
 //     parallel; the reference for DiffRoute compatibility and the GPU workhorse.
 //
+// Memory management lives here too: Schedule cuts a network into clusters
+// (transfers between them carry fine-grid discharge, so staged routing equals
+// plain routing), StagedRouter routes them in dependency order, whole or
+// through Go iterators (RouteClusters consumes per-cluster runoff lazily and
+// yields per-cluster discharge), TimeChunks and Coalescer route long series in
+// exact chunks, Select routes only chosen reaches and what drains into them,
+// Interpolator turns pixel runoff into catchment runoff on the fly, and Plan
+// predicts the peak memory of each strategy and picks one for a budget.
+//
 // File formats, charts, downloads and CUDA live in sibling packages (data, viz,
 // download, gpu); this package depends on none of them.
 //
