@@ -229,3 +229,42 @@ func TestKernelAgreesWithRecursiveLarge(t *testing.T) {
 		t.Errorf("median NSE %.6f < 0.9999", nses[len(nses)/2])
 	}
 }
+
+func TestBatchMemberAndStack(t *testing.T) {
+	net := SyntheticNetwork(50, 1)
+	a, b := SyntheticRunoff(net, 1, 7, 1), SyntheticRunoff(net, 2, 7, 2)
+	s, err := StackBatch(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.B != 3 || s.Member(0).At(0, 4, 3) != a.At(0, 4, 3) || s.Member(2).At(0, 9, 6) != b.At(1, 9, 6) {
+		t.Fatal("stacked members are not the inputs")
+	}
+	m := s.Member(1)
+	m.Set(0, 0, 0, -1) // a view: writes reach the stack
+	if s.At(1, 0, 0) != -1 || m.Validate() != nil {
+		t.Error("Member is not a valid view")
+	}
+	if _, err := StackBatch(a, SyntheticRunoff(SyntheticNetwork(40, 1), 1, 7, 1)); err == nil {
+		t.Error("stacked tensors of different networks")
+	}
+	// Routing a stacked ensemble equals routing each member alone.
+	opts := Options{Params: testParams("muskingum", net.Len(), 1), SubSteps: 3}
+	rr, _ := NewRecursiveRouter(net, opts)
+	all, err := rr.Route(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < s.B; k++ {
+		one, _ := NewRecursiveRouter(net, opts)
+		y, err := one.Route(context.Background(), s.Member(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range y.Data {
+			if all.Member(k).Data[i] != v {
+				t.Fatalf("member %d differs when routed in a batch", k)
+			}
+		}
+	}
+}

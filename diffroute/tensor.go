@@ -175,3 +175,38 @@ func (x *DataTensor) String() string {
 	}
 	return fmt.Sprintf("DataTensor(batch=%d, spatial=%d, time=%d) %s [%s .. %s] step %v", x.B, x.N, x.T, x.Units, first, last, x.Step)
 }
+
+// Member returns batch member b as a tensor with one member, sharing
+// storage with x (DiffRoute's squeeze of one ensemble member).
+func (x *DataTensor) Member(b int) *DataTensor {
+	if b < 0 || b >= x.B {
+		panic(fmt.Sprintf("diffroute: batch member %d out of range [0, %d)", b, x.B))
+	}
+	y := *x
+	y.B = 1
+	o := b * x.N * x.T
+	y.Data = x.Data[o : o+x.N*x.T : o+x.N*x.T]
+	return &y
+}
+
+// StackBatch stacks tensors with the same reaches and steps along the batch
+// axis (the inverse of Member, and the way to expand a single series into an
+// ensemble).
+func StackBatch(xs ...*DataTensor) (*DataTensor, error) {
+	if len(xs) == 0 {
+		return nil, fmt.Errorf("diffroute: nothing to stack")
+	}
+	first := xs[0]
+	y := &DataTensor{N: first.N, T: first.T, IDs: slices.Clone(first.IDs), Times: slices.Clone(first.Times), Step: first.Step, Units: first.Units}
+	for k, x := range xs {
+		if x.N != first.N || x.T != first.T || !slices.Equal(x.IDs, first.IDs) {
+			return nil, fmt.Errorf("diffroute: tensor %d has other reaches or steps than tensor 0", k)
+		}
+		y.B += x.B
+	}
+	y.Data = make([]float32, 0, y.B*y.N*y.T)
+	for _, x := range xs {
+		y.Data = append(y.Data, x.Data...)
+	}
+	return y, nil
+}
