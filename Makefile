@@ -59,8 +59,9 @@ gpu-deps:
 	scripts/gpu-install-deps.sh
 
 gpu-vet: gpu-deps
-	eval "$$(scripts/gpu-install-deps.sh --env)" && $(GO) vet -tags cuda ./gpu/... && \
-	  $(GO) test -tags cuda -c -o bin/gpu/gpu.test ./gpu/
+	eval "$$(scripts/gpu-install-deps.sh --env)" && $(GO) vet -tags cuda ./gpu/... ./cmd/... && \
+	  $(GO) test -tags cuda -c -o bin/gpu/gpu.test ./gpu/ && \
+	  $(GO) build -tags cuda -o bin/gpu/diffroute ./cmd/diffroute
 
 # Regenerates gpu/ptx/*.ptx from gpu/kernels/*.cu (clang-14, no CUDA SDK).
 gpu-ptx:

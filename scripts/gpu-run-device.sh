@@ -23,7 +23,8 @@ build)
 	fi
 	mkdir -p "$out"
 	go test -tags cuda -c -o "$out/gpu.test" ./gpu/
-	echo "gpu-run-device: built $out/gpu.test; on the device run: scripts/gpu-run-device.sh run"
+	go build -tags cuda -o "$out/diffroute" ./cmd/diffroute
+	echo "gpu-run-device: built $out/gpu.test and $out/diffroute; on the device run: scripts/gpu-run-device.sh run"
 	;;
 run)
 	if [[ ! -x $out/gpu.test ]]; then
@@ -35,6 +36,17 @@ run)
 	"$out/gpu.test" -test.v -test.run 'Test' -test.count=1
 	# shellcheck disable=SC2086
 	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
+	# The CLI end to end on RAPID's basin: --device cuda against the CPU kernel method.
+	if [[ -x $out/diffroute ]]; then
+		tmp=$(mktemp -d)
+		for dev in cpu cuda; do
+			"$out/diffroute" route --rapid testdata/rapid_xx9 \
+				--runoff testdata/rapid_xx9/m3_riv.csv --runoff-units m3 --step 10800 --substep 900 \
+				--method kernel --max-delay 16 --device $dev --out "$tmp/$dev.csv"
+		done
+		if cmp -s "$tmp/cpu.csv" "$tmp/cuda.csv"; then echo "CLI: cuda output identical to cpu"; else
+			paste -d'\n' "$tmp/cpu.csv" "$tmp/cuda.csv" | head -8; fi
+	fi
 	;;
 *)
 	echo "usage: $0 build|run" >&2

@@ -159,6 +159,9 @@ func TestRouteErrors(t *testing.T) {
 		{"unknown irf", []string{"route", "--rapid", xx9, "--runoff", nc, "--irf", "foo", "--out", filepath.Join(dir, "q.nc")}, false, "foo"},
 		{"missing param", []string{"route", "--rapid", xx9, "--runoff", nc, "--irf", "linear_storage", "--out", filepath.Join(dir, "q.nc")}, false, "tau"},
 		{"bad method", []string{"route", "--rapid", xx9, "--runoff", nc, "--method", "magic", "--out", filepath.Join(dir, "q.nc")}, false, "magic"},
+		{"bad device", []string{"route", "--rapid", xx9, "--runoff", nc, "--device", "tpu", "--out", filepath.Join(dir, "q.nc")}, true, "cpu or cuda"},
+		{"cuda needs kernel", []string{"route", "--rapid", xx9, "--runoff", nc, "--device", "cuda", "--out", filepath.Join(dir, "q.nc")}, true, "--method kernel"},
+		{"cuda not built", []string{"route", "--rapid", xx9, "--runoff", nc, "--device", "cuda", "--method", "kernel", "--out", filepath.Join(dir, "q.nc")}, false, "without CUDA"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

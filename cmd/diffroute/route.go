@@ -25,6 +25,7 @@ type routeFlags struct {
 	maxDelay, fftPad, blockSize, workers            int
 	excludeSelf, quiet                              bool
 	methodSet                                       bool // --method given explicitly
+	dev                                             device
 	params                                          paramFlags
 	paramsFile                                      string
 }
@@ -40,6 +41,8 @@ func (rf *routeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.fftPad, "fft-pad", 2, "FFT length factor for path kernels (1 = DiffRoute's, wrap-around beyond max-delay)")
 	fs.IntVar(&rf.blockSize, "block-size", 16, "tile size of the block-sparse kernel")
 	fs.IntVar(&rf.workers, "workers", 0, "goroutines (default: all cores)")
+	fs.StringVar(&rf.dev.name, "device", "cpu", "where the kernel method convolves: cpu, or cuda in a binary built with -tags cuda")
+	fs.IntVar(&rf.dev.ordinal, "gpu", 0, "CUDA device ordinal for --device cuda")
 	fs.BoolVar(&rf.excludeSelf, "exclude-self", false, "add a reach's own runoff directly instead of routing it through the reach")
 	fs.BoolVar(&rf.quiet, "quiet", false, "print nothing but errors")
 	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; units of the runoff step)")
@@ -321,6 +324,13 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	if cl != nil {
 		logf("%s\n", cl)
 	}
+	if err := j.rf.dev.open(&opts); err != nil {
+		return nil, err
+	}
+	defer j.rf.dev.close()
+	if j.rf.dev.dev != nil && j.mem.outputs != "" {
+		return nil, usageError{"route: --outputs routes on the CPU; drop --device cuda"}
+	}
 	logf("%s\nrunoff: %d steps of %v, routed on %d sub-steps of %v (%s, %s method)\n", net, T, step, f, sub, opts.IRF, methodName(opts))
 	t0 := time.Now()
 	var runoff, q *diffroute.DataTensor
@@ -359,7 +369,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		if err := os.MkdirAll(filepath.Dir(j.out), 0o755); err != nil {
 			return nil, err
 		}
-		if err := streamRoute(ctx, src, net, cl, opts, chunk, j.out, j.rf.quiet); err != nil {
+		if err := streamRoute(ctx, src, net, cl, opts, &j.rf.dev, chunk, j.out, j.rf.quiet); err != nil {
 			return nil, err
 		}
 	default:
@@ -371,6 +381,9 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 			if err != nil {
 				return nil, err
 			}
+			if err := j.rf.dev.stage(sr); err != nil {
+				return nil, err
+			}
 			var done func()
 			sr.Progress, done = progressFor(j.rf.quiet, "routing clusters")
 			q, err = sr.Route(ctx, runoff, cl)
@@ -379,7 +392,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 				return nil, err
 			}
 		} else {
-			router, err := diffroute.NewRouter(ctx, net, opts)
+			router, err := j.rf.dev.router(ctx, net, opts)
 			if err != nil {
 				return nil, err
 			}

@@ -172,7 +172,7 @@ func progressFor(quiet bool, name string) (func(done, total int), func()) {
 // current one is routed cluster by cluster, and each cluster's discharge is
 // written to the Qout file as soon as it is ready, so neither the whole
 // runoff nor the whole discharge is ever in memory.
-func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, chunk int, out string, quiet bool) error {
+func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, quiet bool) error {
 	T := len(src.times)
 	w, err := data.NewQoutWriter(out, net.IDs(), src.times, src.step, nil)
 	if err != nil {
@@ -186,6 +186,9 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	}()
 	sr, err := diffroute.NewStagedRouter(opts)
 	if err != nil {
+		return err
+	}
+	if err := dev.stage(sr); err != nil {
 		return err
 	}
 	type loaded struct {

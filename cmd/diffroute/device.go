@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/gpu"
+)
+
+// device is where the kernel method's convolution runs: the CPU, or a CUDA
+// GPU in binaries built with -tags cuda (such a binary needs a GPU to start,
+// as gorgonia.org/cu initialises CUDA when the program loads).
+type device struct {
+	name    string // "cpu" or "cuda"
+	ordinal int
+	dev     *gpu.Device
+	staged  *gpu.StagedBackend
+}
+
+// open validates the choice and opens the GPU when one is asked for.
+func (d *device) open(opts *diffroute.Options) error {
+	switch d.name {
+	case "", "cpu":
+		return nil
+	case "cuda":
+	default:
+		return usageError{fmt.Sprintf("route: --device %q: want cpu or cuda", d.name)}
+	}
+	if opts.Method != diffroute.Kernel && opts.Compat == "" {
+		return usageError{"route: --device cuda runs the kernel method: add --method kernel"}
+	}
+	dev, err := gpu.Open(d.ordinal)
+	if err != nil {
+		return err
+	}
+	d.dev = dev
+	return nil
+}
+
+// router prepares an unstaged router on the chosen device.
+func (d *device) router(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (diffroute.Router, error) {
+	if d.dev == nil {
+		return diffroute.NewRouter(ctx, net, opts)
+	}
+	return gpu.NewRouter(ctx, d.dev, net, opts, nil)
+}
+
+// stage plugs the device into a staged router.
+func (d *device) stage(sr *diffroute.StagedRouter) error {
+	if d.dev == nil {
+		return nil
+	}
+	b, err := gpu.NewStagedBackend(d.dev, nil, nil)
+	if err != nil {
+		return err
+	}
+	d.staged = b
+	sr.ClusterRouter = b.Factory()
+	return nil
+}
+
+func (d *device) close() {
+	if d.staged != nil {
+		d.staged.Close()
+	}
+	if d.dev != nil {
+		d.dev.Close()
+	}
+}
