@@ -14,6 +14,14 @@
 // follows the free device memory (RouterOptions). A Router implements
 // diffroute.Router.
 //
+// Why the build stays on the CPU (the split the design allows where it is
+// faster): for IRFs with a recursive form the core builds path kernels in the
+// time domain, exactly and without FFTs, at about 4.7 M pairs/s on two cores
+// (BENCHMARKS.md), while the convolution is the part whose cost scales with
+// the series length (pairs × taps × T) and so the part worth a GPU. The
+// pointer-jumping prefix-sum kernel (the log-domain form of the FFT build) is
+// compiled and emulation-tested for the IRFs that still need the FFT path.
+//
 // A Router keeps its streams, pinned host buffers and device chunk buffers
 // across Route calls (growing them when a call needs longer chunks) and
 // frees them in Close.
