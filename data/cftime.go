@@ -87,10 +87,19 @@ func (c CFTime) Units() string {
 func ParseTime(s string) (time.Time, error) {
 	in := s
 	s = strings.TrimSpace(s)
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	bad := func() (time.Time, error) { return time.Time{}, fmt.Errorf("cannot parse time %q", in) }
+	// inRange keeps instants within years 1-9999 in UTC, the range that
+	// FormatTime, CFTime.Units and this parser round-trip (an offset can push
+	// 0001-01-01 or 9999-12-31 out of it).
+	inRange := func(t time.Time) (time.Time, error) {
+		if u := t.UTC(); u.Year() < 1 || u.Year() > 9999 {
+			return bad()
+		}
 		return t.UTC(), nil
 	}
-	bad := func() (time.Time, error) { return time.Time{}, fmt.Errorf("cannot parse time %q", in) }
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return inRange(t)
+	}
 	// Date part.
 	end := strings.IndexAny(s, "T ")
 	datePart, rest := s, ""
@@ -174,14 +183,13 @@ func ParseTime(s string) (time.Time, error) {
 			loc = time.FixedZone("", sign*(zh*3600+zm*60))
 		}
 	}
-	t := time.Date(y, time.Month(mo), d, h, mi, sec, nsec, loc)
-	if t.Day() != d && h != 24 {
+	if time.Date(y, time.Month(mo), d, 0, 0, 0, 0, time.UTC).Day() != d {
 		return bad() // e.g. February 30
 	}
-	if u := t.UTC(); u.Year() < 1 || u.Year() > 9999 {
-		return bad()
+	if h == 24 && (mi != 0 || sec != 0 || nsec != 0) {
+		return bad() // 24:00 is the end of the day; 24:30 is not a time
 	}
-	return t.UTC(), nil
+	return inRange(time.Date(y, time.Month(mo), d, h, mi, sec, nsec, loc))
 }
 
 // FormatTime formats an instant as an RFC 3339 label in UTC.

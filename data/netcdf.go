@@ -61,6 +61,9 @@ func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 	if opt == nil {
 		opt = &NCOptions{}
 	}
+	if err := checkClassicNC(path); err != nil {
+		return nil, err
+	}
 	ncMu.Lock()
 	defer ncMu.Unlock()
 	ds, err := netcdf.OpenFile(path, netcdf.NOWRITE)
