@@ -148,7 +148,7 @@ func ReadCSVTable(r io.Reader, name string) (*diffroute.DataTensor, error) {
 	}
 	x, err := diffroute.FromTimeMajor(c.ids, rows)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	x.Times = labels
 	x.Step = StepOf(labels)

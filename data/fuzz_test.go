@@ -243,3 +243,48 @@ func FuzzParseTime(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadWeights feeds corrupted weight tables to ReadWeights (uncompressed
+// seeds, as for FuzzOpenPixelRunoff): integer and string pixel labels, one
+// and several record batches. Errors must name the file; a table read must
+// have equal columns, integral ids and finite areas.
+func FuzzReadWeights(f *testing.F) {
+	dir := f.TempDir()
+	for i, w := range []*Weights{
+		{RiverID: []int64{10, 10, 20}, Pixel: []string{"3", "4", "4"}, Area: []float64{1, 2.5, 3}},
+		{RiverID: []int64{10, 20}, Pixel: []string{"lat1_lon2", "p"}, Area: []float64{1e6, 0}},
+	} {
+		for j, opt := range []*FeatherOptions{nil, {BatchRows: 1}} {
+			p := filepath.Join(dir, "w"+itoa(int64(2*i+j)))
+			if err := WriteWeights(p, w, opt); err != nil {
+				f.Fatal(err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "w.feather")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w, err := ReadWeights(path)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error names no file: %v", err)
+			}
+			return
+		}
+		if len(w.Pixel) != w.Len() || len(w.Area) != w.Len() {
+			t.Fatalf("ragged: %d, %d, %d", w.Len(), len(w.Pixel), len(w.Area))
+		}
+		for _, a := range w.Area {
+			if a != a || a-a != 0 {
+				t.Fatalf("area %v", a)
+			}
+		}
+	})
+}
