@@ -26,7 +26,8 @@ var timeColumnNames = []string{"time", "date", "datetime", "valid_time", "index"
 // The file is memory-mapped: ReadColumns touches only the requested columns
 // of uncompressed files. Compressed files (LZ4/ZSTD, pandas' default) are
 // decompressed one record batch at a time, so a read costs one batch of
-// memory. ReadColumns and ReadColumnsRange may be called concurrently; Close
+// memory; decompressed data held at once is limited to 1024 times the file's
+// size plus 64 MiB (see newFeatherAllocator), beyond which reads fail. ReadColumns and ReadColumnsRange may be called concurrently; Close
 // must not overlap them.
 type PixelRunoff struct {
 	path       string
@@ -60,7 +61,7 @@ func OpenPixelRunoff(path string) (_ *PixelRunoff, err error) {
 			p.Close()
 		}
 	}()
-	p.fr, err = ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0), ipc.WithAllocator(memory.DefaultAllocator))
+	p.fr, err = ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0), ipc.WithAllocator(newFeatherAllocator(len(data))))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -413,7 +414,7 @@ func ReadWeights(path string) (w *Weights, err error) {
 			w, err = nil, fmt.Errorf("%s: malformed Arrow file: %v", path, r)
 		}
 	}()
-	fr, err := ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0))
+	fr, err := ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0), ipc.WithAllocator(newFeatherAllocator(len(data))))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

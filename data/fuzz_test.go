@@ -142,14 +142,14 @@ func FuzzParseCFUnits(f *testing.F) {
 	})
 }
 
-// FuzzOpenPixelRunoff feeds corrupted Arrow files to both Feather readers.
-// Seeds are uncompressed: a corrupted LZ4/ZSTD frame may declare gigabytes of
-// decompressed data, which arrow-go allocates (slow, not a panic). arrow-go's
-// schema parser can likewise allocate heavily on corrupted flatbuffers, so
-// active fuzzing of this target runs slowly; panics are recovered into errors.
+// FuzzOpenPixelRunoff feeds corrupted Arrow files to both Feather readers,
+// uncompressed and compressed: a corrupted LZ4/ZSTD buffer may declare any
+// decompressed length, which the readers' allocation budget
+// (newFeatherAllocator) turns into an error. Panics inside arrow-go are
+// recovered into errors.
 func FuzzOpenPixelRunoff(f *testing.F) {
 	dir := f.TempDir()
-	for i, opt := range []*FeatherOptions{nil, {BatchRows: 2}} {
+	for i, opt := range []*FeatherOptions{nil, {BatchRows: 2}, {Compression: "lz4"}, {BatchRows: 3, Compression: "zstd"}} {
 		p := filepath.Join(dir, "s"+itoa(int64(i)))
 		if err := WritePixelRunoff(p, samplePixels(5, 3), opt); err != nil {
 			f.Fatal(err)
@@ -244,9 +244,9 @@ func FuzzParseTime(f *testing.F) {
 	})
 }
 
-// FuzzReadWeights feeds corrupted weight tables to ReadWeights (uncompressed
-// seeds, as for FuzzOpenPixelRunoff): integer and string pixel labels, one
-// and several record batches. Errors must name the file; a table read must
+// FuzzReadWeights feeds corrupted weight tables to ReadWeights: integer and
+// string pixel labels, one and several record batches, uncompressed and
+// ZSTD. Errors must name the file; a table read must
 // have equal columns, integral ids and finite areas.
 func FuzzReadWeights(f *testing.F) {
 	dir := f.TempDir()
@@ -254,8 +254,8 @@ func FuzzReadWeights(f *testing.F) {
 		{RiverID: []int64{10, 10, 20}, Pixel: []string{"3", "4", "4"}, Area: []float64{1, 2.5, 3}},
 		{RiverID: []int64{10, 20}, Pixel: []string{"lat1_lon2", "p"}, Area: []float64{1e6, 0}},
 	} {
-		for j, opt := range []*FeatherOptions{nil, {BatchRows: 1}} {
-			p := filepath.Join(dir, "w"+itoa(int64(2*i+j)))
+		for j, opt := range []*FeatherOptions{nil, {BatchRows: 1}, {Compression: "zstd"}} {
+			p := filepath.Join(dir, "w"+itoa(int64(3*i+j)))
 			if err := WriteWeights(p, w, opt); err != nil {
 				f.Fatal(err)
 			}
