@@ -27,8 +27,9 @@ var timeColumnNames = []string{"time", "date", "datetime", "valid_time", "index"
 // of uncompressed files. Compressed files (LZ4/ZSTD, pandas' default) are
 // decompressed one record batch at a time, so a read costs one batch of
 // memory; decompressed data held at once is limited to 1024 times the file's
-// size plus 64 MiB (see newFeatherAllocator), beyond which reads fail. ReadColumns and ReadColumnsRange may be called concurrently; Close
-// must not overlap them.
+// size plus 64 MiB (see newFeatherAllocator), beyond which reads fail.
+// ReadColumns and ReadColumnsRange may be called concurrently; Close must not
+// overlap them.
 type PixelRunoff struct {
 	path       string
 	data       []byte
