@@ -84,7 +84,6 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.Func("h", "", func(string) error { return flag.ErrHelp })
 	_ = synopsis
 	return fs
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -208,5 +209,21 @@ func TestDemo(t *testing.T) {
 	}
 	if q.N != 2000 || q.T != 365 {
 		t.Errorf("demo Qout dims %d x %d", q.N, q.T)
+	}
+}
+
+// Every command prints its flags for -h, -help and --help (a "h" flag of its
+// own once made -h demand an argument).
+func TestHelpFlag(t *testing.T) {
+	for _, c := range commands {
+		for _, h := range []string{"-h", "-help", "--help"} {
+			out, err := runCLI(t, c.name, h)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Errorf("%s %s: err %v, want flag.ErrHelp", c.name, h, err)
+			}
+			if !strings.Contains(out, "usage: diffroute "+c.name) {
+				t.Errorf("%s %s printed no usage:\n%s", c.name, h, out)
+			}
+		}
 	}
 }
