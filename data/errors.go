@@ -3,6 +3,7 @@ package data
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -105,6 +106,9 @@ func parseID(s string) (int64, error) {
 // parseFloat parses a float64; NaN and Inf pass, callers check ranges.
 func parseFloat(s string) (float64, error) {
 	v, err := strconv.ParseFloat(s, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%q is beyond the range of float64", s)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}

@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,8 +90,19 @@ func FuzzParseQinit(f *testing.F) {
 	f.Add([]byte("rivid,qinit\n17880258,1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := ParseQinit(bytes.NewReader(b), "qinit.csv", r)
-		if err == nil && len(q) != r.Network.Len() {
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "qinit.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(q) != r.Network.Len() {
 			t.Fatalf("%d values", len(q))
+		}
+		for _, v := range q {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("initial discharge %v", v)
+			}
 		}
 	})
 }

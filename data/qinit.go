@@ -2,9 +2,12 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +20,8 @@ import (
 //   - a CSV with a header naming an id column and a value column
 //     (e.g. "rivid,qinit"), rows in any order; every network reach must
 //     appear, extra reaches are ignored.
+//
+// Values must be finite numbers; errors name the file and line.
 func ReadQinit(path string, r *RAPID) ([]float64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -52,7 +57,7 @@ func ParseQinit(rd io.Reader, name string, r *RAPID) ([]float64, error) {
 			if err != nil {
 				return nil, perr(name, ln.n, 1, "%v", err)
 			}
-			v, err := parseFloat(f[1])
+			v, err := parseDischarge(f[1])
 			if err != nil {
 				return nil, perr(name, ln.n, 2, "%v", err)
 			}
@@ -77,7 +82,7 @@ func ParseQinit(rd io.Reader, name string, r *RAPID) ([]float64, error) {
 		if len(f) != 1 {
 			return nil, perr(name, ln.n, 0, "%d columns, want 1 value per line (or a header id,value)", len(f))
 		}
-		v, err := parseFloat(f[0])
+		v, err := parseDischarge(f[0])
 		if err != nil {
 			return nil, perr(name, ln.n, 1, "%v", err)
 		}
@@ -104,12 +109,22 @@ func ParseQinit(rd io.Reader, name string, r *RAPID) ([]float64, error) {
 	return out, nil
 }
 
+// parseDischarge parses an initial discharge: a finite number (NaN or Inf
+// would poison every reach downstream).
+func parseDischarge(s string) (float64, error) {
+	v, err := parseFloat(s)
+	if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+		err = fmt.Errorf("initial discharge %q is not finite", s)
+	}
+	return v, err
+}
+
 // hasHeader reports whether a first line is a header: its first field is not
 // a number.
 func hasHeader(s string) bool {
 	f := splitFields(s)
-	if _, err := parseFloat(f[0]); err == nil {
-		return false
+	if _, err := strconv.ParseFloat(f[0], 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		return false // a number, if out of range
 	}
 	return strings.TrimSpace(f[0]) != ""
 }

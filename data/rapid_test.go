@@ -117,6 +117,10 @@ func TestQinitErrors(t *testing.T) {
 		{"rivid,qinit\n17880258,x\n", 2, "not a number"},
 		{"rivid,qinit\n17880258,1\n", 0, "no initial discharge"},
 		{"rivid,qinit,z\n", 1, "header has 3"},
+		{"1\n2\nNaN\n", 3, "not finite"},
+		{"rivid,qinit\n17880258,-inf\n", 2, "not finite"},
+		{"1\n1e999\n", 2, "beyond the range"},
+		{"1e999\n", 1, "beyond the range"},
 	}
 	for _, c := range cases {
 		_, err := ParseQinit(strings.NewReader(c.in), "qinit.csv", r)
