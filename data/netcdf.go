@@ -57,6 +57,11 @@ type NCOptions struct {
 // applied; values equal to a non-zero _FillValue or missing_value become NaN
 // (RAPID writes _FillValue = 0 on m3_riv, where 0 means no runoff, so a zero
 // fill value is kept as 0).
+//
+// The header of a classic file (CDF-1, CDF-2, CDF-5) is validated before
+// libnetcdf opens it, so that a corrupted file is an error naming it rather
+// than a crash or an allocation of what the header declares. netCDF-4 (HDF5)
+// files go to libnetcdf unchecked: they are trusted as HDF5 reads them.
 func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 	if opt == nil {
 		opt = &NCOptions{}
