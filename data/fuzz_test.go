@@ -191,7 +191,7 @@ func FuzzOpenPixelRunoff(f *testing.F) {
 // parser is not hardened against corrupted files and which this package
 // cannot validate (netCDF-4 files are trusted as libnetcdf reads them).
 func FuzzReadRunoffNC(f *testing.F) {
-	for _, p := range []string{m3File, qoutFile, qoutInitNC} {
+	for _, p := range append([]string{m3File, qoutFile, qoutInitNC}, ncFormatFiles...) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

@@ -385,18 +385,19 @@ func (h *ncHeader) parse() error {
 		}
 		recsize += s
 	}
-	start := recs[0].begin
 	for _, e := range recs {
 		if e.begin < int64(h.pos) {
 			return fmt.Errorf("record data at byte %d inside the header", e.begin)
 		}
-		start = min(start, e.begin)
 	}
-	if numrecs < 0 || recsize == 0 {
-		return nil // streaming: libnetcdf derives the count from the size
+	if numrecs <= 0 {
+		return nil // none, or streaming: libnetcdf derives the count from the size
 	}
-	if numrecs > (h.size-start)/recsize+1 {
-		return fmt.Errorf("%d records of %d bytes from byte %d do not fit in the file's %d", numrecs, recsize, start, h.size)
+	// The last record of every record variable must lie in the file.
+	for i, e := range recs {
+		if numrecs-1 > (h.size-e.begin)/recsize || (numrecs-1)*recsize > h.size-e.begin-e.vsize {
+			return fmt.Errorf("%d records of %d bytes: record variable %d ends beyond the file's %d bytes", numrecs, recsize, i, h.size)
+		}
 	}
 	return nil
 }

@@ -41,3 +41,51 @@ func TestReadRunoffNCCorruptHeader(t *testing.T) {
 		}
 	}
 }
+
+// Record-dimension copies of the xx9 Qout file (time UNLIMITED), made with
+// ncdump | ncgen -k 1 and -k 5: the header check must accept record
+// variables and CDF-5's 64-bit counts.
+var ncFormatFiles = []string{"testdata/nc/qout_record_cdf1.nc", "testdata/nc/qout_record_cdf5.nc"}
+
+func TestReadRunoffNCFormats(t *testing.T) {
+	want, err := ReadRunoffNC(qoutFile, &NCOptions{Var: "Qout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ncFormatFiles {
+		x, err := ReadRunoffNC(p, &NCOptions{Var: "Qout"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameTensor(t, x, want, 1e-6) // ncdump prints floats to 7 digits
+		if x.Step != want.Step || x.Times[15] != want.Times[15] {
+			t.Fatalf("%s: %v", p, x)
+		}
+	}
+}
+
+func TestReadRunoffNCCorruptRecords(t *testing.T) {
+	dir := t.TempDir()
+	for i, src := range ncFormatFiles {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		huge := bytes.Clone(b)
+		if i == 0 {
+			binary.BigEndian.PutUint32(huge[4:], 1<<30) // numrecs
+		} else {
+			binary.BigEndian.PutUint64(huge[4:], 1<<40)
+		}
+		for name, c := range map[string][]byte{"numrecs": huge, "short": b[:len(b)-40]} {
+			path := filepath.Join(dir, filepath.Base(src)+"."+name)
+			if err := os.WriteFile(path, c, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadRunoffNC(path, &NCOptions{Var: "Qout"})
+			if err == nil || !strings.HasPrefix(err.Error(), path+": corrupt netCDF classic header") {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}
