@@ -112,7 +112,7 @@ func OpenPixelRunoff(path string) (_ *PixelRunoff, err error) {
 		}
 		p.batchStart[b+1] = p.batchStart[b] + n
 		if tcol >= 0 {
-			labels, tt, err := timeColumn(rec.Column(tcol))
+			labels, tt, err := timeColumn(rec.Column(tcol), p.batchStart[b])
 			if err != nil {
 				rec.Release()
 				return nil, fmt.Errorf("%s: time column %q: %w", path, fields[tcol].Name, err)
@@ -337,8 +337,9 @@ func conv[T number](dst []float32, src []T) {
 }
 
 // timeColumn returns the labels of a time column and, for timestamp and date
-// columns, the instants (nil for strings and numbers).
-func timeColumn(col arrow.Array) ([]string, []time.Time, error) {
+// columns, the instants (nil for strings and numbers). row0 is the table row
+// of the column's first value, for errors.
+func timeColumn(col arrow.Array, row0 int) ([]string, []time.Time, error) {
 	n := col.Len()
 	labels := make([]string, n)
 	var ts []time.Time
@@ -351,7 +352,7 @@ func timeColumn(col arrow.Array) ([]string, []time.Time, error) {
 	}
 	for i := 0; i < n; i++ {
 		if col.IsNull(i) {
-			return nil, nil, fmt.Errorf("row %d is null", i+1)
+			return nil, nil, fmt.Errorf("row %d is null", row0+i+1)
 		}
 	}
 	switch a := col.(type) {

@@ -254,3 +254,39 @@ func TestFeatherGarbage(t *testing.T) {
 		t.Fatal("empty file accepted")
 	}
 }
+
+// TestPixelRunoffNullTimeRow: a null time label in the second record batch
+// is reported at its row in the table, not in the batch.
+func TestPixelRunoffNullTimeRow(t *testing.T) {
+	mem := memory.DefaultAllocator
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "time", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "7", Type: arrow.PrimitiveTypes.Float32},
+	}, nil)
+	path := filepath.Join(t.TempDir(), "n.feather")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := ipc.NewFileWriter(f, ipc.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, valid := range [][]bool{nil, {true, false}} {
+		sb := array.NewStringBuilder(mem)
+		sb.AppendValues([]string{"a", "b"}, valid)
+		vb := array.NewFloat32Builder(mem)
+		vb.AppendValues([]float32{1, 2}, nil)
+		rec := array.NewRecordBatch(schema, []arrow.Array{sb.NewArray(), vb.NewArray()}, 2)
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+	}
+	w.Close()
+	f.Close()
+	_, err = OpenPixelRunoff(path)
+	if err == nil || !strings.Contains(err.Error(), "row 4 is null") || !strings.HasPrefix(err.Error(), path) {
+		t.Fatalf("%v", err)
+	}
+}
