@@ -50,13 +50,18 @@ func ParseCFUnits(units string) (CFTime, error) {
 }
 
 // Time returns the instant v units after the epoch, rounded to the
-// nanosecond.
+// nanosecond. Instants outside years 1-9999 (UTC), which FormatTime labels
+// could not be parsed back from, are an error.
 func (c CFTime) Time(v float64) (time.Time, error) {
 	ns := v * float64(c.Unit)
 	if math.IsNaN(ns) || math.Abs(ns) > math.MaxInt64/2 {
 		return time.Time{}, fmt.Errorf("time value %v out of range", v)
 	}
-	return c.Epoch.Add(time.Duration(math.Round(ns))), nil
+	t := c.Epoch.Add(time.Duration(math.Round(ns))).UTC()
+	if t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("time value %v is outside years 1-9999", v)
+	}
+	return t, nil
 }
 
 // Units returns the CF units string "<unit> since YYYY-MM-DD hh:mm:ss+00:00".

@@ -46,6 +46,13 @@ func TestParseCFUnits(t *testing.T) {
 	if _, err := c.Time(1e300); err == nil {
 		t.Error("1e300 hours accepted")
 	}
+	if got, err := c.Time(-24); err != nil || FormatTime(got) != "1899-12-31T00:00:00Z" {
+		t.Errorf("-24 hours: %v, %v", got, err)
+	}
+	e, _ := ParseCFUnits("days since 9990-01-01")
+	if got, err := e.Time(4000); err == nil { // year 10000
+		t.Errorf("4000 days after 9990: %v", got)
+	}
 	for _, s := range []string{"months since 2000-01-01", "days after 2000-01-01", "days since 0000-01-01"} {
 		if _, err := ParseCFUnits(s); err == nil {
 			t.Errorf("%q accepted", s)

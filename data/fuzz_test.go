@@ -150,7 +150,13 @@ func FuzzParseCFUnits(f *testing.F) {
 			t.Fatalf("%q -> %q: %v", s, c.Units(), err)
 		}
 		c.Time(1e300)
-		c.Time(-3)
+		for _, v := range []float64{-3, 0, 1.5, 4e6, -1e9} {
+			if tt, err := c.Time(v); err == nil {
+				if back, err := ParseTime(FormatTime(tt)); err != nil || !back.Equal(tt) {
+					t.Fatalf("%q at %v: %s -> %v, %v", s, v, FormatTime(tt), back, err)
+				}
+			}
+		}
 	})
 }
 
