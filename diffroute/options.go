@@ -88,6 +88,16 @@ type Options struct {
 	Workers int
 }
 
+// MaxSubSteps bounds Options.SubSteps and MaxFineWindow bounds the fine
+// window MaxDelay·SubSteps. Far beyond any useful resolution (a 1-second
+// sub-step of a daily runoff step is f = 86,400; the default MaxDelay fits the
+// window at MaxSubSteps), they turn a typo such as a sub-step in microseconds
+// into a clear error instead of buffers that no machine could allocate.
+const (
+	MaxSubSteps   = 1 << 20
+	MaxFineWindow = 1 << 26
+)
+
 // withDefaults returns a copy with defaults filled in and compatibility
 // settings applied, or an error for contradictory settings.
 func (o Options) withDefaults() (Options, error) {
@@ -143,8 +153,13 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("diffroute: unknown sampling %q (want avg or sample)", o.Sampling)
 	case o.Average != AverageStart && o.Average != AverageEnd:
 		return o, fmt.Errorf("diffroute: unknown average %q (want start or end)", o.Average)
+	case o.SubSteps > MaxSubSteps:
+		return o, fmt.Errorf("diffroute: %d sub-steps per runoff step is more than %d: choose a longer sub-step", o.SubSteps, MaxSubSteps)
 	case o.MaxDelay < 1:
 		return o, fmt.Errorf("diffroute: max delay must be ≥ 1 step, got %d", o.MaxDelay)
+	case int64(o.MaxDelay)*int64(o.SubSteps) > MaxFineWindow:
+		return o, fmt.Errorf("diffroute: max delay of %d steps × %d sub-steps is a window of %d sub-steps, more than %d: lower the max delay or the sub-steps",
+			o.MaxDelay, o.SubSteps, int64(o.MaxDelay)*int64(o.SubSteps), MaxFineWindow)
 	case o.FFTPad < 1:
 		return o, fmt.Errorf("diffroute: FFT padding factor must be ≥ 1, got %d", o.FFTPad)
 	case o.BlockSize < 1:
