@@ -240,9 +240,9 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		return nil, err
 	}
 	defer src.closer()
-	step := time.Duration(j.stepSec * float64(time.Second))
-	if j.stepSec < 0 || math.IsNaN(j.stepSec) {
-		return nil, usageError{fmt.Sprintf("route: --step %v must be positive", j.stepSec)}
+	step, err := secondsFlag("step", j.stepSec)
+	if err != nil {
+		return nil, err
 	}
 	if step == 0 {
 		step = src.step
@@ -251,9 +251,9 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		return nil, fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
 	}
 	j.step = step
-	sub := time.Duration(j.subSec * float64(time.Second))
-	if j.subSec < 0 || math.IsNaN(j.subSec) {
-		return nil, usageError{fmt.Sprintf("route: --substep %v must be positive", j.subSec)}
+	sub, err := secondsFlag("substep", j.subSec)
+	if err != nil {
+		return nil, err
 	}
 	if sub == 0 {
 		sub = step
@@ -411,6 +411,20 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	logf("routed %d reaches x %d steps in %v (%.1f M reach-sub-steps/s); wrote %s\n",
 		net.Len(), T, routeDur.Round(time.Microsecond), work/routeDur.Seconds()/1e6, j.out)
 	return &routeResult{cfg: cfg, runoff: runoff, q: q, f: f, elapsed: time.Since(start), routeDur: routeDur}, nil
+}
+
+// secondsFlag converts a --step or --substep value in seconds (0: not given)
+// to a duration, refusing values that are negative, not finite, or that a
+// duration cannot hold (shorter than a nanosecond, longer than 290 years).
+func secondsFlag(name string, sec float64) (time.Duration, error) {
+	if sec == 0 {
+		return 0, nil
+	}
+	d := sec * float64(time.Second)
+	if !(sec > 0) || math.IsInf(sec, 0) || d < 1 || d >= math.MaxInt64 {
+		return 0, usageError{fmt.Sprintf("route: --%s %v: want a positive number of seconds, at least a nanosecond", name, sec)}
+	}
+	return time.Duration(math.Round(d)), nil
 }
 
 func methodName(o diffroute.Options) string {
