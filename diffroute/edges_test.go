@@ -2,6 +2,7 @@ package diffroute
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 )
@@ -37,5 +38,42 @@ func TestOptionLimits(t *testing.T) {
 	}
 	if _, err := NewStagedRouter(Options{Params: p, SubSteps: 1 << 12, MaxDelay: 1 << 14}); err != nil {
 		t.Errorf("a window of MaxFineWindow rejected: %v", err)
+	}
+}
+
+// A block size beyond the network's size is capped at it: same discharge,
+// no giant zero-padded tile (a block size of 2^30 panicked in makeslice).
+func TestKernelBlockSizeBeyondNetwork(t *testing.T) {
+	ctx := context.Background()
+	net := SyntheticNetwork(12, 1)
+	x := SyntheticRunoff(net, 2, 20, 3)
+	o := Options{Params: testParams("muskingum", net.Len(), 1), SubSteps: 3, MaxDelay: 10, Method: Kernel}
+	ref, err := NewKernelRouter(ctx, net, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ref.Route(ctx, x)
+	for _, bs := range []int{12, 13, 1000, 1 << 30} {
+		o.BlockSize = bs
+		kr, err := NewKernelRouter(ctx, net, o)
+		if err != nil {
+			t.Fatalf("block size %d: %v", bs, err)
+		}
+		if b := kr.BlockSparse().B; b != 12 {
+			t.Errorf("block size %d: tiles of %d, want 12", bs, b)
+		}
+		est, err := EstimateKernelBytes(net, o)
+		if err != nil || est.BlockBytes > ref.Stats().BlockBytes*4 {
+			t.Errorf("block size %d: estimate %d bytes (%v)", bs, est.BlockBytes, err)
+		}
+		got, err := kr.Route(ctx, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got.Data {
+			if math.Abs(float64(v-want.Data[i])) > 1e-6*(1+math.Abs(float64(want.Data[i]))) {
+				t.Fatalf("block size %d: value %d is %v, want %v", bs, i, v, want.Data[i])
+			}
+		}
 	}
 }

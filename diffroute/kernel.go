@@ -216,6 +216,7 @@ func EstimateKernelBytes(net *Network, opts Options) (KernelStats, error) {
 	if err != nil {
 		return KernelStats{}, err
 	}
+	o.BlockSize = tileSize(o.BlockSize, net)
 	rowTiles, _, _ := tileLayout(net, o.BlockSize)
 	// The time-domain build when the parameters show it applies; otherwise
 	// (parameters missing or not for this network) the FFT build's larger
@@ -252,6 +253,13 @@ func kernelSizes(net *Network, o Options, tiles int64, td *tdTable) KernelStats 
 	return s
 }
 
+// tileSize is the block size used for net: tiles larger than the network
+// would only add zero padding (B² entries per tile), so the block size is
+// capped at the number of reaches. Results do not depend on it.
+func tileSize(b int, net *Network) int {
+	return max(1, min(b, net.Len()))
+}
+
 func kernelOptions(opts Options) (Options, error) {
 	if opts.Method == "" || opts.Method == Recursive {
 		opts.Method = Kernel
@@ -269,6 +277,7 @@ func NewKernelRouter(ctx context.Context, net *Network, opts Options) (*KernelRo
 	if err != nil {
 		return nil, err
 	}
+	o.BlockSize = tileSize(o.BlockSize, net)
 	irf, err := LookupIRF(o.IRF)
 	if err != nil {
 		return nil, err
