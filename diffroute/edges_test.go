@@ -77,3 +77,31 @@ func TestKernelBlockSizeBeyondNetwork(t *testing.T) {
 		}
 	}
 }
+
+// A pure lag longer than the IRF window is an error naming the reach, not a
+// reach that silently drops its runoff (discharge 0 downstream).
+func TestPureLagBeyondWindow(t *testing.T) {
+	ctx := context.Background()
+	net := SyntheticNetwork(10, 1)
+	x := SyntheticRunoff(net, 1, 12, 3)
+	for _, c := range []struct {
+		delay float64
+		ok    bool
+	}{{0, true}, {1.5, true}, {4 - 1.0/3, true}, {3.9, false}, {4, false}, {100, false}} {
+		for _, m := range []Method{Recursive, Kernel} {
+			o := Options{IRF: "pure_lag", Params: Constant(net.Len(), map[string]float64{"delay": c.delay}), SubSteps: 3, MaxDelay: 4, Method: m}
+			r, err := NewRouter(ctx, net, o)
+			if c.ok {
+				if err != nil {
+					t.Errorf("delay %v, %s: %v", c.delay, m, err)
+				} else if _, err := r.Route(ctx, x); err != nil {
+					t.Errorf("delay %v, %s: %v", c.delay, m, err)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(err.Error(), "max delay") || !strings.Contains(err.Error(), "reach ") {
+				t.Errorf("delay %v beyond max delay 4, %s: err %v", c.delay, m, err)
+			}
+		}
+	}
+}

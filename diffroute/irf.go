@@ -223,6 +223,11 @@ func pureLagImpulse(h, p []float64, r float64) error {
 		return fmt.Errorf("pure_lag delay = %v must be finite and ≥ 0", d)
 	}
 	pos := d / r
+	if pos > float64(len(h)-1)*(1+1e-12) {
+		// The lagged pulse would fall (partly) outside the window: the
+		// reach would silently lose that runoff.
+		return fmt.Errorf("pure_lag delay = %v steps does not fit the IRF window of %v steps: raise the max delay", d, float64(len(h))*r)
+	}
 	for k := range h {
 		h[k] = max(0, 1-math.Abs(float64(k)-pos))
 	}
