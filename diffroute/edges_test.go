@@ -105,3 +105,30 @@ func TestPureLagBeyondWindow(t *testing.T) {
 		}
 	}
 }
+
+// A NaN, infinite or float32-overflowing initial discharge is an error naming
+// the reach, through every router that takes one (it came out as NaN).
+func TestInitialQNotFinite(t *testing.T) {
+	ctx := context.Background()
+	net, _ := NewNetwork([]int64{1, 2, 3}, []int64{3, 3, 0})
+	x := NewDataTensor(1, net.IDs(), 4)
+	for _, bad := range []float64{math.NaN(), math.Inf(1), -1e39} {
+		o := Options{Params: Constant(3, map[string]float64{"k": 1, "x": 0.2}), SubSteps: 2, InitialQ: []float64{1, bad, 1}}
+		_, err := NewRecursiveRouter(net, o)
+		if err == nil || !strings.Contains(err.Error(), "reach 2") {
+			t.Errorf("qinit %v: recursive router err %v", bad, err)
+		}
+		cl, _ := Schedule(net, 0, 1)
+		sr, _ := NewStagedRouter(o)
+		if _, err := sr.Route(ctx, x, cl); err == nil || !strings.Contains(err.Error(), "reach 2") {
+			t.Errorf("qinit %v: staged router err %v", bad, err)
+		}
+		sel, err := Select(net, o, []int64{3})
+		if err == nil {
+			_, err = sel.Route(ctx, x)
+		}
+		if err == nil || !strings.Contains(err.Error(), "reach 2") {
+			t.Errorf("qinit %v: selection err %v", bad, err)
+		}
+	}
+}

@@ -64,6 +64,12 @@ func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
 	if o.InitialQ != nil && len(o.InitialQ) != n {
 		return nil, fmt.Errorf("diffroute: initial discharge has %d values for %d reaches", len(o.InitialQ), n)
 	}
+	for i, q := range o.InitialQ {
+		// Discharge is float32: larger values would come out as Inf and NaN.
+		if math.IsNaN(q) || math.Abs(q) > math.MaxFloat32 {
+			return nil, fmt.Errorf("diffroute: initial discharge of reach %d is %v, not a finite float32", net.ID(i), q)
+		}
+	}
 	tab, err := newIRFTable(irf, o.Params, net, o.SubSteps, o.MaxDelay*o.SubSteps)
 	if err != nil {
 		return nil, err
