@@ -132,3 +132,22 @@ func TestInitialQNotFinite(t *testing.T) {
 		}
 	}
 }
+
+// Sizes whose byte counts overflow int64 are an error, not a plan with a
+// negative predicted peak that "fits".
+func TestPlanOverflow(t *testing.T) {
+	net := SyntheticNetwork(100, 1)
+	o := Options{Params: testParams("muskingum", net.Len(), 1), SubSteps: 24}
+	for _, c := range []struct{ T, batch int }{{9e18, 1}, {1000, 9e18}, {1e15, 1}} {
+		p, err := Plan(net, c.T, c.batch, 1<<30, o)
+		if err == nil {
+			t.Errorf("T %d, batch %d: planned %s", c.T, c.batch, p.Strategies[p.Chosen].Name)
+		}
+		if p != nil && p.Predicted < 0 {
+			t.Errorf("T %d, batch %d: negative prediction %d", c.T, c.batch, p.Predicted)
+		}
+	}
+	if _, err := Plan(net, 1e6, 4, 1<<30, o); err != nil {
+		t.Errorf("a plausible size was refused: %v", err)
+	}
+}

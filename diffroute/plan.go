@@ -285,6 +285,12 @@ func Plan(net *Network, T, batch int, budget int64, opts Options) (*MemoryPlan, 
 	if err != nil {
 		return nil, err
 	}
+	// Byte counts are int64: refuse sizes whose fine-grid series could not
+	// be counted (they wrapped around to negative "fitting" predictions).
+	if fine := float64(batch) * float64(max(net.Len(), 1)) * float64(T) * float64(o.SubSteps) * 8; fine >= 1<<62 {
+		return nil, fmt.Errorf("diffroute: %d reaches × %d steps × %d sub-steps × batch %d is beyond what can be planned (%.3g bytes of fine-grid series)",
+			net.Len(), T, o.SubSteps, batch, fine)
+	}
 	m, err := newPlanModel(net, T, batch, o)
 	if err != nil {
 		return nil, err
