@@ -80,3 +80,67 @@ func TestFeatherDeclaredLengths(t *testing.T) {
 		}
 	}
 }
+
+// schemaFieldsLenAt returns the position in an Arrow file of the length of
+// its footer schema's field vector.
+func schemaFieldsLenAt(t *testing.T, data []byte) int {
+	t.Helper()
+	size := int(binary.LittleEndian.Uint32(data[len(data)-10:]))
+	base := len(data) - 10 - size
+	fb := flatBuf(data[base : len(data)-10])
+	footer, err := fb.root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, ok, err := footer.table(1)
+	if !ok || err != nil {
+		t.Fatal(err)
+	}
+	p, ok, err := schema.field(1)
+	if !ok || err != nil {
+		t.Fatal(err)
+	}
+	v, err := fb.ref(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base + v
+}
+
+// TestFeatherCorruptFooter: footers that made arrow-go die (not panic) are
+// errors naming the file: a schema declaring 2^30 fields (an 80 GB
+// allocation from a 1 kB file) and data flagged big-endian (swapped in place
+// in the read-only mapping: a fault). Both readers share openMappedArrow.
+func TestFeatherCorruptFooter(t *testing.T) {
+	dir := t.TempDir()
+	pp := filepath.Join(dir, "p.feather")
+	if err := WritePixelRunoff(pp, samplePixels(5, 3), nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(pp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkArrowFooter(b); err != nil {
+		t.Fatalf("valid file: %v", err)
+	}
+	huge := bytes.Clone(b)
+	binary.LittleEndian.PutUint32(huge[schemaFieldsLenAt(t, huge):], 1<<30)
+	big, err := os.ReadFile("testdata/feather/big_endian_flag.feather")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string][]byte{"fields": huge, "endian": big} {
+		path := filepath.Join(dir, name+".feather")
+		if err := os.WriteFile(path, c, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenPixelRunoff(path)
+		_, err2 := ReadWeights(path)
+		for _, err := range []error{err, err2} {
+			if err == nil || !strings.HasPrefix(err.Error(), path+": ") {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}

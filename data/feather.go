@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/endian"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -62,7 +63,7 @@ func OpenPixelRunoff(path string) (_ *PixelRunoff, err error) {
 			p.Close()
 		}
 	}()
-	p.fr, err = ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0), ipc.WithAllocator(newFeatherAllocator(len(data))))
+	p.fr, err = openMappedArrow(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -221,6 +222,65 @@ func (p *PixelRunoff) Close() error {
 	err := p.unmap()
 	p.unmap = nil
 	return err
+}
+
+// openMappedArrow opens an Arrow IPC file mapped read-only in memory, with
+// the decompression budget of newFeatherAllocator. Data of the other
+// endianness is refused: arrow-go would byte-swap its buffers in place,
+// which are the read-only mapping (a fatal fault, not a panic). Such files
+// are rare (Arrow writers use the machine's order, little-endian nearly
+// everywhere); a flipped endianness flag is the usual cause.
+//
+// The footer is validated first (checkArrowFooter), and columns must have
+// flat types (numbers, booleans, strings, binary, dates, times, durations,
+// decimals, or dictionaries of those): nested and view types are refused,
+// since arrow-go sizes their buffer lists from unchecked counts.
+func openMappedArrow(data []byte) (*ipc.FileReader, error) {
+	if bytesHasArrowMagic(data) {
+		if err := checkArrowFooter(data); err != nil {
+			return nil, fmt.Errorf("corrupt Arrow file: %w", err)
+		}
+	}
+	fr, err := ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0),
+		ipc.WithAllocator(newFeatherAllocator(len(data))), ipc.WithEnsureNativeEndian(false))
+	if err != nil {
+		return nil, err
+	}
+	schema := fr.Schema()
+	if !schema.IsNativeEndian() {
+		fr.Close()
+		return nil, fmt.Errorf("Arrow data flagged with another byte order than this machine's (%v) is not supported", endian.NativeEndian)
+	}
+	for i, f := range schema.Fields() {
+		t := f.Type
+		if d, ok := t.(*arrow.DictionaryType); ok {
+			t = d.ValueType
+		}
+		if !flatType(t) {
+			fr.Close()
+			return nil, fmt.Errorf("column %d (%q) has type %v, which the Feather readers do not support", i+1, f.Name, f.Type)
+		}
+	}
+	return fr, nil
+}
+
+// bytesHasArrowMagic reports whether data ends with "ARROW1", all that
+// arrow-go's mapped reader checks before decoding the footer (else it
+// reports the file as not Arrow).
+func bytesHasArrowMagic(data []byte) bool {
+	return len(data) >= 6 && string(data[len(data)-6:]) == "ARROW1"
+}
+
+func flatType(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.NULL, arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
+		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64, arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64,
+		arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY, arrow.FIXED_SIZE_BINARY,
+		arrow.TIMESTAMP, arrow.DATE32, arrow.DATE64, arrow.TIME32, arrow.TIME64, arrow.DURATION,
+		arrow.DECIMAL128, arrow.DECIMAL256:
+		return true
+	}
+	return false
 }
 
 // checkBatch verifies that every column of a record batch has the batch's
@@ -416,7 +476,7 @@ func ReadWeights(path string) (w *Weights, err error) {
 			w, err = nil, fmt.Errorf("%s: malformed Arrow file: %v", path, r)
 		}
 	}()
-	fr, err := ipc.NewMappedFileReader(data, ipc.WithBodySizeLimit(0), ipc.WithAllocator(newFeatherAllocator(len(data))))
+	fr, err := openMappedArrow(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
