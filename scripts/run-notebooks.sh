@@ -15,6 +15,12 @@
 # the cell is tagged "no-output" (cell metadata tags; for declaration-only
 # cells). A cell tagged "expect-html" must produce a text/html output.
 #
+# Charts get a static PNG snapshot next to their interactive HTML, in the
+# same output, so that they show where notebook scripts do not run (code
+# hosts): the script sets DIFFROUTE_NOTEBOOK_PNG=1 when chromium is installed
+# (see viz.SnapshotEnv; set DIFFROUTE_NOTEBOOK_PNG=0 to leave them out). It
+# reports chart outputs without a snapshot but does not fail on them.
+#
 # Needs scripts/install-notebook-tools.sh first. $NOTEBOOK_TIMEOUT bounds
 # each cell in seconds (default 600).
 set -euo pipefail
@@ -24,6 +30,14 @@ bin=${NOTEBOOK_BIN:-$repo/tools/bin}
 out=${NOTEBOOK_OUT:-$repo/out/notebooks}
 timeout=${NOTEBOOK_TIMEOUT:-600}
 export PATH="$bin:$PATH" # goimports for the kernel
+if [ -z "${DIFFROUTE_NOTEBOOK_PNG:-}" ]; then
+	if command -v chromium >/dev/null 2>&1 || [ -n "${CHROMIUM:-}" ]; then
+		export DIFFROUTE_NOTEBOOK_PNG=1
+	else
+		export DIFFROUTE_NOTEBOOK_PNG=0
+		echo "run-notebooks: chromium not installed: charts get no PNG snapshots" >&2
+	fi
+fi
 
 if [ ! -x "$bin/gonb" ] || [ ! -x "$bin/goimports" ]; then
 	echo "run-notebooks: $bin/gonb or goimports missing: run scripts/install-notebook-tools.sh" >&2
@@ -64,7 +78,7 @@ for nb in "$@"; do
 		continue
 	fi
 	if /usr/bin/python3 - "$out/$name" <<'PY'; then
-import json, sys
+import json, os, sys
 import nbformat
 from nbformat.sign import NotebookNotary
 
@@ -88,6 +102,13 @@ for k, cell in enumerate(nb["cells"]):
         problems.append("%s: no output (tag the cell no-output if that is intended)" % where)
     if "expect-html" in tags and not any("text/html" in o.get("data", {}) for o in outs):
         problems.append("%s: tagged expect-html but has no text/html output" % where)
+charts = [(k, o) for k, cell in enumerate(nb["cells"]) if cell["cell_type"] == "code"
+          for o in cell.get("outputs", []) if 'class="viz-block"' in "".join(o.get("data", {}).get("text/html", ""))]
+if os.environ.get("DIFFROUTE_NOTEBOOK_PNG", "").lower() in ("1", "t", "true"):
+    bare = sorted({k for k, o in charts if "image/png" not in o["data"]})
+    print("  %d chart outputs, %d with a PNG snapshot" % (len(charts), len(charts) - len(bare)))
+    if bare:
+        print("  warning: no PNG snapshot in cells %s" % ", ".join(map(str, bare)), file=sys.stderr)
 for p in problems:
     print("  " + p, file=sys.stderr)
 if problems:

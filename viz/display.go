@@ -11,6 +11,7 @@ import (
 
 	"github.com/diffroute-go/diffroute/diffroute"
 	"github.com/janpfeifer/gonb/gonbui"
+	"github.com/janpfeifer/gonb/gonbui/protocol"
 )
 
 // HTMLer is implemented by values that render themselves as an HTML
@@ -32,9 +33,14 @@ func InNotebook() bool { return gonbui.IsNotebook }
 // chart), *Page, *diffroute.DataTensor, *diffroute.Network,
 // *diffroute.Clusters, *diffroute.MemoryPlan, errors, HTMLer
 // and fmt.Stringer values, and prints anything else with %v.
+//
+// With $DIFFROUTE_NOTEBOOK_PNG set (see SnapshotEnv), a notebook output that
+// holds a chart also carries a PNG snapshot of it, for viewers that do not
+// run scripts; without Chromium, or when the snapshot fails, the output is
+// HTML only.
 func Display(v any) {
 	if InNotebook() {
-		gonbui.DisplayHTML(notebookHTML(v))
+		gonbui.SendData(notebookData(v))
 		// Large outputs (the first one carries the 1 MB echarts library) can
 		// still be in the pipe when a short cell exits: wait until GoNB has them.
 		gonbui.Sync()
@@ -47,10 +53,32 @@ func Display(v any) {
 	fmt.Fprintln(w, Text(v))
 }
 
+// notebookData builds the display_data message Display sends for v: one
+// output holding v's HTML (see notebookHTML) and, when SnapshotEnv asks for
+// it and v holds a chart, a PNG snapshot of the same output. A front-end
+// shows one of the two: Jupyter (and nbconvert's HTML export) the
+// interactive HTML; the image is for viewers that prefer it to HTML whose
+// scripts they will not run. A failed snapshot is left out silently.
+func notebookData(v any) *protocol.DisplayData {
+	body, chart := renderAny(v)
+	data := map[protocol.MIMEType]any{protocol.MIMETextHTML: withScript(body, chart)}
+	if chart && snapshotsOn() {
+		if img, err := snapshotBody(v, body); err == nil {
+			data[protocol.MIMEImagePNG] = img
+		}
+	}
+	return &protocol.DisplayData{Data: data}
+}
+
 // notebookHTML renders v for a notebook cell, sending the ECharts library
 // only if this kernel session has not had it yet.
 func notebookHTML(v any) string {
-	body, chart := renderAny(v)
+	return withScript(renderAny(v))
+}
+
+// withScript prefixes body with the ECharts library when it holds a chart
+// and this kernel session has not had the library yet.
+func withScript(body string, chart bool) string {
 	if chart && !scriptSent() {
 		markScriptSent()
 		return echartsTag + body

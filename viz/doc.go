@@ -12,6 +12,13 @@
 // in-place progress bar in the cell. Outside a notebook the same calls print
 // plain text, and Page / WriteHTML write standalone HTML files.
 //
+// Viewers that do not run a notebook's scripts (code hosts showing committed
+// notebooks) show charts blank. With DIFFROUTE_NOTEBOOK_PNG=1 in the
+// environment (SnapshotEnv) and Chromium installed, Display gives each chart
+// output a static PNG snapshot as well, taken with headless Chromium: one
+// output holding both text/html and image/png, of which Jupyter shows the
+// interactive HTML. Snapshot renders such an image on its own.
+//
 // Chart constructors never fail outright: a chart built from bad input
 // carries the error (see Chart.Err) and displays it in place of the chart,
 // which keeps notebook cells to one line:

@@ -1,64 +1,37 @@
 package viz
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"image"
+	"image/color"
 	"image/png"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-)
 
-// findChromium returns the headless browser to screenshot with, or "".
-func findChromium() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
+	"github.com/janpfeifer/gonb/gonbui/protocol"
+)
 
 // screenshot renders page with headless Chromium and returns the image.
 func screenshot(t *testing.T, browser, page string, w, h int) image.Image {
 	t.Helper()
-	dir := t.TempDir()
-	htmlPath := filepath.Join(dir, "page.html")
-	pngPath := filepath.Join(dir, "shot.png")
-	if err := os.WriteFile(htmlPath, []byte(page), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--hide-scrollbars",
-		"--virtual-time-budget=4000", "--screenshot="+pngPath, fmt.Sprintf("--window-size=%d,%d", w, h),
-		(&url.URL{Scheme: "file", Path: htmlPath}).String())
-	out, err := cmd.CombinedOutput()
+	b, err := screenshotHTML(ctx, browser, page, w, h)
 	if err != nil {
-		t.Fatalf("chromium: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	f, err := os.Open(pngPath)
-	if err != nil {
-		t.Fatalf("no screenshot: %v\n%s", err, out)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
+	img, err := png.Decode(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d := os.Getenv("VIZ_SCREENSHOT_DIR"); d != "" {
 		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".png"
-		b, _ := os.ReadFile(pngPath)
 		_ = os.WriteFile(filepath.Join(d, name), b, 0o644)
 	}
 	return img
@@ -117,4 +90,144 @@ func TestChartsDrawInChromium(t *testing.T) {
 			t.Errorf("page without the library has %d non-white, %d coloured pixels: the measure cannot tell", ink, colour)
 		}
 	})
+}
+
+// notebookKeys lists the MIME types of a notebook message, sorted.
+func notebookKeys(d *protocol.DisplayData) []string {
+	var keys []string
+	for k := range d.Data {
+		keys = append(keys, string(k))
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// TestNotebookDataHTMLOnly: without $DIFFROUTE_NOTEBOOK_PNG, for values
+// without charts, and when the browser cannot run, a notebook output is
+// HTML only.
+func TestNotebookDataHTMLOnly(t *testing.T) {
+	t.Setenv("GONB_TMP_DIR", t.TempDir())
+	scriptSentHere = false
+	defer func() { scriptSentHere = false }()
+	chart := Hydrograph(testTensor([]int64{1, 2}, 50, true))
+	cases := []struct {
+		name, env, browser string
+		v                  any
+	}{
+		{"unset", "", "", chart},
+		{"off", "0", "", chart},
+		{"no chart", "1", "", testTensor([]int64{5}, 3, false)},
+		{"chart error", "1", "", Hydrograph(nil)},
+		{"browser fails", "1", filepath.Join(t.TempDir(), "no-such-browser"), chart},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv(SnapshotEnv, c.env)
+			if c.browser != "" {
+				t.Setenv("CHROMIUM", c.browser)
+			}
+			d := notebookData(c.v)
+			if keys := notebookKeys(d); !slices.Equal(keys, []string{"text/html"}) {
+				t.Fatalf("MIME types %v, want [text/html]", keys)
+			}
+			if h, _ := d.Data[protocol.MIMETextHTML].(string); h == "" {
+				t.Error("empty HTML")
+			}
+		})
+	}
+}
+
+// TestNotebookDataSnapshot: with $DIFFROUTE_NOTEBOOK_PNG=1 and Chromium, a
+// chart's notebook output carries its HTML and a PNG of the drawn chart.
+func TestNotebookDataSnapshot(t *testing.T) {
+	if findChromium() == "" {
+		t.Skip("chromium not installed (apt-get install -y chromium): skipping the snapshot test")
+	}
+	if testing.Short() {
+		t.Skip("screenshots are slow: skipped in -short mode")
+	}
+	t.Setenv("GONB_TMP_DIR", t.TempDir())
+	t.Setenv(SnapshotEnv, "1")
+	scriptSentHere = false
+	defer func() { scriptSentHere = false }()
+	cases := []struct {
+		name  string
+		v     any
+		w     int // want the image this wide
+		maxH  int // and at most this tall
+		inkLo int // with at least this many non-white pixels
+	}{
+		{"relative width", Hydrograph(testTensor([]int64{1, 2}, 50, true), Title("flows")), snapshotWidth + 16, 420 + 60, 2000},
+		{"pixel size", IRF(time.Hour, []Series{{"a", muskingumIRF(3, 0.2, 1, 48)}}, Size("600px", "300px")), 600 + 16, 300 + 60, 1000},
+		{"network", testNetwork(t), snapshotWidth + 16, 1040, 2000},
+	}
+	for k, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			d := notebookData(c.v)
+			took := time.Since(start)
+			if keys := notebookKeys(d); !slices.Equal(keys, []string{"image/png", "text/html"}) {
+				t.Fatalf("MIME types %v, want [image/png text/html]", keys)
+			}
+			h, _ := d.Data[protocol.MIMETextHTML].(string)
+			if want := k == 0; strings.Contains(h, scriptMark) != want {
+				t.Errorf("HTML carries the library: %v, want %v (first chart of the session only)", !want, want)
+			}
+			if !strings.Contains(h, `class="viz-block"`) {
+				t.Error("HTML has no chart")
+			}
+			b, _ := d.Data[protocol.MIMEImagePNG].([]byte)
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := img.Bounds()
+			ink, colour := inkCount(img, r)
+			t.Logf("%d×%d PNG, %d bytes, %d non-white and %d coloured pixels, in %v", r.Dx(), r.Dy(), len(b), ink, colour, took.Round(time.Millisecond))
+			if r.Dx() != c.w || r.Dy() > c.maxH || r.Dy() < 100 {
+				t.Errorf("image is %d×%d, want width %d and height 100…%d", r.Dx(), r.Dy(), c.w, c.maxH)
+			}
+			if ink < c.inkLo || colour < 300 {
+				t.Errorf("snapshot looks blank: %d non-white, %d coloured pixels", ink, colour)
+			}
+			if d := os.Getenv("VIZ_SCREENSHOT_DIR"); d != "" {
+				_ = os.WriteFile(filepath.Join(d, "notebook-"+strings.ReplaceAll(c.name, " ", "_")+".png"), b, 0o644)
+			}
+		})
+	}
+}
+
+// TestTrimPNG: blank rows below the content go, a blank image is an error.
+func TestTrimPNG(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 100, 200))
+	for i := range img.Pix {
+		img.Pix[i] = 255
+	}
+	var blank bytes.Buffer
+	if err := png.Encode(&blank, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trimPNG(blank.Bytes()); err == nil {
+		t.Error("blank image: no error")
+	}
+	for y := 20; y < 60; y++ {
+		for x := 10; x < 90; x++ {
+			img.Set(x, y, color.RGBA{200, 0, 0, 255})
+		}
+	}
+	var full bytes.Buffer
+	if err := png.Encode(&full, img); err != nil {
+		t.Fatal(err)
+	}
+	b, err := trimPNG(full.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Bounds(); got != image.Rect(0, 0, 100, 68) {
+		t.Errorf("trimmed to %v, want (0,0)-(100,68)", got)
+	}
 }
