@@ -60,6 +60,16 @@ func checkArrowFooter(data []byte) error {
 
 const arrowMaxDepth = 64
 
+// errArrowUnsupported marks valid Arrow files the readers do not handle.
+var errArrowUnsupported = errors.New("unsupported Arrow file")
+
+// flatFBType marks the flat members of Arrow's flatbuffer Type union: Null,
+// Int, FloatingPoint, Binary, Utf8, Bool, Decimal, Date, Time, Timestamp,
+// Interval, FixedSizeBinary, Duration, LargeBinary and LargeUtf8 (NONE is
+// left to arrow-go, which refuses it).
+var flatFBType = [256]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true,
+	9: true, 10: true, 11: true, 15: true, 18: true, 19: true, 20: true}
+
 // flatBuf is a flatbuffer; fbTable a table in it.
 type flatBuf []byte
 
@@ -210,7 +220,8 @@ func (t fbTable) fields(slot, depth int, budget *int) error {
 		if *budget--; *budget < 0 {
 			return errors.New("more field visits than the footer has room for (shared or cyclic children)")
 		}
-		if _, _, err := f.vector(0, 1); err != nil {
+		ns, nn, err := f.vector(0, 1)
+		if err != nil {
 			return fmt.Errorf("field name: %w", err)
 		}
 		if err := f.keyValues(6); err != nil {
@@ -221,6 +232,13 @@ func (t fbTable) fields(slot, depth int, budget *int) error {
 		}
 		if _, _, err := f.table(4); err != nil {
 			return fmt.Errorf("field dictionary: %w", err)
+		}
+		// Type: only flat types are read (dictionaries included, whose
+		// batches arrow-go loads while opening the file).
+		if p, ok, err := f.field(2); err != nil {
+			return err
+		} else if ok && !flatFBType[f.b[p]] {
+			return fmt.Errorf("%w: column %q has a nested or view type (Arrow type code %d)", errArrowUnsupported, f.b[ns:ns+nn], f.b[p])
 		}
 		return f.fields(5, depth+1, budget)
 	})

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // lz4Magic and zstdMagic open the frames of compressed Arrow buffers, after
@@ -142,5 +146,31 @@ func TestFeatherCorruptFooter(t *testing.T) {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
+	}
+}
+
+// TestFeatherNestedColumn: a list column, even one the reader would ignore,
+// is refused with an error naming it.
+func TestFeatherNestedColumn(t *testing.T) {
+	mem := memory.DefaultAllocator
+	lb := array.NewListBuilder(mem, arrow.PrimitiveTypes.Int64)
+	lb.Append(true)
+	lb.ValueBuilder().(*array.Int64Builder).Append(1)
+	rb := array.NewInt64Builder(mem)
+	rb.Append(10)
+	pb := array.NewInt64Builder(mem)
+	pb.Append(3)
+	ab := array.NewFloat64Builder(mem)
+	ab.Append(1)
+	path := filepath.Join(t.TempDir(), "l.feather")
+	writeArrow(t, path, []arrow.Field{
+		{Name: "river_id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "pixel_idx", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "area_sqm_total", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "extra", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
+	}, []arrow.Array{rb.NewArray(), pb.NewArray(), ab.NewArray(), lb.NewArray()})
+	if _, err := ReadWeights(path); err == nil || !strings.HasPrefix(err.Error(), path+": ") ||
+		!strings.Contains(err.Error(), `unsupported Arrow file: column "extra" has a nested`) {
+		t.Fatalf("%v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -237,7 +238,9 @@ func (p *PixelRunoff) Close() error {
 // since arrow-go sizes their buffer lists from unchecked counts.
 func openMappedArrow(data []byte) (*ipc.FileReader, error) {
 	if bytesHasArrowMagic(data) {
-		if err := checkArrowFooter(data); err != nil {
+		if err := checkArrowFooter(data); errors.Is(err, errArrowUnsupported) {
+			return nil, err
+		} else if err != nil {
 			return nil, fmt.Errorf("corrupt Arrow file: %w", err)
 		}
 	}
@@ -463,7 +466,8 @@ func (w *Weights) Len() int { return len(w.RiverID) }
 
 // ReadWeights reads a weight table Feather file with columns river_id
 // (integer, or float with integral values), pixel_idx (integer or string; a
-// label) and area_sqm_total (number); other columns are ignored. Nulls and
+// label) and area_sqm_total (number); other columns are ignored but must
+// have flat types (no lists, structs or views: see openMappedArrow). Nulls and
 // non-finite areas are errors naming the row (1-based).
 func ReadWeights(path string) (w *Weights, err error) {
 	data, unmap, err := mapFile(path)
