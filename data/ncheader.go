@@ -2,6 +2,7 @@ package data
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -35,18 +36,23 @@ func checkClassicNC(path string) error {
 	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:3]) != "CDF" {
 		return nil // not classic: libnetcdf decides
 	}
-	// The header is read whole; it may not be longer than the file, and a
-	// classic header larger than 64 MiB is not plausible.
-	hlen := min(size, 64<<20)
-	buf := make([]byte, hlen)
-	if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
-		return err
-	}
-	h := &ncHeader{b: buf, size: size}
-	if err := h.parse(); err != nil {
+	// The header is read from the start of the file, 64 KiB first and more
+	// while it runs on; a classic header larger than 64 MiB is not plausible.
+	for hlen := min(size, 64<<10); ; hlen = min(size, 4*hlen, 64<<20) {
+		buf := make([]byte, hlen)
+		if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
+			return err
+		}
+		h := &ncHeader{b: buf, size: size}
+		err := h.parse()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) && hlen < min(size, 64<<20) {
+			continue // the header goes on
+		}
 		return fmt.Errorf("%s: corrupt netCDF classic header (byte %d): %v", path, h.pos, err)
 	}
-	return nil
 }
 
 // ncHeader is a cursor over a classic header.
@@ -89,6 +95,9 @@ func ncTypeSize(t uint32, version byte) int64 {
 	}
 	return 0
 }
+
+// partial reports whether the buffer holds only the start of the file.
+func (h *ncHeader) partial() bool { return int64(len(h.b)) < h.size }
 
 func (h *ncHeader) u32() (uint32, error) {
 	if len(h.b)-h.pos < 4 {
@@ -139,6 +148,9 @@ func (h *ncHeader) count(min int64) (int64, error) {
 		return 0, err
 	}
 	if n > int64(len(h.b)-h.pos)/min {
+		if h.partial() {
+			return 0, io.ErrUnexpectedEOF
+		}
 		return 0, fmt.Errorf("%d elements cannot fit in the header", n)
 	}
 	return n, nil
@@ -194,7 +206,7 @@ func (h *ncHeader) attrs() error {
 	}
 	for i := int64(0); i < n; i++ {
 		if err := h.name(); err != nil {
-			return fmt.Errorf("attribute %d: %v", i, err)
+			return fmt.Errorf("attribute %d: %w", i, err)
 		}
 		t, err := h.u32()
 		if err != nil {
@@ -209,6 +221,9 @@ func (h *ncHeader) attrs() error {
 			return err
 		}
 		if nv > int64(len(h.b)-h.pos)/ts {
+			if h.partial() {
+				return io.ErrUnexpectedEOF
+			}
 			return fmt.Errorf("attribute %d: %d values cannot fit in the header", i, nv)
 		}
 		if err := h.skip(nv * ts); err != nil {
@@ -253,16 +268,16 @@ func (h *ncHeader) parse() error {
 	// Dimensions.
 	nd, err := h.list(ncTagDim, 8)
 	if err != nil {
-		return fmt.Errorf("dimensions: %v", err)
+		return fmt.Errorf("dimensions: %w", err)
 	}
 	dims := make([]int64, nd)
 	recDim := -1
 	for i := range dims {
 		if err := h.name(); err != nil {
-			return fmt.Errorf("dimension %d: %v", i, err)
+			return fmt.Errorf("dimension %d: %w", i, err)
 		}
 		if dims[i], err = h.nonNeg(); err != nil {
-			return fmt.Errorf("dimension %d: %v", i, err)
+			return fmt.Errorf("dimension %d: %w", i, err)
 		}
 		if dims[i] == 0 {
 			if recDim >= 0 {
@@ -272,24 +287,24 @@ func (h *ncHeader) parse() error {
 		}
 	}
 	if err := h.attrs(); err != nil {
-		return fmt.Errorf("global attributes: %v", err)
+		return fmt.Errorf("global attributes: %w", err)
 	}
 
 	// Variables.
 	nv, err := h.list(ncTagVar, 24)
 	if err != nil {
-		return fmt.Errorf("variables: %v", err)
+		return fmt.Errorf("variables: %w", err)
 	}
 	type extent struct{ begin, vsize int64 }
 	var fixed []extent
 	var recs []extent
 	for i := int64(0); i < nv; i++ {
 		if err := h.name(); err != nil {
-			return fmt.Errorf("variable %d: %v", i, err)
+			return fmt.Errorf("variable %d: %w", i, err)
 		}
 		rank, err := h.count(4)
 		if err != nil {
-			return fmt.Errorf("variable %d: %v", i, err)
+			return fmt.Errorf("variable %d: %w", i, err)
 		}
 		isRec := false
 		elems := int64(1)
@@ -315,7 +330,7 @@ func (h *ncHeader) parse() error {
 			elems *= d
 		}
 		if err := h.attrs(); err != nil {
-			return fmt.Errorf("variable %d attributes: %v", i, err)
+			return fmt.Errorf("variable %d attributes: %w", i, err)
 		}
 		t, err := h.u32()
 		if err != nil {

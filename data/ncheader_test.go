@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fhs/go-netcdf/netcdf"
 )
 
 // TestReadRunoffNCCorruptHeader: a classic file whose header declares far
@@ -87,5 +89,48 @@ func TestReadRunoffNCCorruptRecords(t *testing.T) {
 				t.Errorf("%s: %v", name, err)
 			}
 		}
+	}
+}
+
+// TestCheckClassicNCLongHeader: a header longer than the first read (a
+// 300 kB history attribute) is read on, not taken for a truncated one.
+func TestCheckClassicNCLongHeader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "long.nc")
+	ds, err := netcdf.CreateFile(path, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ds.AddDim("x", 3)
+	if err == nil {
+		err = ds.Attr("history").WriteBytes(bytes.Repeat([]byte("h"), 300<<10))
+	}
+	var v netcdf.Var
+	if err == nil {
+		v, err = ds.AddVar("v", netcdf.DOUBLE, []netcdf.Dim{d})
+	}
+	if err == nil {
+		err = ds.EndDef()
+	}
+	if err == nil {
+		err = v.WriteFloat64s([]float64{1, 2, 3})
+	}
+	if cerr := ds.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkClassicNC(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b[:200<<10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkClassicNC(path); err == nil || !strings.Contains(err.Error(), "corrupt netCDF classic header") {
+		t.Fatalf("truncated header: %v", err)
 	}
 }
