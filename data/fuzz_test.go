@@ -68,7 +68,16 @@ func FuzzReadBasinIDs(f *testing.F) {
 	seedFile(f, "riv_bas_id.csv")
 	f.Add([]byte("1\n1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ParseBasinIDs(bytes.NewReader(b), "riv_bas_id.csv")
+		ids, lines, err := ParseBasinIDs(bytes.NewReader(b), "riv_bas_id.csv")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "riv_bas_id.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(ids) != len(lines) || len(ids) == 0 {
+			t.Fatalf("%d ids, %d lines", len(ids), len(lines))
+		}
 	})
 }
 
@@ -77,7 +86,16 @@ func FuzzParseValues(f *testing.F) {
 	seedFile(f, "x.csv")
 	seedFile(f, "qinit_erai_t511_3hr_20030121to20030122.csv")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ParseValues(bytes.NewReader(b), "k.csv")
+		vals, lines, err := ParseValues(bytes.NewReader(b), "k.csv")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "k.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(vals) != len(lines) {
+			t.Fatalf("%d values, %d lines", len(vals), len(lines))
+		}
 	})
 }
 
@@ -114,6 +132,9 @@ func FuzzReadCSVTable(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		x, err := ReadCSVTable(bytes.NewReader(b), "t.csv")
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "t.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
 			return
 		}
 		if err := x.Validate(); err != nil {
