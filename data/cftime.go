@@ -88,7 +88,8 @@ func (c CFTime) Units() string {
 // and tensor labels: RFC 3339 ("2003-01-21T03:00:00Z"), "2003-01-21 03:00:00",
 // "2003-1-21 3:0:0.5 +05:30", "2003-01-21" and the like. A missing zone means
 // UTC; "Z", "UTC", "GMT" and numeric offsets (±hh, ±hhmm, ±hh:mm) are
-// understood.
+// understood. "24:00" is the end of the day. The instant must fall within
+// years 1-9999 in UTC, the range FormatTime labels round-trip.
 func ParseTime(s string) (time.Time, error) {
 	in := s
 	s = strings.TrimSpace(s)
