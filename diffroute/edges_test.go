@@ -2,8 +2,10 @@ package diffroute
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -149,5 +151,37 @@ func TestPlanOverflow(t *testing.T) {
 	}
 	if _, err := Plan(net, 1e6, 4, 1<<30, o); err != nil {
 		t.Errorf("a plausible size was refused: %v", err)
+	}
+}
+
+// cancelAfterCtx reports cancellation from its second Err call on: the
+// router saw no cancellation before it started routing a block.
+type cancelAfterCtx struct {
+	context.Context
+	calls atomic.Int64
+}
+
+func (c *cancelAfterCtx) Err() error {
+	if c.calls.Add(1) > 1 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Cancellation is noticed within a block of sub-steps, not only between
+// blocks (one block of every reach can take seconds on a large network), in
+// both the batch-parallel and the subtree-parallel schedule.
+func TestRecursiveCancelWithinBlock(t *testing.T) {
+	net := SyntheticNetwork(5000, 2)
+	o := Options{Params: testParams("muskingum", net.Len(), 1), Workers: 4}
+	for _, b := range []int{1, 4} {
+		x := SyntheticRunoff(net, b, 5, 1) // one block
+		rr, err := NewRecursiveRouter(net, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rr.Route(&cancelAfterCtx{Context: context.Background()}, x); !errors.Is(err, context.Canceled) {
+			t.Errorf("batch %d: err %v, want context.Canceled", b, err)
+		}
 	}
 }

@@ -263,13 +263,19 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 				go func(wk *recWorker, w int) {
 					defer wg.Done()
 					for b := w; b < runoff.B; b += workers {
-						for _, i := range r.order {
+						for k, i := range r.order {
+							if cancelled(ctx, k) {
+								return
+							}
 							wk.reach(b, i, q0, nq, nil)
 						}
 					}
 				}(ws[w], w)
 			}
 			wg.Wait()
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		for b := 0; b < runoff.B; b++ {
@@ -278,19 +284,34 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 				wg.Add(1)
 				go func(wk *recWorker, part []int32) {
 					defer wg.Done()
-					for _, i := range part {
+					for k, i := range part {
+						if cancelled(ctx, k) {
+							return
+						}
 						wk.reach(b, i, q0, nq, nil)
 					}
 				}(ws[w%workers], part)
 			}
 			wg.Wait()
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			main := ws[0]
-			for _, i := range r.trunk {
+			for k, i := range r.trunk {
+				if cancelled(ctx, k) {
+					return nil, ctx.Err()
+				}
 				main.reach(b, i, q0, nq, ws)
 			}
 		}
 	}
 	return y, nil
+}
+
+// cancelled polls ctx every 1,024 reaches of a worker's list (a block of
+// every reach can take seconds on large networks; one poll costs nanoseconds).
+func cancelled(ctx context.Context, k int) bool {
+	return k%1024 == 1023 && ctx.Err() != nil
 }
 
 // recJob is one Route call shared by its workers.
