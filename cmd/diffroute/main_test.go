@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -229,5 +230,27 @@ func TestHelpFlag(t *testing.T) {
 				t.Errorf("%s %s printed no usage:\n%s", c.name, h, out)
 			}
 		}
+	}
+}
+
+// A cancelled run, streamed in time chunks or not, returns the context's
+// error and leaves no output file (streamed runs used to blame the writer
+// for missing steps when the reader noticed the cancellation first).
+func TestRouteCancelled(t *testing.T) {
+	dir := t.TempDir()
+	nc := filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := 0; i < 20; i++ {
+		for _, extra := range [][]string{{"--time-chunk", "2"}, {"--max-nodes", "3"}, nil} {
+			args := append([]string{"route", "--quiet", "--rapid", xx9, "--runoff", nc, "--substep", "900", "--out", filepath.Join(dir, "q.nc")}, extra...)
+			err := run(ctx, args, io.Discard)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%v: err %v, want context.Canceled", extra, err)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("a cancelled run left %s", entries[0].Name())
 	}
 }

@@ -259,6 +259,13 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		k++
 		step(k, nChunks)
 	}
+	if rerr == nil && k < nChunks {
+		// The reader stops early only when the run is cancelled: say so,
+		// rather than let the writer complain of missing steps.
+		if rerr = ctx.Err(); rerr == nil {
+			rerr = fmt.Errorf("%s: runoff reading stopped after %d of %d chunks", src.path, k, nChunks)
+		}
+	}
 	close(pieces)
 	cancel()
 	for range chunks { // let the reader finish
