@@ -25,8 +25,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
-	if *n < 1 || *steps < 1 || *f < 1 || *repeat < 1 {
-		return usageError{"bench: --reaches, --steps, --substeps and --repeat must be ≥ 1"}
+	if *n < 1 || *kernelReaches < 1 || *steps < 1 || *f < 1 || *maxDelay < 1 || *repeat < 1 || *workers < 0 {
+		return usageError{"bench: --reaches, --kernel-reaches, --steps, --substeps, --max-delay and --repeat must be ≥ 1, --workers ≥ 0"}
 	}
 	fmt.Fprintf(stdout, "%s, %s/%s, GOMAXPROCS=%d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
 	params := func(net *diffroute.Network) diffroute.Params {

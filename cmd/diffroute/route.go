@@ -51,6 +51,11 @@ func (rf *routeFlags) register(fs *flag.FlagSet) {
 
 // options turns flags into routing options for a network and step.
 func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffroute.Options, error) {
+	// Zero would mean "default" to the library: refuse it rather than
+	// silently route with another value than the one asked for.
+	if rf.maxDelay < 1 || rf.fftPad < 1 || rf.blockSize < 1 || rf.workers < 0 {
+		return diffroute.Options{}, usageError{"--max-delay, --fft-pad and --block-size must be ≥ 1, --workers ≥ 0"}
+	}
 	o := diffroute.Options{
 		IRF: rf.irf, SubSteps: f, Method: diffroute.Method(rf.method), Average: diffroute.Average(rf.average),
 		Lateral: diffroute.LateralRule(rf.lateral), Sampling: diffroute.Sampling(rf.sampling), Compat: rf.compat,

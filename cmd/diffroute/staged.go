@@ -316,6 +316,9 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	if b == 0 || *steps < 1 || (*rapid == "") == (*reaches == 0) {
 		return usageError{"plan: give --mem-budget, --steps and one of --rapid or --reaches"}
 	}
+	if *reaches < 0 || *f < 1 || *maxDelay < 1 || *batch < 1 {
+		return usageError{"plan: --reaches, --substeps, --max-delay and --batch must be ≥ 1"}
+	}
 	var net *diffroute.Network
 	if *rapid != "" {
 		cfg, err := data.ReadRAPID(*rapid)
