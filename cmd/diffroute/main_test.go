@@ -260,3 +260,48 @@ func TestRouteCancelled(t *testing.T) {
 		t.Errorf("a cancelled run left %s", entries[0].Name())
 	}
 }
+
+// --out naming an input file is refused before anything is read or written,
+// and a runoff file without time steps is an error, not an empty Qout.
+func TestRouteOutputIsInput(t *testing.T) {
+	dir := t.TempDir()
+	rapid := filepath.Join(dir, "rapid")
+	os.MkdirAll(rapid, 0o755)
+	for _, f := range []string{"rapid_connect.csv", "riv_bas_id.csv", "k.csv", "x.csv", "m3_riv.csv"} {
+		b, err := os.ReadFile(filepath.Join(xx9, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(rapid, f), b, 0o644)
+	}
+	runoff := filepath.Join(rapid, "m3_riv.csv")
+	base := []string{"route", "--quiet", "--rapid", rapid, "--runoff", runoff, "--runoff-units", "m3", "--step", "10800"}
+	for _, out := range []string{runoff, filepath.Join(rapid, "k.csv"), filepath.Join(rapid, ".", "x.csv")} {
+		before, _ := os.ReadFile(out)
+		_, err := runCLI(t, append(base, "--out", out)...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "input file") {
+			t.Errorf("--out %s: err %v, want a usage error about the input file", out, err)
+		}
+		if after, _ := os.ReadFile(out); !bytes.Equal(before, after) {
+			t.Errorf("--out %s: the input was overwritten", out)
+		}
+	}
+	empty := filepath.Join(dir, "empty.csv")
+	header, _, _ := strings.Cut(string(must(os.ReadFile(runoff))), "\n")
+	os.WriteFile(empty, []byte(header+"\n"), 0o644)
+	out := filepath.Join(dir, "q.csv")
+	if _, err := runCLI(t, "route", "--quiet", "--rapid", rapid, "--runoff", empty, "--runoff-units", "m3", "--step", "10800", "--out", out); err == nil || !strings.Contains(err.Error(), "no time steps") {
+		t.Errorf("runoff without steps: err %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("runoff without steps wrote an output file")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

@@ -198,10 +198,35 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if outExt != ".nc" && outExt != ".csv" {
 		return usageError{fmt.Sprintf("route: --out %s: want a .nc or .csv file", *out)}
 	}
+	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight}
+	for _, f := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
+		inputs = append(inputs, filepath.Join(*rapidDir, f))
+	}
+	if err := checkNotInput(*out, inputs); err != nil {
+		return err
+	}
 	job := routeJob{rf: rf, rapidDir: *rapidDir, runoffPath: *runoffPath, runoffVar: *runoffVar, units: *units,
 		stepSec: *stepSec, subSec: *subSec, qinit: *qinit, out: *out, mem: mem}
 	_, err := job.run(ctx, stdout)
 	return err
+}
+
+// checkNotInput refuses an output path that names one of the input files:
+// the (atomic) write would replace the input with discharge.
+func checkNotInput(out string, inputs []string) error {
+	ost, err := os.Stat(out)
+	if err != nil {
+		return nil // nothing there yet: it cannot be an input
+	}
+	for _, in := range inputs {
+		if in == "" {
+			continue
+		}
+		if ist, err := os.Stat(in); err == nil && os.SameFile(ost, ist) {
+			return usageError{fmt.Sprintf("route: --out %s is the input file %s; write the discharge elsewhere", out, in)}
+		}
+	}
+	return nil
 }
 
 // routeJob is one route command: read, route, write.
@@ -283,6 +308,9 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	}
 	net := cfg.Network
 	T := len(src.times)
+	if T == 0 {
+		return nil, fmt.Errorf("%s: no time steps to route", src.path)
+	}
 	var cl *diffroute.Clusters
 	chunk := j.mem.timeChunk
 	switch {
