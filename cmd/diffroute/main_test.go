@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -142,6 +143,15 @@ func TestRouteErrors(t *testing.T) {
 		os.WriteFile(filepath.Join(badDir, f), b, 0o644)
 	}
 	os.WriteFile(filepath.Join(badDir, "rapid_connect.csv"), []byte("17880258,17880834,0,0,0\n17880268,abc,0,0,0\n"), 0o644)
+	idsDir := filepath.Join(dir, "bad", "ids")
+	os.MkdirAll(idsDir, 0o755)
+	nIDs := 0
+	ids := func(content string) string {
+		nIDs++
+		p := filepath.Join(idsDir, fmt.Sprintf("ids%d.txt", nIDs))
+		os.WriteFile(p, []byte(content), 0o644)
+		return p
+	}
 	cases := []struct {
 		name  string
 		args  []string
@@ -164,6 +174,8 @@ func TestRouteErrors(t *testing.T) {
 		{"plan zero substeps", []string{"plan", "--reaches", "5", "--steps", "10", "--substeps", "0", "--mem-budget", "1GiB"}, true, "--substeps"},
 		{"bench zero kernel reaches", []string{"bench", "--kernel-reaches", "0"}, true, "--kernel-reaches"},
 		{"bench zero max delay", []string{"bench", "--max-delay", "0"}, true, "--max-delay"},
+		{"outputs unknown id", []string{"route", "--rapid", xx9, "--runoff", nc, "--outputs", ids("17880830\n999\n"), "--out", filepath.Join(dir, "q.nc")}, false, ".txt:2: reach 999 is not in the network"},
+		{"outputs twice", []string{"route", "--rapid", xx9, "--runoff", nc, "--outputs", ids("17880830\n\n17880830\n"), "--out", filepath.Join(dir, "q.nc")}, false, ".txt:3: reach 17880830 is listed twice (first on line 1)"},
 		{"missing rapid dir", []string{"route", "--rapid", filepath.Join(dir, "nope"), "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "nope"},
 		{"bad connect", []string{"route", "--rapid", badDir, "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "rapid_connect.csv:2"},
 		{"csv without step", []string{"route", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--out", filepath.Join(dir, "q.nc")}, false, "--step"},

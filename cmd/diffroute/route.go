@@ -372,7 +372,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		if chunk > 0 || cl != nil {
 			return nil, usageError{"route: --outputs routes the selected reaches whole; drop --time-chunk, --max-nodes, --max-paths and --mem-budget"}
 		}
-		ids, err := readIDList(j.mem.outputs)
+		ids, err := readIDList(j.mem.outputs, net)
 		if err != nil {
 			return nil, err
 		}

@@ -39,14 +39,16 @@ func (m *memFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.budget, "mem-budget", "", "memory budget, e.g. 1GiB: the planner picks method, staging and time chunk")
 }
 
-// readIDList reads one reach id per line.
-func readIDList(path string) ([]int64, error) {
+// readIDList reads one reach id per line; each must be a reach of net,
+// listed once.
+func readIDList(path string, net *diffroute.Network) ([]int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	var ids []int64
+	lines := map[int64]int{}
 	sc := bufio.NewScanner(f)
 	for ln := 1; sc.Scan(); ln++ {
 		s := strings.TrimSpace(sc.Text())
@@ -57,6 +59,13 @@ func readIDList(path string) ([]int64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %q is not a reach id", path, ln, s)
 		}
+		if _, ok := net.Index(id); !ok {
+			return nil, fmt.Errorf("%s:%d: reach %d is not in the network", path, ln, id)
+		}
+		if first, dup := lines[id]; dup {
+			return nil, fmt.Errorf("%s:%d: reach %d is listed twice (first on line %d)", path, ln, id, first)
+		}
+		lines[id] = ln
 		ids = append(ids, id)
 	}
 	if err := sc.Err(); err != nil {
