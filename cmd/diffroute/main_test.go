@@ -176,6 +176,7 @@ func TestRouteErrors(t *testing.T) {
 		{"bench zero max delay", []string{"bench", "--max-delay", "0"}, true, "--max-delay"},
 		{"outputs unknown id", []string{"route", "--rapid", xx9, "--runoff", nc, "--outputs", ids("17880830\n999\n"), "--out", filepath.Join(dir, "q.nc")}, false, ".txt:2: reach 999 is not in the network"},
 		{"outputs twice", []string{"route", "--rapid", xx9, "--runoff", nc, "--outputs", ids("17880830\n\n17880830\n"), "--out", filepath.Join(dir, "q.nc")}, false, ".txt:3: reach 17880830 is listed twice (first on line 1)"},
+		{"unknown param", []string{"route", "--rapid", xx9, "--runoff", nc, "--param", "k=0.1", "--param", "x=0.2", "--param", "tua=3", "--out", filepath.Join(dir, "q.nc")}, true, "--param tua: IRF muskingum has no parameter"},
 		{"missing rapid dir", []string{"route", "--rapid", filepath.Join(dir, "nope"), "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "nope"},
 		{"bad connect", []string{"route", "--rapid", badDir, "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "rapid_connect.csv:2"},
 		{"csv without step", []string{"route", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--out", filepath.Join(dir, "q.nc")}, false, "--step"},

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,15 @@ func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffr
 	if rf.paramsFile != "" {
 		if err := readParamsCSV(rf.paramsFile, net, p); err != nil {
 			return o, err
+		}
+	}
+	for name := range p {
+		if !slices.Contains(irf.Params, name) {
+			src := "--param " + name
+			if _, flag := rf.params[name]; !flag {
+				src = rf.paramsFile + " column " + name
+			}
+			return o, usageError{fmt.Sprintf("%s: IRF %s has no parameter %q (it takes %s)", src, rf.irf, name, strings.Join(irf.Params, ", "))}
 		}
 	}
 	for _, name := range irf.Params {
