@@ -152,6 +152,14 @@ func TestRouteErrors(t *testing.T) {
 		os.WriteFile(p, []byte(content), 0o644)
 		return p
 	}
+	// Finite runoff so large that routed discharge overflows float32.
+	huge := filepath.Join(dir, "bad", "huge.csv")
+	var hb strings.Builder
+	hb.WriteString("time,17880258,17880268,17880282,17880284,17880298,17880830,17880832,17880834,17880836\n")
+	for q := 0; q < 6; q++ {
+		fmt.Fprintf(&hb, "%d%s\n", q, strings.Repeat(",3e38", 9))
+	}
+	os.WriteFile(huge, []byte(hb.String()), 0o644)
 	cases := []struct {
 		name  string
 		args  []string
@@ -177,6 +185,8 @@ func TestRouteErrors(t *testing.T) {
 		{"outputs unknown id", []string{"route", "--rapid", xx9, "--runoff", nc, "--outputs", ids("17880830\n999\n"), "--out", filepath.Join(dir, "q.nc")}, false, ".txt:2: reach 999 is not in the network"},
 		{"outputs twice", []string{"route", "--rapid", xx9, "--runoff", nc, "--outputs", ids("17880830\n\n17880830\n"), "--out", filepath.Join(dir, "q.nc")}, false, ".txt:3: reach 17880830 is listed twice (first on line 1)"},
 		{"unknown param", []string{"route", "--rapid", xx9, "--runoff", nc, "--param", "k=0.1", "--param", "x=0.2", "--param", "tua=3", "--out", filepath.Join(dir, "q.nc")}, true, "--param tua: IRF muskingum has no parameter"},
+		{"overflowing discharge", []string{"route", "--rapid", xx9, "--runoff", huge, "--runoff-units", "m3/s", "--step", "10800", "--out", filepath.Join(dir, "q.nc")}, false, "too large for float32"},
+		{"overflowing discharge streamed", []string{"route", "--rapid", xx9, "--runoff", huge, "--runoff-units", "m3/s", "--step", "10800", "--time-chunk", "3", "--out", filepath.Join(dir, "q.nc")}, false, "too large for float32"},
 		{"missing rapid dir", []string{"route", "--rapid", filepath.Join(dir, "nope"), "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "nope"},
 		{"bad connect", []string{"route", "--rapid", badDir, "--runoff", nc, "--out", filepath.Join(dir, "q.nc")}, false, "rapid_connect.csv:2"},
 		{"csv without step", []string{"route", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv.csv"), "--runoff-units", "m3", "--out", filepath.Join(dir, "q.nc")}, false, "--step"},

@@ -540,7 +540,29 @@ func checkFinite(x *diffroute.DataTensor, path string) error {
 	return nil
 }
 
+// checkDischarge refuses to write discharge that is not finite: finite
+// runoff routes to Inf or NaN only when it overflows float32.
+func checkDischarge(q *diffroute.DataTensor, t0 int) error {
+	for b := 0; b < q.B; b++ {
+		for i := 0; i < q.N; i++ {
+			for t, v := range q.Series(b, i) {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					label := strconv.Itoa(t0 + t)
+					if len(q.Times) == q.T {
+						label = q.Times[t]
+					}
+					return fmt.Errorf("discharge of reach %d at time %s is %v: the runoff is too large for float32 discharge", q.IDs[i], label, v)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 func writeDischarge(path string, q *diffroute.DataTensor) error {
+	if err := checkDischarge(q, 0); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

@@ -258,6 +258,9 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 				copy(out.Series(0, int(g)), cd.Discharge.Series(0, j))
 			}
 		}
+		if rerr == nil {
+			rerr = checkDischarge(out, l.c.Start)
+		}
 		if rerr != nil {
 			break
 		}
