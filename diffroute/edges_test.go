@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -182,6 +183,21 @@ func TestRecursiveCancelWithinBlock(t *testing.T) {
 		}
 		if _, err := rr.Route(&cancelAfterCtx{Context: context.Background()}, x); !errors.Is(err, context.Canceled) {
 			t.Errorf("batch %d: err %v, want context.Canceled", b, err)
+		}
+		// The state is part-way through the block: routing on is refused
+		// until Reset, which starts afresh.
+		if _, err := rr.Route(context.Background(), x); err == nil || !strings.Contains(err.Error(), "Reset") {
+			t.Errorf("batch %d: routing on after a cancelled call: err %v", b, err)
+		}
+		rr.Reset()
+		got, err := rr.Route(context.Background(), x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := NewRecursiveRouter(net, o)
+		want, _ := fresh.Route(context.Background(), x)
+		if !slices.Equal(got.Data, want.Data) {
+			t.Errorf("batch %d: Reset after a cancelled call does not start afresh", b)
 		}
 	}
 }

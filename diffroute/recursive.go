@@ -34,6 +34,7 @@ type RecursiveRouter struct {
 	order []int32   // all reaches, upstream first (for batch-parallel runs)
 
 	st      *recState
+	stopped error // a cancelled call left st part-way through a block
 	workers []*recWorker
 }
 
@@ -116,7 +117,7 @@ func (r *RecursiveRouter) Network() *Network { return r.net }
 
 // Reset forgets the routing state: the next Route starts from the initial
 // discharge again.
-func (r *RecursiveRouter) Reset() { r.st = nil }
+func (r *RecursiveRouter) Reset() { r.st, r.stopped = nil, nil }
 
 func (r *RecursiveRouter) initState(b int) {
 	n := r.net.Len()
@@ -215,6 +216,9 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 			return nil, fmt.Errorf("diffroute: fine outflow buffer of reach %d has %d values, want %d", r.net.ID(int(i)), len(s), runoff.B*fineLen)
 		}
 	}
+	if r.stopped != nil {
+		return nil, fmt.Errorf("diffroute: an earlier call stopped part-way (%w); Reset before routing again", r.stopped)
+	}
 	if r.st == nil {
 		r.initState(runoff.B)
 	} else if r.st.b != runoff.B {
@@ -252,6 +256,9 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 	}()
 	for q0 := 0; q0 < runoff.T; q0 += job.block {
 		if err := ctx.Err(); err != nil {
+			if q0 > 0 { // earlier blocks of this call are routed, later ones not
+				r.stopped = err
+			}
 			return nil, err
 		}
 		nq := min(job.block, runoff.T-q0)
@@ -274,6 +281,7 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 			}
 			wg.Wait()
 			if err := ctx.Err(); err != nil {
+				r.stopped = err
 				return nil, err
 			}
 			continue
@@ -294,12 +302,14 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 			}
 			wg.Wait()
 			if err := ctx.Err(); err != nil {
+				r.stopped = err
 				return nil, err
 			}
 			main := ws[0]
 			for k, i := range r.trunk {
 				if cancelled(ctx, k) {
-					return nil, ctx.Err()
+					r.stopped = ctx.Err()
+					return nil, r.stopped
 				}
 				main.reach(b, i, q0, nq, ws)
 			}
