@@ -321,6 +321,16 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	if T == 0 {
 		return nil, fmt.Errorf("%s: no time steps to route", src.path)
 	}
+	if budget == 0 && j.mem.timeChunk == 0 && j.mem.maxNodes == 0 && j.mem.maxPaths == 0 && j.mem.outputs == "" {
+		// Runoff and discharge alone would take more than half the free
+		// memory: plan for that half rather than run out of memory.
+		whole := 2 * int64(net.Len()) * int64(T) * 4
+		if avail := memAvailable(); avail > 0 && whole > avail/2 {
+			budget = avail / 2
+			logf("runoff and discharge need %s, more than half the available memory: planning for %s (set --mem-budget to choose)\n",
+				humanize.IBytes(uint64(whole)), humanize.IBytes(uint64(budget)))
+		}
+	}
 	var cl *diffroute.Clusters
 	chunk := j.mem.timeChunk
 	switch {
@@ -328,7 +338,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		if os.Getenv("GOMEMLIMIT") == "" {
 			// Make the collector work harder near the budget rather than let
 			// garbage push the process over it.
-			debug.SetMemoryLimit(budget * 8 / 10)
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(budget * 8 / 10))
 		}
 		if !j.rf.methodSet {
 			opts.Method = "" // the planner chooses
@@ -468,6 +478,37 @@ func secondsFlag(name string, sec float64) (time.Duration, error) {
 		return 0, usageError{fmt.Sprintf("route: --%s %v: want a positive number of seconds, at least a nanosecond", name, sec)}
 	}
 	return time.Duration(math.Round(d)), nil
+}
+
+// memAvailable is the memory this process may use: MemAvailable from
+// /proc/meminfo, lowered by a cgroup v2 limit (containers), or
+// DIFFROUTE_MEM_AVAILABLE (bytes, e.g. "2GiB") when set; 0 when unknown.
+var memAvailable = func() int64 {
+	if v := os.Getenv("DIFFROUTE_MEM_AVAILABLE"); v != "" {
+		if b, err := humanize.ParseBytes(v); err == nil {
+			return int64(b)
+		}
+	}
+	avail := int64(0)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					avail = kb << 10
+				}
+			}
+		}
+	}
+	limit, err1 := os.ReadFile("/sys/fs/cgroup/memory.max")
+	used, err2 := os.ReadFile("/sys/fs/cgroup/memory.current")
+	if err1 == nil && err2 == nil {
+		l, e1 := strconv.ParseInt(strings.TrimSpace(string(limit)), 10, 64) // "max" means none
+		u, e2 := strconv.ParseInt(strings.TrimSpace(string(used)), 10, 64)
+		if e1 == nil && e2 == nil && (avail == 0 || l-u < avail) {
+			avail = max(0, l-u)
+		}
+	}
+	return avail
 }
 
 func methodName(o diffroute.Options) string {

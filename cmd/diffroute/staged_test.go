@@ -102,3 +102,29 @@ func TestPlanCommand(t *testing.T) {
 		t.Error("bad budget accepted")
 	}
 }
+
+// Without --mem-budget, a run whose runoff and discharge exceed half the
+// available memory is planned for that half, and still equals the plain run.
+func TestRouteAutoBudget(t *testing.T) {
+	dir := t.TempDir()
+	if err := generateBasin(dir, basinSpec{reaches: 1500, days: 3000, seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"route", "--rapid", dir, "--runoff", filepath.Join(dir, "runoff.nc")}
+	plain := filepath.Join(dir, "plain.nc")
+	if _, err := runCLI(t, append(base, "--quiet", "--out", plain)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DIFFROUTE_MEM_AVAILABLE", "60MiB") // 36 MB of runoff and discharge > 30 MiB
+	auto := filepath.Join(dir, "auto.nc")
+	out, err := runCLI(t, append(base, "--out", auto)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "planning for 30 MiB") || !strings.Contains(out, "streaming") {
+		t.Errorf("the run was not planned for half the available memory:\n%s", out)
+	}
+	if e := maxRelDiff(t, readQ(t, auto), readQ(t, plain)); e > 1e-6 {
+		t.Errorf("auto-planned run differs from the plain run by %.3g", e)
+	}
+}
