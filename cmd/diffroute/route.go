@@ -101,7 +101,34 @@ func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffr
 		}
 	}
 	o.Params = p
+	if rf.irf == "muskingum" && !rf.quiet {
+		warnOscillating(net, p, f)
+	}
 	return o, nil
+}
+
+// warnOscillating reports Muskingum reaches whose C2 = (k(1−x) − Δt/2)/den
+// is negative: their response alternates in sign from one sub-step to the
+// next (RAPID computes the same), which a shorter sub-step avoids.
+func warnOscillating(net *diffroute.Network, p diffroute.Params, f int) {
+	k, x := p["k"], p["x"]
+	if len(k) != net.Len() || len(x) != net.Len() {
+		return
+	}
+	r := 1 / float64(f)
+	n, first := 0, -1
+	for i := range k {
+		if k[i]*(1-x[i]) < r/2 {
+			if n == 0 {
+				first = i
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		fmt.Fprintf(os.Stderr, "diffroute: warning: %d reaches (first: %d) have k(1-x) < substep/2, so Muskingum's C2 < 0 and their response oscillates; a shorter --substep avoids it\n",
+			n, net.ID(first))
+	}
 }
 
 type paramFlags map[string]float64
