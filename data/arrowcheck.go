@@ -63,11 +63,12 @@ const arrowMaxDepth = 64
 // errArrowUnsupported marks valid Arrow files the readers do not handle.
 var errArrowUnsupported = errors.New("unsupported Arrow file")
 
-// flatFBType marks the flat members of Arrow's flatbuffer Type union: Null,
-// Int, FloatingPoint, Binary, Utf8, Bool, Decimal, Date, Time, Timestamp,
-// Interval, FixedSizeBinary, Duration, LargeBinary and LargeUtf8 (NONE is
-// left to arrow-go, which refuses it).
-var flatFBType = [256]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true,
+// flatFBType marks the flat members of Arrow's flatbuffer Type union with
+// data buffers: Int, FloatingPoint, Binary, Utf8, Bool, Decimal, Date, Time,
+// Timestamp, Interval, FixedSizeBinary, Duration, LargeBinary and LargeUtf8
+// (NONE is left to arrow-go, which refuses it; Null has no buffer to bound
+// its declared length).
+var flatFBType = [256]bool{0: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true,
 	9: true, 10: true, 11: true, 15: true, 18: true, 19: true, 20: true}
 
 // flatBuf is a flatbuffer; fbTable a table in it.

@@ -276,7 +276,7 @@ func bytesHasArrowMagic(data []byte) bool {
 
 func flatType(t arrow.DataType) bool {
 	switch t.ID() {
-	case arrow.NULL, arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
+	case arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
 		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64, arrow.FLOAT16, arrow.FLOAT32, arrow.FLOAT64,
 		arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY, arrow.FIXED_SIZE_BINARY,
 		arrow.TIMESTAMP, arrow.DATE32, arrow.DATE64, arrow.TIME32, arrow.TIME64, arrow.DURATION,
@@ -293,6 +293,9 @@ func checkBatch(rec arrow.RecordBatch) error {
 	n := rec.NumRows()
 	if n < 0 {
 		return fmt.Errorf("negative row count %d", n)
+	}
+	if n > 0 && len(rec.Columns()) == 0 {
+		return fmt.Errorf("%d rows but no columns", n) // rows backed by no data
 	}
 	for i, col := range rec.Columns() {
 		if int64(col.Len()) != n {
@@ -313,10 +316,24 @@ func checkBatch(rec arrow.RecordBatch) error {
 			if err := a.ValidateFull(); err != nil {
 				return fmt.Errorf("column %d: %w", i+1, err)
 			}
+		case *array.Binary:
+			if err := a.ValidateFull(); err != nil {
+				return fmt.Errorf("column %d: %w", i+1, err)
+			}
+		case *array.LargeBinary:
+			if err := a.ValidateFull(); err != nil {
+				return fmt.Errorf("column %d: %w", i+1, err)
+			}
 		default:
-			fw, ok := col.DataType().(arrow.FixedWidthDataType)
+			typ := col.DataType()
+			if d, ok := typ.(*arrow.DictionaryType); ok {
+				typ = d.IndexType // the batch's buffers hold the indices
+			}
+			fw, ok := typ.(arrow.FixedWidthDataType)
 			if !ok {
-				continue // not read by this package
+				// Every type openMappedArrow admits is checked above: a
+				// column without a sized buffer could declare any length.
+				return fmt.Errorf("column %d: type %v has no sized buffer", i+1, col.DataType())
 			}
 			bits := int64(fw.BitWidth())
 			if len(bufs) < 2 || bufs[1] == nil || int64(bufs[1].Len())*8 < end*bits {
