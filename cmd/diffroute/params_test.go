@@ -29,15 +29,21 @@ func TestReadParamsCSV(t *testing.T) {
 		t.Errorf("tau by network order = %v", got)
 	}
 	for content, want := range map[string]string{
-		"rivid,tau\n10,0.1\n20,0.2\n":           "no row for reach 30",
-		"rivid,tau\n10,x\n20,1\n30,1\n":         "p.csv:2",
-		"id,tau\n10,1\n":                        "header",
-		"rivid,tau\n10,1,2\n":                   "fields",
-		"rivid,tau\n10,NaN\n20,1\n30,1\n":       "finite",
-		"rivid,tau\nten,1\n20,1\n30,1\n":        "not an integer",
-		"":                                      "empty",
-		"rivid,tau\n10,1\n20,1\n30,1e999\n":     "finite",
-		"rivid,tau\r\n10,1\r\n20,1\r\n30,1\r\n": "",
+		"rivid,tau\n10,0.1\n20,0.2\n":              "no row for reach 30",
+		"rivid,tau\n10,x\n20,1\n30,1\n":            "p.csv:2",
+		"id,tau\n10,1\n":                           "header",
+		"rivid,tau\n10,1,2\n":                      "fields",
+		"rivid,tau\n10,NaN\n20,1\n30,1\n":          "finite",
+		"rivid,tau\nten,1\n20,1\n30,1\n":           "not an integer",
+		"":                                         "empty",
+		"rivid,tau\n10,1\n20,1\n30,1e999\n":        "finite",
+		"rivid,tau\r\n10,1\r\n20,1\r\n30,1\r\n":    "",
+		"\ufeffrivid,tau\n10.0,1\n20,1\n30,1\n":    "",
+		"rivid,tau,tau\n10,1,1\n20,1,1\n30,1,1\n":  "repeated",
+		"rivid,,tau\n10,1,1\n20,1,1\n30,1,1\n":     "empty",
+		"rivid,tau\n10,1\n20,1\n10,2\n30,1\n":      "already given on line 2",
+		"rivid" + strings.Repeat(",p", 100) + "\n": "parameter columns",
+		"rivid,tau\n10.5,1\n20,1\n30,1\n":          "not an integer",
 	} {
 		os.WriteFile(path, []byte(content), 0o644)
 		err := readParamsCSV(path, paramsNet(t), diffroute.Params{})

@@ -157,13 +157,27 @@ func readParamsCSV(path string, net *diffroute.Network, p diffroute.Params) erro
 	if err != nil {
 		return err
 	}
-	lines := strings.Split(strings.ReplaceAll(string(raw), "\r\n", "\n"), "\n")
+	text := strings.TrimPrefix(string(raw), "\ufeff") // a byte-order mark from spreadsheets
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	if len(lines) == 0 || strings.TrimSpace(lines[0]) == "" {
 		return fmt.Errorf("%s: empty file", path)
 	}
 	header := strings.Split(lines[0], ",")
 	if strings.TrimSpace(header[0]) != "rivid" || len(header) < 2 {
 		return fmt.Errorf("%s:1: header must be rivid,<param>,…", path)
+	}
+	// Names are checked before anything is sized by them: IRFs take a
+	// handful of parameters, never thousands.
+	if len(header)-1 > 64 {
+		return fmt.Errorf("%s:1: %d parameter columns; IRFs take a few", path, len(header)-1)
+	}
+	seen := map[string]bool{}
+	for k, h := range header[1:] {
+		name := strings.TrimSpace(h)
+		if name == "" || seen[name] {
+			return fmt.Errorf("%s:1: column %d: parameter name %q is empty or repeated", path, k+2, name)
+		}
+		seen[name] = true
 	}
 	cols := make([][]float64, len(header)-1)
 	for k := range cols {
@@ -172,6 +186,7 @@ func readParamsCSV(path string, net *diffroute.Network, p diffroute.Params) erro
 			cols[k][i] = math.NaN()
 		}
 	}
+	rowOf := map[int64]int{}
 	for ln, line := range lines[1:] {
 		if strings.TrimSpace(line) == "" {
 			continue
@@ -180,10 +195,15 @@ func readParamsCSV(path string, net *diffroute.Network, p diffroute.Params) erro
 		if len(f) != len(header) {
 			return fmt.Errorf("%s:%d: %d fields, header has %d", path, ln+2, len(f), len(header))
 		}
-		id, err := strconv.ParseInt(strings.TrimSpace(f[0]), 10, 64)
-		if err != nil {
+		idf, err := strconv.ParseFloat(strings.TrimSpace(f[0]), 64)
+		if err != nil || idf != math.Trunc(idf) || math.Abs(idf) > 1<<53 {
 			return fmt.Errorf("%s:%d: rivid %q is not an integer", path, ln+2, f[0])
 		}
+		id := int64(idf) // ids written as 10.0 are accepted, as data's readers do
+		if prev, dup := rowOf[id]; dup {
+			return fmt.Errorf("%s:%d: reach %d already given on line %d", path, ln+2, id, prev)
+		}
+		rowOf[id] = ln + 2
 		i, ok := net.Index(id)
 		if !ok {
 			continue // reaches outside the basin
