@@ -87,6 +87,9 @@ func ReadRAPID(dir string) (*RAPID, error) {
 	case errors.Is(err, os.ErrNotExist):
 		basin = c.IDs
 		basinLines = c.Lines
+		// Output columns then follow rapid_connect.csv: say so, as a missing
+		// basin file is more often a mistake than a choice.
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: not found: routing every reach of %s, in its order", bpath, RAPIDConnectFile))
 	case err != nil:
 		return nil, err
 	default:

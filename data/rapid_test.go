@@ -183,6 +183,9 @@ func TestReadRAPIDNoBasin(t *testing.T) {
 	if !slices.Equal(r.Network.IDs(), []int64{10, 20, 30}) || !slices.Equal(r.K, []float64{100, 200, 300}) {
 		t.Fatalf("ids %v k %v", r.Network.IDs(), r.K)
 	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "riv_bas_id.csv: not found") {
+		t.Errorf("no warning about the missing basin file: %v", r.Warnings)
+	}
 }
 
 func TestReadRAPIDSubBasin(t *testing.T) {
