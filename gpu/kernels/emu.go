@@ -159,19 +159,25 @@ type InterpArgs struct {
 	N, NPix, NB, NT int
 }
 
+// needWeights checks a CSR weight table of n rivers over nPix pixels, as
+// both interpolation kernels read it.
+func needWeights(wStart []int64, pixel []int32, weight []float64, n, nPix int) {
+	need("wStart", len(wStart), n+1)
+	need("pixel", len(pixel), int(wStart[n]))
+	need("weight", len(weight), int(wStart[n]))
+	for w, p := range pixel[:wStart[n]] {
+		if p < 0 || int(p) >= nPix {
+			panic(fmt.Sprintf("kernels: weight %d names pixel %d of %d", w, p, nPix))
+		}
+	}
+}
+
 // Interp runs dr_interp in the emulator.
 func Interp(g Grid, a *InterpArgs) {
 	g.check()
 	need("x", len(a.X), a.NB*a.N*a.NT)
 	need("pix", len(a.Pix), a.NB*a.NPix*a.NT)
-	need("wStart", len(a.WStart), a.N+1)
-	need("pixel", len(a.Pixel), int(a.WStart[a.N]))
-	need("weight", len(a.Weight), int(a.WStart[a.N]))
-	for w, p := range a.Pixel[:a.WStart[a.N]] {
-		if p < 0 || int(p) >= a.NPix {
-			panic(fmt.Sprintf("kernels: weight %d names pixel %d of %d", w, p, a.NPix))
-		}
-	}
+	needWeights(a.WStart, a.Pixel, a.Weight, a.N, a.NPix)
 	C.emu_interp(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.X), fptr(a.Pix), lptr(a.WStart), iptr(a.Pixel), dptr(a.Weight),
 		C.longlong(a.N), C.longlong(a.NPix), C.longlong(a.NB), C.longlong(a.NT))
 }
@@ -232,14 +238,7 @@ func InterpWindow(g Grid, a *InterpWindowArgs) {
 	g.check()
 	need("x", len(a.X), a.NB*a.N*a.TX)
 	need("pix", len(a.Pix), a.NB*a.NPix*a.PNT)
-	need("wStart", len(a.WStart), a.N+1)
-	need("pixel", len(a.Pixel), int(a.WStart[a.N]))
-	need("weight", len(a.Weight), int(a.WStart[a.N]))
-	for w, p := range a.Pixel[:a.WStart[a.N]] {
-		if p < 0 || int(p) >= a.NPix {
-			panic(fmt.Sprintf("kernels: weight %d names pixel %d of %d", w, p, a.NPix))
-		}
-	}
+	needWeights(a.WStart, a.Pixel, a.Weight, a.N, a.NPix)
 	C.emu_interp_window(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.X), fptr(a.Pix), lptr(a.WStart), iptr(a.Pixel), dptr(a.Weight),
 		C.longlong(a.N), C.longlong(a.NPix), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.PNT), C.longlong(a.PS))
 }
