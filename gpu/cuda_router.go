@@ -151,15 +151,16 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 		if err := r.slots.ensure(runoff.B*bs.N*(hist+tc), runoff.B*bs.N*tc); err != nil {
 			return err
 		}
-		r.slots.convSecs = 0
+		r.slots.resetTiming()
 		pack := func(dst []float32, c chunk) { packChunk(dst, runoff, xrow, c) }
 		unpack := func(src []float32, c chunk) { unpackChunk(y, src, bs.Order, c, 0) }
-		if err := pipeline(ctx, routerConv{r: r, nb: runoff.B}, cs, pack, unpack); err != nil {
+		host, err := pipeline(ctx, routerConv{r: r, nb: runoff.B}, cs, pack, unpack)
+		if err != nil {
 			return err
 		}
 		stats.Chunks, stats.ChunkSteps = len(cs), tc
 		stats.FMAs, stats.Bytes = convWork(bs, r.cpu.Stats().Pairs, runoff.B, runoff.T, cs)
-		stats.ConvSeconds = r.slots.convSecs
+		stats.Timing = r.slots.timing(host)
 		return nil
 	})
 	if err != nil {
@@ -185,6 +186,9 @@ func (c routerConv) run(s int, ch chunk) error {
 	bs := c.r.cpu.BlockSparse()
 	n := bs.N
 	sl := c.r.slots
+	if err := sl.begin(s, opCopy); err != nil {
+		return err
+	}
 	if err := sl.upload(s, int64(c.nb*n*ch.TX())*4); err != nil {
 		return err
 	}

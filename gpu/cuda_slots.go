@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"fmt"
+	"slices"
 
 	"gorgonia.org/cu"
 )
@@ -18,10 +19,21 @@ type cudaSlots struct {
 	streams   [2]cu.Stream
 	hin, hout [2]pinned
 	din, dout [2]devBuf
-	ev        [2][2]cu.Event // per slot: before and after the convolution
-	timed     [2]bool        // slot has a convolution whose events are not yet read
-	convSecs  float64        // convolution time read so far
-	grows     int            // buffer (re)allocations
+	grows     int // buffer (re)allocations
+
+	// Timing: per slot, events at the chunk's start, around the
+	// convolution, and around the download; the chunk's input is an upload
+	// or, with resident pixels, the interpolation kernel (inKind). Times are
+	// read against origin, recorded before the first chunk of a call, when
+	// the slot is waited for.
+	ev         [2][5]cu.Event
+	inKind     [2]opKind
+	timed      [2]bool // slot has a chunk whose events are not yet read
+	origin     cu.Event
+	originSet  bool // origin recorded in this call
+	originDone bool // and completed
+	ops        []op
+	convSecs   float64 // convolution time read so far
 }
 
 func newSlots(d *Device) (c *cudaSlots, err error) {
@@ -36,11 +48,14 @@ func newSlots(d *Device) (c *cudaSlots, err error) {
 		if c.streams[s], err = cu.MakeStream(cu.NonBlocking); err != nil {
 			return nil, fmt.Errorf("gpu: creating a stream: %v", err)
 		}
-		for e := range 2 {
+		for e := range c.ev[s] {
 			if c.ev[s][e], err = cu.MakeEvent(cu.DefaultEvent); err != nil {
 				return nil, fmt.Errorf("gpu: creating an event: %v", err)
 			}
 		}
+	}
+	if c.origin, err = cu.MakeEvent(cu.DefaultEvent); err != nil {
+		return nil, fmt.Errorf("gpu: creating an event: %v", err)
 	}
 	return c, nil
 }
@@ -92,6 +107,40 @@ func (c *cudaSlots) ensure(nin, nout int) error {
 func (c *cudaSlots) hostIn(s int) []float32  { return c.hin[s].f }
 func (c *cudaSlots) hostOut(s int) []float32 { return c.hout[s].f }
 
+// resetTiming forgets the timeline (at the start of a call).
+func (c *cudaSlots) resetTiming() {
+	c.ops, c.convSecs = c.ops[:0], 0
+	c.originSet, c.originDone = false, false
+}
+
+// timing measures the timeline read so far; host is the host's packing time.
+func (c *cudaSlots) timing(host float64) Timing {
+	t := timeOps(slices.Clone(c.ops))
+	t.HostSeconds = host
+	return t
+}
+
+// record records event e of slot s on its stream.
+func (c *cudaSlots) record(s, e int) error {
+	if err := c.ev[s][e].Record(c.streams[s]); err != nil {
+		return fmt.Errorf("gpu: recording an event: %v", err)
+	}
+	return nil
+}
+
+// begin starts a chunk on slot s whose input comes from an operation of
+// kind in (a copy, or the interpolation kernel).
+func (c *cudaSlots) begin(s int, in opKind) error {
+	if !c.originSet {
+		if err := c.origin.Record(c.streams[s]); err != nil {
+			return fmt.Errorf("gpu: recording an event: %v", err)
+		}
+		c.originSet = true
+	}
+	c.inKind[s] = in
+	return c.record(s, 0)
+}
+
 // upload queues the copy of the first bytes of slot s's host input.
 func (c *cudaSlots) upload(s int, bytes int64) error {
 	if err := cu.MemcpyHtoDAsync(c.din[s].p, c.hin[s].p, bytes, c.streams[s]); err != nil {
@@ -100,43 +149,63 @@ func (c *cudaSlots) upload(s int, bytes int64) error {
 	return nil
 }
 
-// download queues the copy of the first bytes of slot s's device output.
+// download queues the copy of the first bytes of slot s's device output,
+// the chunk's last operation.
 func (c *cudaSlots) download(s int, bytes int64) error {
+	if err := c.record(s, 3); err != nil {
+		return err
+	}
 	if err := cu.MemcpyDtoHAsync(c.hout[s].p, c.dout[s].p, bytes, c.streams[s]); err != nil {
 		return fmt.Errorf("gpu: copying a discharge chunk (%s) from the device: %v", mib(bytes), err)
 	}
-	return nil
-}
-
-// timedLaunch queues a launch on slot s between the slot's two events.
-func (c *cudaSlots) timedLaunch(s int, name string, total int64, threads int, args ...any) error {
-	st := c.streams[s]
-	if err := c.ev[s][0].Record(st); err != nil {
-		return fmt.Errorf("gpu: recording an event: %v", err)
-	}
-	if err := c.d.launch(name, total, threads, st, args...); err != nil {
+	if err := c.record(s, 4); err != nil {
 		return err
-	}
-	if err := c.ev[s][1].Record(st); err != nil {
-		return fmt.Errorf("gpu: recording an event: %v", err)
 	}
 	c.timed[s] = true
 	return nil
 }
 
-// wait blocks until slot s's stream is idle and adds its timed launch.
+// timedLaunch queues a launch on slot s between the slot's two events.
+func (c *cudaSlots) timedLaunch(s int, name string, total int64, threads int, args ...any) error {
+	if err := c.record(s, 1); err != nil {
+		return err
+	}
+	if err := c.d.launch(name, total, threads, c.streams[s], args...); err != nil {
+		return err
+	}
+	return c.record(s, 2)
+}
+
+// wait blocks until slot s's stream is idle and reads its chunk's events
+// into the timeline.
 func (c *cudaSlots) wait(s int) error {
 	if err := c.streams[s].Synchronize(); err != nil {
 		return fmt.Errorf("gpu: a kernel failed: %v", err)
 	}
-	if c.timed[s] {
-		ms, err := c.ev[s][0].Elapsed(c.ev[s][1])
+	if !c.timed[s] {
+		return nil
+	}
+	c.timed[s] = false
+	if !c.originDone { // recorded first, maybe on the other stream
+		if err := c.origin.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: waiting for an event: %v", err)
+		}
+		c.originDone = true
+	}
+	var at [5]float64
+	for e := range at {
+		ms, err := c.origin.Elapsed(c.ev[s][e])
 		if err != nil {
 			return fmt.Errorf("gpu: reading event times: %v", err)
 		}
-		c.convSecs += ms / 1e3
-		c.timed[s] = false
+		at[e] = ms / 1e3
 	}
+	c.ops = append(c.ops,
+		op{at[0], at[1], c.inKind[s]},
+		op{at[1], at[2], opConv},
+		op{at[2], at[3], opCompute}, // the transfer add, or nothing
+		op{at[3], at[4], opCopy})
+	c.convSecs += at[2] - at[1]
 	return nil
 }
 
@@ -146,7 +215,7 @@ func (c *cudaSlots) close() {
 			_ = c.streams[s].Synchronize()
 			_ = c.streams[s].Destroy()
 		}
-		for e := range 2 {
+		for e := range c.ev[s] {
 			if c.ev[s][e] != (cu.Event{}) {
 				_ = cu.DestroyEvent(&c.ev[s][e])
 			}
@@ -155,5 +224,8 @@ func (c *cudaSlots) close() {
 		_ = c.hout[s].free()
 		c.din[s].free()
 		c.dout[s].free()
+	}
+	if c.origin != (cu.Event{}) {
+		_ = cu.DestroyEvent(&c.origin)
 	}
 }

@@ -206,15 +206,20 @@ func NewStagedBackend(d *Device, ropts *RouterOptions, pixels *DevicePixels) (*S
 func (b *StagedBackend) Factory() diffroute.ClusterRouterFactory { return b.core.factory() }
 
 // ConvSeconds is the device time of the convolutions so far (CUDA events).
-func (b *StagedBackend) ConvSeconds() float64 {
-	var s float64
+func (b *StagedBackend) ConvSeconds() float64 { return b.Timing().ConvSeconds }
+
+// Timing says where device time went so far, over every cluster and time
+// chunk routed by this backend (CUDA events; see Timing).
+func (b *StagedBackend) Timing() Timing {
+	var t Timing
 	_ = b.d.do(func() error {
 		if b.dev.slots != nil {
-			s = b.dev.slots.convSecs
+			t = b.dev.slots.timing(0)
 		}
 		return nil
 	})
-	return s
+	t.HostSeconds = float64(b.core.host.Load()) / 1e9
+	return t
 }
 
 // Close frees the slots (not the pixels, which the caller closes).
@@ -353,6 +358,13 @@ func (c *cudaStagedDev) run(s int, ch chunk) error {
 		nb := int64(j.B)
 		threads := c.b.opts.Threads
 		st := sl.streams[s]
+		in := opCopy
+		if j.pix != nil {
+			in = opCompute
+		}
+		if err := sl.begin(s, in); err != nil {
+			return err
+		}
 		if j.pix == nil {
 			if err := sl.upload(s, nb*n*int64(ch.TX())*4); err != nil {
 				return err

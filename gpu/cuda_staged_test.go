@@ -32,8 +32,8 @@ func TestGPUStagedMatchesCPU(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("time chunks %d, device chunks %d, keep %v: GPU staged vs CPU staged %.2g of peak, %.2g elementwise; convolutions %.3g ms",
-			tc.time, tc.dev, tc.keep, pr, er, b.ConvSeconds()*1e3)
+		t.Logf("time chunks %d, device chunks %d, keep %v: GPU staged vs CPU staged %.2g of peak, %.2g elementwise; %s",
+			tc.time, tc.dev, tc.keep, pr, er, b.Timing())
 		if pr > 1e-5 {
 			t.Errorf("time chunks %d, device chunks %d: GPU staged differs from the CPU staged kernel method by %.3g of peak", tc.time, tc.dev, pr)
 		}

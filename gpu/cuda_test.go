@@ -118,6 +118,38 @@ func TestGPUOutOfMemoryMessage(t *testing.T) {
 	t.Log(err)
 }
 
+// TestGPUCopiesOverlapKernels routes a network in many time chunks and
+// checks, from the CUDA events, that host↔device copies of one slot ran
+// while the other slot's convolution did: the point of the two streams.
+func TestGPUCopiesOverlapKernels(t *testing.T) {
+	ctx := context.Background()
+	net := diffroute.SyntheticNetwork(20000, 1)
+	c := gputest.RandomCases(10, 1, 1, 1)[0]
+	o := c.Opts
+	o.Params = gputest.RandomParams(gputest.NewRand(11), "muskingum", net.Len())
+	o.MaxDelay, o.SubSteps = 32, 4
+	r, err := NewRouter(ctx, testDev, net, o, &RouterOptions{ChunkSteps: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	x := diffroute.SyntheticRunoff(net, 1, 4096, 5)
+	if _, err := r.Route(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	st := r.Stats()
+	t.Logf("%d chunks of %d steps: %s; whole Route %.3g ms", st.Chunks, st.ChunkSteps, st.Timing, st.TotalSeconds*1e3)
+	if st.Chunks < 8 || st.ConvSeconds <= 0 || st.CopySeconds <= 0 {
+		t.Fatalf("stats %+v: want ≥ 8 chunks with timed copies and convolutions", st)
+	}
+	if st.OverlapSeconds <= 0 {
+		t.Errorf("no copy ran during a kernel over %d chunks: the two streams do not overlap (%s)", st.Chunks, st.Timing)
+	}
+	if st.BusySeconds > st.SpanSeconds*(1+1e-9) || st.OverlapSeconds > st.CopySeconds {
+		t.Errorf("inconsistent timing %+v", st.Timing)
+	}
+}
+
 func BenchmarkGPUConv(b *testing.B) {
 	ctx := context.Background()
 	net := diffroute.SyntheticNetwork(*benchN, 1)
@@ -152,6 +184,7 @@ func BenchmarkGPUConv(b *testing.B) {
 	b.ReportMetric(ach/1e9, "GFLOP/s")
 	b.ReportMetric(frac, "roofline")
 	b.ReportMetric(float64(ks.Pairs)*float64(*benchB)*float64(*benchT)/st.ConvSeconds/1e9, "Gpair-steps/s")
+	b.Logf("last Route: %s", st.Timing)
 	b.Logf("%s\n%d reaches, %d pairs, %d taps, batch %d × %d steps: %d chunks of %d steps; convolution %.3g ms (%.1f GFLOP/s of %.1f attainable: %.1f%% of roofline; AI %.2f FLOP/B), whole Route %.3g ms",
 		info, net.Len(), ks.Pairs, ks.Taps, *benchB, *benchT, st.Chunks, st.ChunkSteps, st.ConvSeconds*1e3,
 		ach/1e9, att/1e9, 100*frac, 2*float64(st.FMAs)/float64(st.Bytes), total/float64(b.N)*1e3)

@@ -22,6 +22,12 @@
 // pointer-jumping prefix-sum kernel (the log-domain form of the FFT build) is
 // compiled and emulation-tested for the IRFs that still need the FFT path.
 //
+// Every chunk's copies and kernels are timed with CUDA events against one
+// origin, so that RouteStats.Timing (and StagedBackend.Timing, and the CLI's
+// --device cuda report) shows how long copies ran under kernels of the other
+// slot; an emulated device with two asynchronous queues checks in CI that the
+// pipeline produces that overlap and that a one-stream pipeline does not.
+//
 // A Router keeps its streams, pinned host buffers and device chunk buffers
 // across Route calls (growing them when a call needs longer chunks) and
 // frees them in Close.

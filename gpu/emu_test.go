@@ -69,7 +69,7 @@ func emuRoute(t *testing.T, kr *diffroute.KernelRouter, x *diffroute.DataTensor,
 	y := discharge(x, net)
 	pack := func(dst []float32, ch chunk) { packChunk(dst, x, xrow, ch) }
 	unpack := func(src []float32, ch chunk) { unpackChunk(y, src, bs.Order, ch, 0) }
-	if err := pipeline(context.Background(), c, chunks(x.T, tc, hist), pack, unpack); err != nil {
+	if _, err := pipeline(context.Background(), c, chunks(x.T, tc, hist), pack, unpack); err != nil {
 		t.Fatal(err)
 	}
 	return y, c

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )
@@ -126,14 +127,17 @@ type convDevice interface {
 // that packing, copies and convolution overlap. pack fills a slot's host
 // input (nil: the device makes the input itself, from resident pixels);
 // unpack reads a slot's host output.
-func pipeline(ctx context.Context, dev convDevice, cs []chunk, pack, unpack func(buf []float32, c chunk)) error {
+func pipeline(ctx context.Context, dev convDevice, cs []chunk, pack, unpack func(buf []float32, c chunk)) (hostSecs float64, err error) {
 	var pending [2]*chunk
+	var host time.Duration // packing and unpacking
 	flush := func(s int) error {
 		if err := dev.wait(s); err != nil {
 			return err
 		}
 		if pending[s] != nil {
+			t := time.Now()
 			unpack(dev.hostOut(s), *pending[s])
+			host += time.Since(t)
 			pending[s] = nil
 		}
 		return nil
@@ -144,25 +148,27 @@ func pipeline(ctx context.Context, dev convDevice, cs []chunk, pack, unpack func
 			for j := range 2 { // let queued work finish before buffers are freed
 				_ = dev.wait(j)
 			}
-			return err
+			return host.Seconds(), err
 		}
 		if err := flush(s); err != nil {
-			return err
+			return host.Seconds(), err
 		}
 		if pack != nil {
+			t := time.Now()
 			pack(dev.hostIn(s), cs[i])
+			host += time.Since(t)
 		}
 		if err := dev.run(s, cs[i]); err != nil {
-			return err
+			return host.Seconds(), err
 		}
 		pending[s] = &cs[i]
 	}
 	for i := len(cs); i < len(cs)+2; i++ {
 		if err := flush(i % 2); err != nil {
-			return err
+			return host.Seconds(), err
 		}
 	}
-	return nil
+	return host.Seconds(), nil
 }
 
 // convWork counts the convolution's multiply-adds (every output runs all

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )
@@ -351,7 +352,7 @@ func newClusterJob(kr *diffroute.KernelRouter, job diffroute.ClusterJob, pix *pi
 // routeJob routes a prepared job on dev in chunks of at most tc output
 // steps and returns the discharge of steps [warm, T) in network order, as
 // KernelRouter.RouteWith does.
-func routeJob(ctx context.Context, dev clusterDevice, j *clusterJob, labels *diffroute.DataTensor, tc int) (*diffroute.DataTensor, error) {
+func routeJob(ctx context.Context, dev clusterDevice, j *clusterJob, labels *diffroute.DataTensor, tc int, hostNanos *atomic.Int64) (*diffroute.DataTensor, error) {
 	net := j.kr.Network()
 	ty := j.T - j.warm
 	y := diffroute.NewDataTensor(j.B, net.IDs(), ty)
@@ -375,7 +376,9 @@ func routeJob(ctx context.Context, dev clusterDevice, j *clusterJob, labels *dif
 		pack = func(dst []float32, c chunk) { packChunk(dst, j.x, j.xrow, c) }
 	}
 	unpack := func(src []float32, c chunk) { unpackChunk(y, src, j.bs.Order, c, j.warm) }
-	if err := pipeline(ctx, dev, j.chunks(tc), pack, unpack); err != nil {
+	host, err := pipeline(ctx, dev, j.chunks(tc), pack, unpack)
+	hostNanos.Add(int64(host * 1e9))
+	if err != nil {
 		return nil, err
 	}
 	return y, nil
@@ -397,6 +400,7 @@ type stagedCore struct {
 	dev   clusterDevice
 	pix   *pixelMatrix
 	chunk func(j *clusterJob) (int, error) // chunk steps of a job
+	host  atomic.Int64                     // nanoseconds of chunk packing
 }
 
 // factory is the diffroute.ClusterRouterFactory of the device: it uploads
@@ -444,7 +448,7 @@ func (r *clusterRouter) RouteCluster(ctx context.Context, job diffroute.ClusterJ
 	if err != nil {
 		return nil, err
 	}
-	return routeJob(ctx, r.sc.dev, j, job.Runoff, tc)
+	return routeJob(ctx, r.sc.dev, j, job.Runoff, tc, &r.sc.host)
 }
 
 // Close frees the cluster's kernel on the device.

@@ -85,6 +85,9 @@ func (b *StagedBackend) Factory() diffroute.ClusterRouterFactory {
 // ConvSeconds returns 0.
 func (b *StagedBackend) ConvSeconds() float64 { return 0 }
 
+// Timing is zero without CUDA.
+func (b *StagedBackend) Timing() Timing { return Timing{} }
+
 // Close does nothing.
 func (b *StagedBackend) Close() error { return nil }
 

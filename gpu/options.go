@@ -85,9 +85,12 @@ type RouteStats struct {
 	// Bytes is the least DRAM traffic of the convolution: the kernel once per
 	// batch member and chunk, runoff with history in, discharge out.
 	Bytes int64
-	// ConvSeconds is the time of the convolution launches alone (CUDA
-	// events), TotalSeconds the whole Route call (packing, copies, unpacking).
-	ConvSeconds, TotalSeconds float64
+	// Timing is where device time went (CUDA events): its ConvSeconds is
+	// the time of the convolution launches alone; its OverlapSeconds shows
+	// copies running under kernels.
+	Timing
+	// TotalSeconds is the whole Route call (packing, copies, unpacking).
+	TotalSeconds float64
 }
 
 // Roofline returns the achieved FP32 rate, the attainable one for the

@@ -16,6 +16,7 @@ type device struct {
 	ordinal int
 	dev     *gpu.Device
 	staged  *gpu.StagedBackend
+	routers []*gpu.Router
 }
 
 // open validates the choice and opens the GPU when one is asked for.
@@ -43,7 +44,28 @@ func (d *device) router(ctx context.Context, net *diffroute.Network, opts diffro
 	if d.dev == nil {
 		return diffroute.NewRouter(ctx, net, opts)
 	}
-	return gpu.NewRouter(ctx, d.dev, net, opts, nil)
+	r, err := gpu.NewRouter(ctx, d.dev, net, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.routers = append(d.routers, r)
+	return r, nil
+}
+
+// timing describes where GPU time went in the routers and staged backend
+// of this run ("" on the CPU).
+func (d *device) timing() string {
+	if d.dev == nil {
+		return ""
+	}
+	var t gpu.Timing
+	for _, r := range d.routers {
+		t.Add(r.Stats().Timing)
+	}
+	if d.staged != nil {
+		t.Add(d.staged.Timing())
+	}
+	return fmt.Sprintf("%s: %s", d.dev.Info().Name, t)
 }
 
 // stage plugs the device into a staged router.

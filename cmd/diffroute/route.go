@@ -510,6 +510,9 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	work := float64(net.Len()) * float64(T) * float64(f)
 	logf("routed %d reaches x %d steps in %v (%.1f M reach-sub-steps/s); wrote %s\n",
 		net.Len(), T, routeDur.Round(time.Microsecond), work/routeDur.Seconds()/1e6, j.out)
+	if t := j.rf.dev.timing(); t != "" {
+		logf("%s\n", t)
+	}
 	return &routeResult{cfg: cfg, runoff: runoff, q: q, f: f, elapsed: time.Since(start), routeDur: routeDur}, nil
 }
 
