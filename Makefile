@@ -58,7 +58,9 @@ notebooks: deps
 gpu-deps:
 	scripts/gpu-install-deps.sh
 
+# It also checks that the committed PTX matches the .cu sources (clang-14).
 gpu-vet: gpu-deps
+	scripts/gpu-install-deps.sh --ptx && scripts/gpu-ptx.sh --check
 	eval "$$(scripts/gpu-install-deps.sh --env)" && $(GO) vet -tags cuda ./gpu/... ./cmd/... && \
 	  $(GO) test -tags cuda -c -o bin/gpu/gpu.test ./gpu/ && \
 	  $(GO) build -tags cuda -o bin/gpu/diffroute ./cmd/diffroute
