@@ -58,7 +58,8 @@ notebooks: deps
 gpu-deps:
 	scripts/gpu-install-deps.sh
 
-# It also checks that the committed PTX matches the .cu sources (clang-14).
+# gpu-vet compiles the cuda-tagged packages, the GPU test binary and the CLI,
+# and checks that the committed PTX matches the .cu sources (clang-14).
 gpu-vet: gpu-deps
 	scripts/gpu-install-deps.sh --ptx && scripts/gpu-ptx.sh --check
 	eval "$$(scripts/gpu-install-deps.sh --env)" && $(GO) vet -tags cuda ./gpu/... ./cmd/... && \

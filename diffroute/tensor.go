@@ -55,6 +55,46 @@ func (x *DataTensor) Validate() error {
 	return nil
 }
 
+// NotFiniteError reports the first NaN or infinite value of a tensor.
+type NotFiniteError struct {
+	Member int     // batch member
+	ID     int64   // reach id
+	Step   int     // time step, from the tensor's start
+	Time   string  // the step's label, when the tensor has labels
+	Value  float32 // NaN, +Inf or -Inf
+}
+
+func (e *NotFiniteError) Error() string {
+	at := fmt.Sprintf("step %d", e.Step)
+	if e.Time != "" {
+		at = "time " + e.Time
+	}
+	if e.Member > 0 {
+		at += fmt.Sprintf(" of batch member %d", e.Member)
+	}
+	return fmt.Sprintf("reach %d at %s is %v", e.ID, at, e.Value)
+}
+
+// CheckFinite returns a *NotFiniteError for the first NaN or infinite
+// value, in (member, reach row, step) order, or nil. Routers propagate NaN
+// and overflow to Inf as arithmetic does (finite runoff overflows only past
+// float32's range); call it on inputs or outputs where that must be an
+// error.
+func (x *DataTensor) CheckFinite() error {
+	for k, v := range x.Data {
+		if v-v == 0 { // false for NaN and ±Inf
+			continue
+		}
+		t := k % max(x.T, 1)
+		e := &NotFiniteError{Member: k / max(x.N*x.T, 1), ID: x.IDs[k/max(x.T, 1)%max(x.N, 1)], Step: t, Value: v}
+		if len(x.Times) == x.T {
+			e.Time = x.Times[t]
+		}
+		return e
+	}
+	return nil
+}
+
 // Clone returns a deep copy.
 func (x *DataTensor) Clone() *DataTensor {
 	y := *x

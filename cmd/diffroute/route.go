@@ -614,38 +614,23 @@ func normUnits(u string) string {
 	return s
 }
 
+// checkFinite refuses runoff with missing or infinite values, naming the file.
 func checkFinite(x *diffroute.DataTensor, path string) error {
-	for b := 0; b < x.B; b++ {
-		for i := 0; i < x.N; i++ {
-			for t, v := range x.Series(b, i) {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					label := strconv.Itoa(t)
-					if len(x.Times) == x.T {
-						label = x.Times[t]
-					}
-					return fmt.Errorf("%s: runoff of reach %d at time %s is %v", path, x.IDs[i], label, v)
-				}
-			}
-		}
+	if err := x.CheckFinite(); err != nil {
+		return fmt.Errorf("%s: runoff of %v", path, err)
 	}
 	return nil
 }
 
 // checkDischarge refuses to write discharge that is not finite: finite
-// runoff routes to Inf or NaN only when it overflows float32.
+// runoff routes to Inf or NaN only when it overflows float32. t0 is the
+// step of q's first step in the run.
 func checkDischarge(q *diffroute.DataTensor, t0 int) error {
-	for b := 0; b < q.B; b++ {
-		for i := 0; i < q.N; i++ {
-			for t, v := range q.Series(b, i) {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					label := strconv.Itoa(t0 + t)
-					if len(q.Times) == q.T {
-						label = q.Times[t]
-					}
-					return fmt.Errorf("discharge of reach %d at time %s is %v: the runoff is too large for float32 discharge", q.IDs[i], label, v)
-				}
-			}
+	if err := q.CheckFinite(); err != nil {
+		if e, ok := err.(*diffroute.NotFiniteError); ok && e.Time == "" {
+			e.Step += t0
 		}
+		return fmt.Errorf("discharge of %v: the runoff is too large for float32 discharge", err)
 	}
 	return nil
 }
