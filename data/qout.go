@@ -20,9 +20,10 @@ type QoutOptions struct {
 }
 
 // WriteQoutNC writes a discharge tensor (one batch member, m3/s) in RAPID's
-// Qout layout (netCDF classic, 64-bit offsets; time is a fixed dimension): Qout(time, rivid) float32
-// "m3 s-1", rivid(rivid) int32 in tensor order, time(time) and, when the step
-// is known, time_bnds(time, nv) = [t, t + step]. With time labels parseable by
+// Qout layout (netCDF classic, 64-bit offsets; time is the UNLIMITED record
+// dimension, as RAPID writes it): Qout(time, rivid) float32 "m3 s-1",
+// rivid(rivid) int32 in tensor order, time(time) and, when the step is
+// known, time_bnds(time, nv) = [t, t + step]. With time labels parseable by
 // ParseTime, time holds "seconds since 1970-01-01 00:00:00+00:00" as int32
 // when every value is a whole second within int32 range (as RAPID writes it),
 // float64 otherwise; without them it holds the step index (units "1").
@@ -151,7 +152,7 @@ func makeQoutTime(times []string, T int, step time.Duration) qoutTime {
 }
 
 func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *qoutTime) error {
-	qv, err := writeQoutHeader(ds, q.IDs, o, tc)
+	_, qv, err := writeQoutHeader(ds, q.IDs, o, tc)
 	if err != nil {
 		return err
 	}
@@ -169,7 +170,7 @@ func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *q
 				buf[r*q.N+i] = q.Data[i*q.T+t0+r]
 			}
 		}
-		if err := qv.WriteFloat32Slice(buf, []uint64{uint64(t0), 0}, []uint64{uint64(nr), uint64(q.N)}); err != nil {
+		if err := qv.putFloat32(buf, []uint64{uint64(t0), 0}, []uint64{uint64(nr), uint64(q.N)}); err != nil {
 			return err
 		}
 	}
@@ -177,36 +178,38 @@ func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *q
 }
 
 // writeQoutHeader defines the Qout layout for reaches ids and tc.T steps,
-// leaves define mode and writes rivid, time and time_bnds. It returns the
-// data variable, still unwritten (netCDF's default fill value).
-func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTime) (netcdf.Var, error) {
+// leaves define mode and writes rivid, time and time_bnds. Writing time
+// makes the file tc.T records long; the data variable is still unwritten
+// (netCDF's default fill value). It returns the data variable as go-netcdf
+// reads it and as ncRecVar writes it (time is a record dimension, which
+// go-netcdf's writers cannot extend).
+func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTime) (netcdf.Var, ncRecVar, error) {
 	var none netcdf.Var
+	var noneRec ncRecVar
 	secs, cfTime, intTime, bounds, step := tc.secs, tc.cfTime, tc.intTime, tc.bounds, tc.step
 	N, T := len(ids), tc.T
-	// RAPID makes time unlimited; go-netcdf cannot write past the current
-	// length of an unlimited dimension, so it is fixed here (0 = unlimited
-	// for an empty tensor).
-	tdim, err := ds.AddDim("time", uint64(T))
+	// time is the record dimension, as in RAPID's Qout.
+	tdim, err := ds.AddDim("time", ncUnlimited)
 	if err != nil {
-		return none, err
+		return none, noneRec, err
 	}
 	rdim, err := ds.AddDim("rivid", uint64(N))
 	if err != nil {
-		return none, err
+		return none, noneRec, err
 	}
 	var nv netcdf.Dim
 	if bounds {
 		if nv, err = ds.AddDim("nv", 2); err != nil {
-			return none, err
+			return none, noneRec, err
 		}
 	}
 	qv, err := ds.AddVar(o.Var, netcdf.FLOAT, []netcdf.Dim{tdim, rdim})
 	if err != nil {
-		return none, err
+		return none, noneRec, err
 	}
 	rv, err := ds.AddVar("rivid", netcdf.INT, []netcdf.Dim{rdim})
 	if err != nil {
-		return none, err
+		return none, noneRec, err
 	}
 	ttype := netcdf.DOUBLE
 	if intTime {
@@ -214,12 +217,11 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 	}
 	tv, err := ds.AddVar("time", ttype, []netcdf.Dim{tdim})
 	if err != nil {
-		return none, err
+		return none, noneRec, err
 	}
-	var bv netcdf.Var
 	if bounds {
-		if bv, err = ds.AddVar("time_bnds", netcdf.INT, []netcdf.Dim{tdim, nv}); err != nil {
-			return none, err
+		if _, err = ds.AddVar("time_bnds", netcdf.INT, []netcdf.Dim{tdim, nv}); err != nil {
+			return none, noneRec, err
 		}
 	}
 	attrs := []struct {
@@ -271,16 +273,16 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 	}
 	for _, a := range attrs {
 		if err := writeText(a.v.Attr(a.name), a.text); err != nil {
-			return none, fmt.Errorf("attribute %s: %w", a.name, err)
+			return none, noneRec, fmt.Errorf("attribute %s: %w", a.name, err)
 		}
 	}
 	for _, a := range globals {
 		if err := writeText(ds.Attr(a[0]), a[1]); err != nil {
-			return none, fmt.Errorf("global attribute %s: %w", a[0], err)
+			return none, noneRec, fmt.Errorf("global attribute %s: %w", a[0], err)
 		}
 	}
 	if err := ds.EndDef(); err != nil {
-		return none, err
+		return none, noneRec, err
 	}
 
 	rivid := make([]int32, N)
@@ -289,34 +291,46 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 	}
 	if N > 0 {
 		if err := rv.WriteInt32s(rivid); err != nil {
-			return none, err
+			return none, noneRec, err
 		}
 	}
+	qr, err := recVar(ds, o.Var)
+	if err != nil {
+		return none, noneRec, err
+	}
 	if T == 0 {
-		return qv, nil
+		return qv, qr, nil
+	}
+	tr, err := recVar(ds, "time")
+	if err != nil {
+		return none, noneRec, err
 	}
 	if intTime {
 		it := make([]int32, T)
 		for t, s := range secs {
 			it[t] = int32(s)
 		}
-		if err := tv.WriteInt32Slice(it, []uint64{0}, []uint64{uint64(T)}); err != nil {
-			return none, err
+		if err := tr.putInt32(it, []uint64{0}, []uint64{uint64(T)}); err != nil {
+			return none, noneRec, err
 		}
-	} else if err := tv.WriteFloat64Slice(secs, []uint64{0}, []uint64{uint64(T)}); err != nil {
-		return none, err
+	} else if err := tr.putFloat64(secs, []uint64{0}, []uint64{uint64(T)}); err != nil {
+		return none, noneRec, err
 	}
 	if bounds {
+		br, err := recVar(ds, "time_bnds")
+		if err != nil {
+			return none, noneRec, err
+		}
 		b := make([]int32, 2*T)
 		st := int32(step / time.Second)
 		for t, s := range secs {
 			b[2*t], b[2*t+1] = int32(s), int32(s)+st
 		}
-		if err := bv.WriteInt32Slice(b, []uint64{0, 0}, []uint64{uint64(T), 2}); err != nil {
-			return none, err
+		if err := br.putInt32(b, []uint64{0, 0}, []uint64{uint64(T), 2}); err != nil {
+			return none, noneRec, err
 		}
 	}
-	return qv, nil
+	return qv, qr, nil
 }
 
 // writeText writes a text attribute; an empty string is skipped.

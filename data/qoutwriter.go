@@ -29,7 +29,8 @@ type QoutWriter struct {
 	path  string
 	tmp   string
 	ds    netcdf.Dataset
-	qv    netcdf.Var
+	qv    netcdf.Var // reads (go-netcdf)
+	qr    ncRecVar   // writes (C API: time is a record dimension)
 	ids   []int64
 	pos   map[int64]int
 	T     int
@@ -101,13 +102,13 @@ func NewQoutWriter(path string, ids []int64, times []string, step time.Duration,
 		os.Remove(w.tmp)
 		return nil, fmt.Errorf("data: %s: %w", path, err)
 	}
-	qv, err := writeQoutHeader(ds, w.ids, &o, &tc)
+	qv, qr, err := writeQoutHeader(ds, w.ids, &o, &tc)
 	if err != nil {
 		ds.Close()
 		os.Remove(w.tmp)
 		return nil, fmt.Errorf("data: %s: %w", path, err)
 	}
-	w.ds, w.qv = ds, qv
+	w.ds, w.qv, w.qr = ds, qv, qr
 	return w, nil
 }
 
@@ -208,7 +209,7 @@ func (w *QoutWriter) Write(q *diffroute.DataTensor, t0 int) error {
 					buf[r*W+c] = v
 				}
 			}
-			if err := w.qv.WriteFloat32Slice(buf, start, count); err != nil {
+			if err := w.qr.putFloat32(buf, start, count); err != nil {
 				return fmt.Errorf("data: %s: writing reaches %d..%d, steps [%d, %d): %w",
 					w.path, w.ids[p0], w.ids[p0+W-1], t0+r0, t0+r0+n, err)
 			}

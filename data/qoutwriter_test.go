@@ -147,6 +147,7 @@ func TestQoutWriterMatchesWriteQoutNC(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.Abort() // no-op after Close
+		checkRecordTime(t, out, x.T)
 		got, err := ReadRunoffNC(out, nil)
 		if err != nil {
 			t.Fatal(err)
