@@ -16,6 +16,11 @@
 // re-index everything into network order; tensors carry their reach ids so
 // that routers align them by id, never by position.
 //
+// The RAPID text files (rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv,
+// qinit) may have a UTF-8 byte-order mark, CRLF line ends, spaces around
+// fields, blank lines at the end and one trailing comma per line
+// ("17880258,17880834,0,"); any other empty field is an error at its column.
+//
 // # Errors
 //
 // Parse errors are *ParseError values naming the file, the 1-based line and,
@@ -41,4 +46,9 @@
 // Writers create a temporary file in the destination's folder and rename it
 // into place when complete, so that an error never leaves a partial file at
 // the destination.
+//
+// Qout files (WriteQoutNC, QoutWriter) make time the record (UNLIMITED)
+// dimension, as RAPID does. go-netcdf's hyperslab writers cannot add records,
+// so the record variables are written through the netCDF C API directly
+// (a few lines of cgo, under the same mutex).
 package data

@@ -90,9 +90,25 @@ func splitFields(s string) []string {
 	return f
 }
 
+// splitRecord splits a line of a RAPID text file (rapid_connect.csv,
+// riv_bas_id.csv, k.csv, x.csv, qinit) like splitFields but drops one empty
+// trailing field: some tools end every line with a comma
+// ("17880258,17880834,0,"). Any other empty field is kept, for the caller
+// to reject at its column.
+func splitRecord(s string) []string {
+	f := splitFields(s)
+	if n := len(f); n > 1 && f[n-1] == "" {
+		f = f[:n-1]
+	}
+	return f
+}
+
 // parseID parses a reach id: an integer, or a float with an integral value
 // (some tools write ids as 17880258.0).
 func parseID(s string) (int64, error) {
+	if s == "" {
+		return 0, errEmptyField
+	}
 	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return v, nil
 	}
@@ -103,8 +119,14 @@ func parseID(s string) (int64, error) {
 	return int64(v), nil
 }
 
+// errEmptyField reports an empty field (",," or a line starting with ",").
+var errEmptyField = errors.New("empty field")
+
 // parseFloat parses a float64; NaN and Inf pass, callers check ranges.
 func parseFloat(s string) (float64, error) {
+	if s == "" {
+		return 0, errEmptyField
+	}
 	v, err := strconv.ParseFloat(s, 64)
 	if errors.Is(err, strconv.ErrRange) {
 		return 0, fmt.Errorf("%q is beyond the range of float64", s)

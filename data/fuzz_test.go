@@ -5,9 +5,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 )
 
 func seedFile(f *testing.F, name string) {
@@ -23,6 +25,8 @@ func FuzzReadRAPIDConnect(f *testing.F) {
 	f.Add([]byte("10,30,0,0,0\n20,30,0,0,0\n30,-1,2,10,20\n"))
 	f.Add([]byte("10,20,0\n20,10,0\n"))
 	f.Add([]byte("1,2,1,0\r\n\r\n"))
+	f.Add([]byte("10,30,0,0,\n20,30,0,0 ,\r\n30,-1,2,10,20\n"))
+	f.Add([]byte("10,30,0,,0\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConnect(bytes.NewReader(b), "rapid_connect.csv")
 		if err != nil {
@@ -35,6 +39,21 @@ func FuzzReadRAPIDConnect(f *testing.F) {
 			t.Fatal("ragged result")
 		}
 		c.check("rapid_connect.csv")
+		// A comma at the end of every line that has none changes nothing.
+		lines := strings.Split(string(b), "\n")
+		for i, ln := range lines {
+			if s := strings.TrimRightFunc(ln, unicode.IsSpace); s != "" && !strings.HasSuffix(s, ",") {
+				lines[i] = s + ","
+			}
+		}
+		c2, err := ParseConnect(strings.NewReader(strings.Join(lines, "\n")), "rapid_connect.csv")
+		if err != nil {
+			t.Fatalf("with trailing commas: %v", err)
+		}
+		if !slices.Equal(c2.IDs, c.IDs) || !slices.Equal(c2.Down, c.Down) || !slices.Equal(c2.Lines, c.Lines) ||
+			!slices.EqualFunc(c2.Up, c.Up, slices.Equal) {
+			t.Fatal("trailing commas change the result")
+		}
 	})
 }
 
@@ -67,6 +86,7 @@ func FuzzReadRAPID(f *testing.F) {
 func FuzzReadBasinIDs(f *testing.F) {
 	seedFile(f, "riv_bas_id.csv")
 	f.Add([]byte("1\n1\n"))
+	f.Add([]byte("1,\n2 ,\r\n,\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ids, lines, err := ParseBasinIDs(bytes.NewReader(b), "riv_bas_id.csv")
 		if err != nil {
@@ -85,6 +105,7 @@ func FuzzParseValues(f *testing.F) {
 	seedFile(f, "k.csv")
 	seedFile(f, "x.csv")
 	seedFile(f, "qinit_erai_t511_3hr_20030121to20030122.csv")
+	f.Add([]byte("1.5,\n2e3 ,\r\n,\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		vals, lines, err := ParseValues(bytes.NewReader(b), "k.csv")
 		if err != nil {
@@ -106,6 +127,7 @@ func FuzzParseQinit(f *testing.F) {
 	}
 	seedFile(f, "qinit_erai_t511_3hr_20030121to20030122.csv")
 	f.Add([]byte("rivid,qinit\n17880258,1\n"))
+	f.Add([]byte("rivid,qinit,\n17880258,1,\n17880268,,\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q, err := ParseQinit(bytes.NewReader(b), "qinit.csv", r)
 		if err != nil {

@@ -21,7 +21,8 @@ import (
 //     (e.g. "rivid,qinit"), rows in any order; every network reach must
 //     appear, extra reaches are ignored.
 //
-// Values must be finite numbers; errors name the file and line.
+// A single trailing comma on a line is ignored. Values must be finite
+// numbers; errors name the file and line.
 func ReadQinit(path string, r *RAPID) ([]float64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -42,14 +43,14 @@ func ParseQinit(rd io.Reader, name string, r *RAPID) ([]float64, error) {
 	ids := r.Network.IDs()
 	out := make([]float64, len(ids))
 	if len(lines) > 0 && hasHeader(lines[0].text) {
-		hdr := splitFields(lines[0].text)
+		hdr := splitRecord(lines[0].text)
 		if len(hdr) != 2 {
 			return nil, perr(name, lines[0].n, 0, "header has %d columns, want 2 (id, value)", len(hdr))
 		}
 		got := make(map[int64]float64, len(lines))
 		seen := make(map[int64]int, len(lines))
 		for _, ln := range lines[1:] {
-			f := splitFields(ln.text)
+			f := splitRecord(ln.text)
 			if len(f) != 2 {
 				return nil, perr(name, ln.n, 0, "%d columns, want 2", len(f))
 			}
@@ -78,7 +79,7 @@ func ParseQinit(rd io.Reader, name string, r *RAPID) ([]float64, error) {
 	}
 	vals := make([]float64, 0, len(lines))
 	for _, ln := range lines {
-		f := splitFields(ln.text)
+		f := splitRecord(ln.text)
 		if len(f) != 1 {
 			return nil, perr(name, ln.n, 0, "%d columns, want 1 value per line (or a header id,value)", len(f))
 		}
@@ -122,7 +123,7 @@ func parseDischarge(s string) (float64, error) {
 // hasHeader reports whether a first line is a header: its first field is not
 // a number.
 func hasHeader(s string) bool {
-	f := splitFields(s)
+	f := splitRecord(s)
 	if _, err := strconv.ParseFloat(f[0], 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		return false // a number, if out of range
 	}

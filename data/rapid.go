@@ -171,7 +171,8 @@ func readConnectFile(path string) (*Connect, error) {
 
 // ParseConnect parses rapid_connect.csv content: per line
 // id, downstream_id, n_up, up_1, …, up_m, no header, upstream columns padded
-// with zeros, all lines with the same number of columns. name labels errors.
+// with zeros, all lines with the same number of columns (a single trailing
+// comma on a line is ignored). name labels errors.
 // Beyond syntax it checks duplicate ids, non-positive ids, self-loops and
 // that n_up matches the non-zero upstream ids; it does not check cycles
 // (ReadRAPID does, on the basin's network).
@@ -189,7 +190,7 @@ func ParseConnect(r io.Reader, name string) (*Connect, error) {
 	seen := make(map[int64]int, len(lines))
 	ncol := -1
 	for _, ln := range lines {
-		f := splitFields(ln.text)
+		f := splitRecord(ln.text)
 		if len(f) < 3 {
 			return nil, perr(name, ln.n, 0, "%d columns, want at least 3 (id, downstream_id, n_up, upstream ids...)", len(f))
 		}
@@ -270,9 +271,9 @@ func (c *Connect) check(name string) []string {
 	return w
 }
 
-// ParseBasinIDs parses riv_bas_id.csv content: one reach id per line. It
-// returns the ids and their 1-based lines; duplicates and non-positive ids
-// are errors.
+// ParseBasinIDs parses riv_bas_id.csv content: one reach id per line (a
+// trailing comma after it is ignored). It returns the ids and their 1-based
+// lines; duplicates and non-positive ids are errors.
 func ParseBasinIDs(r io.Reader, name string) (ids []int64, lines []int, err error) {
 	ls, err := readLines(r, name)
 	if err != nil {
@@ -280,7 +281,7 @@ func ParseBasinIDs(r io.Reader, name string) (ids []int64, lines []int, err erro
 	}
 	seen := make(map[int64]int, len(ls))
 	for _, ln := range ls {
-		f := splitFields(ln.text)
+		f := splitRecord(ln.text)
 		if len(f) != 1 {
 			return nil, nil, perr(name, ln.n, 0, "%d columns, want 1 reach id per line", len(f))
 		}
@@ -304,14 +305,15 @@ func ParseBasinIDs(r io.Reader, name string) (ids []int64, lines []int, err erro
 	return ids, lines, nil
 }
 
-// ParseValues parses a one-value-per-line file (k.csv, x.csv, qinit).
+// ParseValues parses a one-value-per-line file (k.csv, x.csv, qinit). A
+// trailing comma after the value is ignored.
 func ParseValues(r io.Reader, name string) (vals []float64, lines []int, err error) {
 	ls, err := readLines(r, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	for _, ln := range ls {
-		f := splitFields(ln.text)
+		f := splitRecord(ln.text)
 		if len(f) != 1 {
 			return nil, nil, perr(name, ln.n, 0, "%d columns, want 1 value per line", len(f))
 		}

@@ -306,3 +306,110 @@ func TestReadRAPIDCRLFCopyOfReal(t *testing.T) {
 		t.Fatal("LF and CRLF differ")
 	}
 }
+
+// TestReadRAPIDTrailingCommas: a single empty trailing field (a comma at
+// the end of a line, possibly followed by spaces or CR) is tolerated in
+// every RAPID file; lines with and without it may mix.
+func TestReadRAPIDTrailingCommas(t *testing.T) {
+	dir := writeFiles(t, with(map[string]string{
+		"rapid_connect.csv": "10,30,0,0,0,\r\n20,30,0,0,0, \r\n30,-1,2,10,20\r\n",
+		"riv_bas_id.csv":    "30,\n10 , \n20\n",
+		"k.csv":             "100,\n200\t,\n300,\n",
+		"x.csv":             "0.1,\r\n0.2,\r\n0.3\r\n",
+	}))
+	r, err := ReadRAPID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Network.IDs(), []int64{30, 10, 20}) || !slices.Equal(r.K, []float64{300, 100, 200}) ||
+		!slices.Equal(r.X, []float64{0.3, 0.1, 0.2}) || len(r.Warnings) != 0 {
+		t.Fatalf("ids %v k %v x %v warnings %v", r.Network.IDs(), r.K, r.X, r.Warnings)
+	}
+
+	// The real folder with a comma appended to every line reads the same.
+	dir = t.TempDir()
+	for _, f := range []string{"rapid_connect.csv", "riv_bas_id.csv", "k.csv", "x.csv", filepath.Base(qinitFile)} {
+		b, err := os.ReadFile(filepath.Join(xx9, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.ReplaceAll(strings.TrimRight(string(b), "\r\n"), "\r\n", ",\r\n") + ",\r\n"
+		os.WriteFile(filepath.Join(dir, f), []byte(s), 0o644)
+	}
+	a, err := ReadRAPID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := ReadRAPID(xx9)
+	if !slices.Equal(a.K, want.K) || !slices.Equal(a.X, want.X) || !slices.Equal(a.Network.IDs(), want.Network.IDs()) ||
+		!slices.Equal(a.ConnectIDs, want.ConnectIDs) || len(a.Warnings) != 0 {
+		t.Fatal("trailing commas change the real folder")
+	}
+	qa, err := ReadQinit(filepath.Join(dir, filepath.Base(qinitFile)), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qw, _ := ReadQinit(qinitFile, want)
+	if !slices.Equal(qa, qw) {
+		t.Fatalf("qinit %v, want %v", qa, qw)
+	}
+	// Header form.
+	var b strings.Builder
+	b.WriteString("rivid,qinit,\n")
+	for i, id := range want.Network.IDs() {
+		b.WriteString(itoa(id) + "," + ftoa(qw[i]) + ", \n")
+	}
+	qh, err := ParseQinit(strings.NewReader(b.String()), "q.csv", want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(qh, qw) {
+		t.Fatalf("header form %v, want %v", qh, qw)
+	}
+}
+
+// TestEmptyFieldErrors: empty fields other than one trailing field are
+// errors at their line and column.
+func TestEmptyFieldErrors(t *testing.T) {
+	r, err := ReadRAPID(xx9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		file, in  string
+		line, col int
+		frag      string
+	}{
+		{"rapid_connect.csv", "10,,0,0,0\n", 1, 2, "empty field"},
+		{"rapid_connect.csv", "10,30,0,0,0\n20,30,0,,0,\n", 2, 4, "empty field"},
+		{"rapid_connect.csv", ",30,0,0,0\n", 1, 1, "empty field"},
+		{"rapid_connect.csv", "10,30,0,0,0,,\n", 1, 6, "empty field"},
+		{"rapid_connect.csv", "10,30,0,0,0\n20,30,0,0,0,,\n", 2, 0, "6 columns, earlier lines have 5"},
+		{"rapid_connect.csv", "10,30,0,0,0\n20,30,0,0,0 , ,\n", 2, 0, "6 columns, earlier lines have 5"},
+		{"riv_bas_id.csv", "30\n,\n", 2, 1, "empty field"},
+		{"riv_bas_id.csv", "30\n,10\n", 2, 0, "2 columns"},
+		{"riv_bas_id.csv", "30,,\n", 1, 0, "2 columns"},
+		{"k.csv", "1\n,\n", 2, 1, "empty field"},
+		{"k.csv", "1\n2,,\n", 2, 0, "2 columns"},
+		{"qinit.csv", "rivid,qinit\n17880258,,\n", 2, 2, "empty field"},
+		{"qinit.csv", "rivid,qinit\n17880258,1\n,1,\n", 3, 1, "empty field"},
+		{"qinit.csv", "1\n,\n", 2, 1, "empty field"},
+	}
+	for _, c := range cases {
+		var err error
+		switch c.file {
+		case "rapid_connect.csv":
+			_, err = ParseConnect(strings.NewReader(c.in), c.file)
+		case "riv_bas_id.csv":
+			_, _, err = ParseBasinIDs(strings.NewReader(c.in), c.file)
+		case "k.csv":
+			_, _, err = ParseValues(strings.NewReader(c.in), c.file)
+		default:
+			_, err = ParseQinit(strings.NewReader(c.in), c.file, r)
+		}
+		wantParseError(t, err, c.file, c.line, c.frag)
+		if pe := err.(*ParseError); pe.Column != c.col {
+			t.Errorf("%s %q: column %d, want %d: %v", c.file, c.in, pe.Column, c.col, err)
+		}
+	}
+}
