@@ -251,10 +251,11 @@ func hayamiImpulse(shifted bool) func(h, p []float64, r float64) error {
 			shift = r
 		}
 		top := math.Inf(-1)
+		base := math.Log(L) - math.Ln2 - 0.5*(math.Log(math.Pi)+math.Log(D)) // per reach
 		for k := range h {
 			t := float64(k+1) * r
 			adv := L - c*(t-shift)
-			v := math.Log(L) - math.Ln2 - 0.5*(math.Log(math.Pi)+math.Log(D)+3*math.Log(t)) - adv*adv/(4*D*t)
+			v := base - 1.5*math.Log(t) - adv*adv/(4*D*t)
 			h[k] = v
 			top = max(top, v)
 		}

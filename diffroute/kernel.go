@@ -26,6 +26,11 @@ const kernelLogEps = 1e-8
 // rounding (TestKernelLogPrefixAgrees).
 var kernelLogPrefix = false
 
+// kernelFold selects how the FFT build turns a pair's spectrum into taps:
+// true, straight from the spectrum (foldCoarsener); false, through an
+// inverse FFT and the fine kernel, as ReLU needs. Tests compare the two.
+var kernelFold = true
+
 // kernelZeroSum: under Normalize a path kernel whose taps sum to less than
 // this in magnitude is an error — it is zero up to the FFT's rounding noise,
 // and dividing by it would only amplify that noise.
@@ -68,7 +73,10 @@ const kernelZeroSum = 1e-12
 // per runoff step: the box mean of the whole-step response (rapid), which for
 // an impulse response equals DiffRoute's tri filter (lti); or for `sample`
 // the last fine value of each step (for an impulse response, DiffRoute's box
-// sum). ReLU acts on the fine kernel, Normalize on the taps.
+// sum). ReLU acts on the fine kernel, Normalize on the taps. Without ReLU
+// that reduction is linear, and the taps are folded straight from the
+// pair's spectrum instead (foldCoarsener: same taps to rounding, 4–6× faster
+// builds than an inverse FFT per pair).
 //
 // Memory: the build streams pair by pair; besides the block-sparse result the
 // FFT build holds one N × (M/2+1) complex128 table and a few M-length buffers
@@ -348,6 +356,20 @@ type kernelWorker struct {
 	e    []float64    // Taps·f: shifted kernel
 	K    []float64    // Taps
 	secs []Section
+	// folds[boxed] reduce spectra to taps (made on first use).
+	folds [2]*foldCoarsener
+}
+
+// fold returns the worker's fold coarsener for (boxed) kernels.
+func (wk *kernelWorker) fold(kr *KernelRouter, boxed bool) *foldCoarsener {
+	i := 0
+	if boxed {
+		i = 1
+	}
+	if wk.folds[i] == nil {
+		wk.folds[i] = kr.newFoldCoarsener(boxed)
+	}
+	return wk.folds[i]
 }
 
 func (kr *KernelRouter) newWorker() *kernelWorker {
@@ -636,6 +658,7 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 				}
 			}
 			for d := s; d >= 0; d = net.Down(d) {
+				var spec []complex128 // the pair's spectrum
 				switch {
 				case exclude && d == s:
 					clear(wk.h) // own runoff added directly: a unit impulse
@@ -647,16 +670,25 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 							wk.spec[j] -= pd[j]
 						}
 					}
-					kr.fineKernel(wk)
+					expSpec(wk.spec, wk.spec)
+					spec = wk.spec
 				default:
-					kr.fineFromSpec(wk, wk.src)
+					spec = wk.src
+				}
+				switch {
+				case spec == nil:
+					kr.coarsen(wk, boxed)
+				case o.ReLU || !kernelFold: // ReLU is not linear: through the fine kernel
+					kr.fineFromSpec(wk, spec)
+					kr.coarsen(wk, boxed)
+				default:
+					wk.fold(kr, boxed).coarsen(wk.K, spec)
 				}
 				if e := prefix(net.Down(d)); e != nil && !kernelLogPrefix {
 					for j, c := range e {
 						wk.src[j] *= c
 					}
 				}
-				kr.coarsen(wk, boxed)
 				if err := kr.storePair(&acc, wk.K, d, s, ps); err != nil {
 					return err
 				}
