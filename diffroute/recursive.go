@@ -25,8 +25,7 @@ type RecursiveRouter struct {
 
 	secStart []int32 // sections of reach i: secs[secStart[i]:secStart[i+1]]; none => taps
 	secs     []Section
-	taps     [][]float64 // convolution IRFs, nil for recursive reaches
-	tapIdx   [][]int32   // positions of the non-zero taps
+	conv     []convTaps // convolution IRFs (taps nil for recursive reaches)
 	hasFIR   bool
 
 	parts [][]int32 // per worker: reaches in post-order (whole subtrees)
@@ -75,7 +74,7 @@ func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), taps: make([][]float64, n), tapIdx: make([][]int32, n)}
+	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), conv: make([]convTaps, n)}
 	for i := 0; i < n; i++ {
 		ri, err := tab.reach(i, net, true)
 		if err != nil {
@@ -92,15 +91,18 @@ func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
 			for _, c := range ri.taps {
 				peak = max(peak, math.Abs(c))
 			}
+			var taps []float64
+			var idx []int32
 			for k, c := range ri.taps {
 				if c != 0 && math.Abs(c) >= 1e-12*peak {
-					r.tapIdx[i] = append(r.tapIdx[i], int32(k))
-					r.taps[i] = append(r.taps[i], c)
+					idx = append(idx, int32(k))
+					taps = append(taps, c)
 				}
 			}
-			if r.taps[i] == nil {
-				r.taps[i] = []float64{} // an all-zero IRF still is a convolution reach
+			if taps == nil {
+				taps = []float64{} // an all-zero IRF still is a convolution reach
 			}
+			r.conv[i] = newConvTaps(taps, idx)
 			r.hasFIR = true
 		}
 	}
@@ -143,7 +145,7 @@ func (r *RecursiveRouter) initState(b int) {
 				st.ys[bi*len(r.secs)+int(k)] = q
 			}
 			st.yLast[bi*n+i] = q
-			if r.taps[i] != nil {
+			if r.conv[i].taps != nil {
 				h := make([]float64, w-1)
 				for k := range h {
 					h[k] = q
@@ -432,22 +434,27 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 	st := r.st
 	k := b*n + int(i)
 	p := reachParams{f: f, rapid: r.opts.Lateral == LateralRAPID, start: r.opts.Average == AverageStart, sample: r.opts.Sampling == SampleLast}
-	if taps := r.taps[i]; taps != nil {
-		wk.convolve(p, taps, r.tapIdx[i], st.hist[k], &st.yLast[k], inflow, lat, dst, out)
+	if c := r.conv[i]; c.taps != nil {
+		wk.convolve(p, c, st.hist[k], &st.yLast[k], inflow, lat, dst, out)
 	} else {
 		secs := r.secs[r.secStart[i]:r.secStart[i+1]]
 		ys := st.ys[b*len(r.secs)+int(r.secStart[i]) : b*len(r.secs)+int(r.secStart[i+1])]
-		if len(secs) == 1 {
-			in, sink := inflow, dst
-			if in == nil {
-				in = wk.zeroBuf(fl)
-			}
-			if sink == nil {
-				sink = wk.sinkBuf(fl)
-			}
+		in, sink := inflow, dst
+		if in == nil {
+			in = wk.zeroBuf(fl)
+		}
+		if sink == nil {
+			sink = wk.sinkBuf(fl)
+		}
+		switch len(secs) {
+		case 1:
 			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
-		} else {
-			runCascade(p, secs, ys, &st.uPrev[k], &st.lPrev[k], inflow, lat, dst, out)
+		case 2:
+			runCascade2(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+		case 3:
+			runCascade3(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+		default:
+			runCascade(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
 		}
 		st.yLast[k] = ys[len(ys)-1]
 	}
@@ -522,10 +529,17 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 }
 
 // runCascade routes through several sections in series (Nash cascade); the
-// lateral runoff enters the first.
+// lateral runoff enters the first. Like runSection, inflow and dst always
+// have len(lat)·f values, so the loop has no branches. runCascade2 and
+// runCascade3 are the same recurrences with the sections' state in
+// registers.
 func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
 	f := p.f
 	up, lp := *uPrev, *lPrev
+	inflow = inflow[:len(lat)*f]
+	dst = dst[:len(lat)*f]
+	ys = ys[:len(secs)]
+	last := len(ys) - 1
 	n := 0
 	for q, l32 := range lat {
 		l := float64(l32)
@@ -534,12 +548,9 @@ func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float
 			lprev = l
 		}
 		accS, accE, prev, x := 0.0, 0.0, 0.0, 0.0
-		for j := 0; j < f; j++ {
-			u := 0.0
-			if inflow != nil {
-				u = float64(inflow[n])
-			}
-			prev = ys[len(ys)-1]
+		for j, v := range inflow[n : n+f] {
+			u := float64(v)
+			prev = ys[last]
 			xp := up + lprev
 			x = u + l
 			for k, s := range secs {
@@ -548,59 +559,136 @@ func runCascade(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float
 				ys[k] = yk
 				x = yk
 			}
-			if dst != nil {
-				dst[n] += float32(x)
-			}
+			dst[n+j] += float32(x)
 			accS += prev
 			accE += x
 			up, lprev = u, l
-			n++
 		}
+		n += f
 		out[q] = p.stepValue(accS, accE, prev, x)
 		lp = l
 	}
 	*uPrev, *lPrev = up, lp
 }
 
+func runCascade2(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
+	f := p.f
+	s0, s1 := secs[0], secs[1]
+	ys = ys[:2]
+	y0, y1 := ys[0], ys[1]
+	up, lp := *uPrev, *lPrev
+	inflow = inflow[:len(lat)*f]
+	dst = dst[:len(lat)*f]
+	n := 0
+	for q, l32 := range lat {
+		l := float64(l32)
+		lprev := lp
+		if p.rapid {
+			lprev = l
+		}
+		accS, accE, prev := 0.0, 0.0, 0.0
+		ds := dst[n : n+f]
+		for j, v := range inflow[n : n+f] {
+			u := float64(v)
+			prev = y1
+			n0 := s0.B0*(u+l) + s0.B1*(up+lprev) + s0.A1*y0
+			n1 := s1.B0*n0 + s1.B1*y0 + s1.A1*y1
+			y0, y1 = n0, n1
+			ds[j] += float32(y1)
+			accS += prev
+			accE += y1
+			up, lprev = u, l
+		}
+		n += f
+		out[q] = p.stepValue(accS, accE, prev, y1)
+		lp = l
+	}
+	ys[0], ys[1] = y0, y1
+	*uPrev, *lPrev = up, lp
+}
+
+func runCascade3(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32) {
+	f := p.f
+	s0, s1, s2 := secs[0], secs[1], secs[2]
+	ys = ys[:3]
+	y0, y1, y2 := ys[0], ys[1], ys[2]
+	up, lp := *uPrev, *lPrev
+	inflow = inflow[:len(lat)*f]
+	dst = dst[:len(lat)*f]
+	n := 0
+	for q, l32 := range lat {
+		l := float64(l32)
+		lprev := lp
+		if p.rapid {
+			lprev = l
+		}
+		accS, accE, prev := 0.0, 0.0, 0.0
+		ds := dst[n : n+f]
+		for j, v := range inflow[n : n+f] {
+			u := float64(v)
+			prev = y2
+			n0 := s0.B0*(u+l) + s0.B1*(up+lprev) + s0.A1*y0
+			n1 := s1.B0*n0 + s1.B1*y0 + s1.A1*y1
+			n2 := s2.B0*n1 + s2.B1*y1 + s2.A1*y2
+			y0, y1, y2 = n0, n1, n2
+			ds[j] += float32(y2)
+			accS += prev
+			accE += y2
+			up, lprev = u, l
+		}
+		n += f
+		out[q] = p.stepValue(accS, accE, prev, y2)
+		lp = l
+	}
+	ys[0], ys[1], ys[2] = y0, y1, y2
+	*uPrev, *lPrev = up, lp
+}
+
 // convolve routes a reach whose IRF has no recursive form by direct causal
-// convolution with its fine-grid taps, keeping the last W−1 inflows as state.
-// Only non-zero taps (at positions idx) are stored, so sparse IRFs (pure lag)
-// cost little.
-func (wk *recWorker) convolve(p reachParams, taps []float64, idx []int32, hist []float64, yLast *float64, inflow, lat, dst, out []float32) {
+// convolution with its fine-grid taps, keeping the last W−1 inflows as state:
+// the chunk's fine outflows are computed at once (convFine: a gather-free
+// multi-accumulator kernel for contiguous taps such as Hayami's, a gather
+// over the few non-zero taps otherwise, such as pure lag's), then aggregated
+// to runoff steps.
+func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *float64, inflow, lat, dst, out []float32) {
 	f := p.f
 	h := len(hist)
 	fl := len(lat) * f
-	if cap(wk.conv) < h+fl {
-		wk.conv = make([]float64, h+fl)
+	if cap(wk.conv) < h+2*fl {
+		wk.conv = make([]float64, h+2*fl)
 	}
 	ext := wk.conv[:h+fl]
+	yf := wk.conv[h+fl : h+2*fl]
 	copy(ext, hist)
-	for q, l32 := range lat {
-		l := float64(l32)
-		for j := 0; j < f; j++ {
-			n := q*f + j
-			u := 0.0
-			if inflow != nil {
-				u = float64(inflow[n])
+	in := ext[h:]
+	if inflow != nil {
+		inflow = inflow[:fl]
+		for q, l32 := range lat {
+			l := float64(l32)
+			for j, u := range inflow[q*f : q*f+f] {
+				in[q*f+j] = float64(u) + l
 			}
-			ext[h+n] = u + l
+		}
+	} else {
+		for q, l32 := range lat {
+			l := float64(l32)
+			for j := range in[q*f : q*f+f] {
+				in[q*f+j] = 0 + l // as u + l with u = 0: −0 runoff gives +0
+			}
+		}
+	}
+	convFine(c, ext, h, yf)
+	if dst != nil {
+		for n, v := range dst[:fl] {
+			dst[n] = v + float32(yf[n])
 		}
 	}
 	yv := *yLast
 	for q := range lat {
 		accS, accE, prev := 0.0, 0.0, 0.0
-		for j := 0; j < f; j++ {
-			n := q*f + j
-			s := 0.0
-			e := ext[:h+n+1]
-			for k, c := range taps {
-				s += c * e[h+n-int(idx[k])]
-			}
+		for _, v := range yf[q*f : q*f+f] {
 			prev = yv
-			yv = s
-			if dst != nil {
-				dst[n] += float32(yv)
-			}
+			yv = v
 			accS += prev
 			accE += yv
 		}
