@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"fmt"
-	"slices"
 
 	"gorgonia.org/cu"
 )
@@ -32,9 +31,16 @@ type cudaSlots struct {
 	origin     cu.Event
 	originSet  bool // origin recorded in this call
 	originDone bool // and completed
-	ops        []op
+	tl         timeline
+	lastEnd    [2]float64 // end of each slot's last timed chunk
+	timedOnce  [2]bool
 	convSecs   float64 // convolution time read so far
 }
+
+// timelineKeep bounds the operations kept unmeasured on a timeline; past
+// it, everything before the point where the next chunks can start is
+// folded (a staged run can time millions of chunks).
+const timelineKeep = 1 << 12
 
 func newSlots(d *Device) (c *cudaSlots, err error) {
 	c = &cudaSlots{d: d}
@@ -109,13 +115,15 @@ func (c *cudaSlots) hostOut(s int) []float32 { return c.hout[s].f }
 
 // resetTiming forgets the timeline (at the start of a call).
 func (c *cudaSlots) resetTiming() {
-	c.ops, c.convSecs = c.ops[:0], 0
+	c.tl.reset()
+	c.convSecs = 0
 	c.originSet, c.originDone = false, false
+	c.lastEnd, c.timedOnce = [2]float64{}, [2]bool{}
 }
 
 // timing measures the timeline read so far; host is the host's packing time.
 func (c *cudaSlots) timing(host float64) Timing {
-	t := timeOps(slices.Clone(c.ops))
+	t := c.tl.timing()
 	t.HostSeconds = host
 	return t
 }
@@ -200,12 +208,17 @@ func (c *cudaSlots) wait(s int) error {
 		}
 		at[e] = ms / 1e3
 	}
-	c.ops = append(c.ops,
+	c.tl.add(
 		op{at[0], at[1], c.inKind[s]},
 		op{at[1], at[2], opConv},
 		op{at[2], at[3], opCompute}, // the transfer add, or nothing
 		op{at[3], at[4], opCopy})
 	c.convSecs += at[2] - at[1]
+	c.lastEnd[s], c.timedOnce[s] = at[4], true
+	// A slot's next chunk starts after its last one ended.
+	if len(c.tl.ops) > timelineKeep && c.timedOnce[0] && c.timedOnce[1] {
+		c.tl.cut(min(c.lastEnd[0], c.lastEnd[1]))
+	}
 	return nil
 }
 

@@ -128,3 +128,53 @@ func timeOps(ops []op) Timing {
 	t.SpanSeconds = hi - lo
 	return t
 }
+
+// timeline accumulates the operations of a long run in bounded memory:
+// cut(t) measures everything before t — which no later operation may start
+// before — and keeps only the parts of operations after t.
+type timeline struct {
+	ops    []op
+	done   Timing // of the parts before the last cut (Span unset)
+	lo, hi float64
+	any    bool
+}
+
+func (tl *timeline) reset() { *tl = timeline{ops: tl.ops[:0]} }
+
+func (tl *timeline) add(ops ...op) {
+	for _, o := range ops {
+		o.end = max(o.end, o.start) // events on two streams can disagree by a tick
+		if !tl.any {
+			tl.lo, tl.hi, tl.any = o.start, o.end, true
+		}
+		tl.lo, tl.hi = min(tl.lo, o.start), max(tl.hi, o.end)
+		tl.ops = append(tl.ops, o)
+	}
+}
+
+// cut folds the operations' parts before t into done.
+func (tl *timeline) cut(t float64) {
+	var before []op
+	keep := tl.ops[:0]
+	for _, o := range tl.ops {
+		if o.start < t {
+			before = append(before, op{o.start, min(o.end, t), o.kind})
+		}
+		if o.end > t {
+			keep = append(keep, op{max(o.start, t), o.end, o.kind})
+		}
+	}
+	tl.ops = keep
+	tl.done.Add(timeOps(before))
+}
+
+// timing measures the whole timeline.
+func (tl *timeline) timing() Timing {
+	t := tl.done
+	t.Add(timeOps(slices.Clone(tl.ops)))
+	t.SpanSeconds = 0
+	if tl.any {
+		t.SpanSeconds = tl.hi - tl.lo
+	}
+	return t
+}

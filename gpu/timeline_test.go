@@ -3,6 +3,7 @@ package gpu
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -72,6 +73,43 @@ func TestTimeOpsRandom(t *testing.T) {
 		}
 		if got := timeOps(ops); got != want {
 			t.Fatalf("trial %d: ops %v: timeOps = %+v, want %+v", trial, ops, got, want)
+		}
+	}
+}
+
+// TestTimelineCutsAreExact feeds random two-slot timelines chunk by chunk,
+// cutting at the earliest point a later chunk can start, and compares the
+// folded timing with timeOps over everything.
+func TestTimelineCutsAreExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for trial := range 100 {
+		var tl timeline
+		var all []op
+		var lastEnd [2]float64
+		started := [2]bool{}
+		for c := range 40 {
+			s := c % 2
+			// A chunk on slot s starts after its previous one ended.
+			at := lastEnd[s] + float64(rng.IntN(3))
+			var ch []op
+			for _, k := range []opKind{opCopy, opConv, opCompute, opCopy} {
+				d := float64(rng.IntN(4))
+				ch = append(ch, op{at, at + d, k})
+				at += d
+			}
+			lastEnd[s], started[s] = at, true
+			tl.add(ch...)
+			all = append(all, ch...)
+			if started[0] && started[1] && rng.IntN(3) == 0 {
+				tl.cut(min(lastEnd[0], lastEnd[1]))
+			}
+		}
+		got, want := tl.timing(), timeOps(slices.Clone(all))
+		const eps = 1e-9
+		if math.Abs(got.ConvSeconds-want.ConvSeconds) > eps || math.Abs(got.CopySeconds-want.CopySeconds) > eps ||
+			math.Abs(got.ComputeSeconds-want.ComputeSeconds) > eps || math.Abs(got.OverlapSeconds-want.OverlapSeconds) > eps ||
+			math.Abs(got.BusySeconds-want.BusySeconds) > eps || math.Abs(got.SpanSeconds-want.SpanSeconds) > eps {
+			t.Fatalf("trial %d: folded %+v, whole %+v", trial, got, want)
 		}
 	}
 }
