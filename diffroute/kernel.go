@@ -278,6 +278,21 @@ func kernelOptions(opts Options) (Options, error) {
 // NewKernelRouter builds the kernel of net. Sources are processed in parallel
 // over opts.Workers goroutines; ctx cancels the build.
 func NewKernelRouter(ctx context.Context, net *Network, opts Options) (*KernelRouter, error) {
+	kr, err := newKernelShell(net, opts)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := kr.build(ctx); err != nil {
+		return nil, err
+	}
+	kr.stats.BuildTime = time.Since(start)
+	return kr, nil
+}
+
+// newKernelShell validates the options and prepares everything of a kernel
+// router but its kernel.
+func newKernelShell(net *Network, opts Options) (*KernelRouter, error) {
 	if net == nil {
 		return nil, fmt.Errorf("diffroute: no network")
 	}
@@ -300,14 +315,8 @@ func NewKernelRouter(ctx context.Context, net *Network, opts Options) (*KernelRo
 	if err != nil {
 		return nil, err
 	}
-	kr := &KernelRouter{net: net, opts: o, tab: tab, td: td, f: f, taps: taps, w: w, m: o.FFTPad * w,
-		transfers: map[int]*transferKernel{}}
-	start := time.Now()
-	if err := kr.build(ctx); err != nil {
-		return nil, err
-	}
-	kr.stats.BuildTime = time.Since(start)
-	return kr, nil
+	return &KernelRouter{net: net, opts: o, tab: tab, td: td, f: f, taps: taps, w: w, m: o.FFTPad * w,
+		transfers: map[int]*transferKernel{}}, nil
 }
 
 // Network returns the network the kernel was built for.

@@ -16,6 +16,8 @@ const (
 	kernelInterp      = "dr_interp"
 	kernelPrefixJump  = "dr_prefix_jump"
 	kernelInterpWin   = "dr_interp_window"
+	kernelPairEnum    = "dr_pair_enum"
+	kernelPairTaps    = "dr_pair_taps"
 )
 
-var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump}
+var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps}

@@ -3,5 +3,6 @@
 // host emulator (gpu/kernels/emu.cpp).
 #include "bsconv.cu"
 #include "interp.cu"
+#include "pairs.cu"
 #include "prefix.cu"
 #include "transfer.cu"

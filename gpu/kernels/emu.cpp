@@ -56,3 +56,29 @@ extern "C" void emu_interp_window(long long grid, long long block, float* x, con
 		dr_interp_window(x, pix, wStart, pixel, weight, n, npix, nb, tx, pnt, ps);
 	});
 }
+
+extern "C" void emu_pair_enum(long long grid, long long block, int* pairD, int* pairS,
+                              const long long* pairStart, const int* downPos, long long n) {
+	emu_launch(grid, block, [&] { dr_pair_enum(pairD, pairS, pairStart, downPos, n); });
+}
+
+extern "C" void emu_pair_taps(long long grid, long long block, float* vals, double* sums,
+                              const int* pairD, const int* pairS, const double* P,
+                              const double* src, const int* boxed, const int* downPos,
+                              const long long* rowTiles, const double* fold,
+                              const double* selfTaps, long long npairs, long long nf,
+                              long long m, long long mp, long long taps, long long bsz,
+                              long long mode, long long normalize) {
+	emu_launch(grid, block, [&] {
+		dr_pair_taps(vals, sums, pairD, pairS, P, src, boxed, downPos, rowTiles, fold, selfTaps,
+		             npairs, nf, m, mp, taps, bsz, mode, normalize);
+	});
+}
+
+// emu_math evaluates dr_math.h's functions, for their accuracy test.
+extern "C" void emu_math(const double* x, double* ex, double* sn, double* cs, long long n) {
+	for (long long i = 0; i < n; i++) {
+		ex[i] = dr_exp(x[i]);
+		dr_sincos(x[i], &sn[i], &cs[i]);
+	}
+}

@@ -242,3 +242,75 @@ func InterpWindow(g Grid, a *InterpWindowArgs) {
 	C.emu_interp_window(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.X), fptr(a.Pix), lptr(a.WStart), iptr(a.Pixel), dptr(a.Weight),
 		C.longlong(a.N), C.longlong(a.NPix), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.PNT), C.longlong(a.PS))
 }
+
+// PairEnum runs dr_pair_enum (pairs.cu) in the emulator: pairD/pairS get,
+// from pairStart[s] on, the positions on source position s's way to the
+// outlet (downPos: the next position, −1 past the outlet).
+func PairEnum(g Grid, pairD, pairS []int32, pairStart []int64, downPos []int32) {
+	g.check()
+	n := len(downPos)
+	need("pairStart", len(pairStart), n+1)
+	need("pairD", len(pairD), int(pairStart[n]))
+	need("pairS", len(pairS), int(pairStart[n]))
+	C.emu_pair_enum(C.longlong(g.Blocks), C.longlong(g.Threads), iptr(pairD), iptr(pairS), lptr(pairStart), iptr(downPos), C.longlong(n))
+}
+
+// PairTapsArgs are the arguments of dr_pair_taps (pairs.cu).
+type PairTapsArgs struct {
+	Vals                     []float32
+	Sums                     []float64
+	PairD, PairS             []int32
+	P, Src                   []float64
+	Boxed, DownPos           []int32
+	RowTiles                 []int64
+	Fold, SelfTaps           []float64
+	NF, M, MP, Taps, B, Mode int
+	Normalize                bool
+}
+
+// MaxFold is dr_pair_taps' bound on the folded bins, MP/2+1.
+const MaxFold = 160
+
+// PairTaps runs dr_pair_taps in the emulator.
+func PairTaps(g Grid, a *PairTapsArgs) {
+	g.check()
+	np := len(a.PairD)
+	n := len(a.DownPos)
+	need("pairS", len(a.PairS), np)
+	need("sums", len(a.Sums), np)
+	need("P", len(a.P), 2*n*a.NF)
+	if a.Mode == 2 {
+		need("src", len(a.Src), 2*n*a.NF)
+		need("boxed", len(a.Boxed), n)
+	}
+	need("fold", len(a.Fold), 2*(4*a.NF+2*a.Taps*(a.MP/2+1)))
+	if a.MP/2+1 > MaxFold || a.M%a.MP != 0 || a.NF != a.M/2+1 {
+		panic(fmt.Sprintf("kernels: fold of M = %d onto %d bins (nf %d)", a.M, a.MP, a.NF))
+	}
+	if a.SelfTaps != nil {
+		need("selfTaps", len(a.SelfTaps), a.Taps)
+	}
+	for i := range np {
+		if a.PairD[i] < 0 || int(a.PairD[i]) >= n || a.PairS[i] < a.PairD[i] || int(a.PairS[i]) >= n {
+			panic(fmt.Sprintf("kernels: pair %d is (%d, %d) of %d positions", i, a.PairD[i], a.PairS[i], n))
+		}
+	}
+	need("rowTiles", len(a.RowTiles), (n+a.B-1)/a.B+1)
+	need("vals", len(a.Vals), int(a.RowTiles[(n+a.B-1)/a.B])*a.B*a.B*a.Taps)
+	norm := 0
+	if a.Normalize {
+		norm = 1
+	}
+	C.emu_pair_taps(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.Vals), dptr(a.Sums), iptr(a.PairD), iptr(a.PairS),
+		dptr(a.P), dptr(a.Src), iptr(a.Boxed), iptr(a.DownPos), lptr(a.RowTiles), dptr(a.Fold), dptr(a.SelfTaps),
+		C.longlong(np), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.MP), C.longlong(a.Taps), C.longlong(a.B),
+		C.longlong(a.Mode), C.longlong(norm))
+}
+
+// Math evaluates dr_math.h's dr_exp and dr_sincos at x.
+func Math(x []float64) (ex, sn, cs []float64) {
+	n := len(x)
+	ex, sn, cs = make([]float64, n), make([]float64, n), make([]float64, n)
+	C.emu_math(dptr(x), dptr(ex), dptr(sn), dptr(cs), C.longlong(n))
+	return ex, sn, cs
+}

@@ -24,6 +24,15 @@ void emu_interp_window(long long grid, long long block, float* x, const float* p
                        long long ps);
 void emu_prefix_jump(long long grid, long long block, double* pout, const double* pin,
                      int* nxtOut, const int* nxtIn, long long n, long long width);
+void emu_pair_enum(long long grid, long long block, int* pairD, int* pairS,
+                   const long long* pairStart, const int* downPos, long long n);
+void emu_pair_taps(long long grid, long long block, float* vals, double* sums, const int* pairD,
+                   const int* pairS, const double* P, const double* src, const int* boxed,
+                   const int* downPos, const long long* rowTiles, const double* fold,
+                   const double* selfTaps, long long npairs, long long nf, long long m,
+                   long long mp, long long taps, long long bsz, long long mode,
+                   long long normalize);
+void emu_math(const double* x, double* ex, double* sn, double* cs, long long n);
 
 #ifdef __cplusplus
 }

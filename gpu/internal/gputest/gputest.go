@@ -41,6 +41,10 @@ func RandomParams(rng *rand.Rand, irf string, n int) diffroute.Params {
 		return diffroute.Params{"tau": u(0.05, 0.5)}
 	case "pure_lag":
 		return diffroute.Params{"delay": u(0, 1.5)}
+	case "hayami":
+		return diffroute.Params{"L": u(0.5, 1.5), "D": u(0.05, 0.3), "c": u(1, 3)}
+	case "nash_cascade": // fractional n: no recursive form
+		return diffroute.Params{"tau": u(0.03, 0.2), "n": u(1.5, 3.5)}
 	}
 	panic("gputest: no random parameters for IRF " + irf)
 }
@@ -74,6 +78,57 @@ func RandomCases(n, batch, steps int, seed uint64) []Case {
 		cs = append(cs, Case{
 			Name: fmt.Sprintf("%s/n%d/f%d/taps%d/B%d/compat=%v/exclude=%v", c.irf, net.Len(), c.f, c.taps, c.bsz, c.compat, c.exclude),
 			Net:  net, Opts: o, Runoff: diffroute.SyntheticRunoff(net, batch, steps, s+100),
+		})
+	}
+	return cs
+}
+
+// SpectralCases returns kernel-method cases whose kernels are built from
+// spectra (no recursive form, or DiffRoute compatibility): Hayami, pure lag
+// and fractional Nash cascades under every source rule (own IRF, lateral
+// step response under rapid, ExcludeSelf), averaging and
+// sampling variants, Normalize, odd sub-steps and FFT paddings.
+func SpectralCases(n, batch, steps int, seed uint64) []Case {
+	type cfg struct {
+		irf     string
+		f, taps int
+		o       diffroute.Options
+	}
+	cfgs := []cfg{
+		{"hayami", 4, 12, diffroute.Options{}},
+		{"hayami", 3, 16, diffroute.Options{Average: diffroute.AverageEnd, Sampling: diffroute.SampleLast, Normalize: true}},
+		{"hayami", 5, 8, diffroute.Options{ExcludeSelf: true, Lateral: diffroute.LateralLTI}},
+		{"pure_lag", 2, 9, diffroute.Options{ExcludeSelf: true, FFTPad: 3}},
+		{"nash_cascade", 6, 10, diffroute.Options{Lateral: diffroute.LateralLTI, FFTPad: 1}},
+		{"hayami", 4, 10, diffroute.Options{Lateral: diffroute.LateralRAPID, ExcludeSelf: true, Normalize: true}},
+		// Integer n has a recursive form: under rapid those sources enter
+		// as lateral step responses (boxed), the others as their IRF.
+		{"nash_mixed", 3, 10, diffroute.Options{Lateral: diffroute.LateralRAPID}},
+		{"nash_mixed", 4, 9, diffroute.Options{Lateral: diffroute.LateralRAPID, Average: diffroute.AverageEnd, Sampling: diffroute.SampleLast}},
+	}
+	var cs []Case
+	for j, c := range cfgs {
+		s := seed + uint64(j)
+		rng := rand.New(rand.NewPCG(s, 13))
+		net := diffroute.SyntheticNetwork(n+j*5, s)
+		o := c.o
+		irf := c.irf
+		if irf == "nash_mixed" {
+			irf = "nash_cascade"
+		}
+		o.IRF, o.Params, o.SubSteps, o.MaxDelay, o.Method = irf, RandomParams(rng, irf, net.Len()), c.f, c.taps, diffroute.Kernel
+		if c.irf == "nash_mixed" {
+			for i := range o.Params["n"] {
+				if i%2 == 0 {
+					o.Params["n"][i] = float64(2 + i%4/2)
+				}
+			}
+		}
+		o.BlockSize = []int{16, 5, 8}[j%3]
+		cs = append(cs, Case{
+			Name: fmt.Sprintf("%s/n%d/f%d/taps%d/%s/%s/compat=%q/exclude=%v/normalize=%v/pad%d/lateral=%s",
+				c.irf, net.Len(), c.f, c.taps, o.Average, o.Sampling, o.Compat, o.ExcludeSelf, o.Normalize, o.FFTPad, o.Lateral),
+			Net: net, Opts: o, Runoff: diffroute.SyntheticRunoff(net, batch, steps, s+200),
 		})
 	}
 	return cs

@@ -1,0 +1,145 @@
+// pairs.cu — the kernel's closure pairs and their taps, built on the device
+// from log spectra (DESIGN §3(b) steps 4–5), for IRFs without a recursive
+// form (the FFT build of diffroute.KernelRouter in its log-prefix form):
+//
+//   dr_pair_enum   lists the pairs: for source position s, the positions d
+//                  on its way to the outlet, from pairStart[s] on;
+//   dr_pair_taps   one thread per pair: the pair's spectrum
+//                  S = exp(A_s − P[down d]) bin by bin, folded straight into
+//                  Taps coarse taps (diffroute's foldCoarsener: Y = G·S
+//                  summed onto M' = M/f bins, an inverse DFT at the taps,
+//                  K[0] less its circular terms), written into the
+//                  block-sparse kernel, with the taps' sum for the host's
+//                  truncation record.
+//
+// Tables are indexed by pre-order position. P holds the prefix log spectra
+// (dr_prefix_jump), complex as two doubles, nf bins per reach. The source
+// term A_s follows `mode`: 0, P[s]; 1, P[down s] (ExcludeSelf: no own IRF);
+// 2, where boxed[s], the source's lateral log spectrum src[s] + P[down s],
+// else P[s]. With selfTaps (ExcludeSelf) the pair (s, s) is those taps.
+// fold holds two tables, for kernels that are not (0) or are (1) whole-step
+// responses, each [G: nf complex][wrap: nf complex][tw: taps × (half+1)
+// complex]. Normalize divides the taps by their sum (a zero sum is left for
+// the host to report).
+#include "dr_device.h"
+#include "dr_math.h"
+
+// DR_MAX_FOLD bounds half+1, the folded bins a thread keeps: FFTPad·MaxDelay
+// ≤ 2·DR_MAX_FOLD − 2 (the host builds on the CPU beyond).
+#define DR_MAX_FOLD 160
+
+extern "C" __global__ void dr_pair_enum(int* __restrict__ pairD, int* __restrict__ pairS,
+                                        const dr_i64* __restrict__ pairStart,
+                                        const int* __restrict__ downPos, dr_i64 n) {
+	for (dr_i64 s = dr_gid(); s < n; s += dr_gstride()) {
+		dr_i64 o = pairStart[s];
+		for (int d = (int)s; d >= 0; d = downPos[d]) {
+			pairD[o] = d;
+			pairS[o] = (int)s;
+			o++;
+		}
+	}
+}
+
+extern "C" __global__ void dr_pair_taps(
+    float* __restrict__ vals, double* __restrict__ sums, const int* __restrict__ pairD,
+    const int* __restrict__ pairS, const double* __restrict__ P, const double* __restrict__ src,
+    const int* __restrict__ boxed, const int* __restrict__ downPos,
+    const dr_i64* __restrict__ rowTiles, const double* __restrict__ fold,
+    const double* __restrict__ selfTaps, dr_i64 npairs, dr_i64 nf, dr_i64 m, dr_i64 mp,
+    dr_i64 taps, dr_i64 bsz, dr_i64 mode, dr_i64 normalize) {
+	const dr_i64 half = mp / 2;
+	const dr_i64 foldLen = 4 * nf + 2 * taps * (half + 1); // doubles per fold table
+	for (dr_i64 g = dr_gid(); g < npairs; g += dr_gstride()) {
+		const int d = pairD[g], s = pairS[g];
+		const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
+		float* out = vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
+		if (selfTaps && d == s) {
+			double sum = 0;
+			for (dr_i64 p = 0; p < taps; p++) {
+				sum += selfTaps[p];
+			}
+			const double scale = normalize && sum != 0 ? 1 / sum : 1;
+			for (dr_i64 p = 0; p < taps; p++) {
+				out[p] = (float)(selfTaps[p] * scale);
+			}
+			sums[g] = sum;
+			continue;
+		}
+		// The source term and the pair's downstream end.
+		const double* a = P + (dr_i64)s * 2 * nf;
+		const double* a2 = nullptr; // added to a
+		const int ds = downPos[s];
+		int box = 0;
+		if (mode == 1) {
+			a = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
+		} else if (mode == 2 && boxed[s]) {
+			box = 1;
+			a = src + (dr_i64)s * 2 * nf;
+			a2 = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
+		}
+		const int dd = downPos[d];
+		const double* b = dd >= 0 ? P + (dr_i64)dd * 2 * nf : nullptr; // subtracted
+		const double* G = fold + box * foldLen;
+		const double* wrap = G + 2 * nf;
+		const double* tw = G + 4 * nf;
+
+		double z[2 * DR_MAX_FOLD];
+		for (dr_i64 j = 0; j <= half; j++) {
+			z[2 * j] = z[2 * j + 1] = 0;
+		}
+		double corr = 0;
+		for (dr_i64 k = 0; k < nf; k++) {
+			double lr = 0, li = 0;
+			if (a) {
+				lr = a[2 * k], li = a[2 * k + 1];
+			}
+			if (a2) {
+				lr += a2[2 * k], li += a2[2 * k + 1];
+			}
+			if (b) {
+				lr -= b[2 * k], li -= b[2 * k + 1];
+			}
+			const double e = dr_exp(lr);
+			double sn, cs;
+			dr_sincos(li, &sn, &cs);
+			const double sr = e * cs, si = e * sn;
+			corr += sr * wrap[2 * k] - si * wrap[2 * k + 1];
+			const double yr = G[2 * k] * sr - G[2 * k + 1] * si;
+			const double yi = G[2 * k] * si + G[2 * k + 1] * sr;
+			// Bin k of the full spectrum, and its mirror M − k (conjugate)
+			// where that is past the half spectrum.
+			const dr_i64 j1 = k % mp;
+			if (j1 <= half) {
+				z[2 * j1] += yr, z[2 * j1 + 1] += yi;
+			}
+			if (k >= 1 && k <= m - nf) {
+				const dr_i64 j2 = (m - k) % mp;
+				if (j2 <= half) {
+					z[2 * j2] += yr, z[2 * j2 + 1] -= yi;
+				}
+			}
+		}
+		// Taps: twice, the first pass for their sum (Normalize).
+		double sum = 0;
+		for (int pass = 0; pass < 2; pass++) {
+			const double scale = pass == 1 && normalize && sum != 0 ? 1 / sum : 1;
+			for (dr_i64 p = 0; p < taps; p++) {
+				const double* w = tw + 2 * p * (half + 1);
+				double v = 0;
+				for (dr_i64 j = 0; j <= half; j++) {
+					v += z[2 * j] * w[2 * j] - z[2 * j + 1] * w[2 * j + 1];
+				}
+				if (p == 0) {
+					v -= corr;
+				}
+				if (pass == 0) {
+					sum += v;
+				} else {
+					out[p] = (float)(v * scale);
+				}
+			}
+		}
+		sums[g] = sum;
+	}
+}
