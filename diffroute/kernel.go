@@ -111,6 +111,11 @@ type KernelStats struct {
 	SubSteps  int
 	FFTLen    int // M = FFTPad·MaxDelay·SubSteps; 0 for a time-domain build
 
+	// DeviceBuildBytes is the device memory of building this kernel on a
+	// GPU (SpectralKernel: spectra, prefix sums, pair lists and sums, the
+	// kernel), 0 where the kernel is built on the CPU only.
+	DeviceBuildBytes int64
+
 	COOBytes   int64 // coords [P,2] int32 + vals [P, Taps] float32
 	BlockBytes int64 // tile values + tile index
 	// BuildPeakBytes bounds the memory held while building: the block-sparse
@@ -258,6 +263,13 @@ func kernelSizes(net *Network, o Options, tiles int64, td *tdTable) KernelStats 
 	}
 	perWorker := 2*nf*16 + 3*int64(m)*8 + int64(taps*f+taps)*8
 	s.BuildPeakBytes = s.BlockBytes + n*nf*16 + s.Pairs*4 + int64(o.Workers)*perWorker
+	if !o.ReLU { // a SpectralKernel built on a GPU (package gpu)
+		tables := 2 * n * nf * 16 // log spectra and their prefix sums
+		if o.Lateral == LateralRAPID && !o.ExcludeSelf {
+			tables += n * nf * 16 // source lateral spectra
+		}
+		s.DeviceBuildBytes = s.BlockBytes + tables + s.Pairs*16 + n*(8+4+4)
+	}
 	return s
 }
 

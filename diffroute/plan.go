@@ -506,6 +506,7 @@ func PlanDevice(net *Network, T, batch int, budget int64, opts Options, dev Devi
 	warm := int64(KernelWarmup(o))
 	// The worst cluster: largest kernel; its transfers into it.
 	var kernel, tables, inflow int64
+	var build int64 // an unstaged kernel built on the device, before routing
 	nmax := int64(net.Len())
 	if cl := p.Clusters; cl != nil {
 		nmax = int64(cl.MaxClusterNodes())
@@ -528,6 +529,7 @@ func PlanDevice(net *Network, T, batch int, budget int64, opts Options, dev Devi
 			return p, err
 		}
 		kernel = ks.BlockBytes
+		build = ks.DeviceBuildBytes
 	}
 	pixels := dev.ResidentPixels * 4
 	interp := int64(0)
@@ -556,8 +558,10 @@ func PlanDevice(net *Network, T, batch int, budget int64, opts Options, dev Devi
 	for _, part := range d.Parts {
 		d.Total += part.Bytes
 	}
-	d.Fits = dev.Bytes <= 0 || d.Total <= limit
+	d.Fits = dev.Bytes <= 0 || max(d.Total, build) <= limit
 	switch {
+	case build > limit && dev.Bytes > 0:
+		d.Note = fmt.Sprintf("building the kernel on the device needs %s, over 90%% of %s: build it on the CPU (gpu.RouterOptions.CPUBuild) or stage the network", fmtBytes(build), fmtBytes(dev.Bytes))
 	case d.Fits:
 		d.Note = fmt.Sprintf("device chunks of %d steps keep the GPU within %s (90%% of %s)", d.ChunkSteps, fmtBytes(limit), fmtBytes(dev.Bytes))
 	case tc < 1:

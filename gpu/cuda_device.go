@@ -184,7 +184,7 @@ func alloc(bytes int64, what string) (devBuf, error) {
 	if err != nil {
 		free, total, _ := cu.MemInfo()
 		if errors.Is(err, cu.OutOfMemory) {
-			return devBuf{}, fmt.Errorf("gpu: out of device memory: %s needs %s, %s free of %s", what, mib(bytes), mib(free), mib(total))
+			return devBuf{}, fmt.Errorf("%w: %s needs %s, %s free of %s", ErrOutOfMemory, what, mib(bytes), mib(free), mib(total))
 		}
 		return devBuf{}, fmt.Errorf("gpu: allocating %s for %s: %v", mib(bytes), what, err)
 	}

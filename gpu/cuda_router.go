@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -23,8 +24,9 @@ type Router struct {
 	cpu  *diffroute.KernelRouter
 	opts RouterOptions
 
-	mu    sync.Mutex // one Route at a time
-	stats RouteStats
+	mu            sync.Mutex // one Route at a time
+	stats         RouteStats
+	builtOnDevice bool
 
 	// Device copies of the kernel (freed by Close).
 	vals, rowTiles, tileCol, size devBuf
@@ -43,15 +45,28 @@ func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diff
 	if err != nil {
 		return nil, err
 	}
-	kr, err := diffroute.NewKernelRouter(ctx, net, opts)
+	var kr *diffroute.KernelRouter
+	var vals devBuf // the taps, when built on the device
+	sk, err := diffroute.NewSpectralKernel(ctx, net, opts)
+	switch {
+	case err == nil && !ro.CPUBuild && sk.FoldBins/2+1 <= pairMaxFold:
+		kr, vals, err = d.buildSpectral(ctx, sk, ro.Threads)
+		if errors.Is(err, ErrOutOfMemory) { // the CPU build needs no device memory
+			kr, err = diffroute.NewKernelRouter(ctx, net, opts)
+		}
+	case err == nil || errors.Is(err, diffroute.ErrNotSpectral):
+		kr, err = diffroute.NewKernelRouter(ctx, net, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{dev: d, cpu: kr, opts: ro}
+	r := &Router{dev: d, cpu: kr, opts: ro, builtOnDevice: vals.bytes > 0}
 	bs := kr.BlockSparse()
 	err = d.do(func() error {
 		var err error
-		if r.vals, err = upload(bs.Vals, "the block-sparse kernel"); err != nil {
+		if vals.bytes > 0 {
+			r.vals = vals
+		} else if r.vals, err = upload(bs.Vals, "the block-sparse kernel"); err != nil {
 			return err
 		}
 		if r.rowTiles, err = upload(bs.RowTiles, "the kernel's row index"); err != nil {
@@ -69,6 +84,10 @@ func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diff
 	}
 	return r, nil
 }
+
+// BuiltOnDevice reports whether the kernel was built on the device (see
+// RouterOptions.CPUBuild).
+func (r *Router) BuiltOnDevice() bool { return r.builtOnDevice }
 
 // Network returns the network the kernel was built for.
 func (r *Router) Network() *diffroute.Network { return r.cpu.Network() }

@@ -118,6 +118,84 @@ func TestGPUOutOfMemoryMessage(t *testing.T) {
 	t.Log(err)
 }
 
+// TestGPUSpectralBuildMatchesCPU builds FFT-path kernels on the device
+// (pair enumeration, prefix sums, folded taps) and compares the taps and
+// the routed discharge with the CPU build.
+func TestGPUSpectralBuildMatchesCPU(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range gputest.SpectralCases(3000, 2, 200, 41) {
+		t.Run(c.Name, func(t *testing.T) {
+			r, err := NewRouter(ctx, testDev, c.Net, c.Opts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if !r.BuiltOnDevice() {
+				t.Fatal("the kernel was not built on the device")
+			}
+			want, err := diffroute.NewKernelRouter(ctx, c.Net, c.Opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gv, wv := r.CPU().BlockSparse().Vals, want.BlockSparse().Vals
+			worst, peak := 0.0, 0.0
+			for i := range wv {
+				worst = max(worst, math.Abs(float64(gv[i]-wv[i])))
+				peak = max(peak, math.Abs(float64(wv[i])))
+			}
+			got, err := r.Route(ctx, c.Runoff)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := want.Route(ctx, c.Runoff)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr, er, err := gputest.RelErr(got, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d pairs built in %v: taps differ by %.3g (peak %.3g); discharge %.2g of peak, %.2g elementwise",
+				r.CPU().Stats().Pairs, r.CPU().Stats().BuildTime, worst, peak, pr, er)
+			if worst > 1e-6*peak || pr > 1e-4 {
+				t.Errorf("device build: taps %.3g, discharge %.3g of peak (tolerances 1e-6 of peak, 1e-4)", worst, pr)
+			}
+		})
+	}
+	c := gputest.SpectralCases(100, 1, 10, 5)[0]
+	r, err := NewRouter(ctx, testDev, c.Net, c.Opts, &RouterOptions{CPUBuild: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.BuiltOnDevice() {
+		t.Error("CPUBuild: the kernel was built on the device")
+	}
+}
+
+// BenchmarkGPUSpectralBuild builds a Hayami kernel on the device (the
+// benchmark network, f = 24, 16 taps) and reports pairs per second, the
+// CPU build's figure being in BENCHMARKS.md.
+func BenchmarkGPUSpectralBuild(b *testing.B) {
+	ctx := context.Background()
+	net := diffroute.SyntheticNetwork(*benchN, 1)
+	o := diffroute.Options{IRF: "hayami", Params: gputest.RandomParams(gputest.NewRand(3), "hayami", net.Len()),
+		SubSteps: 24, MaxDelay: 16, Method: diffroute.Kernel}
+	var pairs int64
+	for range b.N {
+		r, err := NewRouter(ctx, testDev, net, o, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !r.BuiltOnDevice() {
+			b.Fatal("not built on the device")
+		}
+		pairs = r.CPU().Stats().Pairs
+		r.Close()
+	}
+	b.ReportMetric(float64(pairs)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpairs/s")
+}
+
 // TestGPUCopiesOverlapKernels routes a network in many time chunks and
 // checks, from the CUDA events, that host↔device copies of one slot ran
 // while the other slot's convolution did: the point of the two streams.

@@ -3,24 +3,32 @@
 //
 // # What runs where
 //
-// The transitive-closure kernel is built on the CPU by
-// diffroute.NewKernelRouter, with the same Options and therefore the same
-// numbers as the CPU kernel method, and uploaded in its block-sparse layout
-// (diffroute.BlockSparseKernel). Router.Route then streams the runoff through
-// the device in time chunks: each chunk carries MaxDelay−1 steps of history,
-// so chunks are exact; two slots, each a CUDA stream with pinned host and
-// device buffers, alternate, so that the host packs chunk i+1 and unpacks
-// chunk i−1 while the device copies and convolves chunk i. The chunk length
+// The transitive-closure kernel is built where it is faster:
+//
+//   - IRFs without a recursive form (Hayami, pure lag, fractional Nash
+//     cascades) are built on the device: the CPU computes each reach's log
+//     spectrum (N forward FFTs, diffroute.NewSpectralKernel); on the device
+//     dr_prefix_jump sums them to the outlet by pointer jumping
+//     (⌈log2 depth⌉ launches), dr_pair_enum lists the closure pairs, and
+//     dr_pair_taps evaluates every pair's spectrum exp(A_s − P[down d]) and
+//     folds it straight into its taps in the block-sparse layout, which stays
+//     on the device for the convolution (a host copy backs Router.CPU).
+//     Under ReLU (Compat "diffroute") the taps need the fine kernel, an
+//     inverse FFT per pair, and the build stays on the CPU;
+//     RouterOptions.CPUBuild forces the CPU build, and a device build that
+//     runs out of memory falls back to it.
+//   - IRFs with a recursive form are built on the CPU in the time domain,
+//     exactly and without FFTs, at about 4.7 M pairs/s on two cores
+//     (BENCHMARKS.md), by diffroute.NewKernelRouter.
+//
+// Either way the kernel equals the CPU kernel method's to rounding, with
+// the same Options. Router.Route then streams the runoff through the device
+// in time chunks: each chunk carries MaxDelay−1 steps of history, so chunks
+// are exact; two slots, each a CUDA stream with pinned host and device
+// buffers, alternate, so that the host packs chunk i+1 and unpacks chunk
+// i−1 while the device copies and convolves chunk i. The chunk length
 // follows the free device memory (RouterOptions). A Router implements
 // diffroute.Router.
-//
-// Why the build stays on the CPU (the split the design allows where it is
-// faster): for IRFs with a recursive form the core builds path kernels in the
-// time domain, exactly and without FFTs, at about 4.7 M pairs/s on two cores
-// (BENCHMARKS.md), while the convolution is the part whose cost scales with
-// the series length (pairs × taps × T) and so the part worth a GPU. The
-// pointer-jumping prefix-sum kernel (the log-domain form of the FFT build) is
-// compiled and emulation-tested for the IRFs that still need the FFT path.
 //
 // Every chunk's copies and kernels are timed with CUDA events against one
 // origin, so that RouteStats.Timing (and StagedBackend.Timing, and the CLI's
@@ -85,7 +93,9 @@
 // The kernels are CUDA C++ in gpu/kernels/*.cu: block-sparse causal
 // convolution, fine transfer inflow (staged routing), catchment
 // interpolation (whole series, and a time window of resident pixels with
-// zero history) and pointer-jumping log-domain prefix sums (not used yet). They use no shared
+// zero history), pointer-jumping log-domain prefix sums, closure pair
+// enumeration and per-pair taps (exp and sincos written out in dr_math.h,
+// as the PTX links no library). They use no shared
 // memory, warp intrinsics or library calls, so package gpu/kernels compiles
 // the same sources with g++ and emulates the launch grid on the host; its tests
 // (and this package's, without the tag) compare them with the CPU kernel

@@ -114,3 +114,9 @@ func TestSpectralKernelRefusesTimeDomainAndReLU(t *testing.T) {
 		t.Errorf("ReLU: %v, want ErrNotSpectral", err)
 	}
 }
+
+func TestPairMaxFoldMatchesKernels(t *testing.T) {
+	if pairMaxFold != kernels.MaxFold {
+		t.Fatalf("gpu's pairMaxFold %d, kernels.MaxFold (DR_MAX_FOLD) %d", pairMaxFold, kernels.MaxFold)
+	}
+}

@@ -224,6 +224,7 @@ var bufferAliases = map[string][]string{
 	"y":   {"dout"},       // discharge chunk
 	"x":   {"din", "out"}, // runoff chunk (with history), interpolated runoff
 	"pix": {"buf"},        // resident pixel runoff
+	"P":   {"pin"},        // prefix log spectra, after the last jump
 }
 
 func exprString(fset *token.FileSet, e ast.Expr) string {

@@ -43,6 +43,9 @@ func (r *Router) Close() error { return nil }
 // Stats returns the zero value.
 func (r *Router) Stats() RouteStats { return RouteStats{} }
 
+// BuiltOnDevice is false without CUDA.
+func (r *Router) BuiltOnDevice() bool { return false }
+
 // DevicePixels is pixel runoff resident on a device; in this build none can
 // be made.
 type DevicePixels struct{}

@@ -8,6 +8,10 @@ import (
 // ErrNoCUDA is returned by Open in builds without the cuda tag.
 var ErrNoCUDA = errors.New("gpu: this binary was built without CUDA support (build with -tags cuda; see package gpu's documentation)")
 
+// ErrOutOfMemory is wrapped by errors of device allocations that failed for
+// lack of memory; the message names the buffer and the sizes.
+var ErrOutOfMemory = errors.New("gpu: out of device memory")
+
 // ErrClosed is returned by calls on a closed Device or Router.
 var ErrClosed = errors.New("gpu: device is closed")
 
@@ -26,7 +30,17 @@ type RouterOptions struct {
 	ChunkSteps int
 	// Threads per block of the convolution; 0 means 256.
 	Threads int
+	// CPUBuild builds every kernel on the CPU. Otherwise kernels built from
+	// spectra (IRFs without a recursive form: Hayami, pure lag, fractional
+	// Nash; not under ReLU or Compat "diffroute") are built on the device
+	// (SpectralKernel); IRFs with a recursive form are always built on the
+	// CPU, in the time domain, which is exact and fast.
+	CPUBuild bool
 }
+
+// pairMaxFold is dr_pair_taps' bound on the folded bins FFTPad·MaxDelay/2+1
+// (DR_MAX_FOLD in gpu/kernels/pairs.cu); larger kernels build on the CPU.
+const pairMaxFold = 160
 
 func (o RouterOptions) withDefaults() (RouterOptions, error) {
 	if o.MemoryBudget < 0 || o.HostBudget < 0 || o.ChunkSteps < 0 || o.Threads < 0 {

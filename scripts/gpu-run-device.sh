@@ -7,8 +7,9 @@
 #
 # `run` executes the GPU tests (GPU vs CPU kernel method on random synthetic
 # networks, rapid_xx9 vs the CPU and RAPID's Qout, out-of-memory message)
-# and then the convolution benchmark, which reports GFLOP/s and the fraction
-# of the roofline (see gpu.RouteStats.Roofline). Benchmark sizes:
+# and then the benchmarks: the convolution (GFLOP/s and the fraction of the
+# roofline, see gpu.RouteStats.Roofline) and the device build of a Hayami
+# kernel (pairs/s). Benchmark sizes:
 #   GPU_BENCH_ARGS="-gpu.n=50000 -gpu.taps=64 -gpu.T=4096 -gpu.B=2"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ run)
 	export DIFFROUTE_XX9=${DIFFROUTE_XX9:-$PWD/testdata/rapid_xx9}
 	"$out/gpu.test" -test.v -test.run 'Test' -test.count=1
 	# shellcheck disable=SC2086
-	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
+	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv|GPUSpectralBuild' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
 	# The CLI end to end on RAPID's basin: --device cuda against the CPU kernel method.
 	if [[ -x $out/diffroute ]]; then
 		tmp=$(mktemp -d)

@@ -1,0 +1,152 @@
+//go:build cuda
+
+package gpu
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+// buildSpectral builds an FFT-path kernel on the device (pairs.cu,
+// prefix.cu): the reach log spectra computed on the CPU are summed to the
+// outlet by pointer jumping, the closure pairs enumerated, and every pair's
+// taps folded from its spectrum, all in device memory. It returns the
+// kernel router (with a host copy of the taps, for Router.CPU and the
+// layout) and the device copy of the taps, kept for the convolution.
+func (d *Device) buildSpectral(ctx context.Context, sk *diffroute.SpectralKernel, threads int) (*diffroute.KernelRouter, devBuf, error) {
+	bs := sk.Layout
+	n, width := int64(bs.N), int64(2*sk.NF)
+	np := sk.Pairs()
+	nvals := bs.RowTiles[len(bs.RowTiles)-1] * int64(bs.B*bs.B*bs.Taps)
+	hostVals := make([]float32, nvals)
+	hostSums := make([]float64, np)
+	var vals devBuf
+	if nvals == 0 || np == 0 {
+		return nil, vals, fmt.Errorf("gpu: empty kernel")
+	}
+	err := d.do(func() (err error) {
+		var tmp []*devBuf
+		keep := func(b devBuf, e error) (*devBuf, error) {
+			p := &b
+			tmp = append(tmp, p)
+			return p, e
+		}
+		defer func() {
+			for _, b := range tmp {
+				b.free()
+			}
+			if err != nil {
+				vals.free()
+			}
+		}()
+		// 1. Prefix sums of the log spectra, ping-pong between two buffers.
+		pin, err := keep(upload(sk.L, fmt.Sprintf("reach log spectra (%d reaches × %d bins)", n, sk.NF)))
+		if err != nil {
+			return err
+		}
+		pout, err := keep(alloc(pin.bytes, "prefix log spectra"))
+		if err != nil {
+			return err
+		}
+		nxtIn, err := keep(upload(sk.DownPos, "downstream positions"))
+		if err != nil {
+			return err
+		}
+		nxtOut, err := keep(alloc(nxtIn.bytes, "pointer-jumping links"))
+		if err != nil {
+			return err
+		}
+		for s := 1; s < sk.MaxDepth; s *= 2 {
+			if err := d.launch(kernelPrefixJump, n*width, threads, cu.Stream{}, pout.p, pin.p, nxtOut.p, nxtIn.p, n, width); err != nil {
+				return err
+			}
+			pin, pout = pout, pin // the sums so far are in pin
+			nxtIn, nxtOut = nxtOut, nxtIn
+		}
+		// 2. The closure pairs.
+		pairStart, err := keep(upload(sk.PairStart, "pair offsets"))
+		if err != nil {
+			return err
+		}
+		downPos, err := keep(upload(sk.DownPos, "downstream positions"))
+		if err != nil {
+			return err
+		}
+		pairD, err := keep(alloc(np*4, fmt.Sprintf("pair rows (%d pairs)", np)))
+		if err != nil {
+			return err
+		}
+		pairS, err := keep(alloc(np*4, fmt.Sprintf("pair columns (%d pairs)", np)))
+		if err != nil {
+			return err
+		}
+		if err := d.launch(kernelPairEnum, n, threads, cu.Stream{}, pairD.p, pairS.p, pairStart.p, downPos.p, n); err != nil {
+			return err
+		}
+		// 3. Every pair's taps.
+		src, err := keep(upload(sk.Src, "source lateral log spectra"))
+		if err != nil {
+			return err
+		}
+		boxed, err := keep(upload(sk.Boxed, "boxed-source flags"))
+		if err != nil {
+			return err
+		}
+		rowTiles, err := keep(upload(bs.RowTiles, "the kernel's row index"))
+		if err != nil {
+			return err
+		}
+		fold, err := keep(upload(sk.Fold, "fold tables"))
+		if err != nil {
+			return err
+		}
+		selfTaps, err := keep(upload(sk.SelfTaps, "self-pair taps"))
+		if err != nil {
+			return err
+		}
+		sums, err := keep(alloc(np*8, fmt.Sprintf("pair sums (%d pairs)", np)))
+		if err != nil {
+			return err
+		}
+		if vals, err = alloc(nvals*4, fmt.Sprintf("the block-sparse kernel (%d pairs × %d taps in %d tiles)", np, bs.Taps, bs.RowTiles[len(bs.RowTiles)-1])); err != nil {
+			return err
+		}
+		if err := cu.MemsetD32(vals.p, 0, nvals); err != nil {
+			return fmt.Errorf("gpu: clearing the kernel: %v", err)
+		}
+		normalize := int64(0)
+		if sk.Normalize {
+			normalize = 1
+		}
+		err = d.launch(kernelPairTaps, np, threads, cu.Stream{},
+			vals.p, sums.p, pairD.p, pairS.p, pin.p, src.p, boxed.p, downPos.p, rowTiles.p, fold.p, selfTaps.p,
+			np, int64(sk.NF), int64(sk.M), int64(sk.FoldBins), int64(bs.Taps), int64(bs.B), int64(sk.Mode), normalize)
+		if err != nil {
+			return err
+		}
+		if err := cu.Synchronize(); err != nil {
+			return fmt.Errorf("gpu: building the kernel on the device: %v", err)
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&hostVals[0]), vals.p, nvals*4); err != nil {
+			return fmt.Errorf("gpu: copying the kernel from the device: %v", err)
+		}
+		if err := cu.MemcpyDtoH(unsafe.Pointer(&hostSums[0]), sums.p, np*8); err != nil {
+			return fmt.Errorf("gpu: copying pair sums from the device: %v", err)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, devBuf{}, err
+	}
+	kr, err := sk.Finish(hostVals, hostSums)
+	if err != nil {
+		_ = d.do(func() error { vals.free(); return nil })
+		return nil, devBuf{}, err
+	}
+	return kr, vals, nil
+}
