@@ -263,13 +263,15 @@ func kernelSizes(net *Network, o Options, tiles int64, td *tdTable) KernelStats 
 	}
 	perWorker := 2*nf*16 + 3*int64(m)*8 + int64(taps*f+taps)*8
 	s.BuildPeakBytes = s.BlockBytes + n*nf*16 + s.Pairs*4 + int64(o.Workers)*perWorker
-	if !o.ReLU { // a SpectralKernel built on a GPU (package gpu)
-		tables := 2 * n * nf * 16 // log spectra and their prefix sums
-		if o.Lateral == LateralRAPID && !o.ExcludeSelf {
-			tables += n * nf * 16 // source lateral spectra
-		}
-		s.DeviceBuildBytes = s.BlockBytes + tables + s.Pairs*16 + n*(8+4+4)
+	// A SpectralKernel built on a GPU (package gpu).
+	tables := 2 * n * nf * 16 // log spectra and their prefix sums
+	if o.Lateral == LateralRAPID && !o.ExcludeSelf {
+		tables += n * nf * 16 // source lateral spectra
 	}
+	if o.ReLU { // per-thread scratch of the fine kernel (gpu's fineThreads)
+		tables += min(s.Pairs, 1<<15) * (2*nf + int64(taps*f+taps)) * 8
+	}
+	s.DeviceBuildBytes = s.BlockBytes + tables + s.Pairs*16 + n*(8+4+4)
 	return s
 }
 

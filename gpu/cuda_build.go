@@ -12,6 +12,10 @@ import (
 	"github.com/diffroute-go/diffroute/diffroute"
 )
 
+// fineThreads caps the grid of dr_pair_taps_fine, whose threads each keep a
+// spectrum and a fine kernel in device scratch.
+const fineThreads = 1 << 15
+
 // buildSpectral builds an FFT-path kernel on the device (pairs.cu,
 // prefix.cu): the reach log spectra computed on the CPU are summed to the
 // outlet by pointer jumping, the closure pairs enumerated, and every pair's
@@ -105,6 +109,10 @@ func (d *Device) buildSpectral(ctx context.Context, sk *diffroute.SpectralKernel
 		if err != nil {
 			return err
 		}
+		trig, err := keep(upload(sk.Trig, "inverse DFT twiddles"))
+		if err != nil {
+			return err
+		}
 		selfTaps, err := keep(upload(sk.SelfTaps, "self-pair taps"))
 		if err != nil {
 			return err
@@ -123,11 +131,33 @@ func (d *Device) buildSpectral(ctx context.Context, sk *diffroute.SpectralKernel
 		if sk.Normalize {
 			normalize = 1
 		}
-		err = d.launch(kernelPairTaps, np, threads, cu.Stream{},
-			vals.p, sums.p, pairD.p, pairS.p, pin.p, src.p, boxed.p, downPos.p, rowTiles.p, fold.p, selfTaps.p,
-			np, int64(sk.NF), int64(sk.M), int64(sk.FoldBins), int64(bs.Taps), int64(bs.B), int64(sk.Mode), normalize)
-		if err != nil {
-			return err
+		if sk.ReLU {
+			// The fine kernel: per thread, the spectrum, W fine values and
+			// the taps in scratch; a grid of at most fineThreads threads
+			// bounds it.
+			total := min(np, fineThreads)
+			per := int64(2*sk.NF + sk.Taps*sk.F + sk.Taps)
+			scratch, err := keep(alloc(d.gridThreads(total, threads)*per*8, fmt.Sprintf("fine-kernel scratch (%d doubles per thread)", per)))
+			if err != nil {
+				return err
+			}
+			sample := int64(0)
+			if sk.Sample {
+				sample = 1
+			}
+			err = d.launch(kernelPairTapsFine, total, threads, cu.Stream{},
+				vals.p, sums.p, pairD.p, pairS.p, pin.p, src.p, boxed.p, downPos.p, rowTiles.p, trig.p, selfTaps.p, scratch.p,
+				np, int64(sk.NF), int64(sk.M), int64(sk.F), int64(bs.Taps), int64(bs.B), int64(sk.Mode), normalize, int64(sk.Shift), sample)
+			if err != nil {
+				return err
+			}
+		} else {
+			err = d.launch(kernelPairTaps, np, threads, cu.Stream{},
+				vals.p, sums.p, pairD.p, pairS.p, pin.p, src.p, boxed.p, downPos.p, rowTiles.p, fold.p, selfTaps.p,
+				np, int64(sk.NF), int64(sk.M), int64(sk.FoldBins), int64(bs.Taps), int64(bs.B), int64(sk.Mode), normalize)
+			if err != nil {
+				return err
+			}
 		}
 		if err := cu.Synchronize(); err != nil {
 			return fmt.Errorf("gpu: building the kernel on the device: %v", err)

@@ -215,6 +215,14 @@ func upload[T any](s []T, what string) (devBuf, error) {
 	return b, nil
 }
 
+// gridThreads is the number of threads launch starts for total work items:
+// a whole number of blocks, at most 32 blocks per SM (kernels loop over the
+// rest with a grid stride).
+func (d *Device) gridThreads(total int64, threads int) int64 {
+	blocks := (total + int64(threads) - 1) / int64(threads)
+	return min(blocks, int64(max(d.info.SMs, 1)*32)) * int64(threads)
+}
+
 // launch runs kernel name over total work items with a grid-stride 1-D grid
 // of at most 32 blocks per SM. Arguments must be cu.DevicePtr or int64
 // values: cu copies 8 bytes from each argument pointer.
@@ -235,8 +243,7 @@ func (d *Device) launch(name string, total int64, threads int, stream cu.Stream,
 		}
 		ptrs[i] = unsafe.Pointer(&vals[i])
 	}
-	blocks := (total + int64(threads) - 1) / int64(threads)
-	blocks = min(blocks, int64(max(d.info.SMs, 1)*32))
+	blocks := d.gridThreads(total, threads) / int64(threads)
 	if err := d.fn[name].Launch(int(blocks), 1, 1, threads, 1, 1, 0, stream, ptrs); err != nil {
 		return fmt.Errorf("gpu: launching %s (%d blocks × %d threads): %v", name, blocks, threads, err)
 	}

@@ -49,7 +49,7 @@ func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diff
 	var vals devBuf // the taps, when built on the device
 	sk, err := diffroute.NewSpectralKernel(ctx, net, opts)
 	switch {
-	case err == nil && !ro.CPUBuild && sk.FoldBins/2+1 <= pairMaxFold:
+	case err == nil && !ro.CPUBuild && (sk.ReLU || sk.FoldBins/2+1 <= pairMaxFold):
 		kr, vals, err = d.buildSpectral(ctx, sk, ro.Threads)
 		if errors.Is(err, ErrOutOfMemory) { // the CPU build needs no device memory
 			kr, err = diffroute.NewKernelRouter(ctx, net, opts)

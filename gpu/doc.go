@@ -13,10 +13,11 @@
 //     dr_pair_taps evaluates every pair's spectrum exp(A_s − P[down d]) and
 //     folds it straight into its taps in the block-sparse layout, which stays
 //     on the device for the convolution (a host copy backs Router.CPU).
-//     Under ReLU (Compat "diffroute") the taps need the fine kernel, an
-//     inverse FFT per pair, and the build stays on the CPU;
-//     RouterOptions.CPUBuild forces the CPU build, and a device build that
-//     runs out of memory falls back to it.
+//     Under ReLU (Compat "diffroute", where every IRF is built from spectra)
+//     the taps need the fine kernel itself: dr_pair_taps_fine evaluates its
+//     first MaxDelay·f values by a direct inverse DFT, clips and coarsens
+//     them. RouterOptions.CPUBuild forces the CPU build, and a device build
+//     that runs out of memory falls back to it.
 //   - IRFs with a recursive form are built on the CPU in the time domain,
 //     exactly and without FFTs, at about 4.7 M pairs/s on two cores
 //     (BENCHMARKS.md), by diffroute.NewKernelRouter.

@@ -26,11 +26,20 @@ func emuSpectralBuild(t *testing.T, sk *diffroute.SpectralKernel) (*diffroute.Ke
 	bs := sk.Layout
 	vals := make([]float32, bs.RowTiles[len(bs.RowTiles)-1]*int64(bs.B*bs.B*bs.Taps))
 	sums := make([]float64, np)
-	kernels.PairTaps(g, &kernels.PairTapsArgs{
-		Vals: vals, Sums: sums, PairD: pairD, PairS: pairS, P: P, Src: sk.Src, Boxed: sk.Boxed,
-		DownPos: sk.DownPos, RowTiles: bs.RowTiles, Fold: sk.Fold, SelfTaps: sk.SelfTaps,
-		NF: sk.NF, M: sk.M, MP: sk.FoldBins, Taps: sk.Taps, B: bs.B, Mode: sk.Mode, Normalize: sk.Normalize,
-	})
+	if sk.ReLU {
+		kernels.PairTapsFine(g, &kernels.PairTapsFineArgs{
+			Vals: vals, Sums: sums, PairD: pairD, PairS: pairS, P: P, Src: sk.Src, Boxed: sk.Boxed,
+			DownPos: sk.DownPos, RowTiles: bs.RowTiles, Trig: sk.Trig, SelfTaps: sk.SelfTaps,
+			NF: sk.NF, M: sk.M, F: sk.F, Taps: sk.Taps, B: bs.B, Mode: sk.Mode, Normalize: sk.Normalize,
+			Sample: sk.Sample, Shift: sk.Shift,
+		})
+	} else {
+		kernels.PairTaps(g, &kernels.PairTapsArgs{
+			Vals: vals, Sums: sums, PairD: pairD, PairS: pairS, P: P, Src: sk.Src, Boxed: sk.Boxed,
+			DownPos: sk.DownPos, RowTiles: bs.RowTiles, Fold: sk.Fold, SelfTaps: sk.SelfTaps,
+			NF: sk.NF, M: sk.M, MP: sk.FoldBins, Taps: sk.Taps, B: bs.B, Mode: sk.Mode, Normalize: sk.Normalize,
+		})
+	}
 	kr, err := sk.Finish(vals, sums)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +72,7 @@ func TestEmulatedSpectralBuildMatchesCPU(t *testing.T) {
 			for _, b := range sk.Boxed {
 				boxed += int(b)
 			}
-			t.Logf("source mode %d, %d of %d sources boxed", sk.Mode, boxed, c.Net.Len())
+			t.Logf("source mode %d, %d of %d sources boxed, ReLU %v", sk.Mode, boxed, c.Net.Len(), sk.ReLU)
 			got, _ := emuSpectralBuild(t, sk)
 			gv, wv := got.BlockSparse().Vals, want.BlockSparse().Vals
 			if len(gv) != len(wv) {
@@ -102,16 +111,11 @@ func TestEmulatedSpectralBuildMatchesCPU(t *testing.T) {
 	}
 }
 
-func TestSpectralKernelRefusesTimeDomainAndReLU(t *testing.T) {
+func TestSpectralKernelRefusesTimeDomain(t *testing.T) {
 	ctx := context.Background()
 	c := gputest.RandomCases(60, 1, 10, 3)[0] // muskingum: recursive form
 	if _, err := diffroute.NewSpectralKernel(ctx, c.Net, c.Opts); !errors.Is(err, diffroute.ErrNotSpectral) {
 		t.Errorf("muskingum: %v, want ErrNotSpectral", err)
-	}
-	c = gputest.SpectralCases(60, 1, 10, 3)[0]
-	c.Opts.ReLU = true
-	if _, err := diffroute.NewSpectralKernel(ctx, c.Net, c.Opts); !errors.Is(err, diffroute.ErrNotSpectral) {
-		t.Errorf("ReLU: %v, want ErrNotSpectral", err)
 	}
 }
 

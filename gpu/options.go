@@ -32,15 +32,15 @@ type RouterOptions struct {
 	Threads int
 	// CPUBuild builds every kernel on the CPU. Otherwise kernels built from
 	// spectra (IRFs without a recursive form: Hayami, pure lag, fractional
-	// Nash; not under ReLU or Compat "diffroute") are built on the device
-	// (SpectralKernel); IRFs with a recursive form are always built on the
-	// CPU, in the time domain, which is exact and fast.
+	// Nash; every IRF under Compat "diffroute") are built on the device
+	// (diffroute.SpectralKernel); other IRFs with a recursive form are built
+	// on the CPU, in the time domain, which is exact and fast.
 	CPUBuild bool
 }
 
 // pairMaxFold is dr_pair_taps' bound on the folded bins FFTPad·MaxDelay/2+1
 // (DR_MAX_FOLD in gpu/kernels/pairs.cu); larger kernels build on the CPU.
-const pairMaxFold = 160
+const pairMaxFold = 160 // for the fold; the fine kernel (ReLU) has no such bound
 
 func (o RouterOptions) withDefaults() (RouterOptions, error) {
 	if o.MemoryBudget < 0 || o.HostBudget < 0 || o.ChunkSteps < 0 || o.Threads < 0 {

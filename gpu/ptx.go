@@ -11,13 +11,14 @@ var ptxSource string
 
 // Kernel entry points in ptxSource.
 const (
-	kernelBSConv      = "dr_bsconv"
-	kernelTransferAdd = "dr_transfer_add"
-	kernelInterp      = "dr_interp"
-	kernelPrefixJump  = "dr_prefix_jump"
-	kernelInterpWin   = "dr_interp_window"
-	kernelPairEnum    = "dr_pair_enum"
-	kernelPairTaps    = "dr_pair_taps"
+	kernelBSConv       = "dr_bsconv"
+	kernelTransferAdd  = "dr_transfer_add"
+	kernelInterp       = "dr_interp"
+	kernelPrefixJump   = "dr_prefix_jump"
+	kernelInterpWin    = "dr_interp_window"
+	kernelPairEnum     = "dr_pair_enum"
+	kernelPairTaps     = "dr_pair_taps"
+	kernelPairTapsFine = "dr_pair_taps_fine"
 )
 
-var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps}
+var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps, kernelPairTapsFine}

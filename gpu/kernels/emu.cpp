@@ -75,6 +75,20 @@ extern "C" void emu_pair_taps(long long grid, long long block, float* vals, doub
 	});
 }
 
+extern "C" void emu_pair_taps_fine(long long grid, long long block, float* vals, double* sums,
+                                   const int* pairD, const int* pairS, const double* P,
+                                   const double* src, const int* boxed, const int* downPos,
+                                   const long long* rowTiles, const double* trig,
+                                   const double* selfTaps, double* scratch, long long npairs,
+                                   long long nf, long long m, long long f, long long taps,
+                                   long long bsz, long long mode, long long normalize,
+                                   long long shift, long long sample) {
+	emu_launch(grid, block, [&] {
+		dr_pair_taps_fine(vals, sums, pairD, pairS, P, src, boxed, downPos, rowTiles, trig, selfTaps,
+		                  scratch, npairs, nf, m, f, taps, bsz, mode, normalize, shift, sample);
+	});
+}
+
 // emu_math evaluates dr_math.h's functions, for their accuracy test.
 extern "C" void emu_math(const double* x, double* ex, double* sn, double* cs, long long n) {
 	for (long long i = 0; i < n; i++) {

@@ -307,6 +307,56 @@ func PairTaps(g Grid, a *PairTapsArgs) {
 		C.longlong(a.Mode), C.longlong(norm))
 }
 
+// PairTapsFineArgs are the arguments of dr_pair_taps_fine (pairs.cu): the
+// same tables as PairTaps, with Trig (cos, sin of 2πj/M) in place of Fold.
+type PairTapsFineArgs struct {
+	Vals                    []float32
+	Sums                    []float64
+	PairD, PairS            []int32
+	P, Src                  []float64
+	Boxed, DownPos          []int32
+	RowTiles                []int64
+	Trig, SelfTaps          []float64
+	NF, M, F, Taps, B, Mode int
+	Normalize, Sample       bool
+	Shift                   int
+}
+
+// PairTapsFine runs dr_pair_taps_fine in the emulator, with the scratch the
+// grid needs.
+func PairTapsFine(g Grid, a *PairTapsFineArgs) {
+	g.check()
+	np := len(a.PairD)
+	n := len(a.DownPos)
+	need("pairS", len(a.PairS), np)
+	need("sums", len(a.Sums), np)
+	need("P", len(a.P), 2*n*a.NF)
+	if a.Mode == 2 {
+		need("src", len(a.Src), 2*n*a.NF)
+		need("boxed", len(a.Boxed), n)
+	}
+	need("trig", len(a.Trig), 2*a.M)
+	if a.NF != a.M/2+1 || a.Taps*a.F > a.M {
+		panic(fmt.Sprintf("kernels: M = %d, nf %d, W = %d", a.M, a.NF, a.Taps*a.F))
+	}
+	if a.SelfTaps != nil {
+		need("selfTaps", len(a.SelfTaps), a.Taps)
+	}
+	need("rowTiles", len(a.RowTiles), (n+a.B-1)/a.B+1)
+	need("vals", len(a.Vals), int(a.RowTiles[(n+a.B-1)/a.B])*a.B*a.B*a.Taps)
+	scratch := make([]float64, g.Blocks*g.Threads*(2*a.NF+a.Taps*a.F+a.Taps))
+	b := func(v bool) C.longlong {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	C.emu_pair_taps_fine(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.Vals), dptr(a.Sums), iptr(a.PairD), iptr(a.PairS),
+		dptr(a.P), dptr(a.Src), iptr(a.Boxed), iptr(a.DownPos), lptr(a.RowTiles), dptr(a.Trig), dptr(a.SelfTaps), dptr(scratch),
+		C.longlong(np), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.F), C.longlong(a.Taps), C.longlong(a.B),
+		C.longlong(a.Mode), b(a.Normalize), C.longlong(a.Shift), b(a.Sample))
+}
+
 // Math evaluates dr_math.h's dr_exp and dr_sincos at x.
 func Math(x []float64) (ex, sn, cs []float64) {
 	n := len(x)

@@ -32,6 +32,13 @@ void emu_pair_taps(long long grid, long long block, float* vals, double* sums, c
                    const double* selfTaps, long long npairs, long long nf, long long m,
                    long long mp, long long taps, long long bsz, long long mode,
                    long long normalize);
+void emu_pair_taps_fine(long long grid, long long block, float* vals, double* sums,
+                        const int* pairD, const int* pairS, const double* P, const double* src,
+                        const int* boxed, const int* downPos, const long long* rowTiles,
+                        const double* trig, const double* selfTaps, double* scratch,
+                        long long npairs, long long nf, long long m, long long f, long long taps,
+                        long long bsz, long long mode, long long normalize, long long shift,
+                        long long sample);
 void emu_math(const double* x, double* ex, double* sn, double* cs, long long n);
 
 #ifdef __cplusplus

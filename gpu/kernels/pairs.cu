@@ -10,7 +10,8 @@
 //                  summed onto M' = M/f bins, an inverse DFT at the taps,
 //                  K[0] less its circular terms), written into the
 //                  block-sparse kernel, with the taps' sum for the host's
-//                  truncation record.
+//                  truncation record;
+//   dr_pair_taps_fine  the same under ReLU, through the fine kernel.
 //
 // Tables are indexed by pre-order position. P holds the prefix log spectra
 // (dr_prefix_jump), complex as two doubles, nf bins per reach. The source
@@ -139,6 +140,126 @@ extern "C" __global__ void dr_pair_taps(
 					out[p] = (float)(v * scale);
 				}
 			}
+		}
+		sums[g] = sum;
+	}
+}
+
+// dr_pair_taps_fine is dr_pair_taps for kernels whose taps need the fine
+// kernel itself: under ReLU (Compat "diffroute") h = max(IDFT(S), 0) at the
+// W = taps·f fine steps the taps read, then, unless the source is boxed,
+// its box sum over f sub-steps (again clipped at 0), a delay of `shift`
+// sub-steps, and per runoff step the mean of f values or the last one
+// (`sample`) — diffroute's coarsen. The inverse DFT reads trig, cos and sin
+// of 2πj/M for j < M. Each thread keeps the spectrum, h and the taps in
+// scratch, a slice of 2·nf + W + taps doubles per thread of the grid.
+extern "C" __global__ void dr_pair_taps_fine(
+    float* __restrict__ vals, double* __restrict__ sums, const int* __restrict__ pairD,
+    const int* __restrict__ pairS, const double* __restrict__ P, const double* __restrict__ src,
+    const int* __restrict__ boxed, const int* __restrict__ downPos,
+    const dr_i64* __restrict__ rowTiles, const double* __restrict__ trig,
+    const double* __restrict__ selfTaps, double* __restrict__ scratch, dr_i64 npairs, dr_i64 nf,
+    dr_i64 m, dr_i64 f, dr_i64 taps, dr_i64 bsz, dr_i64 mode, dr_i64 normalize, dr_i64 shift,
+    dr_i64 sample) {
+	const dr_i64 w = taps * f;
+	double* S = scratch + dr_gid() * (2 * nf + w + taps);
+	double* h = S + 2 * nf;
+	double* K = h + w;
+	for (dr_i64 g = dr_gid(); g < npairs; g += dr_gstride()) {
+		const int d = pairD[g], s = pairS[g];
+		const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
+		float* out = vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
+		if (selfTaps && d == s) {
+			double sum = 0;
+			for (dr_i64 p = 0; p < taps; p++) {
+				sum += selfTaps[p];
+			}
+			const double scale = normalize && sum != 0 ? 1 / sum : 1;
+			for (dr_i64 p = 0; p < taps; p++) {
+				out[p] = (float)(selfTaps[p] * scale);
+			}
+			sums[g] = sum;
+			continue;
+		}
+		const double* a = P + (dr_i64)s * 2 * nf;
+		const double* a2 = nullptr;
+		const int ds = downPos[s];
+		int box = 0;
+		if (mode == 1) {
+			a = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
+		} else if (mode == 2 && boxed[s]) {
+			box = 1;
+			a = src + (dr_i64)s * 2 * nf;
+			a2 = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
+		}
+		const int dd = downPos[d];
+		const double* b = dd >= 0 ? P + (dr_i64)dd * 2 * nf : nullptr;
+		for (dr_i64 k = 0; k < nf; k++) {
+			double lr = 0, li = 0;
+			if (a) {
+				lr = a[2 * k], li = a[2 * k + 1];
+			}
+			if (a2) {
+				lr += a2[2 * k], li += a2[2 * k + 1];
+			}
+			if (b) {
+				lr -= b[2 * k], li -= b[2 * k + 1];
+			}
+			const double e = dr_exp(lr);
+			double sn, cs;
+			dr_sincos(li, &sn, &cs);
+			S[2 * k] = e * cs, S[2 * k + 1] = e * sn;
+		}
+		// h[n] = max(Re Σ_k α_k S[k] e^{2πi·k·n/M} / M, 0), n < W.
+		for (dr_i64 n = 0; n < w; n++) {
+			double v = S[0];
+			dr_i64 idx = 0;
+			for (dr_i64 k = 1; k < nf; k++) {
+				idx += n; // k·n mod M: n < W ≤ M, one wrap at most
+				if (idx >= m) {
+					idx -= m;
+				}
+				const double term = S[2 * k] * trig[2 * idx] - S[2 * k + 1] * trig[2 * idx + 1];
+				v += 2 * k == m ? term : 2 * term;
+			}
+			v /= (double)m;
+			h[n] = v > 0 ? v : 0;
+		}
+		for (dr_i64 p = 0; p < taps; p++) {
+			K[p] = 0;
+		}
+		double run = 0;
+		for (dr_i64 i = 0; i < w; i++) {
+			double kb = h[i];
+			if (!box) {
+				run += h[i];
+				if (i >= f) {
+					run -= h[i - f];
+				}
+				kb = run > 0 ? run : 0;
+			}
+			const dr_i64 n = i + shift;
+			if (n >= w) {
+				break;
+			}
+			if (sample) {
+				if (n % f == f - 1) {
+					K[n / f] = kb;
+				}
+			} else {
+				K[n / f] += kb;
+			}
+		}
+		double sum = 0;
+		for (dr_i64 p = 0; p < taps; p++) {
+			if (!sample) {
+				K[p] /= (double)f;
+			}
+			sum += K[p];
+		}
+		const double scale = normalize && sum != 0 ? 1 / sum : 1;
+		for (dr_i64 p = 0; p < taps; p++) {
+			out[p] = (float)(K[p] * scale);
 		}
 		sums[g] = sum;
 	}

@@ -87,7 +87,8 @@ func RandomCases(n, batch, steps int, seed uint64) []Case {
 // spectra (no recursive form, or DiffRoute compatibility): Hayami, pure lag
 // and fractional Nash cascades under every source rule (own IRF, lateral
 // step response under rapid, ExcludeSelf), averaging and
-// sampling variants, Normalize, odd sub-steps and FFT paddings.
+// sampling variants, Normalize, odd sub-steps and FFT paddings, and ReLU
+// (DiffRoute compatibility, where Muskingum too is built from spectra).
 func SpectralCases(n, batch, steps int, seed uint64) []Case {
 	type cfg struct {
 		irf     string
@@ -105,6 +106,11 @@ func SpectralCases(n, batch, steps int, seed uint64) []Case {
 		// as lateral step responses (boxed), the others as their IRF.
 		{"nash_mixed", 3, 10, diffroute.Options{Lateral: diffroute.LateralRAPID}},
 		{"nash_mixed", 4, 9, diffroute.Options{Lateral: diffroute.LateralRAPID, Average: diffroute.AverageEnd, Sampling: diffroute.SampleLast}},
+		// DiffRoute compatibility: ReLU on the fine kernel, renormalised.
+		{"hayami", 4, 12, diffroute.Options{Compat: "diffroute"}},
+		{"muskingum", 3, 10, diffroute.Options{Compat: "diffroute", ExcludeSelf: true}},
+		{"hayami", 2, 8, diffroute.Options{Compat: "diffroute", Sampling: diffroute.SampleLast}},
+		{"nash_mixed", 3, 8, diffroute.Options{ReLU: true, Lateral: diffroute.LateralRAPID, Average: diffroute.AverageStart}},
 	}
 	var cs []Case
 	for j, c := range cfgs {
