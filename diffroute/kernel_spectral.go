@@ -10,8 +10,8 @@ import (
 )
 
 // ErrNotSpectral is returned by NewSpectralKernel for options whose kernel
-// is not built from spectra (IRFs with a recursive form are built in the
-// time domain) or not linearly from them (ReLU).
+// is not built from spectra: IRFs with a recursive form are built in the
+// time domain.
 var ErrNotSpectral = errors.New("diffroute: this kernel is not built from spectra")
 
 // SpectralKernel is an FFT-path kernel (IRFs without a recursive form, or
@@ -25,7 +25,11 @@ var ErrNotSpectral = errors.New("diffroute: this kernel is not built from spectr
 //     else P[s]); with SelfTaps the pair (s, s) is those taps instead;
 //  4. its taps are S folded (Fold[Boxed[s] in mode 2, else 0]: G, wrap and
 //     twiddles, see foldCoarsener), divided by their sum under Normalize,
-//     stored at Layout's entry (d, s).
+//     stored at Layout's entry (d, s). Under ReLU the fine kernel
+//     h = max(IDFT(S), 0) at the first Taps·F sub-steps (Trig) is box-summed
+//     over F sub-steps unless the source is boxed, clipped at 0 again,
+//     delayed by Shift and reduced per step (mean, or last value with
+//     Sample), as KernelRouter's coarsening does.
 //
 // Tables are by pre-order position; complex values are (re, im) float64
 // pairs, NF per row. Finish turns the taps and their sums back into a
@@ -45,6 +49,13 @@ type SpectralKernel struct {
 	SelfTaps              []float64
 	Fold                  []float64 // 2 tables of FoldLen values
 	Normalize             bool
+	// ReLU: the taps come from the fine kernel (see below), not the fold.
+	ReLU bool
+	// For ReLU: sub-steps, the delay of `start` averaging (0 or 1), last
+	// value instead of the step mean, and cos, sin of 2πj/M for j < M.
+	F, Shift int
+	Sample   bool
+	Trig     []float64
 
 	kr    *KernelRouter
 	start time.Time
@@ -59,7 +70,7 @@ func (sk *SpectralKernel) Pairs() int64 { return sk.PairStart[len(sk.PairStart)-
 
 // NewSpectralKernel computes the reach spectra and tables of net's kernel
 // for opts. It returns ErrNotSpectral when NewKernelRouter would build the
-// kernel in the time domain, or under ReLU.
+// kernel in the time domain.
 func NewSpectralKernel(ctx context.Context, net *Network, opts Options) (*SpectralKernel, error) {
 	start := time.Now()
 	kr, err := newKernelShell(net, opts)
@@ -67,7 +78,7 @@ func NewSpectralKernel(ctx context.Context, net *Network, opts Options) (*Spectr
 		return nil, err
 	}
 	o := kr.opts
-	if kr.td != nil || o.ReLU {
+	if kr.td != nil {
 		return nil, ErrNotSpectral
 	}
 	n, nf := net.Len(), kr.m/2+1
@@ -79,7 +90,16 @@ func NewSpectralKernel(ctx context.Context, net *Network, opts Options) (*Spectr
 	}
 	sk := &SpectralKernel{Layout: bs, M: kr.m, NF: nf, FoldBins: kr.m / kr.f, Taps: kr.taps,
 		DownPos: make([]int32, n), PairStart: make([]int64, n+1), L: make([]float64, 2*n*nf),
-		Normalize: o.Normalize, kr: kr, start: start}
+		Normalize: o.Normalize, ReLU: o.ReLU, F: kr.f, Sample: o.Sampling == SampleLast, kr: kr, start: start}
+	if o.Average == AverageStart {
+		sk.Shift = 1
+	}
+	if o.ReLU {
+		sk.Trig = make([]float64, 2*kr.m)
+		for j := range kr.m {
+			sk.Trig[2*j], sk.Trig[2*j+1] = math.Cos(2*math.Pi*float64(j)/float64(kr.m)), math.Sin(2*math.Pi*float64(j)/float64(kr.m))
+		}
+	}
 	for p, v := range bs.Order {
 		i := int(v)
 		bs.Size[p] = int32(net.Size(i))
@@ -133,6 +153,9 @@ func NewSpectralKernel(ctx context.Context, net *Network, opts Options) (*Spectr
 		sk.SelfTaps = slices.Clone(wk.K)
 	}
 	for _, boxed := range []bool{false, true} {
+		if o.ReLU {
+			break
+		}
 		c := kr.newFoldCoarsener(boxed)
 		sk.Fold = appendComplex(sk.Fold, c.a)
 		sk.Fold = appendComplex(sk.Fold, c.wrap)
