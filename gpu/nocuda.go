@@ -95,3 +95,6 @@ func (b *StagedBackend) Timing() Timing { return Timing{} }
 func (b *StagedBackend) Close() error { return nil }
 
 var _ diffroute.Router = (*Router)(nil)
+
+// CPU is nil without CUDA.
+func (r *Router) CPU() *diffroute.KernelRouter { return nil }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 	"github.com/diffroute-go/diffroute/gpu"
@@ -59,13 +60,17 @@ func (d *device) timing() string {
 		return ""
 	}
 	var t gpu.Timing
+	built := ""
 	for _, r := range d.routers {
 		t.Add(r.Stats().Timing)
+		if r.BuiltOnDevice() {
+			built = fmt.Sprintf("; kernel built on the device in %v", r.CPU().Stats().BuildTime.Round(time.Millisecond))
+		}
 	}
 	if d.staged != nil {
 		t.Add(d.staged.Timing())
 	}
-	return fmt.Sprintf("%s: %s", d.dev.Info().Name, t)
+	return fmt.Sprintf("%s: %s%s", d.dev.Info().Name, t, built)
 }
 
 // stage plugs the device into a staged router.
