@@ -83,7 +83,7 @@ func (kr *KernelRouter) RouteWith(ctx context.Context, runoff *DataTensor, inflo
 	workers := max(1, min(kr.opts.Workers, nb))
 	parallelChunks(ctx, cancel, workers, nb, 1, func() struct{} { return struct{}{} }, func(_ struct{}, lo, hi int) error {
 		for r := lo; r < hi; r++ {
-			kr.convRowBlock(runoff, out, xrow, r, warmup)
+			kr.convRowBlock(ctx.Done(), runoff, out, xrow, r, warmup)
 		}
 		return ctx.Err()
 	})
@@ -99,7 +99,10 @@ func (kr *KernelRouter) RouteWith(ctx context.Context, runoff *DataTensor, inflo
 }
 
 // convRowBlock computes the discharge of the reaches in row block r.
-func (kr *KernelRouter) convRowBlock(x, y *DataTensor, xrow []int, r, t0 int) {
+// It returns early, leaving y partial, once done is closed: the row of an
+// outlet holds every pair of its basin, so a row block can take seconds on
+// long series, and cancellation is checked per pair.
+func (kr *KernelRouter) convRowBlock(done <-chan struct{}, x, y *DataTensor, xrow []int, r, t0 int) {
 	bs := kr.bs
 	B := bs.B
 	T := x.T
@@ -109,6 +112,11 @@ func (kr *KernelRouter) convRowBlock(x, y *DataTensor, xrow []int, r, t0 int) {
 		for b := 0; b < x.B; b++ {
 			yd := y.Series(b, d)
 			for q := p; q < end; q++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
 				xs := x.Data[(b*x.N+xrow[q])*T : (b*x.N+xrow[q]+1)*T]
 				convPair(yd, xs, bs.entry(p, q), t0)
 			}
