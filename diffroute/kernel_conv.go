@@ -101,7 +101,7 @@ func (kr *KernelRouter) RouteWith(ctx context.Context, runoff *DataTensor, inflo
 // convRowBlock computes the discharge of the reaches in row block r.
 // It returns early, leaving y partial, once done is closed: the row of an
 // outlet holds every pair of its basin, so a row block can take seconds on
-// long series, and cancellation is checked per pair.
+// long series, and cancellation is checked every 16 pairs.
 func (kr *KernelRouter) convRowBlock(done <-chan struct{}, x, y *DataTensor, xrow []int, r, t0 int) {
 	bs := kr.bs
 	B := bs.B
@@ -112,10 +112,12 @@ func (kr *KernelRouter) convRowBlock(done <-chan struct{}, x, y *DataTensor, xro
 		for b := 0; b < x.B; b++ {
 			yd := y.Series(b, d)
 			for q := p; q < end; q++ {
-				select {
-				case <-done:
-					return
-				default:
+				if (q-p)%16 == 0 {
+					select {
+					case <-done:
+						return
+					default:
+					}
 				}
 				xs := x.Data[(b*x.N+xrow[q])*T : (b*x.N+xrow[q]+1)*T]
 				convPair(yd, xs, bs.entry(p, q), t0)
