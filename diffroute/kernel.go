@@ -434,6 +434,32 @@ func runSections(h []float64, secs []Section) {
 // g_i instead (first section's B1 folded into B0, driven by a box of f ones);
 // boxed reports whether that happened.
 func (kr *KernelRouter) reachLog(wk *kernelWorker, i int, lateral bool) (boxed bool, err error) {
+	boxed, err = kr.reachSpec(wk, i, lateral)
+	for j, c := range wk.spec {
+		a := math.Hypot(real(c), imag(c))
+		wk.spec[j] = complex(math.Log(max(a, kernelLogEps)), math.Atan2(imag(c), real(c)))
+	}
+	return boxed, err
+}
+
+// reachClamped fills wk.spec with exp(L_i) (see reachLog) without going
+// through logs: the spectrum with its magnitude raised to at least ε.
+func (kr *KernelRouter) reachClamped(wk *kernelWorker, i int, lateral bool) (boxed bool, err error) {
+	boxed, err = kr.reachSpec(wk, i, lateral)
+	for j, c := range wk.spec {
+		switch a := math.Hypot(real(c), imag(c)); {
+		case a == 0:
+			wk.spec[j] = kernelLogEps // phase atan2(0, 0) = 0
+		case a < kernelLogEps:
+			wk.spec[j] = c * complex(kernelLogEps/a, 0)
+		}
+	}
+	return boxed, err
+}
+
+// reachSpec fills wk.spec with the spectrum of reach i's fine response (see
+// reachLog for lateral and boxed).
+func (kr *KernelRouter) reachSpec(wk *kernelWorker, i int, lateral bool) (boxed bool, err error) {
 	h := wk.h
 	clear(h)
 	secs, err := kr.sections(wk.secs, i)
@@ -460,10 +486,6 @@ func (kr *KernelRouter) reachLog(wk *kernelWorker, i int, lateral bool) (boxed b
 		}
 	}
 	wk.fft.Coefficients(wk.spec, h)
-	for j, c := range wk.spec {
-		a := math.Hypot(real(c), imag(c))
-		wk.spec[j] = complex(math.Log(max(a, kernelLogEps)), math.Atan2(imag(c), real(c)))
-	}
 	return boxed, nil
 }
 
@@ -595,14 +617,14 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 	P := make([]complex128, n*nf)
 	parallelChunks(ctx, cancel, workers, n, 256, kr.newWorker, func(wk *kernelWorker, lo, hi int) error {
 		for i := lo; i < hi; i++ {
-			if _, err := kr.reachLog(wk, i, false); err != nil {
+			if kernelLogPrefix {
+				if _, err := kr.reachLog(wk, i, false); err != nil {
+					return err
+				}
+			} else if _, err := kr.reachClamped(wk, i, false); err != nil {
 				return err
 			}
-			if kernelLogPrefix {
-				copy(P[i*nf:(i+1)*nf], wk.spec)
-			} else {
-				expSpec(P[i*nf:(i+1)*nf], wk.spec)
-			}
+			copy(P[i*nf:(i+1)*nf], wk.spec)
 		}
 		return nil
 	})
@@ -668,11 +690,11 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 					}
 				case o.Lateral == LateralRAPID && !exclude:
 					var err error
-					if boxed, err = kr.reachLog(wk, s, true); err != nil {
+					if boxed, err = kr.reachClamped(wk, s, true); err != nil {
 						return err
 					}
 					if boxed {
-						expSpec(wk.src, wk.spec)
+						copy(wk.src, wk.spec)
 					} else {
 						copy(wk.src, prefix(s))
 					}
