@@ -28,6 +28,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n < 1 || *kernelReaches < 1 || *steps < 1 || *f < 1 || *maxDelay < 1 || *repeat < 1 || *workers < 0 {
 		return usageError{"bench: --reaches, --kernel-reaches, --steps, --substeps, --max-delay and --repeat must be ≥ 1, --workers ≥ 0"}
 	}
+	if err := choice("bench", "method", *method, "recursive", "kernel", "both"); err != nil {
+		return err
+	}
+	if err := checkIRF("bench", *irf); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%s, %s/%s, GOMAXPROCS=%d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
 	params := func(net *diffroute.Network) diffroute.Params {
 		switch *irf {

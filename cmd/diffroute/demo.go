@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +19,13 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	basin := fs.String("basin", filepath.Join("testdata", "demo_basin"), "RAPID folder with runoff.nc (generated if absent)")
 	out := fs.String("out", filepath.Join("out", "demo"), "folder for Qout.nc and hydrograph.html")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) { rf.methodSet = rf.methodSet || f.Name == "method" })
+	if err := rf.validate("demo"); err != nil {
+		return err
+	}
+	if err := checkWritable("demo", "out", *out, true); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(*basin, "rapid_connect.csv")); os.IsNotExist(err) {

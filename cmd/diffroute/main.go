@@ -2,6 +2,7 @@
 //
 //	diffroute route --rapid DIR --runoff FILE --out FILE [flags]   route a basin
 //	diffroute demo [--out DIR]                                     route the bundled demo basin
+//	diffroute plan (--rapid DIR | --reaches N) --steps T --mem-budget SIZE   plan for a memory budget
 //	diffroute bench [flags]                                        measure routing throughput
 //	diffroute irfs                                                 list the impulse response functions
 //	diffroute generate --out DIR [flags]                           write a synthetic RAPID basin
@@ -93,9 +94,17 @@ func newFlags(name, synopsis string) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writer) error {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stdout, "usage: %s\n\nflags:\n", synopsis)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
+		fmt.Fprintf(stdout, "usage: %s\n", synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(stdout, "\nflags:\n")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+		}
+		if ex := examples[fs.Name()]; ex != "" {
+			fmt.Fprintf(stdout, "\nexamples:\n%s", ex)
+		}
 		return flag.ErrHelp
 	}
 	if err != nil {
@@ -115,8 +124,10 @@ func runIRFs(_ context.Context, args []string, stdout io.Writer) error {
 	for _, name := range diffroute.IRFNames() {
 		irf, _ := diffroute.LookupIRF(name)
 		def := ""
-		for k, v := range irf.Defaults {
-			def += fmt.Sprintf(" (%s defaults to %g)", k, v)
+		for _, k := range irf.Params { // parameter order, not map order
+			if v, ok := irf.Defaults[k]; ok {
+				def += fmt.Sprintf(" (%s defaults to %g)", k, v)
+			}
 		}
 		rec := "convolution"
 		if irf.Sections != nil {

@@ -46,7 +46,7 @@ func (rf *routeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.dev.ordinal, "gpu", 0, "CUDA device ordinal for --device cuda")
 	fs.BoolVar(&rf.excludeSelf, "exclude-self", false, "add a reach's own runoff directly instead of routing it through the reach")
 	fs.BoolVar(&rf.quiet, "quiet", false, "print nothing but errors")
-	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; units of the runoff step)")
+	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; times such as k, tau and delay in runoff steps, not seconds)")
 	fs.StringVar(&rf.paramsFile, "params", "", "CSV of per-reach IRF parameters: header rivid,<name>,…")
 }
 
@@ -93,12 +93,22 @@ func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffr
 			return o, usageError{fmt.Sprintf("%s: IRF %s has no parameter %q (it takes %s)", src, rf.irf, name, strings.Join(irf.Params, ", "))}
 		}
 	}
+	var missing, give []string
 	for _, name := range irf.Params {
 		if _, ok := p[name]; !ok {
 			if _, def := irf.Defaults[name]; !def {
-				return o, fmt.Errorf("IRF %s needs parameter %q: give --param %s=VALUE or --params FILE", rf.irf, name, name)
+				missing = append(missing, name)
+				give = append(give, "--param "+name+"=VALUE")
 			}
 		}
+	}
+	if len(missing) > 0 {
+		what := "parameter " + missing[0]
+		if len(missing) > 1 {
+			what = "parameters " + andList(missing)
+		}
+		return o, usageError{fmt.Sprintf("IRF %s needs %s: give %s (times in runoff steps) or --params FILE with columns rivid,%s",
+			rf.irf, what, strings.Join(give, " "), strings.Join(missing, ","))}
 	}
 	o.Params = p
 	if rf.irf == "muskingum" && !rf.quiet {
@@ -255,6 +265,41 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if outExt != ".nc" && outExt != ".csv" {
 		return usageError{fmt.Sprintf("route: --out %s: want a .nc or .csv file", *out)}
 	}
+	// Flag values first: a typo costs nothing, not a read of the inputs.
+	if err := rf.validate("route"); err != nil {
+		return err
+	}
+	if err := mem.validate("route"); err != nil {
+		return err
+	}
+	if err := checkUnits("route", *units); err != nil {
+		return err
+	}
+	if *runoffPath == "" && mem.pixelRunoff == "" {
+		return usageError{"route: --runoff or --pixel-runoff is required"}
+	}
+	if *runoffPath != "" {
+		if ext := strings.ToLower(filepath.Ext(*runoffPath)); !slices.Contains([]string{".nc", ".nc4", ".netcdf", ".csv"}, ext) {
+			return usageError{fmt.Sprintf("route: --runoff %s: want a netCDF (.nc) or .csv file", *runoffPath)}
+		}
+	}
+	if *qinit != "" && rf.methodSet && rf.method == string(diffroute.Kernel) {
+		return usageError{"route: --qinit needs the recursive method: drop --method kernel"}
+	}
+	if err := checkRAPIDDir("route", *rapidDir); err != nil {
+		return err
+	}
+	for _, in := range []struct{ flag, path string }{
+		{"runoff", *runoffPath}, {"qinit", *qinit}, {"params", rf.paramsFile}, {"outputs", mem.outputs},
+		{"pixel-runoff", mem.pixelRunoff}, {"weights", mem.weight},
+	} {
+		if err := checkInputFile("route", in.flag, in.path); err != nil {
+			return err
+		}
+	}
+	if err := checkWritable("route", "out", *out, false); err != nil {
+		return err
+	}
 	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight}
 	for _, f := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
 		inputs = append(inputs, filepath.Join(*rapidDir, f))
@@ -327,6 +372,11 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		return nil, err
 	}
 	defer src.closer()
+	if j.mem.outputs == "" { // --outputs needs only the reaches it routes: checked below
+		if err := checkCoverage(src.path, src.ids, cfg.Network); err != nil {
+			return nil, err
+		}
+	}
 	step, err := secondsFlag("step", j.stepSec)
 	if err != nil {
 		return nil, err
@@ -348,7 +398,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 	ratio := float64(step) / float64(sub)
 	f := int(math.Round(ratio))
 	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
-		return nil, usageError{fmt.Sprintf("route: step %v is not a whole number of sub-steps %v", step, sub)}
+		return nil, subStepError(step, sub, j.stepSec != 0)
 	}
 	opts, err := j.rf.options(cfg, step, f)
 	if err != nil {
@@ -392,7 +442,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		}
 		plan, err := diffroute.Plan(net, T, 1, budget, opts)
 		if err != nil {
-			return nil, err
+			return nil, budgetError("route", j.mem.budget, err)
 		}
 		logf("%s\n", plan)
 		opts.Method = plan.Method
@@ -446,6 +496,9 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		sel, err := diffroute.Select(net, opts, ids)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", j.mem.outputs, err)
+		}
+		if err := checkCoverage(src.path, src.ids, sel.Net); err != nil {
+			return nil, err
 		}
 		if runoff, err = src.read(0, T); err != nil {
 			return nil, err

@@ -331,8 +331,16 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	if *reaches < 0 || *f < 1 || *maxDelay < 1 || *batch < 1 {
 		return usageError{"plan: --reaches, --substeps, --max-delay and --batch must be ≥ 1"}
 	}
+	if *method != "" {
+		if err := choice("plan", "method", *method, string(diffroute.Recursive), string(diffroute.Kernel)); err != nil {
+			return err
+		}
+	}
 	var net *diffroute.Network
 	if *rapid != "" {
+		if err := checkRAPIDDir("plan", *rapid); err != nil {
+			return err
+		}
 		cfg, err := data.ReadRAPID(*rapid)
 		if err != nil {
 			return err
@@ -345,7 +353,7 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	params := diffroute.Constant(net.Len(), map[string]float64{"k": 0.5, "x": 0.2})
 	plan, err := diffroute.Plan(net, *steps, *batch, b, diffroute.Options{Params: params, SubSteps: *f, Method: diffroute.Method(*method), MaxDelay: *maxDelay})
 	if err != nil {
-		return err
+		return budgetError("plan", *budget, err)
 	}
 	fmt.Fprintln(stdout, net)
 	fmt.Fprintln(stdout, plan)

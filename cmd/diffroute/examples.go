@@ -1,0 +1,46 @@
+package main
+
+// examples are printed after the flags by '<command> -h'. Every one runs
+// from the repository root (TestHelpExamples runs the route ones).
+var examples = map[string]string{
+	"route": `  # RAPID's test basin: 3-hour runoff volumes (m3) on 15-minute sub-steps, Muskingum from k.csv and x.csv
+  diffroute route --rapid testdata/rapid_xx9 \
+      --runoff testdata/rapid_xx9/m3_riv_bas_erai_t511_3hr_20030121to20030122.nc \
+      --substep 900 --out out/Qout.nc
+
+  # CSV runoff has no units attribute or times: give both
+  diffroute route --rapid testdata/rapid_xx9 --runoff testdata/rapid_xx9/m3_riv.csv \
+      --runoff-units m3 --step 10800 --substep 900 --out out/Qout.csv
+
+  # another IRF with one value for every reach (times in runoff steps: tau=0.5 is half a step)
+  diffroute route --rapid testdata/demo_basin --runoff testdata/demo_basin/runoff.nc \
+      --irf linear_storage --param tau=0.5 --substep 3600 --out out/Qls.nc
+
+  # DiffRoute's kernel method, or its exact numbers
+  diffroute route --rapid testdata/demo_basin --runoff testdata/demo_basin/runoff.nc \
+      --method kernel --substep 3600 --out out/Qk.nc
+  diffroute route --rapid testdata/demo_basin --runoff testdata/demo_basin/runoff.nc \
+      --compat diffroute --substep 3600 --out out/Qdr.nc
+
+  # within a memory budget: the planner picks method, clusters and time chunk
+  diffroute route --rapid testdata/demo_basin --runoff testdata/demo_basin/runoff.nc \
+      --substep 3600 --mem-budget 64MiB --out out/Qbudget.nc
+
+--step and --substep are in seconds; --substep must divide the runoff step.
+k.csv is in seconds, but --param values are in runoff steps.
+`,
+	"demo": `  diffroute demo                               # out/demo/Qout.nc and out/demo/hydrograph.html
+  diffroute demo --irf nash_cascade --param tau=0.3 --out out/nash
+`,
+	"plan": `  diffroute plan --rapid testdata/demo_basin --steps 365 --mem-budget 64MiB
+  diffroute plan --reaches 200000 --steps 2000 --mem-budget 1GiB
+`,
+	"bench": `  diffroute bench --reaches 20000 --kernel-reaches 2000 --steps 50 --repeat 1
+  diffroute bench --method recursive --irf linear_storage
+`,
+	"generate": `  diffroute generate --out /tmp/basin --reaches 500 --days 30
+  diffroute route --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 --out /tmp/basin/Qout.nc
+`,
+	"irfs": `  diffroute irfs     # then: diffroute route --irf NAME --param NAME=VALUE …
+`,
+}
