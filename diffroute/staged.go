@@ -43,6 +43,10 @@ type StagedRouter struct {
 	// (for example on a GPU, package gpu) instead of KernelRouter.RouteWith;
 	// see ClusterRouterFactory.
 	ClusterRouter ClusterRouterFactory
+	// KernelBuilder, when set, builds each cluster's kernel router instead
+	// of NewKernelRouter (for example on a GPU, package gpu); it must
+	// return what NewKernelRouter would, up to rounding.
+	KernelBuilder func(ctx context.Context, net *Network, opts Options) (*KernelRouter, error)
 
 	drop int // test hook: a transfer slot whose inflow is ignored (−1: none)
 	st   *stagedState
@@ -434,7 +438,11 @@ func (s *StagedRouter) kernelFor(ctx context.Context, c *Cluster) (*KernelRouter
 	if kr := s.st.ker[c.Index]; kr != nil {
 		return kr, nil
 	}
-	kr, err := NewKernelRouter(ctx, c.Net, subsetOptions(s.opts, c.Reaches))
+	build := NewKernelRouter
+	if s.KernelBuilder != nil {
+		build = s.KernelBuilder
+	}
+	kr, err := build(ctx, c.Net, subsetOptions(s.opts, c.Reaches))
 	if err != nil {
 		return nil, err
 	}

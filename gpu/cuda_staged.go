@@ -4,7 +4,9 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -180,6 +182,50 @@ type StagedBackend struct {
 	pix  *DevicePixels
 	core *stagedCore
 	dev  *cudaStagedDev
+
+	mu    sync.Mutex
+	built map[*diffroute.BlockSparseKernel]devBuf // device-built taps, until uploadKernel takes them
+}
+
+// KernelBuilder is the staged router's KernelBuilder: cluster kernels built
+// from spectra are built on the device (as for Router; see
+// RouterOptions.CPUBuild), and their taps stay there for the cluster's
+// router; others are built on the CPU.
+func (b *StagedBackend) KernelBuilder() func(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
+	return func(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
+		sk, err := diffroute.NewSpectralKernel(ctx, net, opts)
+		switch {
+		case errors.Is(err, diffroute.ErrNotSpectral):
+			return diffroute.NewKernelRouter(ctx, net, opts)
+		case err != nil:
+			return nil, err
+		case b.opts.CPUBuild || !sk.ReLU && sk.FoldBins/2+1 > pairMaxFold:
+			return diffroute.NewKernelRouter(ctx, net, opts)
+		}
+		kr, vals, err := b.d.buildSpectral(ctx, sk, b.opts.Threads)
+		if errors.Is(err, ErrOutOfMemory) {
+			return diffroute.NewKernelRouter(ctx, net, opts)
+		}
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		if b.built == nil {
+			b.built = map[*diffroute.BlockSparseKernel]devBuf{}
+		}
+		b.built[kr.BlockSparse()] = vals
+		b.mu.Unlock()
+		return kr, nil
+	}
+}
+
+// takeBuilt returns the device copy of bs's taps if the device built them.
+func (b *StagedBackend) takeBuilt(bs *diffroute.BlockSparseKernel) (devBuf, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.built[bs]
+	delete(b.built, bs)
+	return v, ok
 }
 
 // NewStagedBackend prepares staged routing on d; pixels may be nil (runoff
@@ -224,7 +270,14 @@ func (b *StagedBackend) Timing() Timing {
 
 // Close frees the slots (not the pixels, which the caller closes).
 func (b *StagedBackend) Close() error {
+	b.mu.Lock()
+	built := b.built
+	b.built = nil
+	b.mu.Unlock()
 	return b.d.do(func() error {
+		for _, v := range built { // built but never routed
+			v.free()
+		}
 		b.dev.unloadLocked()
 		if b.dev.slots != nil {
 			b.dev.slots.close()
@@ -276,9 +329,12 @@ type cudaStagedDev struct {
 
 func (c *cudaStagedDev) uploadKernel(bs *diffroute.BlockSparseKernel) (any, error) {
 	k := &devKernel{bs: bs}
+	vals, built := c.b.takeBuilt(bs)
 	err := c.b.d.do(func() error {
 		var err error
-		if k.vals, err = upload(bs.Vals, "a cluster's block-sparse kernel"); err != nil {
+		if built {
+			k.vals = vals
+		} else if k.vals, err = upload(bs.Vals, "a cluster's block-sparse kernel"); err != nil {
 			return err
 		}
 		if k.rowTiles, err = upload(bs.RowTiles, "the kernel's row index"); err != nil {

@@ -153,3 +153,52 @@ func TestGPURouterKeepsBuffers(t *testing.T) {
 		t.Errorf("slot buffers allocated %d times over 3 calls, want 2 (once per slot)", g)
 	}
 }
+
+// TestGPUStagedSpectralBuild routes a staged Hayami network whose cluster
+// kernels the device builds (StagedBackend.KernelBuilder), and compares it
+// with the CPU staged kernel method and the plain recursive method.
+func TestGPUStagedSpectralBuild(t *testing.T) {
+	ctx := context.Background()
+	net, o, x, cl := stagedCase(t, 2500, 37, 3, 24, 40, 1)
+	o.IRF, o.Params = "hayami", gputest.RandomParams(gputest.NewRand(37), "hayami", net.Len())
+	for i := range o.Params["c"] {
+		o.Params["c"][i] *= 10 // paths across the network fit in MaxDelay
+	}
+	b, err := NewStagedBackend(testDev, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sr, err := diffroute.NewStagedRouter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr.TimeChunk, sr.KeepKernels, sr.KernelBuilder, sr.ClusterRouter = 15, true, b.KernelBuilder(), b.Factory()
+	got, err := sr.Route(ctx, x, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := stagedRoute(t, o, x, cl, 15, true, nil)
+	ro := o
+	ro.Method = diffroute.Recursive
+	rr, err := diffroute.NewRouter(ctx, net, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := rr.Route(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, _, err := gputest.RelErr(got, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _, err := gputest.RelErr(got, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d clusters: GPU-built staged vs CPU staged %.2g of peak, vs plain recursive %.2g; %s", cl.Len(), pr, pw, b.Timing())
+	if pr > 1e-5 || pw > 1e-4 {
+		t.Errorf("GPU-built staged run differs: %.3g from CPU staged, %.3g from plain", pr, pw)
+	}
+}

@@ -124,3 +124,70 @@ func TestPairMaxFoldMatchesKernels(t *testing.T) {
 		t.Fatalf("gpu's pairMaxFold %d, kernels.MaxFold (DR_MAX_FOLD) %d", pairMaxFold, kernels.MaxFold)
 	}
 }
+
+// TestEmulatedStagedSpectralBuild routes a staged Hayami network whose
+// cluster kernels the (emulated) device builds, through the emulated staged
+// backend, and compares it with the CPU staged kernel method and with the
+// plain (unstaged) CPU run.
+func TestEmulatedStagedSpectralBuild(t *testing.T) {
+	ctx := context.Background()
+	net, o, x, cl := stagedCase(t, 2500, 37, 3, 24, 40, 1)
+	// Fast waves (celerity ×10: about 0.05 step per reach), so that paths
+	// across the whole network fit in MaxDelay and the recursive method is a
+	// fair reference.
+	o.IRF, o.Params = "hayami", gputest.RandomParams(gputest.NewRand(37), "hayami", net.Len())
+	for i := range o.Params["c"] {
+		o.Params["c"][i] *= 10
+	}
+	builds := 0
+	builder := func(ctx context.Context, n *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
+		sk, err := diffroute.NewSpectralKernel(ctx, n, opts)
+		if err != nil {
+			return nil, err
+		}
+		builds++
+		kr, _ := emuSpectralBuild(t, sk)
+		return kr, nil
+	}
+	route := func(b func(context.Context, *diffroute.Network, diffroute.Options) (*diffroute.KernelRouter, error), f diffroute.ClusterRouterFactory) *diffroute.DataTensor {
+		sr, err := diffroute.NewStagedRouter(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr.TimeChunk, sr.KeepKernels, sr.KernelBuilder, sr.ClusterRouter = 15, true, b, f
+		y, err := sr.Route(ctx, x, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y
+	}
+	want := route(nil, nil)
+	got := route(builder, emuCore(newEmuStaged(), nil, 8).factory())
+	if builds != cl.Len() {
+		t.Errorf("%d kernels built by the builder, %d clusters", builds, cl.Len())
+	}
+	// The plain reference is the recursive method: a plain kernel would
+	// truncate whole-network paths at MaxDelay, which staging avoids.
+	ro := o
+	ro.Method = diffroute.Recursive
+	plain, err := diffroute.NewRouter(ctx, net, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := plain.Route(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, _, err := gputest.RelErr(got, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _, err := gputest.RelErr(got, whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d clusters: device-built staged vs CPU staged %.2g of peak, vs plain %.2g", cl.Len(), pr, pw)
+	if pr > 1e-5 || pw > 1e-4 {
+		t.Errorf("device-built staged run differs: %.3g from CPU staged, %.3g from plain", pr, pw)
+	}
+}

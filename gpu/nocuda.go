@@ -88,6 +88,11 @@ func (b *StagedBackend) Factory() diffroute.ClusterRouterFactory {
 // ConvSeconds returns 0.
 func (b *StagedBackend) ConvSeconds() float64 { return 0 }
 
+// KernelBuilder builds on the CPU without CUDA.
+func (b *StagedBackend) KernelBuilder() func(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
+	return diffroute.NewKernelRouter
+}
+
 // Timing is zero without CUDA.
 func (b *StagedBackend) Timing() Timing { return Timing{} }
 

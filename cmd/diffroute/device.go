@@ -84,6 +84,7 @@ func (d *device) stage(sr *diffroute.StagedRouter) error {
 	}
 	d.staged = b
 	sr.ClusterRouter = b.Factory()
+	sr.KernelBuilder = b.KernelBuilder()
 	return nil
 }
 
