@@ -44,8 +44,10 @@
 // # Staged routing on the device
 //
 // StagedBackend plugs the GPU into diffroute.StagedRouter through the core's
-// hook (StagedRouter.ClusterRouter = backend.Factory(); the core never
-// imports this package). Per cluster, the kernel built on the CPU is
+// hooks (StagedRouter.ClusterRouter = backend.Factory() and
+// StagedRouter.KernelBuilder = backend.KernelBuilder(); the core never
+// imports this package). Per cluster, the kernel is built on the device
+// when it comes from spectra (its taps stay there) or on the CPU and
 // uploaded (kept with KeepKernels); per cluster and time chunk, the fine
 // transfer inflow and the polyphase transfer kernels (built on the CPU,
 // KernelRouter.TransferKernel) are uploaded and added to the convolution's
