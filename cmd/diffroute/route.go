@@ -537,10 +537,10 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 			if err := j.rf.dev.stage(sr); err != nil {
 				return nil, err
 			}
-			var done func()
+			var done func(error)
 			sr.Progress, done = progressFor(j.rf.quiet, "routing clusters")
 			q, err = sr.Route(ctx, runoff, cl)
-			done()
+			done(err)
 			if err != nil {
 				return nil, err
 			}

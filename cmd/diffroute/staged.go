@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -160,9 +161,18 @@ func readRunoffRange(path, varName string, cfg *data.RAPID, t0, count int) (*dif
 	return data.ReadRunoffNC(path, &data.NCOptions{Var: varName, IDs: cfg.ConnectIDs, TimeStart: t0, TimeCount: count})
 }
 
+// progressOut is where progress bars are drawn (a variable for tests).
+var progressOut io.Writer = os.Stderr
+
+// errStopped ends a progress bar of a run that failed: the error itself is
+// printed once, by main.
+var errStopped = errors.New("stopped by the error below")
+
 // progressFor adapts a viz progress bar to the core's per-cluster callback.
-func progressFor(quiet bool, name string) (func(done, total int), func()) {
-	p := viz.NewProgress(quiet)
+// The returned done takes the run's error, so that a failed run does not end
+// with a check mark.
+func progressFor(quiet bool, name string) (func(done, total int), func(error)) {
+	p := viz.NewProgress(quiet, viz.ProgressWriter(progressOut))
 	started := false
 	return func(done, total int) {
 			if !started {
@@ -170,9 +180,12 @@ func progressFor(quiet bool, name string) (func(done, total int), func()) {
 				started = true
 			}
 			p.Update(int64(done))
-		}, func() {
+		}, func(err error) {
 			if started {
-				p.Done(nil)
+				if err != nil {
+					err = errStopped
+				}
+				p.Done(err)
 			}
 		}
 }
@@ -282,10 +295,10 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	cancel()
 	for range chunks { // let the reader finish
 	}
-	done()
 	if werr := <-wrote; rerr == nil {
 		rerr = werr
 	}
+	done(rerr)
 	if rerr != nil {
 		return rerr
 	}

@@ -295,3 +295,49 @@ func exampleCommands(text string) [][]string {
 	}
 	return cmds
 }
+
+// A streamed run that fails part-way ends its progress bar with a failure
+// line, not a check mark, and leaves no output file.
+func TestProgressShowsFailure(t *testing.T) {
+	dir := t.TempDir()
+	rapid := copyXX9(t, dir)
+	csv := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(xx9, "m3_riv.csv")))))
+	lines := strings.Split(csv, "\n")
+	f := strings.Split(lines[len(lines)-1], ",")
+	f[2] = "NaN" // the last step: chunks before it route fine
+	lines[len(lines)-1] = strings.Join(f, ",")
+	runoff := filepath.Join(dir, "late_nan.csv")
+	os.WriteFile(runoff, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	var bar strings.Builder
+	progressOut = &bar
+	defer func() { progressOut = os.Stderr }()
+	out := filepath.Join(dir, "q.nc")
+	for _, extra := range [][]string{{"--time-chunk", "4"}, {"--max-nodes", "3"}} {
+		bar.Reset()
+		args := append([]string{"route", "--rapid", rapid, "--runoff", runoff, "--runoff-units", "m3", "--step", "10800", "--substep", "900", "--out", out}, extra...)
+		_, err := runCLI(t, args...)
+		if extra[0] == "--max-nodes" { // runoff is checked whole before routing: no bar
+			if err == nil || !strings.Contains(err.Error(), "NaN") {
+				t.Errorf("%v: err %v", extra, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "late_nan.csv: runoff of reach") {
+			t.Fatalf("%v: err %v", extra, err)
+		}
+		if strings.Contains(bar.String(), "✔") || !strings.Contains(bar.String(), "✘ routing chunks failed") {
+			t.Errorf("%v: progress after a failure:\n%s", extra, bar.String())
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed run left its output file")
+	}
+	// A run that succeeds still ends with the check mark.
+	bar.Reset()
+	if _, err := runCLI(t, "route", "--rapid", xx9, "--runoff", filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc"), "--substep", "900", "--time-chunk", "4", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(bar.String(), "✔ routing chunks: 4") {
+		t.Errorf("progress of a successful run:\n%s", bar.String())
+	}
+}
