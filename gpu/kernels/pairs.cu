@@ -29,6 +29,69 @@
 // ≤ 2·DR_MAX_FOLD − 2 (the host builds on the CPU beyond).
 #define DR_MAX_FOLD 160
 
+// dr_pair is one pair's terms: its spectrum is exp(a + a2 − b) bin by bin
+// (a null term is zero), and box says the source is a whole-step response.
+struct dr_pair {
+	const double* a;
+	const double* a2;
+	const double* b;
+	int box;
+};
+
+// dr_pair_terms picks pair (d, s)'s terms by the source rule `mode` (see the
+// top of this file).
+static __device__ __forceinline__ dr_pair dr_pair_terms(int d, int s, const double* P,
+                                                        const double* src, const int* boxed,
+                                                        const int* downPos, dr_i64 nf,
+                                                        dr_i64 mode) {
+	dr_pair t = {P + (dr_i64)s * 2 * nf, nullptr, nullptr, 0};
+	const int ds = downPos[s];
+	if (mode == 1) {
+		t.a = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
+	} else if (mode == 2 && boxed[s]) {
+		t.box = 1;
+		t.a = src + (dr_i64)s * 2 * nf;
+		t.a2 = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
+	}
+	const int dd = downPos[d];
+	t.b = dd >= 0 ? P + (dr_i64)dd * 2 * nf : nullptr;
+	return t;
+}
+
+// dr_pair_bin sets (*re, *im) to bin k of the pair's spectrum.
+static __device__ __forceinline__ void dr_pair_bin(const dr_pair& t, dr_i64 k, double* re,
+                                                   double* im) {
+	double lr = 0, li = 0;
+	if (t.a) {
+		lr = t.a[2 * k], li = t.a[2 * k + 1];
+	}
+	if (t.a2) {
+		lr += t.a2[2 * k], li += t.a2[2 * k + 1];
+	}
+	if (t.b) {
+		lr -= t.b[2 * k], li -= t.b[2 * k + 1];
+	}
+	const double e = dr_exp(lr);
+	double sn, cs;
+	dr_sincos(li, &sn, &cs);
+	*re = e * cs, *im = e * sn;
+}
+
+// dr_self_taps writes the self pair's taps (ExcludeSelf: the runoff passes
+// as given taps), normalised when asked, and returns their sum.
+static __device__ __forceinline__ double dr_self_taps(float* out, const double* selfTaps,
+                                                      dr_i64 taps, dr_i64 normalize) {
+	double sum = 0;
+	for (dr_i64 p = 0; p < taps; p++) {
+		sum += selfTaps[p];
+	}
+	const double scale = normalize && sum != 0 ? 1 / sum : 1;
+	for (dr_i64 p = 0; p < taps; p++) {
+		out[p] = (float)(selfTaps[p] * scale);
+	}
+	return sum;
+}
+
 extern "C" __global__ void dr_pair_enum(int* __restrict__ pairD, int* __restrict__ pairS,
                                         const dr_i64* __restrict__ pairStart,
                                         const int* __restrict__ downPos, dr_i64 n) {
@@ -56,32 +119,11 @@ extern "C" __global__ void dr_pair_taps(
 		const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
 		float* out = vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
 		if (selfTaps && d == s) {
-			double sum = 0;
-			for (dr_i64 p = 0; p < taps; p++) {
-				sum += selfTaps[p];
-			}
-			const double scale = normalize && sum != 0 ? 1 / sum : 1;
-			for (dr_i64 p = 0; p < taps; p++) {
-				out[p] = (float)(selfTaps[p] * scale);
-			}
-			sums[g] = sum;
+			sums[g] = dr_self_taps(out, selfTaps, taps, normalize);
 			continue;
 		}
-		// The source term and the pair's downstream end.
-		const double* a = P + (dr_i64)s * 2 * nf;
-		const double* a2 = nullptr; // added to a
-		const int ds = downPos[s];
-		int box = 0;
-		if (mode == 1) {
-			a = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
-		} else if (mode == 2 && boxed[s]) {
-			box = 1;
-			a = src + (dr_i64)s * 2 * nf;
-			a2 = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
-		}
-		const int dd = downPos[d];
-		const double* b = dd >= 0 ? P + (dr_i64)dd * 2 * nf : nullptr; // subtracted
-		const double* G = fold + box * foldLen;
+		const dr_pair pr = dr_pair_terms(d, s, P, src, boxed, downPos, nf, mode);
+		const double* G = fold + pr.box * foldLen;
 		const double* wrap = G + 2 * nf;
 		const double* tw = G + 4 * nf;
 
@@ -91,20 +133,8 @@ extern "C" __global__ void dr_pair_taps(
 		}
 		double corr = 0;
 		for (dr_i64 k = 0; k < nf; k++) {
-			double lr = 0, li = 0;
-			if (a) {
-				lr = a[2 * k], li = a[2 * k + 1];
-			}
-			if (a2) {
-				lr += a2[2 * k], li += a2[2 * k + 1];
-			}
-			if (b) {
-				lr -= b[2 * k], li -= b[2 * k + 1];
-			}
-			const double e = dr_exp(lr);
-			double sn, cs;
-			dr_sincos(li, &sn, &cs);
-			const double sr = e * cs, si = e * sn;
+			double sr, si;
+			dr_pair_bin(pr, k, &sr, &si);
 			corr += sr * wrap[2 * k] - si * wrap[2 * k + 1];
 			const double yr = G[2 * k] * sr - G[2 * k + 1] * si;
 			const double yi = G[2 * k] * si + G[2 * k + 1] * sr;
@@ -170,45 +200,12 @@ extern "C" __global__ void dr_pair_taps_fine(
 		const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
 		float* out = vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
 		if (selfTaps && d == s) {
-			double sum = 0;
-			for (dr_i64 p = 0; p < taps; p++) {
-				sum += selfTaps[p];
-			}
-			const double scale = normalize && sum != 0 ? 1 / sum : 1;
-			for (dr_i64 p = 0; p < taps; p++) {
-				out[p] = (float)(selfTaps[p] * scale);
-			}
-			sums[g] = sum;
+			sums[g] = dr_self_taps(out, selfTaps, taps, normalize);
 			continue;
 		}
-		const double* a = P + (dr_i64)s * 2 * nf;
-		const double* a2 = nullptr;
-		const int ds = downPos[s];
-		int box = 0;
-		if (mode == 1) {
-			a = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
-		} else if (mode == 2 && boxed[s]) {
-			box = 1;
-			a = src + (dr_i64)s * 2 * nf;
-			a2 = ds >= 0 ? P + (dr_i64)ds * 2 * nf : nullptr;
-		}
-		const int dd = downPos[d];
-		const double* b = dd >= 0 ? P + (dr_i64)dd * 2 * nf : nullptr;
+		const dr_pair pr = dr_pair_terms(d, s, P, src, boxed, downPos, nf, mode);
 		for (dr_i64 k = 0; k < nf; k++) {
-			double lr = 0, li = 0;
-			if (a) {
-				lr = a[2 * k], li = a[2 * k + 1];
-			}
-			if (a2) {
-				lr += a2[2 * k], li += a2[2 * k + 1];
-			}
-			if (b) {
-				lr -= b[2 * k], li -= b[2 * k + 1];
-			}
-			const double e = dr_exp(lr);
-			double sn, cs;
-			dr_sincos(li, &sn, &cs);
-			S[2 * k] = e * cs, S[2 * k + 1] = e * sn;
+			dr_pair_bin(pr, k, &S[2 * k], &S[2 * k + 1]);
 		}
 		// h[n] = max(Re Σ_k α_k S[k] e^{2πi·k·n/M} / M, 0), n < W.
 		for (dr_i64 n = 0; n < w; n++) {
@@ -231,7 +228,7 @@ extern "C" __global__ void dr_pair_taps_fine(
 		double run = 0;
 		for (dr_i64 i = 0; i < w; i++) {
 			double kb = h[i];
-			if (!box) {
+			if (!pr.box) {
 				run += h[i];
 				if (i >= f) {
 					run -= h[i - f];
