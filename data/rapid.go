@@ -63,7 +63,9 @@ type Connect struct {
 // n_up must equal the number of non-zero upstream ids on its line (RAPID
 // pads the upstream columns with zeros): a mismatch is an error. An upstream
 // id whose own downstream column names another reach is a warning recorded in
-// RAPID.Warnings, because the network is built from the downstream column.
+// RAPID.Warnings, because the network is built from the downstream column; so
+// is a downstream id other than 0 and -1 that is not in the file (a typo
+// there would otherwise split the basin silently).
 func ReadRAPID(dir string) (*RAPID, error) {
 	cpath := filepath.Join(dir, RAPIDConnectFile)
 	c, err := readConnectFile(cpath)
@@ -257,6 +259,22 @@ func (c *Connect) check(name string) []string {
 		pos[id] = i
 	}
 	var w []string
+	// A downstream id that is neither an outlet mark nor in the file makes
+	// its reach an outlet: right for an extract whose outlets drain into
+	// another region, a typo otherwise. The first few are named.
+	var away []int
+	for i, d := range c.Down {
+		if _, ok := pos[d]; !ok && d != 0 && d != -1 {
+			away = append(away, i)
+		}
+	}
+	for k, i := range away {
+		if k == 3 {
+			w = append(w, fmt.Sprintf("%s: %d more reaches drain into ids not in the file (also routed as outlets)", name, len(away)-3))
+			break
+		}
+		w = append(w, fmt.Sprintf("%s:%d: reach %d drains into %d, which is not in the file: it is routed as an outlet", name, c.Lines[i], c.IDs[i], c.Down[i]))
+	}
 	for i, ups := range c.Up {
 		for _, u := range ups {
 			j, ok := pos[u]

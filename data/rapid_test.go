@@ -1,6 +1,7 @@
 package data
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -223,6 +224,39 @@ func TestReadRAPIDWarnings(t *testing.T) {
 	}
 	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "rapid_connect.csv:3:") {
 		t.Fatalf("warnings %v", r.Warnings)
+	}
+}
+
+// A downstream id that is not in the file (a typo, or an extract whose
+// outlet drains elsewhere) routes as an outlet, with a warning naming the
+// line; past three such reaches the rest are counted.
+func TestReadRAPIDWarnsOfUnknownDownstream(t *testing.T) {
+	r, err := ReadRAPID(writeFiles(t, with(map[string]string{
+		"rapid_connect.csv": "10,20,0,0,0\n20,30,1,10,0\n30,17889999,1,20,0\n",
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "rapid_connect.csv:3: reach 30 drains into 17889999, which is not in the file") {
+		t.Fatalf("warnings %q", r.Warnings)
+	}
+	if i, _ := r.Network.Index(30); r.Network.Down(i) != -1 {
+		t.Error("reach 30 is not an outlet")
+	}
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, fmt.Sprintf("%d,%d,0,0,0", i+1, 100+i))
+	}
+	r, err = ReadRAPID(writeFiles(t, map[string]string{
+		"rapid_connect.csv": strings.Join(lines, "\n") + "\n",
+		"k.csv":             strings.Repeat("1\n", 6),
+		"x.csv":             strings.Repeat("0\n", 6),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Warnings) != 5 || !strings.Contains(r.Warnings[3], "3 more reaches drain into ids not in the file") {
+		t.Fatalf("warnings %q", r.Warnings)
 	}
 }
 
