@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -61,7 +62,7 @@ func LookupIRF(name string) (IRF, error) {
 	defer registryMu.RUnlock()
 	irf, ok := registry[name]
 	if !ok {
-		return IRF{}, fmt.Errorf("diffroute: unknown IRF %q (registered: %v)", name, irfNamesLocked())
+		return IRF{}, fmt.Errorf("diffroute: unknown IRF %q (registered: %s)", name, strings.Join(irfNamesLocked(), ", "))
 	}
 	return irf, nil
 }
@@ -226,7 +227,7 @@ func pureLagImpulse(h, p []float64, r float64) error {
 	if pos > float64(len(h)-1)*(1+1e-12) {
 		// The lagged pulse would fall (partly) outside the window: the
 		// reach would silently lose that runoff.
-		return fmt.Errorf("pure_lag delay = %v steps does not fit the IRF window of %v steps: raise the max delay", d, float64(len(h))*r)
+		return fmt.Errorf("pure_lag delay = %v steps does not fit the IRF window of %v steps: raise the max delay (Options.MaxDelay; --max-delay in the CLI)", d, float64(len(h))*r)
 	}
 	for k := range h {
 		h[k] = max(0, 1-math.Abs(float64(k)-pos))
@@ -313,7 +314,7 @@ func (t *irfTable) reach(i int, net *Network, recursive bool) (reachIRF, error) 
 	if recursive && t.irf.Sections != nil {
 		s, err := t.irf.Sections(nil, p, t.r)
 		if err != nil {
-			return reachIRF{}, fmt.Errorf("diffroute: reach %d: %s: %w", net.ID(i), t.irf.Name, err)
+			return reachIRF{}, reachIRFError(net.ID(i), t.irf.Name, err)
 		}
 		if s != nil {
 			return reachIRF{sections: s}, nil
@@ -329,7 +330,16 @@ func (t *irfTable) reach(i int, net *Network, recursive bool) (reachIRF, error) 
 // impulse fills h with reach i's fine-grid IRF.
 func (t *irfTable) impulse(h []float64, i int, net *Network) error {
 	if err := t.irf.Impulse(h, t.params[i], t.r); err != nil {
-		return fmt.Errorf("diffroute: reach %d: %s: %w", net.ID(i), t.irf.Name, err)
+		return reachIRFError(net.ID(i), t.irf.Name, err)
 	}
 	return nil
+}
+
+// reachIRFError places an IRF's parameter error at its reach, naming the
+// IRF unless the message already starts with its name.
+func reachIRFError(id int64, irf string, err error) error {
+	if strings.HasPrefix(err.Error(), irf) {
+		return fmt.Errorf("diffroute: reach %d: %w", id, err)
+	}
+	return fmt.Errorf("diffroute: reach %d: %s: %w", id, irf, err)
 }

@@ -412,7 +412,7 @@ func (kr *KernelRouter) sections(dst []Section, i int) ([]Section, error) {
 	}
 	s, err := kr.tab.irf.Sections(dst[:0], kr.tab.params[i], kr.tab.r)
 	if err != nil {
-		return nil, fmt.Errorf("diffroute: reach %d: %s: %w", kr.net.ID(i), kr.tab.irf.Name, err)
+		return nil, reachIRFError(kr.net.ID(i), kr.tab.irf.Name, err)
 	}
 	return s, nil
 }

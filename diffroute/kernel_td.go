@@ -2,7 +2,6 @@ package diffroute
 
 import (
 	"context"
-	"fmt"
 )
 
 // Time-domain path kernels.
@@ -70,7 +69,7 @@ func newTDTable(tab *irfTable, net *Network, o Options) (*tdTable, error) {
 	for i := 0; i < n; i++ {
 		s, err := tab.irf.Sections(buf[:0], tab.params[i], tab.r)
 		if err != nil {
-			return nil, fmt.Errorf("diffroute: reach %d: %s: %w", net.ID(i), tab.irf.Name, err)
+			return nil, reachIRFError(net.ID(i), tab.irf.Name, err)
 		}
 		if len(s) == 0 {
 			return nil, nil
