@@ -18,6 +18,18 @@ import (
 func TestGPUStagedMatchesCPU(t *testing.T) {
 	net, o, x, cl := stagedCase(t, 2500, 31, 3, 24, 70, 2)
 	t.Logf("%d reaches, %d clusters, %d transfers", net.Len(), cl.Len(), len(cl.Transfers))
+	// The plain run: the recursive method on the whole network (exact; a
+	// plain kernel would truncate paths longer than MaxDelay).
+	ro := o
+	ro.Method = diffroute.Recursive
+	rr, err := diffroute.NewRouter(context.Background(), net, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := rr.Route(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		time, dev int
 		keep      bool
@@ -36,6 +48,9 @@ func TestGPUStagedMatchesCPU(t *testing.T) {
 			tc.time, tc.dev, tc.keep, pr, er, b.Timing())
 		if pr > 1e-5 {
 			t.Errorf("time chunks %d, device chunks %d: GPU staged differs from the CPU staged kernel method by %.3g of peak", tc.time, tc.dev, pr)
+		}
+		if pp, _, err := gputest.RelErr(got, plain); err != nil || pp > 1e-4 {
+			t.Errorf("time chunks %d, device chunks %d: GPU staged differs from the plain run by %.3g of peak (%v)", tc.time, tc.dev, pp, err)
 		}
 		if b.dev.slots != nil && b.dev.slots.grows > 2 {
 			t.Errorf("slot buffers reallocated %d times: not kept", b.dev.slots.grows)

@@ -117,6 +117,18 @@ func emuCore(dev *emuStaged, pix *pixelMatrix, tc int) *stagedCore {
 func TestEmulatedStagedMatchesCPU(t *testing.T) {
 	net, o, x, cl := stagedCase(t, 2500, 31, 3, 24, 70, 2)
 	t.Logf("%d reaches, %d clusters, %d transfers", net.Len(), cl.Len(), len(cl.Transfers))
+	// The plain run: the recursive method on the whole network (exact; a
+	// plain kernel would truncate paths longer than MaxDelay).
+	ro := o
+	ro.Method = diffroute.Recursive
+	rr, err := diffroute.NewRouter(context.Background(), net, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := rr.Route(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		time, dev int
 		keep      bool
@@ -132,6 +144,10 @@ func TestEmulatedStagedMatchesCPU(t *testing.T) {
 			tc.time, tc.dev, tc.keep, dev.loads, dev.runs, dev.grows, pr, er)
 		if pr > 1e-5 {
 			t.Errorf("time chunks %d, device chunks %d: emulated staged GPU run differs from the CPU staged kernel method by %.3g of peak", tc.time, tc.dev, pr)
+		}
+		pp, _, err := gputest.RelErr(got, plain)
+		if err != nil || pp > 1e-4 {
+			t.Errorf("time chunks %d, device chunks %d: emulated staged GPU run differs from the plain run by %.3g of peak (%v)", tc.time, tc.dev, pp, err)
 		}
 		if dev.kernels != 0 {
 			t.Errorf("%d cluster kernels left on the device after the run", dev.kernels)
