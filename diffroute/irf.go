@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Section is a first-order recursive filter
@@ -252,21 +253,25 @@ func hayamiImpulse(shifted bool) func(h, p []float64, r float64) error {
 			shift = r
 		}
 		top := math.Inf(-1)
-		base := math.Log(L) - math.Ln2 - 0.5*(math.Log(math.Pi)+math.Log(D)) // per reach
+		base := math.Log(L) - math.Ln2 - 0.5*(math.Log(math.Pi)+math.Log(D)) - 1.5*math.Log(r) // per reach
+		logk := intLogTable(len(h))                                                            // log t = log(k+1) + log r
 		for k := range h {
 			t := float64(k+1) * r
 			adv := L - c*(t-shift)
-			v := base - 1.5*math.Log(t) - adv*adv/(4*D*t)
+			v := base - 1.5*logk[k] - adv*adv/(4*D*t)
 			h[k] = v
 			top = max(top, v)
 		}
+		// Normalised with log-sum-exp: h = exp(v − top) / Σ exp(v − top).
 		sum := 0.0
-		for _, v := range h {
-			sum += math.Exp(v - top)
-		}
-		lse := top + math.Log(sum)
 		for k, v := range h {
-			h[k] = math.Exp(v - lse)
+			e := math.Exp(v - top)
+			h[k] = e
+			sum += e
+		}
+		inv := 1 / sum
+		for k := range h {
+			h[k] *= inv
 		}
 		return nil
 	}
@@ -342,4 +347,21 @@ func reachIRFError(id int64, irf string, err error) error {
 		return fmt.Errorf("diffroute: reach %d: %w", id, err)
 	}
 	return fmt.Errorf("diffroute: reach %d: %s: %w", id, irf, err)
+}
+
+// intLogs caches log 1, log 2, …: the Hayami kernel needs log t at every
+// fine step t = (k+1)·r, that is log(k+1) + log r, for every reach.
+var intLogs atomic.Pointer[[]float64]
+
+// intLogTable returns log(k+1) for k < n.
+func intLogTable(n int) []float64 {
+	if p := intLogs.Load(); p != nil && len(*p) >= n {
+		return (*p)[:n]
+	}
+	t := make([]float64, max(n, 1024))
+	for i := range t {
+		t[i] = math.Log(float64(i + 1))
+	}
+	intLogs.Store(&t) // a concurrent caller may store its own, equal table
+	return t[:n]
 }

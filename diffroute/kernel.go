@@ -436,8 +436,11 @@ func runSections(h []float64, secs []Section) {
 func (kr *KernelRouter) reachLog(wk *kernelWorker, i int, lateral bool) (boxed bool, err error) {
 	boxed, err = kr.reachSpec(wk, i, lateral)
 	for j, c := range wk.spec {
-		a := math.Hypot(real(c), imag(c))
-		wk.spec[j] = complex(math.Log(max(a, kernelLogEps)), math.Atan2(imag(c), real(c)))
+		// log max(|c|, ε) as ½·log max(|c|², ε²): no square root; spectra
+		// are at most Σ|h| ≈ 1, so |c|² cannot overflow, and where it
+		// underflows the floor applies anyway.
+		a2 := real(c)*real(c) + imag(c)*imag(c)
+		wk.spec[j] = complex(0.5*math.Log(max(a2, kernelLogEps*kernelLogEps)), math.Atan2(imag(c), real(c)))
 	}
 	return boxed, err
 }
