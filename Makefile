@@ -7,7 +7,7 @@ APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
 TEST_APT_PKGS := $(APT_PKGS) chromium
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-ptx gpu-device-build clean
+.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu gpu-ptx gpu-device-build clean
 
 all: build
 
@@ -74,7 +74,14 @@ gpu-ptx:
 gpu-device-build: gpu-deps
 	scripts/gpu-run-device.sh build
 
-test: vet unit gpu-vet notebooks
+# The CUDA backend's own host code (routers, pipelines, staged backend,
+# device builds, the CLI's --device cuda) against the emulated device of
+# gpu/internal/cu: its device tests run here without a GPU.
+gpu-emu: deps
+	$(GO) vet -tags cudaemu ./gpu/... ./cmd/...
+	$(GO) test -tags cudaemu -count=1 ./gpu/... ./cmd/...
+
+test: vet unit gpu-vet gpu-emu notebooks
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/

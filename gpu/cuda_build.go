@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package gpu
 
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"gorgonia.org/cu"
+	"github.com/diffroute-go/diffroute/gpu/internal/cu"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )

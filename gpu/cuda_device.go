@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package gpu
 
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"gorgonia.org/cu"
+	"github.com/diffroute-go/diffroute/gpu/internal/cu"
 )
 
 // Device is one CUDA device with its own context. A single goroutine, locked
@@ -84,7 +84,7 @@ func (d *Device) init(ordinal int) error {
 	if d.ctx, err = dev.MakeContext(cu.SchedAuto); err != nil { // current on this thread
 		return fmt.Errorf("gpu: cannot create a context on device %d: %v", ordinal, err)
 	}
-	info := DeviceInfo{Ordinal: ordinal, DriverVersion: cu.Version()}
+	info := DeviceInfo{Ordinal: ordinal, DriverVersion: cu.Version(), Emulated: cu.Emulated}
 	info.Name, _ = dev.Name()
 	if info.Major, info.Minor, err = dev.ComputeCapability(); err != nil {
 		return fmt.Errorf("gpu: device %d: %v", ordinal, err)

@@ -1,11 +1,11 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package gpu
 
 import (
 	"fmt"
 
-	"gorgonia.org/cu"
+	"github.com/diffroute-go/diffroute/gpu/internal/cu"
 )
 
 // cudaSlots are the pipeline's two slots: per slot a stream, pinned host and

@@ -1,4 +1,4 @@
-//go:build cuda
+//go:build cuda || cudaemu
 
 package gpu
 
@@ -9,7 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"gorgonia.org/cu"
+	"github.com/diffroute-go/diffroute/gpu/internal/cu"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )

@@ -73,6 +73,18 @@
 // runs through the C++-compiled kernels and compares them with the CPU staged
 // kernel method.
 //
+// # The emulated device
+//
+// The CUDA code imports gorgonia.org/cu through gpu/internal/cu, which with
+// the build tag cudaemu (instead of cuda) is an emulated device: host memory
+// for device memory, streams that run in call order, events that read the
+// clock, and launches that run the kernels compiled as C++. `go test -tags
+// cudaemu ./gpu/ ./cmd/...` (in `make test`) thus runs this package's device
+// tests — Router, StagedBackend, DevicePixels, device kernel builds, memory
+// errors — and the CLI's --device cuda without a GPU. What it cannot show
+// is real concurrency (copy/kernel overlap is checked with the two-queue
+// emulator of emu_async_test.go instead), the driver's PTX JIT, and speed.
+//
 // A single goroutine, locked to its OS thread, owns the CUDA context (Device)
 // and runs every CUDA call; kernel arguments are passed as int64 and
 // cu.DevicePtr values only, because cu copies 8 bytes per argument. Pinned
@@ -80,7 +92,8 @@
 //
 // # Build tag
 //
-// Everything that imports gorgonia.org/cu sits behind the build tag cuda: cu's
+// Everything that imports gorgonia.org/cu sits behind the build tag cuda (or
+// cudaemu, above): cu's
 // package initialisation calls cuInit and exits the process when no GPU
 // driver is present. Without the tag, Open and NewRouter return ErrNoCUDA and
 // the module builds and tests on any machine. With it:

@@ -133,9 +133,3 @@ func TestChunkSteps(t *testing.T) {
 		t.Errorf("chunk of %d steps, want all 17", tc)
 	}
 }
-
-func TestNoCUDA(t *testing.T) {
-	if _, err := Open(0); err != ErrNoCUDA {
-		t.Errorf("Open without the cuda tag: %v, want ErrNoCUDA", err)
-	}
-}

@@ -71,6 +71,9 @@ type DeviceInfo struct {
 	// the DRAM bandwidth in bytes/s, from the device's clocks; zero when the
 	// driver does not report the clocks.
 	PeakFLOPs, PeakBandwidth float64
+	// Emulated is true for the CPU-emulated device of builds with the tag
+	// cudaemu (tests of the CUDA host code without a GPU).
+	Emulated bool
 }
 
 func (d DeviceInfo) String() string {

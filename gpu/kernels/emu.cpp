@@ -3,6 +3,9 @@
 #include "emu_api.h"
 #include "diffroute.cu"
 
+#include <stdint.h>
+#include <string.h>
+
 thread_local emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 // The planted off-by-one variant of dr_bsconv (emu_planted.cpp).
@@ -95,4 +98,68 @@ extern "C" void emu_math(const double* x, double* ex, double* sn, double* cs, lo
 		ex[i] = dr_exp(x[i]);
 		dr_sincos(x[i], &sn[i], &cs[i]);
 	}
+}
+
+// emu_launch_named launches a kernel by name with its arguments as 8-byte
+// values (device pointers are host addresses in the emulator), the way the
+// CUDA driver receives them. It returns 0, or −1 for an unknown kernel or a
+// wrong argument count.
+extern "C" int emu_launch_named(const char* name, long long grid, long long block,
+                                const unsigned long long* a, int n) {
+#define P(T, i) ((T)(uintptr_t)a[i])
+#define I(i) ((dr_i64)a[i])
+	if (!strcmp(name, "dr_bsconv") && n == 12) {
+		emu_launch(grid, block, [&] {
+			dr_bsconv(P(float*, 0), P(const float*, 1), P(const float*, 2), P(const dr_i64*, 3),
+			          P(const int*, 4), P(const int*, 5), I(6), I(7), I(8), I(9), I(10), I(11));
+		});
+	} else if (!strcmp(name, "dr_transfer_add") && n == 16) {
+		emu_launch(grid, block, [&] {
+			dr_transfer_add(P(float*, 0), P(const float*, 1), P(const float*, 2),
+			                P(const dr_i64*, 3), P(const int*, 4), P(const int*, 5),
+			                P(const dr_i64*, 6), I(7), I(8), I(9), I(10), I(11), I(12), I(13),
+			                I(14), I(15));
+		});
+	} else if (!strcmp(name, "dr_interp") && n == 9) {
+		emu_launch(grid, block, [&] {
+			dr_interp(P(float*, 0), P(const float*, 1), P(const dr_i64*, 2), P(const int*, 3),
+			          P(const double*, 4), I(5), I(6), I(7), I(8));
+		});
+	} else if (!strcmp(name, "dr_interp_window") && n == 11) {
+		emu_launch(grid, block, [&] {
+			dr_interp_window(P(float*, 0), P(const float*, 1), P(const dr_i64*, 2),
+			                 P(const int*, 3), P(const double*, 4), I(5), I(6), I(7), I(8), I(9),
+			                 I(10));
+		});
+	} else if (!strcmp(name, "dr_prefix_jump") && n == 6) {
+		emu_launch(grid, block, [&] {
+			dr_prefix_jump(P(double*, 0), P(const double*, 1), P(int*, 2), P(const int*, 3), I(4),
+			               I(5));
+		});
+	} else if (!strcmp(name, "dr_pair_enum") && n == 5) {
+		emu_launch(grid, block, [&] {
+			dr_pair_enum(P(int*, 0), P(int*, 1), P(const dr_i64*, 2), P(const int*, 3), I(4));
+		});
+	} else if (!strcmp(name, "dr_pair_taps") && n == 19) {
+		emu_launch(grid, block, [&] {
+			dr_pair_taps(P(float*, 0), P(double*, 1), P(const int*, 2), P(const int*, 3),
+			             P(const double*, 4), P(const double*, 5), P(const int*, 6),
+			             P(const int*, 7), P(const dr_i64*, 8), P(const double*, 9),
+			             P(const double*, 10), I(11), I(12), I(13), I(14), I(15), I(16), I(17),
+			             I(18));
+		});
+	} else if (!strcmp(name, "dr_pair_taps_fine") && n == 22) {
+		emu_launch(grid, block, [&] {
+			dr_pair_taps_fine(P(float*, 0), P(double*, 1), P(const int*, 2), P(const int*, 3),
+			                  P(const double*, 4), P(const double*, 5), P(const int*, 6),
+			                  P(const int*, 7), P(const dr_i64*, 8), P(const double*, 9),
+			                  P(const double*, 10), P(double*, 11), I(12), I(13), I(14), I(15),
+			                  I(16), I(17), I(18), I(19), I(20), I(21));
+		});
+	} else {
+		return -1;
+	}
+	return 0;
+#undef P
+#undef I
 }

@@ -2,6 +2,7 @@ package kernels
 
 /*
 #cgo CXXFLAGS: -O2 -std=c++17 -Wall -Wno-unused-function
+#include <stdlib.h>
 #include "emu_api.h"
 */
 import "C"
@@ -355,6 +356,36 @@ func PairTapsFine(g Grid, a *PairTapsFineArgs) {
 		dptr(a.P), dptr(a.Src), iptr(a.Boxed), iptr(a.DownPos), lptr(a.RowTiles), dptr(a.Trig), dptr(a.SelfTaps), dptr(scratch),
 		C.longlong(np), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.F), C.longlong(a.Taps), C.longlong(a.B),
 		C.longlong(a.Mode), b(a.Normalize), C.longlong(a.Shift), b(a.Sample))
+}
+
+// kernelArgs is the argument count of every kernel LaunchNamed knows.
+var kernelArgs = map[string]int{
+	"dr_bsconv": 12, "dr_transfer_add": 16, "dr_interp": 9, "dr_interp_window": 11,
+	"dr_prefix_jump": 6, "dr_pair_enum": 5, "dr_pair_taps": 19, "dr_pair_taps_fine": 22,
+}
+
+// HasKernel reports whether LaunchNamed can run kernel name.
+func HasKernel(name string) bool { _, ok := kernelArgs[name]; return ok }
+
+// LaunchNamed runs kernel name on a blocks × threads grid with its
+// arguments as 8-byte values, device pointers being addresses of host
+// memory: how the emulated CUDA driver (package gpu/internal/cu, tag
+// cudaemu) launches.
+func LaunchNamed(name string, blocks, threads int, args []uint64) error {
+	Grid{blocks, threads}.check()
+	if want, ok := kernelArgs[name]; !ok || want != len(args) {
+		return fmt.Errorf("kernels: no kernel %s taking %d arguments", name, len(args))
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var a *C.ulonglong
+	if len(args) > 0 {
+		a = (*C.ulonglong)(unsafe.Pointer(&args[0]))
+	}
+	if C.emu_launch_named(cname, C.longlong(blocks), C.longlong(threads), a, C.int(len(args))) != 0 {
+		return fmt.Errorf("kernels: the emulator does not know kernel %s with %d arguments", name, len(args))
+	}
+	return nil
 }
 
 // Math evaluates dr_math.h's dr_exp and dr_sincos at x.
