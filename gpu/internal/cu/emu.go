@@ -281,3 +281,13 @@ func HostFree(p unsafe.Pointer) error {
 	C.free(p)
 	return nil
 }
+
+// SetCapacity sets the emulated device's memory (tests of out-of-memory
+// paths) and returns the previous capacity.
+func SetCapacity(bytes int64) int64 {
+	emu.Lock()
+	defer emu.Unlock()
+	old := emu.capacity
+	emu.capacity = bytes
+	return old
+}
