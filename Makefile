@@ -7,7 +7,7 @@ APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
 TEST_APT_PKGS := $(APT_PKGS) chromium
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu gpu-ptx gpu-device-build clean
+.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu race gpu-ptx gpu-device-build clean
 
 all: build
 
@@ -81,7 +81,14 @@ gpu-emu: deps
 	$(GO) vet -tags cudaemu ./gpu/... ./cmd/...
 	$(GO) test -tags cudaemu -count=1 ./gpu/... ./cmd/...
 
-test: vet unit gpu-vet gpu-emu notebooks
+# The data-race detector over the concurrent code: routers' workers, the
+# staged router, downloads, and the GPU backend's device goroutine and
+# pipelines on the emulated device (about 5 minutes on two cores).
+race: deps
+	$(GO) test -race -short -count=1 ./diffroute/ ./data/ ./download/
+	$(GO) test -race -count=1 -tags cudaemu ./gpu/
+
+test: vet unit gpu-vet gpu-emu race notebooks
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/
