@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -11,6 +12,27 @@ import (
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )
+
+// buildKernel builds net's kernel where that is faster (see the package
+// documentation): on the device when it comes from spectra — unless
+// ro.CPUBuild, or the fold is wider than dr_pair_taps holds — and on the
+// CPU otherwise, or when the device runs out of memory. vals is the device
+// copy of the taps when the device built them, zero otherwise.
+func (d *Device) buildKernel(ctx context.Context, net *diffroute.Network, opts diffroute.Options, ro RouterOptions) (kr *diffroute.KernelRouter, vals devBuf, err error) {
+	sk, err := diffroute.NewSpectralKernel(ctx, net, opts)
+	switch {
+	case errors.Is(err, diffroute.ErrNotSpectral):
+	case err != nil:
+		return nil, devBuf{}, err
+	case !ro.CPUBuild && (sk.ReLU || sk.FoldBins/2+1 <= pairMaxFold):
+		kr, vals, err = d.buildSpectral(ctx, sk, ro.Threads)
+		if !errors.Is(err, ErrOutOfMemory) { // the CPU build needs no device memory
+			return kr, vals, err
+		}
+	}
+	kr, err = diffroute.NewKernelRouter(ctx, net, opts)
+	return kr, devBuf{}, err
+}
 
 // fineThreads caps the grid of dr_pair_taps_fine, whose threads each keep a
 // spectrum and a fine kernel in device scratch.

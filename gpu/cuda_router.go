@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -45,18 +44,7 @@ func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diff
 	if err != nil {
 		return nil, err
 	}
-	var kr *diffroute.KernelRouter
-	var vals devBuf // the taps, when built on the device
-	sk, err := diffroute.NewSpectralKernel(ctx, net, opts)
-	switch {
-	case err == nil && !ro.CPUBuild && (sk.ReLU || sk.FoldBins/2+1 <= pairMaxFold):
-		kr, vals, err = d.buildSpectral(ctx, sk, ro.Threads)
-		if errors.Is(err, ErrOutOfMemory) { // the CPU build needs no device memory
-			kr, err = diffroute.NewKernelRouter(ctx, net, opts)
-		}
-	case err == nil || errors.Is(err, diffroute.ErrNotSpectral):
-		kr, err = diffroute.NewKernelRouter(ctx, net, opts)
-	}
+	kr, vals, err := d.buildKernel(ctx, net, opts, ro)
 	if err != nil {
 		return nil, err
 	}

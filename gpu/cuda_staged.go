@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -193,21 +192,9 @@ type StagedBackend struct {
 // router; others are built on the CPU.
 func (b *StagedBackend) KernelBuilder() func(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
 	return func(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
-		sk, err := diffroute.NewSpectralKernel(ctx, net, opts)
-		switch {
-		case errors.Is(err, diffroute.ErrNotSpectral):
-			return diffroute.NewKernelRouter(ctx, net, opts)
-		case err != nil:
-			return nil, err
-		case b.opts.CPUBuild || !sk.ReLU && sk.FoldBins/2+1 > pairMaxFold:
-			return diffroute.NewKernelRouter(ctx, net, opts)
-		}
-		kr, vals, err := b.d.buildSpectral(ctx, sk, b.opts.Threads)
-		if errors.Is(err, ErrOutOfMemory) {
-			return diffroute.NewKernelRouter(ctx, net, opts)
-		}
-		if err != nil {
-			return nil, err
+		kr, vals, err := b.d.buildKernel(ctx, net, opts, b.opts)
+		if err != nil || vals.bytes == 0 {
+			return kr, err
 		}
 		b.mu.Lock()
 		if b.built == nil {
