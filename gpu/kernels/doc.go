@@ -8,4 +8,7 @@
 //
 // The kernels avoid shared memory, warp intrinsics and library calls so that
 // the emulation is faithful: each thread computes its outputs alone.
+// LaunchNamed runs a kernel by name with its arguments as raw 8-byte values,
+// as the CUDA driver receives them: the emulated device of package
+// gpu/internal/cu (tag cudaemu) launches through it.
 package kernels
