@@ -182,6 +182,7 @@ func appendComplex(dst []float64, src []complex128) []float64 {
 // sums, the sum of every pair's taps before normalisation, in pair order.
 // It checks the sums (a pair that cannot be normalised is an error naming
 // its reaches) and records the truncated mass as NewKernelRouter does.
+// Call it once: the router it returns is the SpectralKernel's own.
 func (sk *SpectralKernel) Finish(vals []float32, sums []float64) (*KernelRouter, error) {
 	kr, bs := sk.kr, *sk.Layout
 	nt := bs.RowTiles[len(bs.RowTiles)-1]
