@@ -3,6 +3,7 @@ package diffroute_test
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )
@@ -58,4 +59,16 @@ func ExampleNewKernelRouter() {
 	// Output:
 	// Network: 3 reaches, 1 outlets, max depth 3, 6 closure pairs
 	// pairs: 6
+}
+
+// CheckFinite finds the first missing or infinite value, by reach and step:
+// routers propagate NaN (and overflow to Inf) as arithmetic does, so check
+// inputs and outputs where that must be an error.
+func ExampleDataTensor_CheckFinite() {
+	x := diffroute.NewDataTensor(1, []int64{101, 102}, 3)
+	x.Times = []string{"2000-01-01", "2000-01-02", "2000-01-03"}
+	x.Set(0, 1, 2, float32(math.NaN()))
+	fmt.Println(x.CheckFinite())
+	// Output:
+	// reach 102 at time 2000-01-03 is NaN
 }
