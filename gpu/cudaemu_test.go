@@ -89,3 +89,34 @@ func TestDeviceMemoryIsFreed(t *testing.T) {
 		t.Errorf("%d bytes of device memory left allocated", free0-free)
 	}
 }
+
+// TestDeviceBuildMemoryPrediction: the planner's DeviceBuildBytes bounds
+// what a device build allocates at its peak, within 10 % for folded builds.
+func TestDeviceBuildMemoryPrediction(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range gputest.SpectralCases(1200, 1, 20, 13) {
+		ks, err := diffroute.EstimateKernelBytes(c.Net, c.Opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		used0 := func() int64 { free, total, _ := cu.MemInfo(); return total - free }()
+		cu.ResetPeak()
+		r, err := NewRouter(ctx, testDev, c.Net, c.Opts, &RouterOptions{MemoryBudget: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak := cu.Peak() - used0 // the build; routing has not started
+		built := r.BuiltOnDevice()
+		r.Close()
+		if !built {
+			t.Fatalf("%s: not built on the device", c.Name)
+		}
+		ratio := float64(peak) / float64(ks.DeviceBuildBytes)
+		t.Logf("%s: device build peak %d bytes, predicted %d (%.2f)", c.Name, peak, ks.DeviceBuildBytes, ratio)
+		// Under ReLU the scratch is sized for a large GPU's grid; the
+		// emulated device's is smaller, so only the bound is checked there.
+		if ratio > 1 || ratio < 0.9 && !c.Opts.ReLU && c.Opts.Compat == "" {
+			t.Errorf("%s: device build used %d bytes at its peak, the planner predicts %d", c.Name, peak, ks.DeviceBuildBytes)
+		}
+	}
+}

@@ -58,6 +58,7 @@ var OutOfMemory = errors.New("CUDA_ERROR_OUT_OF_MEMORY (emulated device)")
 var emu = struct {
 	sync.Mutex
 	capacity, used int64
+	peak           int64 // most used since ResetPeak
 	allocs         map[DevicePtr]emuAlloc
 	ids            int
 	recorded       map[int]time.Time
@@ -164,6 +165,7 @@ func MemAlloc(bytes int64) (DevicePtr, error) {
 	d := DevicePtr(uintptr(p))
 	emu.allocs[d] = emuAlloc{p, bytes}
 	emu.used += bytes
+	emu.peak = max(emu.peak, emu.used)
 	return d, nil
 }
 
@@ -290,4 +292,18 @@ func SetCapacity(bytes int64) int64 {
 	old := emu.capacity
 	emu.capacity = bytes
 	return old
+}
+
+// ResetPeak starts a new measurement of Peak.
+func ResetPeak() {
+	emu.Lock()
+	emu.peak = emu.used
+	emu.Unlock()
+}
+
+// Peak is the most device memory allocated at once since ResetPeak.
+func Peak() int64 {
+	emu.Lock()
+	defer emu.Unlock()
+	return emu.peak
 }
