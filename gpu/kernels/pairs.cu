@@ -77,6 +77,14 @@ static __device__ __forceinline__ void dr_pair_bin(const dr_pair& t, dr_i64 k, d
 	*re = e * cs, *im = e * sn;
 }
 
+// dr_pair_out is where pair (d, s)'s taps go in the block-sparse kernel
+// (diffroute.BlockSparseKernel's layout: row block d/B, tile column s/B).
+static __device__ __forceinline__ float* dr_pair_out(float* vals, const dr_i64* rowTiles, int d,
+                                                     int s, dr_i64 bsz, dr_i64 taps) {
+	const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
+	return vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
+}
+
 // dr_self_taps writes the self pair's taps (ExcludeSelf: the runoff passes
 // as given taps), normalised when asked, and returns their sum.
 static __device__ __forceinline__ double dr_self_taps(float* out, const double* selfTaps,
@@ -116,8 +124,7 @@ extern "C" __global__ void dr_pair_taps(
 	const dr_i64 foldLen = 4 * nf + 2 * taps * (half + 1); // doubles per fold table
 	for (dr_i64 g = dr_gid(); g < npairs; g += dr_gstride()) {
 		const int d = pairD[g], s = pairS[g];
-		const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
-		float* out = vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
+		float* out = dr_pair_out(vals, rowTiles, d, s, bsz, taps);
 		if (selfTaps && d == s) {
 			sums[g] = dr_self_taps(out, selfTaps, taps, normalize);
 			continue;
@@ -197,8 +204,7 @@ extern "C" __global__ void dr_pair_taps_fine(
 	double* K = h + w;
 	for (dr_i64 g = dr_gid(); g < npairs; g += dr_gstride()) {
 		const int d = pairD[g], s = pairS[g];
-		const dr_i64 t = rowTiles[d / bsz] + (s / bsz - d / bsz);
-		float* out = vals + ((t * bsz + d % bsz) * bsz + s % bsz) * taps;
+		float* out = dr_pair_out(vals, rowTiles, d, s, bsz, taps);
 		if (selfTaps && d == s) {
 			sums[g] = dr_self_taps(out, selfTaps, taps, normalize);
 			continue;
