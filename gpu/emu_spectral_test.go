@@ -26,19 +26,15 @@ func emuSpectralBuild(t *testing.T, sk *diffroute.SpectralKernel) (*diffroute.Ke
 	bs := sk.Layout
 	vals := make([]float32, bs.RowTiles[len(bs.RowTiles)-1]*int64(bs.B*bs.B*bs.Taps))
 	sums := make([]float64, np)
+	tabs := kernels.PairTables{
+		Vals: vals, Sums: sums, PairD: pairD, PairS: pairS, P: P, Src: sk.Src, Boxed: sk.Boxed,
+		DownPos: sk.DownPos, RowTiles: bs.RowTiles, SelfTaps: sk.SelfTaps,
+		NF: sk.NF, Taps: sk.Taps, B: bs.B, Mode: sk.Mode, Normalize: sk.Normalize,
+	}
 	if sk.ReLU {
-		kernels.PairTapsFine(g, &kernels.PairTapsFineArgs{
-			Vals: vals, Sums: sums, PairD: pairD, PairS: pairS, P: P, Src: sk.Src, Boxed: sk.Boxed,
-			DownPos: sk.DownPos, RowTiles: bs.RowTiles, Trig: sk.Trig, SelfTaps: sk.SelfTaps,
-			NF: sk.NF, M: sk.M, F: sk.F, Taps: sk.Taps, B: bs.B, Mode: sk.Mode, Normalize: sk.Normalize,
-			Sample: sk.Sample, Shift: sk.Shift,
-		})
+		kernels.PairTapsFine(g, &kernels.PairTapsFineArgs{PairTables: tabs, Trig: sk.Trig, M: sk.M, F: sk.F, Shift: sk.Shift, Sample: sk.Sample})
 	} else {
-		kernels.PairTaps(g, &kernels.PairTapsArgs{
-			Vals: vals, Sums: sums, PairD: pairD, PairS: pairS, P: P, Src: sk.Src, Boxed: sk.Boxed,
-			DownPos: sk.DownPos, RowTiles: bs.RowTiles, Fold: sk.Fold, SelfTaps: sk.SelfTaps,
-			NF: sk.NF, M: sk.M, MP: sk.FoldBins, Taps: sk.Taps, B: bs.B, Mode: sk.Mode, Normalize: sk.Normalize,
-		})
+		kernels.PairTaps(g, &kernels.PairTapsArgs{PairTables: tabs, Fold: sk.Fold, M: sk.M, MP: sk.FoldBins})
 	}
 	kr, err := sk.Finish(vals, sums)
 	if err != nil {

@@ -256,25 +256,23 @@ func PairEnum(g Grid, pairD, pairS []int32, pairStart []int64, downPos []int32) 
 	C.emu_pair_enum(C.longlong(g.Blocks), C.longlong(g.Threads), iptr(pairD), iptr(pairS), lptr(pairStart), iptr(downPos), C.longlong(n))
 }
 
-// PairTapsArgs are the arguments of dr_pair_taps (pairs.cu).
-type PairTapsArgs struct {
-	Vals                     []float32
-	Sums                     []float64
-	PairD, PairS             []int32
-	P, Src                   []float64
-	Boxed, DownPos           []int32
-	RowTiles                 []int64
-	Fold, SelfTaps           []float64
-	NF, M, MP, Taps, B, Mode int
-	Normalize                bool
+// PairTables are the tables both pair-taps kernels read and write (see
+// pairs.cu): taps and sums out; pairs, prefix log spectra, source spectra
+// and flags, links and row index in.
+type PairTables struct {
+	Vals              []float32
+	Sums              []float64
+	PairD, PairS      []int32
+	P, Src            []float64
+	Boxed, DownPos    []int32
+	RowTiles          []int64
+	SelfTaps          []float64
+	NF, Taps, B, Mode int
+	Normalize         bool
 }
 
-// MaxFold is dr_pair_taps' bound on the folded bins, MP/2+1.
-const MaxFold = 160
-
-// PairTaps runs dr_pair_taps in the emulator.
-func PairTaps(g Grid, a *PairTapsArgs) {
-	g.check()
+// check panics unless the tables fit each other.
+func (a *PairTables) check() {
 	np := len(a.PairD)
 	n := len(a.DownPos)
 	need("pairS", len(a.PairS), np)
@@ -283,10 +281,6 @@ func PairTaps(g Grid, a *PairTapsArgs) {
 	if a.Mode == 2 {
 		need("src", len(a.Src), 2*n*a.NF)
 		need("boxed", len(a.Boxed), n)
-	}
-	need("fold", len(a.Fold), 2*(4*a.NF+2*a.Taps*(a.MP/2+1)))
-	if a.MP/2+1 > MaxFold || a.M%a.MP != 0 || a.NF != a.M/2+1 {
-		panic(fmt.Sprintf("kernels: fold of M = %d onto %d bins (nf %d)", a.M, a.MP, a.NF))
 	}
 	if a.SelfTaps != nil {
 		need("selfTaps", len(a.SelfTaps), a.Taps)
@@ -298,64 +292,66 @@ func PairTaps(g Grid, a *PairTapsArgs) {
 	}
 	need("rowTiles", len(a.RowTiles), (n+a.B-1)/a.B+1)
 	need("vals", len(a.Vals), int(a.RowTiles[(n+a.B-1)/a.B])*a.B*a.B*a.Taps)
-	norm := 0
-	if a.Normalize {
-		norm = 1
+}
+
+// cbool is 1 for true, the kernels' flag convention.
+func cbool(v bool) C.longlong {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// PairTapsArgs are the arguments of dr_pair_taps (pairs.cu): the tables,
+// the fold tables, the FFT length and the folded bins.
+type PairTapsArgs struct {
+	PairTables
+	Fold  []float64
+	M, MP int
+}
+
+// MaxFold is dr_pair_taps' bound on the folded bins, MP/2+1.
+const MaxFold = 160
+
+// PairTaps runs dr_pair_taps in the emulator.
+func PairTaps(g Grid, a *PairTapsArgs) {
+	g.check()
+	a.check()
+	need("fold", len(a.Fold), 2*(4*a.NF+2*a.Taps*(a.MP/2+1)))
+	if a.MP/2+1 > MaxFold || a.M%a.MP != 0 || a.NF != a.M/2+1 {
+		panic(fmt.Sprintf("kernels: fold of M = %d onto %d bins (nf %d)", a.M, a.MP, a.NF))
 	}
 	C.emu_pair_taps(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.Vals), dptr(a.Sums), iptr(a.PairD), iptr(a.PairS),
 		dptr(a.P), dptr(a.Src), iptr(a.Boxed), iptr(a.DownPos), lptr(a.RowTiles), dptr(a.Fold), dptr(a.SelfTaps),
-		C.longlong(np), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.MP), C.longlong(a.Taps), C.longlong(a.B),
-		C.longlong(a.Mode), C.longlong(norm))
+		C.longlong(len(a.PairD)), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.MP), C.longlong(a.Taps), C.longlong(a.B),
+		C.longlong(a.Mode), cbool(a.Normalize))
 }
 
 // PairTapsFineArgs are the arguments of dr_pair_taps_fine (pairs.cu): the
-// same tables as PairTaps, with Trig (cos, sin of 2πj/M) in place of Fold.
+// tables, Trig (cos, sin of 2πj/M) in place of the fold tables, and the
+// coarsening: sub-steps, delay, last value instead of the mean.
 type PairTapsFineArgs struct {
-	Vals                    []float32
-	Sums                    []float64
-	PairD, PairS            []int32
-	P, Src                  []float64
-	Boxed, DownPos          []int32
-	RowTiles                []int64
-	Trig, SelfTaps          []float64
-	NF, M, F, Taps, B, Mode int
-	Normalize, Sample       bool
-	Shift                   int
+	PairTables
+	Trig   []float64
+	M, F   int
+	Shift  int
+	Sample bool
 }
 
 // PairTapsFine runs dr_pair_taps_fine in the emulator, with the scratch the
 // grid needs.
 func PairTapsFine(g Grid, a *PairTapsFineArgs) {
 	g.check()
-	np := len(a.PairD)
-	n := len(a.DownPos)
-	need("pairS", len(a.PairS), np)
-	need("sums", len(a.Sums), np)
-	need("P", len(a.P), 2*n*a.NF)
-	if a.Mode == 2 {
-		need("src", len(a.Src), 2*n*a.NF)
-		need("boxed", len(a.Boxed), n)
-	}
+	a.check()
 	need("trig", len(a.Trig), 2*a.M)
 	if a.NF != a.M/2+1 || a.Taps*a.F > a.M {
 		panic(fmt.Sprintf("kernels: M = %d, nf %d, W = %d", a.M, a.NF, a.Taps*a.F))
 	}
-	if a.SelfTaps != nil {
-		need("selfTaps", len(a.SelfTaps), a.Taps)
-	}
-	need("rowTiles", len(a.RowTiles), (n+a.B-1)/a.B+1)
-	need("vals", len(a.Vals), int(a.RowTiles[(n+a.B-1)/a.B])*a.B*a.B*a.Taps)
 	scratch := make([]float64, g.Blocks*g.Threads*(2*a.NF+a.Taps*a.F+a.Taps))
-	b := func(v bool) C.longlong {
-		if v {
-			return 1
-		}
-		return 0
-	}
 	C.emu_pair_taps_fine(C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.Vals), dptr(a.Sums), iptr(a.PairD), iptr(a.PairS),
 		dptr(a.P), dptr(a.Src), iptr(a.Boxed), iptr(a.DownPos), lptr(a.RowTiles), dptr(a.Trig), dptr(a.SelfTaps), dptr(scratch),
-		C.longlong(np), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.F), C.longlong(a.Taps), C.longlong(a.B),
-		C.longlong(a.Mode), b(a.Normalize), C.longlong(a.Shift), b(a.Sample))
+		C.longlong(len(a.PairD)), C.longlong(a.NF), C.longlong(a.M), C.longlong(a.F), C.longlong(a.Taps), C.longlong(a.B),
+		C.longlong(a.Mode), cbool(a.Normalize), C.longlong(a.Shift), cbool(a.Sample))
 }
 
 // kernelArgs is the argument count of every kernel LaunchNamed knows.
