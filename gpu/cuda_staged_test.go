@@ -18,18 +18,7 @@ import (
 func TestGPUStagedMatchesCPU(t *testing.T) {
 	net, o, x, cl := stagedCase(t, 2500, 31, 3, 24, 70, 2)
 	t.Logf("%d reaches, %d clusters, %d transfers", net.Len(), cl.Len(), len(cl.Transfers))
-	// The plain run: the recursive method on the whole network (exact; a
-	// plain kernel would truncate paths longer than MaxDelay).
-	ro := o
-	ro.Method = diffroute.Recursive
-	rr, err := diffroute.NewRouter(context.Background(), net, ro)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := rr.Route(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := plainRecursive(t, net, o, x)
 	for _, tc := range []struct {
 		time, dev int
 		keep      bool
@@ -173,37 +162,15 @@ func TestGPURouterKeepsBuffers(t *testing.T) {
 // kernels the device builds (StagedBackend.KernelBuilder), and compares it
 // with the CPU staged kernel method and the plain recursive method.
 func TestGPUStagedSpectralBuild(t *testing.T) {
-	ctx := context.Background()
-	net, o, x, cl := stagedCase(t, 2500, 37, 3, 24, 40, 1)
-	o.IRF, o.Params = "hayami", gputest.RandomParams(gputest.NewRand(37), "hayami", net.Len())
-	for i := range o.Params["c"] {
-		o.Params["c"][i] *= 10 // paths across the network fit in MaxDelay
-	}
+	net, o, x, cl := hayamiStagedCase(t)
 	b, err := NewStagedBackend(testDev, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	sr, err := diffroute.NewStagedRouter(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sr.TimeChunk, sr.KeepKernels, sr.KernelBuilder, sr.ClusterRouter = 15, true, b.KernelBuilder(), b.Factory()
-	got, err := sr.Route(ctx, x, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := stagedRoute(t, o, x, cl, 15, true, nil)
-	ro := o
-	ro.Method = diffroute.Recursive
-	rr, err := diffroute.NewRouter(ctx, net, ro)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := rr.Route(ctx, x)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := stagedBuilt(t, o, x, cl, b.KernelBuilder(), b.Factory())
+	want := stagedBuilt(t, o, x, cl, nil, nil)
+	whole := plainRecursive(t, net, o, x)
 	pr, _, err := gputest.RelErr(got, want)
 	if err != nil {
 		t.Fatal(err)

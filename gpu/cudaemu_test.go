@@ -70,8 +70,7 @@ func TestDeviceMemoryIsFreed(t *testing.T) {
 		}
 		r.Close()
 	}
-	net, o, x, cl := stagedCase(t, 2500, 37, 3, 24, 40, 1)
-	o.IRF, o.Params = "hayami", gputest.RandomParams(gputest.NewRand(37), "hayami", net.Len())
+	_, o, x, cl := hayamiStagedCase(t)
 	b, err := NewStagedBackend(testDev, &RouterOptions{ChunkSteps: 9}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -126,15 +126,7 @@ func TestPairMaxFoldMatchesKernels(t *testing.T) {
 // backend, and compares it with the CPU staged kernel method and with the
 // plain (unstaged) CPU run.
 func TestEmulatedStagedSpectralBuild(t *testing.T) {
-	ctx := context.Background()
-	net, o, x, cl := stagedCase(t, 2500, 37, 3, 24, 40, 1)
-	// Fast waves (celerity ×10: about 0.05 step per reach), so that paths
-	// across the whole network fit in MaxDelay and the recursive method is a
-	// fair reference.
-	o.IRF, o.Params = "hayami", gputest.RandomParams(gputest.NewRand(37), "hayami", net.Len())
-	for i := range o.Params["c"] {
-		o.Params["c"][i] *= 10
-	}
+	net, o, x, cl := hayamiStagedCase(t)
 	builds := 0
 	builder := func(ctx context.Context, n *diffroute.Network, opts diffroute.Options) (*diffroute.KernelRouter, error) {
 		sk, err := diffroute.NewSpectralKernel(ctx, n, opts)
@@ -145,35 +137,12 @@ func TestEmulatedStagedSpectralBuild(t *testing.T) {
 		kr, _ := emuSpectralBuild(t, sk)
 		return kr, nil
 	}
-	route := func(b func(context.Context, *diffroute.Network, diffroute.Options) (*diffroute.KernelRouter, error), f diffroute.ClusterRouterFactory) *diffroute.DataTensor {
-		sr, err := diffroute.NewStagedRouter(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sr.TimeChunk, sr.KeepKernels, sr.KernelBuilder, sr.ClusterRouter = 15, true, b, f
-		y, err := sr.Route(ctx, x, cl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return y
-	}
-	want := route(nil, nil)
-	got := route(builder, emuCore(newEmuStaged(), nil, 8).factory())
+	want := stagedBuilt(t, o, x, cl, nil, nil)
+	got := stagedBuilt(t, o, x, cl, builder, emuCore(newEmuStaged(), nil, 8).factory())
 	if builds != cl.Len() {
 		t.Errorf("%d kernels built by the builder, %d clusters", builds, cl.Len())
 	}
-	// The plain reference is the recursive method: a plain kernel would
-	// truncate whole-network paths at MaxDelay, which staging avoids.
-	ro := o
-	ro.Method = diffroute.Recursive
-	plain, err := diffroute.NewRouter(ctx, net, ro)
-	if err != nil {
-		t.Fatal(err)
-	}
-	whole, err := plain.Route(ctx, x)
-	if err != nil {
-		t.Fatal(err)
-	}
+	whole := plainRecursive(t, net, o, x)
 	pr, _, err := gputest.RelErr(got, want)
 	if err != nil {
 		t.Fatal(err)

@@ -117,18 +117,7 @@ func emuCore(dev *emuStaged, pix *pixelMatrix, tc int) *stagedCore {
 func TestEmulatedStagedMatchesCPU(t *testing.T) {
 	net, o, x, cl := stagedCase(t, 2500, 31, 3, 24, 70, 2)
 	t.Logf("%d reaches, %d clusters, %d transfers", net.Len(), cl.Len(), len(cl.Transfers))
-	// The plain run: the recursive method on the whole network (exact; a
-	// plain kernel would truncate paths longer than MaxDelay).
-	ro := o
-	ro.Method = diffroute.Recursive
-	rr, err := diffroute.NewRouter(context.Background(), net, ro)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := rr.Route(context.Background(), x)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain := plainRecursive(t, net, o, x)
 	for _, tc := range []struct {
 		time, dev int
 		keep      bool

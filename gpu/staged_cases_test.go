@@ -44,6 +44,53 @@ func stagedRoute(t *testing.T, o diffroute.Options, x *diffroute.DataTensor, cl 
 	return y
 }
 
+// hayamiStagedCase is stagedCase with fast Hayami waves (celerity ×10: about
+// 0.05 step per reach), so that paths across the whole network fit in
+// MaxDelay and the plain recursive run is a fair reference.
+func hayamiStagedCase(t *testing.T) (*diffroute.Network, diffroute.Options, *diffroute.DataTensor, *diffroute.Clusters) {
+	t.Helper()
+	net, o, x, cl := stagedCase(t, 2500, 37, 3, 24, 40, 1)
+	o.IRF, o.Params = "hayami", gputest.RandomParams(gputest.NewRand(37), "hayami", net.Len())
+	for i := range o.Params["c"] {
+		o.Params["c"][i] *= 10
+	}
+	return net, o, x, cl
+}
+
+// plainRecursive routes x through the whole network with the recursive
+// method: exact, where a plain kernel would truncate paths longer than
+// MaxDelay (which staging avoids).
+func plainRecursive(t *testing.T, net *diffroute.Network, o diffroute.Options, x *diffroute.DataTensor) *diffroute.DataTensor {
+	t.Helper()
+	o.Method = diffroute.Recursive
+	r, err := diffroute.NewRouter(context.Background(), net, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := r.Route(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
+// stagedBuilt is a staged run in time chunks of 15 steps, keeping kernels,
+// with a kernel builder and a cluster router (nil: the CPU's).
+func stagedBuilt(t *testing.T, o diffroute.Options, x *diffroute.DataTensor, cl *diffroute.Clusters,
+	build func(context.Context, *diffroute.Network, diffroute.Options) (*diffroute.KernelRouter, error), f diffroute.ClusterRouterFactory) *diffroute.DataTensor {
+	t.Helper()
+	sr, err := diffroute.NewStagedRouter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr.TimeChunk, sr.KeepKernels, sr.KernelBuilder, sr.ClusterRouter = 15, true, build, f
+	y, err := sr.Route(context.Background(), x, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return y
+}
+
 // pixelCase makes a pixel source and weights for net: every river uses 1–4
 // of npix pixels with areas of 1e4–1e7 m², one pixel is missing a value
 // that no river uses.
