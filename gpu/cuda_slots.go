@@ -34,7 +34,6 @@ type cudaSlots struct {
 	tl         timeline
 	lastEnd    [2]float64 // end of each slot's last timed chunk
 	timedOnce  [2]bool
-	convSecs   float64 // convolution time read so far
 }
 
 // timelineKeep bounds the operations kept unmeasured on a timeline; past
@@ -116,7 +115,6 @@ func (c *cudaSlots) hostOut(s int) []float32 { return c.hout[s].f }
 // resetTiming forgets the timeline (at the start of a call).
 func (c *cudaSlots) resetTiming() {
 	c.tl.reset()
-	c.convSecs = 0
 	c.originSet, c.originDone = false, false
 	c.lastEnd, c.timedOnce = [2]float64{}, [2]bool{}
 }
@@ -213,7 +211,6 @@ func (c *cudaSlots) wait(s int) error {
 		op{at[1], at[2], opConv},
 		op{at[2], at[3], opCompute}, // the transfer add, or nothing
 		op{at[3], at[4], opCopy})
-	c.convSecs += at[2] - at[1]
 	c.lastEnd[s], c.timedOnce[s] = at[4], true
 	// A slot's next chunk starts after its last one ended.
 	if len(c.tl.ops) > timelineKeep && c.timedOnce[0] && c.timedOnce[1] {
