@@ -35,6 +35,17 @@ type IRF struct {
 	// have no recursive form. Routers then run it in O(1) work per sub-step
 	// instead of a causal convolution.
 	Sections func(dst []Section, p []float64, r float64) ([]Section, error)
+
+	// GradParams names the parameters with a gradient (a subset of Params);
+	// asking a gradient of an IRF with none is an error.
+	GradParams []string
+	// SectionsGrad writes, for the recursive form, ∂(B0, B1, A1)/∂p of each
+	// section for each parameter: dst[j][s] is section s's derivative with
+	// respect to Params[j] (dst has len(Params) rows of len(sections)).
+	SectionsGrad func(dst [][]Section, p []float64, r float64) error
+	// ImpulseGrad fills dh[j][k] = ∂h[k]/∂p_j for the convolution form
+	// (dh has len(Params) rows of len(h)).
+	ImpulseGrad func(dh [][]float64, p []float64, r float64) error
 }
 
 var (
