@@ -112,7 +112,7 @@ func (s *StagedRouter) Reset() {
 	s.st = nil
 }
 
-func (s *StagedRouter) fine() bool { return s.opts.Compat != "diffroute" }
+func (s *StagedRouter) fine() bool { return s.opts.Compat != CompatDiffRoute }
 
 // begin checks cl against the state, creating it on first use.
 func (s *StagedRouter) begin(cl *Clusters) error {
@@ -392,7 +392,7 @@ func (s *StagedRouter) routeRecursive(ctx context.Context, c *Cluster, x *DataTe
 	rr := st.rec[c.Index]
 	if rr == nil {
 		var err error
-		if rr, err = NewRecursiveRouter(c.Net, subsetOptions(s.opts, c.Reaches)); err != nil {
+		if rr, err = NewRecursiveRouter(ctx, c.Net, subsetOptions(s.opts, c.Reaches)); err != nil {
 			return nil, err
 		}
 		s.seedTransferState(rr, c, nil)
@@ -542,8 +542,8 @@ func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataT
 				local[v] = int32(j)
 			}
 			o := subsetOptions(s.opts, global)
-			o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, ""
-			if rr, err = NewRecursiveRouter(snet, o); err != nil {
+			o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, CompatNone
+			if rr, err = NewRecursiveRouter(ctx, snet, o); err != nil {
 				return nil, err
 			}
 			st.rec[c.Index], st.srcs[c.Index] = rr, local

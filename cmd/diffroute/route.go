@@ -59,7 +59,7 @@ func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffr
 	}
 	o := diffroute.Options{
 		IRF: rf.irf, SubSteps: f, Method: diffroute.Method(rf.method), Average: diffroute.Average(rf.average),
-		Lateral: diffroute.LateralRule(rf.lateral), Sampling: diffroute.Sampling(rf.sampling), Compat: rf.compat,
+		Lateral: diffroute.LateralRule(rf.lateral), Sampling: diffroute.Sampling(rf.sampling), Compat: diffroute.Compat(rf.compat),
 		MaxDelay: rf.maxDelay, FFTPad: rf.fftPad, BlockSize: rf.blockSize, Workers: rf.workers, ExcludeSelf: rf.excludeSelf,
 	}
 	if rf.compat != "" && !rf.methodSet {
