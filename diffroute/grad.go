@@ -205,3 +205,5 @@ func (g *gradRun) gradients(runoff *DataTensor, rows []int) *Gradients {
 	}
 	return gr
 }
+
+var _ Differentiable = (*RecursiveRouter)(nil)
