@@ -79,39 +79,53 @@ type Window struct{ Start, Warmup int }
 // missing from the discharge are an error. Batch member 0 is used (runs
 // are single-member).
 func (g *Gauges) LossFunc(l Loss, w Window) diffroute.LossFunc {
-	var sim, obs, grad []float64
-	return func(y, gy *diffroute.DataTensor) (float64, error) {
-		rows, err := rowsOf(y.IDs, g.IDs)
-		if err != nil {
-			return 0, err
+	return func(y, gy *diffroute.DataTensor) (float64, error) { return g.eval(l, w, y, gy) }
+}
+
+// Eval is the loss of LossFunc without its gradient.
+func (g *Gauges) Eval(l Loss, w Window, y *diffroute.DataTensor) (float64, error) {
+	return g.eval(l, w, y, nil)
+}
+
+func (g *Gauges) eval(l Loss, w Window, y, gy *diffroute.DataTensor) (float64, error) {
+	rows, err := rowsOf(y.IDs, g.IDs)
+	if err != nil {
+		return 0, err
+	}
+	T := y.T
+	lo := min(w.Warmup, T)
+	n := T - lo
+	sim, obs := make([]float64, n), make([]float64, n)
+	var grad []float64
+	if gy != nil {
+		grad = make([]float64, n)
+	}
+	total, used := 0.0, 0
+	for k, row := range rows {
+		if w.Start < 0 || w.Start+T > len(g.Obs[k]) {
+			return 0, fmt.Errorf("calibrate: window [%d, %d) outside gauge reach %d's %d steps", w.Start, w.Start+T, g.IDs[k], len(g.Obs[k]))
 		}
-		T := y.T
-		lo := min(w.Warmup, T)
-		n := T - lo
-		sim, obs, grad = resize(sim, n), resize(obs, n), resize(grad, n)
-		total, used := 0.0, 0
-		for k, row := range rows {
-			if w.Start+T > len(g.Obs[k]) || w.Start < 0 {
-				return 0, fmt.Errorf("calibrate: window [%d, %d) outside gauge reach %d's %d steps", w.Start, w.Start+T, g.IDs[k], len(g.Obs[k]))
-			}
-			copy(obs, g.Obs[k][w.Start+lo:w.Start+T])
-			for t, v := range y.Series(0, row)[lo:] {
-				sim[t] = float64(v)
-			}
-			v, ok := l.Series(sim, obs, grad)
-			if !ok {
-				continue
-			}
-			total += v
-			used++
+		copy(obs, g.Obs[k][w.Start+lo:w.Start+T])
+		for t, v := range y.Series(0, row)[lo:] {
+			sim[t] = float64(v)
+		}
+		v, ok := l.Series(sim, obs, grad)
+		if !ok {
+			continue
+		}
+		total += v
+		used++
+		if gy != nil {
 			dst := gy.Series(0, row)[lo:]
 			for t, d := range grad {
 				dst[t] = float32(d) // scaled by 1/used below
 			}
 		}
-		if used == 0 {
-			return 0, nil
-		}
+	}
+	if used == 0 {
+		return 0, nil
+	}
+	if gy != nil {
 		inv := float32(1 / float64(used))
 		for _, row := range rows {
 			s := gy.Series(0, row)
@@ -119,8 +133,8 @@ func (g *Gauges) LossFunc(l Loss, w Window) diffroute.LossFunc {
 				s[t] *= inv
 			}
 		}
-		return total / float64(used), nil
 	}
+	return total / float64(used), nil
 }
 
 func rowsOf(have, want []int64) ([]int, error) {
@@ -148,13 +162,6 @@ func rowsOf(have, want []int64) ([]int, error) {
 		}
 	}
 	return rows, nil
-}
-
-func resize(s []float64, n int) []float64 {
-	if cap(s) < n {
-		return make([]float64, n)
-	}
-	return s[:n]
 }
 
 // Scores returns, per gauge, the loss's score (Loss.Score) of discharge q
