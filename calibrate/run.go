@@ -140,10 +140,21 @@ func (c *Config) defaults() error {
 func CoreGradient(ctx context.Context, b *Basin, p diffroute.Params, runoff *diffroute.DataTensor, in diffroute.FineFlows, loss diffroute.LossFunc) (*diffroute.DataTensor, float64, diffroute.Params, error) {
 	o := b.Options
 	o.Params = p
+	var (
+		y   *diffroute.DataTensor
+		l   float64
+		g   *diffroute.Gradients
+		err error
+	)
 	if in != nil {
-		return nil, 0, nil, fmt.Errorf("calibrate: upstream inflows need RouteGradFine")
+		rr, err := diffroute.NewRecursiveRouter(b.Net, o)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		y, l, g, err = rr.RouteGradFine(ctx, runoff, in, loss)
+	} else {
+		y, l, g, err = diffroute.Gradient(ctx, b.Net, o, runoff, loss)
 	}
-	y, l, g, err := diffroute.Gradient(ctx, b.Net, o, runoff, loss)
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -151,3 +151,56 @@ func TestRunTwinSmall(t *testing.T) {
 		}
 	}
 }
+
+// The whole chain with the core's reverse mode (routing, loss over gauges,
+// transforms, map) against central differences of the loss in the free
+// variables. Discharge is float32, so the differences are taken with a
+// larger step and compared at 1e-3.
+func TestCoreGradientChain(t *testing.T) {
+	tw := newTwin(t, 10, 80, 3, 5)
+	rng := rand.New(rand.NewPCG(1, 1))
+	attrs := &Attributes{Names: []string{"a", "b"}}
+	for range tw.net.Len() {
+		attrs.Values = append(attrs.Values, []float64{1 + rng.Float64(), rng.NormFloat64()})
+	}
+	st, err := FitStandardization(attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := st.Apply(attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Map{PerReach{P: 2, N: tw.net.Len()}, &MLP{P: 2, H: 3, Attr: x, Seed: 2}} {
+		for _, l := range Losses {
+			c := tw.config(t, m, tw.prior(1.7))
+			c.Loss, c.Warmup = l, 5
+			if err := c.defaults(); err != nil {
+				t.Fatal(err)
+			}
+			c.Gradient = CoreGradient
+			z, err := c.Space.Init(c.Options.Params, tw.net)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, g, err := c.lossGrad(context.Background(), z, 0, tw.runoff.T)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := func(z []float64) float64 {
+				y, err := CoreForward(context.Background(), &c.Basin, c.Space.Params(z), tw.runoff, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := c.Gauges.Eval(l, Window{Warmup: c.Warmup}, y)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			if err := checkGrad(f, z, g, 1000, 2e-3); err != nil {
+				t.Errorf("%s, %s: %v", m.Kind(), l, err)
+			}
+		}
+	}
+}
