@@ -32,6 +32,8 @@ type RecursiveRouter struct {
 	trunk []int32   // reaches routed after the parts, upstream first
 	order []int32   // all reaches, upstream first (for batch-parallel runs)
 
+	grad *gradEngine // the adjoint, prepared on first use
+
 	st      *recState
 	stopped error // a cancelled call left st part-way through a block
 	workers []*recWorker
