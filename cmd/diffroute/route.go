@@ -93,6 +93,9 @@ func (p *paramFlags) Set(s string) error {
 }
 
 func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
+	if isBasinsRun(args) {
+		return runBasins(ctx, args, stdout)
+	}
 	const synopsis = "diffroute route --rapid DIR --runoff FILE --out FILE(.nc|.csv) [flags]"
 	fs := newFlags("route", synopsis)
 	var rf routeFlags
@@ -204,7 +207,6 @@ func secondsFlag(name string, sec float64) (time.Duration, error) {
 	}
 	return time.Duration(math.Round(d)), nil
 }
-
 
 // deviceFlags choose where the kernel method convolves (--device, --gpu).
 type deviceFlags struct {
