@@ -6,6 +6,7 @@
 //	diffroute bench [flags]                                        measure routing throughput
 //	diffroute irfs                                                 list the impulse response functions
 //	diffroute generate --out DIR [flags]                           write a synthetic RAPID basin
+//	diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR   fit parameters to gauges
 //
 // Run a subcommand with -h for its flags. Errors print one line and exit
 // with status 1 (2 for bad usage); no partial output file is ever left.
@@ -34,6 +35,7 @@ var commands = []struct {
 	{"bench", "measure routing throughput on a generated network", runBench},
 	{"irfs", "list the registered impulse response functions", runIRFs},
 	{"generate", "write a synthetic basin in RAPID layout with runoff.nc", runGenerate},
+	{"calibrate", "fit routing parameters (or a map from reach attributes) to observed discharge", runCalibrate},
 }
 
 // usageError marks errors that should exit with status 2.
