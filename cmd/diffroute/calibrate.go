@@ -100,7 +100,6 @@ type calJob struct {
 	mapKind string
 	mapFile string
 	budget  int64
-	logf    func(format string, a ...any)
 }
 
 // check validates every flag value before any file is read.
@@ -208,11 +207,6 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 	}
 	if err := checkWritable("calibrate", "out", c.out, true); err != nil {
 		return nil, err
-	}
-	j.logf = func(format string, a ...any) {
-		if !rf.quiet {
-			fmt.Fprintf(os.Stdout, format, a...)
-		}
 	}
 	return j, nil
 }
@@ -1028,4 +1022,58 @@ func (j *calJob) writeMap(path string, b *calBasin, sp *calibrate.Space, st *cal
 		return err
 	}
 	return writeFileAtomic(path, append(out, '\n'))
+}
+
+// readParamsFrom reads the parameters a calibrate run wrote into dir into
+// p: k.csv (seconds) and x.csv in rapid_connect.csv order for Muskingum,
+// params.csv (rivid,<name>,… in runoff steps) otherwise.
+func readParamsFrom(dir, irf string, cfg *data.RAPID, step time.Duration, p diffroute.Params) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usageError{fmt.Sprintf("--params-from %s: no such folder", dir)}
+	}
+	if path := filepath.Join(dir, "params.csv"); fileExists(path) {
+		return readParamsCSV(path, cfg.Network, p)
+	}
+	if irf != "muskingum" {
+		return fmt.Errorf("--params-from %s: no params.csv there (k.csv and x.csv are for --irf muskingum)", dir)
+	}
+	for _, name := range []string{"k", "x"} {
+		path := filepath.Join(dir, name+".csv")
+		fh, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("--params-from %s: %v", dir, pathErrReason(err))
+		}
+		vals, lines, err := data.ParseValues(fh, path)
+		fh.Close()
+		if err != nil {
+			return err
+		}
+		if len(vals) != len(cfg.ConnectIDs) {
+			return fmt.Errorf("%s: %d values for the %d reaches of rapid_connect.csv", path, len(vals), len(cfg.ConnectIDs))
+		}
+		v := make([]float64, cfg.Network.Len())
+		for c, id := range cfg.ConnectIDs {
+			i, ok := cfg.Network.Index(id)
+			if !ok {
+				continue
+			}
+			x := vals[c]
+			if name == "k" {
+				if !(x >= 0) {
+					return fmt.Errorf("%s:%d: k = %v must be ≥ 0", path, lines[c], x)
+				}
+				x /= step.Seconds()
+			} else if !(x >= 0 && x <= 0.5) {
+				return fmt.Errorf("%s:%d: x = %v must be in [0, 0.5]", path, lines[c], x)
+			}
+			v[i] = x
+		}
+		p[name] = v
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }
