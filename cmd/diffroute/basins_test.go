@@ -159,6 +159,9 @@ func TestBasinsSlurm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Slurm cluster")
 	}
+	if cudaEmulated {
+		t.Skip("the Slurm executor has no device code: run by the untagged build")
+	}
 	conf := startSlurm(t)
 	t.Setenv("SLURM_CONF", conf)
 	t.Setenv("DIFFROUTE_TEST_AS_CLI", "1")
