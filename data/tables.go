@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/diffroute-go/diffroute/diffroute"
 )
@@ -124,4 +126,58 @@ func ReadIDList(path string, net *diffroute.Network) ([]int64, error) {
 		return nil, fmt.Errorf("%s: no reach ids", path)
 	}
 	return ids, nil
+}
+
+// ReadParamsFrom reads the parameters a calibrate run wrote into dir into
+// p: k.csv (seconds) and x.csv in rapid_connect.csv order for Muskingum,
+// params.csv (rivid,<name>,… in runoff steps) otherwise.
+func ReadParamsFrom(dir, irf string, cfg *RAPID, step time.Duration, p diffroute.Params) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("--params-from %s: no such folder", dir)
+	}
+	if path := filepath.Join(dir, "params.csv"); fileExists(path) {
+		return ReadParamsCSV(path, cfg.Network, p)
+	}
+	if irf != "muskingum" {
+		return fmt.Errorf("--params-from %s: no params.csv there (k.csv and x.csv are for --irf muskingum)", dir)
+	}
+	for _, name := range []string{"k", "x"} {
+		path := filepath.Join(dir, name+".csv")
+		fh, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("--params-from %s: %v", dir, err)
+		}
+		vals, lines, err := ParseValues(fh, path)
+		fh.Close()
+		if err != nil {
+			return err
+		}
+		if len(vals) != len(cfg.ConnectIDs) {
+			return fmt.Errorf("%s: %d values for the %d reaches of rapid_connect.csv", path, len(vals), len(cfg.ConnectIDs))
+		}
+		v := make([]float64, cfg.Network.Len())
+		for c, id := range cfg.ConnectIDs {
+			i, ok := cfg.Network.Index(id)
+			if !ok {
+				continue
+			}
+			x := vals[c]
+			if name == "k" {
+				if !(x >= 0) {
+					return fmt.Errorf("%s:%d: k = %v must be ≥ 0", path, lines[c], x)
+				}
+				x /= step.Seconds()
+			} else if !(x >= 0 && x <= 0.5) {
+				return fmt.Errorf("%s:%d: x = %v must be in [0, 0.5]", path, lines[c], x)
+			}
+			v[i] = x
+		}
+		p[name] = v
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }

@@ -42,8 +42,11 @@ type Config struct {
 	// (--param name=value), ParamsFile per-reach values in a CSV of
 	// rivid,<name>,… (--params). Without either, Muskingum takes k and x
 	// from the RAPID folder.
+	// ParamsFrom is a folder written by diffroute calibrate (--params-from):
+	// its k.csv and x.csv (Muskingum) or params.csv.
 	Params     map[string]float64
 	ParamsFile string
+	ParamsFrom string
 
 	// Budget is the memory budget in bytes (--mem-budget): the planner picks
 	// method, staging and time chunk. 0: no budget, but a run whose runoff

@@ -35,7 +35,7 @@ func (c *Config) Check() error {
 		return configErrorf("route: --qinit needs the recursive method: drop --method kernel")
 	}
 	if c.RunoffUnits != "" {
-		if u := normUnits(c.RunoffUnits); u != "m3" && u != "m3/s" {
+		if u := NormUnits(c.RunoffUnits); u != "m3" && u != "m3/s" {
 			return configErrorf("route: --runoff-units %q: want m3 (volume per runoff step, RAPID's m3_riv) or m3/s", c.RunoffUnits)
 		}
 	}
@@ -131,7 +131,7 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 // toRate converts runoff to m³/s: volumes per step (RAPID m3_riv) are
 // divided by the step.
 func toRate(x *diffroute.DataTensor, units string, step time.Duration, path string) error {
-	switch normUnits(units) {
+	switch NormUnits(units) {
 	case "m3":
 		if err := data.VolumeToRate(x, step); err != nil {
 			return err
@@ -146,7 +146,9 @@ func toRate(x *diffroute.DataTensor, units string, step time.Duration, path stri
 	return nil
 }
 
-func normUnits(u string) string {
+// NormUnits spells runoff units one way: "m3", "m3/s", or as given (lower
+// case, no spaces) when not understood.
+func NormUnits(u string) string {
 	s := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(u), " ", ""))
 	switch s {
 	case "m3", "m^3", "m**3":

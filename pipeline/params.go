@@ -32,6 +32,11 @@ func (r *run) options(rapid *data.RAPID, step time.Duration, f int) (diffroute.O
 			return o, err
 		}
 	}
+	if c.ParamsFrom != "" {
+		if err := data.ReadParamsFrom(c.ParamsFrom, name, rapid, step, p); err != nil {
+			return o, err
+		}
+	}
 	for k, v := range o.Params { // given by a library caller, per reach
 		p[k] = v
 	}

@@ -25,6 +25,99 @@ type run struct {
 	prog progress.Reporter
 }
 
+// Inputs are a run's opened inputs: the network, the routing options
+// completed for it (sub-steps, IRF parameters, initial discharge) and the
+// runoff, ready to be read in time ranges in m³/s.
+type Inputs struct {
+	RAPID         *data.RAPID
+	Options       diffroute.Options
+	Step, SubStep time.Duration
+	Path          string   // where runoff is read from
+	IDs           []int64  // reaches of the runoff file
+	Times         []string // runoff time labels
+	src           *runoffSource
+}
+
+// Open checks cfg, reads the RAPID folder, opens the runoff and completes
+// the routing options; nothing is routed. Close releases the runoff.
+func Open(cfg Config) (*Inputs, error) {
+	r := &run{cfg: cfg, prog: progress.Quiet, log: func(string, ...any) {}}
+	return open(&cfg, r)
+}
+
+// Steps is the number of runoff steps.
+func (in *Inputs) Steps() int { return len(in.src.times) }
+
+// Read returns runoff steps [t0, t0+count) of every reach of the file, in
+// m³/s, checked finite.
+func (in *Inputs) Read(t0, count int) (*diffroute.DataTensor, error) { return in.src.read(t0, count) }
+
+// Close releases the runoff file.
+func (in *Inputs) Close() { in.src.close() }
+
+func open(cfg *Config, r *run) (*Inputs, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	rapid, err := data.ReadRAPID(cfg.RAPID)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range rapid.Warnings {
+		r.warn("%s", w)
+	}
+	src, err := openRunoff(cfg, rapid)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inputs{RAPID: rapid, Path: src.path, IDs: src.ids, Times: src.times, src: src}
+	if err := in.complete(cfg, r); err != nil {
+		src.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *Inputs) complete(cfg *Config, r *run) error {
+	rapid, src := in.RAPID, in.src
+	if cfg.Outputs == "" { // selected outputs need only the reaches they route: checked then
+		if err := checkCoverage(src.path, src.ids, rapid.Network); err != nil {
+			return err
+		}
+	}
+	step := cfg.Step
+	if step == 0 {
+		step = src.step
+	}
+	if step <= 0 {
+		return fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
+	}
+	src.rateStep = step
+	sub := cfg.SubStep
+	if sub == 0 {
+		sub = step
+	}
+	ratio := float64(step) / float64(sub)
+	f := int(math.Round(ratio))
+	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
+		return subStepError(step, sub, cfg.Step != 0)
+	}
+	opts, err := r.options(rapid, step, f)
+	if err != nil {
+		return err
+	}
+	if cfg.Qinit != "" {
+		if opts.InitialQ, err = data.ReadQinit(cfg.Qinit, rapid); err != nil {
+			return err
+		}
+	}
+	if len(src.times) == 0 {
+		return fmt.Errorf("%s: no time steps to route", src.path)
+	}
+	in.Options, in.Step, in.SubStep = opts, step, sub
+	return nil
+}
+
 // Run reads the inputs of cfg, routes them and writes the discharge to
 // cfg.Out. Errors name the file, line, reach or flag at fault; a run that
 // fails or is cancelled (ctx) leaves no output file.
@@ -36,57 +129,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			fmt.Fprintf(cfg.Log, format, a...)
 		}
 	}
-	if err := cfg.Check(); err != nil {
-		return nil, err
-	}
-	rapid, err := data.ReadRAPID(cfg.RAPID)
+	in, err := open(&cfg, r)
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range rapid.Warnings {
-		r.warn("%s", w)
-	}
-	src, err := openRunoff(&cfg, rapid)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	if cfg.Outputs == "" { // selected outputs need only the reaches they route: checked below
-		if err := checkCoverage(src.path, src.ids, rapid.Network); err != nil {
-			return nil, err
-		}
-	}
-	step := cfg.Step
-	if step == 0 {
-		step = src.step
-	}
-	if step <= 0 {
-		return nil, fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
-	}
-	src.rateStep = step
-	sub := cfg.SubStep
-	if sub == 0 {
-		sub = step
-	}
-	ratio := float64(step) / float64(sub)
-	f := int(math.Round(ratio))
-	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
-		return nil, subStepError(step, sub, cfg.Step != 0)
-	}
-	opts, err := r.options(rapid, step, f)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Qinit != "" {
-		if opts.InitialQ, err = data.ReadQinit(cfg.Qinit, rapid); err != nil {
-			return nil, err
-		}
-	}
+	defer in.Close()
+	rapid, src, opts, step, T := in.RAPID, in.src, in.Options, in.Step, in.Steps()
+	f, sub := opts.SubSteps, in.SubStep
 	net := rapid.Network
-	T := len(src.times)
-	if T == 0 {
-		return nil, fmt.Errorf("%s: no time steps to route", src.path)
-	}
 	res := &Result{RAPID: rapid, Step: step}
 	budget := cfg.Budget
 	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && cfg.Outputs == "" {

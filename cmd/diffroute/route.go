@@ -28,6 +28,7 @@ type routeFlags struct {
 	dev                                             deviceFlags
 	params                                          paramFlags
 	paramsFile                                      string
+	paramsFrom                                      string // a calibrate --out folder
 }
 
 func (rf *routeFlags) register(fs *flag.FlagSet) {
@@ -47,6 +48,7 @@ func (rf *routeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&rf.quiet, "quiet", false, "print nothing but errors")
 	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; times such as k, tau and delay in runoff steps, not seconds)")
 	fs.StringVar(&rf.paramsFile, "params", "", "CSV of per-reach IRF parameters: header rivid,<name>,…")
+	fs.StringVar(&rf.paramsFrom, "params-from", "", "folder written by 'diffroute calibrate': its k.csv and x.csv (muskingum) or params.csv")
 }
 
 // config turns the routing flags into a pipeline configuration (the
@@ -58,7 +60,7 @@ func (rf *routeFlags) config(stdout io.Writer) pipeline.Config {
 			Sampling: diffroute.Sampling(rf.sampling), Compat: diffroute.Compat(rf.compat),
 			MaxDelay: rf.maxDelay, FFTPad: rf.fftPad, BlockSize: rf.blockSize, Workers: rf.workers, ExcludeSelf: rf.excludeSelf,
 		},
-		Params: rf.params, ParamsFile: rf.paramsFile, Device: rf.dev.name, GPU: rf.dev.ordinal,
+		Params: rf.params, ParamsFile: rf.paramsFile, ParamsFrom: rf.paramsFrom, Device: rf.dev.name, GPU: rf.dev.ordinal,
 	}
 	if rf.methodSet { // otherwise the compat mode or the planner picks it
 		c.Options.Method = diffroute.Method(rf.method)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/pipeline"
 )
 
 // Checks that run before anything is read or routed, so that a mistyped
@@ -107,6 +108,17 @@ func (m *memFlags) validate(cmd string) error {
 	}
 	_, err := parseBudget(m.budget)
 	return err
+}
+
+// checkUnits refuses a --runoff-units value the pipeline would refuse later.
+func checkUnits(cmd, units string) error {
+	if units == "" {
+		return nil
+	}
+	if u := pipeline.NormUnits(units); u != "m3" && u != "m3/s" {
+		return usageError{fmt.Sprintf("%s: --runoff-units %q: want m3 (volume per runoff step, RAPID's m3_riv) or m3/s", cmd, units)}
+	}
+	return nil
 }
 
 // checkInputFile reports a missing or unreadable input file, naming its
