@@ -342,6 +342,7 @@ type recWorker struct {
 	pending map[int32][]float32 // inflow buffers of reaches not yet routed
 	pool    [][]float32
 	conv    []float64 // scratch for convolution reaches
+	sums    []float64 // scratch for the vector section kernel
 	zeros   []float32 // inflow of headwater reaches
 	sink    []float32 // outflow of outlets nobody reads
 }
@@ -448,7 +449,12 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 		}
 		switch len(secs) {
 		case 1:
-			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+			if cap(wk.sums) < 2*nq {
+				wk.sums = make([]float64, 2*nq)
+			}
+			if !runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, wk.sums[:nq], wk.sums[nq:2*nq]) {
+				runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+			}
 		case 2:
 			runCascade2(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
 		case 3:
@@ -526,6 +532,43 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 		lp = l
 	}
 	*y, *uPrev, *lPrev = yv, up, lp
+}
+
+// runSectionVector is runSection on the vector kernel where there is one
+// (and the rule is not sample-at-start, which needs the second-to-last
+// sub-step): the same recurrence evaluated four sub-steps at a time, equal to
+// runSection's to float64 rounding. It reports false, doing nothing, where it
+// cannot run; sums and ends are scratch of len(lat) values.
+func runSectionVector(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32, sums, ends []float64) bool {
+	if p.sample && p.start {
+		return false
+	}
+	y0 := *y
+	if !sectionVector(s, p.f, p.rapid, true, y, uPrev, lPrev, inflow, lat, dst, sums, ends) {
+		return false
+	}
+	out = out[:len(lat)]
+	sums, ends = sums[:len(lat)], ends[:len(lat)]
+	ff := float64(p.f)
+	switch {
+	case p.sample:
+		for q, v := range ends {
+			out[q] = float32(v)
+		}
+	case p.start:
+		// The sum of the values before each sub-step: shift the step's
+		// sum by one sub-step.
+		prev := y0
+		for q, v := range sums {
+			out[q] = float32((v - ends[q] + prev) / ff)
+			prev = ends[q]
+		}
+	default:
+		for q, v := range sums {
+			out[q] = float32(v / ff)
+		}
+	}
+	return true
 }
 
 // runCascade routes through several sections in series (Nash cascade); the
