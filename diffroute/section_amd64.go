@@ -59,3 +59,18 @@ func sectionVector(s Section, f int, rapid, add bool, y, uPrev, lPrev *float64, 
 }
 
 func haveSectionVector() bool { return haveSectionAVX2 }
+
+// prefetchLines asks the cache for the n bytes at p (at least one line).
+//
+//go:noescape
+func prefetchLines(p unsafe.Pointer, n int)
+
+// prefetch32 asks the cache for the values of s.
+func prefetch32(s []float32) {
+	if len(s) > 0 {
+		prefetchLines(unsafe.Pointer(unsafe.SliceData(s)), 4*len(s))
+	}
+}
+
+// prefetch64 asks the cache for one value.
+func prefetch64(p *float64) { prefetchLines(unsafe.Pointer(p), 1) }

@@ -9,3 +9,6 @@ func sectionVector(s Section, f int, rapid, add bool, y, uPrev, lPrev *float64, 
 }
 
 func haveSectionVector() bool { return false }
+
+func prefetch32(s []float32) {}
+func prefetch64(p *float64)  {}
