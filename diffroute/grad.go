@@ -52,3 +52,158 @@ func Gradient(ctx context.Context, net *Network, opts Options, runoff *DataTenso
 	}
 	return d.RouteGrad(ctx, runoff, loss)
 }
+
+// RouteGrad implements Differentiable for the recursive method: the forward
+// pass runs in float64, keeping every reach's state at checkpoints
+// (Options.CheckpointSteps), and the adjoint runs outlets first, backwards in
+// time.
+func (r *RecursiveRouter) RouteGrad(ctx context.Context, runoff *DataTensor, loss LossFunc) (*DataTensor, float64, *Gradients, error) {
+	return r.RouteGradFine(ctx, runoff, nil, loss)
+}
+
+// RouteGradFine is RouteGrad with fine-grid upstream inflow into some reaches
+// (as RouteFine): the inflow is an input held fixed, as when one cluster of a
+// basin is calibrated below its calibrated upstream clusters.
+func (r *RecursiveRouter) RouteGradFine(ctx context.Context, runoff *DataTensor, in FineFlows, loss LossFunc) (*DataTensor, float64, *Gradients, error) {
+	if loss == nil {
+		return nil, 0, nil, fmt.Errorf("diffroute: RouteGrad needs a loss function")
+	}
+	g, rows, err := r.gradRun(runoff, in)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	y := newDischarge(runoff, r.net)
+	var L float64
+	err = g.run(ctx, func() error {
+		g.toTensor(y, g.y)
+		gy := NewDataTensor(y.B, y.IDs, y.T)
+		var err error
+		if L, err = loss(y, gy); err != nil {
+			return err
+		}
+		return g.setGy(gy)
+	})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return y, L, g.gradients(runoff, rows), nil
+}
+
+// Backward implements Differentiable for the recursive method.
+func (r *RecursiveRouter) Backward(ctx context.Context, runoff, gy *DataTensor) (*Gradients, error) {
+	g, rows, err := r.gradRun(runoff, nil)
+	if err != nil {
+		return nil, err
+	}
+	err = g.run(ctx, func() error { return g.setGy(gy) })
+	if err != nil {
+		return nil, err
+	}
+	return g.gradients(runoff, rows), nil
+}
+
+// gradRun prepares a gradient computation of r's network and options.
+func (r *RecursiveRouter) gradRun(runoff *DataTensor, in FineFlows) (*gradRun, []int, error) {
+	if r.grad == nil {
+		irf, err := LookupIRF(r.opts.IRF)
+		if err != nil {
+			return nil, nil, err
+		}
+		e, err := newGradEngine(r.net, r.opts, len(irf.GradParams) > 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.grad = e
+	}
+	return r.grad.prepare(runoff, in)
+}
+
+// prepare aligns runoff and fine inflow with the network.
+func (e *gradEngine) prepare(runoff *DataTensor, in FineFlows) (*gradRun, []int, error) {
+	rows, err := alignRunoff(runoff, e.net)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.block == 0 && e.o.CheckpointSteps > 0 {
+		e.block = e.o.CheckpointSteps * e.f
+	}
+	n, B, T := e.net.Len(), runoff.B, runoff.T
+	lat := make([]float64, B*n*T)
+	for b := 0; b < B; b++ {
+		for i, row := range rows {
+			src := runoff.Series(b, row)
+			dst := lat[(b*n+i)*T : (b*n+i+1)*T]
+			for t, v := range src {
+				dst[t] = float64(v)
+			}
+		}
+	}
+	g := e.newRun(lat, B, T)
+	for i, s := range in {
+		if int(i) >= n || i < 0 {
+			return nil, nil, fmt.Errorf("diffroute: fine inflow for reach position %d, beyond %d reaches", i, n)
+		}
+		if len(s) != B*T*e.f {
+			return nil, nil, fmt.Errorf("diffroute: fine inflow of reach %d has %d values, want %d", e.net.ID(int(i)), len(s), B*T*e.f)
+		}
+		v := make([]float64, len(s))
+		for k, x := range s {
+			v[k] = float64(x)
+		}
+		g.in[i] = v
+	}
+	return g, rows, nil
+}
+
+// toTensor copies network-order float64 values into a discharge tensor.
+func (g *gradRun) toTensor(dst *DataTensor, src []float64) {
+	for k, v := range src {
+		dst.Data[k] = float32(v)
+	}
+}
+
+// setGy takes ∂L/∂y (network order, the discharge's dims), refusing
+// non-finite values.
+func (g *gradRun) setGy(gy *DataTensor) error {
+	if gy == nil || gy.B != g.B || gy.N != g.N || gy.T != g.T || len(gy.Data) != g.B*g.N*g.T {
+		return fmt.Errorf("diffroute: ∂L/∂y must have the discharge's dims (%d, %d, %d)", g.B, g.N, g.T)
+	}
+	for i, id := range gy.IDs {
+		if id != g.e.net.ID(i) {
+			return fmt.Errorf("diffroute: ∂L/∂y row %d is reach %d, want %d (network order)", i, id, g.e.net.ID(i))
+		}
+	}
+	if err := gy.CheckFinite(); err != nil {
+		return fmt.Errorf("diffroute: ∂L/∂y: %w", err)
+	}
+	g.gy = make([]float64, len(gy.Data))
+	for k, v := range gy.Data {
+		g.gy[k] = float64(v)
+	}
+	return nil
+}
+
+// gradients packs the results: runoff gradient in the runoff's layout.
+func (g *gradRun) gradients(runoff *DataTensor, rows []int) *Gradients {
+	dx := NewDataTensor(runoff.B, runoff.IDs, runoff.T)
+	dx.Times, dx.Step = runoff.Times, runoff.Step
+	if runoff.Units != "" {
+		dx.Units = "1/(" + runoff.Units + ")"
+	}
+	for b := 0; b < g.B; b++ {
+		for i, row := range rows {
+			src := g.dx[(b*g.N+i)*g.T : (b*g.N+i+1)*g.T]
+			dst := dx.Series(b, row)
+			for t, v := range src {
+				dst[t] = float32(v)
+			}
+		}
+	}
+	gr := &Gradients{Runoff: dx, Params: Params{}, InitialQ: g.dq0}
+	for j, name := range g.e.gradNames() {
+		gr.Params[name] = g.dth[j]
+	}
+	return gr
+}
+
+var _ Differentiable = (*RecursiveRouter)(nil)

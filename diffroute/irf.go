@@ -102,12 +102,20 @@ func mustRegister(irf IRF) {
 }
 
 func init() {
-	mustRegister(IRF{Name: "muskingum", Params: []string{"k", "x"}, Impulse: muskingumImpulse, Sections: muskingumSections})
-	mustRegister(IRF{Name: "linear_storage", Params: []string{"tau"}, Impulse: linearStorageImpulse, Sections: linearStorageSections})
-	mustRegister(IRF{Name: "nash_cascade", Params: []string{"tau", "n"}, Defaults: map[string]float64{"n": 3}, Impulse: nashImpulse, Sections: nashSections})
+	mustRegister(IRF{Name: "muskingum", Params: []string{"k", "x"}, Impulse: muskingumImpulse, Sections: muskingumSections,
+		GradParams: []string{"k", "x"}, SectionsGrad: muskingumSectionsGrad})
+	mustRegister(IRF{Name: "linear_storage", Params: []string{"tau"}, Impulse: linearStorageImpulse, Sections: linearStorageSections,
+		GradParams: []string{"tau"}, SectionsGrad: storageSectionsGrad})
+	// n, the number of reservoirs, is a structural choice: only tau has a
+	// gradient (integer n routes recursively, fractional n by convolution).
+	mustRegister(IRF{Name: "nash_cascade", Params: []string{"tau", "n"}, Defaults: map[string]float64{"n": 3}, Impulse: nashImpulse, Sections: nashSections,
+		GradParams: []string{"tau"}, SectionsGrad: storageSectionsGrad, ImpulseGrad: nashImpulseGrad})
+	// A pure lag moves the pulse between whole sub-steps: no gradient.
 	mustRegister(IRF{Name: "pure_lag", Params: []string{"delay"}, Impulse: pureLagImpulse})
-	mustRegister(IRF{Name: "hayami", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(true)})
-	mustRegister(IRF{Name: "hayami_unshifted", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(false)})
+	mustRegister(IRF{Name: "hayami", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(true),
+		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(true)})
+	mustRegister(IRF{Name: "hayami_unshifted", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(false),
+		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(false)})
 }
 
 // MuskingumCoefficients returns RAPID's C0, C1, C2 for storage constant k and

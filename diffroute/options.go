@@ -86,6 +86,11 @@ type Options struct {
 	InitialQ []float64
 	// Workers bounds parallelism; default GOMAXPROCS.
 	Workers int
+	// CheckpointSteps bounds the memory of gradient runs: the backward pass
+	// keeps every reach's fine outflow for blocks of this many runoff steps,
+	// recomputing all but the last block from state checkpoints (about one
+	// more forward pass). 0 keeps the whole series in one block.
+	CheckpointSteps int
 }
 
 // MaxSubSteps bounds Options.SubSteps and MaxFineWindow bounds the fine
@@ -162,6 +167,8 @@ func (o Options) withDefaults() (Options, error) {
 			o.MaxDelay, o.SubSteps, int64(o.MaxDelay)*int64(o.SubSteps), MaxFineWindow)
 	case o.FFTPad < 1:
 		return o, fmt.Errorf("diffroute: FFT padding factor must be ≥ 1, got %d", o.FFTPad)
+	case o.CheckpointSteps < 0:
+		return o, fmt.Errorf("diffroute: checkpoint steps must be ≥ 0, got %d", o.CheckpointSteps)
 	case o.BlockSize < 1:
 		return o, fmt.Errorf("diffroute: block size must be ≥ 1, got %d", o.BlockSize)
 	case o.InitialQ != nil && o.Method == Kernel:

@@ -32,6 +32,8 @@ type RecursiveRouter struct {
 	trunk []int32   // reaches routed after the parts, upstream first
 	order []int32   // all reaches, upstream first (for batch-parallel runs)
 
+	grad *gradEngine // the adjoint, prepared on first use
+
 	st      *recState
 	stopped error // a cancelled call left st part-way through a block
 	workers []*recWorker
@@ -45,6 +47,7 @@ type recState struct {
 	lPrev []float64   // [b][N] lateral inflow of the last sub-step
 	yLast []float64   // [b][N] last outflow
 	hist  [][]float64 // [b*N+i] last W−1 inflows of convolution reaches
+	steps int64       // runoff steps routed (State)
 }
 
 // NewRecursiveRouter prepares the recursive method for a network.
@@ -334,6 +337,7 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 			}
 		}
 	}
+	r.st.steps += int64(runoff.T)
 	return y, nil
 }
 

@@ -1,0 +1,792 @@
+package diffroute
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+)
+
+// gradEngine runs the recursive method in float64 forwards and its adjoint
+// backwards. Reaches are visited upstream first in the forward pass and
+// outlets first in the backward pass, each over a whole block of sub-steps:
+// the forward pass keeps every reach's fine outflow for one block and the
+// reaches' state at each block start, so memory is O(N·block), not O(N·T·f);
+// blocks before the last are recomputed from their checkpoints.
+type gradEngine struct {
+	net    *Network
+	o      Options
+	f      int
+	r      float64
+	w      int // fine window of convolution reaches
+	irf    IRF
+	params [][]float64 // per reach, irf.Params order
+	gp     []int       // indices into irf.Params of the parameters with a gradient
+
+	secStart []int32
+	secs     []Section
+	dsecs    [][]Section // [j][section]: ∂section/∂params[gp[j]]
+	taps     [][]float64 // convolution reaches: full window of taps
+
+	parts [][]int32
+	trunk []int32
+	block int // fine sub-steps per block, a multiple of f
+}
+
+// errNoParamGrad reports an IRF without parameter derivatives.
+func errNoParamGrad(irf IRF) error {
+	if irf.Name == "pure_lag" {
+		return fmt.Errorf("diffroute: pure_lag's delay is a whole number of sub-steps in effect and has no gradient; gradients with respect to runoff and the initial discharge are available (ask for no parameter gradient)")
+	}
+	return fmt.Errorf("diffroute: IRF %q registers no parameter derivatives (IRF.GradParams with SectionsGrad or ImpulseGrad): no gradient with respect to its parameters", irf.Name)
+}
+
+// newGradEngine prepares the adjoint of the recursive method. With
+// paramGrads false, parameter derivatives are not required (gradients with
+// respect to runoff and initial discharge only).
+func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if o.ReLU || o.Normalize || o.ExcludeSelf {
+		return nil, fmt.Errorf("diffroute: the recursive adjoint has no ReLU, kernel normalisation or excluded self pairs (--compat diffroute): parameter gradients of those kernels are not implemented")
+	}
+	irf, err := LookupIRF(o.IRF)
+	if err != nil {
+		return nil, err
+	}
+	n := net.Len()
+	if o.InitialQ != nil && len(o.InitialQ) != n {
+		return nil, fmt.Errorf("diffroute: initial discharge has %d values for %d reaches", len(o.InitialQ), n)
+	}
+	w := o.MaxDelay * o.SubSteps
+	tab, err := newIRFTable(irf, o.Params, net, o.SubSteps, w)
+	if err != nil {
+		return nil, err
+	}
+	e := &gradEngine{net: net, o: o, f: o.SubSteps, r: 1 / float64(o.SubSteps), w: w, irf: irf,
+		params: tab.params, secStart: make([]int32, n+1), taps: make([][]float64, n)}
+	if paramGrads {
+		if len(irf.GradParams) == 0 {
+			return nil, errNoParamGrad(irf)
+		}
+		for _, name := range irf.GradParams {
+			j := slices.Index(irf.Params, name)
+			if j < 0 {
+				return nil, fmt.Errorf("diffroute: IRF %q lists gradient parameter %q, which is not one of its parameters", irf.Name, name)
+			}
+			e.gp = append(e.gp, j)
+		}
+	}
+	var dsec [][]Section
+	if len(e.gp) > 0 {
+		e.dsecs = make([][]Section, len(e.gp))
+		dsec = make([][]Section, len(irf.Params))
+	}
+	for i := 0; i < n; i++ {
+		ri, err := tab.reach(i, net, true)
+		if err != nil {
+			return nil, err
+		}
+		if ri.sections != nil {
+			e.secs = append(e.secs, ri.sections...)
+			if len(e.gp) > 0 {
+				if irf.SectionsGrad == nil {
+					return nil, errNoParamGrad(irf)
+				}
+				for j := range dsec {
+					dsec[j] = slices.Grow(dsec[j][:0], len(ri.sections))[:len(ri.sections)]
+				}
+				if err := irf.SectionsGrad(dsec, e.params[i], e.r); err != nil {
+					return nil, reachIRFError(net.ID(i), irf.Name, err)
+				}
+				for j, pj := range e.gp {
+					e.dsecs[j] = append(e.dsecs[j], dsec[pj]...)
+				}
+			}
+		} else {
+			if len(e.gp) > 0 && irf.ImpulseGrad == nil {
+				return nil, errNoParamGrad(irf)
+			}
+			e.taps[i] = ri.taps
+		}
+		e.secStart[i+1] = int32(len(e.secs))
+	}
+	e.parts, e.trunk = partition(net, o.Workers)
+	return e, nil
+}
+
+// gradNames returns the names of the parameters with a gradient.
+func (e *gradEngine) gradNames() []string {
+	names := make([]string, len(e.gp))
+	for j, pj := range e.gp {
+		names[j] = e.irf.Params[pj]
+	}
+	return names
+}
+
+// gradRun is one forward+backward computation over a batch.
+type gradRun struct {
+	e       *gradEngine
+	B, N, T int
+	TF      int
+	lat     []float64 // [b][i][t] lateral runoff, network order
+	y       []float64 // [b][i][t] coarse discharge, network order
+	gy      []float64 // [b][i][t] ∂L/∂y, network order (set before backward)
+	in      [][]float64
+	inPrev  []float64   // [i] inflow before the first step from outside the network (staged transfers under qinit)
+	out     [][]float64 // fine outflow of outlets, [i] → B·TF values (forward)
+	gout    [][]float64 // ∂L/∂(fine outflow of outlets) [i] → B·TF values (backward)
+
+	// results
+	dx      []float64   // [b][i][t]
+	dth     [][]float64 // [j][i]
+	dq0     []float64   // [i]
+	din     [][]float64 // ∂L/∂in[i], B·TF values, for reaches with fine inflow
+	dinPrev []float64   // ∂L/∂inPrev[i]
+	dh      [][]float64 // convolution reaches: Σ over blocks and batch of ∂L/∂h[k]
+	dsec    [][3]float64
+
+	// per batch member, per block
+	nblk  int
+	yLast []float64   // [i]
+	ys    []float64   // [section]
+	uPrev []float64   // [i]
+	lPrev []float64   // [i]
+	hist  [][]float64 // [i] conv reaches: last W−1 inflows
+	ckpt  []gradCheckpoint
+	Y     [][]float64 // [i] fine outflow over the current block
+	UB    [][]float64 // [i] ∂L/∂(inflow) over the current block
+	lam   []float64   // [section] λ at the first sub-step of the next block
+	ybn   [][]float64 // [i] conv reaches: ∂L/∂y of the next W−1 sub-steps
+	wks   []*gradWorker
+}
+
+type gradCheckpoint struct {
+	yLast, ys, uPrev, lPrev []float64
+	hist                    [][]float64
+}
+
+// gradWorker holds one goroutine's scratch.
+type gradWorker struct {
+	u, ybar, lamk []float64
+	sec           [][]float64 // per section outputs over the block
+	ext, ybx, inb []float64
+}
+
+func (e *gradEngine) newRun(lat []float64, B, T int) *gradRun {
+	n := e.net.Len()
+	g := &gradRun{e: e, B: B, N: n, T: T, TF: T * e.f, lat: lat}
+	g.y = make([]float64, B*n*T)
+	g.in = make([][]float64, n)
+	g.out = make([][]float64, n)
+	g.gout = make([][]float64, n)
+	return g
+}
+
+// blockLen is the fine length of the blocks (whole runoff steps).
+func (e *gradEngine) blockLen(TF int) int {
+	bl := e.block
+	if bl <= 0 {
+		bl = TF
+	}
+	bl = max(e.f, bl/e.f*e.f)
+	return min(bl, max(TF, e.f))
+}
+
+// step returns the lateral runoff of reach i at runoff step q for member b.
+func (g *gradRun) latAt(b, i, q int) float64 { return g.lat[(b*g.N+i)*g.T+q] }
+
+func (g *gradRun) initState(b int) {
+	e, n := g.e, g.N
+	if g.yLast == nil {
+		g.yLast = make([]float64, n)
+		g.ys = make([]float64, len(e.secs))
+		g.uPrev = make([]float64, n)
+		g.lPrev = make([]float64, n)
+		g.hist = make([][]float64, n)
+	}
+	q0 := e.o.InitialQ
+	for i := 0; i < n; i++ {
+		q := 0.0
+		if q0 != nil {
+			q = q0[i]
+		}
+		up := 0.0
+		if q0 != nil {
+			for _, u := range e.net.Upstream(i) {
+				up += q0[u]
+			}
+		}
+		if g.inPrev != nil {
+			up += g.inPrev[i]
+		}
+		g.yLast[i], g.uPrev[i], g.lPrev[i] = q, up, 0
+		for k := e.secStart[i]; k < e.secStart[i+1]; k++ {
+			g.ys[k] = q
+		}
+		if e.taps[i] != nil {
+			if g.hist[i] == nil {
+				g.hist[i] = make([]float64, e.w-1)
+			}
+			for k := range g.hist[i] {
+				g.hist[i][k] = q
+			}
+		}
+	}
+}
+
+func (g *gradRun) save(c *gradCheckpoint) {
+	c.yLast = append(c.yLast[:0], g.yLast...)
+	c.ys = append(c.ys[:0], g.ys...)
+	c.uPrev = append(c.uPrev[:0], g.uPrev...)
+	c.lPrev = append(c.lPrev[:0], g.lPrev...)
+	if c.hist == nil {
+		c.hist = make([][]float64, g.N)
+	}
+	for i, h := range g.hist {
+		if h != nil {
+			c.hist[i] = append(c.hist[i][:0], h...)
+		}
+	}
+}
+
+func (g *gradRun) restore(c *gradCheckpoint) {
+	copy(g.yLast, c.yLast)
+	copy(g.ys, c.ys)
+	copy(g.uPrev, c.uPrev)
+	copy(g.lPrev, c.lPrev)
+	for i, h := range c.hist {
+		if h != nil {
+			copy(g.hist[i], h)
+		}
+	}
+}
+
+// each runs fn over the reaches, upstream first (forward) or outlets first
+// (backward), in parallel over independent subtrees.
+func (g *gradRun) each(ctx context.Context, backward bool, fn func(wk *gradWorker, i int32)) error {
+	e := g.e
+	for len(g.wks) < max(1, len(e.parts)) {
+		g.wks = append(g.wks, &gradWorker{})
+	}
+	runParts := func() {
+		var wg sync.WaitGroup
+		for p, part := range e.parts {
+			wg.Add(1)
+			go func(wk *gradWorker, part []int32) {
+				defer wg.Done()
+				if backward {
+					for k := len(part) - 1; k >= 0; k-- {
+						if cancelled(ctx, k) {
+							return
+						}
+						fn(wk, part[k])
+					}
+					return
+				}
+				for k, i := range part {
+					if cancelled(ctx, k) {
+						return
+					}
+					fn(wk, i)
+				}
+			}(g.wks[p], part)
+		}
+		wg.Wait()
+	}
+	if backward {
+		for k := len(e.trunk) - 1; k >= 0; k-- {
+			fn(g.wks[0], e.trunk[k])
+		}
+		runParts()
+	} else {
+		runParts()
+		for _, i := range e.trunk {
+			fn(g.wks[0], i)
+		}
+	}
+	return ctx.Err()
+}
+
+func grow(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
+}
+
+// inflow builds reach i's upstream inflow over the block [n0, n0+nb) from
+// the stored outflows of its upstream reaches and its fine inflow.
+func (g *gradRun) inflow(dst []float64, b int, i int32, n0, nb int) []float64 {
+	dst = grow(dst, nb)
+	clear(dst)
+	for _, u := range g.e.net.Upstream(int(i)) {
+		for n, v := range g.Y[u][:nb] {
+			dst[n] += v
+		}
+	}
+	if ext := g.in[i]; ext != nil {
+		for n, v := range ext[b*g.TF+n0 : b*g.TF+n0+nb] {
+			dst[n] += v
+		}
+	}
+	return dst
+}
+
+// forwardBlock routes every reach over the block [n0, n0+nb) for member b,
+// storing each reach's fine outflow in Y and, when coarse, its discharge.
+func (g *gradRun) forwardBlock(ctx context.Context, b, n0, nb int, coarse bool) error {
+	e := g.e
+	return g.each(ctx, false, func(wk *gradWorker, i int32) {
+		wk.u = g.inflow(wk.u, b, i, n0, nb)
+		y := g.Y[i][:nb]
+		yPrev := g.yLast[i]
+		if t := e.taps[i]; t != nil {
+			g.convForward(wk, b, int(i), n0, nb, y)
+		} else {
+			g.secForward(b, int(i), n0, nb, wk.u, y, nil)
+		}
+		if o := g.out[i]; o != nil {
+			copy(o[b*g.TF+n0:], y)
+		}
+		if coarse {
+			g.coarsen(b, int(i), n0, nb, yPrev, y)
+		}
+		g.yLast[i] = y[nb-1]
+	})
+}
+
+// secForward runs reach i's sections over the block from the state in g,
+// writing the outflow into y and, when sec is not nil, every section's
+// output into sec[k]; the state advances.
+func (g *gradRun) secForward(b, i, n0, nb int, u, y []float64, sec [][]float64) {
+	e := g.e
+	f := e.f
+	secs := e.secs[e.secStart[i]:e.secStart[i+1]]
+	ys := g.ys[e.secStart[i]:e.secStart[i+1]]
+	rapid := e.o.Lateral == LateralRAPID
+	up, lp := g.uPrev[i], g.lPrev[i]
+	for n := 0; n < nb; n++ {
+		gn := n0 + n
+		l := g.latAt(b, i, gn/f)
+		lprev := l
+		if !rapid && gn%f == 0 {
+			lprev = lp
+		}
+		x, xp := u[n]+l, up+lprev
+		for k, s := range secs {
+			yk := s.B0*x + s.B1*xp + s.A1*ys[k]
+			xp = ys[k]
+			ys[k] = yk
+			x = yk
+			if sec != nil {
+				sec[k][n] = yk
+			}
+		}
+		y[n] = x
+		up, lp = u[n], l
+	}
+	g.uPrev[i], g.lPrev[i] = up, lp
+}
+
+// convForward convolves reach i's inflow over the block with its taps.
+func (g *gradRun) convForward(wk *gradWorker, b, i, n0, nb int, y []float64) {
+	e := g.e
+	f := e.f
+	h := g.hist[i]
+	H := len(h)
+	wk.ext = grow(wk.ext, H+nb)
+	ext := wk.ext
+	copy(ext, h)
+	for n := 0; n < nb; n++ {
+		ext[H+n] = wk.u[n] + g.latAt(b, i, (n0+n)/f)
+	}
+	taps := e.taps[i]
+	for n := 0; n < nb; n++ {
+		s := 0.0
+		for k, c := range taps {
+			s += c * ext[H+n-k]
+		}
+		y[n] = s
+	}
+	copy(h, ext[nb:])
+}
+
+// coarsen writes reach i's discharge for the runoff steps of the block from
+// its fine outflow y (yPrev: the outflow before the block).
+func (g *gradRun) coarsen(b, i, n0, nb int, yPrev float64, y []float64) {
+	e := g.e
+	f := e.f
+	start := e.o.Average == AverageStart
+	at := func(n int) float64 { // fine outflow at block-local n (−1: before)
+		if n < 0 {
+			return yPrev
+		}
+		return y[n]
+	}
+	dst := g.y[(b*g.N+i)*g.T:]
+	for q := 0; q < nb/f; q++ {
+		base := q * f
+		v := 0.0
+		switch {
+		case e.o.Sampling == SampleLast && start:
+			v = at(base + f - 2)
+		case e.o.Sampling == SampleLast:
+			v = at(base + f - 1)
+		default:
+			off := 0
+			if start {
+				off = -1
+			}
+			for j := 0; j < f; j++ {
+				v += at(base + j + off)
+			}
+			v /= float64(f)
+		}
+		dst[n0/f+q] = v
+	}
+}
+
+// direct is ∂L/∂(fine outflow at global sub-step n) through reach i's own
+// discharge; n = −1 is the outflow before the first step.
+func (g *gradRun) direct(b, i, n int) float64 {
+	e := g.e
+	f := e.f
+	gy := g.gy[(b*g.N+i)*g.T:][:g.T]
+	start := e.o.Average == AverageStart
+	if e.o.Sampling == SampleLast {
+		pos := f - 1
+		if start {
+			pos = f - 2
+		}
+		// n = q·f + pos for some step q (pos may be −1 when f = 1).
+		q, rem := (n-pos)/f, (n-pos)%f
+		if n-pos < 0 || rem != 0 || q >= g.T {
+			return 0
+		}
+		return gy[q]
+	}
+	if start {
+		n++
+	}
+	if n < 0 || n >= g.TF {
+		return 0
+	}
+	return gy[n/f] / float64(f)
+}
+
+// run computes the forward pass (into g.y) and, when g.gy is set by the
+// loss callback between the passes, the backward pass.
+func (g *gradRun) run(ctx context.Context, loss func() error) error {
+	e := g.e
+	n := g.N
+	bl := e.blockLen(g.TF)
+	g.nblk = (g.TF + bl - 1) / bl
+	if g.TF == 0 {
+		g.nblk = 0
+	}
+	g.Y = make([][]float64, n)
+	for i := range g.Y {
+		g.Y[i] = make([]float64, bl)
+	}
+	g.ckpt = make([]gradCheckpoint, g.nblk)
+	// Forward: every batch member, every block; only the last block's
+	// outflows of the last member stay in Y, so the backward pass below
+	// recomputes the other blocks from their checkpoints.
+	allCk := make([][]gradCheckpoint, g.B)
+	for b := 0; b < g.B; b++ {
+		g.initState(b)
+		allCk[b] = make([]gradCheckpoint, g.nblk)
+		for k := 0; k < g.nblk; k++ {
+			n0 := k * bl
+			nb := min(bl, g.TF-n0)
+			g.save(&allCk[b][k])
+			if err := g.forwardBlock(ctx, b, n0, nb, true); err != nil {
+				return err
+			}
+		}
+	}
+	if loss == nil {
+		return nil
+	}
+	if err := loss(); err != nil {
+		return err
+	}
+	g.dx = make([]float64, len(g.lat))
+	g.dq0 = make([]float64, n)
+	g.dth = make([][]float64, len(e.gp))
+	for j := range g.dth {
+		g.dth[j] = make([]float64, n)
+	}
+	g.dsec = make([][3]float64, len(e.secs))
+	g.dh = make([][]float64, n)
+	g.din = make([][]float64, n)
+	for i := range g.in {
+		if g.in[i] != nil {
+			g.din[i] = make([]float64, len(g.in[i]))
+		}
+		if e.taps[i] != nil {
+			g.dh[i] = make([]float64, len(e.taps[i]))
+		}
+	}
+	if g.inPrev != nil {
+		g.dinPrev = make([]float64, n)
+	}
+	g.UB = make([][]float64, n)
+	for i := range g.UB {
+		g.UB[i] = make([]float64, bl)
+	}
+	g.lam = make([]float64, len(e.secs))
+	g.ybn = make([][]float64, n)
+	for i := range g.ybn {
+		if e.taps[i] != nil {
+			g.ybn[i] = make([]float64, e.w-1)
+		}
+	}
+	for b := g.B - 1; b >= 0; b-- {
+		clear(g.lam)
+		for _, v := range g.ybn {
+			clear(v)
+		}
+		for k := g.nblk - 1; k >= 0; k-- {
+			n0 := k * bl
+			nb := min(bl, g.TF-n0)
+			if b != g.B-1 || k != g.nblk-1 {
+				g.restore(&allCk[b][k])
+				if err := g.forwardBlock(ctx, b, n0, nb, false); err != nil {
+					return err
+				}
+			}
+			g.restore(&allCk[b][k])
+			if err := g.backwardBlock(ctx, b, n0, nb); err != nil {
+				return err
+			}
+		}
+	}
+	g.finishParams()
+	return nil
+}
+
+// backwardBlock runs the adjoint of every reach over the block, outlets
+// first; g's state holds the block-start state (the checkpoint).
+func (g *gradRun) backwardBlock(ctx context.Context, b, n0, nb int) error {
+	e := g.e
+	return g.each(ctx, true, func(wk *gradWorker, i int32) {
+		// ∂L/∂(fine outflow): own discharge, downstream inflow, transfer.
+		wk.ybar = grow(wk.ybar, nb)
+		ybar := wk.ybar
+		for n := range ybar {
+			ybar[n] = g.direct(b, int(i), n0+n)
+		}
+		if d := e.net.down[i]; d >= 0 {
+			for n, v := range g.UB[d][:nb] {
+				ybar[n] += v
+			}
+		}
+		if go_ := g.gout[i]; go_ != nil {
+			for n, v := range go_[b*g.TF+n0 : b*g.TF+n0+nb] {
+				ybar[n] += v
+			}
+		}
+		wk.u = g.inflow(wk.u, b, i, n0, nb)
+		ub := g.UB[i][:nb]
+		if e.taps[i] != nil {
+			g.convBackward(wk, b, int(i), n0, nb, ub)
+		} else {
+			g.secBackward(wk, b, int(i), n0, nb, ub)
+		}
+		if n0 == 0 {
+			// The outflow before the first step is the initial discharge.
+			g.dq0[i] += g.direct(b, int(i), -1)
+		}
+		if d := g.din[i]; d != nil {
+			for n, v := range ub {
+				d[b*g.TF+n0+n] += v
+			}
+		}
+	})
+}
+
+// secBackward is the adjoint of reach i's sections over the block.
+func (g *gradRun) secBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
+	e := g.e
+	f := e.f
+	lo, hi := e.secStart[i], e.secStart[i+1]
+	secs := e.secs[lo:hi]
+	K := len(secs)
+	for len(wk.sec) < K {
+		wk.sec = append(wk.sec, nil)
+	}
+	for k := 0; k < K; k++ {
+		wk.sec[k] = grow(wk.sec[k], nb)
+	}
+	// Recompute every section's output over the block from the checkpoint.
+	y0 := slices.Clone(g.ys[lo:hi]) // section outputs before the block
+	up0, lp0 := g.uPrev[i], g.lPrev[i]
+	wk.ext = grow(wk.ext, nb)
+	g.secForward(b, i, n0, nb, wk.u, wk.ext, wk.sec[:K])
+	rapid := e.o.Lateral == LateralRAPID
+	lam := g.lam[lo:hi] // λ_k at the first sub-step of the next block
+	ds := g.dsec[lo:hi]
+	u := wk.u
+	dx := g.dx[(b*g.N+i)*g.T:][:g.T]
+	ybar := wk.ybar
+	secAt := func(k, n int) float64 { // section k's output at block-local n
+		if n < 0 {
+			return y0[k]
+		}
+		return wk.sec[k][n]
+	}
+	for n := nb - 1; n >= 0; n-- {
+		gn := n0 + n
+		q := gn / f
+		yb := ybar[n] // ∂L/∂(output of the last section at n)
+		for k := K - 1; k >= 0; k-- {
+			s := secs[k]
+			lk := yb + s.A1*lam[k] // λ_k[n]
+			// inputs of section k at n
+			var x, xp float64
+			if k == 0 {
+				l := g.latAt(b, i, q)
+				lprev := l
+				if !rapid && gn%f == 0 {
+					if gn == 0 {
+						lprev = lp0
+					} else {
+						lprev = g.latAt(b, i, q-1)
+					}
+				}
+				uPrev := up0
+				if n > 0 {
+					uPrev = u[n-1]
+				}
+				x, xp = u[n]+l, uPrev+lprev
+				ub[n] = s.B0*lk + s.B1*lam[0]
+				dx[q] += s.B0 * lk
+				if rapid || gn%f != 0 {
+					dx[q] += s.B1 * lk
+				} else if gn > 0 {
+					dx[q-1] += s.B1 * lk
+				}
+				if gn == 0 {
+					// u[−1] is the upstream reaches' initial discharge.
+					for _, up := range e.net.Upstream(i) {
+						g.dq0[up] += s.B1 * lk
+					}
+					if g.dinPrev != nil {
+						g.dinPrev[i] += s.B1 * lk
+					}
+				}
+			} else {
+				x, xp = secAt(k-1, n), secAt(k-1, n-1)
+				// ∂L/∂(output of section k−1 at n)
+				yb = s.B0*lk + s.B1*lam[k]
+			}
+			ds[k][0] += lk * x
+			ds[k][1] += lk * xp
+			ds[k][2] += lk * secAt(k, n-1)
+			lam[k] = lk
+		}
+	}
+	if n0 == 0 {
+		// Every section starts at the initial discharge q0 of the reach.
+		for k := 0; k < K; k++ {
+			g.dq0[i] += secs[k].A1 * lam[k]
+			if k > 0 {
+				g.dq0[i] += secs[k].B1 * lam[k]
+			}
+		}
+	}
+}
+
+// convBackward is the adjoint of reach i's causal convolution over the block.
+func (g *gradRun) convBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
+	e := g.e
+	f := e.f
+	taps := e.taps[i]
+	h := g.hist[i] // checkpoint: the W−1 inflows before the block
+	H := len(h)
+	wk.ext = grow(wk.ext, H+nb)
+	ext := wk.ext
+	copy(ext, h)
+	for n := 0; n < nb; n++ {
+		ext[H+n] = wk.u[n] + g.latAt(b, i, (n0+n)/f)
+	}
+	// ∂L/∂y over the block followed by the next W−1 sub-steps.
+	wk.ybx = grow(wk.ybx, nb+H)
+	ybx := wk.ybx
+	copy(ybx, wk.ybar[:nb])
+	copy(ybx[nb:], g.ybn[i])
+	// ∂L/∂h[k] = Σ_n ȳ[n]·in[n−k]
+	dh := g.dh[i]
+	for k := range taps {
+		s := 0.0
+		for n := 0; n < nb; n++ {
+			s += ybx[n] * ext[H+n-k]
+		}
+		dh[k] += s
+	}
+	// ∂L/∂in[m] = Σ_k h[k]·ȳ[m+k], m from −H (history) to nb−1.
+	dx := g.dx[(b*g.N+i)*g.T:][:g.T]
+	for m := -H; m < nb; m++ {
+		if m < 0 && n0 != 0 {
+			continue // earlier blocks' inputs: handled with their block
+		}
+		s := 0.0
+		for k, c := range taps {
+			if j := m + k; j >= 0 && j < nb+H {
+				s += c * ybx[j]
+			}
+		}
+		if m < 0 {
+			g.dq0[i] += s // the history before the first step is q0
+			continue
+		}
+		ub[m] = s
+		dx[(n0+m)/f] += s
+	}
+	copy(g.ybn[i], ybx[:H])
+}
+
+// finishParams turns the sections' and taps' sums into parameter gradients.
+func (g *gradRun) finishParams() {
+	e := g.e
+	if len(e.gp) == 0 {
+		return
+	}
+	var dhp [][]float64
+	for i := 0; i < g.N; i++ {
+		if e.taps[i] != nil {
+			if dhp == nil {
+				dhp = make([][]float64, len(e.irf.Params))
+				for j := range dhp {
+					dhp[j] = make([]float64, e.w)
+				}
+			}
+			if err := e.irf.ImpulseGrad(dhp, e.params[i], e.r); err != nil {
+				for j := range g.dth {
+					g.dth[j][i] = math.NaN()
+				}
+				continue
+			}
+			for j, pj := range e.gp {
+				s := 0.0
+				for k, v := range g.dh[i] {
+					s += v * dhp[pj][k]
+				}
+				g.dth[j][i] = s
+			}
+			continue
+		}
+		for k := e.secStart[i]; k < e.secStart[i+1]; k++ {
+			d := g.dsec[k]
+			for j := range e.gp {
+				s := e.dsecs[j][k]
+				g.dth[j][i] += d[0]*s.B0 + d[1]*s.B1 + d[2]*s.A1
+			}
+		}
+	}
+}
