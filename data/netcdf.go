@@ -60,13 +60,14 @@ type NCOptions struct {
 //
 // The header of a classic file (CDF-1, CDF-2, CDF-5) is validated before
 // libnetcdf opens it, so that a corrupted file is an error naming it rather
-// than a crash or an allocation of what the header declares. netCDF-4 (HDF5)
-// files go to libnetcdf unchecked: they are trusted as HDF5 reads them.
+// than a crash or an allocation of what the header declares; a netCDF-4
+// (HDF5) file's variables must not declare more data than the file can hold
+// compressed.
 func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 	if opt == nil {
 		opt = &NCOptions{}
 	}
-	if err := checkClassicNC(path); err != nil {
+	if err := checkNCSizes(path); err != nil {
 		return nil, err
 	}
 	ncMu.Lock()

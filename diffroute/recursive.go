@@ -47,6 +47,7 @@ type recState struct {
 	lPrev []float64   // [b][N] lateral inflow of the last sub-step
 	yLast []float64   // [b][N] last outflow
 	hist  [][]float64 // [b*N+i] last W−1 inflows of convolution reaches
+	steps int64       // runoff steps routed (State)
 }
 
 // NewRecursiveRouter prepares the recursive method for a network.
@@ -319,6 +320,7 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 			}
 		}
 	}
+	r.st.steps += int64(runoff.T)
 	return y, nil
 }
 

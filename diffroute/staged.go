@@ -60,6 +60,10 @@ type stagedState struct {
 	next int // next cluster of the current chunk
 	t    int // steps of the current chunk
 	warm int // kernel method: warm-up steps of the current chunk
+	// origin counts the steps of history restored by SetState: seen
+	// includes them, the run's own step numbers do not.
+	origin int
+	steps  int64 // runoff steps routed since the start of the run (State)
 
 	rec  []*RecursiveRouter // recursive: per cluster; kernel: transfer-source router
 	srcs []map[int32]int32  // kernel: cluster-local index → index in the source router's network
@@ -304,6 +308,7 @@ func (s *StagedRouter) routeNext(ctx context.Context, cr ClusterRunoff) (Cluster
 			}
 		}
 		st.seen += st.t
+		st.steps += int64(st.t)
 		st.next = 0
 		st.warm = min(KernelWarmup(s.opts), st.seen)
 	}
@@ -345,7 +350,7 @@ func (s *StagedRouter) routeCluster(ctx context.Context, cr ClusterRunoff) (Clus
 	if err != nil {
 		return ClusterDischarge{}, fmt.Errorf("diffroute: cluster %d: %w", k, err)
 	}
-	return ClusterDischarge{Cluster: k, Reaches: c.Reaches, Discharge: y, Start: st.seen}, nil
+	return ClusterDischarge{Cluster: k, Reaches: c.Reaches, Discharge: y, Start: st.seen - st.origin}, nil
 }
 
 // inflows gathers the fine transfers into cluster c, summing slots that
@@ -521,32 +526,9 @@ func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataT
 	}
 	// Sources first: their router reads the same inflows for this chunk only.
 	if len(c.Out) > 0 {
-		rr := st.rec[c.Index]
-		if rr == nil {
-			ids := make([]int64, 0, len(c.Out))
-			for _, slot := range c.Out {
-				ids = append(ids, c.Net.ID(int(st.cl.Transfers[slot].SrcLocal)))
-			}
-			sub, err := c.Net.UpstreamClosure(ids)
-			if err != nil {
-				return nil, err
-			}
-			snet, err := c.Net.Subnetwork(sub)
-			if err != nil {
-				return nil, err
-			}
-			global := make([]int32, len(sub))
-			local := make(map[int32]int32, len(sub))
-			for j, v := range sub {
-				global[j] = c.Reaches[v]
-				local[v] = int32(j)
-			}
-			o := subsetOptions(s.opts, global)
-			o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, ""
-			if rr, err = NewRecursiveRouter(snet, o); err != nil {
-				return nil, err
-			}
-			st.rec[c.Index], st.srcs[c.Index] = rr, local
+		rr, err := s.sourceRouter(c)
+		if err != nil {
+			return nil, err
 		}
 		local := st.srcs[c.Index]
 		sin := FineFlows{}
@@ -584,6 +566,42 @@ func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataT
 		return nil, err
 	}
 	return s.routeWith(ctx, c, kr, ext, inflow)
+}
+
+// sourceRouter returns the recursive router of cluster c's transfer
+// sources (their upstream closure within the cluster), creating it on first
+// use.
+func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
+	st := s.st
+	if rr := st.rec[c.Index]; rr != nil {
+		return rr, nil
+	}
+	ids := make([]int64, 0, len(c.Out))
+	for _, slot := range c.Out {
+		ids = append(ids, c.Net.ID(int(st.cl.Transfers[slot].SrcLocal)))
+	}
+	sub, err := c.Net.UpstreamClosure(ids)
+	if err != nil {
+		return nil, err
+	}
+	snet, err := c.Net.Subnetwork(sub)
+	if err != nil {
+		return nil, err
+	}
+	global := make([]int32, len(sub))
+	local := make(map[int32]int32, len(sub))
+	for j, v := range sub {
+		global[j] = c.Reaches[v]
+		local[v] = int32(j)
+	}
+	o := subsetOptions(s.opts, global)
+	o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, ""
+	rr, err := NewRecursiveRouter(snet, o)
+	if err != nil {
+		return nil, err
+	}
+	st.rec[c.Index], st.srcs[c.Index] = rr, local
+	return rr, nil
 }
 
 // routeKernelCoarse is DiffRoute's staged routing: the step discharge of
@@ -697,7 +715,7 @@ func (s *StagedRouter) routeWith(ctx context.Context, c *Cluster, kr *KernelRout
 		}
 	}
 	return dr.RouteCluster(ctx, ClusterJob{Cluster: c.Index, Reaches: c.Reaches, Runoff: ext, Inflow: inflow,
-		Warmup: st.warm, Start: st.seen - st.warm})
+		Warmup: st.warm, Start: st.seen - st.warm - st.origin})
 }
 
 // closeDevices closes the kept cluster routers.

@@ -6,6 +6,8 @@
 //	diffroute bench [flags]                                        measure routing throughput
 //	diffroute irfs                                                 list the impulse response functions
 //	diffroute generate --out DIR [flags]                           write a synthetic RAPID basin
+//	diffroute route --basins DIR --runoff NAME --out DIR [--executor local|slurm]   route many basins
+//	diffroute jobs status DIR                                      state of a multi-basin job
 //
 // Run a subcommand with -h for its flags. Errors print one line and exit
 // with status 1 (2 for bad usage); no partial output file is ever left.
@@ -34,6 +36,7 @@ var commands = []struct {
 	{"bench", "measure routing throughput on a generated network", runBench},
 	{"irfs", "list the registered impulse response functions", runIRFs},
 	{"generate", "write a synthetic basin in RAPID layout with runoff.nc", runGenerate},
+	{"jobs", "state, array task and gather step of a multi-basin job (route --basins)", runJobs},
 }
 
 // usageError marks errors that should exit with status 2.

@@ -238,6 +238,9 @@ func readParamsCSV(path string, net *diffroute.Network, p diffroute.Params) erro
 }
 
 func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
+	if isBasinsRun(args) {
+		return runBasins(ctx, args, stdout)
+	}
 	const synopsis = "diffroute route --rapid DIR --runoff FILE --out FILE(.nc|.csv) [flags]"
 	fs := newFlags("route", synopsis)
 	var rf routeFlags

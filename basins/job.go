@@ -1,0 +1,406 @@
+package basins
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+// Basin is one basin of a basins folder.
+type Basin struct {
+	Name  string // the folder's name
+	Dir   string // the basin's folder
+	RAPID string // its RAPID configuration folder: Dir, or Dir/configs (GEOGLOWS layout)
+}
+
+// Discover lists the basins under root, sorted by name: every folder that
+// holds rapid_connect.csv, itself or in a configs/ subfolder (the layout of
+// GEOGLOWS VPUs and of package download).
+func Discover(root string) ([]Basin, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("basins: %w", err)
+	}
+	var out []Basin
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		for _, cfg := range []string{dir, filepath.Join(dir, "configs")} {
+			if fi, err := os.Stat(filepath.Join(cfg, data.RAPIDConnectFile)); err == nil && fi.Mode().IsRegular() {
+				out = append(out, Basin{Name: e.Name(), Dir: dir, RAPID: cfg})
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("basins: %s holds no basin (no subfolder with %s)", root, data.RAPIDConnectFile)
+	}
+	return out, nil
+}
+
+// Task is one unit of work: one basin, one ensemble member.
+type Task struct {
+	Basin  string `json:"basin"`
+	Member string `json:"member,omitempty"`
+	RAPID  string `json:"rapid"`  // RAPID configuration folder
+	Runoff string `json:"runoff"` // runoff file
+	// Reaches, Steps and SubSteps size the run; Predicted is the planner's
+	// peak resident memory of the route command, Request what a task reserves
+	// (Predicted plus the netCDF reader's copy and library), Seconds the
+	// expected run time.
+	Reaches   int     `json:"reaches"`
+	Steps     int     `json:"steps"`
+	SubSteps  int     `json:"substeps"`
+	Predicted int64   `json:"predicted_bytes"`
+	Request   int64   `json:"request_bytes"`
+	Seconds   float64 `json:"expected_seconds"`
+}
+
+// Dir is the task's output folder relative to the job's: basin[/member].
+func (t *Task) Dir() string {
+	if t.Member == "" {
+		return t.Basin
+	}
+	return filepath.Join(t.Basin, t.Member)
+}
+
+// Name names the task in messages: basin or basin/member.
+func (t *Task) Name() string { return filepath.ToSlash(t.Dir()) }
+
+// Job is a multi-basin run: its tasks, how each is routed, and where.
+type Job struct {
+	Version int    `json:"version"`
+	Basins  string `json:"basins"` // the basins folder
+	Out     string `json:"out"`    // the job folder (absolute)
+	Runoff  string `json:"runoff"` // --runoff as given: a name in each basin folder, or one file
+	// Members are the ensemble members ({member} in Runoff); none: one run per basin.
+	Members []string `json:"members,omitempty"`
+	// RouteArgs are passed to every `diffroute route` after its own
+	// --rapid, --runoff and --out; {basin} and {member} in them are replaced.
+	RouteArgs []string `json:"route_args,omitempty"`
+	Tasks     []Task   `json:"tasks"`
+	// Bundles group tasks into Slurm array tasks (index = array index).
+	Bundles [][]int `json:"bundles"`
+}
+
+// JobFile is the name of a job's description in its folder.
+const JobFile = "job.json"
+
+// Throughput used for expected run times: routed reach-sub-steps per second
+// of one task, end to end (reading, routing, writing). The recursive
+// Muskingum router does 500-1,300 M/s per core here; 50 M/s leaves room
+// for slower IRFs, file systems and busy nodes.
+const planRate = 50e6
+
+// PrepareOptions describe a multi-basin run to Prepare.
+type PrepareOptions struct {
+	Basins    string   // folder of basins (see Discover)
+	Out       string   // job folder
+	Runoff    string   // file name in each basin folder ({basin}, {member} replaced), or one file for all basins
+	Members   []string // ensemble members; {member} must appear in Runoff
+	RouteArgs []string // flags for every route command
+	// SubSteps and Options tune the memory plan: the IRF and method the
+	// route commands use (zero: Muskingum, recursive, one sub-step).
+	SubSteps int
+	Options  diffroute.Options
+	// TaskSeconds bundles small tasks into Slurm array tasks of about this
+	// expected run time (0: one task per array index).
+	TaskSeconds float64
+	// Only, when not empty, keeps the basins of these names.
+	Only []string
+}
+
+// Prepare discovers the basins, resolves each task's runoff and plans its
+// memory and run time with diffroute.Plan.
+func Prepare(o PrepareOptions) (*Job, error) {
+	if o.Runoff == "" {
+		return nil, errors.New("basins: no runoff given")
+	}
+	if len(o.Members) > 0 && !strings.Contains(o.Runoff, "{member}") {
+		return nil, fmt.Errorf("basins: runoff %q has no {member} to replace with the %d members", o.Runoff, len(o.Members))
+	}
+	for _, m := range o.Members {
+		if m == "" || strings.ContainsAny(m, `/\ `) || m == "." || m == ".." {
+			return nil, fmt.Errorf("basins: member name %q must be a plain word (it names a folder)", m)
+		}
+	}
+	list, err := Discover(o.Basins)
+	if err != nil {
+		return nil, err
+	}
+	if len(o.Only) > 0 {
+		keep := list[:0]
+		for _, b := range list {
+			if slices.Contains(o.Only, b.Name) {
+				keep = append(keep, b)
+			}
+		}
+		if len(keep) == 0 {
+			return nil, fmt.Errorf("basins: none of %s is a basin of %s", strings.Join(o.Only, ", "), o.Basins)
+		}
+		list = keep
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(o.Basins)
+	if err != nil {
+		return nil, err
+	}
+	job := &Job{Version: 1, Basins: root, Out: out, Runoff: o.Runoff, Members: o.Members, RouteArgs: o.RouteArgs}
+	members := o.Members
+	if len(members) == 0 {
+		members = []string{""}
+	}
+	f := max(o.SubSteps, 1)
+	// One runoff file for all basins: read its labels once.
+	type runoffInfo struct {
+		T    int
+		step time.Duration
+	}
+	shared := map[string]runoffInfo{}
+	for _, b := range list {
+		cfg, err := data.ReadRAPID(b.RAPID)
+		if err != nil {
+			return nil, fmt.Errorf("basin %s: %w", b.Name, err)
+		}
+		for _, m := range members {
+			t := Task{Basin: b.Name, Member: m, RAPID: b.RAPID, Reaches: cfg.Network.Len(), SubSteps: f}
+			if t.Runoff, err = resolveRunoff(o.Runoff, b, m); err != nil {
+				return nil, err
+			}
+			ri, ok := shared[t.Runoff]
+			if !ok {
+				if ri.T, ri.step, err = runoffSteps(t.Runoff, cfg); err != nil {
+					return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
+				}
+				if !isInside(t.Runoff, b.Dir) {
+					shared[t.Runoff] = ri
+				}
+			}
+			t.Steps = ri.T
+			if err := planTask(&t, cfg, ri.step, o.Options); err != nil {
+				return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
+			}
+			job.Tasks = append(job.Tasks, t)
+		}
+	}
+	job.Bundles = Bundle(job.Tasks, o.TaskSeconds)
+	return job, nil
+}
+
+// resolveRunoff finds a task's runoff: name with {basin} and {member}
+// replaced, in the basin's folder (or its RAPID folder), else as a path.
+func resolveRunoff(name string, b Basin, member string) (string, error) {
+	p := strings.ReplaceAll(strings.ReplaceAll(name, "{basin}", b.Name), "{member}", member)
+	var tried []string
+	if !filepath.IsAbs(p) {
+		for _, dir := range []string{b.Dir, b.RAPID} {
+			c := filepath.Join(dir, p)
+			if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() {
+				return c, nil
+			}
+			tried = append(tried, c)
+		}
+	}
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+		return filepath.Abs(p)
+	}
+	tried = append(tried, p)
+	return "", fmt.Errorf("basin %s: runoff %q not found (looked for %s)", b.Name, name, strings.Join(slices.Compact(tried), ", "))
+}
+
+func isInside(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && !strings.HasPrefix(rel, "..")
+}
+
+// runoffSteps reads the number of steps and the step of a runoff file
+// without its values (CSV tables are read whole).
+func runoffSteps(path string, cfg *data.RAPID) (int, time.Duration, error) {
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		x, err := data.ReadCSVTableFile(path)
+		if err != nil {
+			return 0, 0, err
+		}
+		return x.T, x.Step, nil
+	}
+	x, err := data.ReadRunoffNC(path, &data.NCOptions{IDs: cfg.ConnectIDs, TimeCount: -1})
+	if err != nil {
+		return 0, 0, err
+	}
+	T := len(x.Times)
+	if T == 0 {
+		T = x.T
+	}
+	return T, x.Step, nil
+}
+
+// planTask fills the task's memory and time predictions.
+func planTask(t *Task, cfg *data.RAPID, step time.Duration, opts diffroute.Options) error {
+	net := cfg.Network
+	if opts.IRF == "" {
+		opts.IRF = "muskingum"
+	}
+	if opts.Method == "" {
+		opts.Method = diffroute.Recursive
+	}
+	opts.SubSteps = t.SubSteps
+	if opts.IRF == "muskingum" && opts.Params == nil {
+		if step <= 0 {
+			step = 24 * time.Hour
+		}
+		p, err := cfg.Muskingum(step)
+		if err != nil {
+			return err
+		}
+		opts.Params = p
+	}
+	series := int64(t.Reaches) * int64(t.Steps) * 4
+	p, err := diffroute.Plan(net, max(t.Steps, 1), 1, 0, opts)
+	if err != nil {
+		// An IRF the plan cannot sample without its parameters: count the
+		// runoff and discharge series and the network.
+		t.Predicted = 2*series + int64(t.Reaches)*400 + 16<<20
+	} else {
+		t.Predicted = p.Predicted
+	}
+	t.Request = Request(t.Predicted, series)
+	t.Seconds = float64(t.Reaches)*float64(t.Steps)*float64(t.SubSteps)/planRate + float64(series)/100e6 + 1
+	return nil
+}
+
+// Request is the memory a task reserves: the planner's predicted peak of
+// the routing, plus what the planner leaves to its caller: the netCDF
+// reader's and writer's copy of one series, and the netCDF library and
+// runtime of the command (48 MiB: a route of 139 reaches peaks at 55 MiB
+// resident, of which the planner counts 12 MiB).
+func Request(predicted, series int64) int64 {
+	return predicted + series + 48<<20
+}
+
+// Bundle groups tasks into bundles of about seconds expected run time each
+// (every task alone when seconds ≤ 0), largest tasks first, tasks of
+// different memory classes never together (each class is one Slurm array).
+func Bundle(tasks []Task, seconds float64) [][]int {
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := memClass(tasks[b].Request) - memClass(tasks[a].Request); c != 0 {
+			return int(c)
+		}
+		return strings.Compare(tasks[a].Name(), tasks[b].Name())
+	})
+	var out [][]int
+	var cur []int
+	var sum float64
+	for _, i := range order {
+		if len(cur) > 0 && (seconds <= 0 || sum+tasks[i].Seconds > seconds || memClass(tasks[cur[0]].Request) != memClass(tasks[i].Request)) {
+			out = append(out, cur)
+			cur, sum = nil, 0
+		}
+		cur = append(cur, i)
+		sum += tasks[i].Seconds
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// memClass rounds a request up to a power of two of MiB (at least 64 MiB):
+// one Slurm array per class, whose --mem is the class's largest request.
+func memClass(b int64) int64 {
+	mib := max(64, (b+1<<20-1)>>20)
+	return int64(1) << int64(math.Ceil(math.Log2(float64(mib))))
+}
+
+// Save writes the job description to Out/job.json (atomically).
+func (j *Job) Save() error {
+	if err := os.MkdirAll(j.Out, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(j.Out, JobFile), append(b, '\n'))
+}
+
+// Load reads the job of a job folder.
+func Load(dir string) (*Job, error) {
+	path := filepath.Join(dir, JobFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no job here (no %s)", dir, JobFile)
+		}
+		return nil, err
+	}
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if j.Version != 1 || len(j.Tasks) == 0 {
+		return nil, fmt.Errorf("%s: not a job description of this version", path)
+	}
+	for k, b := range j.Bundles {
+		for _, i := range b {
+			if i < 0 || i >= len(j.Tasks) {
+				return nil, fmt.Errorf("%s: bundle %d names task %d of %d", path, k, i, len(j.Tasks))
+			}
+		}
+	}
+	// The folder may have moved since it was written.
+	if abs, err := filepath.Abs(dir); err == nil {
+		j.Out = abs
+	}
+	return &j, nil
+}
+
+// Same reports whether two jobs do the same work (same tasks, inputs and
+// route flags), so that a rerun may reuse the outputs of the other.
+func (j *Job) Same(o *Job) bool {
+	if j.Runoff != o.Runoff || !slices.Equal(j.Members, o.Members) || !slices.Equal(j.RouteArgs, o.RouteArgs) || len(j.Tasks) != len(o.Tasks) {
+		return false
+	}
+	for i := range j.Tasks {
+		a, b := j.Tasks[i], o.Tasks[i]
+		if a.Basin != b.Basin || a.Member != b.Member || a.Runoff != b.Runoff || a.RAPID != b.RAPID {
+			return false
+		}
+	}
+	return true
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}

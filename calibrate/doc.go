@@ -1,0 +1,25 @@
+// Package calibrate fits routing parameters to observed discharge with the
+// exact gradients of package diffroute: per-reach calibration against
+// gauges, and learning a map from reach attributes to parameters that
+// carries over to basins without gauges (DiffHydro's two routing
+// workflows).
+//
+// The pieces, from observation to parameters:
+//
+//   - Gauges hold observed discharge at some reaches (NaN = missing), and
+//     Loss measures a fit per gauge (1 − NSE, 1 − KGE, MSE, 1 − log-NSE)
+//     with its gradient; Gauges.LossFunc averages it over gauges, after a
+//     warm-up, as a diffroute.LossFunc.
+//   - A Space maps free variables to per-reach parameters: a Map (one
+//     value per reach, per group, or learned from standardised reach
+//     attributes by a linear model or a small MLP) followed by a Transform
+//     per parameter (a sigmoid between bounds, or exp above a minimum).
+//   - Run optimises the free variables with Adam on random time windows or
+//     with L-BFGS on the whole training period, with early stopping on a
+//     validation period; Sequential does the same cluster by cluster, from
+//     headwaters to outlets, for basins that do not fit in memory.
+//
+// Every gradient is exact: the routing gradient comes from the core's
+// reverse mode, the loss, transform and map gradients are written out here
+// and checked against central finite differences in the tests.
+package calibrate
