@@ -90,20 +90,17 @@ func (r *Router) BackwardStats() RouteStats {
 
 // Backward implements diffroute.Differentiable: ∂L/∂runoff on the device
 // (BackwardRunoff) and, at the same time on the CPU, the parameter and
-// initial-state gradients of the kernel method (diffroute.KernelRouter's
-// Backward, whose own ∂L/∂runoff is replaced by the device's).
+// initial-discharge gradients of the kernel method
+// (diffroute.KernelRouter.BackwardParams: the recursive adjoint; none for
+// kernels with ReLU, renormalisation or excluded self pairs).
 func (r *Router) Backward(ctx context.Context, runoff, gy *diffroute.DataTensor) (*diffroute.Gradients, error) {
-	cpu, ok := any(r.cpu).(diffroute.Differentiable)
-	if !ok {
-		return nil, fmt.Errorf("gpu: the CPU kernel method has no backward pass for the parameter gradients")
-	}
 	type result struct {
 		g   *diffroute.Gradients
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		g, err := cpu.Backward(ctx, runoff, gy)
+		g, err := r.cpu.BackwardParams(ctx, runoff, gy)
 		done <- result{g, err}
 	}()
 	dx, err := r.BackwardRunoff(ctx, runoff, gy)
