@@ -7,9 +7,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/diffroute-go/diffroute/basins"
 	"github.com/diffroute-go/diffroute/data"
 	"github.com/diffroute-go/diffroute/diffroute"
 )
@@ -24,13 +26,14 @@ type basinSpec struct {
 var demoSpec = basinSpec{reaches: 2000, days: 365, seed: 42}
 
 func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "diffroute generate --out DIR [--reaches N] [--days T] [--seed S]"
+	const synopsis = "diffroute generate --out DIR [--reaches N] [--days T] [--seed S] [--basins B]"
 	fs := newFlags("generate", synopsis)
 	out := fs.String("out", "", "folder to write the RAPID files and runoff.nc into")
 	spec := demoSpec
 	fs.IntVar(&spec.reaches, "reaches", spec.reaches, "number of reaches")
 	fs.IntVar(&spec.days, "days", spec.days, "number of daily runoff steps")
 	fs.Uint64Var(&spec.seed, "seed", spec.seed, "random seed (same seed, same basin)")
+	world := fs.Int("basins", 0, "write a world of B basins (DIR/basin_001, …; --reaches in all, sizes spread 10×) for route --basins")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
@@ -39,6 +42,14 @@ func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	if spec.reaches < 1 || spec.days < 1 {
 		return usageError{"generate: --reaches and --days must be ≥ 1"}
+	}
+	if *world > 0 {
+		sizes, err := basins.GenerateWorld(*out, basins.WorldOptions{Basins: *world, Reaches: spec.reaches, Days: spec.days, Seed: spec.seed})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d basins of %d to %d reaches (%d in all) with %d daily steps to %s\n", len(sizes), slices.Min(sizes), slices.Max(sizes), spec.reaches, spec.days, *out)
+		return nil
 	}
 	if err := generateBasin(*out, spec); err != nil {
 		return err
