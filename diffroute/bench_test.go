@@ -22,7 +22,7 @@ func benchRecursive(b *testing.B, n, steps, f, workers int, irf string) {
 	net := SyntheticNetwork(n, 1)
 	x := SyntheticRunoff(net, 1, steps, 1)
 	p := testParams(irf, n, 1)
-	rr, err := NewRecursiveRouter(net, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: 16})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: 16})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -50,8 +50,12 @@ type recState struct {
 	steps int64       // runoff steps routed (State)
 }
 
-// NewRecursiveRouter prepares the recursive method for a network.
-func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
+// NewRecursiveRouter prepares the recursive method for a network (opts.Method
+// is ignored). Preparing takes O(N) and does not block; ctx is checked once.
+func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*RecursiveRouter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -172,13 +176,8 @@ func (r *RecursiveRouter) Route(ctx context.Context, runoff *DataTensor) (*DataT
 // routing consecutive time chunks into one reused tensor allocates nothing
 // per chunk but a few bytes of bookkeeping.
 func (r *RecursiveRouter) RouteTo(ctx context.Context, dst, runoff *DataTensor) error {
-	if dst == nil || dst.B != runoff.B || dst.T != runoff.T || dst.N != r.net.Len() || len(dst.Data) != dst.B*dst.N*dst.T {
-		return fmt.Errorf("diffroute: RouteTo needs a destination of dims (%d, %d, %d)", runoff.B, r.net.Len(), runoff.T)
-	}
-	for i, id := range dst.IDs {
-		if id != r.net.ID(i) {
-			return fmt.Errorf("diffroute: RouteTo destination row %d is reach %d, want %d (network order)", i, id, r.net.ID(i))
-		}
+	if err := checkDst(dst, runoff, r.net); err != nil {
+		return err
 	}
 	_, err := r.route(ctx, dst, runoff, nil, nil)
 	return err

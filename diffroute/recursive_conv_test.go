@@ -274,7 +274,7 @@ func TestCascadeLengthsMatchReference(t *testing.T) {
 	for _, lat := range []LateralRule{LateralRAPID, LateralLTI} {
 		f := 3
 		opts := Options{IRF: "nash_cascade", Params: p, SubSteps: f, Lateral: lat, Average: AverageEnd, Sampling: SampleAvg, MaxDelay: 12, Workers: 2}
-		rr, err := NewRecursiveRouter(net, opts)
+		rr, err := NewRecursiveRouter(context.Background(), net, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
