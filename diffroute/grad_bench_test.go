@@ -3,24 +3,14 @@ package diffroute
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
-	"time"
 )
-
-// cpuTime is the process's user+system CPU time: on a shared machine it
-// measures the work better than wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // benchForward times the forward run the gradient is compared with.
 func benchForward(b *testing.B, n, steps, f int, irf string) {
 	net := SyntheticNetwork(n, 1)
 	x := SyntheticRunoff(net, 1, steps, 1)
-	rr, err := NewRecursiveRouter(net, Options{IRF: irf, Params: testParams(irf, n, 1), SubSteps: f, MaxDelay: 16})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: testParams(irf, n, 1), SubSteps: f, MaxDelay: 16})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +33,7 @@ func benchGrad(b *testing.B, n, steps, f, ckpt int, irf string) {
 	net := SyntheticNetwork(n, 1)
 	x := SyntheticRunoff(net, 1, steps, 1)
 	p := testParams(irf, n, 1)
-	rr, err := NewRecursiveRouter(net, Options{IRF: irf, Params: p, SubSteps: f, MaxDelay: 16, CheckpointSteps: ckpt})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: p, SubSteps: f, MaxDelay: 16, CheckpointSteps: ckpt})
 	if err != nil {
 		b.Fatal(err)
 	}
