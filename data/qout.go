@@ -12,14 +12,14 @@ import (
 
 // QoutOptions tune WriteQoutNC. The zero value writes RAPID's layout.
 type QoutOptions struct {
-	Var         string // data variable name; default "Qout"
+	Var string // data variable name; default "Qout"
 	// Units and LongName describe a variable other than discharge (a
 	// gradient, say); default "m3 s-1" and RAPID's long name.
 	Units, LongName string
-	Title       string // global attribute title; default "diffroute-go discharge"
-	Institution string
-	Source      string // default "diffroute-go"
-	Comment     string
+	Title           string // global attribute title; default "diffroute-go discharge"
+	Institution     string
+	Source          string // default "diffroute-go"
+	Comment         string
 }
 
 // WriteQoutNC writes a discharge tensor (one batch member, m3/s) in RAPID's
