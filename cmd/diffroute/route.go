@@ -249,6 +249,8 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	runoffPath := fs.String("runoff", "", "runoff file: netCDF (m3_riv(time, rivid), runoff(time, river_id)) or CSV (time,<id>,…)")
 	var mem memFlags
 	mem.register(fs)
+	var rs restartFlags
+	rs.register(fs)
 	runoffVar := fs.String("runoff-var", "", "runoff variable of a netCDF file (default: guessed)")
 	units := fs.String("runoff-units", "", "runoff units: m3 (volume per step, RAPID) or m3/s (default: the file's units attribute)")
 	stepSec := fs.Float64("step", 0, "runoff step in seconds (default: the file's time spacing)")
@@ -278,6 +280,9 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkUnits("route", *units); err != nil {
 		return err
 	}
+	if err := rs.validate(*qinit, mem.outputs); err != nil {
+		return err
+	}
 	if *runoffPath == "" && mem.pixelRunoff == "" {
 		return usageError{"route: --runoff or --pixel-runoff is required"}
 	}
@@ -294,7 +299,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, in := range []struct{ flag, path string }{
 		{"runoff", *runoffPath}, {"qinit", *qinit}, {"params", rf.paramsFile}, {"outputs", mem.outputs},
-		{"pixel-runoff", mem.pixelRunoff}, {"weights", mem.weight},
+		{"pixel-runoff", mem.pixelRunoff}, {"weights", mem.weight}, {"state-in", rs.in},
 	} {
 		if err := checkInputFile("route", in.flag, in.path); err != nil {
 			return err
@@ -303,7 +308,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkWritable("route", "out", *out, false); err != nil {
 		return err
 	}
-	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight}
+	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight, rs.in}
 	for _, f := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
 		inputs = append(inputs, filepath.Join(*rapidDir, f))
 	}
@@ -311,7 +316,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	job := routeJob{rf: rf, rapidDir: *rapidDir, runoffPath: *runoffPath, runoffVar: *runoffVar, units: *units,
-		stepSec: *stepSec, subSec: *subSec, qinit: *qinit, out: *out, mem: mem}
+		stepSec: *stepSec, subSec: *subSec, qinit: *qinit, out: *out, mem: mem, rs: rs}
 	_, err := job.run(ctx, stdout)
 	return err
 }
@@ -342,6 +347,7 @@ type routeJob struct {
 	stepSec, subSec                 float64
 	qinit, out                      string
 	mem                             memFlags
+	rs                              restartFlags
 	step                            time.Duration // resolved runoff step
 }
 
@@ -417,6 +423,14 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		return nil, err
 	}
 	net := cfg.Network
+	state, skip, err := j.rs.load(net, opts, src.times, step)
+	if err != nil {
+		return nil, err
+	}
+	if skip > 0 {
+		logf("continuing from %s (state at %s): skipping the first %d runoff steps\n", j.rs.in, state.Time, skip)
+		src = src.from(skip)
+	}
 	T := len(src.times)
 	if T == 0 {
 		return nil, fmt.Errorf("%s: no time steps to route", src.path)
@@ -525,7 +539,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 		if err := os.MkdirAll(filepath.Dir(j.out), 0o755); err != nil {
 			return nil, err
 		}
-		if err := streamRoute(ctx, src, net, cl, opts, &j.rf.dev, chunk, j.out, j.rf.quiet); err != nil {
+		if err := streamRoute(ctx, src, net, cl, opts, &j.rf.dev, chunk, j.out, j.rf.quiet, &streamState{rs: &j.rs, in: state, cfg: cfg, step: step}); err != nil {
 			return nil, err
 		}
 	default:
@@ -542,7 +556,7 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 			}
 			var done func(error)
 			sr.Progress, done = progressFor(j.rf.quiet, "routing clusters")
-			q, err = sr.Route(ctx, runoff, cl)
+			q, err = j.rs.routeSegments(ctx, stagedStep{sr, cl}, state, runoff, cfg, step)
 			done(err)
 			if err != nil {
 				return nil, err
@@ -552,7 +566,15 @@ func (j *routeJob) run(ctx context.Context, stdout io.Writer) (*routeResult, err
 			if err != nil {
 				return nil, err
 			}
-			if q, err = router.Route(ctx, runoff); err != nil {
+			if !j.rs.active() {
+				q, err = router.Route(ctx, runoff)
+			} else {
+				var sr stepRouter
+				if sr, err = asStepRouter(router); err == nil {
+					q, err = j.rs.routeSegments(ctx, sr, state, runoff, cfg, step)
+				}
+			}
+			if err != nil {
 				return nil, err
 			}
 		}

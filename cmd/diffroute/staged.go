@@ -194,8 +194,11 @@ func progressFor(quiet bool, name string) (func(done, total int), func(error)) {
 // current one is routed cluster by cluster, and each cluster's discharge is
 // written to the Qout file as soon as it is ready, so neither the whole
 // runoff nor the whole discharge is ever in memory.
-func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, quiet bool) error {
+func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, quiet bool, ss *streamState) error {
 	T := len(src.times)
+	if ss != nil && ss.rs.every > 0 {
+		chunk = min(chunk, ss.rs.every) // states are taken between chunks
+	}
 	w, err := data.NewQoutWriter(out, net.IDs(), src.times, src.step, nil)
 	if err != nil {
 		return err
@@ -212,6 +215,11 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	}
 	if err := dev.stage(sr); err != nil {
 		return err
+	}
+	if ss != nil && ss.in != nil {
+		if err := sr.SetState(ss.in, cl); err != nil {
+			return fmt.Errorf("--state-in %s: %w", ss.rs.in, err)
+		}
 	}
 	type loaded struct {
 		c   diffroute.TimeChunk
@@ -281,6 +289,11 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 			q  *diffroute.DataTensor
 			t0 int
 		}{out, l.c.Start}
+		if ss != nil {
+			if rerr = ss.after(sr, cl, src.times, l.c.End); rerr != nil {
+				break
+			}
+		}
 		k++
 		step(k, nChunks)
 	}
@@ -306,6 +319,9 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		return err
 	}
 	ok = true
+	if ss != nil {
+		return ss.rs.finish(stagedStep{sr, cl}, ss.cfg, src.times, ss.step)
+	}
 	return nil
 }
 
