@@ -7,7 +7,7 @@ APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
 TEST_APT_PKGS := $(APT_PKGS) chromium
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps test-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu race gpu-ptx gpu-device-build clean
+.PHONY: all demo test deps test-deps slurm-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu race gpu-ptx gpu-device-build clean
 
 all: build
 
@@ -16,8 +16,13 @@ all: build
 deps:
 	@$(MAKE) --no-print-directory apt PKGS="$(APT_PKGS)"
 
-test-deps:
+test-deps: slurm-deps
 	@$(MAKE) --no-print-directory apt PKGS="$(TEST_APT_PKGS)"
+
+# munge and Slurm (without recommends) for the multi-basin tests, which
+# start a one-node cluster with scripts/slurm-local.sh.
+slurm-deps:
+	@scripts/slurm-local.sh install || echo "Slurm could not be installed: the Slurm tests will skip"
 
 apt:
 	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -22,6 +21,11 @@ type LocalOptions struct {
 	Budget int64
 	// Jobs is the most tasks at once (default: the number of CPUs).
 	Jobs int
+	// Workers is --workers of each route command (default 1), unless the
+	// job's route flags set it. The recursive router's float32 sums depend
+	// on the number of workers in their last bits: the Slurm executor passes
+	// --cpus-per-task, so equal settings give identical discharge.
+	Workers int
 	// Exe is the diffroute command (default: this program).
 	Exe string
 	// Progress receives one line per finished task (nil: none).
@@ -71,7 +75,7 @@ func (j *Job) RunLocal(ctx context.Context, o LocalOptions) (*LocalReport, error
 		}
 		return 0
 	})
-	workers := max(1, runtime.NumCPU()/min(jobs, max(len(pending), 1)))
+	workers := max(o.Workers, 1)
 	forwardWorkers := !hasFlag(j.RouteArgs, "workers")
 
 	type result struct {
@@ -196,22 +200,7 @@ func progressLine(w io.Writer, done, total int, format string, a ...any) {
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // residentBytes is a process's resident memory (VmRSS), 0 when unknown.
-func residentBytes(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func residentBytes(pid int) int64 { return procStatusBytes(strconv.Itoa(pid), "VmRSS:") }
 
 // hasFlag reports whether args set the flag name (-name, --name, with or
 // without =value).

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -158,8 +159,10 @@ func (j *Job) RunTask(ctx context.Context, i int, o TaskOptions) (*Record, error
 	if o.Started != nil {
 		o.Started(cmd.Process.Pid)
 	}
+	hwm := watchHWM(cmd.Process.Pid)
 	werr := cmd.Wait()
 	secs := time.Since(start).Seconds()
+	sampled := hwm()
 	if werr != nil {
 		msg := stderr.lastLine()
 		if msg == "" {
@@ -174,9 +177,15 @@ func (j *Job) RunTask(ctx context.Context, i int, o TaskOptions) (*Record, error
 		}
 		return nil, j.fail(i, msg, code)
 	}
-	var rss int64
+	// The kernel's maximum resident size of a child that this process
+	// forked with a shared address space (as Go does) starts at this
+	// process's own high-water mark: trust it only above that, else take
+	// the child's own sampled high-water mark.
+	rss := sampled
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		rss = int64(ru.Maxrss) << 10 // kilobytes on Linux
+		if r := int64(ru.Maxrss) << 10; r > procStatusBytes("self", "VmHWM:") || rss == 0 {
+			rss = max(r, rss)
+		}
 	}
 	r, err := j.record(i, out, secs, rss)
 	if err != nil {
@@ -220,6 +229,46 @@ func (j *Job) fail(i int, msg string, code int) error {
 		return errors.Join(err, werr)
 	}
 	return err
+}
+
+// watchHWM samples a process's VmHWM (its peak resident memory) every
+// 10 ms; the returned function stops sampling and returns the largest seen.
+func watchHWM(pid int) func() int64 {
+	done := make(chan struct{})
+	res := make(chan int64, 1)
+	p := strconv.Itoa(pid)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			peak = max(peak, procStatusBytes(p, "VmHWM:"))
+			select {
+			case <-done:
+				res <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 { close(done); return <-res }
+}
+
+// procStatusBytes reads a kB field of /proc/<pid>/status (0 when unknown).
+func procStatusBytes(pid, field string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }
 
 func fileSHA256(path string) (string, int64, error) {

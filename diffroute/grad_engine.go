@@ -136,16 +136,18 @@ type gradRun struct {
 	y       []float64 // [b][i][t] coarse discharge, network order
 	gy      []float64 // [b][i][t] ∂L/∂y, network order (set before backward)
 	in      [][]float64
+	inPrev  []float64   // [i] inflow before the first step from outside the network (staged transfers under qinit)
 	out     [][]float64 // fine outflow of outlets, [i] → B·TF values (forward)
 	gout    [][]float64 // ∂L/∂(fine outflow of outlets) [i] → B·TF values (backward)
 
 	// results
-	dx   []float64   // [b][i][t]
-	dth  [][]float64 // [j][i]
-	dq0  []float64   // [i]
-	din  [][]float64 // ∂L/∂in[i], B·TF values, for reaches with fine inflow
-	dh   [][]float64 // convolution reaches: Σ over blocks and batch of ∂L/∂h[k]
-	dsec [][3]float64
+	dx      []float64   // [b][i][t]
+	dth     [][]float64 // [j][i]
+	dq0     []float64   // [i]
+	din     [][]float64 // ∂L/∂in[i], B·TF values, for reaches with fine inflow
+	dinPrev []float64   // ∂L/∂inPrev[i]
+	dh      [][]float64 // convolution reaches: Σ over blocks and batch of ∂L/∂h[k]
+	dsec    [][3]float64
 
 	// per batch member, per block
 	nblk  int
@@ -217,6 +219,9 @@ func (g *gradRun) initState(b int) {
 			for _, u := range e.net.Upstream(i) {
 				up += q0[u]
 			}
+		}
+		if g.inPrev != nil {
+			up += g.inPrev[i]
 		}
 		g.yLast[i], g.uPrev[i], g.lPrev[i] = q, up, 0
 		for k := e.secStart[i]; k < e.secStart[i+1]; k++ {
@@ -527,6 +532,9 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 			g.dh[i] = make([]float64, len(e.taps[i]))
 		}
 	}
+	if g.inPrev != nil {
+		g.dinPrev = make([]float64, n)
+	}
 	g.UB = make([][]float64, n)
 	for i := range g.UB {
 		g.UB[i] = make([]float64, bl)
@@ -667,6 +675,9 @@ func (g *gradRun) secBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 					// u[−1] is the upstream reaches' initial discharge.
 					for _, up := range e.net.Upstream(i) {
 						g.dq0[up] += s.B1 * lk
+					}
+					if g.dinPrev != nil {
+						g.dinPrev[i] += s.B1 * lk
 					}
 				}
 			} else {

@@ -96,6 +96,7 @@ type KernelRouter struct {
 	stats KernelStats
 
 	tmu       sync.Mutex
+	grad      *gradEngine // recursive adjoint for parameter gradients
 	transfers map[int]*transferKernel
 	fineOuts  map[int]*fineOutKernel
 }

@@ -30,7 +30,7 @@ func isBasinsRun(args []string) bool {
 			return false
 		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && name == "basins" {
+		if strings.HasPrefix(a, "-") && (name == "basins" || name == "resume") {
 			return true
 		}
 	}
@@ -67,7 +67,7 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 	only := fs.String("only", "", "route only these basins (comma-separated names)")
 	jobs := fs.Int("jobs", 0, "local: most basins at once (default: the number of CPUs)")
 	taskMin := fs.Float64("task-minutes", 0, "slurm: bundle small basins into array tasks of about this many minutes (0: one basin per task)")
-	cpus := fs.Int("cpus-per-task", 1, "slurm: CPUs (and route workers) per array task")
+	cpus := fs.Int("cpus-per-task", 1, "CPUs (route --workers) per task: of each Slurm array task, of each local task")
 	partition := fs.String("partition", "", "slurm: partition")
 	account := fs.String("account", "", "slurm: account")
 	maxPar := fs.Int("max-parallel", 0, "slurm: most array tasks running at once (%N)")
@@ -162,7 +162,7 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 	if !rf.quiet {
 		progress = stdout
 	}
-	rep, err := job.RunLocal(ctx, basins.LocalOptions{Budget: budget, Jobs: *jobs, Progress: progress})
+	rep, err := job.RunLocal(ctx, basins.LocalOptions{Budget: budget, Jobs: *jobs, Workers: *cpus, Progress: progress})
 	if rep != nil {
 		bud := "no budget"
 		if budget > 0 {

@@ -41,6 +41,19 @@ k.csv is in seconds, but --param values are in runoff steps.
 	"generate": `  diffroute generate --out /tmp/basin --reaches 500 --days 30
   diffroute route --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 --out /tmp/basin/Qout.nc
 `,
+	"calibrate": `  # a twin experiment: reach attributes, k and x from their law, "observed" discharge at 8 gauges (5 % noise)
+  diffroute generate --out /tmp/basin --reaches 200 --days 240 --attributes --gauges 8 --obs-noise 0.05
+  # calibrate every reach from a constant prior (--param in runoff steps: k=0.25 is 6 hours), validate from June
+  diffroute calibrate --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --observed /tmp/basin/observed.csv \
+      --substep 3600 --param k=0.25 --param x=0.2 --train-until 2000-06-01 --epochs 30 --out /tmp/basin/cal
+  diffroute route --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 --params-from /tmp/basin/cal --out /tmp/basin/Qcal.nc
+  # learn log k and x as a linear function of the (log, standardised) attributes, with L-BFGS
+  diffroute calibrate --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --observed /tmp/basin/observed.csv \
+      --substep 3600 --param k=0.25 --param x=0.2 --map loglinear:/tmp/basin/attributes.csv \
+      --bounds k=1800:inf,x=0:0.5 --optimizer lbfgs --epochs 30 --out /tmp/basin/learn
+
+--bounds k and k.csv are in seconds; --param, --prior and params.csv in runoff steps.
+`,
 	"irfs": `  diffroute irfs     # then: diffroute route --irf NAME --param NAME=VALUE …
 `,
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/diffroute-go/diffroute/calibrate"
 	"github.com/diffroute-go/diffroute/data"
 	"github.com/diffroute-go/diffroute/diffroute"
 )
@@ -18,19 +21,34 @@ import (
 type basinSpec struct {
 	reaches, days int
 	seed          uint64
+	// attributes writes attributes.csv and draws k and x from them by
+	// calibrate.MuskingumLaw, with log-normal noise of that deviation.
+	attributes bool
+	noise      float64
+	// gauges > 0 writes observed.csv: the discharge of that many reaches
+	// routed with the true k and x on sub-steps of obsSub, times
+	// (1 + obsNoise·N(0, 1)).
+	gauges   int
+	obsSub   time.Duration
+	obsNoise float64
 }
 
 // demoSpec is the bundled demo basin in testdata/demo_basin.
 var demoSpec = basinSpec{reaches: 2000, days: 365, seed: 42}
 
 func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "diffroute generate --out DIR [--reaches N] [--days T] [--seed S]"
+	const synopsis = "diffroute generate --out DIR [--reaches N] [--days T] [--seed S] [--attributes [--noise F]] [--gauges N [--obs-substep SEC] [--obs-noise F]]"
 	fs := newFlags("generate", synopsis)
 	out := fs.String("out", "", "folder to write the RAPID files and runoff.nc into")
 	spec := demoSpec
 	fs.IntVar(&spec.reaches, "reaches", spec.reaches, "number of reaches")
 	fs.IntVar(&spec.days, "days", spec.days, "number of daily runoff steps")
 	fs.Uint64Var(&spec.seed, "seed", spec.seed, "random seed (same seed, same basin)")
+	fs.BoolVar(&spec.attributes, "attributes", false, "write attributes.csv (length_m, area_km2, slope) and draw k, x from them: k = L/c, c = 0.8 m/s (A/1000 km2)^0.15 (S/0.001)^0.2 in [3600, 72000] s, x = 0.35 - 0.06 log10(A/km2) in [0.05, 0.4]")
+	fs.Float64Var(&spec.noise, "noise", 0, "with --attributes: log-normal scatter of k and x around the law (standard deviation of the log)")
+	fs.IntVar(&spec.gauges, "gauges", 0, "write observed.csv: discharge at this many gauges (reaches draining many others), routed with the true k and x")
+	obsSub := fs.Float64("obs-substep", 3600, "with --gauges: routing sub-step of the observed discharge, in seconds")
+	fs.Float64Var(&spec.obsNoise, "obs-noise", 0, "with --gauges: relative Gaussian noise on the observed discharge (0.05 is 5 %)")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
@@ -40,10 +58,26 @@ func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
 	if spec.reaches < 1 || spec.days < 1 {
 		return usageError{"generate: --reaches and --days must be ≥ 1"}
 	}
+	switch {
+	case spec.noise < 0 || math.IsNaN(spec.noise) || spec.noise > 2:
+		return usageError{fmt.Sprintf("generate: --noise %v: want a deviation in [0, 2]", spec.noise)}
+	case spec.noise > 0 && !spec.attributes:
+		return usageError{"generate: --noise scatters the attribute law: add --attributes"}
+	case spec.gauges < 0 || spec.gauges > spec.reaches:
+		return usageError{fmt.Sprintf("generate: --gauges %d: want 0 to the number of reaches", spec.gauges)}
+	case spec.obsNoise < 0 || math.IsNaN(spec.obsNoise) || spec.obsNoise > 1:
+		return usageError{fmt.Sprintf("generate: --obs-noise %v: want a relative noise in [0, 1]", spec.obsNoise)}
+	case !(*obsSub > 0) || math.Mod(86400, *obsSub) != 0:
+		return usageError{fmt.Sprintf("generate: --obs-substep %v: want seconds that divide a day", *obsSub)}
+	}
+	spec.obsSub = time.Duration(*obsSub * float64(time.Second))
 	if err := generateBasin(*out, spec); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote a %d-reach basin with %d daily steps to %s\n", spec.reaches, spec.days, *out)
+	if spec.gauges > 0 {
+		fmt.Fprintf(stdout, "observed.csv: discharge at %d gauges (noise %g %%)\n", spec.gauges, 100*spec.obsNoise)
+	}
 	return nil
 }
 
@@ -56,6 +90,12 @@ func generateBasin(dir string, spec basinSpec) error {
 	n := net.Len()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
+	}
+	var attrs *calibrate.Attributes
+	var lawK, lawX []float64
+	if spec.attributes {
+		attrs = calibrate.SyntheticAttributes(net, spec.seed)
+		lawK, lawX = calibrate.MuskingumLaw(attrs, spec.noise, spec.seed)
 	}
 	var conn, bas, ks, xs strings.Builder
 	for i := 0; i < n; i++ {
@@ -74,14 +114,26 @@ func generateBasin(dir string, spec basinSpec) error {
 		}
 		conn.WriteString("\n")
 		// k between 2 and 20 hours, like reaches of a few to tens of km.
-		fmt.Fprintf(&ks, "%.1f\n", 3600*(2+18*rng.Float64()))
-		fmt.Fprintf(&xs, "%.3f\n", 0.1+0.2*rng.Float64())
+		k, x := 3600*(2+18*rng.Float64()), 0.1+0.2*rng.Float64()
+		if attrs != nil {
+			k, x = lawK[i], lawX[i]
+		}
+		fmt.Fprintf(&ks, "%.1f\n", k)
+		fmt.Fprintf(&xs, "%.3f\n", x)
 	}
 	// The basin file lists reaches in another order than rapid_connect.csv.
 	for _, p := range rng.Perm(n) {
 		fmt.Fprintf(&bas, "%d\n", net.ID(p))
 	}
 	files := map[string]string{"rapid_connect.csv": conn.String(), "riv_bas_id.csv": bas.String(), "k.csv": ks.String(), "x.csv": xs.String()}
+	if attrs != nil {
+		var b strings.Builder
+		b.WriteString("rivid," + strings.Join(attrs.Names, ",") + "\n")
+		for i, row := range attrs.Values {
+			fmt.Fprintf(&b, "%d,%.1f,%.4f,%.6g\n", net.ID(i), row[0], row[1], row[2])
+		}
+		files["attributes.csv"] = b.String()
+	}
 	for name, content := range files {
 		if err := writeFileAtomic(filepath.Join(dir, name), []byte(content)); err != nil {
 			return err
@@ -95,7 +147,69 @@ func generateBasin(dir string, spec basinSpec) error {
 	}
 	runoff.Step = 24 * time.Hour
 	runoff.Units = "m3 s-1"
-	return data.WriteQoutNC(filepath.Join(dir, "runoff.nc"), runoff, &data.QoutOptions{Var: "runoff", Title: "synthetic lateral runoff", Comment: fmt.Sprintf("diffroute generate --reaches %d --days %d --seed %d", spec.reaches, spec.days, spec.seed)})
+	if err := data.WriteQoutNC(filepath.Join(dir, "runoff.nc"), runoff, &data.QoutOptions{Var: "runoff", Title: "synthetic lateral runoff", Comment: fmt.Sprintf("diffroute generate --reaches %d --days %d --seed %d", spec.reaches, spec.days, spec.seed)}); err != nil {
+		return err
+	}
+	if spec.gauges == 0 {
+		return nil
+	}
+	return writeObserved(filepath.Join(dir, "observed.csv"), net, runoff, spec)
+}
+
+// writeObserved routes the basin's true k (as written to k.csv, rounded to
+// 0.1 s) and x at the chosen gauges and writes observed.csv, with noise.
+func writeObserved(path string, net *diffroute.Network, runoff *diffroute.DataTensor, spec basinSpec) error {
+	cfg, err := data.ReadRAPID(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	p, err := cfg.Muskingum(runoff.Step)
+	if err != nil {
+		return err
+	}
+	f := int(runoff.Step / spec.obsSub)
+	ids := chooseGauges(net, spec.gauges, spec.seed)
+	sel, err := diffroute.Select(cfg.Network, diffroute.Options{Params: p, SubSteps: f}, ids)
+	if err != nil {
+		return err
+	}
+	q, err := sel.Route(context.Background(), runoff)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(spec.seed, 0x0b5))
+	for k, v := range q.Data {
+		q.Data[k] = float32(max(0, float64(v)*(1+spec.obsNoise*rng.NormFloat64())))
+	}
+	return data.WriteCSVTableFile(path, q)
+}
+
+// chooseGauges picks n reaches, spread over the basin's larger rivers: at
+// random among the reaches that drain at least 1 % of the largest river
+// basin (at least 3 reaches), filled up with the largest when too few.
+func chooseGauges(net *diffroute.Network, n int, seed uint64) []int64 {
+	top := 0
+	for i := range net.Len() {
+		top = max(top, net.Size(i))
+	}
+	var cand, rest []int
+	for i := range net.Len() {
+		if net.Size(i) >= max(3, top/100) {
+			cand = append(cand, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x9a))
+	rng.Shuffle(len(cand), func(a, b int) { cand[a], cand[b] = cand[b], cand[a] })
+	sort.Slice(rest, func(a, b int) bool { return net.Size(rest[a]) > net.Size(rest[b]) })
+	pick := append(cand, rest...)[:n]
+	sort.Ints(pick)
+	ids := make([]int64, n)
+	for k, i := range pick {
+		ids[k] = net.ID(i)
+	}
+	return ids
 }
 
 func writeFileAtomic(path string, b []byte) error {

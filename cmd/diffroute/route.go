@@ -29,6 +29,7 @@ type routeFlags struct {
 	dev                                             device
 	params                                          paramFlags
 	paramsFile                                      string
+	paramsFrom                                      string // a calibrate --out folder
 }
 
 func (rf *routeFlags) register(fs *flag.FlagSet) {
@@ -48,6 +49,7 @@ func (rf *routeFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&rf.quiet, "quiet", false, "print nothing but errors")
 	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; times such as k, tau and delay in runoff steps, not seconds)")
 	fs.StringVar(&rf.paramsFile, "params", "", "CSV of per-reach IRF parameters: header rivid,<name>,…")
+	fs.StringVar(&rf.paramsFrom, "params-from", "", "folder written by 'diffroute calibrate': its k.csv and x.csv (muskingum) or params.csv")
 }
 
 // options turns flags into routing options for a network and step.
@@ -73,6 +75,11 @@ func (rf *routeFlags) options(cfg *data.RAPID, step time.Duration, f int) (diffr
 	p := diffroute.Params{}
 	if rf.irf == "muskingum" && len(rf.params) == 0 && rf.paramsFile == "" {
 		if p, err = cfg.Muskingum(step); err != nil {
+			return o, err
+		}
+	}
+	if rf.paramsFrom != "" {
+		if err := readParamsFrom(rf.paramsFrom, rf.irf, cfg, step, p); err != nil {
 			return o, err
 		}
 	}

@@ -257,7 +257,7 @@ func TestHelpExamplesRun(t *testing.T) {
 		t.Skip("routes the demo basin several times")
 	}
 	dir := t.TempDir()
-	for _, name := range []string{"route", "plan", "generate"} {
+	for _, name := range []string{"route", "plan", "generate", "calibrate"} {
 		for _, cmd := range exampleCommands(examples[name]) {
 			args := make([]string, len(cmd))
 			for i, a := range cmd {
@@ -265,7 +265,7 @@ func TestHelpExamplesRun(t *testing.T) {
 				a = strings.Replace(a, "out/", dir+"/", 1)
 				args[i] = strings.Replace(a, "/tmp/basin", filepath.Join(dir, "basin"), 1)
 			}
-			if args[0] == "route" {
+			if args[0] == "route" || args[0] == "calibrate" {
 				args = append(args, "--quiet")
 			}
 			if _, err := runCLI(t, args...); err != nil {

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/diffroute-go/diffroute/data"
+)
+
+// genBasin writes a generated basin with attributes and observed discharge
+// at gauges (hourly routing of daily runoff) for the calibrate tests.
+func genBasin(t *testing.T, dir string, reaches, days, gauges int, seed uint64) {
+	t.Helper()
+	if _, err := runCLI(t, "generate", "--out", dir, "--reaches", strconv.Itoa(reaches), "--days", strconv.Itoa(days),
+		"--seed", strconv.FormatUint(seed, 10), "--attributes", "--gauges", strconv.Itoa(gauges)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readReport reads report.csv into column → values.
+func readReport(t *testing.T, path string) map[string][]float64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	head := strings.Split(lines[0], ",")
+	out := map[string][]float64{}
+	for _, l := range lines[1:] {
+		for k, f := range strings.Split(l, ",") {
+			v := math.NaN()
+			if f != "" {
+				v, _ = strconv.ParseFloat(f, 64)
+			}
+			out[head[k]] = append(out[head[k]], v)
+		}
+	}
+	return out
+}
+
+func minOf(v []float64) float64 {
+	m := math.Inf(1)
+	for _, x := range v {
+		m = math.Min(m, x)
+	}
+	return m
+}
+
+// A twin experiment through the CLI: observed discharge is the routed
+// truth, the prior is a constant k and x; calibration must bring every
+// gauge's validation NSE close to 1 from well below, and route
+// --params-from must route with what calibrate wrote (its discharge at the
+// gauges reproduces the report's validation NSE).
+func TestCalibrateTwinCLI(t *testing.T) {
+	dir := t.TempDir()
+	basin, out := filepath.Join(dir, "basin"), filepath.Join(dir, "cal")
+	genBasin(t, basin, 150, 240, 6, 21)
+	if _, err := runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"),
+		"--observed", filepath.Join(basin, "observed.csv"), "--substep", "3600", "--param", "k=0.3", "--param", "x=0.2",
+		"--train-until", "2000-06-01", "--optimizer", "lbfgs", "--epochs", "60", "--quiet", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	r := readReport(t, filepath.Join(out, "report.csv"))
+	t.Logf("validation NSE before %v\nafter %v", r["nse_valid_before"], r["nse_valid_after"])
+	if minOf(r["nse_valid_after"]) < 0.995 || minOf(r["nse_valid_before"]) > 0.95 {
+		t.Errorf("validation NSE before %v, after %v", r["nse_valid_before"], r["nse_valid_after"])
+	}
+	for _, f := range []string{"k.csv", "x.csv", "history.csv", "calibration.html"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// Route with the calibrated parameters and score the gauges again.
+	q := filepath.Join(dir, "q.nc")
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600",
+		"--params-from", out, "--quiet", "--out", q); err != nil {
+		t.Fatal(err)
+	}
+	routed, err := data.ReadRunoffNC(q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := data.ReadCSVTableFile(filepath.Join(basin, "observed.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := routed.SelectIDs(obs.IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := 152 // 2000-06-01 is day 152 of a leap year
+	for k := range obs.IDs {
+		var num, den, mean float64
+		o := obs.Series(0, k)[split:]
+		for _, v := range o {
+			mean += float64(v) / float64(len(o))
+		}
+		for t, v := range sel.Series(0, k)[split:] {
+			d := float64(v) - float64(o[t])
+			num += d * d
+			den += (float64(o[t]) - mean) * (float64(o[t]) - mean)
+		}
+		if nse := 1 - num/den; math.Abs(nse-r["nse_valid_after"][k]) > 1e-4 {
+			t.Errorf("gauge %d: route --params-from gives NSE %v, the report %v", obs.IDs[k], nse, r["nse_valid_after"][k])
+		}
+	}
+}
+
+// Learning: a log-linear map from attributes trained on one basin,
+// validated on another generated with the same law, and an MLP; map.json
+// and the other basin's parameters are written.
+func TestCalibrateLearnCLI(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	genBasin(t, a, 120, 150, 6, 31)
+	genBasin(t, b, 120, 150, 6, 32)
+	for _, kind := range []string{"loglinear", "mlp"} {
+		out := filepath.Join(dir, kind)
+		args := []string{"calibrate", "--rapid", a, "--runoff", filepath.Join(a, "runoff.nc"), "--observed", filepath.Join(a, "observed.csv"),
+			"--substep", "3600", "--param", "k=0.3", "--param", "x=0.2", "--map", kind + ":" + filepath.Join(a, "attributes.csv"),
+			"--bounds", "k=1800:inf,x=0:0.5", "--optimizer", "adam", "--lr", "0.05", "--epochs", "60", "--hidden", "4",
+			"--valid-rapid", b, "--valid-runoff", filepath.Join(b, "runoff.nc"), "--valid-observed", filepath.Join(b, "observed.csv"),
+			"--valid-attributes", filepath.Join(b, "attributes.csv"), "--quiet", "--out", out}
+		if _, err := runCLI(t, args...); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		ra := readReport(t, filepath.Join(out, "report.csv"))
+		rb := readReport(t, filepath.Join(out, "valid", "report.csv"))
+		t.Logf("%s: basin A training NSE %v; basin B %v -> %v", kind, ra["nse_train_after"], rb["nse_train_before"], rb["nse_train_after"])
+		if minOf(rb["nse_train_after"]) < 0.97 || minOf(rb["nse_train_after"]) <= minOf(rb["nse_train_before"]) {
+			t.Errorf("%s: basin B NSE %v -> %v", kind, rb["nse_train_before"], rb["nse_train_after"])
+		}
+		for _, f := range []string{"map.json", "valid/k.csv", "valid/x.csv"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("%s: %v", kind, err)
+			}
+		}
+	}
+}
+
+// Within a small --mem-budget the basin is calibrated cluster by cluster.
+func TestCalibrateSequentialCLI(t *testing.T) {
+	dir := t.TempDir()
+	basin, out := filepath.Join(dir, "basin"), filepath.Join(dir, "cal")
+	genBasin(t, basin, 400, 120, 12, 41)
+	text, err := runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"),
+		"--observed", filepath.Join(basin, "observed.csv"), "--substep", "3600", "--param", "k=0.3", "--param", "x=0.2",
+		"--train-until", "2000-03-20", "--optimizer", "lbfgs", "--epochs", "40", "--mem-budget", "2MiB", "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "clusters in turn") || !strings.Contains(text, "cluster 1/") {
+		t.Fatalf("no sequential calibration in:\n%s", text)
+	}
+	r := readReport(t, filepath.Join(out, "report.csv"))
+	if med := median(r["nse_valid_after"]); med < 0.99 || med <= median(r["nse_valid_before"]) {
+		t.Errorf("validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
+	}
+}
+
+// Every bad input is one line naming what is wrong, before any routing,
+// and leaves no output folder.
+func TestCalibrateBadInput(t *testing.T) {
+	dir := t.TempDir()
+	basin := filepath.Join(dir, "basin")
+	genBasin(t, basin, 60, 40, 3, 51)
+	obs := filepath.Join(basin, "observed.csv")
+	b, err := os.ReadFile(obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	head := strings.Split(lines[0], ",")
+	write := func(name string, edit func(lines []string) []string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(strings.Join(edit(append([]string(nil), lines...)), "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unknown := write("unknown.csv", func(l []string) []string { l[0] = strings.Replace(l[0], ","+head[1], ",999999999", 1); return l })
+	late := write("late.csv", func(l []string) []string {
+		for k := 1; k < len(l); k++ {
+			l[k] = strings.Replace(l[k], "2000-", "1990-", 1)
+		}
+		return l
+	})
+	empty := write("empty.csv", func(l []string) []string {
+		for k := 1; k < len(l); k++ {
+			f := strings.Split(l[k], ",")
+			f[2] = "NaN"
+			l[k] = strings.Join(f, ",")
+		}
+		return l
+	})
+	base := []string{"calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600", "--epochs", "2"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--observed", unknown}, "gauge reach 999999999 is not in the network"},
+		{[]string{"--observed", late}, "no time in common"},
+		{[]string{"--observed", empty}, "gauge reach " + head[2] + " has 0 observations"},
+		{[]string{"--observed", obs, "--bounds", "k=3600:3600"}, "min 3600 must be below max 3600"},
+		{[]string{"--observed", obs, "--bounds", "k=7200:3600"}, "must be below max"},
+		{[]string{"--observed", obs, "--params", "k,q"}, `no parameter "q"`},
+		{[]string{"--observed", obs, "--bounds", "tau=1:2"}, `no parameter "tau"`},
+		{[]string{"--observed", obs, "--irf", "pure_lag", "--param", "delay=0.5"}, "pure_lag has no parameter gradient"},
+		{[]string{"--observed", obs, "--train-until", "1999-01-01"}, "outside the runoff's times"},
+		{[]string{"--observed", obs, "--loss", "rmse"}, "--loss rmse"},
+		{[]string{"--observed", obs, "--optimizer", "sgd"}, "--optimizer sgd"},
+		{[]string{"--observed", obs, "--map", "mlp"}, "needs a file"},
+		{[]string{"--observed", filepath.Join(dir, "missing.csv")}, "no such file"},
+	} {
+		out := filepath.Join(dir, "out")
+		args := append(append(append([]string(nil), base...), c.args...), "--quiet", "--out", out)
+		_, err := runCLI(t, args...)
+		switch {
+		case err == nil:
+			t.Errorf("%v: no error", c.args)
+		case !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n"):
+			t.Errorf("%v: error %q, want one line with %q", c.args, err, c.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%v: left an output folder", c.args)
+			os.RemoveAll(out)
+		}
+	}
+}
