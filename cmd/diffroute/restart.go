@@ -122,7 +122,7 @@ type stagedStep struct {
 func (s stagedStep) Route(ctx context.Context, x *diffroute.DataTensor) (*diffroute.DataTensor, error) {
 	return s.sr.RouteNext(ctx, x, s.cl)
 }
-func (s stagedStep) State() (*diffroute.State, error)  { return s.sr.State() }
+func (s stagedStep) State() (*diffroute.State, error)   { return s.sr.State() }
 func (s stagedStep) SetState(st *diffroute.State) error { return s.sr.SetState(st, s.cl) }
 
 // asStepRouter adapts an unstaged router: the recursive router keeps its
