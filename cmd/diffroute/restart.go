@@ -1,14 +1,9 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
-	"strings"
-	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/pipeline"
 )
 
 // restartFlags are route's restart options: state files in and out, and
@@ -20,29 +15,19 @@ type restartFlags struct {
 }
 
 func (r *restartFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.in, "state-in", "", "continue from this state file (written by --state-out or --state-every); runoff steps before the state's time are skipped")
+	fs.StringVar(&r.in, "state-in", "", "continue from this state file (written by --state-out or --state-every); runoff steps up to the state's time are skipped")
 	fs.StringVar(&r.out, "state-out", "", "write the routing state at the end of the run to this netCDF file, for --state-in")
 	fs.IntVar(&r.every, "state-every", 0, "also write the state to --state-out every N runoff steps (crash recovery)")
 	fs.BoolVar(&r.force, "state-force", false, "accept a --state-in whose IRF parameters or time differ from this run's")
 	fs.StringVar(&r.qfinal, "qfinal", "", "write RAPID's final discharge: .nc (RAPID Qfinal) or .csv (RAPID qinit), for --qinit or RAPID")
 }
 
-// active says whether the run must keep its state between segments.
-func (r *restartFlags) active() bool { return r.in != "" || r.out != "" || r.qfinal != "" }
+func (r *restartFlags) apply(c *pipeline.Config) {
+	c.StateIn, c.StateOut, c.Qfinal, c.StateEvery, c.StateForce = r.in, r.out, r.qfinal, r.every, r.force
+}
 
-// validate checks the flags among themselves and against the rest of the
-// command line, before any input is read.
-func (r *restartFlags) validate(qinit, outputs string) error {
-	switch {
-	case r.every < 0:
-		return usageError{"route: --state-every must be ≥ 0"}
-	case r.every > 0 && r.out == "":
-		return usageError{"route: --state-every N writes the state to --state-out FILE: give it"}
-	case r.in != "" && qinit != "":
-		return usageError{"route: --state-in and --qinit both set the initial state: give one"}
-	case r.active() && outputs != "":
-		return usageError{"route: --outputs routes part of the network; a state covers all of it: drop --outputs or the state flags"}
-	}
+// check refuses unwritable outputs before any input is read.
+func (r *restartFlags) check() error {
 	for _, f := range []struct{ flag, path string }{{"state-out", r.out}, {"qfinal", r.qfinal}} {
 		if f.path == "" {
 			continue
@@ -51,222 +36,5 @@ func (r *restartFlags) validate(qinit, outputs string) error {
 			return err
 		}
 	}
-	if r.out != "" && !strings.EqualFold(extOf(r.out), ".nc") {
-		return usageError{fmt.Sprintf("route: --state-out %s: a state file is netCDF: name it .nc", r.out)}
-	}
 	return nil
-}
-
-func extOf(p string) string {
-	if i := strings.LastIndexByte(p, '.'); i >= 0 && !strings.ContainsRune(p[i:], '/') {
-		return p[i:]
-	}
-	return ""
-}
-
-// load reads --state-in and checks it against the run (network, method,
-// IRF, parameters, sub-steps, conventions, time); it returns the state and
-// how many leading runoff steps it already covers (their discharge was
-// routed by the run that wrote it).
-func (r *restartFlags) load(net *diffroute.Network, opts diffroute.Options, times []string, step time.Duration) (*diffroute.State, int, error) {
-	if r.in == "" {
-		return nil, 0, nil
-	}
-	s, err := data.ReadStateNC(r.in)
-	if err != nil {
-		return nil, 0, err
-	}
-	if r.force {
-		s.Params = diffroute.ParamsChecksum(net, opts.Params)
-	}
-	if err := diffroute.CheckState(s, net, opts); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "diffroute: ")
-		if strings.Contains(msg, "parameters") {
-			msg += "; --state-force continues anyway"
-		}
-		return nil, 0, fmt.Errorf("--state-in %s: %s", r.in, msg)
-	}
-	skip := 0
-	if s.Time != "" && len(times) > 0 {
-		if last, err := data.ParseTime(s.Time); err == nil {
-			next := last.Add(step)
-			for k, l := range times {
-				if t, err := data.ParseTime(l); err == nil && !t.Before(next) {
-					if t.Equal(next) {
-						skip = k
-					}
-					break
-				}
-			}
-		}
-	}
-	if err := data.StateContinues(s, times[skip], step); err != nil && !r.force {
-		return nil, 0, fmt.Errorf("--state-in %s: %v; --state-force continues anyway", r.in, err)
-	}
-	return s, skip, nil
-}
-
-// stepRouter routes consecutive segments of a series and exposes its state.
-type stepRouter interface {
-	Route(ctx context.Context, runoff *diffroute.DataTensor) (*diffroute.DataTensor, error)
-	State() (*diffroute.State, error)
-	SetState(*diffroute.State) error
-}
-
-// stagedStep is a staged router as a stepRouter.
-type stagedStep struct {
-	sr *diffroute.StagedRouter
-	cl *diffroute.Clusters
-}
-
-func (s stagedStep) Route(ctx context.Context, x *diffroute.DataTensor) (*diffroute.DataTensor, error) {
-	return s.sr.RouteNext(ctx, x, s.cl)
-}
-func (s stagedStep) State() (*diffroute.State, error)   { return s.sr.State() }
-func (s stagedStep) SetState(st *diffroute.State) error { return s.sr.SetState(st, s.cl) }
-
-// asStepRouter adapts an unstaged router: the recursive router keeps its
-// state, the kernel method gets a runoff history (KernelStream).
-func asStepRouter(rt diffroute.Router) (stepRouter, error) {
-	switch r := rt.(type) {
-	case *diffroute.RecursiveRouter:
-		return r, nil
-	case *diffroute.KernelRouter:
-		return diffroute.NewKernelStream(r, r.Options())
-	}
-	return nil, usageError{"route: restart flags (--state-in, --state-out, --qfinal) with --device cuda need a staged run: add --max-nodes or --time-chunk"}
-}
-
-// routeSegments routes runoff through r from the state s (nil: the
-// router's initial state), in segments of --state-every steps, writing the
-// state after each, then --state-out and --qfinal at the end.
-func (r *restartFlags) routeSegments(ctx context.Context, rt stepRouter, s *diffroute.State, runoff *diffroute.DataTensor, cfg *data.RAPID, step time.Duration) (*diffroute.DataTensor, error) {
-	if s != nil {
-		if err := rt.SetState(s); err != nil {
-			return nil, fmt.Errorf("--state-in %s: %w", r.in, err)
-		}
-	}
-	seg := runoff.T
-	if r.every > 0 {
-		seg = r.every
-	}
-	if seg >= runoff.T {
-		q, err := rt.Route(ctx, runoff)
-		if err != nil {
-			return nil, err
-		}
-		return q, r.finish(rt, cfg, runoff.Times, step)
-	}
-	net := cfg.Network
-	co := diffroute.NewCoalescer(runoff.B, net.IDs(), runoff.T)
-	for t0 := 0; t0 < runoff.T; t0 += seg {
-		t1 := min(runoff.T, t0+seg)
-		q, err := rt.Route(ctx, runoff.SliceTime(t0, t1))
-		if err != nil {
-			return nil, err
-		}
-		if err := co.Add(t0, q); err != nil {
-			return nil, err
-		}
-		if t1 < runoff.T {
-			if err := r.checkpoint(rt, runoff.Times, t1, step); err != nil {
-				return nil, err
-			}
-		}
-	}
-	q, err := co.Result()
-	if err != nil {
-		return nil, err
-	}
-	q.Step = runoff.Step
-	return q, r.finish(rt, cfg, runoff.Times, step)
-}
-
-// checkpoint writes the state after steps [0, done) to --state-out.
-func (r *restartFlags) checkpoint(rt stepRouter, times []string, done int, step time.Duration) error {
-	s, err := rt.State()
-	if err != nil {
-		return err
-	}
-	label(s, times, done, step)
-	if err := data.WriteStateNC(r.out, s); err != nil {
-		return fmt.Errorf("--state-out %s: %w", r.out, err)
-	}
-	return nil
-}
-
-func label(s *diffroute.State, times []string, done int, step time.Duration) {
-	if done > 0 && done <= len(times) {
-		s.Time = times[done-1]
-	}
-	s.Step = step
-}
-
-// finish writes --state-out and --qfinal for a run that routed all of times.
-func (r *restartFlags) finish(rt stepRouter, cfg *data.RAPID, times []string, step time.Duration) error {
-	if r.out == "" && r.qfinal == "" {
-		return nil
-	}
-	s, err := rt.State()
-	if err != nil {
-		return err
-	}
-	label(s, times, len(times), step)
-	if r.out != "" {
-		if err := data.WriteStateNC(r.out, s); err != nil {
-			return fmt.Errorf("--state-out %s: %w", r.out, err)
-		}
-	}
-	if r.qfinal != "" {
-		return writeQfinal(r.qfinal, cfg, s)
-	}
-	return nil
-}
-
-// writeQfinal writes RAPID's final discharge from a recursive state: the
-// outflow of the last sub-step of every reach.
-func writeQfinal(path string, cfg *data.RAPID, s *diffroute.State) error {
-	v := s.Var("outflow")
-	if v == nil || s.Method != diffroute.Recursive {
-		return usageError{"route: --qfinal needs the recursive method (the kernel method has no instantaneous discharge)"}
-	}
-	if s.B != 1 {
-		return usageError{fmt.Sprintf("route: --qfinal holds one member, the run has %d", s.B)}
-	}
-	ids := s.IDs
-	if v.IDs != nil {
-		ids = v.IDs
-	}
-	if err := data.WriteQfinal(path, cfg, ids, v.Data, s.Time, s.Step); err != nil {
-		return fmt.Errorf("--qfinal %s: %w", path, err)
-	}
-	return nil
-}
-
-// streamState carries the restart flags into a time-chunked run.
-type streamState struct {
-	rs      *restartFlags
-	in      *diffroute.State
-	cfg     *data.RAPID
-	step    time.Duration
-	written int // steps covered by the last checkpoint
-}
-
-// after writes a checkpoint once --state-every steps have passed since the
-// last one (the state between chunks is consistent).
-func (ss *streamState) after(sr *diffroute.StagedRouter, cl *diffroute.Clusters, times []string, done int) error {
-	if ss.rs.every <= 0 || done-ss.written < ss.rs.every || done >= len(times) {
-		return nil
-	}
-	ss.written = done
-	return ss.rs.checkpoint(stagedStep{sr, cl}, times, done, ss.step)
-}
-
-// from returns the source without its first k steps.
-func (s *runoffSource) from(k int) *runoffSource {
-	c := *s
-	c.times = s.times[k:]
-	read := s.read
-	c.read = func(t0, count int) (*diffroute.DataTensor, error) { return read(t0+k, count) }
-	return &c
 }
