@@ -39,7 +39,14 @@ k.csv is in seconds, but --param values are in runoff steps.
   diffroute bench --method recursive --irf linear_storage
 `,
 	"generate": `  diffroute generate --out /tmp/basin --reaches 500 --days 30
+  diffroute generate --out /tmp/basins --basins 4 --reaches 2000 --days 30   # four basins for route --basins
   diffroute route --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 --out /tmp/basin/Qout.nc
+`,
+	"jobs": `  diffroute jobs status job            # per basin: done, running, pending, failed or missing
+  diffroute jobs status --wait job     # once nothing is queued or running
+  diffroute jobs gather --merge job    # verify every output, write manifest.csv and the merged Qout.nc
+  diffroute jobs task job 3            # array task 3: what the Slurm scripts run
+(job is the --out folder of 'diffroute route --basins DIR --out job'.)
 `,
 	"calibrate": `  # a twin experiment: reach attributes, k and x from their law, "observed" discharge at 8 gauges (5 % noise)
   diffroute generate --out /tmp/basin --reaches 200 --days 240 --attributes --gauges 8 --obs-noise 0.05
