@@ -34,6 +34,9 @@ func (c *Config) Check() error {
 	case c.Qinit != "" && c.Options.Method == diffroute.Kernel:
 		return configErrorf("route: --qinit needs the recursive method: drop --method kernel")
 	}
+	if err := c.checkRestart(); err != nil {
+		return err
+	}
 	if c.RunoffUnits != "" {
 		if u := NormUnits(c.RunoffUnits); u != "m3" && u != "m3/s" {
 			return configErrorf("route: --runoff-units %q: want m3 (volume per runoff step, RAPID's m3_riv) or m3/s", c.RunoffUnits)
