@@ -48,6 +48,15 @@ k.csv is in seconds, but --param values are in runoff steps.
   diffroute jobs task job 3            # array task 3: what the Slurm scripts run
 (job is the --out folder of 'diffroute route --basins DIR --out job'.)
 `,
+	"grad": `  # a generated basin with "observed" discharge at 6 gauges (5 % noise)
+  diffroute generate --out /tmp/basin --reaches 500 --days 60 --attributes --gauges 6 --obs-noise 0.05
+  # dL/dk (per second) and dL/dx of every reach, and the runoff sensitivity map
+  diffroute grad --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 \
+      --observed /tmp/basin/observed.csv --loss nse --out /tmp/basin/grad.csv --runoff-grad /tmp/basin/dL_drunoff.nc
+
+--loss sse is the plain sum over gauges and steps of (y - obs)^2; mse, nse, kge and lognse
+are averaged over gauges, as diffroute calibrate minimises them.
+`,
 	"calibrate": `  # a twin experiment: reach attributes, k and x from their law, "observed" discharge at 8 gauges (5 % noise)
   diffroute generate --out /tmp/basin --reaches 200 --days 240 --attributes --gauges 8 --obs-noise 0.05
   # calibrate every reach from a constant prior (--param in runoff steps: k=0.25 is 6 hours), validate from June
