@@ -159,6 +159,7 @@ type config struct {
 	reaches         []int64
 	batch           int
 	observed        *diffroute.DataTensor
+	observedLabel   string
 	colorName       string
 	colorValues     []float64
 	colorLog        bool
@@ -198,7 +199,22 @@ func Batch(b int) Option { return func(c *config) { c.batch = b } }
 // Observed adds observed series to a Hydrograph: for every plotted reach
 // found in obs (by id), its observed series is drawn dashed in the same
 // colour as the routed one.
-func Observed(obs *diffroute.DataTensor) Option { return func(c *config) { c.observed = obs } }
+func Observed(obs *diffroute.DataTensor) Option {
+	return func(c *config) { c.observed, c.observedLabel = obs, "observed" }
+}
+
+// Reference is Observed for a series that is not an observation, such as
+// another model's output: label names it in the legend ("RAPID").
+func Reference(label string, ref *diffroute.DataTensor) Option {
+	return func(c *config) { c.observed, c.observedLabel = ref, label }
+}
+
+func (c *config) observedName() string {
+	if c.observedLabel == "" {
+		return "observed"
+	}
+	return c.observedLabel
+}
 
 // ColorBy colours the reaches of a NetworkGraph by a per-reach value (by
 // network index, e.g. discharge), on a linear scale.

@@ -157,7 +157,7 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 			for t, v := range ob {
 				od[t] = [2]any{obsX[t], jsNum32(v)}
 			}
-			line.AddSeries(fmt.Sprintf("reach %d observed", rid), nil, charts.WithSeriesOpts(func(s *charts.SingleSeries) {
+			line.AddSeries(fmt.Sprintf("reach %d %s", rid, cfg.observedName()), nil, charts.WithSeriesOpts(func(s *charts.SingleSeries) {
 				s.Data = od
 				s.ShowSymbol = opts.Bool(showSymbol)
 				s.Color = color
@@ -174,7 +174,7 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 		summary += ", " + units
 	}
 	if cfg.observed != nil {
-		summary += ", with observed"
+		summary += ", with " + cfg.observedName()
 	}
 	return newChart(line, cfg, id, summary, map[string]any{"series": seriesPatch})
 }
