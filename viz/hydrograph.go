@@ -135,7 +135,7 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 	var seriesPatch []any
 	showSymbol := q.T <= 60
 	for k, rid := range ids {
-		color := palette[k%len(palette)]
+		color := colorOf(k)
 		series := q.Series(cfg.batch, rows[k])
 		data := make([][2]any, len(series))
 		for t, v := range series {
@@ -176,7 +176,7 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 	if cfg.observed != nil {
 		summary += ", with " + cfg.observedName()
 	}
-	return newChart(line, cfg, id, summary, map[string]any{"series": seriesPatch})
+	return newChart(line, cfg, id, summary, map[string]any{"series": seriesPatch, "xAxis": map[string]any{"axisLabel": map[string]any{"hideOverlap": true}}})
 }
 
 // xLabels returns the x value of each step: a date string the browser reads
