@@ -9,7 +9,8 @@ HTML's scripts show an empty box for it: GitHub's notebook view, and JupyterLab
 for any notebook it does not trust (one pulled from a repository: its HTML is
 sanitised, scripts removed, and JupyterLab still prefers text/html over
 image/png). So the committed copy keeps the PNG of every chart and drops its
-HTML; running the notebook brings the interactive charts back. Other outputs
+HTML (a chart without a snapshot is left out, with a note); running the
+notebook brings the interactive charts back. Other outputs
 are kept as they are; volatile execution metadata is dropped so that a rerun
 with the same results changes nothing.
 """
@@ -25,16 +26,18 @@ for cell in nb["cells"]:
         data = out.get("data", {})
         html = "".join(data.get("text/html", ""))
         if 'class="viz-block"' in html:
-            if "image/png" in data:
-                del data["text/html"]
-                dropped += 1
-            else:
+            if "image/png" not in data:
+                # No snapshot (no Chromium, or it timed out): a note rather
+                # than a megabyte of chart data nobody can see.
+                data["text/plain"] = "[chart not stored: it had no PNG snapshot; run the notebook to draw it]"
                 kept += 1
+            del data["text/html"]
+            dropped += 1
 nb.get("metadata", {}).pop("signature", None)
 with open(dst, "w") as f:
     json.dump(nb, f, indent=1, ensure_ascii=False)
     f.write("\n")
 size = len(open(dst, "rb").read())
-print("  %s: %d charts as PNG only, %d without a snapshot kept as HTML, %.0f KiB" % (dst, dropped, kept, size / 1024))
+print("  %s: %d charts stored as PNG, %d without a snapshot left out, %.0f KiB" % (dst, dropped - kept, kept, size / 1024))
 if kept:
-    print("  warning: charts without a PNG snapshot keep their HTML (install chromium)", file=sys.stderr)
+    print("  warning: %d charts had no PNG snapshot and are left out of the committed copy" % kept, file=sys.stderr)
