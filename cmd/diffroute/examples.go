@@ -3,6 +3,16 @@ package main
 // examples are printed after the flags by '<command> -h'. Every one runs
 // from the repository root (TestHelpExamples runs the route ones).
 var examples = map[string]string{
+	"download": `  # DiffHydro's sample data for VPU 305 (RAPID configuration, pixel runoff, weights) into data/305
+  diffroute download vpu 305 --out data
+
+  # then route it
+  diffroute route --rapid data/305/configs --pixel-runoff data/305/305_daily_sparse_runoff.feather \
+      --weights data/305/305_interp_weight.feather --out out/Q305.nc
+
+  # any file, checked against a published digest; run again to resume
+  diffroute download url https://example.org/runoff.nc --sha256 HEX --out runoff.nc
+`,
 	"route": `  # RAPID's test basin: 3-hour runoff volumes (m3) on 15-minute sub-steps, Muskingum from k.csv and x.csv
   diffroute route --rapid testdata/rapid_xx9 \
       --runoff testdata/rapid_xx9/m3_riv_bas_erai_t511_3hr_20030121to20030122.nc \
