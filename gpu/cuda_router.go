@@ -25,6 +25,7 @@ type Router struct {
 
 	mu            sync.Mutex // one Route at a time
 	stats         RouteStats
+	backStats     RouteStats // of the last BackwardRunoff
 	builtOnDevice bool
 
 	// Device copies of the kernel (freed by Close).

@@ -63,6 +63,18 @@ type Config struct {
 	// into them are routed and written (--outputs).
 	Outputs string
 
+	// StateIn continues a run from a state file written by StateOut: runoff
+	// steps up to the state's time are skipped, and a state that does not
+	// fit the run (network, method, IRF, parameters, sub-steps, conventions,
+	// time) is refused, parameters and time unless StateForce. StateOut
+	// receives the state at the end of the run, and every StateEvery steps
+	// when > 0. Qfinal receives RAPID's final discharge (.nc: RAPID's Qfinal;
+	// otherwise its qinit CSV). (--state-in, --state-out, --state-every,
+	// --state-force, --qfinal)
+	StateIn, StateOut, Qfinal string
+	StateEvery                int
+	StateForce                bool
+
 	// Device is "cpu" (or "") or "cuda" (binaries built with -tags cuda);
 	// GPU is the CUDA device ordinal. (--device, --gpu)
 	Device string

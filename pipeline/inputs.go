@@ -34,6 +34,9 @@ func (c *Config) Check() error {
 	case c.Qinit != "" && c.Options.Method == diffroute.Kernel:
 		return configErrorf("route: --qinit needs the recursive method: drop --method kernel")
 	}
+	if err := c.checkRestart(); err != nil {
+		return err
+	}
 	if c.RunoffUnits != "" {
 		if u := NormUnits(c.RunoffUnits); u != "m3" && u != "m3/s" {
 			return configErrorf("route: --runoff-units %q: want m3 (volume per runoff step, RAPID's m3_riv) or m3/s", c.RunoffUnits)
@@ -65,6 +68,7 @@ type runoffSource struct {
 	times    []string
 	step     time.Duration // from the file's times
 	rateStep time.Duration // the step volumes are divided by (set once known)
+	units    string        // the file's units, normalised: "m3" (volume per step) or "m3/s"
 	close    func()
 }
 
@@ -79,7 +83,7 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 			pr.Close()
 			return nil, fmt.Errorf("%s: %w", c.Weights, err)
 		}
-		src := &runoffSource{path: c.PixelRunoff, ids: ids, times: pr.Times(), step: pr.Step(), close: func() { pr.Close() }}
+		src := &runoffSource{path: c.PixelRunoff, ids: ids, times: pr.Times(), step: pr.Step(), units: "m3/s", close: func() { pr.Close() }}
 		src.read = func(t0, count int) (*diffroute.DataTensor, error) {
 			x, err := in.Interpolate(context.Background(), ids, t0, t0+count)
 			if err != nil {
@@ -113,6 +117,7 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 	if units == "" {
 		units = head.Units
 	}
+	src.units = NormUnits(units)
 	src.read = func(t0, count int) (*diffroute.DataTensor, error) {
 		var x *diffroute.DataTensor
 		if head.T > 0 { // read whole already

@@ -33,6 +33,7 @@ type Inputs struct {
 	Options       diffroute.Options
 	Step, SubStep time.Duration
 	Path          string   // where runoff is read from
+	RunoffUnits   string   // the runoff file's units: "m3" (volume per step) or "m3/s" (Read returns m³/s)
 	IDs           []int64  // reaches of the runoff file
 	Times         []string // runoff time labels
 	src           *runoffSource
@@ -70,7 +71,7 @@ func open(cfg *Config, r *run) (*Inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Inputs{RAPID: rapid, Path: src.path, IDs: src.ids, Times: src.times, src: src}
+	in := &Inputs{RAPID: rapid, Path: src.path, IDs: src.ids, Times: src.times, RunoffUnits: src.units, src: src}
 	if err := in.complete(cfg, r); err != nil {
 		src.close()
 		return nil, err
@@ -137,6 +138,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	rapid, src, opts, step, T := in.RAPID, in.src, in.Options, in.Step, in.Steps()
 	f, sub := opts.SubSteps, in.SubStep
 	net := rapid.Network
+	rs := newRestart(&cfg)
+	state, skip, err := rs.load(net, opts, src.times, step)
+	if err != nil {
+		return nil, err
+	}
+	if skip > 0 {
+		r.log("continuing from %s (state at %s): skipping the first %d runoff steps\n", rs.in, state.Time, skip)
+		src = src.from(skip)
+		T = len(src.times)
+	}
 	res := &Result{RAPID: rapid, Step: step}
 	budget := cfg.Budget
 	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && cfg.Outputs == "" {
@@ -217,7 +228,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := os.MkdirAll(dirOf(cfg.Out), 0o755); err != nil {
 			return nil, err
 		}
-		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, r.prog); err != nil {
+		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step}); err != nil {
 			return nil, err
 		}
 		res.TimeChunk = chunk
@@ -225,7 +236,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if runoff, err = src.read(0, T); err != nil {
 			return nil, err
 		}
-		if q, err = routeWhole(ctx, runoff, net, cl, opts, &dev, r.prog); err != nil {
+		if q, err = routeWhole(ctx, runoff, net, cl, opts, &dev, r.prog, rs, state, rapid, step); err != nil {
 			return nil, err
 		}
 	}
@@ -262,13 +273,23 @@ func streamChunk(plan *diffroute.MemoryPlan, net *diffroute.Network, budget int6
 }
 
 // routeWhole routes runoff in memory, staged by clusters when cl is set.
-func routeWhole(ctx context.Context, runoff *diffroute.DataTensor, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, prog progress.Reporter) (*diffroute.DataTensor, error) {
+// With restart settings (rs active) it continues from state and writes the
+// states and Qfinal asked for.
+func routeWhole(ctx context.Context, runoff *diffroute.DataTensor, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, prog progress.Reporter,
+	rs *restart, state *diffroute.State, rapid *data.RAPID, rstep time.Duration) (*diffroute.DataTensor, error) {
 	if cl == nil {
 		router, err := dev.router(ctx, net, opts)
 		if err != nil {
 			return nil, err
 		}
-		return router.Route(ctx, runoff)
+		if !rs.active() {
+			return router.Route(ctx, runoff)
+		}
+		sr, err := asStepRouter(router)
+		if err != nil {
+			return nil, err
+		}
+		return rs.routeSegments(ctx, sr, state, runoff, rapid, rstep)
 	}
 	sr, err := diffroute.NewStagedRouter(opts)
 	if err != nil {
@@ -279,7 +300,12 @@ func routeWhole(ctx context.Context, runoff *diffroute.DataTensor, net *diffrout
 	}
 	step, done := clusterProgress(prog, "routing clusters")
 	sr.Progress = step
-	q, err := sr.Route(ctx, runoff, cl)
+	var q *diffroute.DataTensor
+	if rs.active() {
+		q, err = rs.routeSegments(ctx, stagedStep{sr, cl}, state, runoff, rapid, rstep)
+	} else {
+		q, err = sr.Route(ctx, runoff, cl)
+	}
 	done(err)
 	return q, err
 }

@@ -13,8 +13,11 @@ import (
 // current one is routed cluster by cluster, and each chunk's discharge is
 // written while the next is routed, so neither the whole runoff nor the
 // whole discharge is ever in memory.
-func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, prog progress.Reporter) error {
+func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, prog progress.Reporter, ss *streamState) error {
 	T := len(src.times)
+	if ss != nil && ss.rs.every > 0 {
+		chunk = min(chunk, ss.rs.every) // states are taken between chunks
+	}
 	w, err := data.NewSeriesWriter(out, net.IDs(), src.times, src.step)
 	if err != nil {
 		return &ConfigError{Msg: "route: --out " + err.Error()}
@@ -31,6 +34,11 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	}
 	if err := dev.stage(sr); err != nil {
 		return err
+	}
+	if ss != nil && ss.in != nil {
+		if err := sr.SetState(ss.in, cl); err != nil {
+			return fmt.Errorf("--state-in %s: %w", ss.rs.in, err)
+		}
 	}
 	type loaded struct {
 		c   diffroute.TimeChunk
@@ -98,6 +106,11 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 			break
 		}
 		pieces <- piece{q, l.c.Start}
+		if ss != nil {
+			if rerr = ss.after(sr, cl, src.times, l.c.End); rerr != nil {
+				break
+			}
+		}
 		k++
 		step(k, nChunks)
 	}
@@ -123,5 +136,8 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		return err
 	}
 	ok = true
+	if ss != nil {
+		return ss.rs.finish(stagedStep{sr, cl}, ss.cfg, src.times, ss.step)
+	}
 	return nil
 }

@@ -106,6 +106,8 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	runoffPath := fs.String("runoff", "", "runoff file: netCDF (m3_riv(time, rivid), runoff(time, river_id)) or CSV (time,<id>,…)")
 	var mem memFlags
 	mem.register(fs)
+	var rs restartFlags
+	rs.register(fs)
 	runoffVar := fs.String("runoff-var", "", "runoff variable of a netCDF file (default: guessed)")
 	units := fs.String("runoff-units", "", "runoff units: m3 (volume per step, RAPID) or m3/s (default: the file's units attribute)")
 	stepSec := fs.Float64("step", 0, "runoff step in seconds (default: the file's time spacing)")
@@ -140,6 +142,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.RAPID, cfg.Runoff, cfg.RunoffVar, cfg.RunoffUnits, cfg.Qinit, cfg.Out = *rapidDir, *runoffPath, *runoffVar, *units, *qinit, *out
 	cfg.Step, cfg.SubStep = step, sub
 	mem.apply(&cfg)
+	rs.apply(&cfg)
 	if err := cfg.Check(); err != nil {
 		return cliError(err)
 	}
@@ -148,7 +151,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, in := range []struct{ flag, path string }{
 		{"runoff", *runoffPath}, {"qinit", *qinit}, {"params", rf.paramsFile}, {"outputs", mem.outputs},
-		{"pixel-runoff", mem.pixelRunoff}, {"weights", mem.weight},
+		{"pixel-runoff", mem.pixelRunoff}, {"weights", mem.weight}, {"state-in", rs.in},
 	} {
 		if err := checkInputFile("route", in.flag, in.path); err != nil {
 			return err
@@ -157,7 +160,10 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkWritable("route", "out", *out, false); err != nil {
 		return err
 	}
-	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight}
+	if err := rs.check(); err != nil {
+		return err
+	}
+	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight, rs.in}
 	for _, f := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
 		inputs = append(inputs, filepath.Join(*rapidDir, f))
 	}
