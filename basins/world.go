@@ -35,6 +35,34 @@ func GenerateWorld(dir string, o WorldOptions) ([]int, error) {
 	if o.Basins < 1 || o.Days < 1 || o.Reaches < o.Basins {
 		return nil, fmt.Errorf("basins: a world needs ≥ 1 basin, ≥ 1 day and ≥ 1 reach per basin (got %d, %d, %d)", o.Basins, o.Days, o.Reaches)
 	}
+	sizes, err := WorldSizes(o)
+	if err != nil {
+		return nil, err
+	}
+	// Shuffle, so that basin names do not sort by size.
+	rng := rand.New(rand.NewPCG(o.Seed, 11))
+	rng.Shuffle(len(sizes), func(a, b int) { sizes[a], sizes[b] = sizes[b], sizes[a] })
+	var base int64
+	for k, n := range sizes {
+		name := fmt.Sprintf("basin_%03d", k+1)
+		if err := writeBasin(filepath.Join(dir, name), n, o.Days, o.Seed+uint64(k)*7919, base); err != nil {
+			return nil, fmt.Errorf("basins: %s: %w", name, err)
+		}
+		base += int64(n) * 100 // SyntheticNetwork ids lie in [1, 100 n]
+	}
+	if base > math.MaxInt32 {
+		return nil, fmt.Errorf("basins: %d reaches is too many for unique int32 reach ids", o.Reaches)
+	}
+	return sizes, nil
+}
+
+// WorldSizes are the basin sizes of a world: o.Reaches split into o.Basins
+// sizes spaced geometrically from smallest to largest (ratio o.Spread), in
+// that order (GenerateWorld shuffles them).
+func WorldSizes(o WorldOptions) ([]int, error) {
+	if o.Basins < 1 || o.Reaches < o.Basins {
+		return nil, fmt.Errorf("basins: cannot split %d reaches into %d basins", o.Reaches, o.Basins)
+	}
 	spread := o.Spread
 	if spread <= 0 {
 		spread = 10
@@ -54,20 +82,6 @@ func GenerateWorld(dir string, o WorldOptions) ([]int, error) {
 	sizes[o.Basins-1] += left
 	if sizes[o.Basins-1] < 1 {
 		return nil, fmt.Errorf("basins: cannot split %d reaches into %d basins", o.Reaches, o.Basins)
-	}
-	// Shuffle, so that basin names do not sort by size.
-	rng := rand.New(rand.NewPCG(o.Seed, 11))
-	rng.Shuffle(len(sizes), func(a, b int) { sizes[a], sizes[b] = sizes[b], sizes[a] })
-	var base int64
-	for k, n := range sizes {
-		name := fmt.Sprintf("basin_%03d", k+1)
-		if err := writeBasin(filepath.Join(dir, name), n, o.Days, o.Seed+uint64(k)*7919, base); err != nil {
-			return nil, fmt.Errorf("basins: %s: %w", name, err)
-		}
-		base += int64(n) * 100 // SyntheticNetwork ids lie in [1, 100 n]
-	}
-	if base > math.MaxInt32 {
-		return nil, fmt.Errorf("basins: %d reaches is too many for unique int32 reach ids", o.Reaches)
 	}
 	return sizes, nil
 }
@@ -123,4 +137,58 @@ func writeBasin(dir string, n, days int, seed uint64, base int64) error {
 	runoff.Step = 24 * time.Hour
 	runoff.Units = "m3 s-1"
 	return data.WriteQoutNC(filepath.Join(dir, "runoff.nc"), runoff, &data.QoutOptions{Var: "runoff", Title: "synthetic lateral runoff"})
+}
+
+// CombineWorld writes every basin of world as one RAPID folder in dir (the
+// basins' RAPID files concatenated, their runoff in one runoff.nc), to
+// compare a split run with one run of the whole world.
+func CombineWorld(world, dir string) error {
+	list, err := Discover(world)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
+		var all []byte
+		for _, b := range list {
+			part, err := os.ReadFile(filepath.Join(b.RAPID, name))
+			if err != nil {
+				return err
+			}
+			if n := len(part); n > 0 && part[n-1] != '\n' {
+				part = append(part, '\n')
+			}
+			all = append(all, part...)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, name), all); err != nil {
+			return err
+		}
+	}
+	var parts []*diffroute.DataTensor
+	n := 0
+	for _, b := range list {
+		x, err := data.ReadRunoffNC(filepath.Join(b.Dir, "runoff.nc"), nil)
+		if err != nil {
+			return err
+		}
+		if len(parts) > 0 && !slices.Equal(x.Times, parts[0].Times) {
+			return fmt.Errorf("basins: %s and %s have different runoff times", list[0].Name, b.Name)
+		}
+		parts = append(parts, x)
+		n += x.N
+	}
+	ids := make([]int64, 0, n)
+	for _, x := range parts {
+		ids = append(ids, x.IDs...)
+	}
+	all := diffroute.NewDataTensor(1, ids, parts[0].T)
+	all.Times, all.Step, all.Units = parts[0].Times, parts[0].Step, parts[0].Units
+	off := 0
+	for k, x := range parts {
+		off += copy(all.Data[off:], x.Data)
+		parts[k] = nil
+	}
+	return data.WriteQoutNC(filepath.Join(dir, "runoff.nc"), all, &data.QoutOptions{Var: "runoff", Title: "synthetic lateral runoff"})
 }

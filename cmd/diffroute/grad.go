@@ -40,7 +40,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	observedVar := fs.String("observed-var", "", "variable of a netCDF --observed file (default: guessed, e.g. Qout)")
 	lossName := fs.String("loss", "sse", "loss: sse (sum over gauges and steps of (y-obs)^2), mse, nse (1-NSE), kge (1-KGE) or lognse, the last four averaged over gauges")
 	warmup := fs.Int("warmup", 0, "runoff steps at the start left out of the loss")
-	ckpt := fs.Int("checkpoint-steps", 0, "runoff steps per checkpoint block of the backward pass (0: the whole series; smaller blocks use less memory and recompute the forward pass once)")
+	ckpt := fs.Int("checkpoint-steps", 0, "runoff steps per checkpoint block of the backward pass (0: the whole series, or what --mem-budget allows; blocks use less memory and recompute the forward pass once)")
+	memBudget := fs.String("mem-budget", "", "memory budget, e.g. 2GiB: the planner picks the checkpoint block")
 	out := fs.String("out", "", "CSV of dL/dparameter per reach: rivid,dL_d<name>,… (k per second as in k.csv, x as in x.csv, --param/--params values per runoff step)")
 	runoffGrad := fs.String("runoff-grad", "", "netCDF of dL/drunoff(time, rivid) in the runoff file's layout and per its units (optional)")
 	q0Grad := fs.String("q0-grad", "", "CSV of dL/dq0 per reach, rivid,dL_dq0 (optional)")
@@ -61,9 +62,6 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *warmup < 0 || *ckpt < 0 {
 		return usageError{"grad: --warmup and --checkpoint-steps must be ≥ 0"}
-	}
-	if rf.dev.name != "" && rf.dev.name != "cpu" {
-		return usageError{fmt.Sprintf("grad: --device %s: gradients run on the CPU here", rf.dev.name)}
 	}
 	if strings.ToLower(filepath.Ext(*out)) != ".csv" {
 		return usageError{fmt.Sprintf("grad: --out %s: want a .csv file", *out)}
@@ -86,6 +84,13 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := checkWritable("grad", o.flag, o.path, false); err != nil {
 			return err
 		}
+	}
+	budget, err := parseBudget(*memBudget)
+	if err != nil {
+		return err
+	}
+	if budget > 0 && *ckpt > 0 {
+		return usageError{"grad: give --mem-budget or --checkpoint-steps, not both"}
 	}
 	step, err := secondsFlag("step", *stepSec)
 	if err != nil {
@@ -139,17 +144,30 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if *warmup >= runoff.T {
 		return usageError{fmt.Sprintf("grad: --warmup %d leaves none of the %d runoff steps in the loss", *warmup, runoff.T)}
 	}
+	if budget > 0 {
+		plan, err := diffroute.PlanGradient(net, runoff.T, runoff.B, budget, opts)
+		if err != nil {
+			return err
+		}
+		if !plan.Fits {
+			return fmt.Errorf("grad: the gradient does not fit --mem-budget %s: %s", *memBudget, strings.TrimSpace(plan.String()))
+		}
+		opts.CheckpointSteps = plan.CheckpointSteps
+		if !rf.quiet {
+			fmt.Fprint(stdout, plan)
+		}
+	}
 	loss, err := gradLoss(*lossName, gauges, *warmup)
 	if err != nil {
 		return err
 	}
-	rt, err := diffroute.NewRouter(ctx, net, opts)
+	if rf.dev.name == "cuda" && opts.Method != diffroute.Kernel {
+		return usageError{"grad: --device cuda runs the kernel method: add --method kernel"}
+	}
+	d, release, err := pipeline.GradRouter(ctx, rf.dev.name, rf.dev.ordinal, net, opts)
+	defer release()
 	if err != nil {
 		return err
-	}
-	d, ok := rt.(diffroute.Differentiable)
-	if !ok {
-		return fmt.Errorf("grad: the %s method has no gradient", opts.Method)
 	}
 	t0 := time.Now()
 	_, L, gr, err := d.RouteGrad(ctx, runoff, loss)
