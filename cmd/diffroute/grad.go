@@ -63,9 +63,6 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if *warmup < 0 || *ckpt < 0 {
 		return usageError{"grad: --warmup and --checkpoint-steps must be ≥ 0"}
 	}
-	if rf.dev.name != "" && rf.dev.name != "cpu" {
-		return usageError{fmt.Sprintf("grad: --device %s: gradients run on the CPU here", rf.dev.name)}
-	}
 	if strings.ToLower(filepath.Ext(*out)) != ".csv" {
 		return usageError{fmt.Sprintf("grad: --out %s: want a .csv file", *out)}
 	}
@@ -164,13 +161,13 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt, err := diffroute.NewRouter(ctx, net, opts)
+	if rf.dev.name == "cuda" && opts.Method != diffroute.Kernel {
+		return usageError{"grad: --device cuda runs the kernel method: add --method kernel"}
+	}
+	d, release, err := pipeline.GradRouter(ctx, rf.dev.name, rf.dev.ordinal, net, opts)
+	defer release()
 	if err != nil {
 		return err
-	}
-	d, ok := rt.(diffroute.Differentiable)
-	if !ok {
-		return fmt.Errorf("grad: the %s method has no gradient", opts.Method)
 	}
 	t0 := time.Now()
 	_, L, gr, err := d.RouteGrad(ctx, runoff, loss)

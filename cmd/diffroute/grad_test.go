@@ -220,6 +220,7 @@ func TestGradCLIRefuses(t *testing.T) {
 		{[]string{"--observed", runoff, "--out", filepath.Join(t.TempDir(), "g.txt")}, "want a .csv"},
 		{[]string{"--observed", "/nonexistent/obs.csv", "--out", out}, "obs.csv"},
 		{[]string{"--observed", runoff, "--out", out, "--warmup", "-1"}, "--warmup"},
+		{[]string{"--observed", runoff, "--out", out, "--device", "cuda"}, "add --method kernel"},
 	} {
 		args := append([]string{"grad", "--rapid", xx9, "--runoff", runoff, "--step", "10800"}, c.args...)
 		_, err := runCLI(t, args...)
