@@ -520,10 +520,7 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 			fresh = true
 		}
 		if len(secs) == 1 {
-			if cap(wk.sums) < 2*nq {
-				wk.sums = make([]float64, 2*nq)
-			}
-			if runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh, wk.sums[:nq], wk.sums[nq:2*nq]) {
+			if runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh) {
 				secs = nil
 			}
 		}
@@ -616,38 +613,26 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 // runSectionVector is runSection on the vector kernel where there is one
 // (and the rule is not sample-at-start, which needs the second-to-last
 // sub-step): the same recurrence evaluated four sub-steps at a time, equal to
-// runSection's to float64 rounding. It reports false, doing nothing, where it
-// cannot run; sums and ends are scratch of len(lat) values.
-func runSectionVector(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32, add bool, sums, ends []float64) bool {
+// runSection's to float64 rounding. With add false it stores into dst
+// instead of adding. It reports false, doing nothing, where it cannot run.
+func runSectionVector(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32, add bool) bool {
 	if p.sample && p.start {
 		return false
 	}
-	y0 := *y
-	if !sectionVector(s, p.f, p.rapid, add, y, uPrev, lPrev, inflow, lat, dst, sums, ends) {
-		return false
-	}
-	out = out[:len(lat)]
-	sums, ends = sums[:len(lat)], ends[:len(lat)]
-	ff := float64(p.f)
+	// A step's value from the sum of its outflows, its last outflow and the
+	// previous step's last: the sum of the values before each sub-step is
+	// the step's sum shifted by one sub-step.
+	inv := 1 / float64(p.f)
+	var w [3]float64
 	switch {
 	case p.sample:
-		for q, v := range ends {
-			out[q] = float32(v)
-		}
+		w = [3]float64{0, 1, 0}
 	case p.start:
-		// The sum of the values before each sub-step: shift the step's
-		// sum by one sub-step.
-		prev := y0
-		for q, v := range sums {
-			out[q] = float32((v - ends[q] + prev) / ff)
-			prev = ends[q]
-		}
+		w = [3]float64{inv, -inv, inv}
 	default:
-		for q, v := range sums {
-			out[q] = float32(v / ff)
-		}
+		w = [3]float64{inv, 0, 0}
 	}
-	return true
+	return sectionVector(s, p.f, p.rapid, add, w, y, uPrev, lPrev, inflow, lat, dst, out)
 }
 
 // runCascade routes through several sections in series (Nash cascade); the

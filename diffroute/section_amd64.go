@@ -12,13 +12,13 @@ var haveSectionAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // secKernel is the argument block of sectionAVX2 (the assembly reads it by
 // offset: keep the field order).
 type secKernel struct {
-	inflow, lat, dst *float32
-	sums, ends       *float64
-	nq, nv           int64 // runoff steps, vectors of four sub-steps per step
-	b0, b1, kc, a4   float64
-	m1, m2, p        [4]float64
-	y, up, lp        float64 // state in and out
-	rapid, add       int64   // flags: lateral rule, add into dst (else store)
+	inflow, lat, dst, out *float32
+	nq, nv                int64 // runoff steps, vectors of four sub-steps per step
+	b0, b1, kc, a4        float64
+	m1, m2, p             [4]float64
+	y, up, lp             float64 // state in and out
+	rapid, add            int64   // flags: lateral rule, add into dst (else store)
+	wsum, wend, wprev     float64 // weights of a step's reported value
 }
 
 //go:noescape
@@ -26,26 +26,26 @@ func sectionAVX2(k *secKernel)
 
 // sectionVector runs one section over len(lat) steps of f sub-steps (f a
 // multiple of 4), adding (or, when add is false, storing) its fine outflow
-// into dst and writing, per step, the sum of its f outflows to sums and the
-// last one to ends. It reports false, doing nothing, where the vector kernel
-// is not available.
-func sectionVector(s Section, f int, rapid, add bool, y, uPrev, lPrev *float64, inflow, lat, dst []float32, sums, ends []float64) bool {
+// into dst and writing out[q] = wsum·Σ y + wend·y_last + wprev·y_last(q−1)
+// over the f outflows y of each step. It reports false, doing nothing, where
+// the vector kernel is not available.
+func sectionVector(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) bool {
 	if !haveSectionAVX2 || f%4 != 0 || len(lat) == 0 {
 		return false
 	}
 	fl := len(lat) * f
-	if len(inflow) < fl || len(dst) < fl || len(sums) < len(lat) || len(ends) < len(lat) {
+	if len(inflow) < fl || len(dst) < fl || len(out) < len(lat) {
 		panic("diffroute: sectionVector buffers too short")
 	}
 	a := s.A1
 	a2 := a * a
 	k := secKernel{
-		inflow: unsafe.SliceData(inflow), lat: unsafe.SliceData(lat), dst: unsafe.SliceData(dst),
-		sums: unsafe.SliceData(sums), ends: unsafe.SliceData(ends),
+		inflow: unsafe.SliceData(inflow), lat: unsafe.SliceData(lat), dst: unsafe.SliceData(dst), out: unsafe.SliceData(out),
 		nq: int64(len(lat)), nv: int64(f / 4),
 		b0: s.B0, b1: s.B1, kc: s.B0 + s.B1, a4: a2 * a2,
 		m1: [4]float64{0, a, a, a}, m2: [4]float64{0, 0, a2, a2}, p: [4]float64{a, a2, a2 * a, a2 * a2},
 		y: *y, up: *uPrev, lp: *lPrev,
+		wsum: w[0], wend: w[1], wprev: w[2],
 	}
 	if rapid {
 		k.rapid = 1
@@ -57,8 +57,6 @@ func sectionVector(s Section, f int, rapid, add bool, y, uPrev, lPrev *float64, 
 	*y, *uPrev, *lPrev = k.y, k.up, k.lp
 	return true
 }
-
-func haveSectionVector() bool { return haveSectionAVX2 }
 
 // prefetchLines asks the cache for the n bytes at p (at least one line).
 //
@@ -74,3 +72,5 @@ func prefetch32(s []float32) {
 
 // prefetch64 asks the cache for one value.
 func prefetch64(p *float64) { prefetchLines(unsafe.Pointer(p), 1) }
+
+func haveSectionVector() bool { return haveSectionAVX2 }

@@ -4,36 +4,38 @@
 #define K_INFLOW 0
 #define K_LAT 8
 #define K_DST 16
-#define K_SUMS 24
-#define K_ENDS 32
-#define K_NQ 40
-#define K_NV 48
-#define K_B0 56
-#define K_B1 64
-#define K_KC 72
-#define K_A4 80
-#define K_M1 88
-#define K_M2 120
-#define K_P 152
-#define K_Y 184
-#define K_UP 192
-#define K_LP 200
-#define K_RAPID 208
-#define K_ADD 216
+#define K_OUT 24
+#define K_NQ 32
+#define K_NV 40
+#define K_B0 48
+#define K_B1 56
+#define K_KC 64
+#define K_A4 72
+#define K_M1 80
+#define K_M2 112
+#define K_P 144
+#define K_Y 176
+#define K_UP 184
+#define K_LP 192
+#define K_RAPID 200
+#define K_ADD 208
+#define K_WSUM 216
+#define K_WEND 224
+#define K_WPREV 232
 
 // func sectionAVX2(k *secKernel)
 //
 // Four sub-steps per iteration: g = b0·u[n] + b1·u[n−1] + c, an in-register
 // prefix scan s[j] = Σ_{i≤j} a^(j−i)·g[i] (two shift-and-FMA rounds), then
 // y[j] = a^(j+1)·y[−1] + s[j]. The only loop-carried chain is
-// y[−1] ← a⁴·y[−1] + s[3], one FMA per four sub-steps.
+// y[−1] ← a⁴·y[−1] + s[3], one FMA per four sub-steps. Each step's reported
+// value is wsum·Σy + wend·y_end + wprev·y_end(previous step).
 TEXT ·sectionAVX2(SB), NOSPLIT, $0-8
 	MOVQ k+0(FP), DI
 	MOVQ K_INFLOW(DI), SI
 	MOVQ K_LAT(DI), R8
 	MOVQ K_DST(DI), R9
-	MOVQ K_SUMS(DI), R10
-	MOVQ K_ENDS(DI), R11
+	MOVQ K_OUT(DI), R10
 	MOVQ K_NQ(DI), R12
 	MOVQ K_NV(DI), R13
 	MOVQ K_ADD(DI), AX
@@ -70,6 +72,7 @@ rapid:
 
 stepset:
 	VMOVSD X15, K_LP(DI)
+	VMOVAPD X6, X12 // y at the end of the previous step
 	VXORPD Y9, Y9, Y9
 	MOVQ R13, DX
 
@@ -109,13 +112,16 @@ store:
 	DECQ DX
 	JNZ vec
 
-	// sums[q] = Σ y over the step, ends[q] = its last y.
+	// out[q] = wsum·Σy + wend·y_end + wprev·y_end(previous step)
 	VEXTRACTF128 $1, Y9, X13
 	VADDPD X13, X9, X9
 	VPERMILPD $1, X9, X13
 	VADDSD X13, X9, X9
-	VMOVSD X9, (R10)(CX*8)
-	VMOVSD X6, (R11)(CX*8)
+	VMULSD K_WSUM(DI), X9, X9
+	VFMADD231SD K_WEND(DI), X6, X9
+	VFMADD231SD K_WPREV(DI), X12, X9
+	VCVTSD2SS X9, X9, X9
+	VMOVSS X9, (R10)(CX*4)
 	INCQ CX
 	CMPQ CX, R12
 	JLT step

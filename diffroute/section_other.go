@@ -4,7 +4,7 @@ package diffroute
 
 // sectionVector has no vector kernel on this architecture: callers use the
 // scalar loop.
-func sectionVector(s Section, f int, rapid, add bool, y, uPrev, lPrev *float64, inflow, lat, dst []float32, sums, ends []float64) bool {
+func sectionVector(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) bool {
 	return false
 }
 

@@ -230,3 +230,53 @@ func BenchmarkGPUBackward(b *testing.B) {
 		info, net.Len(), ks.Pairs, ks.Taps, *benchB, *benchT, st.Chunks, st.ChunkSteps, back/n*1e3, fwd/n*1e3, back/fwd,
 		ach/1e9, att/1e9, 100*frac, backTotal/n*1e3, fwdTotal/n*1e3)
 }
+
+// TestGPUBackwardRunoffLayout: a runoff row the network does not route gets
+// a zero gradient, the gradient carries the runoff's labels, and a series
+// shorter than the kernel (lookahead past its end) still matches the pair
+// loop.
+func TestGPUBackwardRunoffLayout(t *testing.T) {
+	ctx := context.Background()
+	c := gputest.RandomCases(80, 2, 3, 23)[1] // 13 taps, 3 steps
+	r, err := NewRouter(ctx, testDev, c.Net, c.Opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ids := append([]int64{-42}, c.Runoff.IDs...)
+	x := diffroute.NewDataTensor(c.Runoff.B, ids, c.Runoff.T)
+	for b := 0; b < x.B; b++ {
+		x.Series(b, 0)[1] = 5
+		for i := range c.Runoff.IDs {
+			copy(x.Series(b, i+1), c.Runoff.Series(b, i))
+		}
+	}
+	x.Units, x.Times = "m3/s", []string{"t0", "t1", "t2"}
+	gy := gputest.RandomGy(c.Net, x.B, x.T, 3)
+	got, err := r.BackwardRunoff(ctx, x, gy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Units != "1/(m3/s)" || len(got.Times) != 3 || got.IDs[0] != -42 {
+		t.Errorf("gradient labelled %q, times %v, first id %d", got.Units, got.Times, got.IDs[0])
+	}
+	for b := 0; b < x.B; b++ {
+		for _, v := range got.Series(b, 0) {
+			if v != 0 {
+				t.Fatalf("the unrouted runoff row has gradient %v", got.Series(b, 0))
+			}
+		}
+	}
+	routed, err := got.SelectIDs(c.Net.IDs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, _, err := gputest.RelErr(routed, gputest.AdjointRef(r.CPU(), gy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d steps, %d taps: %.2g of peak", x.T, r.CPU().Stats().Taps, pr)
+	if pr > 1e-5 {
+		t.Errorf("%d steps with %d taps: %.3g of peak from the pair loop", x.T, r.CPU().Stats().Taps, pr)
+	}
+}

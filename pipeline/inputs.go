@@ -78,6 +78,7 @@ type runoffSource struct {
 	times    []string
 	step     time.Duration // from the file's times
 	rateStep time.Duration // the step volumes are divided by (set once known)
+	units    string        // the file's units, normalised: "m3" (volume per step) or "m3/s"
 	close    func()
 }
 
@@ -92,7 +93,7 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 			pr.Close()
 			return nil, fmt.Errorf("%s: %w", c.Weights, err)
 		}
-		src := &runoffSource{path: c.PixelRunoff, ids: ids, times: pr.Times(), step: pr.Step(), close: func() { pr.Close() }}
+		src := &runoffSource{path: c.PixelRunoff, ids: ids, times: pr.Times(), step: pr.Step(), units: "m3/s", close: func() { pr.Close() }}
 		src.read = func(t0, count int) (*diffroute.DataTensor, error) {
 			x, err := in.Interpolate(context.Background(), ids, t0, t0+count)
 			if err != nil {
@@ -126,6 +127,7 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 	if units == "" {
 		units = head.Units
 	}
+	src.units = NormUnits(units)
 	src.read = func(t0, count int) (*diffroute.DataTensor, error) {
 		var x *diffroute.DataTensor
 		if head.T > 0 { // read whole already

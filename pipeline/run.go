@@ -33,6 +33,7 @@ type Inputs struct {
 	Options       diffroute.Options
 	Step, SubStep time.Duration
 	Path          string   // where runoff is read from
+	RunoffUnits   string   // the runoff file's units: "m3" (volume per step) or "m3/s" (Read returns m³/s)
 	IDs           []int64  // reaches of the runoff file
 	Times         []string // runoff time labels
 	src           *runoffSource
@@ -70,7 +71,7 @@ func open(cfg *Config, r *run) (*Inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Inputs{RAPID: rapid, Path: src.path, IDs: src.ids, Times: src.times, src: src}
+	in := &Inputs{RAPID: rapid, Path: src.path, IDs: src.ids, Times: src.times, RunoffUnits: src.units, src: src}
 	if err := in.complete(cfg, r); err != nil {
 		src.close()
 		return nil, err
