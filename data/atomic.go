@@ -2,34 +2,17 @@ package data
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"strings"
+
+	"github.com/diffroute-go/diffroute/atomicfile"
 )
 
-// writeAtomic reserves a temporary file next to path, lets write fill it
-// (write may also recreate it by name), and renames it to path. On any error
-// the temporary file is removed and path is left untouched.
-func writeAtomic(path string, write func(tmp string) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
+// writeAtomic writes path through package atomicfile: a temporary file next
+// to it, filled by write, renamed over path only when complete.
+func writeAtomic(path string, write func(tmp string) error) error {
+	err := atomicfile.Write(path, write)
+	if err != nil && !strings.HasPrefix(err.Error(), "data: ") && strings.HasPrefix(err.Error(), "writing ") {
 		return fmt.Errorf("data: %w", err)
 	}
-	tmp := f.Name()
-	f.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return err
 }

@@ -2,9 +2,8 @@ package viz
 
 import (
 	"fmt"
+	"github.com/diffroute-go/diffroute/atomicfile"
 	"html"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -56,35 +55,8 @@ func WriteHTML(path, title string, items ...any) error {
 	return NewPage(title, items...).WriteFile(path)
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("viz: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("viz: writing %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("viz: writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("viz: writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("viz: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.WriteBytes(path, data); err != nil {
 		return fmt.Errorf("viz: %w", err)
 	}
 	return nil
