@@ -230,14 +230,8 @@ func isInside(path, dir string) bool {
 // runoffSize reads the number of steps and reaches and the step of a
 // runoff file without its values (CSV tables are read whole).
 func runoffSize(path string, cfg *data.RAPID) (T, N int, step time.Duration, err error) {
-	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		x, err := data.ReadCSVTableFile(path)
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		return x.T, x.N, x.Step, nil
-	}
-	x, err := data.ReadRunoffNC(path, &data.NCOptions{IDs: cfg.ConnectIDs, TimeCount: -1})
+	// Ranged formats give labels only for TimeCount -1; others read whole.
+	x, err := data.ReadSeries(path, &data.NCOptions{IDs: cfg.ConnectIDs, TimeCount: -1})
 	if err != nil {
 		return 0, 0, 0, err
 	}

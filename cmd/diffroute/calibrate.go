@@ -300,16 +300,10 @@ func parseLabels(path string, labels []string) ([]time.Time, error) {
 // the network, no common time, and gauges with no observation in common
 // time are errors naming the file.
 func readObserved(path, varName string, cfg *data.RAPID, times []time.Time) (*calibrate.Gauges, error) {
-	var obs *diffroute.DataTensor
-	var err error
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".csv":
-		obs, err = data.ReadCSVTableFile(path)
-	case ".nc", ".nc4", ".netcdf":
-		obs, err = data.ReadRunoffNC(path, &data.NCOptions{Var: varName, IDs: cfg.ConnectIDs})
-	default:
-		return nil, usageError{fmt.Sprintf("calibrate: --observed %s: want a .csv or netCDF (.nc) file", path)}
+	if _, err := data.SeriesFormatFor(path, false); err != nil {
+		return nil, usageError{"calibrate: --observed " + err.Error()}
 	}
+	obs, err := data.ReadSeries(path, &data.NCOptions{Var: varName, IDs: cfg.ConnectIDs})
 	if err != nil {
 		return nil, err
 	}
