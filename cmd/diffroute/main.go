@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout)
+			return userError(c.run(ctx, args[1:], stdout))
 		}
 	}
 	return usageError{fmt.Sprintf("unknown command %q (try: diffroute help)", args[0])}
@@ -145,4 +145,18 @@ func runIRFs(_ context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%-18s params: %-10s %s%s\n", name, strings.Join(irf.Params, ","), rec, def)
 	}
 	return nil
+}
+
+// userError says in a user's words what reached the command as Go's: a
+// cancelled context is the user's Ctrl-C (or a deadline).
+func userError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled"):
+		return errors.New("interrupted: no output was written (state files finished before the interruption are complete)")
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded"):
+		return errors.New("stopped: the time limit ran out; no output was written")
+	}
+	return err
 }
