@@ -307,10 +307,12 @@ func Estimate(net *diffroute.Network, steps, substeps, fileReaches int, opts dif
 // Request is the memory a task reserves: the planner's predicted peak of
 // the routing, plus what the planner leaves to its caller: the netCDF
 // reader's copy of the runoff file (read bytes), and the netCDF library and
-// runtime of the command (48 MiB: a route of 139 reaches peaks at 55 MiB
-// resident, of which the planner counts 12 MiB).
+// runtime of the command (72 MiB: a route of 139 reaches peaked at 55 MiB
+// resident, of which the planner counts 12 MiB, before the Parquet writer —
+// Arrow's Parquet and compute packages, about 20 MiB resident from the
+// start — was linked in).
 func Request(predicted, read int64) int64 {
-	return predicted + read + 48<<20
+	return predicted + read + 72<<20
 }
 
 // Bundle groups tasks into bundles of about seconds expected run time each

@@ -154,9 +154,19 @@ func userError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled"):
-		return errors.New("interrupted: no output was written (state files finished before the interruption are complete)")
+		return &plainError{"interrupted: no output was written (state files finished before the interruption are complete)", err}
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded"):
-		return errors.New("stopped: the time limit ran out; no output was written")
+		return &plainError{"stopped: the time limit ran out; no output was written", err}
 	}
 	return err
 }
+
+// plainError is an error reworded for users; errors.Is still sees the
+// original.
+type plainError struct {
+	msg string
+	err error
+}
+
+func (e *plainError) Error() string { return e.msg }
+func (e *plainError) Unwrap() error { return e.err }
