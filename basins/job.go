@@ -167,7 +167,7 @@ func Prepare(o PrepareOptions) (*Job, error) {
 	f := max(o.SubSteps, 1)
 	// One runoff file for all basins: read its labels once.
 	type runoffInfo struct {
-		T    int
+		T, N int // steps, reaches of the file
 		step time.Duration
 	}
 	shared := map[string]runoffInfo{}
@@ -183,7 +183,7 @@ func Prepare(o PrepareOptions) (*Job, error) {
 			}
 			ri, ok := shared[t.Runoff]
 			if !ok {
-				if ri.T, ri.step, err = runoffSteps(t.Runoff, cfg); err != nil {
+				if ri.T, ri.N, ri.step, err = runoffSize(t.Runoff, cfg); err != nil {
 					return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
 				}
 				if !isInside(t.Runoff, b.Dir) {
@@ -191,7 +191,7 @@ func Prepare(o PrepareOptions) (*Job, error) {
 				}
 			}
 			t.Steps = ri.T
-			if err := planTask(&t, cfg, ri.step, o.Options); err != nil {
+			if err := planTask(&t, cfg, ri.step, ri.N, o.Options); err != nil {
 				return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
 			}
 			job.Tasks = append(job.Tasks, t)
@@ -227,29 +227,31 @@ func isInside(path, dir string) bool {
 	return err == nil && !strings.HasPrefix(rel, "..")
 }
 
-// runoffSteps reads the number of steps and the step of a runoff file
-// without its values (CSV tables are read whole).
-func runoffSteps(path string, cfg *data.RAPID) (int, time.Duration, error) {
+// runoffSize reads the number of steps and reaches and the step of a
+// runoff file without its values (CSV tables are read whole).
+func runoffSize(path string, cfg *data.RAPID) (T, N int, step time.Duration, err error) {
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
 		x, err := data.ReadCSVTableFile(path)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		return x.T, x.Step, nil
+		return x.T, x.N, x.Step, nil
 	}
 	x, err := data.ReadRunoffNC(path, &data.NCOptions{IDs: cfg.ConnectIDs, TimeCount: -1})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	T := len(x.Times)
+	T = len(x.Times)
 	if T == 0 {
 		T = x.T
 	}
-	return T, x.Step, nil
+	return T, len(x.IDs), x.Step, nil
 }
 
-// planTask fills the task's memory and time predictions.
-func planTask(t *Task, cfg *data.RAPID, step time.Duration, opts diffroute.Options) error {
+// planTask fills the task's memory and time predictions; fileReaches is
+// the number of reaches of its runoff file, which the route command reads
+// whole (one file for all basins costs every task the whole file).
+func planTask(t *Task, cfg *data.RAPID, step time.Duration, fileReaches int, opts diffroute.Options) error {
 	net := cfg.Network
 	if opts.IRF == "" {
 		opts.IRF = "muskingum"
@@ -277,18 +279,18 @@ func planTask(t *Task, cfg *data.RAPID, step time.Duration, opts diffroute.Optio
 	} else {
 		t.Predicted = p.Predicted
 	}
-	t.Request = Request(t.Predicted, series)
+	t.Request = Request(t.Predicted, int64(max(t.Reaches, fileReaches))*int64(t.Steps)*4)
 	t.Seconds = float64(t.Reaches)*float64(t.Steps)*float64(t.SubSteps)/planRate + float64(series)/100e6 + 1
 	return nil
 }
 
 // Request is the memory a task reserves: the planner's predicted peak of
 // the routing, plus what the planner leaves to its caller: the netCDF
-// reader's and writer's copy of one series, and the netCDF library and
+// reader's copy of the runoff file (read bytes), and the netCDF library and
 // runtime of the command (48 MiB: a route of 139 reaches peaks at 55 MiB
 // resident, of which the planner counts 12 MiB).
-func Request(predicted, series int64) int64 {
-	return predicted + series + 48<<20
+func Request(predicted, read int64) int64 {
+	return predicted + read + 48<<20
 }
 
 // Bundle groups tasks into bundles of about seconds expected run time each

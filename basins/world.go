@@ -124,3 +124,57 @@ func writeBasin(dir string, n, days int, seed uint64, base int64) error {
 	runoff.Units = "m3 s-1"
 	return data.WriteQoutNC(filepath.Join(dir, "runoff.nc"), runoff, &data.QoutOptions{Var: "runoff", Title: "synthetic lateral runoff"})
 }
+
+// CombineWorld writes every basin of world as one RAPID folder in dir (the
+// basins' RAPID files concatenated, their runoff in one runoff.nc), to
+// compare a split run with one run of the whole world.
+func CombineWorld(world, dir string) error {
+	list, err := Discover(world)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
+		var all []byte
+		for _, b := range list {
+			part, err := os.ReadFile(filepath.Join(b.RAPID, name))
+			if err != nil {
+				return err
+			}
+			if n := len(part); n > 0 && part[n-1] != '\n' {
+				part = append(part, '\n')
+			}
+			all = append(all, part...)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, name), all); err != nil {
+			return err
+		}
+	}
+	var parts []*diffroute.DataTensor
+	n := 0
+	for _, b := range list {
+		x, err := data.ReadRunoffNC(filepath.Join(b.Dir, "runoff.nc"), nil)
+		if err != nil {
+			return err
+		}
+		if len(parts) > 0 && !slices.Equal(x.Times, parts[0].Times) {
+			return fmt.Errorf("basins: %s and %s have different runoff times", list[0].Name, b.Name)
+		}
+		parts = append(parts, x)
+		n += x.N
+	}
+	ids := make([]int64, 0, n)
+	for _, x := range parts {
+		ids = append(ids, x.IDs...)
+	}
+	all := diffroute.NewDataTensor(1, ids, parts[0].T)
+	all.Times, all.Step, all.Units = parts[0].Times, parts[0].Step, parts[0].Units
+	off := 0
+	for k, x := range parts {
+		off += copy(all.Data[off:], x.Data)
+		parts[k] = nil
+	}
+	return data.WriteQoutNC(filepath.Join(dir, "runoff.nc"), all, &data.QoutOptions{Var: "runoff", Title: "synthetic lateral runoff"})
+}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/diffroute-go/diffroute/data"
 )
 
 // TestGenerateWorld checks a generated world: the requested number of
@@ -31,5 +33,29 @@ func TestGenerateWorld(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "basin_001", "runoff.nc")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCombineWorld: the combined folder routes like the basins (checked
+// at scale in BENCHMARKS.md); here, it holds every reach once.
+func TestCombineWorld(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := GenerateWorld(dir, WorldOptions{Basins: 3, Reaches: 900, Days: 5, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(t.TempDir(), "one")
+	if err := CombineWorld(dir, one); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := data.ReadRAPID(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := data.ReadRunoffNC(filepath.Join(one, "runoff.nc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Network.Len() != 900 || x.N != 900 || x.T != 5 {
+		t.Fatalf("combined: %d reaches, runoff %d × %d", cfg.Network.Len(), x.N, x.T)
 	}
 }

@@ -147,7 +147,7 @@ func CoreGradient(ctx context.Context, b *Basin, p diffroute.Params, runoff *dif
 		err error
 	)
 	if in != nil {
-		rr, err := diffroute.NewRecursiveRouter(b.Net, o)
+		rr, err := diffroute.NewRecursiveRouter(context.Background(), b.Net, o)
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -166,7 +166,7 @@ func CoreForward(ctx context.Context, b *Basin, p diffroute.Params, runoff *diff
 	o := b.Options
 	o.Params = p
 	if in != nil {
-		rr, err := diffroute.NewRecursiveRouter(b.Net, o)
+		rr, err := diffroute.NewRecursiveRouter(context.Background(), b.Net, o)
 		if err != nil {
 			return nil, err
 		}

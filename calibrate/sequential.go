@@ -110,7 +110,7 @@ func Sequential(ctx context.Context, c Config, cl *diffroute.Clusters, onCluster
 		// Route the cluster forward with its final parameters to pass its
 		// outflow downstream.
 		if len(cc.Out) > 0 {
-			rr, err := diffroute.NewRecursiveRouter(cc.Net, opts)
+			rr, err := diffroute.NewRecursiveRouter(context.Background(), cc.Net, opts)
 			if err != nil {
 				return nil, nil, err
 			}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/diffroute-go/diffroute/diffroute"
 )
 
 // CFTime is a decoded CF time units string "<unit> since <date>".
@@ -243,4 +245,36 @@ func StepOf(labels []string) time.Duration {
 		return 0
 	}
 	return uniformStep(ts)
+}
+
+// Times returns the time coordinate of x as instants, parsing its labels
+// (ParseTime), or an error naming the first label that is not a time.
+func Times(x *diffroute.DataTensor) ([]time.Time, error) {
+	if len(x.Times) != x.T {
+		return nil, fmt.Errorf("data: %d time labels for %d steps", len(x.Times), x.T)
+	}
+	ts := make([]time.Time, len(x.Times))
+	for i, s := range x.Times {
+		t, err := ParseTime(s)
+		if err != nil {
+			return nil, fmt.Errorf("data: time step %d: %w", i, err)
+		}
+		ts[i] = t
+	}
+	return ts, nil
+}
+
+// SetTimes labels the steps of x with instants (FormatTime) and sets its
+// step from their spacing (0 when not uniform); Times reads back the same
+// instants, and so does a netCDF file written from x (CF units).
+func SetTimes(x *diffroute.DataTensor, ts []time.Time) error {
+	if len(ts) != x.T {
+		return fmt.Errorf("data: %d times for %d steps", len(ts), x.T)
+	}
+	x.Times = make([]string, len(ts))
+	for i, t := range ts {
+		x.Times[i] = FormatTime(t)
+	}
+	x.Step = uniformStep(ts)
+	return nil
 }

@@ -37,6 +37,7 @@ func checkNCSizes(path string) error {
 	limit := uint64(st.Size())*maxDeflateRatio + 64<<20
 	ncMu.Lock()
 	defer ncMu.Unlock()
+	defer quietHDF5()()
 	ds, err := netcdf.OpenFile(path, netcdf.NOWRITE)
 	if err != nil {
 		return nil // the reader reports it

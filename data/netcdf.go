@@ -72,6 +72,7 @@ func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 	}
 	ncMu.Lock()
 	defer ncMu.Unlock()
+	defer quietHDF5()()
 	ds, err := netcdf.OpenFile(path, netcdf.NOWRITE)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -21,9 +22,15 @@ import (
 //     (e.g. "rivid,qinit"), rows in any order; every network reach must
 //     appear, extra reaches are ignored.
 //
+// A netCDF file (.nc) is read as RAPID's Qfinal: the last time step of its
+// discharge variable (Qout), aligned by rivid.
+//
 // A single trailing comma on a line is ignored. Values must be finite
 // numbers; errors name the file and line.
 func ReadQinit(path string, r *RAPID) ([]float64, error) {
+	if strings.EqualFold(filepath.Ext(path), ".nc") {
+		return readQfinalNC(path, r)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -128,4 +135,39 @@ func hasHeader(s string) bool {
 		return false // a number, if out of range
 	}
 	return strings.TrimSpace(f[0]) != ""
+}
+
+// readQfinalNC reads the last step of a Qout-like file as initial discharge.
+func readQfinalNC(path string, r *RAPID) ([]float64, error) {
+	if r == nil || r.Network == nil {
+		return nil, fmt.Errorf("data: ReadQinit needs a RAPID configuration")
+	}
+	head, err := ReadRunoffNC(path, &NCOptions{IDs: r.ConnectIDs, TimeCount: -1})
+	if err != nil {
+		return nil, err
+	}
+	if len(head.Times) == 0 {
+		return nil, fmt.Errorf("%s: no time steps", path)
+	}
+	x, err := ReadRunoffNC(path, &NCOptions{IDs: r.ConnectIDs, TimeStart: len(head.Times) - 1, TimeCount: 1})
+	if err != nil {
+		return nil, err
+	}
+	row := make(map[int64]int, x.N)
+	for j, id := range x.IDs {
+		row[id] = j
+	}
+	out := make([]float64, r.Network.Len())
+	for i, id := range r.Network.IDs() {
+		j, ok := row[id]
+		if !ok {
+			return nil, fmt.Errorf("%s: no final discharge for reach %d", path, id)
+		}
+		v := float64(x.At(0, j, 0))
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%s: final discharge of reach %d is %v", path, id, v)
+		}
+		out[i] = v
+	}
+	return out, nil
 }

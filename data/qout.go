@@ -12,11 +12,14 @@ import (
 
 // QoutOptions tune WriteQoutNC. The zero value writes RAPID's layout.
 type QoutOptions struct {
-	Var         string // data variable name; default "Qout"
-	Title       string // global attribute title; default "diffroute-go discharge"
-	Institution string
-	Source      string // default "diffroute-go"
-	Comment     string
+	Var string // data variable name; default "Qout"
+	// Units and LongName describe a variable other than discharge (a
+	// gradient, say); default "m3 s-1" and RAPID's long name.
+	Units, LongName string
+	Title           string // global attribute title; default "diffroute-go discharge"
+	Institution     string
+	Source          string // default "diffroute-go"
+	Comment         string
 }
 
 // WriteQoutNC writes a discharge tensor (one batch member, m3/s) in RAPID's
@@ -40,8 +43,10 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 	if q.B != 1 {
 		return fmt.Errorf("data: a Qout file holds one batch member, the tensor has %d", q.B)
 	}
-	if err := checkDischargeUnits(q.Units); err != nil {
-		return err
+	if opt == nil || opt.Units == "" {
+		if err := checkDischargeUnits(q.Units); err != nil {
+			return err
+		}
 	}
 	if err := checkRivids(q.IDs); err != nil {
 		return err
@@ -89,8 +94,15 @@ func checkRivids(ids []int64) error {
 
 // qoutOptions fills in the defaults of opt.
 func qoutOptions(opt *QoutOptions) QoutOptions {
-	o := QoutOptions{Var: "Qout", Title: "diffroute-go discharge", Source: "diffroute-go"}
+	o := QoutOptions{Var: "Qout", Title: "diffroute-go discharge", Source: "diffroute-go",
+		Units: "m3 s-1", LongName: "average river water discharge downstream of each river reach"}
 	if opt != nil {
+		if opt.Units != "" {
+			o.Units = opt.Units
+		}
+		if opt.LongName != "" {
+			o.LongName = opt.LongName
+		}
 		if opt.Var != "" {
 			o.Var = opt.Var
 		}
@@ -228,8 +240,8 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 		v          netcdf.Var
 		name, text string
 	}{
-		{qv, "long_name", "average river water discharge downstream of each river reach"},
-		{qv, "units", "m3 s-1"},
+		{qv, "long_name", o.LongName},
+		{qv, "units", o.Units},
 		{qv, "cell_methods", "time: mean"},
 		{rv, "long_name", "unique identifier for each river reach"},
 		{rv, "units", "1"},

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,20 @@ type Connect struct {
 	Down  []int64 // downstream id per reach as written (0 or -1 = outlet)
 	Up    [][]int64
 	Lines []int // 1-based line of each reach
+
+	pos map[int64]int32 // position of each id in IDs
+}
+
+// position returns the position of reach id in the file.
+func (c *Connect) position(id int64) (int, bool) {
+	if c.pos == nil {
+		c.pos = make(map[int64]int32, len(c.IDs))
+		for i, id := range c.IDs {
+			c.pos[id] = int32(i)
+		}
+	}
+	i, ok := c.pos[id]
+	return int(i), ok
 }
 
 // ReadRAPID reads a RAPID configuration folder: rapid_connect.csv,
@@ -75,16 +90,13 @@ func ReadRAPID(dir string) (*RAPID, error) {
 	r := &RAPID{ConnectIDs: c.IDs}
 	r.Warnings = c.check(cpath)
 
-	pos := make(map[int64]int, len(c.IDs))
-	for i, id := range c.IDs {
-		pos[id] = i
-	}
-
 	// Basin order.
 	bpath := filepath.Join(dir, RAPIDBasinFile)
 	var basin []int64
 	var basinLines []int
-	f, err := os.Open(bpath)
+	// where[j]: position in rapid_connect.csv of basin reach j.
+	var where []int32
+	b, err := os.ReadFile(bpath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		basin = c.IDs
@@ -95,15 +107,27 @@ func ReadRAPID(dir string) (*RAPID, error) {
 	case err != nil:
 		return nil, err
 	default:
-		basin, basinLines, err = ParseBasinIDs(f, bpath)
-		f.Close()
+		// Duplicates are found through rapid_connect.csv positions rather
+		// than another map of every id.
+		basin, basinLines, err = parseBasinIDs(b, bpath, false)
 		if err != nil {
 			return nil, err
 		}
+		where = make([]int32, len(basin))
+		firstLine := make([]int32, len(c.IDs)) // basin line of each connect reach, 0 = none yet
 		for j, id := range basin {
-			if _, ok := pos[id]; !ok {
-				return nil, perr(bpath, basinLines[j], 0, "reach %d is not in %s", id, RAPIDConnectFile)
+			i := j
+			if j >= len(c.IDs) || c.IDs[j] != id { // same order as the connect file: no lookup
+				var ok bool
+				if i, ok = c.position(id); !ok {
+					return nil, perr(bpath, basinLines[j], 0, "reach %d is not in %s", id, RAPIDConnectFile)
+				}
 			}
+			if l := firstLine[i]; l > 0 {
+				return nil, perr(bpath, basinLines[j], 1, "duplicate reach id %d (first on line %d)", id, l)
+			}
+			firstLine[i] = int32(basinLines[j])
+			where[j] = int32(i)
 		}
 	}
 
@@ -129,8 +153,11 @@ func ReadRAPID(dir string) (*RAPID, error) {
 	down := make([]int64, len(basin))
 	r.K = make([]float64, len(basin))
 	r.X = make([]float64, len(basin))
-	for j, id := range basin {
-		i := pos[id]
+	for j := range basin {
+		i := j
+		if where != nil {
+			i = int(where[j])
+		}
 		down[j] = c.Down[i]
 		r.K[j] = ks[i]
 		r.X[j] = xs[i]
@@ -140,7 +167,8 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		var ne *diffroute.NetworkError
 		if errors.As(err, &ne) && ne.Index >= 0 && ne.Index < len(basin) {
 			id := basin[ne.Index]
-			return nil, perr(cpath, c.Lines[pos[id]], 0, "reach %d: %s", id, ne.Msg)
+			i, _ := c.position(id)
+			return nil, perr(cpath, c.Lines[i], 0, "reach %d: %s", id, ne.Msg)
 		}
 		return nil, fmt.Errorf("%s: %w", cpath, err)
 	}
@@ -163,12 +191,11 @@ func (r *RAPID) Muskingum(step time.Duration) (diffroute.Params, error) {
 }
 
 func readConnectFile(path string) (*Connect, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return ParseConnect(f, path)
+	return parseConnect(b, path)
 }
 
 // ParseConnect parses rapid_connect.csv content: per line
@@ -179,74 +206,94 @@ func readConnectFile(path string) (*Connect, error) {
 // that n_up matches the non-zero upstream ids; it does not check cycles
 // (ReadRAPID does, on the basin's network).
 func ParseConnect(r io.Reader, name string) (*Connect, error) {
-	lines, err := readLines(r, name)
+	b, err := readAll(r)
 	if err != nil {
-		return nil, err
+		return nil, perr(name, 0, 0, "%v", err)
 	}
+	return parseConnect(b, name)
+}
+
+func parseConnect(b []byte, name string) (*Connect, error) {
+	est := bytes.Count(b, []byte{'\n'}) + 1
 	c := &Connect{
-		IDs:   make([]int64, 0, len(lines)),
-		Down:  make([]int64, 0, len(lines)),
-		Up:    make([][]int64, 0, len(lines)),
-		Lines: make([]int, 0, len(lines)),
+		IDs:   make([]int64, 0, est),
+		Down:  make([]int64, 0, est),
+		Lines: make([]int, 0, est),
+		pos:   make(map[int64]int32, est),
 	}
-	seen := make(map[int64]int, len(lines))
+	var ups []int64   // every line's upstream ids, one after the other
+	var upEnd []int32 // end of each line's ids in ups
+	var vals []int64  // one line's fields
 	ncol := -1
-	for _, ln := range lines {
-		f := splitRecord(ln.text)
-		if len(f) < 3 {
-			return nil, perr(name, ln.n, 0, "%d columns, want at least 3 (id, downstream_id, n_up, upstream ids...)", len(f))
+	err := eachLine(b, name, func(n int, ln []byte) error {
+		rec, nf := record(ln)
+		if nf < 3 {
+			return perr(name, n, 0, "%d columns, want at least 3 (id, downstream_id, n_up, upstream ids...)", nf)
 		}
 		if ncol < 0 {
-			ncol = len(f)
-		} else if len(f) != ncol {
-			return nil, perr(name, ln.n, 0, "%d columns, earlier lines have %d", len(f), ncol)
+			ncol = nf
+		} else if nf != ncol {
+			return perr(name, n, 0, "%d columns, earlier lines have %d", nf, ncol)
 		}
-		vals := make([]int64, len(f))
-		for j, s := range f {
-			v, err := parseID(s)
+		vals = vals[:0]
+		for j := 0; j < nf; j++ {
+			var fld []byte
+			fld, rec = nextField(rec)
+			v, err := parseIDBytes(fld)
 			if err != nil {
-				return nil, perr(name, ln.n, j+1, "%v", err)
+				return perr(name, n, j+1, "%v", err)
 			}
-			vals[j] = v
+			vals = append(vals, v)
 		}
 		id, down, nup := vals[0], vals[1], vals[2]
 		if id <= 0 {
-			return nil, perr(name, ln.n, 1, "reach id %d must be positive", id)
+			return perr(name, n, 1, "reach id %d must be positive", id)
 		}
-		if first, dup := seen[id]; dup {
-			return nil, perr(name, ln.n, 1, "duplicate reach id %d (first on line %d)", id, first)
+		if first, dup := c.pos[id]; dup {
+			return perr(name, n, 1, "duplicate reach id %d (first on line %d)", id, c.Lines[first])
 		}
-		seen[id] = ln.n
+		c.pos[id] = int32(len(c.IDs))
 		if down == id {
-			return nil, perr(name, ln.n, 2, "reach %d drains into itself", id)
+			return perr(name, n, 2, "reach %d drains into itself", id)
 		}
-		ups := vals[3:]
-		if nup < 0 || nup > int64(len(ups)) {
-			return nil, perr(name, ln.n, 3, "n_up = %d but the line has %d upstream columns", nup, len(ups))
+		up := vals[3:]
+		if nup < 0 || nup > int64(len(up)) {
+			return perr(name, n, 3, "n_up = %d but the line has %d upstream columns", nup, len(up))
 		}
 		nonzero := 0
-		for j, u := range ups {
+		for j, u := range up {
 			if u == 0 {
 				continue
 			}
 			nonzero++
 			if int64(j) >= nup {
-				return nil, perr(name, ln.n, 4+j, "upstream id %d beyond n_up = %d (padding must be 0)", u, nup)
+				return perr(name, n, 4+j, "upstream id %d beyond n_up = %d (padding must be 0)", u, nup)
 			}
 			if u < 0 {
-				return nil, perr(name, ln.n, 4+j, "upstream id %d must be positive", u)
+				return perr(name, n, 4+j, "upstream id %d must be positive", u)
 			}
 		}
 		if int64(nonzero) != nup {
-			return nil, perr(name, ln.n, 3, "n_up = %d but %d upstream ids are listed", nup, nonzero)
+			return perr(name, n, 3, "n_up = %d but %d upstream ids are listed", nup, nonzero)
 		}
 		c.IDs = append(c.IDs, id)
 		c.Down = append(c.Down, down)
-		c.Up = append(c.Up, ups[:nup:nup])
-		c.Lines = append(c.Lines, ln.n)
+		c.Lines = append(c.Lines, n)
+		ups = append(ups, up[:nup]...)
+		upEnd = append(upEnd, int32(len(ups)))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(c.IDs) == 0 {
 		return nil, perr(name, 0, 0, "no reaches")
+	}
+	c.Up = make([][]int64, len(c.IDs))
+	start := int32(0)
+	for i, e := range upEnd {
+		c.Up[i] = ups[start:e:e]
+		start = e
 	}
 	return c, nil
 }
@@ -254,17 +301,13 @@ func ParseConnect(r io.Reader, name string) (*Connect, error) {
 // check compares the upstream columns with the downstream column and returns
 // warnings.
 func (c *Connect) check(name string) []string {
-	pos := make(map[int64]int, len(c.IDs))
-	for i, id := range c.IDs {
-		pos[id] = i
-	}
 	var w []string
 	// A downstream id that is neither an outlet mark nor in the file makes
 	// its reach an outlet: right for an extract whose outlets drain into
 	// another region, a typo otherwise. The first few are named.
 	var away []int
 	for i, d := range c.Down {
-		if _, ok := pos[d]; !ok && d != 0 && d != -1 {
+		if _, ok := c.position(d); !ok && d != 0 && d != -1 {
 			away = append(away, i)
 		}
 	}
@@ -277,7 +320,7 @@ func (c *Connect) check(name string) []string {
 	}
 	for i, ups := range c.Up {
 		for _, u := range ups {
-			j, ok := pos[u]
+			j, ok := c.position(u)
 			switch {
 			case !ok:
 				w = append(w, fmt.Sprintf("%s:%d: upstream reach %d of reach %d is not in the file", name, c.Lines[i], u, c.IDs[i]))
@@ -293,29 +336,46 @@ func (c *Connect) check(name string) []string {
 // trailing comma after it is ignored). It returns the ids and their 1-based
 // lines; duplicates and non-positive ids are errors.
 func ParseBasinIDs(r io.Reader, name string) (ids []int64, lines []int, err error) {
-	ls, err := readLines(r, name)
+	b, err := readAll(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, perr(name, 0, 0, "%v", err)
 	}
-	seen := make(map[int64]int, len(ls))
-	for _, ln := range ls {
-		f := splitRecord(ln.text)
-		if len(f) != 1 {
-			return nil, nil, perr(name, ln.n, 0, "%d columns, want 1 reach id per line", len(f))
+	return parseBasinIDs(b, name, true)
+}
+
+// parseBasinIDs is ParseBasinIDs on bytes; dups says whether to look for
+// duplicates (callers that map the ids anyway find them cheaper).
+func parseBasinIDs(b []byte, name string, dups bool) (ids []int64, lines []int, err error) {
+	est := bytes.Count(b, []byte{'\n'}) + 1
+	ids, lines = make([]int64, 0, est), make([]int, 0, est)
+	var seen map[int64]int
+	if dups {
+		seen = make(map[int64]int, est)
+	}
+	err = eachLine(b, name, func(n int, ln []byte) error {
+		rec, nf := record(ln)
+		if nf != 1 {
+			return perr(name, n, 0, "%d columns, want 1 reach id per line", nf)
 		}
-		id, err := parseID(f[0])
+		id, err := parseIDBytes(bytes.TrimSpace(rec))
 		if err != nil {
-			return nil, nil, perr(name, ln.n, 1, "%v", err)
+			return perr(name, n, 1, "%v", err)
 		}
 		if id <= 0 {
-			return nil, nil, perr(name, ln.n, 1, "reach id %d must be positive", id)
+			return perr(name, n, 1, "reach id %d must be positive", id)
 		}
-		if first, dup := seen[id]; dup {
-			return nil, nil, perr(name, ln.n, 1, "duplicate reach id %d (first on line %d)", id, first)
+		if dups {
+			if first, dup := seen[id]; dup {
+				return perr(name, n, 1, "duplicate reach id %d (first on line %d)", id, first)
+			}
+			seen[id] = n
 		}
-		seen[id] = ln.n
 		ids = append(ids, id)
-		lines = append(lines, ln.n)
+		lines = append(lines, n)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(ids) == 0 {
 		return nil, nil, perr(name, 0, 0, "no reaches")
@@ -326,21 +386,31 @@ func ParseBasinIDs(r io.Reader, name string) (ids []int64, lines []int, err erro
 // ParseValues parses a one-value-per-line file (k.csv, x.csv, qinit). A
 // trailing comma after the value is ignored.
 func ParseValues(r io.Reader, name string) (vals []float64, lines []int, err error) {
-	ls, err := readLines(r, name)
+	b, err := readAll(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, perr(name, 0, 0, "%v", err)
 	}
-	for _, ln := range ls {
-		f := splitRecord(ln.text)
-		if len(f) != 1 {
-			return nil, nil, perr(name, ln.n, 0, "%d columns, want 1 value per line", len(f))
+	return parseValues(b, name)
+}
+
+func parseValues(b []byte, name string) (vals []float64, lines []int, err error) {
+	est := bytes.Count(b, []byte{'\n'}) + 1
+	vals, lines = make([]float64, 0, est), make([]int, 0, est)
+	err = eachLine(b, name, func(n int, ln []byte) error {
+		rec, nf := record(ln)
+		if nf != 1 {
+			return perr(name, n, 0, "%d columns, want 1 value per line", nf)
 		}
-		v, err := parseFloat(f[0])
+		v, err := parseFloatBytes(bytes.TrimSpace(rec))
 		if err != nil {
-			return nil, nil, perr(name, ln.n, 1, "%v", err)
+			return perr(name, n, 1, "%v", err)
 		}
 		vals = append(vals, v)
-		lines = append(lines, ln.n)
+		lines = append(lines, n)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return vals, lines, nil
 }
@@ -348,12 +418,11 @@ func ParseValues(r io.Reader, name string) (vals []float64, lines []int, err err
 // readValuesFile reads k.csv or x.csv, checks its length against
 // rapid_connect.csv and each value with bad (returning a message or "").
 func readValuesFile(path string, c *Connect, bad func(float64) string) ([]float64, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	vals, lines, err := ParseValues(f, path)
+	vals, lines, err := parseValues(b, path)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"fmt"
+	"github.com/diffroute-go/diffroute/vpu"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -65,46 +66,13 @@ func (o SampleOptions) withDefaults() (SampleOptions, error) {
 	return o, nil
 }
 
-// VPUData is where a VPU data set lives. Its layout is the one of
-// download.SingleVPU, so code written for the downloaded DiffHydro data
-// reads a generated sample unchanged:
-//
-//	root/<vpu>/<vpu>_daily_sparse_runoff.feather
-//	root/<vpu>/<vpu>_interp_weight.feather
-//	root/<vpu>/configs/rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv
-type VPUData struct {
-	VPU          int
-	Dir          string   // root/<vpu>
-	Runoff       string   // Dir/<vpu>_daily_sparse_runoff.feather
-	InterpWeight string   // Dir/<vpu>_interp_weight.feather
-	ConfigDir    string   // Dir/configs: the RAPID configuration folder
-	Config       []string // files under ConfigDir, sorted (filled by GenerateVPUSample)
-}
+// VPUData is the layout of one VPU's data (package vpu): GenerateVPUSample
+// writes it, package download fetches it.
+type VPUData = vpu.Layout
 
-// VPULayout returns the paths of VPU vpu's data under root, without touching
+// VPULayout returns the paths of VPU n's data under root, without touching
 // the disk.
-func VPULayout(root string, vpu int) *VPUData {
-	dir := filepath.Join(root, strconv.Itoa(vpu))
-	return &VPUData{
-		VPU:          vpu,
-		Dir:          dir,
-		Runoff:       filepath.Join(dir, fmt.Sprintf("%d_daily_sparse_runoff.feather", vpu)),
-		InterpWeight: filepath.Join(dir, fmt.Sprintf("%d_interp_weight.feather", vpu)),
-		ConfigDir:    filepath.Join(dir, "configs"),
-	}
-}
-
-// Exists reports whether the two Feather files and the RAPID files that
-// ReadRAPID needs are all present.
-func (v *VPUData) Exists() bool {
-	for _, p := range []string{v.Runoff, v.InterpWeight,
-		filepath.Join(v.ConfigDir, RAPIDConnectFile), filepath.Join(v.ConfigDir, RAPIDKFile), filepath.Join(v.ConfigDir, RAPIDXFile)} {
-		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
-			return false
-		}
-	}
-	return true
-}
+func VPULayout(root string, n int) *VPUData { return vpu.Of(root, n) }
 
 // GenerateVPUSample writes a synthetic data set shaped like DiffHydro's VPU
 // sample under root (layout of VPULayout) and returns its paths:

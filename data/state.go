@@ -38,6 +38,7 @@ func WriteStateNC(path string, s *diffroute.State) error {
 	return writeAtomic(path, func(tmp string) error {
 		ncMu.Lock()
 		defer ncMu.Unlock()
+		defer quietHDF5()()
 		ds, err := netcdf.CreateFile(tmp, netcdf.CLOBBER|netcdf.NETCDF4)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -188,6 +189,7 @@ func ReadStateNC(path string) (*diffroute.State, error) {
 	}
 	ncMu.Lock()
 	defer ncMu.Unlock()
+	defer quietHDF5()()
 	ds, err := netcdf.OpenFile(path, netcdf.NOWRITE)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a netCDF file (%w)", path, err)

@@ -20,7 +20,7 @@ func TestStateFileRoundTrip(t *testing.T) {
 	net := diffroute.SyntheticNetwork(50, 7)
 	o := diffroute.Options{IRF: "hayami", Params: diffroute.Constant(net.Len(), map[string]float64{"L": 1, "D": 0.2, "c": 2}), SubSteps: 2, MaxDelay: 8, Workers: 1}
 	x := diffroute.SyntheticRunoff(net, 2, 30, 3)
-	rr, err := diffroute.NewRecursiveRouter(net, o)
+	rr, err := diffroute.NewRecursiveRouter(context.Background(), net, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestStateFileRoundTrip(t *testing.T) {
 		g.Vars, w.Vars = nil, nil
 		t.Fatalf("state read back differs:\n got %+v\nwant %+v\nvars equal: %v", g, w, reflect.DeepEqual(got.Vars, s.Vars))
 	}
-	r2, _ := diffroute.NewRecursiveRouter(net, o)
+	r2, _ := diffroute.NewRecursiveRouter(context.Background(), net, o)
 	if err := r2.SetState(got); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,42 @@
 // Interpolator turns pixel runoff into catchment runoff on the fly, and Plan
 // predicts the peak memory of each strategy and picks one for a budget.
 //
+// # Gradients
+//
+// Routing is differentiable (reverse mode, exact to float64 rounding): every
+// router implements Differentiable. RouteGrad routes, evaluates a LossFunc on
+// the discharge and returns ∂L/∂runoff, ∂L/∂θ for every IRF parameter with a
+// gradient (IRF.GradParams, in the units of Options.Params) and ∂L/∂q0 for
+// the initial discharge; Gradient does it in one call; Backward takes ∂L/∂y
+// directly. How each router gets there:
+//
+//   - recursive method: the adjoint of each reach's recursive filter runs
+//     backwards in time, outlets first, in float64 (λ_n = ḡ_n + A1·λ_{n+1};
+//     ∂L/∂B0 = Σ λ_n·x_n, …), mirroring the forward pass reach by reach.
+//     Both lateral rules, averaging and sampling conventions are linear maps
+//     whose transposes it applies. Convolution IRFs (Hayami, fractional
+//     Nash) correlate the adjoint with the inflow and use IRF.ImpulseGrad.
+//     Options.CheckpointSteps bounds memory: only the state at block starts
+//     is kept, and each block is recomputed once before its adjoint runs.
+//   - kernel method: ∂L/∂runoff by the transposed block-sparse convolution
+//     (ReLU and renormalised kernels included); parameter and q0 gradients by
+//     the recursive adjoint, which is the kernel method's derivative wherever
+//     MaxDelay covers each path's response (Stats().TruncatedMass). Kernels
+//     with ReLU, renormalisation or excluded self pairs (Compat "diffroute")
+//     give the runoff gradient only.
+//   - staged routing: StagedGrad runs the clusters forwards, keeping their
+//     fine transfers, then backwards in reverse order, handing each
+//     transfer's adjoint to the cluster it came from; Forward and Backward
+//     are iterators that consume per-cluster runoff and ∂L/∂y lazily, so a
+//     basin's gradient fits the memory of its staged run plus its transfers.
+//
+// Built-in derivatives: Muskingum (k, x), linear storage (tau), Nash cascade
+// (tau; n is the number of reservoirs, a structural choice without
+// gradient), Hayami and hayami_unshifted (L, D, c). A pure lag moves its
+// pulse between whole sub-steps and has no parameter gradient; its runoff
+// and q0 gradients are exact. A registered IRF gets parameter gradients by
+// giving GradParams with SectionsGrad (recursive form) or ImpulseGrad.
+//
 // File formats, charts, downloads and CUDA live in sibling packages (data, viz,
 // download, gpu); this package depends on none of them.
 //

@@ -26,7 +26,7 @@ func TestOptionLimits(t *testing.T) {
 		if _, err := NewStagedRouter(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: staged router err %v, want one about %q", c.name, err, c.want)
 		}
-		if _, err := NewRecursiveRouter(net, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := NewRecursiveRouter(context.Background(), net, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: recursive router err %v, want one about %q", c.name, err, c.want)
 		}
 		k := c.o
@@ -117,7 +117,7 @@ func TestInitialQNotFinite(t *testing.T) {
 	x := NewDataTensor(1, net.IDs(), 4)
 	for _, bad := range []float64{math.NaN(), math.Inf(1), -1e39} {
 		o := Options{Params: Constant(3, map[string]float64{"k": 1, "x": 0.2}), SubSteps: 2, InitialQ: []float64{1, bad, 1}}
-		_, err := NewRecursiveRouter(net, o)
+		_, err := NewRecursiveRouter(context.Background(), net, o)
 		if err == nil || !strings.Contains(err.Error(), "reach 2") {
 			t.Errorf("qinit %v: recursive router err %v", bad, err)
 		}
@@ -177,7 +177,7 @@ func TestRecursiveCancelWithinBlock(t *testing.T) {
 	o := Options{Params: testParams("muskingum", net.Len(), 1), Workers: 4}
 	for _, b := range []int{1, 4} {
 		x := SyntheticRunoff(net, b, 5, 1) // one block
-		rr, err := NewRecursiveRouter(net, o)
+		rr, err := NewRecursiveRouter(context.Background(), net, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func TestRecursiveCancelWithinBlock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fresh, _ := NewRecursiveRouter(net, o)
+		fresh, _ := NewRecursiveRouter(context.Background(), net, o)
 		want, _ := fresh.Route(context.Background(), x)
 		if !slices.Equal(got.Data, want.Data) {
 			t.Errorf("batch %d: Reset after a cancelled call does not start afresh", b)

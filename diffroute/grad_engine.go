@@ -32,6 +32,27 @@ type gradEngine struct {
 	parts [][]int32
 	trunk []int32
 	block int // fine sub-steps per block, a multiple of f
+
+	mu     sync.Mutex  // one run at a time uses the buffers below
+	bufY   [][]float64 // per reach: fine outflow over a block
+	bufUB  [][]float64 // per reach: ∂L/∂(inflow) over a block
+	bufLen int
+}
+
+// rows returns the engine's per-reach block buffers, allocated once.
+func (e *gradEngine) rows(bl int) (Y, UB [][]float64) {
+	if e.bufLen < bl {
+		n := e.net.Len()
+		// One allocation each: N rows of bl values.
+		flatY, flatUB := make([]float64, n*bl), make([]float64, n*bl)
+		e.bufY, e.bufUB = make([][]float64, n), make([][]float64, n)
+		for i := 0; i < n; i++ {
+			e.bufY[i] = flatY[i*bl : (i+1)*bl : (i+1)*bl]
+			e.bufUB[i] = flatUB[i*bl : (i+1)*bl : (i+1)*bl]
+		}
+		e.bufLen = bl
+	}
+	return e.bufY, e.bufUB
 }
 
 // errNoParamGrad reports an IRF without parameter derivatives.
@@ -365,6 +386,10 @@ func (g *gradRun) forwardBlock(ctx context.Context, b, n0, nb int, coarse bool) 
 func (g *gradRun) secForward(b, i, n0, nb int, u, y []float64, sec [][]float64) {
 	e := g.e
 	f := e.f
+	if e.secStart[i+1]-e.secStart[i] == 1 && sec == nil {
+		g.oneForward(b, i, n0, nb, u, y)
+		return
+	}
 	secs := e.secs[e.secStart[i]:e.secStart[i+1]]
 	ys := g.ys[e.secStart[i]:e.secStart[i+1]]
 	rapid := e.o.Lateral == LateralRAPID
@@ -389,6 +414,41 @@ func (g *gradRun) secForward(b, i, n0, nb int, u, y []float64, sec [][]float64) 
 		y[n] = x
 		up, lp = u[n], l
 	}
+	g.uPrev[i], g.lPrev[i] = up, lp
+}
+
+// oneForward is secForward for a single section, step by step.
+func (g *gradRun) oneForward(b, i, n0, nb int, u, y []float64) {
+	e := g.e
+	f := e.f
+	s := e.secs[e.secStart[i]]
+	yv := g.ys[e.secStart[i]]
+	rapid := e.o.Lateral == LateralRAPID
+	up, lp := g.uPrev[i], g.lPrev[i]
+	lat := g.lat[(b*g.N+i)*g.T:][:g.T]
+	u, y = u[:nb], y[:nb]
+	for q0 := 0; q0 < nb; q0 += f {
+		l := lat[(n0+q0)/f]
+		lprev := l
+		if !rapid {
+			lprev = lp
+		}
+		uu := u[q0 : q0+f]
+		yy := y[q0 : q0+f]
+		uv := uu[0]
+		yv = s.B0*(uv+l) + s.B1*(up+lprev) + s.A1*yv
+		yy[0] = yv
+		up = uv
+		c := (s.B0 + s.B1) * l
+		for j := 1; j < f; j++ {
+			uv := uu[j]
+			yv = s.B0*uv + s.B1*up + s.A1*yv + c
+			yy[j] = yv
+			up = uv
+		}
+		lp = l
+	}
+	g.ys[e.secStart[i]] = yv
 	g.uPrev[i], g.lPrev[i] = up, lp
 }
 
@@ -478,6 +538,32 @@ func (g *gradRun) direct(b, i, n int) float64 {
 	return gy[n/f] / float64(f)
 }
 
+// directBlock fills ybar with direct(b, i, n0+n) for the block.
+func (g *gradRun) directBlock(ybar []float64, b, i, n0 int) {
+	e := g.e
+	f := e.f
+	if e.o.Sampling == SampleLast || n0%f != 0 {
+		for n := range ybar {
+			ybar[n] = g.direct(b, i, n0+n)
+		}
+		return
+	}
+	gy := g.gy[(b*g.N+i)*g.T:][:g.T]
+	inv := 1 / float64(f)
+	off := 0
+	if e.o.Average == AverageStart {
+		off = 1 // y[n] is the start of sub-step n+1
+	}
+	for n := range ybar {
+		m := n0 + n + off
+		if m >= g.TF {
+			ybar[n] = 0
+			continue
+		}
+		ybar[n] = gy[m/f] * inv
+	}
+}
+
 // run computes the forward pass (into g.y) and, when g.gy is set by the
 // loss callback between the passes, the backward pass.
 func (g *gradRun) run(ctx context.Context, loss func() error) error {
@@ -488,10 +574,9 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 	if g.TF == 0 {
 		g.nblk = 0
 	}
-	g.Y = make([][]float64, n)
-	for i := range g.Y {
-		g.Y[i] = make([]float64, bl)
-	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	g.Y, g.UB = e.rows(bl)
 	g.ckpt = make([]gradCheckpoint, g.nblk)
 	// Forward: every batch member, every block; only the last block's
 	// outflows of the last member stay in Y, so the backward pass below
@@ -535,10 +620,6 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 	if g.inPrev != nil {
 		g.dinPrev = make([]float64, n)
 	}
-	g.UB = make([][]float64, n)
-	for i := range g.UB {
-		g.UB[i] = make([]float64, bl)
-	}
 	g.lam = make([]float64, len(e.secs))
 	g.ybn = make([][]float64, n)
 	for i := range g.ybn {
@@ -578,9 +659,7 @@ func (g *gradRun) backwardBlock(ctx context.Context, b, n0, nb int) error {
 		// ∂L/∂(fine outflow): own discharge, downstream inflow, transfer.
 		wk.ybar = grow(wk.ybar, nb)
 		ybar := wk.ybar
-		for n := range ybar {
-			ybar[n] = g.direct(b, int(i), n0+n)
-		}
+		g.directBlock(ybar, b, int(i), n0)
 		if d := e.net.down[i]; d >= 0 {
 			for n, v := range g.UB[d][:nb] {
 				ybar[n] += v
@@ -615,6 +694,10 @@ func (g *gradRun) secBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 	e := g.e
 	f := e.f
 	lo, hi := e.secStart[i], e.secStart[i+1]
+	if hi-lo == 1 {
+		g.oneBackward(wk, b, i, n0, nb, ub)
+		return
+	}
 	secs := e.secs[lo:hi]
 	K := len(secs)
 	for len(wk.sec) < K {
@@ -700,6 +783,83 @@ func (g *gradRun) secBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 			}
 		}
 	}
+}
+
+// oneBackward is secBackward for a single section: the section's output is
+// the reach's stored outflow, so nothing is recomputed.
+func (g *gradRun) oneBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
+	e := g.e
+	f := e.f
+	k := e.secStart[i]
+	s := e.secs[k]
+	rapid := e.o.Lateral == LateralRAPID
+	u := wk.u[:nb]
+	y := g.Y[i][:nb]
+	ybar := wk.ybar[:nb]
+	ub = ub[:nb]
+	lat := g.lat[(b*g.N+i)*g.T:][:g.T]
+	dx := g.dx[(b*g.N+i)*g.T:][:g.T]
+	lam := g.lam[k]
+	var d0, d1, d2 float64
+	y0, up0, lp0 := g.ys[k], g.uPrev[i], g.lPrev[i] // state before the block
+	for q0 := nb - f; q0 >= 0; q0 -= f {
+		q := (n0 + q0) / f
+		l := lat[q]
+		sumL, sumLU, sumY := 0.0, 0.0, 0.0 // Σλ, Σλ·u[n], Σλ·y[n−1] over sub-steps 1..f−1
+		sumLUp := 0.0                      // Σλ·u[n−1] over sub-steps 1..f−1
+		for j := f - 1; j >= 1; j-- {
+			n := q0 + j
+			lk := ybar[n] + s.A1*lam
+			ub[n] = s.B0*lk + s.B1*lam
+			sumL += lk
+			sumLU += lk * u[n]
+			sumLUp += lk * u[n-1]
+			sumY += lk * y[n-1]
+			lam = lk
+		}
+		// first sub-step of the step
+		n := q0
+		lk := ybar[n] + s.A1*lam
+		ub[n] = s.B0*lk + s.B1*lam
+		lam = lk
+		uPrev, yPrev := up0, y0
+		if n > 0 {
+			uPrev, yPrev = u[n-1], y[n-1]
+		}
+		lprev := l
+		if !rapid {
+			if n0+n == 0 {
+				lprev = lp0
+			} else {
+				lprev = lat[q-1]
+			}
+		}
+		// B0 multiplies u[n] + l, B1 u[n−1] + lprev, A1 y[n−1].
+		d0 += sumLU + sumL*l + lk*(u[n]+l)
+		d1 += sumLUp + sumL*l + lk*(uPrev+lprev)
+		d2 += sumY + lk*yPrev
+		dx[q] += s.B0*(sumL+lk) + s.B1*sumL
+		switch {
+		case rapid:
+			dx[q] += s.B1 * lk
+		case n0+n > 0:
+			dx[q-1] += s.B1 * lk
+		}
+		if n0+n == 0 {
+			for _, up := range e.net.Upstream(i) {
+				g.dq0[up] += s.B1 * lk
+			}
+			if g.dinPrev != nil {
+				g.dinPrev[i] += s.B1 * lk
+			}
+			g.dq0[i] += s.A1 * lk
+		}
+	}
+	g.lam[k] = lam
+	ds := &g.dsec[k]
+	ds[0] += d0
+	ds[1] += d1
+	ds[2] += d2
 }
 
 // convBackward is the adjoint of reach i's causal convolution over the block.

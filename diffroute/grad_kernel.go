@@ -49,7 +49,19 @@ func (kr *KernelRouter) Backward(ctx context.Context, runoff, gy *DataTensor) (*
 	if err != nil {
 		return nil, err
 	}
-	gr := &Gradients{Runoff: dx, Params: Params{}}
+	gr, err := kr.BackwardParams(ctx, runoff, gy)
+	if err != nil {
+		return nil, err
+	}
+	gr.Runoff = dx
+	return gr, nil
+}
+
+// BackwardParams is Backward without the runoff gradient (Runoff is nil):
+// the parameter and initial-discharge gradients, for a backend that runs
+// the transposed convolution itself (a GPU).
+func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTensor) (*Gradients, error) {
+	gr := &Gradients{Params: Params{}}
 	o := kr.opts
 	if o.ReLU || o.Normalize || o.ExcludeSelf {
 		return gr, nil

@@ -34,7 +34,7 @@ func TestStagedGradientEqualsPlain(t *testing.T) {
 			}
 			return s, nil
 		}
-		rr, err := NewRecursiveRouter(fx.net, fx.opts)
+		rr, err := NewRecursiveRouter(context.Background(), fx.net, fx.opts)
 		if err != nil {
 			t.Fatal(err)
 		}

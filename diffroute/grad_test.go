@@ -276,7 +276,7 @@ func TestGradientForwardEqualsRoute(t *testing.T) {
 		{irf: "nash_cascade", lat: LateralLTI, avg: AverageStart, smp: SampleLast, f: 1, B: 3, T: 15, ckpt: 4},
 	} {
 		fx := newGradFixture(t, rng, c, 1500) // > 1024 reaches: parallel subtrees
-		rr, err := NewRecursiveRouter(fx.net, fx.opts)
+		rr, err := NewRecursiveRouter(context.Background(), fx.net, fx.opts)
 		if err != nil {
 			t.Fatal(err)
 		}

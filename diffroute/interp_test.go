@@ -433,7 +433,7 @@ func TestStagedInterpolationRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rr, err := NewRecursiveRouter(net, o)
+	rr, err := NewRecursiveRouter(context.Background(), net, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -659,7 +659,7 @@ func (kr *KernelRouter) build(ctx context.Context) error {
 	}
 
 	// Path kernels, per source walking down to its outlet.
-	exclude, compat := o.ExcludeSelf, o.Compat == "diffroute"
+	exclude, compat := o.ExcludeSelf, o.Compat == CompatDiffRoute
 	parallelChunks(ctx, cancel, workers, n, 32, kr.newWorker, func(wk *kernelWorker, lo, hi int) error {
 		acc := newPairAcc()
 		for ps := lo; ps < hi; ps++ {

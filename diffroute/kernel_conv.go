@@ -54,6 +54,27 @@ func (kr *KernelRouter) RouteInflow(ctx context.Context, runoff *DataTensor, inf
 // holds steps [warmup, T). Inflow series cover all T·f sub-steps, warm-up
 // included.
 func (kr *KernelRouter) RouteWith(ctx context.Context, runoff *DataTensor, inflow []FineInflow, warmup int) (*DataTensor, error) {
+	return kr.routeWith(ctx, nil, runoff, inflow, warmup)
+}
+
+// RouteTo is Route writing into dst, which must have runoff's batch and time
+// dims and the network's reach ids in network order (as Route returns them);
+// its values are overwritten. The kernel method keeps no state between calls.
+func (kr *KernelRouter) RouteTo(ctx context.Context, dst, runoff *DataTensor) error {
+	if err := checkDst(dst, runoff, kr.net); err != nil {
+		return err
+	}
+	clear(dst.Data)
+	_, err := kr.routeWith(ctx, dst, runoff, nil, 0)
+	return err
+}
+
+// Reset does nothing: each call of the kernel method starts from a zero
+// state (chunks continue a series through RouteWarm's warm-up instead).
+func (kr *KernelRouter) Reset() {}
+
+// routeWith routes into out, zeroed, or a new tensor when out is nil.
+func (kr *KernelRouter) routeWith(ctx context.Context, out, runoff *DataTensor, inflow []FineInflow, warmup int) (*DataTensor, error) {
 	net := kr.net
 	idx, err := alignRunoff(runoff, net)
 	if err != nil {
@@ -66,11 +87,13 @@ func (kr *KernelRouter) RouteWith(ctx context.Context, runoff *DataTensor, inflo
 	if err := kr.checkInflow(inflow, B, T); err != nil {
 		return nil, err
 	}
-	head := &DataTensor{B: B, T: T - warmup, Step: runoff.Step}
-	if len(runoff.Times) == T {
-		head.Times = runoff.Times[warmup:]
+	if out == nil {
+		head := &DataTensor{B: B, T: T - warmup, Step: runoff.Step}
+		if len(runoff.Times) == T {
+			head.Times = runoff.Times[warmup:]
+		}
+		out = newDischarge(head, net)
 	}
-	out := newDischarge(head, net)
 
 	bs := kr.bs
 	xrow := make([]int, bs.N) // runoff row of each position

@@ -141,7 +141,7 @@ func (kr *KernelRouter) fineOut(u int) (*fineOutKernel, error) {
 	fk := &fineOutKernel{inflow: map[int][]float32{}}
 	order := net.PreOrder()
 	du := net.Depth(u)
-	exclude, compat := o.ExcludeSelf, o.Compat == "diffroute"
+	exclude, compat := o.ExcludeSelf, o.Compat == CompatDiffRoute
 	for p := net.Pre(u); p < net.Pre(u)+net.Size(u); p++ {
 		s := int(order[p])
 		lv := net.Depth(s) - du

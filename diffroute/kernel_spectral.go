@@ -110,7 +110,7 @@ func NewSpectralKernel(ctx context.Context, net *Network, opts Options) (*Spectr
 		sk.PairStart[p+1] = sk.PairStart[p] + int64(net.Depth(i))
 		sk.MaxDepth = max(sk.MaxDepth, net.Depth(i))
 	}
-	exclude, compat := o.ExcludeSelf, o.Compat == "diffroute"
+	exclude, compat := o.ExcludeSelf, o.Compat == CompatDiffRoute
 	switch {
 	case exclude && !compat:
 		sk.Mode = 1

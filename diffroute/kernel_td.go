@@ -60,7 +60,7 @@ func (t *tdTable) bytes() int64 { return int64(len(t.off))*8 + int64(len(t.runs)
 // when the time-domain build does not apply: the FFT path is forced, Compat
 // "diffroute" is set, or some reach has no recursive form.
 func newTDTable(tab *irfTable, net *Network, o Options) (*tdTable, error) {
-	if kernelForceFFT || o.Compat == "diffroute" || tab.irf.Sections == nil {
+	if kernelForceFFT || o.Compat == CompatDiffRoute || tab.irf.Sections == nil {
 		return nil, nil
 	}
 	n := net.Len()

@@ -531,7 +531,7 @@ func TestKernelRapidXX9(t *testing.T) {
 			}
 		}
 		slices.Sort(nses)
-		t.Logf("rapid_xx9 %+v vs RAPID Qout: NSE median %.6f, min %.6f", struct{ Compat, Lateral string }{o.Compat, string(o.Lateral)}, nses[len(nses)/2], nses[0])
+		t.Logf("rapid_xx9 %+v vs RAPID Qout: NSE median %.6f, min %.6f", struct{ Compat, Lateral string }{string(o.Compat), string(o.Lateral)}, nses[len(nses)/2], nses[0])
 	}
 }
 

@@ -152,7 +152,7 @@ func TestRegisterIRF(t *testing.T) {
 	net, _ := NewNetwork([]int64{1, 2}, []int64{2, 0})
 	x := NewDataTensor(1, []int64{1, 2}, 4)
 	x.Set(0, 0, 0, 1) // a unit pulse into the upstream reach
-	rr, err := NewRecursiveRouter(net, Options{IRF: name, Params: Constant(2, map[string]float64{"w": 0.25}), Average: AverageEnd, MaxDelay: 2})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: name, Params: Constant(2, map[string]float64{"w": 0.25}), Average: AverageEnd, MaxDelay: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestRegisterIRF(t *testing.T) {
 			t.Errorf("step %d: %v, want %v", q, y.At(0, 1, q), v)
 		}
 	}
-	if _, err := NewRecursiveRouter(net, Options{IRF: name, Params: Constant(2, map[string]float64{"w": 2})}); err == nil {
+	if _, err := NewRecursiveRouter(context.Background(), net, Options{IRF: name, Params: Constant(2, map[string]float64{"w": 2})}); err == nil {
 		t.Error("the IRF's own parameter check was bypassed")
 	}
 	names := IRFNames()
@@ -191,7 +191,7 @@ func TestKernelAgreesWithRecursiveLarge(t *testing.T) {
 		p["x"][i] = 0.3 * math.Abs(math.Cos(float64(i)))
 	}
 	opts := Options{Params: p, SubSteps: 2, MaxDelay: 40}
-	rr, err := NewRecursiveRouter(net, opts)
+	rr, err := NewRecursiveRouter(context.Background(), net, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,13 +250,13 @@ func TestBatchMemberAndStack(t *testing.T) {
 	}
 	// Routing a stacked ensemble equals routing each member alone.
 	opts := Options{Params: testParams("muskingum", net.Len(), 1), SubSteps: 3}
-	rr, _ := NewRecursiveRouter(net, opts)
+	rr, _ := NewRecursiveRouter(context.Background(), net, opts)
 	all, err := rr.Route(context.Background(), s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for k := 0; k < s.B; k++ {
-		one, _ := NewRecursiveRouter(net, opts)
+		one, _ := NewRecursiveRouter(context.Background(), net, opts)
 		y, err := one.Route(context.Background(), s.Member(k))
 		if err != nil {
 			t.Fatal(err)

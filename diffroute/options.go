@@ -1,6 +1,7 @@
 package diffroute
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 )
@@ -51,6 +52,18 @@ const (
 	AverageEnd Average = "end"
 )
 
+// Compat names a compatibility mode: a bundle of settings that reproduces
+// another implementation's numbers.
+type Compat string
+
+const (
+	// CompatNone is no compatibility mode: every setting is as given.
+	CompatNone Compat = ""
+	// CompatDiffRoute reproduces DiffRoute's numbers: the kernel method with
+	// LateralLTI, AverageEnd, FFTPad 1, ReLU and renormalised path kernels.
+	CompatDiffRoute Compat = "diffroute"
+)
+
 // Options configures routing. The zero value of each field means its default;
 // the defaults reproduce RAPID's Qout.
 type Options struct {
@@ -77,8 +90,8 @@ type Options struct {
 	// ReLU clips negative path-kernel taps and Normalize rescales each path
 	// kernel to sum 1 (DiffRoute's post-processing; off by default).
 	ReLU, Normalize bool
-	// Compat "diffroute" reproduces DiffRoute's numbers (see ApplyCompat).
-	Compat string
+	// Compat CompatDiffRoute reproduces DiffRoute's numbers.
+	Compat Compat
 	// BlockSize is the tile size of the block-sparse kernel; default 16.
 	BlockSize int
 	// InitialQ is the discharge of each reach at the start (RAPID qinit),
@@ -86,11 +99,21 @@ type Options struct {
 	InitialQ []float64
 	// Workers bounds parallelism; default GOMAXPROCS.
 	Workers int
+	// Device, when set, runs the kernel method there instead of on the CPU
+	// (package gpu's *Device is one): NewRouter asks it for the router.
+	Device Device
 	// CheckpointSteps bounds the memory of gradient runs: the backward pass
 	// keeps every reach's fine outflow for blocks of this many runoff steps,
 	// recomputing all but the last block from state checkpoints (about one
 	// more forward pass). 0 keeps the whole series in one block.
 	CheckpointSteps int
+}
+
+// Device is where a router can run other than this process's CPU cores.
+// NewRouter calls NewRouter of Options.Device with the options, Device
+// cleared, and returns what it returns.
+type Device interface {
+	NewRouter(ctx context.Context, net *Network, opts Options) (Router, error)
 }
 
 // MaxSubSteps bounds Options.SubSteps and MaxFineWindow bounds the fine
@@ -137,8 +160,8 @@ func (o Options) withDefaults() (Options, error) {
 		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	switch o.Compat {
-	case "":
-	case "diffroute":
+	case CompatNone:
+	case CompatDiffRoute:
 		if o.Method == "" {
 			o.Method = Kernel // ReLU and renormalisation act on path kernels
 		}
@@ -173,6 +196,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("diffroute: block size must be ≥ 1, got %d", o.BlockSize)
 	case o.InitialQ != nil && o.Method == Kernel:
 		return o, fmt.Errorf("diffroute: an initial discharge (qinit) needs the recursive method")
+	case o.Device != nil && o.Method != Kernel:
+		return o, fmt.Errorf("diffroute: a device runs the kernel method; set Method to Kernel")
 	case (o.ReLU || o.Normalize) && o.Method == Recursive:
 		return o, fmt.Errorf("diffroute: ReLU and kernel normalisation (--compat diffroute) exist only in the kernel method")
 	}

@@ -221,7 +221,7 @@ func (m *planModel) staged(cl *Clusters, method Method, tc int, streaming bool, 
 		alive -= len(c.In)
 	}
 	perSlot := B * int64(tc) * f * 4
-	if m.o.Compat == "diffroute" {
+	if m.o.Compat == CompatDiffRoute {
 		perSlot = B * int64(tc) * 4
 	}
 	chunkIO := 2 * nmax * B * int64(tc) * 4 // cluster runoff + cluster discharge

@@ -89,7 +89,7 @@ func runPlanned(c planCase) error {
 }
 
 func plainRecursiveErr(net *Network, o Options, x *DataTensor) (*DataTensor, error) {
-	rr, err := NewRecursiveRouter(net, o)
+	rr, err := NewRecursiveRouter(context.Background(), net, o)
 	if err != nil {
 		return nil, err
 	}

@@ -115,7 +115,7 @@ func TestRecursiveMatchesRAPID(t *testing.T) {
 		name  string
 		qinit []float64
 	}{{"qout_rapid.csv", nil}, {"qout_rapid_init.csv", q0}} {
-		rr, err := NewRecursiveRouter(net, Options{Params: p, SubSteps: 12, Average: AverageStart, InitialQ: c.qinit})
+		rr, err := NewRecursiveRouter(context.Background(), net, Options{Params: p, SubSteps: 12, Average: AverageStart, InitialQ: c.qinit})
 		if err != nil {
 			t.Fatal(err)
 		}

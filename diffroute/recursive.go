@@ -50,8 +50,12 @@ type recState struct {
 	steps int64       // runoff steps routed (State)
 }
 
-// NewRecursiveRouter prepares the recursive method for a network.
-func NewRecursiveRouter(net *Network, opts Options) (*RecursiveRouter, error) {
+// NewRecursiveRouter prepares the recursive method for a network (opts.Method
+// is ignored). Preparing takes O(N) and does not block; ctx is checked once.
+func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*RecursiveRouter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -172,13 +176,8 @@ func (r *RecursiveRouter) Route(ctx context.Context, runoff *DataTensor) (*DataT
 // routing consecutive time chunks into one reused tensor allocates nothing
 // per chunk but a few bytes of bookkeeping.
 func (r *RecursiveRouter) RouteTo(ctx context.Context, dst, runoff *DataTensor) error {
-	if dst == nil || dst.B != runoff.B || dst.T != runoff.T || dst.N != r.net.Len() || len(dst.Data) != dst.B*dst.N*dst.T {
-		return fmt.Errorf("diffroute: RouteTo needs a destination of dims (%d, %d, %d)", runoff.B, r.net.Len(), runoff.T)
-	}
-	for i, id := range dst.IDs {
-		if id != r.net.ID(i) {
-			return fmt.Errorf("diffroute: RouteTo destination row %d is reach %d, want %d (network order)", i, id, r.net.ID(i))
-		}
+	if err := checkDst(dst, runoff, r.net); err != nil {
+		return err
 	}
 	_, err := r.route(ctx, dst, runoff, nil, nil)
 	return err
@@ -243,20 +242,28 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 	if len(r.workers) != workers {
 		r.workers = make([]*recWorker, workers)
 		for w := range r.workers {
-			r.workers[w] = &recWorker{pending: map[int32][]float32{}}
+			r.workers[w] = &recWorker{}
 		}
 	}
 	ws := r.workers
 	for _, wk := range ws {
 		wk.job = job
+		if len(wk.slot) != n {
+			wk.slot = make([]int32, n)
+			for k := range wk.slot {
+				wk.slot[k] = -1
+			}
+		}
 	}
 	defer func() {
 		// Inflow buffers go back to the collector: a staged run keeps one
 		// router per cluster, and idle pools would add up across clusters.
 		for _, wk := range ws {
 			wk.job = nil
-			wk.pool = nil
-			clear(wk.pending) // left by a cancelled run
+			if len(wk.free) != len(wk.bufs) {
+				wk.slot = nil // a cancelled run left buffers pending
+			}
+			wk.bufs, wk.free = nil, nil
 		}
 	}()
 	for q0 := 0; q0 < runoff.T; q0 += job.block {
@@ -278,6 +285,9 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 						for k, i := range r.order {
 							if cancelled(ctx, k) {
 								return
+							}
+							if k+prefetchAhead < len(r.order) {
+								wk.warm(b, r.order[k+prefetchAhead], q0, nq)
 							}
 							wk.reach(b, i, q0, nq, nil)
 						}
@@ -301,6 +311,9 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 						if cancelled(ctx, k) {
 							return
 						}
+						if k+prefetchAhead < len(part) {
+							wk.warm(b, part[k+prefetchAhead], q0, nq)
+						}
 						wk.reach(b, i, q0, nq, nil)
 					}
 				}(ws[w%workers], part)
@@ -315,6 +328,9 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 				if cancelled(ctx, k) {
 					r.stopped = ctx.Err()
 					return nil, r.stopped
+				}
+				if k+prefetchAhead < len(r.trunk) {
+					main.warm(b, r.trunk[k+prefetchAhead], q0, nq)
 				}
 				main.reach(b, i, q0, nq, ws)
 			}
@@ -342,12 +358,14 @@ type recJob struct {
 
 // recWorker owns the inflow buffers of the reaches it is routing.
 type recWorker struct {
-	job     *recJob
-	pending map[int32][]float32 // inflow buffers of reaches not yet routed
-	pool    [][]float32
-	conv    []float64 // scratch for convolution reaches
-	zeros   []float32 // inflow of headwater reaches
-	sink    []float32 // outflow of outlets nobody reads
+	job   *recJob
+	slot  []int32     // per reach: index in bufs of its pending inflow, or −1
+	bufs  [][]float32 // inflow buffers, pending or free
+	free  []int32     // indices of free buffers
+	conv  []float64   // scratch for convolution reaches
+	sums  []float64   // scratch for the vector section kernel
+	zeros []float32   // inflow of headwater reaches
+	sink  []float32   // outflow of outlets nobody reads
 }
 
 // zeroBuf returns n zeros (read-only) and sinkBuf n values to scribble on.
@@ -365,43 +383,87 @@ func (wk *recWorker) sinkBuf(n int) []float32 {
 	return wk.sink[:n]
 }
 
-func (wk *recWorker) buffer(n int) []float32 {
-	if k := len(wk.pool); k > 0 {
-		b := wk.pool[k-1]
-		wk.pool = wk.pool[:k-1]
-		if cap(b) >= n {
-			b = b[:n]
-			clear(b)
-			return b
+// pend makes a buffer of n values (not cleared) the pending inflow of reach
+// d and returns it.
+func (wk *recWorker) pend(d int32, n int) []float32 {
+	var s int32
+	if k := len(wk.free); k > 0 {
+		s = wk.free[k-1]
+		wk.free = wk.free[:k-1]
+		if cap(wk.bufs[s]) < n {
+			wk.bufs[s] = make([]float32, n)
 		}
+		wk.bufs[s] = wk.bufs[s][:n]
+	} else {
+		s = int32(len(wk.bufs))
+		wk.bufs = append(wk.bufs, make([]float32, n))
 	}
-	return make([]float32, n)
+	wk.slot[d] = s
+	return wk.bufs[s]
 }
 
-// take removes and returns the inflow buffer of reach i (nil if nothing has
-// drained into it yet), merging in the buffers other workers hold for it.
-func (wk *recWorker) take(i int32, others []*recWorker, n int) []float32 {
-	buf := wk.pending[i]
-	delete(wk.pending, i)
+// pending returns the pending inflow buffer of reach d, or nil.
+func (wk *recWorker) pending(d int32) []float32 {
+	if s := wk.slot[d]; s >= 0 {
+		return wk.bufs[s]
+	}
+	return nil
+}
+
+// release frees the pending inflow buffer of reach d.
+func (wk *recWorker) release(d int32) {
+	if s := wk.slot[d]; s >= 0 {
+		wk.free = append(wk.free, s)
+		wk.slot[d] = -1
+	}
+}
+
+// take returns the inflow buffer of reach i (nil if nothing has drained into
+// it yet), merging in the buffers other workers hold for it; the caller
+// releases it from wk once routed.
+func (wk *recWorker) take(i int32, others []*recWorker) []float32 {
+	buf := wk.pending(i)
 	for _, o := range others {
 		if o == wk {
 			continue
 		}
-		ob, ok := o.pending[i]
-		if !ok {
+		ob := o.pending(i)
+		if ob == nil {
 			continue
 		}
-		delete(o.pending, i)
 		if buf == nil {
-			buf = ob
-			continue
+			// Adopt the other worker's buffer.
+			buf = wk.pend(i, len(ob))
+			copy(buf, ob)
+		} else {
+			for k, v := range ob {
+				buf[k] += v
+			}
 		}
-		for k, v := range ob {
-			buf[k] += v
-		}
-		o.pool = append(o.pool, ob)
+		o.release(i)
 	}
 	return buf
+}
+
+// prefetchAhead is how many reaches ahead of the one being routed warm asks
+// the cache for: reaches come in topological order, so their runoff and
+// discharge rows and state lie scattered through memory.
+const prefetchAhead = 3
+
+// warm asks the cache for what routing reach i of batch member b over steps
+// [q0, q0+nq) will read and write, while earlier reaches are routed.
+func (wk *recWorker) warm(b int, i int32, q0, nq int) {
+	job := wk.job
+	r := job.r
+	k := b*r.net.Len() + int(i)
+	prefetch32(job.x.Series(b, job.rows[i])[q0 : q0+nq])
+	prefetch32(job.y.Series(b, int(i))[q0 : q0+nq])
+	prefetch64(&r.st.uPrev[k])
+	prefetch64(&r.st.lPrev[k])
+	prefetch64(&r.st.yLast[k])
+	if s := r.secStart[i]; s < r.secStart[i+1] {
+		prefetch64(&r.st.ys[b*len(r.secs)+int(s)])
+	}
 }
 
 // reach routes reach i of batch member b over runoff steps [q0, q0+nq).
@@ -411,27 +473,30 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 	f := r.f
 	n := r.net.Len()
 	fl := nq * f
-	inflow := wk.take(i, others, fl)
+	inflow := wk.take(i, others)
 	if extra, ok := job.in[i]; ok {
-		if inflow == nil {
-			inflow = wk.buffer(fl)
-		}
 		base := b*job.x.T*f + q0*f
-		for k, v := range extra[base : base+fl] {
-			inflow[k] += v
+		if inflow == nil {
+			inflow = wk.pend(i, fl)
+			copy(inflow, extra[base:base+fl])
+		} else {
+			for k, v := range extra[base : base+fl] {
+				inflow[k] += v
+			}
 		}
 	}
 	var dst []float32
+	fresh := false // dst holds garbage: the first writer stores
 	if d := r.net.down[i]; d >= 0 {
-		dst = wk.pending[d]
+		dst = wk.pending(d)
 		if dst == nil {
-			dst = wk.buffer(fl)
-			wk.pending[d] = dst
+			dst = wk.pend(d, fl)
+			fresh = true
 		}
 	} else if o, ok := job.out[i]; ok {
 		base := b*job.x.T*f + q0*f
 		dst = o[base : base+fl]
-		clear(dst)
+		fresh = true
 	}
 	lat := job.x.Series(b, job.rows[i])[q0 : q0+nq]
 	out := job.y.Series(b, int(i))[q0 : q0+nq]
@@ -439,6 +504,9 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 	k := b*n + int(i)
 	p := reachParams{f: f, rapid: r.opts.Lateral == LateralRAPID, start: r.opts.Average == AverageStart, sample: r.opts.Sampling == SampleLast}
 	if c := r.conv[i]; c.taps != nil {
+		if fresh {
+			clear(dst)
+		}
 		wk.convolve(p, c, st.hist[k], &st.yLast[k], inflow, lat, dst, out)
 	} else {
 		secs := r.secs[r.secStart[i]:r.secStart[i+1]]
@@ -449,8 +517,18 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 		}
 		if sink == nil {
 			sink = wk.sinkBuf(fl)
+			fresh = true
+		}
+		if len(secs) == 1 {
+			if runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh) {
+				secs = nil
+			}
+		}
+		if fresh && secs != nil {
+			clear(sink)
 		}
 		switch len(secs) {
+		case 0: // done by the vector kernel
 		case 1:
 			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
 		case 2:
@@ -463,7 +541,7 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 		st.yLast[k] = ys[len(ys)-1]
 	}
 	if inflow != nil {
-		wk.pool = append(wk.pool, inflow)
+		wk.release(i)
 	}
 }
 
@@ -530,6 +608,31 @@ func runSection(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat,
 		lp = l
 	}
 	*y, *uPrev, *lPrev = yv, up, lp
+}
+
+// runSectionVector is runSection on the vector kernel where there is one
+// (and the rule is not sample-at-start, which needs the second-to-last
+// sub-step): the same recurrence evaluated four sub-steps at a time, equal to
+// runSection's to float64 rounding. With add false it stores into dst
+// instead of adding. It reports false, doing nothing, where it cannot run.
+func runSectionVector(p reachParams, s Section, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32, add bool) bool {
+	if p.sample && p.start {
+		return false
+	}
+	// A step's value from the sum of its outflows, its last outflow and the
+	// previous step's last: the sum of the values before each sub-step is
+	// the step's sum shifted by one sub-step.
+	inv := 1 / float64(p.f)
+	var w [3]float64
+	switch {
+	case p.sample:
+		w = [3]float64{0, 1, 0}
+	case p.start:
+		w = [3]float64{inv, -inv, inv}
+	default:
+		w = [3]float64{inv, 0, 0}
+	}
+	return sectionVector(s, p.f, p.rapid, add, w, y, uPrev, lPrev, inflow, lat, dst, out)
 }
 
 // runCascade routes through several sections in series (Nash cascade); the

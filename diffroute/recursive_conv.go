@@ -75,6 +75,9 @@ func convDense(rev []float64, e []float64, y []float64) {
 		return
 	}
 	e = e[:len(y)+l-1]
+	if convDenseVector(rev, e, y) {
+		return
+	}
 	n := 0
 	if l >= 16 {
 		n = convDense4x4(rev, e, y)

@@ -274,7 +274,7 @@ func TestCascadeLengthsMatchReference(t *testing.T) {
 	for _, lat := range []LateralRule{LateralRAPID, LateralLTI} {
 		f := 3
 		opts := Options{IRF: "nash_cascade", Params: p, SubSteps: f, Lateral: lat, Average: AverageEnd, Sampling: SampleAvg, MaxDelay: 12, Workers: 2}
-		rr, err := NewRecursiveRouter(net, opts)
+		rr, err := NewRecursiveRouter(context.Background(), net, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,6 +316,81 @@ func BenchmarkConvFine(b *testing.B) {
 				}
 				b.ReportMetric(float64(fl)*float64(b.N)/b.Elapsed().Seconds()/1e6, "M-out/s")
 			})
+		}
+	}
+}
+
+// The vector section kernel evaluates runSection's recurrence four sub-steps
+// at a time: its outputs must equal the scalar loop's to float32 rounding
+// under every rule, with the state carried across calls.
+func TestSectionVectorMatchesScalar(t *testing.T) {
+	if !haveSectionVector() {
+		t.Skip("no vector section kernel on this machine")
+	}
+	rng := rand.New(rand.NewPCG(7, 11))
+	for _, f := range []int{4, 8, 24} {
+		steps := 37
+		lat := make([]float32, steps)
+		inflow := make([]float32, steps*f)
+		for k := range lat {
+			lat[k] = float32(rng.Float64() * 3)
+		}
+		for k := range inflow {
+			inflow[k] = float32(rng.Float64() * 10)
+			if k%97 == 5 {
+				inflow[k] = 0
+			}
+		}
+		for trial := 0; trial < 6; trial++ {
+			s := Section{B0: rng.Float64() * 0.5, B1: rng.Float64() * 0.3, A1: rng.Float64() * 0.99}
+			for _, p := range []reachParams{{f: f}, {f: f, rapid: true}, {f: f, start: true}, {f: f, sample: true}, {f: f, rapid: true, start: true}} {
+				type res struct {
+					out, dst []float32
+					st       [3]float64
+				}
+				// add: dst accumulates; else the kernel stores over garbage and
+				// the scalar loop adds to zeros.
+				run := func(vec, add bool) res {
+					y, up, lp := 2.5, 1.25, 0.75
+					out := make([]float32, steps)
+					dst := make([]float32, steps*f)
+					for k := range dst {
+						switch {
+						case add:
+							dst[k] = float32(k % 3)
+						case vec:
+							dst[k] = float32(math.NaN())
+						}
+					}
+					for _, c := range [][2]int{{0, 1}, {1, 9}, {9, steps}} { // state must carry
+						in, l, d, o := inflow[c[0]*f:c[1]*f], lat[c[0]:c[1]], dst[c[0]*f:c[1]*f], out[c[0]:c[1]]
+						if vec {
+							if !runSectionVector(p, s, &y, &up, &lp, in, l, d, o, add) {
+								t.Fatalf("vector kernel refused %+v", p)
+							}
+						} else {
+							runSection(p, s, &y, &up, &lp, in, l, d, o)
+						}
+					}
+					return res{out, dst, [3]float64{y, up, lp}}
+				}
+				add := trial%2 == 0
+				want, got := run(false, add), run(true, add)
+				close := func(a, b float64) bool { return math.Abs(a-b) <= 4e-7*math.Abs(b)+1e-30 }
+				for q := range want.out {
+					if !close(float64(got.out[q]), float64(want.out[q])) {
+						t.Fatalf("f=%d %+v %+v: out[%d] = %v, scalar %v", f, s, p, q, got.out[q], want.out[q])
+					}
+				}
+				for n := range want.dst {
+					if !close(float64(got.dst[n]), float64(want.dst[n])) {
+						t.Fatalf("f=%d %+v %+v: dst[%d] = %v, scalar %v", f, s, p, n, got.dst[n], want.dst[n])
+					}
+				}
+				if !close(got.st[0], want.st[0]) || got.st[1] != want.st[1] || got.st[2] != want.st[2] {
+					t.Fatalf("f=%d %+v %+v: state %v, scalar %v", f, s, p, got.st, want.st)
+				}
+			}
 		}
 	}
 }

@@ -235,7 +235,7 @@ func TestRecursiveMatchesReference(t *testing.T) {
 					for _, smp := range []Sampling{SampleAvg, SampleLast} {
 						p := testParams(name, net.Len(), f)
 						opts := Options{IRF: name, Params: p, SubSteps: f, Lateral: lat, Average: avg, Sampling: smp, MaxDelay: 8, Workers: 2}
-						rr, err := NewRecursiveRouter(net, opts)
+						rr, err := NewRecursiveRouter(context.Background(), net, opts)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -268,7 +268,7 @@ func TestSectionsEqualImpulseConvolution(t *testing.T) {
 	for _, name := range []string{"muskingum", "linear_storage", "nash_cascade"} {
 		p := testParams(name, net.Len(), 2)
 		f := 3
-		rr, err := NewRecursiveRouter(net, Options{IRF: name, Params: p, SubSteps: f, Lateral: LateralLTI, Average: AverageEnd})
+		rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: name, Params: p, SubSteps: f, Lateral: LateralLTI, Average: AverageEnd})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +290,7 @@ func TestRecursiveChunksEqualWhole(t *testing.T) {
 	x := SyntheticRunoff(net, 1, 50, 9)
 	for _, name := range []string{"muskingum", "pure_lag"} {
 		opts := Options{IRF: name, Params: testParams(name, net.Len(), 1), SubSteps: 6, MaxDelay: 4, Workers: 2}
-		whole, err := NewRecursiveRouter(net, opts)
+		whole, err := NewRecursiveRouter(context.Background(), net, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,7 +298,7 @@ func TestRecursiveChunksEqualWhole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		chunked, _ := NewRecursiveRouter(net, opts)
+		chunked, _ := NewRecursiveRouter(context.Background(), net, opts)
 		var parts []*DataTensor
 		for _, cut := range [][2]int{{0, 7}, {7, 8}, {8, 31}, {31, 50}} {
 			y, err := chunked.Route(ctx, x.SliceTime(cut[0], cut[1]))
@@ -329,7 +329,7 @@ func TestRecursiveWorkersAgree(t *testing.T) {
 	var outs []*DataTensor
 	for _, w := range []int{1, 2, 3} {
 		opts.Workers = w
-		rr, err := NewRecursiveRouter(net, opts)
+		rr, err := NewRecursiveRouter(context.Background(), net, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -414,15 +414,15 @@ func TestRecursiveFineTransfers(t *testing.T) {
 	opts := func(n int) Options {
 		return Options{Params: Constant(n, map[string]float64{"k": 0.4, "x": 0.2}), SubSteps: f}
 	}
-	rw, _ := NewRecursiveRouter(whole, opts(3))
+	rw, _ := NewRecursiveRouter(context.Background(), whole, opts(3))
 	want, _ := rw.Route(ctx, x)
-	ru, _ := NewRecursiveRouter(up, opts(1))
+	ru, _ := NewRecursiveRouter(context.Background(), up, opts(1))
 	buf := make([]float32, x.B*x.T*f)
 	yu, err := ru.RouteFine(ctx, x, nil, FineFlows{0: buf})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, _ := NewRecursiveRouter(down, opts(2))
+	rd, _ := NewRecursiveRouter(context.Background(), down, opts(2))
 	yd, err := rd.RouteFine(ctx, x, FineFlows{0: buf}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -442,23 +442,23 @@ func TestRecursiveFineTransfers(t *testing.T) {
 func TestRecursiveErrors(t *testing.T) {
 	net, _ := NewNetwork([]int64{1, 2}, []int64{2, 0})
 	x := NewDataTensor(1, []int64{1}, 3)
-	rr, err := NewRecursiveRouter(net, Options{Params: Constant(2, map[string]float64{"k": 1, "x": 0.2})})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{Params: Constant(2, map[string]float64{"k": 1, "x": 0.2})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rr.Route(context.Background(), x); err == nil {
 		t.Error("runoff missing reach 2 was accepted")
 	}
-	if _, err := NewRecursiveRouter(net, Options{Params: Constant(2, map[string]float64{"k": 1})}); err == nil {
+	if _, err := NewRecursiveRouter(context.Background(), net, Options{Params: Constant(2, map[string]float64{"k": 1})}); err == nil {
 		t.Error("missing parameter x was accepted")
 	}
-	if _, err := NewRecursiveRouter(net, Options{Params: Constant(2, map[string]float64{"k": -1, "x": 0.2})}); err == nil {
+	if _, err := NewRecursiveRouter(context.Background(), net, Options{Params: Constant(2, map[string]float64{"k": -1, "x": 0.2})}); err == nil {
 		t.Error("negative k was accepted")
 	}
-	if _, err := NewRecursiveRouter(net, Options{IRF: "nope"}); err == nil {
+	if _, err := NewRecursiveRouter(context.Background(), net, Options{IRF: "nope"}); err == nil {
 		t.Error("unknown IRF was accepted")
 	}
-	if _, err := NewRecursiveRouter(net, Options{SubSteps: -2}); err == nil {
+	if _, err := NewRecursiveRouter(context.Background(), net, Options{SubSteps: -2}); err == nil {
 		t.Error("negative sub-steps accepted")
 	}
 }
@@ -468,7 +468,7 @@ func TestRouteToAllocations(t *testing.T) {
 	ctx := context.Background()
 	net := SyntheticNetwork(5000, 2)
 	x := SyntheticRunoff(net, 1, 64, 2)
-	rr, err := NewRecursiveRouter(net, Options{Params: testParams("muskingum", net.Len(), 2), SubSteps: 8, Workers: 2})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{Params: testParams("muskingum", net.Len(), 2), SubSteps: 8, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,33 +63,70 @@ func newDischarge(runoff *DataTensor, net *Network) *DataTensor {
 	return y
 }
 
-// Router is a router prepared for one network: Route takes runoff aligned by
-// reach id and returns discharge for every reach, in network order.
-// *RecursiveRouter and *KernelRouter implement it.
+// Router is a router prepared for one network. Route takes runoff aligned by
+// reach id and returns discharge for every reach, in network order; RouteTo
+// writes the same discharge into a tensor the caller owns (dims of runoff's
+// batch and time, the network's reach ids in network order), so that routing
+// chunk after chunk allocates no output. State is explicit: a router whose
+// method carries state between calls (the recursive method, so that
+// consecutive time chunks route as one series) continues from the previous
+// call until Reset; Reset on a stateless method does nothing.
+// *RecursiveRouter, *KernelRouter and the gpu package's Router implement it.
 type Router interface {
 	Route(ctx context.Context, runoff *DataTensor) (*DataTensor, error)
+	RouteTo(ctx context.Context, dst, runoff *DataTensor) error
+	Reset()
 	Network() *Network
 }
 
+var (
+	_ Router = (*RecursiveRouter)(nil)
+	_ Router = (*KernelRouter)(nil)
+)
+
 // NewRouter prepares the method that opts select (recursive by default) for
-// net. Building the kernel method's kernel honours ctx.
+// net; the options are checked here, so a bad enum value or a contradiction
+// is reported before any routing. Building the kernel method's kernel
+// honours ctx.
 func NewRouter(ctx context.Context, net *Network, opts Options) (Router, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	if o.Device != nil {
+		dev := opts.Device
+		opts.Device = nil
+		return dev.NewRouter(ctx, net, opts)
+	}
 	if o.Method == Kernel {
 		kr, err := NewKernelRouter(ctx, net, opts)
 		if err != nil {
-			return nil, err
+			return nil, err // not a nil *KernelRouter in a non-nil Router
 		}
-		var v any = kr
-		if rt, ok := v.(Router); ok {
-			return rt, nil
-		}
-		return nil, fmt.Errorf("diffroute: kernel method unavailable")
+		return kr, nil
 	}
-	return NewRecursiveRouter(net, opts)
+	rr, err := NewRecursiveRouter(ctx, net, opts)
+	if err != nil {
+		return nil, err
+	}
+	return rr, nil
+}
+
+// checkDst reports a destination tensor whose dims or reach ids differ from
+// what routing runoff through net gives.
+func checkDst(dst, runoff *DataTensor, net *Network) error {
+	if runoff == nil {
+		return fmt.Errorf("diffroute: no runoff")
+	}
+	if dst == nil || dst.B != runoff.B || dst.T != runoff.T || dst.N != net.Len() || len(dst.Data) != dst.B*dst.N*dst.T || len(dst.IDs) != dst.N {
+		return fmt.Errorf("diffroute: RouteTo needs a destination of dims (%d, %d, %d)", runoff.B, net.Len(), runoff.T)
+	}
+	for i, id := range dst.IDs {
+		if id != net.ID(i) {
+			return fmt.Errorf("diffroute: RouteTo destination row %d is reach %d, want %d (network order)", i, id, net.ID(i))
+		}
+	}
+	return nil
 }
 
 // LTIRouter routes runoff with fixed options through whatever network it is
@@ -112,8 +149,6 @@ func (r *LTIRouter) Route(ctx context.Context, runoff *DataTensor, net *Network)
 		}
 		r.last = rt
 	}
-	if rr, ok := r.last.(*RecursiveRouter); ok {
-		rr.Reset()
-	}
+	r.last.Reset()
 	return r.last.Route(ctx, runoff)
 }

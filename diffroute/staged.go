@@ -116,7 +116,7 @@ func (s *StagedRouter) Reset() {
 	s.st = nil
 }
 
-func (s *StagedRouter) fine() bool { return s.opts.Compat != "diffroute" }
+func (s *StagedRouter) fine() bool { return s.opts.Compat != CompatDiffRoute }
 
 // begin checks cl against the state, creating it on first use.
 func (s *StagedRouter) begin(cl *Clusters) error {
@@ -397,7 +397,7 @@ func (s *StagedRouter) routeRecursive(ctx context.Context, c *Cluster, x *DataTe
 	rr := st.rec[c.Index]
 	if rr == nil {
 		var err error
-		if rr, err = NewRecursiveRouter(c.Net, subsetOptions(s.opts, c.Reaches)); err != nil {
+		if rr, err = NewRecursiveRouter(ctx, c.Net, subsetOptions(s.opts, c.Reaches)); err != nil {
 			return nil, err
 		}
 		s.seedTransferState(rr, c, nil)
@@ -595,8 +595,8 @@ func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
 		local[v] = int32(j)
 	}
 	o := subsetOptions(s.opts, global)
-	o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, ""
-	rr, err := NewRecursiveRouter(snet, o)
+	o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, CompatNone
+	rr, err := NewRecursiveRouter(context.Background(), snet, o)
 	if err != nil {
 		return nil, err
 	}

@@ -186,7 +186,7 @@ func (s *StagedRouter) loadState(state *State) error {
 	if s.opts.Method == Recursive {
 		for k := range st.cl.Clusters {
 			c := &st.cl.Clusters[k]
-			rr, err := NewRecursiveRouter(c.Net, subsetOptions(s.opts, c.Reaches))
+			rr, err := NewRecursiveRouter(context.Background(), c.Net, subsetOptions(s.opts, c.Reaches))
 			if err != nil {
 				return err
 			}

@@ -47,7 +47,7 @@ func stagedRelDiff(t *testing.T, got, want *DataTensor) float64 {
 }
 
 func plainRecursive(t testing.TB, net *Network, o Options, x *DataTensor) *DataTensor {
-	rr, err := NewRecursiveRouter(net, o)
+	rr, err := NewRecursiveRouter(context.Background(), net, o)
 	if err != nil {
 		t.Fatal(err)
 	}

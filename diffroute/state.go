@@ -177,7 +177,7 @@ func ParamsChecksum(net *Network, p Params) string {
 func stateConventions(o Options) map[string]string {
 	c := map[string]string{
 		"lateral": string(o.Lateral), "average": string(o.Average), "sampling": string(o.Sampling),
-		"compat": o.Compat, "exclude_self": fmt.Sprint(o.ExcludeSelf),
+		"compat": string(o.Compat), "exclude_self": fmt.Sprint(o.ExcludeSelf),
 	}
 	if o.Method == Kernel {
 		c["fft_pad"] = fmt.Sprint(o.FFTPad)

@@ -69,7 +69,7 @@ func TestRestartEqualsWholeRun(t *testing.T) {
 						SetState(*State) error
 					}
 					if method == Recursive {
-						rr, err := NewRecursiveRouter(net, o)
+						rr, err := NewRecursiveRouter(context.Background(), net, o)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -176,7 +176,7 @@ func TestRecursiveStateCrossesStaging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rr, _ := NewRecursiveRouter(net, o)
+	rr, _ := NewRecursiveRouter(context.Background(), net, o)
 	if err := rr.SetState(s); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestSetStateRefusesMismatch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	net := kRandomNetwork(t, rng, 30, 1)
 	o := Options{IRF: "muskingum", Params: kRandomParams(rng, "muskingum", net.Len()), SubSteps: 2, Workers: 1}
-	rr, _ := NewRecursiveRouter(net, o)
+	rr, _ := NewRecursiveRouter(context.Background(), net, o)
 	if _, err := rr.Route(ctx, kRandomRunoff(rng, net, 1, 5)); err != nil {
 		t.Fatal(err)
 	}

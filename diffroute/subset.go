@@ -148,7 +148,7 @@ func (s *Selection) Route(ctx context.Context, runoff *DataTensor) (*DataTensor,
 			return nil, err
 		}
 	} else {
-		rr, err := NewRecursiveRouter(s.Net, s.Opts)
+		rr, err := NewRecursiveRouter(ctx, s.Net, s.Opts)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package diffroute
 
 import (
+	"context"
 	"errors"
 	"math"
 	"strings"
@@ -47,7 +48,7 @@ func TestCheckFiniteNamesTheFirstBadValue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRecursiveRouter(net, Options{IRF: "pure_lag", Params: map[string][]float64{"delay": {0, 0}}, SubSteps: 1})
+	r, err := NewRecursiveRouter(context.Background(), net, Options{IRF: "pure_lag", Params: map[string][]float64{"delay": {0, 0}}, SubSteps: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@
 // one GEOGLOWS VPU: two Feather files from Zenodo and the RAPID configuration
 // folder from Hugging Face. See its documentation for the layout on disk.
 //
-// The package knows nothing about routing and imports no other package of
-// this module.
+// The package knows nothing about routing: of this module it imports only
+// the progress vocabulary (package progress) and the VPU folder layout
+// (package vpu). The command line runs it as 'diffroute download'.
 package download

@@ -2,6 +2,7 @@ package download
 
 import (
 	"fmt"
+	"github.com/diffroute-go/diffroute/progress"
 	"io"
 	"sync"
 	"time"
@@ -28,20 +29,10 @@ import (
 // Calls come from the goroutine that runs Fetch. Implementations need not be
 // safe for concurrent use unless the caller shares one between concurrent
 // Fetch calls.
-type Progress interface {
-	Start(name string, total int64)
-	Update(done int64)
-	Done(err error)
-}
+type Progress = progress.Reporter
 
 // Quiet is a [Progress] that reports nothing. It is the default.
-var Quiet Progress = quiet{}
-
-type quiet struct{}
-
-func (quiet) Start(string, int64) {}
-func (quiet) Update(int64)        {}
-func (quiet) Done(error)          {}
+var Quiet = progress.Quiet
 
 // Terminal returns a [Progress] that draws a text progress bar on w
 // (typically os.Stderr), one bar per file, with sizes in IEC units and the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/diffroute-go/diffroute/vpu"
 	"io"
 	"net/http"
 	"net/url"
@@ -58,19 +59,13 @@ func WithSource(s Source) Option {
 	}
 }
 
-// VPUFiles lists where [SingleVPU] put the data of one VPU.
-type VPUFiles struct {
-	VPU          int
-	Dir          string   // root/<vpu>
-	Runoff       string   // Dir/<vpu>_daily_sparse_runoff.feather
-	InterpWeight string   // Dir/<vpu>_interp_weight.feather
-	ConfigDir    string   // Dir/configs: the RAPID configuration folder
-	Config       []string // paths of the files under ConfigDir, sorted
-}
+// VPUFiles lists where [SingleVPU] put the data of one VPU: the layout of
+// package vpu.
+type VPUFiles = vpu.Layout
 
 // ManifestName is the file, in root/<vpu>, where [SingleVPU] records what it
 // downloaded.
-const ManifestName = "manifest.json"
+const ManifestName = vpu.ManifestName
 
 // SingleVPU downloads the DiffHydro sample data of one GEOGLOWS VPU (for
 // instance 305) under root, like DiffHydro's download_single_vpu_data(root),
@@ -126,7 +121,7 @@ func SingleVPU(ctx context.Context, root string, vpu int, opts ...Option) (*VPUF
 
 	var man manifest
 	man.VPU = vpu
-	files := newVPUFiles(dir, vpu)
+	files := newVPUFiles(root, vpu)
 	s := c.source
 	for _, e := range entries {
 		dst := filepath.Join(files.ConfigDir, filepath.FromSlash(e.rel))
@@ -160,15 +155,7 @@ func SingleVPU(ctx context.Context, root string, vpu int, opts ...Option) (*VPUF
 	return files, nil
 }
 
-func newVPUFiles(dir string, vpu int) *VPUFiles {
-	return &VPUFiles{
-		VPU:          vpu,
-		Dir:          dir,
-		Runoff:       filepath.Join(dir, fmt.Sprintf("%d_daily_sparse_runoff.feather", vpu)),
-		InterpWeight: filepath.Join(dir, fmt.Sprintf("%d_interp_weight.feather", vpu)),
-		ConfigDir:    filepath.Join(dir, "configs"),
-	}
-}
+func newVPUFiles(root string, n int) *VPUFiles { return vpu.Of(root, n) }
 
 func escapePath(p string) string {
 	parts := strings.Split(p, "/")
@@ -454,7 +441,7 @@ func fromManifest(dir string, vpu int) (*VPUFiles, error) {
 	if m.VPU != vpu {
 		return nil, fmt.Errorf("manifest is for VPU %d", m.VPU)
 	}
-	files := newVPUFiles(dir, vpu)
+	files := newVPUFiles(filepath.Dir(dir), vpu)
 	var have [2]bool
 	for _, f := range m.Files {
 		if path.Clean(f.Path) != f.Path || !filepath.IsLocal(filepath.FromSlash(f.Path)) {

@@ -25,6 +25,7 @@ type Router struct {
 
 	mu            sync.Mutex // one Route at a time
 	stats         RouteStats
+	backStats     RouteStats // of the last BackwardRunoff
 	builtOnDevice bool
 
 	// Device copies of the kernel (freed by Close).
@@ -33,6 +34,18 @@ type Router struct {
 	// calls (freed by Close).
 	slots *cudaSlots
 }
+
+// NewRouter is NewRouter on d with default router options: with d as
+// diffroute.Options.Device, diffroute.NewRouter routes here.
+func (d *Device) NewRouter(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (diffroute.Router, error) {
+	r, err := NewRouter(ctx, d, net, opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+var _ diffroute.Device = (*Device)(nil)
 
 // NewRouter builds the kernel of net on the CPU and uploads it to d.
 func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diffroute.Options, ropts *RouterOptions) (*Router, error) {
@@ -107,10 +120,34 @@ func (r *Router) Close() error {
 // Route returns the discharge of every reach (network order) for runoff
 // aligned by reach id, from a zero initial state.
 func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diffroute.DataTensor, error) {
+	if _, err := alignRows(runoff, r.cpu.Network()); err != nil {
+		return nil, err
+	}
+	y := discharge(runoff, r.cpu.Network())
+	if err := r.routeTo(ctx, y, runoff); err != nil {
+		return nil, err
+	}
+	return y, nil
+}
+
+// RouteTo is Route writing into dst, which must have runoff's batch and time
+// dims and the network's reach ids in network order; every value is
+// overwritten.
+func (r *Router) RouteTo(ctx context.Context, dst, runoff *diffroute.DataTensor) error {
+	if err := checkDst(dst, runoff, r.cpu.Network()); err != nil {
+		return err
+	}
+	return r.routeTo(ctx, dst, runoff)
+}
+
+// Reset does nothing: every call starts from a zero state.
+func (r *Router) Reset() {}
+
+func (r *Router) routeTo(ctx context.Context, y, runoff *diffroute.DataTensor) error {
 	net := r.cpu.Network()
 	idx, err := alignRows(runoff, net)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -120,9 +157,8 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 	for p, v := range bs.Order {
 		xrow[p] = idx[v]
 	}
-	y := discharge(runoff, net)
 	if runoff.T == 0 || bs.N == 0 {
-		return y, nil
+		return nil
 	}
 	hist := bs.Taps - 1
 	var stats RouteStats
@@ -171,11 +207,11 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	stats.TotalSeconds = time.Since(start).Seconds()
 	r.stats = stats
-	return y, nil
+	return nil
 }
 
 // routerConv is the pipeline's device for Router.Route: the router's kept

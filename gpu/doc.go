@@ -41,6 +41,18 @@
 // across Route calls (growing them when a call needs longer chunks) and
 // frees them in Close.
 //
+// # Gradients
+//
+// A Router is a diffroute.Differentiable. Router.BackwardRunoff computes
+// ∂L/∂runoff from ∂L/∂y on the device: the transposed block-sparse
+// convolution (dr_bsconv_adj), which walks each source's column of the
+// kernel from the source to its outlet and correlates the taps with ∂L/∂y,
+// over the same chunks and slots as Route (each chunk carries MaxDelay−1
+// steps of lookahead instead of history). Backward and RouteGrad run it
+// while the CPU computes the parameter and initial-discharge gradients
+// (diffroute.KernelRouter.BackwardParams, the recursive adjoint); they are
+// the CPU kernel method's gradients, with ∂L/∂runoff from the device.
+//
 // # Staged routing on the device
 //
 // StagedBackend plugs the GPU into diffroute.StagedRouter through the core's
@@ -107,7 +119,7 @@
 // # Kernels and PTX
 //
 // The kernels are CUDA C++ in gpu/kernels/*.cu: block-sparse causal
-// convolution, fine transfer inflow (staged routing), catchment
+// convolution and its adjoint, fine transfer inflow (staged routing), catchment
 // interpolation (whole series, and a time window of resident pixels with
 // zero history), pointer-jumping log-domain prefix sums, closure pair
 // enumeration and per-pair taps (exp and sincos written out in dr_math.h,

@@ -19,6 +19,23 @@ import (
 
 // alignRows returns, per network reach, the runoff row with its id (runoff is
 // always aligned by id, never by position), as the CPU routers do.
+// checkDst reports a RouteTo destination whose dims or reach ids differ from
+// the discharge of runoff through net.
+func checkDst(dst, runoff *diffroute.DataTensor, net *diffroute.Network) error {
+	if runoff == nil {
+		return fmt.Errorf("gpu: no runoff")
+	}
+	if dst == nil || dst.B != runoff.B || dst.T != runoff.T || dst.N != net.Len() || len(dst.Data) != dst.B*dst.N*dst.T || len(dst.IDs) != dst.N {
+		return fmt.Errorf("gpu: RouteTo needs a destination of dims (%d, %d, %d)", runoff.B, net.Len(), runoff.T)
+	}
+	for i, id := range dst.IDs {
+		if id != net.ID(i) {
+			return fmt.Errorf("gpu: RouteTo destination row %d is reach %d, want %d (network order)", i, id, net.ID(i))
+		}
+	}
+	return nil
+}
+
 func alignRows(runoff *diffroute.DataTensor, net *diffroute.Network) ([]int, error) {
 	return diffroute.AlignRows(runoff, net)
 }

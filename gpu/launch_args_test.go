@@ -224,7 +224,7 @@ func TestLaunchArgumentsMatchKernels(t *testing.T) {
 			return true
 		})
 	}
-	for _, k := range []string{kernelBSConv, kernelTransferAdd, kernelInterpWin} {
+	for _, k := range []string{kernelBSConv, kernelBSConvAdj, kernelTransferAdd, kernelInterpWin} {
 		if launches[k] == 0 {
 			t.Errorf("no launch of %s found in gpu/cuda_*.go", k)
 		}
@@ -239,6 +239,8 @@ var bufferAliases = map[string][]string{
 	"x":   {"din", "out"}, // runoff chunk (with history), interpolated runoff
 	"pix": {"buf"},        // resident pixel runoff
 	"P":   {"pin"},        // prefix log spectra, after the last jump
+	"gx":  {"dout"},       // ∂L/∂runoff chunk (the adjoint's output)
+	"gy":  {"din"},        // ∂L/∂discharge chunk, with lookahead
 }
 
 func exprString(fset *token.FileSet, e ast.Expr) string {

@@ -18,6 +18,11 @@ func Open(ordinal int) (*Device, error) { return nil, ErrNoCUDA }
 // Info describes the device.
 func (d *Device) Info() DeviceInfo { return DeviceInfo{} }
 
+// NewRouter fails with ErrNoCUDA.
+func (d *Device) NewRouter(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (diffroute.Router, error) {
+	return nil, ErrNoCUDA
+}
+
 // Close releases the device.
 func (d *Device) Close() error { return nil }
 
@@ -33,6 +38,14 @@ func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diff
 func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diffroute.DataTensor, error) {
 	return nil, ErrNoCUDA
 }
+
+// RouteTo fails with ErrNoCUDA.
+func (r *Router) RouteTo(ctx context.Context, dst, runoff *diffroute.DataTensor) error {
+	return ErrNoCUDA
+}
+
+// Reset does nothing.
+func (r *Router) Reset() {}
 
 // Network returns nil.
 func (r *Router) Network() *diffroute.Network { return nil }

@@ -12,6 +12,7 @@ var ptxSource string
 // Kernel entry points in ptxSource.
 const (
 	kernelBSConv       = "dr_bsconv"
+	kernelBSConvAdj    = "dr_bsconv_adj"
 	kernelTransferAdd  = "dr_transfer_add"
 	kernelInterp       = "dr_interp"
 	kernelPrefixJump   = "dr_prefix_jump"
@@ -21,4 +22,4 @@ const (
 	kernelPairTapsFine = "dr_pair_taps_fine"
 )
 
-var kernelNames = []string{kernelBSConv, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps, kernelPairTapsFine}
+var kernelNames = []string{kernelBSConv, kernelBSConvAdj, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps, kernelPairTapsFine}

@@ -6,9 +6,12 @@
 #   scripts/gpu-run-device.sh run     # on the device, from the repository root
 #
 # `run` executes the GPU tests (GPU vs CPU kernel method on random synthetic
-# networks, rapid_xx9 vs the CPU and RAPID's Qout, out-of-memory message)
-# and then the benchmarks: the convolution (GFLOP/s and the fraction of the
-# roofline, see gpu.RouteStats.Roofline) and the device build of a Hayami
+# networks, rapid_xx9 vs the CPU and RAPID's Qout, out-of-memory message;
+# the backward pass: the device's ∂L/∂runoff vs a pair loop and vs the CPU
+# kernel method's RouteGrad) and then the benchmarks: the convolution
+# (GFLOP/s and the fraction of the roofline, see gpu.RouteStats.Roofline),
+# its adjoint (BenchmarkGPUBackward: the same figures and its time against
+# the forward convolution's in the same run), the device build of a Hayami
 # kernel (pairs/s), and the CLI on rapid_xx9 with --device cuda against
 # --device cpu. Benchmark sizes:
 #   GPU_BENCH_ARGS="-gpu.n=50000 -gpu.taps=64 -gpu.T=4096 -gpu.B=2"
@@ -45,8 +48,11 @@ run)
 	command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true
 	export DIFFROUTE_XX9=${DIFFROUTE_XX9:-$PWD/testdata/rapid_xx9}
 	"$out/gpu.test" -test.v -test.run 'Test' -test.count=1
+	# The backward pass once more, on its own, so that its verdict is the
+	# last thing the log says about it.
+	"$out/gpu.test" -test.run 'TestGPUBackward|TestGPURouteGrad' -test.count=1
 	# shellcheck disable=SC2086
-	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv|GPUSpectralBuild' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
+	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv|GPUBackward|GPUSpectralBuild' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
 	# The CLI end to end on RAPID's basin: --device cuda against the CPU kernel method.
 	if [[ -x $out/diffroute ]]; then
 		tmp=$(mktemp -d)

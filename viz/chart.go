@@ -214,8 +214,13 @@ func ColorByLog(name string, values []float64) Option {
 
 // Categories colours the reaches of a NetworkGraph by a per-reach category
 // (by network index), e.g. cluster id; a legend lists up to 20 categories.
-func Categories(name string, values []int) Option {
-	return func(c *config) { c.colorName, c.categories, c.colorValues = name, values, nil }
+// It takes diffroute.Clusters.ClusterOf as it is ([]int32) as well as []int.
+func Categories[T ~int | ~int32 | ~int64](name string, values []T) Option {
+	cats := make([]int, len(values))
+	for i, v := range values {
+		cats[i] = int(v)
+	}
+	return func(c *config) { c.colorName, c.categories, c.colorValues = name, cats, nil }
 }
 
 // MaxNodes caps the reaches a NetworkGraph draws (default 4000). Larger

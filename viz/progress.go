@@ -10,20 +10,16 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
+	"github.com/diffroute-go/diffroute/progress"
 	"github.com/janpfeifer/gonb/gonbui"
 	"github.com/schollz/progressbar/v3"
 )
 
 // Progress reports the progress of a long operation (a download, staging,
-// routing clusters). Start begins a task of total units (≤ 0 when unknown);
-// Update gives the units done so far (a running total, not an increment);
-// Done ends the task, successfully when err is nil. A Progress may run
-// several tasks one after another; its methods are safe for concurrent use.
-type Progress interface {
-	Start(name string, total int64)
-	Update(done int64)
-	Done(err error)
-}
+// routing clusters): it is progress.Reporter, drawn here in a notebook cell
+// or on a terminal.
+type Progress = progress.Reporter
 
 // ProgressOption configures NewProgress.
 type ProgressOption func(*progressConfig)
@@ -58,13 +54,7 @@ func NewProgress(quiet bool, o ...ProgressOption) Progress {
 }
 
 // Quiet is a Progress that shows nothing.
-var Quiet Progress = quietProgress{}
-
-type quietProgress struct{}
-
-func (quietProgress) Start(string, int64) {}
-func (quietProgress) Update(int64)        {}
-func (quietProgress) Done(error)          {}
+var Quiet = progress.Quiet
 
 // TerminalProgress draws a text progress bar (schollz/progressbar) on a
 // terminal or log.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/diffroute-go/diffroute/basins"
 	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
 )
 
 // TestMain lets the test binary stand in for the diffroute command: the
@@ -293,4 +294,84 @@ func startSlurm(t *testing.T) string {
 	}
 	t.Fatalf("slurm-local.sh start printed no SLURM_CONF:\n%s", out)
 	return ""
+}
+
+// TestBasinsMembersAndSharedRunoff: ensemble members as tasks (basin ×
+// member, {member} in --runoff), and one runoff file covering every basin.
+// Muskingum routing is linear, so a member with doubled runoff must give
+// exactly doubled discharge; the shared file must give the per-basin files'
+// discharge exactly.
+func TestBasinsMembersAndSharedRunoff(t *testing.T) {
+	t.Setenv("DIFFROUTE_TEST_AS_CLI", "1")
+	w := filepath.Join(t.TempDir(), "world")
+	if _, err := basins.GenerateWorld(w, basins.WorldOptions{Basins: 4, Reaches: 2400, Days: 30, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	plain := filepath.Join(tmp, "plain")
+	mustRun(t, "route", "--basins", w, "--runoff", "runoff.nc", "--out", plain, "--merge", "--quiet")
+
+	// Members a (the runoff) and b (twice the runoff); and the world's runoff in one file.
+	list, _ := basins.Discover(w)
+	var all []*diffroute.DataTensor
+	for _, b := range list {
+		x, err := data.ReadRunoffNC(filepath.Join(b.Dir, "runoff.nc"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := data.WriteQoutNC(filepath.Join(b.Dir, "runoff_a.nc"), x, &data.QoutOptions{Var: "runoff"}); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, x.Clone())
+		for k := range x.Data {
+			x.Data[k] *= 2
+		}
+		if err := data.WriteQoutNC(filepath.Join(b.Dir, "runoff_b.nc"), x, &data.QoutOptions{Var: "runoff"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ens := filepath.Join(tmp, "ens")
+	mustRun(t, "route", "--basins", w, "--runoff", "runoff_{member}.nc", "--members", "a,b", "--out", ens, "--merge", "--quiet")
+	job, err := basins.Load(ens)
+	if err != nil || len(job.Tasks) != 8 {
+		t.Fatalf("ensemble job: %v", err)
+	}
+	sameQout(t, filepath.Join(plain, basins.OutputFile), job.MergedFile("a"))
+	qa, _ := readQout(t, job.MergedFile("a"))
+	qb, _ := readQout(t, job.MergedFile("b"))
+	for id, s := range qa {
+		for k, v := range s {
+			if qb[id][k] != 2*v {
+				t.Fatalf("reach %d step %d: member b %g, twice member a %g", id, k, qb[id][k], 2*v)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ens, list[0].Name, "b", basins.OutputFile)); err != nil {
+		t.Fatalf("member output not in <basin>/<member>: %v", err)
+	}
+
+	// One file for every basin: cut per basin by reach id.
+	ids := []int64{}
+	for _, x := range all {
+		ids = append(ids, x.IDs...)
+	}
+	world := diffroute.NewDataTensor(1, ids, all[0].T)
+	world.Times, world.Step, world.Units = all[0].Times, all[0].Step, all[0].Units
+	off := 0
+	for _, x := range all {
+		off += copy(world.Data[off:], x.Data)
+	}
+	shared := filepath.Join(tmp, "world_runoff.nc")
+	if err := data.WriteQoutNC(shared, world, &data.QoutOptions{Var: "runoff"}); err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(tmp, "shared")
+	mustRun(t, "route", "--basins", w, "--runoff", shared, "--out", one, "--merge", "--quiet")
+	sameQout(t, filepath.Join(plain, basins.OutputFile), filepath.Join(one, basins.OutputFile))
+	job, _ = basins.Load(one)
+	for _, task := range job.Tasks {
+		if task.Request < int64(len(ids))*30*4 {
+			t.Fatalf("%s: request %d does not count reading the whole shared file", task.Basin, task.Request)
+		}
+	}
 }

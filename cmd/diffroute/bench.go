@@ -63,7 +63,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if *method == "recursive" || *method == "both" {
 		net := diffroute.SyntheticNetwork(*n, 1)
 		x := diffroute.SyntheticRunoff(net, 1, *steps, 1)
-		rr, err := diffroute.NewRecursiveRouter(net, diffroute.Options{IRF: *irf, Params: params(net), SubSteps: *f, Workers: *workers, MaxDelay: *maxDelay})
+		rr, err := diffroute.NewRecursiveRouter(ctx, net, diffroute.Options{IRF: *irf, Params: params(net), SubSteps: *f, Workers: *workers, MaxDelay: *maxDelay})
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/diffroute-go/diffroute/calibrate"
 	"github.com/diffroute-go/diffroute/data"
 	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/pipeline"
 )
 
 // calFlags are the calibrate command's own flags.
@@ -227,53 +228,27 @@ type calBasin struct {
 // readBasin reads a RAPID folder, its runoff and observed discharge, and
 // aligns them; every bad input is an error before any routing.
 func (j *calJob) readBasin(rapidDir, runoffPath, obsPath, attrPath string) (*calBasin, error) {
-	cfg, err := data.ReadRAPID(rapidDir)
-	if err != nil {
-		return nil, err
-	}
-	rj := &routeJob{rf: *j.rf, rapidDir: rapidDir, runoffPath: runoffPath, runoffVar: j.c.runoffVar, units: j.c.units, stepSec: j.c.stepSec, subSec: j.c.subSec}
-	src, err := openRunoff(rj, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer src.closer()
-	if err := checkCoverage(src.path, src.ids, cfg.Network); err != nil {
-		return nil, err
-	}
 	step, err := secondsFlag("step", j.c.stepSec)
 	if err != nil {
 		return nil, err
 	}
-	if step == 0 {
-		step = src.step
-	}
-	if step <= 0 {
-		return nil, fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
-	}
-	rj.step = step
 	sub, err := secondsFlag("substep", j.c.subSec)
 	if err != nil {
 		return nil, err
 	}
-	if sub == 0 {
-		sub = step
-	}
-	ratio := float64(step) / float64(sub)
-	f := int(math.Round(ratio))
-	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
-		return nil, subStepError(step, sub, j.c.stepSec != 0)
-	}
-	rf := *j.rf
-	rf.quiet = true // the oscillation warning is for routing the prior, not the calibrated parameters
-	opts, err := rf.options(cfg, step, f)
+	pc := j.rf.config(io.Discard)
+	// No warnings: the oscillation warning is for routing the prior, not
+	// the calibrated parameters.
+	pc.Log, pc.Warn, pc.Progress = nil, nil, nil
+	pc.RAPID, pc.Runoff, pc.RunoffVar, pc.RunoffUnits, pc.Step, pc.SubStep = rapidDir, runoffPath, j.c.runoffVar, j.c.units, step, sub
+	in, err := pipeline.Open(pc)
 	if err != nil {
-		return nil, err
+		return nil, cliError(err)
 	}
-	T := len(src.times)
-	if T == 0 {
-		return nil, fmt.Errorf("%s: no time steps", src.path)
-	}
-	runoff, err := src.read(0, T)
+	defer in.Close()
+	cfg, opts, src := in.RAPID, in.Options, in
+	step, f := in.Step, in.Options.SubSteps
+	runoff, err := in.Read(0, in.Steps())
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +256,7 @@ func (j *calJob) readBasin(rapidDir, runoffPath, obsPath, attrPath string) (*cal
 	if runoff, err = runoff.SelectIDs(net.IDs()); err != nil {
 		return nil, err
 	}
-	times, err := parseLabels(src.path, runoff.Times)
+	times, err := parseLabels(src.Path, runoff.Times)
 	if err != nil {
 		return nil, err
 	}
@@ -1022,55 +997,6 @@ func (j *calJob) writeMap(path string, b *calBasin, sp *calibrate.Space, st *cal
 		return err
 	}
 	return writeFileAtomic(path, append(out, '\n'))
-}
-
-// readParamsFrom reads the parameters a calibrate run wrote into dir into
-// p: k.csv (seconds) and x.csv in rapid_connect.csv order for Muskingum,
-// params.csv (rivid,<name>,… in runoff steps) otherwise.
-func readParamsFrom(dir, irf string, cfg *data.RAPID, step time.Duration, p diffroute.Params) error {
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return usageError{fmt.Sprintf("--params-from %s: no such folder", dir)}
-	}
-	if path := filepath.Join(dir, "params.csv"); fileExists(path) {
-		return readParamsCSV(path, cfg.Network, p)
-	}
-	if irf != "muskingum" {
-		return fmt.Errorf("--params-from %s: no params.csv there (k.csv and x.csv are for --irf muskingum)", dir)
-	}
-	for _, name := range []string{"k", "x"} {
-		path := filepath.Join(dir, name+".csv")
-		fh, err := os.Open(path)
-		if err != nil {
-			return fmt.Errorf("--params-from %s: %v", dir, pathErrReason(err))
-		}
-		vals, lines, err := data.ParseValues(fh, path)
-		fh.Close()
-		if err != nil {
-			return err
-		}
-		if len(vals) != len(cfg.ConnectIDs) {
-			return fmt.Errorf("%s: %d values for the %d reaches of rapid_connect.csv", path, len(vals), len(cfg.ConnectIDs))
-		}
-		v := make([]float64, cfg.Network.Len())
-		for c, id := range cfg.ConnectIDs {
-			i, ok := cfg.Network.Index(id)
-			if !ok {
-				continue
-			}
-			x := vals[c]
-			if name == "k" {
-				if !(x >= 0) {
-					return fmt.Errorf("%s:%d: k = %v must be ≥ 0", path, lines[c], x)
-				}
-				x /= step.Seconds()
-			} else if !(x >= 0 && x <= 0.5) {
-				return fmt.Errorf("%s:%d: x = %v must be in [0, 0.5]", path, lines[c], x)
-			}
-			v[i] = x
-		}
-		p[name] = v
-	}
-	return nil
 }
 
 func fileExists(path string) bool {

@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
+
+	"github.com/diffroute-go/diffroute/pipeline"
 
 	"github.com/diffroute-go/diffroute/viz"
 )
@@ -41,19 +44,19 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s not found: generated the demo basin in %s\n", *basin, tmp)
 		*basin = tmp
 	}
-	job := routeJob{rf: rf, rapidDir: *basin, runoffPath: filepath.Join(*basin, "runoff.nc"),
-		subSec: 3600, out: filepath.Join(*out, "Qout.nc")}
-	res, err := job.run(ctx, stdout)
+	cfg := rf.config(stdout)
+	cfg.RAPID, cfg.Runoff, cfg.SubStep, cfg.Out = *basin, filepath.Join(*basin, "runoff.nc"), time.Hour, filepath.Join(*out, "Qout.nc")
+	res, err := pipeline.Run(ctx, cfg)
 	if err != nil {
-		return err
+		return cliError(err)
 	}
 	return demoReport(res, *out, stdout)
 }
 
 // demoReport charts the largest outlet and two of its upstream reaches and
 // prints their peaks.
-func demoReport(res *routeResult, dir string, stdout io.Writer) error {
-	net := res.cfg.Network
+func demoReport(res *pipeline.Result, dir string, stdout io.Writer) error {
+	net := res.RAPID.Network
 	outlet := 0
 	for _, o := range net.Outlets() {
 		if net.Size(o) > net.Size(outlet) || net.Down(outlet) >= 0 {
@@ -75,7 +78,7 @@ func demoReport(res *routeResult, dir string, stdout io.Writer) error {
 			ids = append(ids, net.ID(v))
 		}
 	}
-	chart := viz.Hydrograph(res.q, viz.Reaches(ids...), viz.Title(fmt.Sprintf("Discharge at outlet %d and up its main stem", ids[0])), viz.Units("m³/s"))
+	chart := viz.Hydrograph(res.Discharge, viz.Reaches(ids...), viz.Title(fmt.Sprintf("Discharge at outlet %d and up its main stem", ids[0])), viz.Units("m³/s"))
 	if err := chart.Err(); err != nil {
 		return err
 	}
@@ -86,14 +89,14 @@ func demoReport(res *routeResult, dir string, stdout io.Writer) error {
 	for _, id := range ids {
 		i, _ := net.Index(id)
 		peak, at := float32(0), 0
-		for t, q := range res.q.Series(0, i) {
+		for t, q := range res.Discharge.Series(0, i) {
 			if q > peak {
 				peak, at = q, t
 			}
 		}
 		label := fmt.Sprint(at)
-		if len(res.q.Times) > at {
-			label = res.q.Times[at]
+		if len(res.Discharge.Times) > at {
+			label = res.Discharge.Times[at]
 		}
 		fmt.Fprintf(stdout, "reach %d (%d reaches upstream): peak %.1f m3/s at %s\n", id, net.Size(i), peak, label)
 	}

@@ -3,6 +3,16 @@ package main
 // examples are printed after the flags by '<command> -h'. Every one runs
 // from the repository root (TestHelpExamples runs the route ones).
 var examples = map[string]string{
+	"download": `  # DiffHydro's sample data for VPU 305 (RAPID configuration, pixel runoff, weights) into data/305
+  diffroute download vpu 305 --out data
+
+  # then route it
+  diffroute route --rapid data/305/configs --pixel-runoff data/305/305_daily_sparse_runoff.feather \
+      --weights data/305/305_interp_weight.feather --out out/Q305.nc
+
+  # any file, checked against a published digest; run again to resume
+  diffroute download url https://example.org/runoff.nc --sha256 HEX --out runoff.nc
+`,
 	"route": `  # RAPID's test basin: 3-hour runoff volumes (m3) on 15-minute sub-steps, Muskingum from k.csv and x.csv
   diffroute route --rapid testdata/rapid_xx9 \
       --runoff testdata/rapid_xx9/m3_riv_bas_erai_t511_3hr_20030121to20030122.nc \
@@ -39,7 +49,23 @@ k.csv is in seconds, but --param values are in runoff steps.
   diffroute bench --method recursive --irf linear_storage
 `,
 	"generate": `  diffroute generate --out /tmp/basin --reaches 500 --days 30
+  diffroute generate --out /tmp/basins --basins 4 --reaches 2000 --days 30   # four basins for route --basins
   diffroute route --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 --out /tmp/basin/Qout.nc
+`,
+	"jobs": `  diffroute jobs status job            # per basin: done, running, pending, failed or missing
+  diffroute jobs status --wait job     # once nothing is queued or running
+  diffroute jobs gather --merge job    # verify every output, write manifest.csv and the merged Qout.nc
+  diffroute jobs task job 3            # array task 3: what the Slurm scripts run
+(job is the --out folder of 'diffroute route --basins DIR --out job'.)
+`,
+	"grad": `  # a generated basin with "observed" discharge at 6 gauges (5 % noise)
+  diffroute generate --out /tmp/basin --reaches 500 --days 60 --attributes --gauges 6 --obs-noise 0.05
+  # dL/dk (per second) and dL/dx of every reach, and the runoff sensitivity map
+  diffroute grad --rapid /tmp/basin --runoff /tmp/basin/runoff.nc --substep 3600 \
+      --observed /tmp/basin/observed.csv --loss nse --out /tmp/basin/grad.csv --runoff-grad /tmp/basin/dL_drunoff.nc
+
+--loss sse is the plain sum over gauges and steps of (y - obs)^2; mse, nse, kge and lognse
+are averaged over gauges, as diffroute calibrate minimises them.
 `,
 	"calibrate": `  # a twin experiment: reach attributes, k and x from their law, "observed" discharge at 8 gauges (5 % noise)
   diffroute generate --out /tmp/basin --reaches 200 --days 240 --attributes --gauges 8 --obs-noise 0.05

@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/diffroute-go/diffroute/basins"
 	"github.com/diffroute-go/diffroute/calibrate"
 	"github.com/diffroute-go/diffroute/data"
 	"github.com/diffroute-go/diffroute/diffroute"
@@ -36,13 +38,15 @@ type basinSpec struct {
 var demoSpec = basinSpec{reaches: 2000, days: 365, seed: 42}
 
 func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "diffroute generate --out DIR [--reaches N] [--days T] [--seed S] [--attributes [--noise F]] [--gauges N [--obs-substep SEC] [--obs-noise F]]"
+	const synopsis = "diffroute generate --out DIR [--reaches N] [--days T] [--seed S] [--attributes [--noise F]] [--gauges N [--obs-substep SEC] [--obs-noise F]] [--basins B]"
 	fs := newFlags("generate", synopsis)
 	out := fs.String("out", "", "folder to write the RAPID files and runoff.nc into")
 	spec := demoSpec
 	fs.IntVar(&spec.reaches, "reaches", spec.reaches, "number of reaches")
 	fs.IntVar(&spec.days, "days", spec.days, "number of daily runoff steps")
 	fs.Uint64Var(&spec.seed, "seed", spec.seed, "random seed (same seed, same basin)")
+	world := fs.Int("basins", 0, "write a world of B basins (DIR/basin_001, …; --reaches in all, sizes spread 10×) for route --basins")
+	combined := fs.String("combined", "", "with --basins: also write the whole world as one RAPID folder here (to compare with one run)")
 	fs.BoolVar(&spec.attributes, "attributes", false, "write attributes.csv (length_m, area_km2, slope) and draw k, x from them: k = L/c, c = 0.8 m/s (A/1000 km2)^0.15 (S/0.001)^0.2 in [3600, 72000] s, x = 0.35 - 0.06 log10(A/km2) in [0.05, 0.4]")
 	fs.Float64Var(&spec.noise, "noise", 0, "with --attributes: log-normal scatter of k and x around the law (standard deviation of the log)")
 	fs.IntVar(&spec.gauges, "gauges", 0, "write observed.csv: discharge at this many gauges (reaches draining many others), routed with the true k and x")
@@ -70,6 +74,23 @@ func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("generate: --obs-substep %v: want seconds that divide a day", *obsSub)}
 	}
 	spec.obsSub = time.Duration(*obsSub * float64(time.Second))
+	if *world > 0 {
+		if spec.attributes || spec.gauges > 0 {
+			return usageError{"generate: --basins writes plain basins: drop --attributes and --gauges"}
+		}
+		sizes, err := basins.GenerateWorld(*out, basins.WorldOptions{Basins: *world, Reaches: spec.reaches, Days: spec.days, Seed: spec.seed})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d basins of %d to %d reaches (%d in all) with %d daily steps to %s\n", len(sizes), slices.Min(sizes), slices.Max(sizes), spec.reaches, spec.days, *out)
+		if *combined != "" {
+			if err := basins.CombineWorld(*out, *combined); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "wrote the whole world as one basin to %s\n", *combined)
+		}
+		return nil
+	}
 	if err := generateBasin(*out, spec); err != nil {
 		return err
 	}

@@ -17,17 +17,19 @@ import (
 // multi-basin job, one Slurm array task of it, and its gather step.
 func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 	const synopsis = "diffroute jobs status DIR [--wait] | jobs task DIR INDEX | jobs gather DIR [--merge]"
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fs := newFlags("jobs", synopsis)
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	fs := newFlags("jobs", synopsis)
+	wait := fs.Bool("wait", false, "status: wait until no task is queued or running (nor the gather job)")
+	merge := fs.Bool("merge", false, "gather: also merge the discharge of every basin into one file")
+	if sub == "" {
 		if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 			return err
 		}
 		return usageError{"jobs: want a subcommand: status, task or gather"}
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlags("jobs "+sub, synopsis)
-	wait := fs.Bool("wait", false, "status: wait until no task is queued or running (nor the gather job)")
-	merge := fs.Bool("merge", false, "gather: also merge the discharge of every basin into one file")
 	// Positional arguments first or last: parse flags wherever they are.
 	var pos []string
 	for len(args) > 0 {

@@ -6,6 +6,8 @@
 //	diffroute bench [flags]                                        measure routing throughput
 //	diffroute irfs                                                 list the impulse response functions
 //	diffroute generate --out DIR [flags]                           write a synthetic RAPID basin
+//	diffroute download vpu N --out DIR                             fetch a VPU of DiffHydro's sample data
+//	diffroute grad --rapid DIR --runoff FILE --observed FILE --out FILE.csv   gradients and sensitivities
 //	diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR   fit parameters to gauges
 //	diffroute route --basins DIR --runoff NAME --out DIR [--executor local|slurm]   route many basins
 //	diffroute jobs status DIR                                      state of a multi-basin job
@@ -37,6 +39,8 @@ var commands = []struct {
 	{"bench", "measure routing throughput on a generated network", runBench},
 	{"irfs", "list the registered impulse response functions", runIRFs},
 	{"generate", "write a synthetic basin in RAPID layout with runoff.nc", runGenerate},
+	{"download", "download a VPU of DiffHydro's sample data, or one file, resumably and checked", runDownload},
+	{"grad", "gradient of a loss against observed discharge with respect to parameters and runoff", runGrad},
 	{"calibrate", "fit routing parameters (or a map from reach attributes) to observed discharge", runCalibrate},
 	{"jobs", "state, array task and gather step of a multi-basin job (route --basins)", runJobs},
 }

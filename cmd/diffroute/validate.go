@@ -4,15 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/pipeline"
 )
 
 // Checks that run before anything is read or routed, so that a mistyped
@@ -111,12 +110,12 @@ func (m *memFlags) validate(cmd string) error {
 	return err
 }
 
-// checkUnits refuses a --runoff-units value that toRate would refuse later.
+// checkUnits refuses a --runoff-units value the pipeline would refuse later.
 func checkUnits(cmd, units string) error {
 	if units == "" {
 		return nil
 	}
-	if u := normUnits(units); u != "m3" && u != "m3/s" {
+	if u := pipeline.NormUnits(units); u != "m3" && u != "m3/s" {
 		return usageError{fmt.Sprintf("%s: --runoff-units %q: want m3 (volume per runoff step, RAPID's m3_riv) or m3/s", cmd, units)}
 	}
 	return nil
@@ -214,75 +213,6 @@ func checkWritable(cmd, flagName, path string, dir bool) error {
 	f.Close()
 	os.Remove(f.Name())
 	return nil
-}
-
-// subStepError explains a --substep that does not divide the runoff step,
-// suggesting the nearest sub-steps that do.
-func subStepError(step, sub time.Duration, stepGiven bool) error {
-	from := "the runoff file's time spacing"
-	if stepGiven {
-		from = "--step"
-	}
-	stepS, subS := step.Seconds(), sub.Seconds()
-	msg := fmt.Sprintf("route: --substep %g does not divide the runoff step of %g s (%v, from %s) into whole sub-steps", subS, stepS, step, from)
-	if sub > step {
-		msg = fmt.Sprintf("route: --substep %g is longer than the runoff step of %g s (%v, from %s)", subS, stepS, step, from)
-	}
-	if s := suggestSubSteps(step, sub); len(s) > 0 {
-		msg += "; try --substep " + orList(s)
-	}
-	return usageError{msg}
-}
-
-// suggestSubSteps returns the whole-second divisors of step nearest to sub
-// (one below, one above), as strings.
-func suggestSubSteps(step, sub time.Duration) []string {
-	if step%time.Second != 0 || step <= 0 {
-		return nil
-	}
-	S := int64(step / time.Second)
-	ratio := float64(step) / float64(sub)
-	var out []string
-	// Longer sub-steps than asked: fewer sub-steps per step.
-	for f := int64(math.Min(math.Floor(ratio), float64(S))); f >= 1; f-- {
-		if S%f == 0 {
-			out = append(out, fmt.Sprint(S/f))
-			break
-		}
-	}
-	// Shorter sub-steps than asked: more sub-steps per step.
-	for f, n := int64(math.Max(1, math.Ceil(ratio))), 0; f <= S && n < 1<<16; f, n = f+1, n+1 {
-		if S%f == 0 {
-			if s := fmt.Sprint(S / f); !slices.Contains(out, s) {
-				out = append([]string{s}, out...)
-			}
-			break
-		}
-	}
-	return out
-}
-
-// checkCoverage refuses runoff that lacks reaches of the network, naming
-// the file and the first missing reach.
-func checkCoverage(path string, ids []int64, net *diffroute.Network) error {
-	have := make(map[int64]bool, len(ids))
-	for _, id := range ids {
-		have[id] = true
-	}
-	missing, first := 0, int64(0)
-	for _, id := range net.IDs() {
-		if !have[id] {
-			if missing == 0 {
-				first = id
-			}
-			missing++
-		}
-	}
-	if missing == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s: no runoff for %d of the network's %d reaches (first: reach %d); the runoff must hold every reach of riv_bas_id.csv: check that --runoff and --rapid describe the same basin",
-		path, missing, net.Len(), first)
 }
 
 // budgetError adds what to do to a planner error for --mem-budget.

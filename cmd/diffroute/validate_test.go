@@ -99,15 +99,6 @@ func TestSubStepAdvice(t *testing.T) {
 		"from --step", "try --substep 6 or 8")
 	expectErr(t, true, []string{"route", "--quiet", "--rapid", xx9, "--runoff", nc, "--substep", "20000", "--out", out},
 		"--substep 20000 is longer than the runoff step of 10800 s", "try --substep 10800")
-	for _, c := range []struct {
-		step, sub float64
-		want      string
-	}{{10800, 1000, "900 1080"}, {86400, 3599, "3456 3600"}, {3600, 3600.5, "3600"}, {10.5, 2, ""}} {
-		got := strings.Join(suggestSubSteps(secs(c.step), secs(c.sub)), " ")
-		if got != c.want {
-			t.Errorf("step %v sub %v: suggestions %q, want %q", c.step, c.sub, got, c.want)
-		}
-	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left behind: %s", entries[0].Name())
 	}
@@ -167,7 +158,7 @@ func TestMissingInputs(t *testing.T) {
 	expectErr(t, true, route("--rapid", nc, "--runoff", nc), "--rapid", "is a file", "rapid_connect.csv")
 	expectErr(t, false, route("--rapid", dir, "--runoff", nc), "--rapid", "no rapid_connect.csv there")
 	expectErr(t, false, route("--rapid", xx9, "--runoff", filepath.Join(dir, "r.nc")), "--runoff", "r.nc: no such file")
-	expectErr(t, true, route("--rapid", xx9, "--runoff", filepath.Join(dir, "r.txt")), "--runoff", "r.txt: want a netCDF (.nc) or .csv file")
+	expectErr(t, true, route("--rapid", xx9, "--runoff", filepath.Join(dir, "r.txt")), "--runoff", "r.txt: want a netCDF (.nc) or CSV (.csv) file")
 	expectErr(t, true, route("--rapid", xx9, "--runoff", dir+"/"), "--runoff")
 	expectErr(t, false, route("--rapid", xx9, "--runoff", nc, "--qinit", filepath.Join(dir, "qinit.csv")), "--qinit", "qinit.csv: no such file")
 	expectErr(t, false, route("--rapid", xx9, "--runoff", nc, "--params", filepath.Join(dir, "p.csv")), "--params", "p.csv: no such file")
@@ -220,7 +211,7 @@ func TestOtherCommandsFlagValues(t *testing.T) {
 	expectErr(t, true, []string{"plan", "--reaches", "100", "--steps", "10", "--mem-budget", "1GiB", "--method", "fast"}, `plan: --method "fast"`)
 	expectErr(t, false, []string{"plan", "--rapid", xx9, "--steps", "10", "--mem-budget", "1KiB"}, "plan: --mem-budget 1KiB: no strategy fits", "raise --mem-budget")
 	nc := filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
-	expectErr(t, false, []string{"route", "--quiet", "--rapid", xx9, "--runoff", nc, "--mem-budget", "1KiB", "--out", filepath.Join(t.TempDir(), "q.nc")}, "route: --mem-budget 1KiB", "raise --mem-budget")
+	expectErr(t, false, []string{"route", "--quiet", "--rapid", xx9, "--runoff", nc, "--mem-budget", "1KiB", "--out", filepath.Join(t.TempDir(), "q.nc")}, "route: --mem-budget 1.0 KiB", "raise --mem-budget")
 	expectErr(t, true, []string{"demo", "--method", "fast", "--out", t.TempDir()}, `demo: --method "fast"`)
 }
 

@@ -13,6 +13,11 @@ extern "C" void dr_bsconv_planted(float*, const float*, const float*, const dr_i
                                   const int*, const int*, dr_i64, dr_i64, dr_i64, dr_i64,
                                   dr_i64, dr_i64);
 
+// The planted reversed-taps variant of dr_bsconv_adj (emu_planted_adj.cpp).
+extern "C" void dr_bsconv_adj_planted(float*, const float*, const float*, const dr_i64*,
+                                      const int*, dr_i64, dr_i64, dr_i64, dr_i64, dr_i64,
+                                      dr_i64);
+
 extern "C" void emu_bsconv(int planted, long long grid, long long block, float* y,
                            const float* x, const float* vals, const long long* rowTiles,
                            const int* tileCol, const int* size, long long n, long long bsz,
@@ -22,6 +27,19 @@ extern "C" void emu_bsconv(int planted, long long grid, long long block, float* 
 			dr_bsconv_planted(y, x, vals, rowTiles, tileCol, size, n, bsz, taps, nb, tx, t0);
 		} else {
 			dr_bsconv(y, x, vals, rowTiles, tileCol, size, n, bsz, taps, nb, tx, t0);
+		}
+	});
+}
+
+extern "C" void emu_bsconv_adj(int planted, long long grid, long long block, float* gx,
+                               const float* gy, const float* vals, const long long* rowTiles,
+                               const int* downPos, long long n, long long bsz, long long taps,
+                               long long nb, long long tx, long long ahead) {
+	emu_launch(grid, block, [&] {
+		if (planted) {
+			dr_bsconv_adj_planted(gx, gy, vals, rowTiles, downPos, n, bsz, taps, nb, tx, ahead);
+		} else {
+			dr_bsconv_adj(gx, gy, vals, rowTiles, downPos, n, bsz, taps, nb, tx, ahead);
 		}
 	});
 }
@@ -112,6 +130,12 @@ extern "C" int emu_launch_named(const char* name, long long grid, long long bloc
 		emu_launch(grid, block, [&] {
 			dr_bsconv(P(float*, 0), P(const float*, 1), P(const float*, 2), P(const dr_i64*, 3),
 			          P(const int*, 4), P(const int*, 5), I(6), I(7), I(8), I(9), I(10), I(11));
+		});
+	} else if (!strcmp(name, "dr_bsconv_adj") && n == 11) {
+		emu_launch(grid, block, [&] {
+			dr_bsconv_adj(P(float*, 0), P(const float*, 1), P(const float*, 2),
+			              P(const dr_i64*, 3), P(const int*, 4), I(5), I(6), I(7), I(8), I(9),
+			              I(10));
 		});
 	} else if (!strcmp(name, "dr_transfer_add") && n == 16) {
 		emu_launch(grid, block, [&] {

@@ -107,6 +107,49 @@ func BSConv(g Grid, planted bool, a *BSConvArgs) {
 		C.longlong(a.N), C.longlong(a.B), C.longlong(a.Taps), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.T0))
 }
 
+// BSConvAdjArgs are the arguments of dr_bsconv_adj (bsconv_adj.cu): GX
+// [NB][N][TX−Ahead] is overwritten with the adjoint of the block-sparse
+// convolution applied to GY [NB][N][TX] (positions in pre-order, the last
+// Ahead ≥ Taps−1 steps lookahead); DownPos is the next position towards the
+// outlet, −1 past it.
+type BSConvAdjArgs struct {
+	GX, GY, Vals              []float32
+	RowTiles                  []int64
+	DownPos                   []int32
+	N, B, Taps, NB, TX, Ahead int
+}
+
+func (a *BSConvAdjArgs) check() {
+	need("gx", len(a.GX), a.NB*a.N*(a.TX-a.Ahead))
+	need("gy", len(a.GY), a.NB*a.N*a.TX)
+	nr := (a.N + a.B - 1) / a.B
+	need("rowTiles", len(a.RowTiles), nr+1)
+	need("vals", len(a.Vals), int(a.RowTiles[nr])*a.B*a.B*a.Taps)
+	need("downPos", len(a.DownPos), a.N)
+	for p, d := range a.DownPos[:a.N] {
+		if d >= int32(p) || d < -1 {
+			panic(fmt.Sprintf("kernels: position %d flows to %d (want a position before it, or -1)", p, d))
+		}
+	}
+	if a.Ahead < a.Taps-1 || a.Ahead > a.TX {
+		panic(fmt.Sprintf("kernels: lookahead of %d steps for %d taps and %d steps", a.Ahead, a.Taps, a.TX))
+	}
+}
+
+// BSConvAdj runs dr_bsconv_adj in the emulator. planted selects the variant
+// that reads the taps reversed, for tests of the tests.
+func BSConvAdj(g Grid, planted bool, a *BSConvAdjArgs) {
+	g.check()
+	a.check()
+	p := C.int(0)
+	if planted {
+		p = 1
+	}
+	C.emu_bsconv_adj(p, C.longlong(g.Blocks), C.longlong(g.Threads), fptr(a.GX), fptr(a.GY), fptr(a.Vals),
+		lptr(a.RowTiles), iptr(a.DownPos),
+		C.longlong(a.N), C.longlong(a.B), C.longlong(a.Taps), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.Ahead))
+}
+
 // TransferArgs are the arguments of dr_transfer_add (transfer.cu).
 type TransferArgs struct {
 	Y, Z, Kf                       []float32
@@ -356,7 +399,7 @@ func PairTapsFine(g Grid, a *PairTapsFineArgs) {
 
 // kernelArgs is the argument count of every kernel LaunchNamed knows.
 var kernelArgs = map[string]int{
-	"dr_bsconv": 12, "dr_transfer_add": 16, "dr_interp": 9, "dr_interp_window": 11,
+	"dr_bsconv": 12, "dr_bsconv_adj": 11, "dr_transfer_add": 16, "dr_interp": 9, "dr_interp_window": 11,
 	"dr_prefix_jump": 6, "dr_pair_enum": 5, "dr_pair_taps": 19, "dr_pair_taps_fine": 22,
 }
 

@@ -10,6 +10,10 @@ void emu_bsconv(int planted, long long grid, long long block, float* y, const fl
                 const float* vals, const long long* rowTiles, const int* tileCol,
                 const int* size, long long n, long long bsz, long long taps, long long nb,
                 long long tx, long long t0);
+void emu_bsconv_adj(int planted, long long grid, long long block, float* gx, const float* gy,
+                    const float* vals, const long long* rowTiles, const int* downPos,
+                    long long n, long long bsz, long long taps, long long nb, long long tx,
+                    long long ahead);
 void emu_transfer_add(long long grid, long long block, float* y, const float* z,
                       const float* kf, const long long* groupStart, const int* groupRow,
                       const int* taskIn, const long long* taskOff, long long ngroups,

@@ -73,7 +73,7 @@ func RandomCases(n, batch, steps int, seed uint64) []Case {
 		o := diffroute.Options{IRF: c.irf, Params: RandomParams(rng, c.irf, net.Len()), SubSteps: c.f,
 			Method: diffroute.Kernel, MaxDelay: c.taps, BlockSize: c.bsz, ExcludeSelf: c.exclude}
 		if c.compat {
-			o.Compat = "diffroute"
+			o.Compat = diffroute.CompatDiffRoute
 		}
 		cs = append(cs, Case{
 			Name: fmt.Sprintf("%s/n%d/f%d/taps%d/B%d/compat=%v/exclude=%v", c.irf, net.Len(), c.f, c.taps, c.bsz, c.compat, c.exclude),
@@ -107,9 +107,9 @@ func SpectralCases(n, batch, steps int, seed uint64) []Case {
 		{"nash_mixed", 3, 10, diffroute.Options{Lateral: diffroute.LateralRAPID}},
 		{"nash_mixed", 4, 9, diffroute.Options{Lateral: diffroute.LateralRAPID, Average: diffroute.AverageEnd, Sampling: diffroute.SampleLast}},
 		// DiffRoute compatibility: ReLU on the fine kernel, renormalised.
-		{"hayami", 4, 12, diffroute.Options{Compat: "diffroute"}},
-		{"muskingum", 3, 10, diffroute.Options{Compat: "diffroute", ExcludeSelf: true}},
-		{"hayami", 2, 8, diffroute.Options{Compat: "diffroute", Sampling: diffroute.SampleLast}},
+		{"hayami", 4, 12, diffroute.Options{Compat: diffroute.CompatDiffRoute}},
+		{"muskingum", 3, 10, diffroute.Options{Compat: diffroute.CompatDiffRoute, ExcludeSelf: true}},
+		{"hayami", 2, 8, diffroute.Options{Compat: diffroute.CompatDiffRoute, Sampling: diffroute.SampleLast}},
 		{"nash_mixed", 3, 8, diffroute.Options{ReLU: true, Lateral: diffroute.LateralRAPID, Average: diffroute.AverageStart}},
 	}
 	var cs []Case

@@ -1,4 +1,4 @@
-package main
+package pipeline
 
 import (
 	"context"
@@ -21,16 +21,17 @@ type device struct {
 }
 
 // open validates the choice and opens the GPU when one is asked for.
-func (d *device) open(opts *diffroute.Options) error {
+func (d *device) open(name string, ordinal int, opts *diffroute.Options) error {
+	d.name, d.ordinal = name, ordinal
 	switch d.name {
 	case "", "cpu":
 		return nil
 	case "cuda":
 	default:
-		return usageError{fmt.Sprintf("route: --device %q: want cpu or cuda", d.name)}
+		return configErrorf("route: --device %q: want cpu or cuda", d.name)
 	}
-	if opts.Method != diffroute.Kernel && opts.Compat == "" {
-		return usageError{"route: --device cuda runs the kernel method: add --method kernel"}
+	if opts.Method != diffroute.Kernel && opts.Compat == diffroute.CompatNone {
+		return configErrorf("route: --device cuda runs the kernel method: add --method kernel")
 	}
 	dev, err := gpu.Open(d.ordinal)
 	if err != nil {

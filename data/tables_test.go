@@ -1,4 +1,4 @@
-package main
+package data
 
 import (
 	"os"
@@ -22,7 +22,7 @@ func TestReadParamsCSV(t *testing.T) {
 	path := filepath.Join(dir, "p.csv")
 	os.WriteFile(path, []byte("rivid,tau,n\n30,0.3,2\n10,0.1,3\n20,0.2,4\n99,1,1\n"), 0o644)
 	p := diffroute.Params{}
-	if err := readParamsCSV(path, paramsNet(t), p); err != nil {
+	if err := ReadParamsCSV(path, paramsNet(t), p); err != nil {
 		t.Fatal(err)
 	}
 	if got := p["tau"]; got[0] != 0.1 || got[1] != 0.2 || got[2] != 0.3 {
@@ -46,7 +46,7 @@ func TestReadParamsCSV(t *testing.T) {
 		"rivid,tau\n10.5,1\n20,1\n30,1\n":          "not an integer",
 	} {
 		os.WriteFile(path, []byte(content), 0o644)
-		err := readParamsCSV(path, paramsNet(t), diffroute.Params{})
+		err := ReadParamsCSV(path, paramsNet(t), diffroute.Params{})
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%q: %v", content, err)
@@ -66,7 +66,7 @@ func FuzzReadParamsCSV(f *testing.F) {
 		path := filepath.Join(dir, "p.csv")
 		os.WriteFile(path, b, 0o644)
 		p := diffroute.Params{}
-		if err := readParamsCSV(path, net, p); err == nil {
+		if err := ReadParamsCSV(path, net, p); err == nil {
 			for name, v := range p {
 				if len(v) != net.Len() {
 					t.Fatalf("parameter %s has %d values", name, len(v))

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/diffroute-go/diffroute/data"
+)
+
+// gradBasin is a basin for the CLI gradient checks: its RAPID folder (a
+// copy whose k.csv and x.csv the test may rewrite), route flags and an
+// observed-discharge file.
+type gradBasin struct {
+	dir, obs string
+	flags    []string
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sseOf routes the basin with route (CSV output) and returns Σ (y − obs)²
+// over the observed file's gauges and times, as diffroute grad's sse.
+func (b gradBasin) sseOf(t *testing.T) float64 {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "q.csv")
+	args := append([]string{"route", "--rapid", b.dir, "--quiet", "--out", out}, b.flags...)
+	if _, err := runCLI(t, args...); err != nil {
+		t.Fatal(err)
+	}
+	q, err := data.ReadCSVTableFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := data.ReadCSVTableFile(b.obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := map[string]int{}
+	for k, s := range q.Times {
+		at[s] = k
+	}
+	s := 0.0
+	for g, id := range obs.IDs {
+		row := -1
+		for r, qid := range q.IDs {
+			if qid == id {
+				row = r
+			}
+		}
+		for k, label := range obs.Times {
+			o := float64(obs.At(0, g, k))
+			tq, ok := at[label]
+			if !ok || math.IsNaN(o) {
+				continue
+			}
+			d := float64(q.At(0, row, tq)) - o
+			s += d * d
+		}
+	}
+	return s
+}
+
+// setParam rewrites line i (rapid_connect order) of k.csv or x.csv.
+func setParam(t *testing.T, path string, i int, v float64) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+	lines[i] = strconv.FormatFloat(v, 'g', 17, 64)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readLinesOf(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+}
+
+// diffroute grad's dL/dk and dL/dx (per second of k.csv, per unit of x.csv)
+// agree with central differences of diffroute route itself: one reach's k
+// or x changed in the files, the basin re-routed, the sse recomputed.
+func TestGradCLIMatchesRouteDifferences(t *testing.T) {
+	xx9dir := t.TempDir()
+	copyDir(t, xx9, xx9dir)
+	runoff := filepath.Join(xx9dir, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
+	xflags := []string{"--runoff", runoff, "--step", "10800", "--substep", "900"}
+	// Observed: RAPID's basin routed, scaled unevenly, at three gauges.
+	q := filepath.Join(t.TempDir(), "q.csv")
+	if _, err := runCLI(t, append([]string{"route", "--rapid", xx9dir, "--quiet", "--out", q}, xflags...)...); err != nil {
+		t.Fatal(err)
+	}
+	qt, err := data.ReadCSVTableFile(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := filepath.Join(t.TempDir(), "obs.csv")
+	var sb strings.Builder
+	sb.WriteString("time")
+	for g := 0; g < 3; g++ {
+		fmt.Fprintf(&sb, ",%d", qt.IDs[g])
+	}
+	sb.WriteByte('\n')
+	for k, label := range qt.Times {
+		sb.WriteString(label)
+		for g := 0; g < 3; g++ {
+			fmt.Fprintf(&sb, ",%g", float64(qt.At(0, g, k))*(1.2+0.1*float64((7*k+g)%3)))
+		}
+		sb.WriteByte('\n')
+	}
+	if err := os.WriteFile(obs, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gen := t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "300", "--days", "20", "--attributes", "--gauges", "4", "--obs-noise", "0.05"); err != nil {
+		t.Fatal(err)
+	}
+	basins := map[string]gradBasin{
+		"rapid_xx9": {dir: xx9dir, obs: obs, flags: xflags},
+		"generated": {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600"}},
+	}
+	for name, b := range basins {
+		t.Run(name, func(t *testing.T) {
+			gpath := filepath.Join(t.TempDir(), "g.csv")
+			args := append([]string{"grad", "--rapid", b.dir, "--observed", b.obs, "--loss", "sse", "--quiet", "--out", gpath}, b.flags...)
+			if _, err := runCLI(t, args...); err != nil {
+				t.Fatal(err)
+			}
+			rows := readLinesOf(t, gpath)
+			if rows[0] != "rivid,dL_dk,dL_dx" {
+				t.Fatalf("header %q", rows[0])
+			}
+			ids := readLinesOf(t, filepath.Join(b.dir, "rapid_connect.csv"))
+			line := map[string]int{}
+			for i, l := range ids {
+				line[strings.Split(l, ",")[0]] = i
+			}
+			type cand struct {
+				id     string
+				dk, dx float64
+			}
+			var cs []cand
+			for _, r := range rows[1:] {
+				f := strings.Split(r, ",")
+				dk, _ := strconv.ParseFloat(f[1], 64)
+				dx, _ := strconv.ParseFloat(f[2], 64)
+				cs = append(cs, cand{f[0], dk, dx})
+			}
+			// The most sensitive reaches, where a difference is well resolved.
+			sort.Slice(cs, func(i, j int) bool { return math.Abs(cs[i].dk) > math.Abs(cs[j].dk) })
+			kpath, xpath := filepath.Join(b.dir, "k.csv"), filepath.Join(b.dir, "x.csv")
+			kl, xl := readLinesOf(t, kpath), readLinesOf(t, xpath)
+			for _, c := range cs[:2] {
+				i := line[c.id]
+				k0, _ := strconv.ParseFloat(strings.TrimSpace(kl[i]), 64)
+				x0, _ := strconv.ParseFloat(strings.TrimSpace(xl[i]), 64)
+				h := 0.01 * k0
+				setParam(t, kpath, i, k0+h)
+				lp := b.sseOf(t)
+				setParam(t, kpath, i, k0-h)
+				lm := b.sseOf(t)
+				setParam(t, kpath, i, k0)
+				num := (lp - lm) / (2 * h)
+				if e := math.Abs(num-c.dk) / math.Abs(c.dk); e > 5e-3 {
+					t.Errorf("reach %s: dL/dk = %.6g per second, route differences %.6g (rel. error %.2g)", c.id, c.dk, num, e)
+				} else {
+					t.Logf("reach %s: dL/dk = %.6g, differences %.6g (rel. error %.2g)", c.id, c.dk, num, e)
+				}
+				hx := 0.01 * max(x0, 0.05)
+				setParam(t, xpath, i, x0+hx)
+				lp = b.sseOf(t)
+				setParam(t, xpath, i, x0-hx)
+				lm = b.sseOf(t)
+				setParam(t, xpath, i, x0)
+				num = (lp - lm) / (2 * hx)
+				if e := math.Abs(num-c.dx) / max(math.Abs(c.dx), 1e-30); e > 5e-3 {
+					t.Errorf("reach %s: dL/dx = %.6g, route differences %.6g (rel. error %.2g)", c.id, c.dx, num, e)
+				}
+			}
+		})
+	}
+}
+
+// Bad input is refused in one line before anything is routed.
+func TestGradCLIRefuses(t *testing.T) {
+	runoff := filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
+	out := filepath.Join(t.TempDir(), "g.csv")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--observed", runoff}, "--out is required"},
+		{[]string{"--observed", runoff, "--out", out, "--loss", "rmse"}, "--loss rmse"},
+		{[]string{"--observed", runoff, "--out", filepath.Join(t.TempDir(), "g.txt")}, "want a .csv"},
+		{[]string{"--observed", "/nonexistent/obs.csv", "--out", out}, "obs.csv"},
+		{[]string{"--observed", runoff, "--out", out, "--warmup", "-1"}, "--warmup"},
+		{[]string{"--observed", runoff, "--out", out, "--device", "cuda"}, "add --method kernel"},
+	} {
+		args := append([]string{"grad", "--rapid", xx9, "--runoff", runoff, "--step", "10800"}, c.args...)
+		_, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: got %v, want one line containing %q", c.args, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package diffroute
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// benchForward times the forward run the gradient is compared with.
+func benchForward(b *testing.B, n, steps, f int, irf string) {
+	net := SyntheticNetwork(n, 1)
+	x := SyntheticRunoff(net, 1, steps, 1)
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: testParams(irf, n, 1), SubSteps: f, MaxDelay: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	c0 := cpuTime()
+	for b.Loop() {
+		rr.Reset()
+		if _, err := rr.Route(ctx, x); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(n*steps*f)*float64(b.N)/b.Elapsed().Seconds()/1e6, "M-reach-substeps/s")
+}
+
+// benchGrad times a whole gradient (forward pass included) of a sum of
+// squared discharge, next to BenchmarkRecursive* for the forward run alone.
+func benchGrad(b *testing.B, n, steps, f, ckpt int, irf string) {
+	net := SyntheticNetwork(n, 1)
+	x := SyntheticRunoff(net, 1, steps, 1)
+	p := testParams(irf, n, 1)
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: p, SubSteps: f, MaxDelay: 16, CheckpointSteps: ckpt})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	loss := func(y, gy *DataTensor) (float64, error) {
+		s := 0.0
+		for k, v := range y.Data {
+			s += float64(v) * float64(v)
+			gy.Data[k] = 2 * v
+		}
+		return s, nil
+	}
+	b.ResetTimer()
+	c0 := cpuTime()
+	for b.Loop() {
+		if _, _, _, err := rr.RouteGrad(ctx, x, loss); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(n*steps*f)*float64(b.N)/b.Elapsed().Seconds()/1e6, "M-reach-substeps/s")
+}
+
+func BenchmarkGradMuskingum100k(b *testing.B)       { benchGrad(b, 100000, 100, 24, 0, "muskingum") }
+func BenchmarkGradMuskingum100kCkpt25(b *testing.B) { benchGrad(b, 100000, 100, 24, 25, "muskingum") }
+func BenchmarkGradHayami20k(b *testing.B)           { benchGrad(b, 20000, 100, 24, 0, "hayami") }
+
+func BenchmarkGradMuskingum20k(b *testing.B) { benchGrad(b, 20000, 100, 24, 0, "muskingum") }
+
+func BenchmarkForwardMuskingum100k(b *testing.B) { benchForward(b, 100000, 100, 24, "muskingum") }
+func BenchmarkForwardMuskingum20k(b *testing.B)  { benchForward(b, 20000, 100, 24, "muskingum") }
+func BenchmarkForwardHayami20k(b *testing.B)     { benchForward(b, 20000, 100, 24, "hayami") }
+
+func BenchmarkGradMuskingum20kCkpt(b *testing.B) {
+	for _, ck := range []int{1, 4, 16} {
+		b.Run(fmt.Sprint(ck), func(b *testing.B) { benchGrad(b, 20000, 100, 24, ck, "muskingum") })
+	}
+}

@@ -1,0 +1,179 @@
+package diffroute
+
+import (
+	"fmt"
+	"strings"
+)
+
+// GradPlan is the planner's prediction for a gradient run (RouteGrad of the
+// recursive method, forward and backward pass) and its choice of
+// Options.CheckpointSteps for a budget.
+type GradPlan struct {
+	Reaches, T, Batch, SubSteps int
+	Budget                      int64
+	// CheckpointSteps is the block length chosen (0: the whole series in one
+	// block, no recomputation); Blocks the number of blocks.
+	CheckpointSteps, Blocks int
+	Parts                   []MemPart
+	// Live sums Parts; Predicted adds the collector's garbage and the
+	// runtime baseline: the predicted peak resident memory.
+	Live, Predicted int64
+	Fits            bool
+	Note            string
+}
+
+// String describes the plan in a few lines.
+func (p *GradPlan) String() string {
+	var sb strings.Builder
+	ck := "whole series in one block"
+	if p.CheckpointSteps > 0 {
+		ck = fmt.Sprintf("checkpoints every %d steps (%d blocks, one recomputation)", p.CheckpointSteps, p.Blocks)
+	}
+	fmt.Fprintf(&sb, "gradient of %d reaches × %d steps × %d sub-steps (batch %d): %s, predicted peak %s", p.Reaches, p.T, p.SubSteps, p.Batch, ck, fmtBytes(p.Predicted))
+	if p.Budget > 0 {
+		fmt.Fprintf(&sb, " of a %s budget", fmtBytes(p.Budget))
+	}
+	sb.WriteByte('\n')
+	for _, part := range p.Parts {
+		fmt.Fprintf(&sb, "  %-28s %s\n", part.Name, fmtBytes(part.Bytes))
+	}
+	if p.Note != "" {
+		sb.WriteString("  " + p.Note + "\n")
+	}
+	return sb.String()
+}
+
+// PlanGradient predicts the peak memory of a gradient run of T steps and
+// batch members through net, and picks the longest checkpoint block that
+// fits the budget (0: no budget; Options.CheckpointSteps, when set, is kept).
+// A run that does not fit even with one-step blocks is reported (Fits
+// false): stage it (StagedGrad) to bound the network's part.
+func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*GradPlan, error) {
+	if net == nil {
+		return nil, fmt.Errorf("diffroute: no network")
+	}
+	if T < 1 || batch < 1 {
+		return nil, fmt.Errorf("diffroute: plan needs T ≥ 1 and batch ≥ 1 (got %d, %d)", T, batch)
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if fine := float64(batch) * float64(max(net.Len(), 1)) * float64(T) * float64(o.SubSteps) * 8; fine >= 1<<62 {
+		return nil, fmt.Errorf("diffroute: %d reaches × %d steps × %d sub-steps × batch %d is beyond what can be planned", net.Len(), T, o.SubSteps, batch)
+	}
+	m, err := newPlanModel(net, T, batch, o)
+	if err != nil {
+		return nil, err
+	}
+	irf, err := LookupIRF(o.IRF)
+	if err != nil {
+		return nil, err
+	}
+	n, B, f := int64(net.Len()), int64(batch), int64(o.SubSteps)
+	P := int64(len(irf.GradParams))
+	w := int64(o.MaxDelay) * f
+	// Shape of the reaches' IRFs, from a sample as Plan does.
+	secs, conv := m.shape(irf)
+	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
+	estimate := func(ck int) {
+		bl := int64(T) * f
+		blocks := int64(1)
+		if ck > 0 && int64(ck) < int64(T) {
+			bl = int64(ck) * f
+			blocks = (int64(T) + int64(ck) - 1) / int64(ck)
+		}
+		// Runoff (float32, the caller's), its float64 copy, discharge in both
+		// precisions, ∂L/∂y in both, ∂L/∂runoff in both: 48 bytes a value.
+		series := B * n * int64(T) * 48
+		perReachState := 3*8 + int64(secs*8) + int64(conv*float64(w-1)*8)
+		p.Parts = []MemPart{
+			{"network", n * planNetworkPerRch},
+			{"runoff, y, ∂L/∂y, ∂L/∂x", series},
+			{"IRFs and their derivatives", n*(planRecRouterBase+(P+1)*8) + int64(secs*float64(n)*24*float64(1+P)) + int64(conv*float64(n*w)*8)},
+			{"block outflows and adjoints", 2 * n * bl * 8},
+			{"state checkpoints", B * blocks * n * perReachState},
+			{"parameter sums", n*(P+1)*8 + int64(secs*float64(n)*32) + int64(conv*float64(n)*float64(2*w)*8)},
+		}
+		p.Live = 0
+		for _, part := range p.Parts {
+			p.Live += part.Bytes
+		}
+		// The big arrays live to the end: little garbage besides scratch.
+		p.Predicted = p.Live + min(int64(m.gc*float64(p.Live)), B*n*int64(T)*8) + planBaseBytes
+		p.CheckpointSteps, p.Blocks = ck, int(blocks)
+		if blocks == 1 {
+			p.CheckpointSteps = 0
+		}
+		p.Fits = budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(budget)
+	}
+	if o.CheckpointSteps > 0 || budget <= 0 {
+		estimate(o.CheckpointSteps)
+		return p, nil
+	}
+	// The longest block that fits: block buffers grow with the block,
+	// checkpoints with the number of blocks, so the smallest prediction lies
+	// in between; longer blocks mean fewer, cheaper block switches.
+	estimate(0)
+	if p.Fits {
+		return p, nil
+	}
+	best := 0
+	for ck := T - 1; ck >= 1; ck-- {
+		estimate(ck)
+		if p.Fits {
+			best = ck
+			break
+		}
+	}
+	if best == 0 {
+		// Report the smallest prediction there is.
+		lowest, at := int64(-1), 1
+		for ck := 1; ck < T; ck++ {
+			estimate(ck)
+			if lowest < 0 || p.Predicted < lowest {
+				lowest, at = p.Predicted, ck
+			}
+		}
+		estimate(at)
+		p.Note = "does not fit with any checkpoint block: stage the network (StagedGrad) or shorten the series"
+		return p, nil
+	}
+	estimate(best)
+	return p, nil
+}
+
+// shape returns the mean number of sections per reach and the share of
+// convolution reaches, from a sample of reaches.
+func (m *planModel) shape(irf IRF) (secs, conv float64) {
+	net := m.net
+	k := min(net.Len(), 64)
+	if k == 0 {
+		return 0, 0
+	}
+	sample := make([]int32, k)
+	for j := range sample {
+		sample[j] = int32(j * net.Len() / k)
+	}
+	sub, err := net.Subnetwork(sample)
+	if err != nil {
+		return 1, 0
+	}
+	tab, err := newIRFTable(irf, m.o.Params.Subset(sample), sub, m.f, m.o.MaxDelay*m.f)
+	if err != nil {
+		return 1, 0
+	}
+	nconv, nsec := 0, 0
+	for j := 0; j < k; j++ {
+		ri, err := tab.reach(j, sub, true)
+		if err != nil {
+			return 1, 0
+		}
+		if ri.sections != nil {
+			nsec += len(ri.sections)
+		} else {
+			nconv++
+		}
+	}
+	return float64(nsec) / float64(k), float64(nconv) / float64(k)
+}

@@ -1,0 +1,109 @@
+package diffroute
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+type gradPlanCase struct {
+	n, T, f  int
+	irf      string
+	maxDelay int
+	budget   int64 // 0: none; < 0: this fraction (in %) of the whole-series prediction
+}
+
+func (c gradPlanCase) opts() Options {
+	return Options{IRF: c.irf, Params: testParams(c.irf, c.n, 1), SubSteps: c.f, MaxDelay: c.maxDelay, Workers: 2}
+}
+
+func (c gradPlanCase) plan() (*GradPlan, error) {
+	net := SyntheticNetwork(c.n, 1)
+	budget := c.budget
+	if budget < 0 {
+		whole, err := PlanGradient(net, c.T, 1, 0, c.opts())
+		if err != nil {
+			return nil, err
+		}
+		budget = whole.Predicted * -c.budget / 100
+	}
+	return PlanGradient(net, c.T, 1, budget, c.opts())
+}
+
+var gradPlanCases = map[string]gradPlanCase{
+	"muskingum-whole": {25000, 120, 6, "muskingum", 16, 0},
+	"muskingum-ckpt":  {25000, 120, 6, "muskingum", 16, -55},
+	"hayami-whole":    {6000, 60, 4, "hayami", 8, 0},
+}
+
+func TestGradPlanHelperProcess(t *testing.T) {
+	name := os.Getenv("DIFFROUTE_GRAD_PLAN_CASE")
+	if name == "" {
+		t.Skip("helper process for TestGradPlanPredictsPeakRSS")
+	}
+	c := gradPlanCases[name]
+	p, err := c.plan()
+	if err == nil {
+		net := SyntheticNetwork(c.n, 1)
+		o := c.opts()
+		o.CheckpointSteps = p.CheckpointSteps
+		x := SyntheticRunoff(net, 1, c.T, 1)
+		var rr *RecursiveRouter
+		if rr, err = NewRecursiveRouter(context.Background(), net, o); err == nil {
+			_, _, _, err = rr.RouteGrad(context.Background(), x, func(y, gy *DataTensor) (float64, error) {
+				for k, v := range y.Data {
+					gy.Data[k] = 2 * v
+				}
+				return 0, nil
+			})
+		}
+	}
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Printf("VMHWM %d\n", vmHWM())
+}
+
+// The planner's prediction of a gradient run's peak resident memory is
+// within ±25 % of the peak measured in a fresh process, with and without
+// checkpoint blocks.
+func TestGradPlanPredictsPeakRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs subprocesses of a few hundred MB")
+	}
+	if vmHWM() < 0 {
+		t.Skip("no /proc/self/status")
+	}
+	for _, name := range []string{"muskingum-whole", "muskingum-ckpt", "hayami-whole"} {
+		c := gradPlanCases[name]
+		p, err := c.plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.budget < 0 && (p.CheckpointSteps == 0 || !p.Fits) {
+			t.Fatalf("%s: a budget below the whole-series prediction should pick checkpoints that fit:\n%v", name, p)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestGradPlanHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "DIFFROUTE_GRAD_PLAN_CASE="+name)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		var peak int64
+		for _, line := range strings.Split(string(out), "\n") {
+			if v, ok := strings.CutPrefix(line, "VMHWM "); ok {
+				peak, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		ratio := float64(p.Predicted) / float64(peak)
+		t.Logf("%s: predicted %s, measured %s (ratio %.2f), checkpoint steps %d", name, fmtBytes(p.Predicted), fmtBytes(peak), ratio, p.CheckpointSteps)
+		if ratio < 0.75 || ratio > 1.25 {
+			t.Errorf("%s: predicted peak %s, measured %s (ratio %.2f)\n%v", name, fmtBytes(p.Predicted), fmtBytes(peak), ratio, p)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package diffroute
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// haveSectionAVX2 reports whether sectionAVX2 can run here.
+var haveSectionAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// secKernel is the argument block of sectionAVX2 (the assembly reads it by
+// offset: keep the field order).
+type secKernel struct {
+	inflow, lat, dst, out *float32
+	nq, nv                int64 // runoff steps, vectors of four sub-steps per step
+	b0, b1, kc, a4        float64
+	m1, m2, p             [4]float64
+	y, up, lp             float64 // state in and out
+	rapid, add            int64   // flags: lateral rule, add into dst (else store)
+	wsum, wend, wprev     float64 // weights of a step's reported value
+}
+
+//go:noescape
+func sectionAVX2(k *secKernel)
+
+// sectionVector runs one section over len(lat) steps of f sub-steps (f a
+// multiple of 4), adding (or, when add is false, storing) its fine outflow
+// into dst and writing out[q] = wsum·Σ y + wend·y_last + wprev·y_last(q−1)
+// over the f outflows y of each step. It reports false, doing nothing, where
+// the vector kernel is not available.
+func sectionVector(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) bool {
+	if !haveSectionAVX2 || f%4 != 0 || len(lat) == 0 {
+		return false
+	}
+	fl := len(lat) * f
+	if len(inflow) < fl || len(dst) < fl || len(out) < len(lat) {
+		panic("diffroute: sectionVector buffers too short")
+	}
+	a := s.A1
+	a2 := a * a
+	k := secKernel{
+		inflow: unsafe.SliceData(inflow), lat: unsafe.SliceData(lat), dst: unsafe.SliceData(dst), out: unsafe.SliceData(out),
+		nq: int64(len(lat)), nv: int64(f / 4),
+		b0: s.B0, b1: s.B1, kc: s.B0 + s.B1, a4: a2 * a2,
+		m1: [4]float64{0, a, a, a}, m2: [4]float64{0, 0, a2, a2}, p: [4]float64{a, a2, a2 * a, a2 * a2},
+		y: *y, up: *uPrev, lp: *lPrev,
+		wsum: w[0], wend: w[1], wprev: w[2],
+	}
+	if rapid {
+		k.rapid = 1
+	}
+	if add {
+		k.add = 1
+	}
+	sectionAVX2(&k)
+	*y, *uPrev, *lPrev = k.y, k.up, k.lp
+	return true
+}
+
+// prefetchLines asks the cache for the n bytes at p (at least one line).
+//
+//go:noescape
+func prefetchLines(p unsafe.Pointer, n int)
+
+// prefetch32 asks the cache for the values of s.
+func prefetch32(s []float32) {
+	if len(s) > 0 {
+		prefetchLines(unsafe.Pointer(unsafe.SliceData(s)), 4*len(s))
+	}
+}
+
+// prefetch64 asks the cache for one value.
+func prefetch64(p *float64) { prefetchLines(unsafe.Pointer(p), 1) }
+
+func haveSectionVector() bool { return haveSectionAVX2 }

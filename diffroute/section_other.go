@@ -1,0 +1,16 @@
+//go:build !amd64
+
+package diffroute
+
+// sectionVector has no vector kernel on this architecture: callers use the
+// scalar loop.
+func sectionVector(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float32) bool {
+	return false
+}
+
+func haveSectionVector() bool { return false }
+
+func prefetch32(s []float32) {}
+func prefetch64(p *float64)  {}
+
+func convDenseVector(rev, e, y []float64) bool { return false }

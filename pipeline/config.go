@@ -1,0 +1,116 @@
+package pipeline
+
+import (
+	"io"
+	"time"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/progress"
+)
+
+// Config describes one routing run. Each field says the diffroute route flag
+// that sets it; messages about a field name that flag.
+type Config struct {
+	RAPID string // RAPID folder: rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv (--rapid)
+
+	// Runoff is the runoff file, in a format registered in package data
+	// (netCDF or CSV); RunoffVar picks its variable (default: guessed) and
+	// RunoffUnits says "m3" (volume per step, RAPID's m3_riv) or "m3/s"
+	// (default: the file's units attribute). (--runoff, --runoff-var,
+	// --runoff-units)
+	Runoff, RunoffVar, RunoffUnits string
+	// PixelRunoff (Feather) replaces Runoff: it is interpolated onto the
+	// catchments with Weights (Feather). (--pixel-runoff, --weights)
+	PixelRunoff, Weights string
+	// Qinit is RAPID's initial discharge file (--qinit); recursive method.
+	Qinit string
+	// Out is the discharge file, format by extension (--out); "" keeps the
+	// discharge in Result only (not possible when streaming).
+	Out string
+
+	// Step is the runoff step (default: the file's time spacing), SubStep
+	// the routing sub-step (default: Step); Step/SubStep must be whole.
+	// (--step, --substep)
+	Step, SubStep time.Duration
+
+	// Options are the routing options. SubSteps and Params are filled in by
+	// Run; Method "" lets the planner choose under a budget (recursive
+	// otherwise). Options.Device is set by Run for Device "cuda".
+	Options diffroute.Options
+	// Params gives an IRF parameter the same value on every reach
+	// (--param name=value), ParamsFile per-reach values in a CSV of
+	// rivid,<name>,… (--params). Without either, Muskingum takes k and x
+	// from the RAPID folder.
+	// ParamsFrom is a folder written by diffroute calibrate (--params-from):
+	// its k.csv and x.csv (Muskingum) or params.csv.
+	Params     map[string]float64
+	ParamsFile string
+	ParamsFrom string
+
+	// Budget is the memory budget in bytes (--mem-budget): the planner picks
+	// method, staging and time chunk. 0: no budget, but a run whose runoff
+	// and discharge would take more than half the available memory plans
+	// for that half.
+	Budget int64
+	// TimeChunk routes in chunks of that many steps, streaming runoff in and
+	// discharge out (--time-chunk); MaxNodes and MaxPaths stage the network
+	// in clusters (--max-nodes, --max-paths).
+	TimeChunk int
+	MaxNodes  int
+	MaxPaths  int64
+	// Outputs is a file of reach ids, one a line: only they and what drains
+	// into them are routed and written (--outputs).
+	Outputs string
+
+	// StateIn continues a run from a state file written by StateOut: runoff
+	// steps up to the state's time are skipped, and a state that does not
+	// fit the run (network, method, IRF, parameters, sub-steps, conventions,
+	// time) is refused, parameters and time unless StateForce. StateOut
+	// receives the state at the end of the run, and every StateEvery steps
+	// when > 0. Qfinal receives RAPID's final discharge (.nc: RAPID's Qfinal;
+	// otherwise its qinit CSV). (--state-in, --state-out, --state-every,
+	// --state-force, --qfinal)
+	StateIn, StateOut, Qfinal string
+	StateEvery                int
+	StateForce                bool
+
+	// Device is "cpu" (or "") or "cuda" (binaries built with -tags cuda);
+	// GPU is the CUDA device ordinal. (--device, --gpu)
+	Device string
+	GPU    int
+
+	// Log receives one-line reports (the plan, what was routed, timings);
+	// Warn receives warnings; Progress draws progress bars. nil: nothing.
+	Log, Warn io.Writer
+	Progress  progress.Reporter
+}
+
+// Result is what a run read and routed.
+type Result struct {
+	RAPID   *data.RAPID
+	Options diffroute.Options // as routed: parameters, sub-steps, method
+	// Runoff (m³/s) and Discharge hold the whole series; both are nil when
+	// the run streamed in time chunks.
+	Runoff, Discharge *diffroute.DataTensor
+	Plan              *diffroute.MemoryPlan // nil without a budget
+	Clusters          *diffroute.Clusters   // nil when not staged
+	TimeChunk         int                   // steps per chunk; 0: not streamed
+	Step              time.Duration         // runoff step
+	Elapsed, Routing  time.Duration         // whole run; routing alone
+	DeviceReport      string                // where GPU time went ("" on the CPU)
+}
+
+// SubSteps is the number of routing sub-steps per runoff step.
+func (r *Result) SubSteps() int { return r.Options.SubSteps }
+
+// ConfigError is a run refused for its configuration (contradictory or
+// invalid fields) before any routing; the command line exits with status 2
+// for it.
+type ConfigError struct{ Msg string }
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+func configErrorf(format string, a ...any) error {
+	return &ConfigError{Msg: sprintf(format, a...)}
+}

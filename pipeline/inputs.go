@@ -1,0 +1,295 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+// Check refuses contradictory or invalid fields, before anything is read;
+// Run calls it first.
+func (c *Config) Check() error {
+	switch {
+	case c.RAPID == "":
+		return configErrorf("route: --rapid is required")
+	case c.Runoff == "" && c.PixelRunoff == "":
+		return configErrorf("route: --runoff or --pixel-runoff is required")
+	case c.PixelRunoff != "" && (c.Weights == "" || c.Runoff != ""):
+		return configErrorf("route: --pixel-runoff needs --weights and replaces --runoff")
+	case c.Weights != "" && c.PixelRunoff == "":
+		return configErrorf("route: --weights applies to --pixel-runoff only")
+	case c.TimeChunk < 0 || c.MaxNodes < 0 || c.MaxPaths < 0 || c.Budget < 0:
+		return configErrorf("route: --time-chunk, --max-nodes, --max-paths and --mem-budget must be ≥ 0")
+	case c.Step < 0 || c.SubStep < 0:
+		return configErrorf("route: --step and --substep must be positive")
+	case c.Qinit != "" && c.Options.Method == diffroute.Kernel:
+		return configErrorf("route: --qinit needs the recursive method: drop --method kernel")
+	}
+	if err := c.checkRestart(); err != nil {
+		return err
+	}
+	if c.RunoffUnits != "" {
+		if u := NormUnits(c.RunoffUnits); u != "m3" && u != "m3/s" {
+			return configErrorf("route: --runoff-units %q: want m3 (volume per runoff step, RAPID's m3_riv) or m3/s", c.RunoffUnits)
+		}
+	}
+	if c.Runoff != "" {
+		f, err := data.SeriesFormatFor(c.Runoff, false)
+		if err != nil {
+			return &ConfigError{Msg: "route: --runoff " + err.Error()}
+		}
+		if c.RunoffVar != "" && !f.Vars {
+			return configErrorf("route: --runoff-var applies to netCDF files only")
+		}
+	}
+	if c.Out != "" {
+		if _, err := data.SeriesFormatFor(c.Out, true); err != nil {
+			return &ConfigError{Msg: "route: --out " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// runoffSource reads runoff for a time range, from a runoff file or by
+// interpolating pixel runoff, already in m³/s and checked.
+type runoffSource struct {
+	path     string
+	read     func(t0, count int) (*diffroute.DataTensor, error)
+	ids      []int64
+	times    []string
+	step     time.Duration // from the file's times
+	rateStep time.Duration // the step volumes are divided by (set once known)
+	units    string        // the file's units, normalised: "m3" (volume per step) or "m3/s"
+	close    func()
+}
+
+func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
+	if c.PixelRunoff != "" {
+		in, pr, err := data.OpenInterpolator(c.PixelRunoff, c.Weights, nil)
+		if err != nil {
+			return nil, err
+		}
+		ids := rapid.Network.IDs()
+		if err := in.Check(ids); err != nil {
+			pr.Close()
+			return nil, fmt.Errorf("%s: %w", c.Weights, err)
+		}
+		src := &runoffSource{path: c.PixelRunoff, ids: ids, times: pr.Times(), step: pr.Step(), units: "m3/s", close: func() { pr.Close() }}
+		src.read = func(t0, count int) (*diffroute.DataTensor, error) {
+			x, err := in.Interpolate(context.Background(), ids, t0, t0+count)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.PixelRunoff, err)
+			}
+			return x, checkFinite(x, c.PixelRunoff)
+		}
+		return src, nil
+	}
+	if _, err := os.Stat(c.Runoff); err != nil {
+		return nil, err
+	}
+	rangeOf := func(t0, count int) *data.NCOptions {
+		return &data.NCOptions{Var: c.RunoffVar, IDs: rapid.ConnectIDs, TimeStart: t0, TimeCount: count}
+	}
+	head, err := data.ReadSeries(c.Runoff, rangeOf(0, -1))
+	if err != nil {
+		return nil, err
+	}
+	if head.T == 0 && len(head.Times) == 0 { // no time coordinate: read it whole
+		if head, err = data.ReadSeries(c.Runoff, rangeOf(0, 0)); err != nil {
+			return nil, err
+		}
+		head.Times = make([]string, head.T)
+		for t := range head.Times {
+			head.Times[t] = strconv.Itoa(t)
+		}
+	}
+	src := &runoffSource{path: c.Runoff, ids: head.IDs, times: head.Times, step: head.Step, close: func() {}}
+	units := c.RunoffUnits
+	if units == "" {
+		units = head.Units
+	}
+	src.units = NormUnits(units)
+	src.read = func(t0, count int) (*diffroute.DataTensor, error) {
+		var x *diffroute.DataTensor
+		if head.T > 0 { // read whole already
+			x = head.SliceTime(t0, t0+count)
+		} else if x, err = data.ReadSeries(c.Runoff, rangeOf(t0, count)); err != nil {
+			return nil, err
+		}
+		if err := toRate(x, units, src.rateStep, c.Runoff); err != nil {
+			return nil, err
+		}
+		return x, checkFinite(x, c.Runoff)
+	}
+	return src, nil
+}
+
+// toRate converts runoff to m³/s: volumes per step (RAPID m3_riv) are
+// divided by the step.
+func toRate(x *diffroute.DataTensor, units string, step time.Duration, path string) error {
+	switch NormUnits(units) {
+	case "m3":
+		if err := data.VolumeToRate(x, step); err != nil {
+			return err
+		}
+	case "m3/s":
+	case "":
+		return fmt.Errorf("%s: runoff units unknown; give --runoff-units m3 (volume per step) or m3/s", path)
+	default:
+		return fmt.Errorf("%s: runoff units %q not understood; give --runoff-units m3 or m3/s", path, units)
+	}
+	x.Units = "m3/s"
+	return nil
+}
+
+// NormUnits spells runoff units one way: "m3", "m3/s", or as given (lower
+// case, no spaces) when not understood.
+func NormUnits(u string) string {
+	s := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(u), " ", ""))
+	switch s {
+	case "m3", "m^3", "m**3":
+		return "m3"
+	case "m3/s", "m3s-1", "m3.s-1", "m^3/s", "m**3/s", "m3s^-1":
+		return "m3/s"
+	}
+	return s
+}
+
+// checkFinite refuses runoff with missing or infinite values, naming the file.
+func checkFinite(x *diffroute.DataTensor, path string) error {
+	if err := x.CheckFinite(); err != nil {
+		return fmt.Errorf("%s: runoff of %v", path, err)
+	}
+	return nil
+}
+
+// checkDischarge refuses to write discharge that is not finite: finite
+// runoff routes to Inf or NaN only when it overflows float32. t0 is the
+// step of q's first step in the run.
+func checkDischarge(q *diffroute.DataTensor, t0 int) error {
+	if err := q.CheckFinite(); err != nil {
+		if e, ok := err.(*diffroute.NotFiniteError); ok && e.Time == "" {
+			e.Step += t0
+		}
+		return fmt.Errorf("discharge of %v: the runoff is too large for float32 discharge", err)
+	}
+	return nil
+}
+
+func writeDischarge(path string, q *diffroute.DataTensor) error {
+	if err := checkDischarge(q, 0); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
+		return err
+	}
+	return data.WriteSeries(path, q)
+}
+
+func dirOf(path string) string { return filepath.Dir(path) }
+
+// checkCoverage refuses runoff that lacks reaches of the network, naming
+// the file and the first missing reach.
+func checkCoverage(path string, ids []int64, net *diffroute.Network) error {
+	have := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		have[id] = true
+	}
+	missing, first := 0, int64(0)
+	for _, id := range net.IDs() {
+		if !have[id] {
+			if missing == 0 {
+				first = id
+			}
+			missing++
+		}
+	}
+	if missing == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: no runoff for %d of the network's %d reaches (first: reach %d); the runoff must hold every reach of riv_bas_id.csv: check that --runoff and --rapid describe the same basin",
+		path, missing, net.Len(), first)
+}
+
+// subStepError explains a sub-step that does not divide the runoff step,
+// suggesting the nearest sub-steps that do.
+func subStepError(step, sub time.Duration, stepGiven bool) error {
+	from := "the runoff file's time spacing"
+	if stepGiven {
+		from = "--step"
+	}
+	stepS, subS := step.Seconds(), sub.Seconds()
+	msg := fmt.Sprintf("route: --substep %g does not divide the runoff step of %g s (%v, from %s) into whole sub-steps", subS, stepS, step, from)
+	if sub > step {
+		msg = fmt.Sprintf("route: --substep %g is longer than the runoff step of %g s (%v, from %s)", subS, stepS, step, from)
+	}
+	if s := suggestSubSteps(step, sub); len(s) > 0 {
+		msg += "; try --substep " + orList(s)
+	}
+	return &ConfigError{Msg: msg}
+}
+
+// suggestSubSteps returns the whole-second divisors of step nearest to sub
+// (one below, one above), as strings.
+func suggestSubSteps(step, sub time.Duration) []string {
+	if step%time.Second != 0 || step <= 0 {
+		return nil
+	}
+	S := int64(step / time.Second)
+	ratio := float64(step) / float64(sub)
+	var out []string
+	// Longer sub-steps than asked: fewer sub-steps per step.
+	for f := int64(math.Min(math.Floor(ratio), float64(S))); f >= 1; f-- {
+		if S%f == 0 {
+			out = append(out, fmt.Sprint(S/f))
+			break
+		}
+	}
+	// Shorter sub-steps than asked: more sub-steps per step.
+	for f, n := int64(math.Max(1, math.Ceil(ratio))), 0; f <= S && n < 1<<16; f, n = f+1, n+1 {
+		if S%f == 0 {
+			if s := fmt.Sprint(S / f); !slices.Contains(out, s) {
+				out = append([]string{s}, out...)
+			}
+			break
+		}
+	}
+	return out
+}
+
+// budgetError adds what to do to a planner error for a budget (given: the
+// budget asked for; 0 when the run chose one from the free memory).
+func budgetError(given, used int64, err error) error {
+	if !strings.Contains(err.Error(), "no strategy fits") {
+		return err
+	}
+	msg := strings.TrimPrefix(err.Error(), "diffroute: ")
+	if given == 0 {
+		return fmt.Errorf("route: half the available memory (%s): %s; give --mem-budget, or free memory", fmtBytes(used), msg)
+	}
+	return fmt.Errorf("route: --mem-budget %s: %s; raise --mem-budget", fmtBytes(given), msg)
+}
+
+// orList writes "a, b or c".
+func orList(s []string) string {
+	if len(s) <= 1 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+func andList(s []string) string {
+	if len(s) <= 1 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}

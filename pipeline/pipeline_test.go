@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+)
+
+const xx9 = "../testdata/rapid_xx9"
+
+var xx9Runoff = filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
+
+// A run kept in memory equals the library's own router on the same inputs;
+// the staged and streamed runs the pipeline chooses write the same numbers
+// to their files; RAPID's own Qout is matched as the command does.
+func TestRunStrategiesAgree(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	base := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute}
+	whole, err := Run(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole.Discharge == nil || whole.SubSteps() != 12 || whole.Options.Method != diffroute.Recursive {
+		t.Fatalf("whole run: discharge %v, %d sub-steps, method %q", whole.Discharge != nil, whole.SubSteps(), whole.Options.Method)
+	}
+	r, err := diffroute.NewRouter(ctx, whole.RAPID.Network, whole.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := r.Route(ctx, whole.Runoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRel(whole.Discharge, want); d != 0 {
+		t.Errorf("pipeline vs router: %.3g of peak", d)
+	}
+	rapidQ, err := data.ReadRunoffNC(filepath.Join(xx9, "Qout_erai_t511_3hr_20030121to20030122.nc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRel(whole.Discharge, rapidQ); d > 1e-5 {
+		t.Errorf("pipeline vs RAPID's Qout: %.3g of peak", d)
+	}
+	for name, mod := range map[string]func(*Config){
+		"staged":   func(c *Config) { c.MaxNodes = 4 },
+		"streamed": func(c *Config) { c.TimeChunk = 3 },
+		"budget":   func(c *Config) { c.Budget = 40 << 20 },
+	} {
+		c := base
+		c.Out = filepath.Join(dir, name+".nc")
+		mod(&c)
+		res, err := Run(ctx, c)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		q, err := data.ReadSeries(c.Out, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxRel(q, whole.Discharge); d > 1e-6 {
+			t.Errorf("%s (chunk %d, clusters %v): %.3g of peak from the whole run", name, res.TimeChunk, res.Clusters != nil, d)
+		}
+	}
+}
+
+// Contradictory configurations are refused before anything is read, as
+// ConfigErrors; a cancelled run returns the context's error.
+func TestRunRefuses(t *testing.T) {
+	for _, c := range []Config{
+		{Runoff: xx9Runoff},
+		{RAPID: xx9},
+		{RAPID: xx9, Runoff: xx9Runoff, Weights: "w.feather"},
+		{RAPID: xx9, Runoff: xx9Runoff, Out: "q.txt"},
+		{RAPID: xx9, Runoff: xx9Runoff, RunoffUnits: "mm"},
+		{RAPID: xx9, Runoff: xx9Runoff, Device: "tpu"},
+	} {
+		_, err := Run(context.Background(), c)
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("%+v: err %v, want a ConfigError", c, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled run: %v", err)
+	}
+}
+
+func maxRel(got, want *diffroute.DataTensor) float64 {
+	if got.N != want.N || got.T != want.T {
+		return math.Inf(1)
+	}
+	peak, worst := 0.0, 0.0
+	for i := range want.Data {
+		peak = max(peak, math.Abs(float64(want.Data[i])))
+		worst = max(worst, math.Abs(float64(got.Data[i]-want.Data[i])))
+	}
+	return worst / peak
+}

@@ -1,0 +1,375 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"math"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/diffroute/progress"
+)
+
+var sprintf = fmt.Sprintf
+
+// run carries one Run's resolved inputs.
+type run struct {
+	cfg  Config
+	log  func(format string, a ...any)
+	prog progress.Reporter
+}
+
+// Inputs are a run's opened inputs: the network, the routing options
+// completed for it (sub-steps, IRF parameters, initial discharge) and the
+// runoff, ready to be read in time ranges in m³/s.
+type Inputs struct {
+	RAPID         *data.RAPID
+	Options       diffroute.Options
+	Step, SubStep time.Duration
+	Path          string   // where runoff is read from
+	RunoffUnits   string   // the runoff file's units: "m3" (volume per step) or "m3/s" (Read returns m³/s)
+	IDs           []int64  // reaches of the runoff file
+	Times         []string // runoff time labels
+	src           *runoffSource
+}
+
+// Open checks cfg, reads the RAPID folder, opens the runoff and completes
+// the routing options; nothing is routed. Close releases the runoff.
+func Open(cfg Config) (*Inputs, error) {
+	r := &run{cfg: cfg, prog: progress.Quiet, log: func(string, ...any) {}}
+	return open(&cfg, r)
+}
+
+// Steps is the number of runoff steps.
+func (in *Inputs) Steps() int { return len(in.src.times) }
+
+// Read returns runoff steps [t0, t0+count) of every reach of the file, in
+// m³/s, checked finite.
+func (in *Inputs) Read(t0, count int) (*diffroute.DataTensor, error) { return in.src.read(t0, count) }
+
+// Close releases the runoff file.
+func (in *Inputs) Close() { in.src.close() }
+
+func open(cfg *Config, r *run) (*Inputs, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	rapid, err := data.ReadRAPID(cfg.RAPID)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range rapid.Warnings {
+		r.warn("%s", w)
+	}
+	src, err := openRunoff(cfg, rapid)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inputs{RAPID: rapid, Path: src.path, IDs: src.ids, Times: src.times, RunoffUnits: src.units, src: src}
+	if err := in.complete(cfg, r); err != nil {
+		src.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *Inputs) complete(cfg *Config, r *run) error {
+	rapid, src := in.RAPID, in.src
+	if cfg.Outputs == "" { // selected outputs need only the reaches they route: checked then
+		if err := checkCoverage(src.path, src.ids, rapid.Network); err != nil {
+			return err
+		}
+	}
+	step := cfg.Step
+	if step == 0 {
+		step = src.step
+	}
+	if step <= 0 {
+		return fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
+	}
+	src.rateStep = step
+	sub := cfg.SubStep
+	if sub == 0 {
+		sub = step
+	}
+	ratio := float64(step) / float64(sub)
+	f := int(math.Round(ratio))
+	if f < 1 || math.Abs(ratio-float64(f)) > 1e-9*ratio {
+		return subStepError(step, sub, cfg.Step != 0)
+	}
+	opts, err := r.options(rapid, step, f)
+	if err != nil {
+		return err
+	}
+	if cfg.Qinit != "" {
+		if opts.InitialQ, err = data.ReadQinit(cfg.Qinit, rapid); err != nil {
+			return err
+		}
+	}
+	if len(src.times) == 0 {
+		return fmt.Errorf("%s: no time steps to route", src.path)
+	}
+	in.Options, in.Step, in.SubStep = opts, step, sub
+	return nil
+}
+
+// Run reads the inputs of cfg, routes them and writes the discharge to
+// cfg.Out. Errors name the file, line, reach or flag at fault; a run that
+// fails or is cancelled (ctx) leaves no output file.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	start := time.Now()
+	r := &run{cfg: cfg, prog: progress.OrQuiet(cfg.Progress)}
+	r.log = func(format string, a ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, format, a...)
+		}
+	}
+	in, err := open(&cfg, r)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	rapid, src, opts, step, T := in.RAPID, in.src, in.Options, in.Step, in.Steps()
+	f, sub := opts.SubSteps, in.SubStep
+	net := rapid.Network
+	rs := newRestart(&cfg)
+	state, skip, err := rs.load(net, opts, src.times, step)
+	if err != nil {
+		return nil, err
+	}
+	if skip > 0 {
+		r.log("continuing from %s (state at %s): skipping the first %d runoff steps\n", rs.in, state.Time, skip)
+		src = src.from(skip)
+		T = len(src.times)
+	}
+	res := &Result{RAPID: rapid, Step: step}
+	budget := cfg.Budget
+	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && cfg.Outputs == "" {
+		// Runoff and discharge alone would take more than half the free
+		// memory: plan for that half rather than run out of memory.
+		whole := 2 * int64(net.Len()) * int64(T) * 4
+		if avail := MemAvailable(); avail > 0 && whole > avail/2 {
+			budget = avail / 2
+			r.log("runoff and discharge need %s, more than half the available memory: planning for %s (set --mem-budget to choose)\n",
+				humanize.IBytes(uint64(whole)), humanize.IBytes(uint64(budget)))
+		}
+	}
+	cl, chunk := (*diffroute.Clusters)(nil), cfg.TimeChunk
+	switch {
+	case budget > 0:
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// Make the collector work harder near the budget rather than let
+			// garbage push the process over it.
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(budget * 8 / 10))
+		}
+		plan, err := diffroute.Plan(net, T, 1, budget, opts)
+		if err != nil {
+			return nil, budgetError(cfg.Budget, budget, err)
+		}
+		r.log("%s\n", plan)
+		res.Plan, opts.Method = plan, plan.Method
+		if plan.Staged {
+			cl = plan.Clusters
+		}
+		if plan.Streaming && chunk == 0 {
+			chunk = streamChunk(plan, net, budget)
+			bufs := int64(net.Len()) * 4 * 4 * int64(chunk)
+			r.log("streaming runoff and discharge in time chunks of %d steps (%s for chunk buffers); predicted peak %s\n",
+				chunk, humanize.IBytes(uint64(bufs)), humanize.IBytes(uint64(plan.Predicted+bufs*7/4)))
+		}
+	case cfg.MaxNodes > 0 || cfg.MaxPaths > 0:
+		if cl, err = diffroute.Schedule(net, cfg.MaxPaths, cfg.MaxNodes); err != nil {
+			return nil, err
+		}
+	}
+	if cl != nil {
+		r.log("%s\n", cl)
+	}
+	var dev device
+	if err := dev.open(cfg.Device, cfg.GPU, &opts); err != nil {
+		return nil, err
+	}
+	defer dev.close()
+	if dev.dev != nil && cfg.Outputs != "" {
+		return nil, configErrorf("route: --outputs routes on the CPU; drop --device cuda")
+	}
+	if opts.Method == "" {
+		opts.Method = diffroute.Recursive
+		if opts.Compat != diffroute.CompatNone {
+			opts.Method = diffroute.Kernel
+		}
+	}
+	r.log("%s\nrunoff: %d steps of %v, routed on %d sub-steps of %v (%s, %s method)\n", net, T, step, f, sub, irfName(opts), opts.Method)
+	t0 := time.Now()
+	var runoff, q *diffroute.DataTensor
+	switch {
+	case cfg.Outputs != "":
+		if chunk > 0 || cl != nil {
+			return nil, configErrorf("route: --outputs routes the selected reaches whole; drop --time-chunk, --max-nodes, --max-paths and --mem-budget")
+		}
+		if runoff, q, net, err = routeSelected(ctx, cfg.Outputs, src, net, opts); err != nil {
+			return nil, err
+		}
+	case chunk > 0:
+		if cfg.Out == "" {
+			return nil, configErrorf("route: time-chunked routing streams discharge to a file; give --out")
+		}
+		if cl == nil {
+			if cl, err = diffroute.Schedule(net, 0, 0); err != nil {
+				return nil, err
+			}
+		}
+		if err := os.MkdirAll(dirOf(cfg.Out), 0o755); err != nil {
+			return nil, err
+		}
+		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step}); err != nil {
+			return nil, err
+		}
+		res.TimeChunk = chunk
+	default:
+		if runoff, err = src.read(0, T); err != nil {
+			return nil, err
+		}
+		if q, err = routeWhole(ctx, runoff, net, cl, opts, &dev, r.prog, rs, state, rapid, step); err != nil {
+			return nil, err
+		}
+	}
+	res.Routing = time.Since(t0)
+	if q != nil && cfg.Out != "" {
+		if err := writeDischarge(cfg.Out, q); err != nil {
+			return nil, err
+		}
+	}
+	work := float64(net.Len()) * float64(T) * float64(f)
+	wrote := ""
+	if cfg.Out != "" {
+		wrote = "; wrote " + cfg.Out
+	}
+	r.log("routed %d reaches x %d steps in %v (%.1f M reach-sub-steps/s)%s\n",
+		net.Len(), T, res.Routing.Round(time.Microsecond), work/res.Routing.Seconds()/1e6, wrote)
+	if res.DeviceReport = dev.timing(); res.DeviceReport != "" {
+		r.log("%s\n", res.DeviceReport)
+	}
+	res.Options, res.Clusters, res.Runoff, res.Discharge = opts, cl, runoff, q
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// streamChunk is the time chunk of a streamed run. The planner counts
+// per-cluster runoff; the pipeline reads time chunks of every reach (the
+// current one and the next, prefetched) and gathers discharge rows per chunk
+// (the one being routed and the one being written): keep those four within a
+// third of the budget. Each chunk's buffers are fresh allocations, so up to
+// 3/4 of them again is garbage awaiting collection.
+func streamChunk(plan *diffroute.MemoryPlan, net *diffroute.Network, budget int64) int {
+	perStep := int64(net.Len()) * 4 * 4
+	return int(max(1, min(int64(plan.TimeChunk), budget/3/perStep)))
+}
+
+// routeWhole routes runoff in memory, staged by clusters when cl is set.
+// With restart settings (rs active) it continues from state and writes the
+// states and Qfinal asked for.
+func routeWhole(ctx context.Context, runoff *diffroute.DataTensor, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, prog progress.Reporter,
+	rs *restart, state *diffroute.State, rapid *data.RAPID, rstep time.Duration) (*diffroute.DataTensor, error) {
+	if cl == nil {
+		router, err := dev.router(ctx, net, opts)
+		if err != nil {
+			return nil, err
+		}
+		if !rs.active() {
+			return router.Route(ctx, runoff)
+		}
+		sr, err := asStepRouter(router)
+		if err != nil {
+			return nil, err
+		}
+		return rs.routeSegments(ctx, sr, state, runoff, rapid, rstep)
+	}
+	sr, err := diffroute.NewStagedRouter(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := dev.stage(sr); err != nil {
+		return nil, err
+	}
+	step, done := clusterProgress(prog, "routing clusters")
+	sr.Progress = step
+	var q *diffroute.DataTensor
+	if rs.active() {
+		q, err = rs.routeSegments(ctx, stagedStep{sr, cl}, state, runoff, rapid, rstep)
+	} else {
+		q, err = sr.Route(ctx, runoff, cl)
+	}
+	done(err)
+	return q, err
+}
+
+// routeSelected routes only the reaches listed in the file outputs and
+// what drains into them.
+func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
+	ids, err := data.ReadIDList(outputs, net)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sel, err := diffroute.Select(net, opts, ids)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", outputs, err)
+	}
+	if err := checkCoverage(src.path, src.ids, sel.Net); err != nil {
+		return nil, nil, nil, err
+	}
+	if runoff, err = src.read(0, len(src.times)); err != nil {
+		return nil, nil, nil, err
+	}
+	if q, err = sel.Route(ctx, runoff); err != nil {
+		return nil, nil, nil, err
+	}
+	if q, err = q.SelectIDs(ids); err != nil {
+		return nil, nil, nil, err
+	}
+	return runoff, q, sel.Net, nil
+}
+
+// errStopped ends a progress bar of a run that failed: the error itself is
+// reported once, by the caller.
+var errStopped = fmt.Errorf("stopped by the error below")
+
+// clusterProgress adapts a progress reporter to the core's per-cluster (or
+// per-chunk) callback. done takes the run's error, so that a failed run
+// does not end with a check mark.
+func clusterProgress(p progress.Reporter, name string) (func(done, total int), func(error)) {
+	started := false
+	return func(done, total int) {
+			if !started {
+				p.Start(name, int64(total))
+				started = true
+			}
+			p.Update(int64(done))
+		}, func(err error) {
+			if started {
+				if err != nil {
+					err = errStopped
+				}
+				p.Done(err)
+			}
+		}
+}
+
+func (r *run) warn(format string, a ...any) {
+	if r.cfg.Warn != nil {
+		fmt.Fprintf(r.cfg.Warn, "diffroute: warning: "+format+"\n", a...)
+	}
+}
+
+func irfName(o diffroute.Options) string {
+	if o.IRF == "" {
+		return "muskingum"
+	}
+	return o.IRF
+}

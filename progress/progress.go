@@ -1,0 +1,33 @@
+// Package progress is the vocabulary long operations use to report how far
+// they are: downloads (package download), routing clusters and time chunks
+// (package pipeline), staging. Displays live where they are drawn: a text bar
+// here (Terminal), an HTML bar in a notebook cell in package viz.
+package progress
+
+// Reporter receives the progress of long operations. Start begins a task of
+// total units (≤ 0 when unknown); Update gives the units done so far (a
+// running total, not an increment); Done ends the task, successfully when
+// err is nil. A Reporter may run several tasks one after another; the
+// Reporters of this module are safe for concurrent use.
+type Reporter interface {
+	Start(name string, total int64)
+	Update(done int64)
+	Done(err error)
+}
+
+// Quiet is a Reporter that shows nothing.
+var Quiet Reporter = quiet{}
+
+type quiet struct{}
+
+func (quiet) Start(string, int64) {}
+func (quiet) Update(int64)        {}
+func (quiet) Done(error)          {}
+
+// OrQuiet returns r, or Quiet when r is nil.
+func OrQuiet(r Reporter) Reporter {
+	if r == nil {
+		return Quiet
+	}
+	return r
+}
