@@ -256,3 +256,30 @@ func (j *Job) bundleOf(i int) int {
 	}
 	return -1
 }
+
+// TestExpectedWall: slots and the memory budget bound what runs at once.
+func TestExpectedWall(t *testing.T) {
+	four := []Task{{Request: 60, Seconds: 10}, {Request: 60, Seconds: 10}, {Request: 60, Seconds: 10}, {Request: 60, Seconds: 10}}
+	for _, c := range []struct {
+		slots  int
+		budget int64
+		wall   float64
+		peak   int64
+	}{
+		{2, 0, 20, 120}, {4, 0, 10, 240}, {4, 100, 40, 60}, {4, 130, 20, 120}, {1, 0, 40, 60},
+	} {
+		wall, peak := ExpectedWall(four, c.slots, c.budget)
+		if wall != c.wall || peak != c.peak {
+			t.Errorf("%d slots, budget %d: wall %g s, peak %d; want %g s, %d", c.slots, c.budget, wall, peak, c.wall, c.peak)
+		}
+	}
+	// Largest first: a long big task starts at once, the small ones fill the other slot.
+	mixed := []Task{{Request: 10, Seconds: 5}, {Request: 10, Seconds: 5}, {Request: 90, Seconds: 10}}
+	if wall, _ := ExpectedWall(mixed, 2, 100); wall != 10 {
+		t.Errorf("mixed: wall %g s, want 10", wall)
+	}
+	// A task over the budget runs alone, reserving the budget.
+	if wall, peak := ExpectedWall([]Task{{Request: 500, Seconds: 3}, {Request: 10, Seconds: 1}}, 4, 100); wall != 4 || peak != 100 {
+		t.Errorf("over budget: wall %g s, peak %d; want 4 s, 100", wall, peak)
+	}
+}

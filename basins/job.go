@@ -252,15 +252,7 @@ func runoffSize(path string, cfg *data.RAPID) (T, N int, step time.Duration, err
 // the number of reaches of its runoff file, which the route command reads
 // whole (one file for all basins costs every task the whole file).
 func planTask(t *Task, cfg *data.RAPID, step time.Duration, fileReaches int, opts diffroute.Options) error {
-	net := cfg.Network
-	if opts.IRF == "" {
-		opts.IRF = "muskingum"
-	}
-	if opts.Method == "" {
-		opts.Method = diffroute.Recursive
-	}
-	opts.SubSteps = t.SubSteps
-	if opts.IRF == "muskingum" && opts.Params == nil {
+	if (opts.IRF == "" || opts.IRF == "muskingum") && opts.Params == nil {
 		if step <= 0 {
 			step = 24 * time.Hour
 		}
@@ -270,18 +262,46 @@ func planTask(t *Task, cfg *data.RAPID, step time.Duration, fileReaches int, opt
 		}
 		opts.Params = p
 	}
-	series := int64(t.Reaches) * int64(t.Steps) * 4
-	p, err := diffroute.Plan(net, max(t.Steps, 1), 1, 0, opts)
-	if err != nil {
+	e := Estimate(cfg.Network, t.Steps, t.SubSteps, fileReaches, opts)
+	t.Predicted, t.Request, t.Seconds = e.Predicted, e.Request, e.Seconds
+	return nil
+}
+
+// TaskEstimate is the plan of one task: the planner's predicted peak of the
+// routing, the memory the task reserves (Request) and its expected run time.
+type TaskEstimate struct {
+	Predicted, Request int64
+	Seconds            float64
+}
+
+// Estimate plans routing net for steps runoff steps of substeps sub-steps
+// each, as one task whose runoff file holds fileReaches reaches (0: the
+// network's): diffroute.Plan's predicted peak (opts give the IRF, its
+// parameters and the method; default Muskingum, recursive), the reserved
+// memory of Request, and the run time at planRate reach-sub-steps per
+// second plus the file transfers.
+func Estimate(net *diffroute.Network, steps, substeps, fileReaches int, opts diffroute.Options) TaskEstimate {
+	if opts.IRF == "" {
+		opts.IRF = "muskingum"
+	}
+	if opts.Method == "" {
+		opts.Method = diffroute.Recursive
+	}
+	substeps = max(substeps, 1)
+	opts.SubSteps = substeps
+	n := int64(net.Len())
+	series := n * int64(steps) * 4
+	var e TaskEstimate
+	if p, err := diffroute.Plan(net, max(steps, 1), 1, 0, opts); err == nil {
+		e.Predicted = p.Predicted
+	} else {
 		// An IRF the plan cannot sample without its parameters: count the
 		// runoff and discharge series and the network.
-		t.Predicted = 2*series + int64(t.Reaches)*400 + 16<<20
-	} else {
-		t.Predicted = p.Predicted
+		e.Predicted = 2*series + n*400 + 16<<20
 	}
-	t.Request = Request(t.Predicted, int64(max(t.Reaches, fileReaches))*int64(t.Steps)*4)
-	t.Seconds = float64(t.Reaches)*float64(t.Steps)*float64(t.SubSteps)/planRate + float64(series)/100e6 + 1
-	return nil
+	e.Request = Request(e.Predicted, max(n, int64(fileReaches))*int64(steps)*4)
+	e.Seconds = float64(n)*float64(steps)*float64(substeps)/planRate + float64(series)/100e6 + 1
+	return e
 }
 
 // Request is the memory a task reserves: the planner's predicted peak of

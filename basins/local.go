@@ -213,3 +213,61 @@ func hasFlag(args []string, name string) bool {
 	}
 	return false
 }
+
+// ExpectedWall simulates RunLocal's packing of tasks (their Request and
+// Seconds) on slots task slots under budget bytes (0: none): largest
+// request first, each task started as soon as a slot and its memory are
+// free. It returns the expected wall time in seconds and the largest
+// memory reserved at once; with slots as a cluster's concurrent array
+// tasks and no budget, it is the array's expected wall time.
+func ExpectedWall(tasks []Task, slots int, budget int64) (seconds float64, peak int64) {
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch ra, rb := tasks[a].Request, tasks[b].Request; {
+		case ra > rb:
+			return -1
+		case ra < rb:
+			return 1
+		}
+		return 0
+	})
+	type run struct {
+		end float64
+		mem int64
+	}
+	var running []run
+	var now float64
+	var reserved int64
+	for len(order) > 0 || len(running) > 0 {
+		for k := 0; k < len(order) && len(running) < max(slots, 1); {
+			t := &tasks[order[k]]
+			req := t.Request
+			fits := budget <= 0 || reserved+req <= budget
+			if !fits && len(running) > 0 {
+				k++
+				continue
+			}
+			if !fits {
+				req = budget
+			}
+			running = append(running, run{now + t.Seconds, req})
+			reserved += req
+			peak = max(peak, reserved)
+			order = slices.Delete(order, k, k+1)
+		}
+		// Advance to the first task to end.
+		first := 0
+		for k := range running {
+			if running[k].end < running[first].end {
+				first = k
+			}
+		}
+		now = running[first].end
+		reserved -= running[first].mem
+		running = slices.Delete(running, first, first+1)
+	}
+	return now, peak
+}

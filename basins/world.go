@@ -35,6 +35,34 @@ func GenerateWorld(dir string, o WorldOptions) ([]int, error) {
 	if o.Basins < 1 || o.Days < 1 || o.Reaches < o.Basins {
 		return nil, fmt.Errorf("basins: a world needs ≥ 1 basin, ≥ 1 day and ≥ 1 reach per basin (got %d, %d, %d)", o.Basins, o.Days, o.Reaches)
 	}
+	sizes, err := WorldSizes(o)
+	if err != nil {
+		return nil, err
+	}
+	// Shuffle, so that basin names do not sort by size.
+	rng := rand.New(rand.NewPCG(o.Seed, 11))
+	rng.Shuffle(len(sizes), func(a, b int) { sizes[a], sizes[b] = sizes[b], sizes[a] })
+	var base int64
+	for k, n := range sizes {
+		name := fmt.Sprintf("basin_%03d", k+1)
+		if err := writeBasin(filepath.Join(dir, name), n, o.Days, o.Seed+uint64(k)*7919, base); err != nil {
+			return nil, fmt.Errorf("basins: %s: %w", name, err)
+		}
+		base += int64(n) * 100 // SyntheticNetwork ids lie in [1, 100 n]
+	}
+	if base > math.MaxInt32 {
+		return nil, fmt.Errorf("basins: %d reaches is too many for unique int32 reach ids", o.Reaches)
+	}
+	return sizes, nil
+}
+
+// WorldSizes are the basin sizes of a world: o.Reaches split into o.Basins
+// sizes spaced geometrically from smallest to largest (ratio o.Spread), in
+// that order (GenerateWorld shuffles them).
+func WorldSizes(o WorldOptions) ([]int, error) {
+	if o.Basins < 1 || o.Reaches < o.Basins {
+		return nil, fmt.Errorf("basins: cannot split %d reaches into %d basins", o.Reaches, o.Basins)
+	}
 	spread := o.Spread
 	if spread <= 0 {
 		spread = 10
@@ -54,20 +82,6 @@ func GenerateWorld(dir string, o WorldOptions) ([]int, error) {
 	sizes[o.Basins-1] += left
 	if sizes[o.Basins-1] < 1 {
 		return nil, fmt.Errorf("basins: cannot split %d reaches into %d basins", o.Reaches, o.Basins)
-	}
-	// Shuffle, so that basin names do not sort by size.
-	rng := rand.New(rand.NewPCG(o.Seed, 11))
-	rng.Shuffle(len(sizes), func(a, b int) { sizes[a], sizes[b] = sizes[b], sizes[a] })
-	var base int64
-	for k, n := range sizes {
-		name := fmt.Sprintf("basin_%03d", k+1)
-		if err := writeBasin(filepath.Join(dir, name), n, o.Days, o.Seed+uint64(k)*7919, base); err != nil {
-			return nil, fmt.Errorf("basins: %s: %w", name, err)
-		}
-		base += int64(n) * 100 // SyntheticNetwork ids lie in [1, 100 n]
-	}
-	if base > math.MaxInt32 {
-		return nil, fmt.Errorf("basins: %d reaches is too many for unique int32 reach ids", o.Reaches)
 	}
 	return sizes, nil
 }
