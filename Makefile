@@ -4,7 +4,10 @@
 SHELL := /bin/bash
 GO ?= go
 APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
-TEST_APT_PKGS := $(APT_PKGS) chromium
+# python3-xarray and python3-netcdf4 read our netCDF-4 output in the tests;
+# npm installs DuckDB's node client (scripts/duckdb-install.sh) that queries
+# our Parquet output.
+TEST_APT_PKGS := $(APT_PKGS) chromium python3-xarray python3-netcdf4
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
 .PHONY: all demo test deps test-deps slurm-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu race gpu-ptx gpu-device-build clean
@@ -18,6 +21,8 @@ deps:
 
 test-deps: slurm-deps
 	@$(MAKE) --no-print-directory apt PKGS="$(TEST_APT_PKGS)"
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory apt PKGS="nodejs npm"
+	@scripts/duckdb-install.sh >/dev/null || echo "DuckDB's node client could not be installed: the Parquet query test will skip"
 
 # munge and Slurm (without recommends) for the multi-basin tests, which
 # start a one-node cluster with scripts/slurm-local.sh.

@@ -283,3 +283,22 @@ func TestExpectedWall(t *testing.T) {
 		t.Errorf("over budget: wall %g s, peak %d; want 4 s, 100", wall, peak)
 	}
 }
+
+// TestStatusRunning: a task whose route process is alive on this host is
+// running; a stale record (a dead pid) is not.
+func TestStatusRunning(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	job := smallJob(t, 0)
+	host, _ := os.Hostname()
+	for i, pid := range []int{os.Getpid(), 1 << 30} {
+		os.MkdirAll(job.taskDir(i), 0o755)
+		os.WriteFile(filepath.Join(job.taskDir(i), RunningFile), []byte(fmt.Sprintf("%s %d\n", host, pid)), 0o644)
+	}
+	st, err := job.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].State != StateRunning || st[1].State != StateMissing {
+		t.Fatalf("states %s (%s), %s (%s); want running, missing", st[0].State, st[0].Detail, st[1].State, st[1].Detail)
+	}
+}

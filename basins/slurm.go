@@ -289,8 +289,9 @@ type TaskStatus struct {
 	Detail string
 }
 
-// Status reports every task's state: done (valid output), running or
-// pending (Slurm's squeue, for the latest submission of its bundle),
+// Status reports every task's state: done (valid output), running (its
+// route process alive on this host, or Slurm's squeue), pending (squeue,
+// for the latest submission of its bundle),
 // failed (failed.json, or Slurm's scontrol: FAILED, CANCELLED, TIMEOUT,
 // OUT_OF_MEMORY, …), or missing. Without Slurm commands, only the files
 // count.
@@ -329,6 +330,8 @@ func (j *Job) Status(ctx context.Context) ([]TaskStatus, error) {
 		}
 		if r, ok := j.Done(i, false); ok {
 			st.State, st.Detail = StateDone, fmt.Sprintf("%d reaches, %s to %s, %.1fs, peak RSS %s", r.Reaches, r.First, r.Last, r.Seconds, mib(r.PeakRSS))
+		} else if what, ok := j.Running(i); ok {
+			st.State, st.Detail = StateRunning, what
 		} else if q, ok := queue[key]; key != "" && ok {
 			st.State, st.Detail = StatePending, "slurm job "+key+": "+q
 			if q == "RUNNING" || q == "COMPLETING" || q == "CONFIGURING" {

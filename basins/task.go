@@ -26,6 +26,8 @@ const (
 	DoneFile   = "done.json"
 	FailedFile = "failed.json"
 	LogFile    = "route.log"
+	// RunningFile holds "host pid" of a task's route process while it runs.
+	RunningFile = "running"
 )
 
 // Record is what a finished task leaves next to its output (done.json) and
@@ -82,6 +84,24 @@ func (j *Job) Done(i int, verify bool) (*Record, bool) {
 		}
 	}
 	return &r, true
+}
+
+// Running reports whether task i's route process runs on this host now
+// (a record left by a process that died is ignored).
+func (j *Job) Running(i int) (string, bool) {
+	b, err := os.ReadFile(filepath.Join(j.taskDir(i), RunningFile))
+	if err != nil {
+		return "", false
+	}
+	host, pid, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
+	me, _ := os.Hostname()
+	if !ok || host != me {
+		return "", false
+	}
+	if _, err := os.Stat("/proc/" + pid); err != nil {
+		return "", false
+	}
+	return "route process " + pid + " on " + host, true
 }
 
 // Failed returns task i's last failure, if its folder holds one.
@@ -159,6 +179,10 @@ func (j *Job) RunTask(ctx context.Context, i int, o TaskOptions) (*Record, error
 	if o.Started != nil {
 		o.Started(cmd.Process.Pid)
 	}
+	host, _ := os.Hostname()
+	running := filepath.Join(dir, RunningFile)
+	os.WriteFile(running, []byte(fmt.Sprintf("%s %d\n", host, cmd.Process.Pid)), 0o644)
+	defer os.Remove(running)
 	hwm := watchHWM(cmd.Process.Pid)
 	werr := cmd.Wait()
 	secs := time.Since(start).Seconds()

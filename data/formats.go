@@ -26,12 +26,75 @@ type SeriesFormat struct {
 	Ranged bool
 	// Vars says the file holds named variables (NCOptions.Var applies).
 	Vars bool
-	// Write writes a whole table atomically; nil when the format is read
-	// only.
-	Write func(path string, q *diffroute.DataTensor) error
+	// Write writes a whole table atomically (o may be nil: defaults); nil
+	// when the format is read only.
+	Write func(path string, q *diffroute.DataTensor, o *SeriesOptions) error
 	// NewWriter starts a table of ids × times written in time pieces, for
 	// discharge streamed chunk by chunk; nil when the format cannot.
-	NewWriter func(path string, ids []int64, times []string, step time.Duration) (SeriesWriter, error)
+	NewWriter func(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error)
+}
+
+// SeriesOptions tune how a table is written; the zero value is every
+// format's default.
+type SeriesOptions struct {
+	// Format names the format (its name or first extension without the dot,
+	// e.g. "nc4", "parquet") whatever the path's extension; "" goes by the
+	// extension.
+	Format string
+	// Compress is the compression level: 0 the format's default (netCDF-4:
+	// deflate 4; Parquet: zstd 3; none for classic netCDF and CSV), −1 none,
+	// 1–9 deflate levels (netCDF-4) or zstd levels (Parquet).
+	Compress int
+	// Coords gives reaches' latitude and longitude (degrees), written as
+	// CF coordinates where the format has them, when every reach written
+	// has one.
+	Coords map[int64]LatLon
+	// Layout is the table layout of formats that have several: "long" (one
+	// row per reach and step: rivid, time, Q; the default) or "wide" (one
+	// row per step, one column per reach).
+	Layout string
+}
+
+// LatLon is a reach's position in degrees.
+type LatLon struct{ Lat, Lon float64 }
+
+// coords returns the latitudes and longitudes of ids, or nil when some
+// reach has none.
+func (o *SeriesOptions) coords(ids []int64) (lat, lon []float64) {
+	if o == nil || len(o.Coords) == 0 {
+		return nil, nil
+	}
+	lat, lon = make([]float64, len(ids)), make([]float64, len(ids))
+	for i, id := range ids {
+		c, ok := o.Coords[id]
+		if !ok {
+			return nil, nil
+		}
+		lat[i], lon[i] = c.Lat, c.Lon
+	}
+	return lat, lon
+}
+
+// qoutOpts turns series options into Qout options for netCDF (classic
+// unless nc4).
+func (o *SeriesOptions) qoutOpts(ids []int64, nc4 bool) (*QoutOptions, error) {
+	q := &QoutOptions{NetCDF4: nc4}
+	q.Lat, q.Lon = o.coords(ids)
+	c := 0
+	if o != nil {
+		c = o.Compress
+	}
+	switch {
+	case c < -1 || c > 9:
+		return nil, fmt.Errorf("compression level %d: want 1 to 9, or -1 for none", c)
+	case !nc4 && c > 0:
+		return nil, fmt.Errorf("classic netCDF has no compression: write netCDF-4 (.nc4 or format nc4)")
+	case nc4 && c == 0:
+		q.Compress = 4
+	case c > 0:
+		q.Compress = c
+	}
+	return q, nil
 }
 
 // SeriesWriter writes a table in pieces: Write puts the steps of q at step
@@ -67,24 +130,73 @@ func RegisterSeriesFormat(f *SeriesFormat) {
 }
 
 func init() {
-	RegisterSeriesFormat(&SeriesFormat{
-		Name: "netCDF", Exts: []string{".nc", ".nc4", ".netcdf"}, Ranged: true, Vars: true,
-		Read:  ReadRunoffNC,
-		Write: func(path string, q *diffroute.DataTensor) error { return WriteQoutNC(path, q, nil) },
-		NewWriter: func(path string, ids []int64, times []string, step time.Duration) (SeriesWriter, error) {
-			return NewQoutWriter(path, ids, times, step, nil)
-		},
-	})
+	for _, nc4 := range []bool{false, true} {
+		f := &SeriesFormat{Name: "netCDF", Exts: []string{".nc", ".netcdf"}, Ranged: true, Vars: true, Read: ReadRunoffNC}
+		if nc4 {
+			f.Name, f.Exts = "netCDF-4", []string{".nc4"}
+		}
+		f.Write = func(path string, q *diffroute.DataTensor, o *SeriesOptions) error {
+			qo, err := o.qoutOpts(q.IDs, nc4)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			return WriteQoutNC(path, q, qo)
+		}
+		f.NewWriter = func(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error) {
+			qo, err := o.qoutOpts(ids, nc4)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			return NewQoutWriter(path, ids, times, step, qo)
+		}
+		RegisterSeriesFormat(f)
+	}
 	RegisterSeriesFormat(&SeriesFormat{
 		Name: "CSV", Exts: []string{".csv"},
-		Read:  func(path string, _ *NCOptions) (*diffroute.DataTensor, error) { return ReadCSVTableFile(path) },
-		Write: WriteCSVTableFile,
+		Read: func(path string, _ *NCOptions) (*diffroute.DataTensor, error) { return ReadCSVTableFile(path) },
+		Write: func(path string, q *diffroute.DataTensor, o *SeriesOptions) error {
+			if o != nil && o.Compress > 0 {
+				return fmt.Errorf("%s: CSV has no compression", path)
+			}
+			return WriteCSVTableFile(path, q)
+		},
+		NewWriter: func(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error) {
+			if o != nil && o.Compress > 0 {
+				return nil, fmt.Errorf("%s: CSV has no compression", path)
+			}
+			return NewCSVTableWriter(path, ids, times)
+		},
 	})
 }
 
 // SeriesFormatFor returns the format of path by its extension, or an error
 // naming the path and the extensions known (for writing when write is set).
 func SeriesFormatFor(path string, write bool) (*SeriesFormat, error) {
+	return seriesFormat(path, write, "")
+}
+
+// SeriesFormatNamed returns the format called name (its name or its first
+// extension without the dot, any case), for writing when write is set.
+func SeriesFormatNamed(name string, write bool) (*SeriesFormat, error) {
+	return seriesFormat("", write, name)
+}
+
+func seriesFormat(path string, write bool, name string) (*SeriesFormat, error) {
+	if name != "" {
+		formatsMu.RLock()
+		defer formatsMu.RUnlock()
+		var known []string
+		for _, f := range formats {
+			if write && f.Write == nil {
+				continue
+			}
+			if strings.EqualFold(f.Name, name) || strings.EqualFold(f.Exts[0], "."+name) {
+				return f, nil
+			}
+			known = append(known, strings.TrimPrefix(f.Exts[0], "."))
+		}
+		return nil, fmt.Errorf("format %q: want %s", name, orList(known))
+	}
 	ext := strings.ToLower(filepath.Ext(path))
 	formatsMu.RLock()
 	defer formatsMu.RUnlock()
@@ -128,25 +240,41 @@ func ReadSeries(path string, o *NCOptions) (*diffroute.DataTensor, error) {
 }
 
 // WriteSeries writes q to path in the format of its extension, atomically.
-func WriteSeries(path string, q *diffroute.DataTensor) error {
-	f, err := SeriesFormatFor(path, true)
+func WriteSeries(path string, q *diffroute.DataTensor) error { return WriteSeriesWith(path, q, nil) }
+
+// WriteSeriesWith is WriteSeries with options (o.Format, when set, picks
+// the format instead of the extension).
+func WriteSeriesWith(path string, q *diffroute.DataTensor, o *SeriesOptions) error {
+	f, err := formatOf(path, o)
 	if err != nil {
 		return err
 	}
-	return f.Write(path, q)
+	return f.Write(path, q, o)
+}
+
+func formatOf(path string, o *SeriesOptions) (*SeriesFormat, error) {
+	if o != nil && o.Format != "" {
+		return SeriesFormatNamed(o.Format, true)
+	}
+	return SeriesFormatFor(path, true)
 }
 
 // NewSeriesWriter starts a table written in time pieces at path, in the
 // format of its extension.
 func NewSeriesWriter(path string, ids []int64, times []string, step time.Duration) (SeriesWriter, error) {
-	f, err := SeriesFormatFor(path, true)
+	return NewSeriesWriterWith(path, ids, times, step, nil)
+}
+
+// NewSeriesWriterWith is NewSeriesWriter with options.
+func NewSeriesWriterWith(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error) {
+	f, err := formatOf(path, o)
 	if err != nil {
 		return nil, err
 	}
 	if f.NewWriter == nil {
 		return nil, fmt.Errorf("%s: %s files cannot be written in time chunks; write a %s file", path, f.Name, StreamingExts())
 	}
-	return f.NewWriter(path, ids, times, step)
+	return f.NewWriter(path, ids, times, step, o)
 }
 
 // orList writes "a, b or c".

@@ -20,6 +20,16 @@ type QoutOptions struct {
 	Institution     string
 	Source          string // default "diffroute-go"
 	Comment         string
+	// NetCDF4 writes netCDF-4 (HDF5) instead of classic: Qout is chunked
+	// for reading series reach by reach (chunks of up to 512 steps × 256
+	// reaches) and deflated at level Compress (0: not compressed; 1–9), and
+	// the file follows CF-1.8.
+	NetCDF4  bool
+	Compress int
+	// Lat and Lon, when given, hold each reach's coordinates (degrees, in
+	// the order of the reach ids written): they become lat(rivid) and
+	// lon(rivid), auxiliary coordinates of Qout.
+	Lat, Lon []float64
 }
 
 // WriteQoutNC writes a discharge tensor (one batch member, m3/s) in RAPID's
@@ -52,12 +62,16 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 		return err
 	}
 	o := qoutOptions(opt)
+	if err := o.check(len(q.IDs)); err != nil {
+		return err
+	}
 	tc := makeQoutTime(q.Times, q.T, q.Step)
 
 	return writeAtomic(path, func(tmp string) error {
 		ncMu.Lock()
 		defer ncMu.Unlock()
-		ds, err := netcdf.CreateFile(tmp, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
+		defer quietHDF5()()
+		ds, err := netcdf.CreateFile(tmp, o.mode())
 		if err != nil {
 			return fmt.Errorf("data: %s: %w", path, err)
 		}
@@ -113,6 +127,7 @@ func qoutOptions(opt *QoutOptions) QoutOptions {
 			o.Source = opt.Source
 		}
 		o.Institution, o.Comment = opt.Institution, opt.Comment
+		o.NetCDF4, o.Compress, o.Lat, o.Lon = opt.NetCDF4, opt.Compress, opt.Lat, opt.Lon
 	}
 	return o
 }
@@ -283,6 +298,36 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 		{"comment", o.Comment},
 		{"featureType", "timeSeries"},
 	}
+	var lat, lon netcdf.Var
+	if o.NetCDF4 {
+		if err := defineNC4(ds, qv, o, T, N); err != nil {
+			return none, noneRec, err
+		}
+		globals[0][1] = "CF-1.8"
+	}
+	if o.Lat != nil {
+		if lat, err = ds.AddVar("lat", netcdf.DOUBLE, []netcdf.Dim{rdim}); err != nil {
+			return none, noneRec, err
+		}
+		if lon, err = ds.AddVar("lon", netcdf.DOUBLE, []netcdf.Dim{rdim}); err != nil {
+			return none, noneRec, err
+		}
+		for _, a := range [][3]string{
+			{"lat", "standard_name", "latitude"}, {"lat", "units", "degrees_north"}, {"lat", "long_name", "latitude of the reach"},
+			{"lon", "standard_name", "longitude"}, {"lon", "units", "degrees_east"}, {"lon", "long_name", "longitude of the reach"},
+		} {
+			v := lat
+			if a[0] == "lon" {
+				v = lon
+			}
+			if err := writeText(v.Attr(a[1]), a[2]); err != nil {
+				return none, noneRec, err
+			}
+		}
+		if err := writeText(qv.Attr("coordinates"), "lat lon"); err != nil {
+			return none, noneRec, err
+		}
+	}
 	for _, a := range attrs {
 		if err := writeText(a.v.Attr(a.name), a.text); err != nil {
 			return none, noneRec, fmt.Errorf("attribute %s: %w", a.name, err)
@@ -304,6 +349,14 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 	if N > 0 {
 		if err := rv.WriteInt32s(rivid); err != nil {
 			return none, noneRec, err
+		}
+		if o.Lat != nil {
+			if err := lat.WriteFloat64s(o.Lat); err != nil {
+				return none, noneRec, err
+			}
+			if err := lon.WriteFloat64s(o.Lon); err != nil {
+				return none, noneRec, err
+			}
 		}
 	}
 	qr, err := recVar(ds, o.Var)

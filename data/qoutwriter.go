@@ -70,6 +70,9 @@ func NewQoutWriter(path string, ids []int64, times []string, step time.Duration,
 		return nil, fmt.Errorf("data: negative step %v", step)
 	}
 	o := qoutOptions(opt)
+	if err := o.check(len(ids)); err != nil {
+		return nil, err
+	}
 	T := len(times)
 	tc := makeQoutTime(times, T, step)
 	w := &QoutWriter{
@@ -97,7 +100,8 @@ func NewQoutWriter(path string, ids []int64, times []string, step time.Duration,
 
 	ncMu.Lock()
 	defer ncMu.Unlock()
-	ds, err := netcdf.CreateFile(w.tmp, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
+	defer quietHDF5()()
+	ds, err := netcdf.CreateFile(w.tmp, o.mode())
 	if err != nil {
 		os.Remove(w.tmp)
 		return nil, fmt.Errorf("data: %s: %w", path, err)

@@ -28,6 +28,15 @@ type Config struct {
 	// Out is the discharge file, format by extension (--out); "" keeps the
 	// discharge in Result only (not possible when streaming).
 	Out string
+	// OutFormat names the output format (nc, nc4, csv, parquet) whatever
+	// Out's extension; Compress is its compression level (0: the format's
+	// default: deflate 4 for nc4, zstd 3 for Parquet; -1: none); OutLayout
+	// is Parquet's table layout, long (rivid, time, Q) or wide. Reach
+	// coordinates come from the RAPID folder's comid_lat_lon_z.csv when it
+	// has one. (--out-format, --compress, --out-layout)
+	OutFormat string
+	Compress  int
+	OutLayout string
 
 	// Step is the runoff step (default: the file's time spacing), SubStep
 	// the routing sub-step (default: Step); Step/SubStep must be whole.

@@ -52,9 +52,19 @@ func (c *Config) Check() error {
 		}
 	}
 	if c.Out != "" {
-		if _, err := data.SeriesFormatFor(c.Out, true); err != nil {
+		if c.OutFormat != "" {
+			if _, err := data.SeriesFormatNamed(c.OutFormat, true); err != nil {
+				return &ConfigError{Msg: "route: --out-format " + err.Error()}
+			}
+		} else if _, err := data.SeriesFormatFor(c.Out, true); err != nil {
 			return &ConfigError{Msg: "route: --out " + err.Error()}
 		}
+	}
+	if c.OutLayout != "" && c.OutLayout != "long" && c.OutLayout != "wide" {
+		return configErrorf("route: --out-layout %q: want long or wide", c.OutLayout)
+	}
+	if c.Compress < -1 || c.Compress > 22 {
+		return configErrorf("route: --compress %d: want a level (1-9 deflate for nc4, 1-22 zstd for parquet) or -1 for none", c.Compress)
 	}
 	return nil
 }
@@ -185,14 +195,24 @@ func checkDischarge(q *diffroute.DataTensor, t0 int) error {
 	return nil
 }
 
-func writeDischarge(path string, q *diffroute.DataTensor) error {
+func writeDischarge(path string, q *diffroute.DataTensor, so *data.SeriesOptions) error {
 	if err := checkDischarge(q, 0); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
 		return err
 	}
-	return data.WriteSeries(path, q)
+	return data.WriteSeriesWith(path, q, so)
+}
+
+// seriesOptions are the output options of c, with the reach coordinates of
+// the RAPID folder when it has them.
+func (c *Config) seriesOptions() (*data.SeriesOptions, error) {
+	coords, err := data.ReadRAPIDCoords(c.RAPID)
+	if err != nil {
+		return nil, err
+	}
+	return &data.SeriesOptions{Format: c.OutFormat, Compress: c.Compress, Layout: c.OutLayout, Coords: coords}, nil
 }
 
 func dirOf(path string) string { return filepath.Dir(path) }

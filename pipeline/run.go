@@ -228,7 +228,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err := os.MkdirAll(dirOf(cfg.Out), 0o755); err != nil {
 			return nil, err
 		}
-		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step}); err != nil {
+		so, err := cfg.seriesOptions()
+		if err != nil {
+			return nil, err
+		}
+		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, so, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step}); err != nil {
 			return nil, err
 		}
 		res.TimeChunk = chunk
@@ -242,7 +246,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Routing = time.Since(t0)
 	if q != nil && cfg.Out != "" {
-		if err := writeDischarge(cfg.Out, q); err != nil {
+		so, err := cfg.seriesOptions()
+		if err != nil {
+			return nil, err
+		}
+		if err := writeDischarge(cfg.Out, q, so); err != nil {
 			return nil, err
 		}
 	}

@@ -13,12 +13,12 @@ import (
 // current one is routed cluster by cluster, and each chunk's discharge is
 // written while the next is routed, so neither the whole runoff nor the
 // whole discharge is ever in memory.
-func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, prog progress.Reporter, ss *streamState) error {
+func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, chunk int, out string, so *data.SeriesOptions, prog progress.Reporter, ss *streamState) error {
 	T := len(src.times)
 	if ss != nil && ss.rs.every > 0 {
 		chunk = min(chunk, ss.rs.every) // states are taken between chunks
 	}
-	w, err := data.NewSeriesWriter(out, net.IDs(), src.times, src.step)
+	w, err := data.NewSeriesWriterWith(out, net.IDs(), src.times, src.step, so)
 	if err != nil {
 		return &ConfigError{Msg: "route: --out " + err.Error()}
 	}

@@ -28,6 +28,17 @@ install() {
     || die "apt-get install$missing failed"
 }
 
+# free_port [EXCEPT]: a TCP port nothing listens on, from 20000-39999.
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 20000))
+    [ "$p" = "${1:-}" ] && continue
+    ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+  die "no free port found"
+}
+
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # wait_for CMD... : retry for up to 20 s.
@@ -43,17 +54,24 @@ start() {
   if alive "$DIR/slurmctld.pid" && alive "$DIR/slurmd.pid"; then
     echo "SLURM_CONF=$DIR/slurm.conf"; return 0
   fi
-  # munge: reuse a running daemon, else start one that stop will end.
-  if ! (munge -n | unmunge) >/dev/null 2>&1; then
-    mkdir -p /run/munge /var/log/munge /var/lib/munge
-    chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
-    [ -f /etc/munge/munge.key ] || { /usr/sbin/mungekey --create >/dev/null 2>&1 || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
-    rm -f /run/munge/munged.pid
-    runuser -u munge -- /usr/sbin/munged --force --pid-file=/run/munge/munged.pid 2>"$DIR/log/munged.err" || die "munged failed: $(cat "$DIR/log/munged.err")"
-    wait_for test -s /run/munge/munged.pid || die "munged wrote no pid file"
-    cp /run/munge/munged.pid "$DIR/munged.pid"
-    wait_for sh -c 'munge -n | unmunge' || die "munge does not answer"
-  fi
+  # A munged of its own (socket, pid, log and seed under $DIR/munge), so that
+  # clusters started side by side (parallel test runs) never share or stop
+  # each other's daemons.
+  mkdir -p "$DIR/munge"
+  chmod 755 "$DIR"
+  chown munge:munge "$DIR/munge" && chmod 700 "$DIR/munge"
+  [ -f /etc/munge/munge.key ] || { /usr/sbin/mungekey --create >/dev/null 2>&1 || { dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }; }
+  local sock="$DIR/munge/munge.socket"
+  runuser -u munge -- /usr/sbin/munged --force --socket="$sock" --pid-file="$DIR/munge/munged.pid" \
+    --log-file="$DIR/munge/munged.log" --seed-file="$DIR/munge/munged.seed" 2>"$DIR/log/munged.err" \
+    || die "munged failed: $(cat "$DIR/log/munged.err")"
+  wait_for test -s "$DIR/munge/munged.pid" || die "munged wrote no pid file"
+  cp "$DIR/munge/munged.pid" "$DIR/munged.pid"
+  wait_for sh -c "munge -S '$sock' -n | unmunge -S '$sock'" || die "munge does not answer on $sock"
+  # Free ports for slurmctld and slurmd (unless given).
+  local ctld=${SLURM_LOCAL_CTLD_PORT:-} slurmd_port=${SLURM_LOCAL_SLURMD_PORT:-}
+  [ -n "$ctld" ] || ctld=$(free_port)
+  [ -n "$slurmd_port" ] || slurmd_port=$(free_port "$ctld")
   local host cpus mem
   host=$(hostname -s)
   cpus=$(nproc)
@@ -64,9 +82,11 @@ start() {
 ClusterName=diffroute
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
-SlurmctldPort=${SLURM_LOCAL_CTLD_PORT:-6817}
-SlurmdPort=${SLURM_LOCAL_SLURMD_PORT:-6818}
+SlurmctldPort=$ctld
+SlurmdPort=$slurmd_port
 AuthType=auth/munge
+AuthInfo=socket=$sock
+CredType=cred/munge
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid

@@ -108,12 +108,14 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	mem.register(fs)
 	var rs restartFlags
 	rs.register(fs)
+	var of outFlags
+	of.register(fs)
 	runoffVar := fs.String("runoff-var", "", "runoff variable of a netCDF file (default: guessed)")
 	units := fs.String("runoff-units", "", "runoff units: m3 (volume per step, RAPID) or m3/s (default: the file's units attribute)")
 	stepSec := fs.Float64("step", 0, "runoff step in seconds (default: the file's time spacing)")
 	subSec := fs.Float64("substep", 0, "routing sub-step in seconds (default: the runoff step); step/substep must be whole")
 	qinit := fs.String("qinit", "", "initial discharge file (RAPID qinit: one value per reach, rapid_connect order)")
-	out := fs.String("out", "", "output file: .nc (RAPID Qout layout) or .csv")
+	out := fs.String("out", "", "output file: .nc (RAPID Qout layout), .nc4 (netCDF-4, compressed), .csv or .parquet")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
@@ -143,6 +145,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.Step, cfg.SubStep = step, sub
 	mem.apply(&cfg)
 	rs.apply(&cfg)
+	of.apply(&cfg)
 	if err := cfg.Check(); err != nil {
 		return cliError(err)
 	}

@@ -27,7 +27,7 @@ type memFlags struct {
 func (m *memFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&m.maxNodes, "max-nodes", 0, "stage the network into clusters of at most N reaches (DiffRoute's node_thr)")
 	fs.Int64Var(&m.maxPaths, "max-paths", 0, "stage the network so each cluster has at most N closure pairs")
-	fs.IntVar(&m.timeChunk, "time-chunk", 0, "route in time chunks of N steps, streaming runoff in and discharge out (.nc output)")
+	fs.IntVar(&m.timeChunk, "time-chunk", 0, "route in time chunks of N steps, streaming runoff in and discharge out")
 	fs.StringVar(&m.outputs, "outputs", "", "route only these reaches (one id per line) and what drains into them")
 	fs.StringVar(&m.pixelRunoff, "pixel-runoff", "", "pixel runoff Feather file (instead of --runoff): interpolated onto catchments with --weights")
 	fs.StringVar(&m.weight, "weights", "", "interpolation weights Feather file (river_id, pixel_idx, area_sqm_total)")
