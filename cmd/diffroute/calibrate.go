@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -579,6 +580,12 @@ func autoWarmup(net *diffroute.Network, p diffroute.Params, o diffroute.Options)
 
 func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 	start := time.Now()
+	if j.budget > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// Make the collector work harder near the budget rather than let
+		// garbage (the runoff as read, each cluster's buffers) push the
+		// process over it.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(j.budget * 8 / 10))
+	}
 	logf := func(format string, a ...any) {
 		if !j.rf.quiet {
 			fmt.Fprintf(stdout, format, a...)
