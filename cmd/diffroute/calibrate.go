@@ -985,7 +985,8 @@ func (j *calJob) writeParams(dir string, b *calBasin, p diffroute.Params) error 
 	net := b.basin.Net
 	if j.rf.irf != "muskingum" {
 		var sb strings.Builder
-		names := slices.Clone(j.irf.Params)
+		// Parameters left to the IRF's defaults (Nash's n) stay out.
+		names := slices.DeleteFunc(slices.Clone(j.irf.Params), func(n string) bool { return len(p[n]) != net.Len() })
 		sb.WriteString("rivid," + strings.Join(names, ",") + "\n")
 		for i := range net.Len() {
 			sb.WriteString(strconv.FormatInt(net.ID(i), 10))
