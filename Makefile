@@ -46,8 +46,16 @@ demo: build
 vet: deps
 	$(GO) vet ./...
 
+# The quick loop: vet and every Go test (about 5 minutes on two cores).
 unit: test-deps
+	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# What the later parts of `make test` need, downloaded and built while the Go
+# tests run (network and one core): CUDA headers, clang-14, Jupyter, GoNB.
+test-tools:
+	scripts/gpu-install-deps.sh --ptx
+	scripts/install-notebook-tools.sh
 
 # Short fuzzing passes over every parser (the seeds also run in `unit`).
 fuzz: deps
@@ -98,7 +106,9 @@ race: deps
 	$(GO) test -race -short -count=1 ./diffroute/ ./data/ ./download/
 	$(GO) test -race -count=1 -tags cudaemu ./gpu/
 
-test: vet unit gpu-vet gpu-emu race notebooks
+test: test-deps
+	@$(MAKE) --no-print-directory -j2 --output-sync=target unit test-tools
+	@$(MAKE) --no-print-directory gpu-vet gpu-emu race notebooks
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/

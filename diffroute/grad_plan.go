@@ -26,8 +26,8 @@ type GradPlan struct {
 func (p *GradPlan) String() string {
 	var sb strings.Builder
 	ck := "whole series in one block"
-	if p.CheckpointSteps > 0 {
-		ck = fmt.Sprintf("checkpoints every %d steps (%d blocks, one recomputation)", p.CheckpointSteps, p.Blocks)
+	if p.Blocks > 1 {
+		ck = fmt.Sprintf("%d checkpoint blocks (one recomputation)", p.Blocks)
 	}
 	fmt.Fprintf(&sb, "gradient of %d reaches × %d steps × %d sub-steps (batch %d): %s, predicted peak %s", p.Reaches, p.T, p.SubSteps, p.Batch, ck, fmtBytes(p.Predicted))
 	if p.Budget > 0 {
@@ -77,12 +77,11 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 	secs, conv := m.shape(irf)
 	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
 	estimate := func(ck int) {
-		bl := int64(T) * f
-		blocks := int64(1)
-		if ck > 0 && int64(ck) < int64(T) {
-			bl = int64(ck) * f
-			blocks = (int64(T) + int64(ck) - 1) / int64(ck)
+		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps))
+		if ck > 0 {
+			bl = int64(min(ck, T)) * f
 		}
+		blocks := (int64(T)*f + bl - 1) / bl
 		// Runoff (float32, the caller's), its float64 copy, discharge in both
 		// precisions, ∂L/∂y in both, ∂L/∂runoff in both: 48 bytes a value.
 		series := B * n * int64(T) * 48
@@ -102,9 +101,6 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 		// The big arrays live to the end: little garbage besides scratch.
 		p.Predicted = p.Live + min(int64(m.gc*float64(p.Live)), B*n*int64(T)*8) + planBaseBytes
 		p.CheckpointSteps, p.Blocks = ck, int(blocks)
-		if blocks == 1 {
-			p.CheckpointSteps = 0
-		}
 		p.Fits = budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(budget)
 	}
 	if o.CheckpointSteps > 0 || budget <= 0 {

@@ -9,7 +9,7 @@ import (
 
 // StagedInterpolator interpolates catchment runoff one group of rivers at a
 // time — typically the clusters of a staged run — so that only one group's
-// pixels and runoff are in memory at once (DESIGN §5, on-the-fly catchment
+// pixels and runoff are in memory at once (docs/design.md, pixel runoff: on-the-fly catchment
 // interpolation). Its iterators feed StagedRouter.RouteClusters directly.
 type StagedInterpolator struct {
 	in     *Interpolator

@@ -17,8 +17,8 @@ import (
 // L = log max(|H|, ε) + i·arg H.
 const kernelLogEps = 1e-8
 
-// kernelLogPrefix selects how path spectra are formed. true: exactly DESIGN
-// §3(b) — float64 prefix sums P of the log spectra and exp(P[s] − P[down d])
+// kernelLogPrefix selects how path spectra are formed. true: exactly the log-prefix
+// form (docs/design.md, kernel method) — float64 prefix sums P of the log spectra and exp(P[s] − P[down d])
 // per pair, the form a GPU evaluates with every pair independent. false (the
 // CPU default): walking down from each source, the spectrum of the next pair
 // is the previous one times exp(L_{down d}), the same product without an exp
@@ -49,7 +49,7 @@ const kernelZeroSum = 1e-12
 // convolution, with no FFT and no wrap-around, so FFTPad plays no part (see
 // kernel_td.go). Otherwise (pure_lag, hayami, fractional Nash cascades, user
 // IRFs without Sections, Compat "diffroute") they are built in the
-// log-frequency domain (DESIGN §3(b)), and FFTPad sets the FFT length: per reach
+// log-frequency domain (docs/design.md, two methods), and FFTPad sets the FFT length: per reach
 // the fine-grid IRF h_i (its exact recursive response over M sub-steps when it
 // has Sections, else its W = MaxDelay·f window zero-padded) is transformed
 // with a real FFT of length M = FFTPad·W, L_i = log max(|H_i|, 1e-8) + i·arg H_i,

@@ -16,7 +16,7 @@ var ErrNotSpectral = errors.New("diffroute: this kernel is not built from spectr
 
 // SpectralKernel is an FFT-path kernel (IRFs without a recursive form, or
 // Compat "diffroute") prepared for a build elsewhere — on a GPU — in the
-// log-prefix form of DESIGN §3(b), with every pair independent:
+// log-prefix form of the kernel method (docs/design.md), with every pair independent:
 //
 //  1. P = prefix sums of L to the outlet (P[p] = L[p] + P[DownPos[p]]);
 //  2. the pairs of source position s are s, DownPos[s], … (PairStart[s] on);

@@ -1004,7 +1004,7 @@ func BenchmarkKernelRoute20k(b *testing.B) {
 }
 
 // TestKernelLogPrefixAgrees checks that on the FFT path the running-product
-// walk (CPU default) and the log-domain prefix sums (DESIGN §3(b), the GPU
+// walk (CPU default) and the log-domain prefix sums (docs/design.md, the GPU
 // form) give the same kernel.
 func TestKernelLogPrefixAgrees(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))

@@ -23,7 +23,7 @@ type ScheduleOptions struct {
 	MaxPathLength int64
 }
 
-// Clusters is a network cut into clusters for staged routing (DESIGN §5).
+// Clusters is a network cut into clusters for staged routing (docs/design.md, memory strategies).
 // Each cut edge u → v is a Transfer: u's fine-grid outflow enters v as
 // upstream inflow. Clusters are numbered in a valid routing order: every
 // transfer goes from a lower-numbered cluster to a higher one.
@@ -83,7 +83,7 @@ func Schedule(net *Network, maxPaths int64, maxNodes int) (*Clusters, error) {
 	return ScheduleWith(net, ScheduleOptions{MaxPaths: maxPaths, MaxNodes: maxNodes})
 }
 
-// ScheduleWith cuts net into clusters, following DESIGN §5:
+// ScheduleWith cuts net into clusters, following docs/design.md (memory strategies):
 //
 //  1. Reaches are walked upstream first, each accumulating the reaches and
 //     closure pairs of its upstream segment. When merging an upstream reach u

@@ -11,7 +11,7 @@ import (
 // StagedRouter routes a network cut into Clusters (see Schedule) one cluster
 // at a time, in cluster order, passing the outflow of every cut edge u → v to
 // v through a transfer buffer. Transfers are fine-grid upstream inflow
-// (DESIGN §5 step 4), so a staged run equals the unstaged one: exactly for
+// (docs/design.md, memory strategies), so a staged run equals the unstaged one: exactly for
 // the recursive method, and for the kernel method whenever MaxDelay covers
 // each path's response. Under Compat "diffroute" transfers are DiffRoute's
 // coarse ones instead: u's discharge is added to v's runoff.

@@ -1,4 +1,4 @@
-// Package gpu routes with the kernel method (DESIGN §3(b)) on an NVIDIA GPU
+// Package gpu routes with the kernel method (docs/design.md, two methods) on an NVIDIA GPU
 // through CUDA's driver API (gorgonia.org/cu v0.9.6).
 //
 // # What runs where

@@ -21,6 +21,11 @@
 # (see viz.SnapshotEnv; set DIFFROUTE_NOTEBOOK_PNG=0 to leave them out). It
 # reports chart outputs without a snapshot but does not fail on them.
 #
+# With NOTEBOOK_COMMIT=1, each notebook that passes is also written back over
+# its source in its light, committed form (scripts/notebook-light.py: charts
+# as PNG snapshots only, no ECharts library), so that it shows on GitHub and
+# in an untrusted JupyterLab and stays well under 1 MB.
+#
 # Needs scripts/install-notebook-tools.sh first. $NOTEBOOK_TIMEOUT bounds
 # each cell in seconds (default 600).
 set -euo pipefail
@@ -118,6 +123,9 @@ signed = nbformat.read(path, as_version=4)
 NotebookNotary().sign(signed)
 PY
 		echo "ok   $name ($(($(date +%s) - start))s) -> $out/$name"
+		if [ "${NOTEBOOK_COMMIT:-0}" = 1 ]; then
+			/usr/bin/python3 "$repo/scripts/notebook-light.py" "$out/$name" "$nb"
+		fi
 	else
 		echo "FAIL $name: bad outputs" >&2
 		failed=$((failed + 1))

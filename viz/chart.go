@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -159,6 +160,7 @@ type config struct {
 	reaches         []int64
 	batch           int
 	observed        *diffroute.DataTensor
+	observedLabel   string
 	colorName       string
 	colorValues     []float64
 	colorLog        bool
@@ -198,7 +200,22 @@ func Batch(b int) Option { return func(c *config) { c.batch = b } }
 // Observed adds observed series to a Hydrograph: for every plotted reach
 // found in obs (by id), its observed series is drawn dashed in the same
 // colour as the routed one.
-func Observed(obs *diffroute.DataTensor) Option { return func(c *config) { c.observed = obs } }
+func Observed(obs *diffroute.DataTensor) Option {
+	return func(c *config) { c.observed, c.observedLabel = obs, "observed" }
+}
+
+// Reference is Observed for a series that is not an observation, such as
+// another model's output: label names it in the legend ("RAPID").
+func Reference(label string, ref *diffroute.DataTensor) Option {
+	return func(c *config) { c.observed, c.observedLabel = ref, label }
+}
+
+func (c *config) observedName() string {
+	if c.observedLabel == "" {
+		return "observed"
+	}
+	return c.observedLabel
+}
 
 // ColorBy colours the reaches of a NetworkGraph by a per-reach value (by
 // network index, e.g. discharge), on a linear scale.
@@ -241,6 +258,44 @@ func newID() string {
 
 // palette is ECharts' default colour cycle.
 var palette = []string{"#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452", "#9a60b4", "#ea7ccc"}
+
+// colorOf is the colour of the k-th series or category: ECharts' palette
+// first, then hues a golden angle apart (alternating in lightness), so that
+// the 10th, 20th or 48th cluster does not take the colour of an earlier one.
+func colorOf(k int) string {
+	if k < len(palette) {
+		return palette[k]
+	}
+	j := k - len(palette)
+	hue := math.Mod(float64(j)*137.508+15, 360)
+	light := []float64{0.45, 0.62, 0.35}[j%3]
+	return hslHex(hue, 0.65, light)
+}
+
+// hslHex converts a colour from hue (degrees), saturation and lightness
+// (0–1) to #rrggbb.
+func hslHex(h, s, l float64) string {
+	c := (1 - math.Abs(2*l-1)) * s
+	x := c * (1 - math.Abs(math.Mod(h/60, 2)-1))
+	m := l - c/2
+	var r, g, b float64
+	switch {
+	case h < 60:
+		r, g, b = c, x, 0
+	case h < 120:
+		r, g, b = x, c, 0
+	case h < 180:
+		r, g, b = 0, c, x
+	case h < 240:
+		r, g, b = 0, x, c
+	case h < 300:
+		r, g, b = x, 0, c
+	default:
+		r, g, b = c, 0, x
+	}
+	to := func(v float64) int { return int(math.Round((v + m) * 255)) }
+	return fmt.Sprintf("#%02x%02x%02x", to(r), to(g), to(b))
+}
 
 // base applies what every viz chart shares: id, size, title, no animation,
 // no assets host.

@@ -135,7 +135,7 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 	var seriesPatch []any
 	showSymbol := q.T <= 60
 	for k, rid := range ids {
-		color := palette[k%len(palette)]
+		color := colorOf(k)
 		series := q.Series(cfg.batch, rows[k])
 		data := make([][2]any, len(series))
 		for t, v := range series {
@@ -157,7 +157,7 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 			for t, v := range ob {
 				od[t] = [2]any{obsX[t], jsNum32(v)}
 			}
-			line.AddSeries(fmt.Sprintf("reach %d observed", rid), nil, charts.WithSeriesOpts(func(s *charts.SingleSeries) {
+			line.AddSeries(fmt.Sprintf("reach %d %s", rid, cfg.observedName()), nil, charts.WithSeriesOpts(func(s *charts.SingleSeries) {
 				s.Data = od
 				s.ShowSymbol = opts.Bool(showSymbol)
 				s.Color = color
@@ -174,9 +174,9 @@ func Hydrograph(q *diffroute.DataTensor, o ...Option) *Chart {
 		summary += ", " + units
 	}
 	if cfg.observed != nil {
-		summary += ", with observed"
+		summary += ", with " + cfg.observedName()
 	}
-	return newChart(line, cfg, id, summary, map[string]any{"series": seriesPatch})
+	return newChart(line, cfg, id, summary, map[string]any{"series": seriesPatch, "xAxis": map[string]any{"axisLabel": map[string]any{"hideOverlap": true}}})
 }
 
 // xLabels returns the x value of each step: a date string the browser reads

@@ -64,7 +64,7 @@ func IRF(dt time.Duration, kernels []Series, o ...Option) *Chart {
 		if name == "" {
 			name = fmt.Sprintf("kernel %d", k)
 		}
-		color := palette[k%len(palette)]
+		color := colorOf(k)
 		line.AddSeries(fmt.Sprintf("%s (Σ=%.4g)", name, sum), nil, charts.WithSeriesOpts(func(ss *charts.SingleSeries) {
 			ss.Data = data
 			ss.ShowSymbol = opts.Bool(len(s.Values) <= 60)

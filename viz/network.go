@@ -245,8 +245,8 @@ func NetworkGraph(net *diffroute.Network, o ...Option) *Chart {
 	}
 	g.SetGlobalOptions(gopts...)
 	var categories []opts.GraphCategory
-	for _, c := range cats {
-		categories = append(categories, opts.GraphCategory{Name: fmt.Sprintf("%s %d", cfg.colorName, c)})
+	for k, c := range cats {
+		categories = append(categories, opts.GraphCategory{Name: fmt.Sprintf("%s %d", cfg.colorName, c), ItemStyle: &opts.ItemStyle{Color: colorOf(k)}})
 	}
 	g.AddSeries("network", nil, nil, charts.WithSeriesOpts(func(s *charts.SingleSeries) {
 		s.Data = nodes

@@ -110,7 +110,7 @@ func MemoryPlan(strategies []MemoryStrategy, budget int64, o ...Option) *Chart {
 			data[i] = opts.BarData{Value: roundTo(float64(v)/scale, 4)}
 		}
 		sopts := []charts.SeriesOpts{charts.WithBarChartOpts(opts.BarChart{Stack: "total"}),
-			charts.WithItemStyleOpts(opts.ItemStyle{Color: palette[k%len(palette)]})}
+			charts.WithItemStyleOpts(opts.ItemStyle{Color: colorOf(k)})}
 		if k == 0 && budget > 0 {
 			b := roundTo(float64(budget)/scale, 4)
 			sopts = append(sopts,
@@ -191,8 +191,17 @@ func ClusterSchedule(stats []ClusterStat, o ...Option) *Chart {
 	)...)
 	bar.ExtendYAxis(opts.YAxis{Type: "value", Name: unit, Position: "right",
 		AxisLabel: &opts.AxisLabel{Show: opts.Bool(true)}, SplitLine: &opts.SplitLine{Show: opts.Bool(false)}})
+	// Bars on a log axis rise from the axis's bottom, 1: a count of 1 would
+	// have no height, so every bar is at least 3 pixels high.
+	minHeight := map[string]any{"barMinHeight": 3}
+	patch := map[string]any{"series": []map[string]any{minHeight, minHeight, minHeight}}
 	if len(stats) > 40 {
-		bar.SetGlobalOptions(charts.WithDataZoomOpts(opts.DataZoom{Type: "slider", Start: 0, End: float32(min(100, 4000/len(stats)))}))
+		bar.SetGlobalOptions(charts.WithDataZoomOpts(opts.DataZoom{Type: "slider", Start: 0, End: float32(min(100, 4000/len(stats)))}),
+			charts.WithGridOpts(opts.Grid{Left: "60", Right: "70", Top: "60", Bottom: "120"}))
+		// The slider sits above the legend, not on it.
+		patch["dataZoom"] = []map[string]any{{"top": "auto", "bottom": 44, "height": 20}}
+		patch["legend"] = map[string]any{"top": "auto", "bottom": 6}
+		patch["grid"] = map[string]any{"bottom": 112}
 	}
 	bar.SetXAxis(labels)
 	r, p, t := make([]opts.BarData, len(stats)), make([]opts.BarData, len(stats)), make([]opts.BarData, len(stats))
@@ -211,5 +220,5 @@ func ClusterSchedule(stats []ClusterStat, o ...Option) *Chart {
 	}), charts.WithLineStyleOpts(opts.LineStyle{Color: palette[3], Width: 2}))
 	bar.Overlap(line)
 	summary := fmt.Sprintf("ClusterSchedule: %d clusters, %d reaches, %d pairs, peak %s", len(stats), reaches, pairs, humanize.IBytes(uint64(peak)))
-	return newChart(bar, cfg, id, summary, nil)
+	return newChart(bar, cfg, id, summary, patch)
 }

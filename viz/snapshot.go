@@ -35,7 +35,7 @@ const SnapshotEnv = "DIFFROUTE_NOTEBOOK_PNG"
 const snapshotWidth = 900
 
 // snapshotTimeout bounds one browser run; a slower one yields no snapshot.
-const snapshotTimeout = 20 * time.Second
+const snapshotTimeout = 60 * time.Second
 
 // snapshotsOn reports whether SnapshotEnv asks for snapshots.
 func snapshotsOn() bool {

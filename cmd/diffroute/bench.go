@@ -28,6 +28,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	maxDelay := fs.Int("max-delay", 16, "kernel length in runoff steps")
 	workers := fs.Int("workers", 0, "goroutines (default: all cores)")
 	repeat := fs.Int("repeat", 3, "timed repetitions (best is reported)")
+	grad := fs.Bool("grad", false, "also time the gradient: a whole RouteGrad (forward pass included) next to the forward run, and the kernel method's backward convolution")
 	global := fs.Bool("global", false, "time the GEOGLOWS-size case instead: 6.84 M reaches, 30 daily steps routed hourly, generated once into --cache; set-up, reading, routing and writing timed apart")
 	cache := fs.String("cache", "", "with --global: folder of the generated case (default: the user cache folder's diffroute/global)")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
@@ -85,6 +86,14 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		work := float64(*n) * float64(*steps) * float64(*f)
 		fmt.Fprintf(stdout, "recursive %-14s %8d reaches x %5d steps x %3d sub-steps: %8.1f ms  %7.1f M reach-sub-steps/s\n",
 			*irf, *n, *steps, *f, d.Seconds()*1e3, work/d.Seconds()/1e6)
+		if *grad {
+			g, err := best(func() error { _, _, _, err := rr.RouteGrad(ctx, x, sumSquares); return err })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "gradient  %-14s %8d reaches x %5d steps x %3d sub-steps: %8.1f ms  %7.1f M reach-sub-steps/s  %.2f x the forward run\n",
+				*irf, *n, *steps, *f, g.Seconds()*1e3, work/g.Seconds()/1e6, g.Seconds()/d.Seconds())
+		}
 	}
 	if *method == "kernel" || *method == "both" {
 		net := diffroute.SyntheticNetwork(*kernelReaches, 1)
@@ -110,8 +119,34 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		work := float64(net.Len()) * float64(*steps) * float64(*f)
 		fmt.Fprintf(stdout, "kernel convolve  %8d reaches x %5d steps, %d taps: %8.1f ms  %7.2f GFLOP/s (pair-taps)  %7.1f M reach-sub-steps/s\n",
 			net.Len(), *steps, *maxDelay, conv.Seconds()*1e3, flops/conv.Seconds()/1e9, work/conv.Seconds()/1e6)
+		if *grad {
+			kd, ok := kr.(*diffroute.KernelRouter)
+			if !ok {
+				return fmt.Errorf("bench: the kernel router has no backward convolution")
+			}
+			gy, err := kr.Route(ctx, x)
+			if err != nil {
+				return err
+			}
+			back, err := best(func() error { _, err := kd.BackwardRunoff(ctx, x, gy); return err })
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "kernel backward  %8d reaches x %5d steps, %d taps: %8.1f ms  %7.2f GFLOP/s (pair-taps)  %.2f x the forward convolution\n",
+				net.Len(), *steps, *maxDelay, back.Seconds()*1e3, flops/back.Seconds()/1e9, back.Seconds()/conv.Seconds())
+		}
 	}
 	return nil
+}
+
+// sumSquares is the loss of the gradient benchmark: Σ y².
+func sumSquares(y, gy *diffroute.DataTensor) (float64, error) {
+	s := 0.0
+	for k, v := range y.Data {
+		s += float64(v) * float64(v)
+		gy.Data[k] = 2 * v
+	}
+	return s, nil
 }
 
 // The global case: DiffRoute's headline experiment at GEOGLOWS size.

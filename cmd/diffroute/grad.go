@@ -17,6 +17,7 @@ import (
 	"github.com/diffroute-go/diffroute/data"
 	"github.com/diffroute-go/diffroute/diffroute"
 	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/diffroute/viz"
 )
 
 // gradLosses are the losses of diffroute grad: sse is the plain sum of
@@ -45,6 +46,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "CSV of dL/dparameter per reach: rivid,dL_d<name>,… (k per second as in k.csv, x as in x.csv, --param/--params values per runoff step)")
 	runoffGrad := fs.String("runoff-grad", "", "netCDF of dL/drunoff(time, rivid) in the runoff file's layout and per its units (optional)")
 	q0Grad := fs.String("q0-grad", "", "CSV of dL/dq0 per reach, rivid,dL_dq0 (optional)")
+	chart := fs.String("chart", "", "HTML page of sensitivity maps: the network coloured by |dL/dparameter| and by the runoff gradient, and the runoff gradient in time (optional)")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
@@ -77,7 +79,10 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	for _, o := range []struct{ flag, path string }{{"out", *out}, {"runoff-grad", *runoffGrad}, {"q0-grad", *q0Grad}} {
+	if *chart != "" && strings.ToLower(filepath.Ext(*chart)) != ".html" {
+		return usageError{fmt.Sprintf("grad: --chart %s: want a .html file", *chart)}
+	}
+	for _, o := range []struct{ flag, path string }{{"out", *out}, {"runoff-grad", *runoffGrad}, {"q0-grad", *q0Grad}, {"chart", *chart}} {
 		if o.path == "" {
 			continue
 		}
@@ -185,6 +190,11 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := writeParamGrads(*out, net, irf, gr.Params, scale); err != nil {
 		return err
+	}
+	if *chart != "" {
+		if err := writeSensitivityHTML(*chart, net, irf, gr, *lossName); err != nil {
+			return err
+		}
 	}
 	if *runoffGrad != "" {
 		dx := gr.Runoff
@@ -298,4 +308,23 @@ func writeQ0Grad(path string, net *diffroute.Network, g []float64) error {
 		sb.WriteString(strconv.FormatInt(net.ID(i), 10) + "," + strconv.FormatFloat(v, 'g', 10, 64) + "\n")
 	}
 	return writeFileAtomic(path, []byte(sb.String()))
+}
+
+// writeSensitivityHTML draws which reaches' parameters and runoff, and
+// which steps' runoff, drive the loss.
+func writeSensitivityHTML(path string, net *diffroute.Network, irf diffroute.IRF, gr *diffroute.Gradients, loss string) error {
+	var items []any
+	for _, name := range irf.GradParams {
+		if g := gr.Params[name]; g != nil {
+			items = append(items, viz.SensitivityMap(net, "dL/d"+name, g))
+		}
+	}
+	per, err := viz.RunoffSensitivity(net, gr.Runoff)
+	if err != nil {
+		return err
+	}
+	items = append(items,
+		viz.SensitivityMap(net, "dL/drunoff", per, viz.Title("Runoff sensitivity: Σ over steps of |dL/drunoff|")),
+		viz.Hydrograph(viz.RunoffSensitivityInTime(gr.Runoff), viz.Title("Runoff sensitivity in time: Σ over reaches of dL/drunoff"), viz.Units("per m3/s")))
+	return viz.WriteHTML(path, "diffroute grad: sensitivity of the "+loss+" loss", items...)
 }

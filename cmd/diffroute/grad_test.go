@@ -148,9 +148,13 @@ func TestGradCLIMatchesRouteDifferences(t *testing.T) {
 	for name, b := range basins {
 		t.Run(name, func(t *testing.T) {
 			gpath := filepath.Join(t.TempDir(), "g.csv")
-			args := append([]string{"grad", "--rapid", b.dir, "--observed", b.obs, "--loss", "sse", "--quiet", "--out", gpath}, b.flags...)
+			chart := filepath.Join(t.TempDir(), "sens.html")
+			args := append([]string{"grad", "--rapid", b.dir, "--observed", b.obs, "--loss", "sse", "--quiet", "--out", gpath, "--chart", chart}, b.flags...)
 			if _, err := runCLI(t, args...); err != nil {
 				t.Fatal(err)
+			}
+			if page, err := os.ReadFile(chart); err != nil || !strings.Contains(string(page), "|dL/dk|") {
+				t.Errorf("sensitivity chart: %v", err)
 			}
 			rows := readLinesOf(t, gpath)
 			if rows[0] != "rivid,dL_dk,dL_dx" {
