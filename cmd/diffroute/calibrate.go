@@ -692,11 +692,32 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 			}
 		}
 	} else {
-		res, err := calibrate.Run(ctx, cfg)
+		run := cfg
+		var reaches []int32
+		if j.mapKind == "reach" && cfg.Valid == nil {
+			if run, reaches, err = gaugedOnly(cfg); err != nil {
+				return err
+			}
+			if reaches != nil {
+				logf("calibrating the %d reaches that drain to a gauge (the other %d have no gradient and keep the prior)\n", len(reaches), net.Len()-len(reaches))
+			}
+		}
+		res, err := calibrate.Run(ctx, run)
 		if err != nil {
 			return err
 		}
 		params, history, z, z0 = res.Params, res.History, res.Z, res.Prior
+		if reaches != nil {
+			params = diffroute.Params{}
+			for name, v := range prior {
+				params[name] = slices.Clone(v)
+			}
+			for _, name := range j.names {
+				for k, i := range reaches {
+					params[name][i] = res.Params[name][k]
+				}
+			}
+		}
 		logf("%s; kept epoch %d\n", res.Stopped, keptEpoch(res))
 	}
 	rep, err := j.report(ctx, b, prior, params, warmup, trainUntil)
@@ -748,6 +769,40 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 		logf("other basin (%s): %s\n", j.c.validRapid, vrep.summary())
 	}
 	return nil
+}
+
+// gaugedOnly restricts a per-reach calibration to the reaches that drain
+// to a gauge: the others have no gradient, and routing them at every
+// iteration would only cost time. It returns the restricted configuration
+// and the full-network index of each of its reaches (nil: nothing to cut).
+func gaugedOnly(c calibrate.Config) (calibrate.Config, []int32, error) {
+	closure, err := c.Net.UpstreamClosure(c.Gauges.IDs)
+	if err != nil || len(closure) == c.Net.Len() {
+		return c, nil, err
+	}
+	sub, err := c.Net.Subnetwork(closure)
+	if err != nil {
+		return c, nil, err
+	}
+	x, err := c.Runoff.SelectIDs(sub.IDs())
+	if err != nil {
+		return c, nil, err
+	}
+	o := c.Options
+	o.Params = o.Params.Subset(closure)
+	if o.InitialQ != nil {
+		q := make([]float64, len(closure))
+		for k, i := range closure {
+			q[k] = c.Options.InitialQ[i]
+		}
+		o.InitialQ = q
+	}
+	sp, err := calibrate.NewSpace(c.Space.Names, c.Space.Transforms, calibrate.PerReach{P: len(c.Space.Names), N: len(closure)}, len(closure), c.Space.Fixed.Subset(closure))
+	if err != nil {
+		return c, nil, err
+	}
+	c.Basin = calibrate.Basin{Net: sub, Options: o, Runoff: x, Gauges: c.Gauges, Space: sp}
+	return c, closure, nil
 }
 
 func keptEpoch(r *calibrate.Result) int {
