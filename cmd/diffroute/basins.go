@@ -139,10 +139,15 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if old, err := basins.Load(*out); err == nil && !old.Same(job) {
-			return fmt.Errorf("route: %s holds another job (other basins, runoff or flags): choose another --out, or --resume it", *out)
-		}
-		if err := job.Save(); err != nil {
+		if old, err := basins.Load(*out); err == nil {
+			if !old.Same(job) {
+				return fmt.Errorf("route: %s holds another job (other basins, runoff or flags): choose another --out, or --resume it", *out)
+			}
+			// The same job again: keep its bundles, which its Slurm
+			// submissions refer to.
+			job = old
+			logf("continuing the job in %s\n", job.Out)
+		} else if err := job.Save(); err != nil {
 			return err
 		}
 		var reaches int

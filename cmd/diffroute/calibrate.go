@@ -184,7 +184,7 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 		if slices.Contains(valid, "") {
 			return nil, usageError{"calibrate: validating on another basin needs --valid-rapid, --valid-runoff and --valid-observed"}
 		}
-		if (kind == "loglinear" || kind == "mlp") != (c.validAttrs != "") {
+		if kind != "loglinear" && kind != "mlp" || c.validAttrs == "" {
 			return nil, usageError{"calibrate: another basin can validate a learned map only: --map loglinear/mlp with --valid-attributes"}
 		}
 		if c.trainUntil != "" {
@@ -985,7 +985,8 @@ func (j *calJob) writeParams(dir string, b *calBasin, p diffroute.Params) error 
 	net := b.basin.Net
 	if j.rf.irf != "muskingum" {
 		var sb strings.Builder
-		names := slices.Clone(j.irf.Params)
+		// Parameters left to the IRF's defaults (Nash's n) stay out.
+		names := slices.DeleteFunc(slices.Clone(j.irf.Params), func(n string) bool { return len(p[n]) != net.Len() })
 		sb.WriteString("rivid," + strings.Join(names, ",") + "\n")
 		for i := range net.Len() {
 			sb.WriteString(strconv.FormatInt(net.ID(i), 10))

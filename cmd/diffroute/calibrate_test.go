@@ -216,6 +216,7 @@ func TestCalibrateBadInput(t *testing.T) {
 		{[]string{"--observed", obs, "--optimizer", "sgd"}, "--optimizer sgd"},
 		{[]string{"--observed", obs, "--map", "mlp"}, "needs a file"},
 		{[]string{"--observed", filepath.Join(dir, "missing.csv")}, "no such file"},
+		{[]string{"--observed", obs, "--valid-rapid", basin, "--valid-runoff", filepath.Join(basin, "runoff.nc"), "--valid-observed", obs}, "validate a learned map only"},
 	} {
 		out := filepath.Join(dir, "out")
 		args := append(append(append([]string(nil), base...), c.args...), "--quiet", "--out", out)
@@ -294,5 +295,25 @@ func TestCalibrateNetCDFObservedAndGroups(t *testing.T) {
 	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--params-from", filepath.Join(dir, "nope"),
 		"--quiet", "--out", filepath.Join(dir, "q.nc")); err == nil || !strings.Contains(err.Error(), "--params-from") {
 		t.Errorf("route --params-from a missing folder: %v", err)
+	}
+}
+
+// Another IRF: params.csv (runoff steps) holds what was calibrated, not
+// parameters left to the IRF's defaults, and route --params-from reads it.
+func TestCalibrateOtherIRF(t *testing.T) {
+	dir := t.TempDir()
+	basin, out := filepath.Join(dir, "basin"), filepath.Join(dir, "cal")
+	genBasin(t, basin, 60, 40, 3, 71)
+	if _, err := runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--observed", filepath.Join(basin, "observed.csv"),
+		"--substep", "3600", "--irf", "nash_cascade", "--param", "tau=0.1", "--bounds", "tau=0.01:1", "--epochs", "3", "--quiet", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "params.csv"))
+	if err != nil || !strings.HasPrefix(string(b), "rivid,tau\n") {
+		t.Fatalf("params.csv: %v\n%.200s", err, b)
+	}
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600", "--irf", "nash_cascade",
+		"--params-from", out, "--quiet", "--out", filepath.Join(dir, "q.nc")); err != nil {
+		t.Fatal(err)
 	}
 }
