@@ -89,6 +89,8 @@ func (in *Inputs) complete(cfg *Config, r *run) error {
 	step := cfg.Step
 	if step == 0 {
 		step = src.step
+	} else if err := stepMatchesTimes(src, step); err != nil {
+		return err
 	}
 	if step <= 0 {
 		return fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
@@ -380,4 +382,31 @@ func irfName(o diffroute.Options) string {
 		return "muskingum"
 	}
 	return o.IRF
+}
+
+// stepMatchesTimes refuses a step (--step) that contradicts the dated time
+// coordinate of the runoff: uneven dates cannot be relabelled as even steps,
+// and evenly spaced dates have their own step.
+func stepMatchesTimes(src *runoffSource, step time.Duration) error {
+	if len(src.times) < 2 {
+		return nil
+	}
+	ts := make([]time.Time, len(src.times))
+	for k, l := range src.times {
+		t, err := data.ParseTime(l)
+		if err != nil {
+			return nil // step indices: --step gives their meaning
+		}
+		ts[k] = t
+	}
+	for k := 1; k < len(ts); k++ {
+		if d := ts[k].Sub(ts[k-1]); d != ts[1].Sub(ts[0]) {
+			return fmt.Errorf("%s: the time coordinate is uneven (%s to %s is %v, the first step %v): --step %v cannot relabel it; fix the file's times",
+				src.path, data.FormatTime(ts[k-1]), data.FormatTime(ts[k]), d, ts[1].Sub(ts[0]), step.Seconds())
+		}
+	}
+	if d := ts[1].Sub(ts[0]); d != step {
+		return fmt.Errorf("%s: the time coordinate has steps of %v, but --step says %v; drop --step or fix the file", src.path, d, step.Seconds())
+	}
+	return nil
 }

@@ -184,7 +184,7 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 		if slices.Contains(valid, "") {
 			return nil, usageError{"calibrate: validating on another basin needs --valid-rapid, --valid-runoff and --valid-observed"}
 		}
-		if (kind == "loglinear" || kind == "mlp") != (c.validAttrs != "") {
+		if kind != "loglinear" && kind != "mlp" || c.validAttrs == "" {
 			return nil, usageError{"calibrate: another basin can validate a learned map only: --map loglinear/mlp with --valid-attributes"}
 		}
 		if c.trainUntil != "" {

@@ -216,6 +216,7 @@ func TestCalibrateBadInput(t *testing.T) {
 		{[]string{"--observed", obs, "--optimizer", "sgd"}, "--optimizer sgd"},
 		{[]string{"--observed", obs, "--map", "mlp"}, "needs a file"},
 		{[]string{"--observed", filepath.Join(dir, "missing.csv")}, "no such file"},
+		{[]string{"--observed", obs, "--valid-rapid", basin, "--valid-runoff", filepath.Join(basin, "runoff.nc"), "--valid-observed", obs}, "validate a learned map only"},
 	} {
 		out := filepath.Join(dir, "out")
 		args := append(append(append([]string(nil), base...), c.args...), "--quiet", "--out", out)
