@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/diffroute-go/diffroute/diffroute"
@@ -202,5 +203,41 @@ func TestCoreGradientChain(t *testing.T) {
 				t.Errorf("%s, %s: %v", m.Kind(), l, err)
 			}
 		}
+	}
+}
+
+// Adam on random windows stays inside the training period, and early
+// stopping ends a run whose validation loss stops improving, keeping the
+// best iteration's variables.
+func TestRunWindowsAndEarlyStopping(t *testing.T) {
+	tw := newTwin(t, 12, 120, 2, 3)
+	c := tw.config(t, PerReach{P: 2, N: tw.net.Len()}, tw.prior(2.5))
+	c.Optimizer, c.Epochs, c.Warmup, c.TrainUntil, c.Window, c.LR, c.Patience = "adam", 400, 10, 90, 30, 0.3, 3
+	var spans [][2]int
+	grad := c.Gradient
+	c.Gradient = func(ctx context.Context, b *Basin, p diffroute.Params, x *diffroute.DataTensor, in diffroute.FineFlows, loss diffroute.LossFunc) (*diffroute.DataTensor, float64, diffroute.Params, error) {
+		spans = append(spans, [2]int{x.T, len(x.Times)})
+		return grad(ctx, b, p, x, in, loss)
+	}
+	res, err := Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range spans {
+		if s[0] != 40 {
+			t.Fatalf("window of %d steps, want warm-up 10 + 30", s[0])
+		}
+	}
+	if len(res.History) >= 400 || !strings.Contains(res.Stopped, "early stop") {
+		t.Fatalf("ran %d iterations: %s", len(res.History), res.Stopped)
+	}
+	best := res.History[res.Best].Valid
+	for _, e := range res.History {
+		if e.Valid < best {
+			t.Fatalf("kept validation loss %v, but epoch %d had %v", best, e.Epoch, e.Valid)
+		}
+	}
+	if got := c.Space.Params(res.Z); got["k"][0] != res.Params["k"][0] {
+		t.Error("Params do not belong to Z")
 	}
 }

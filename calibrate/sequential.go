@@ -40,6 +40,9 @@ func Sequential(ctx context.Context, c Config, cl *diffroute.Clusters, onCluster
 	if err := c.Gauges.Check(c.Net, c.Runoff.T); err != nil {
 		return nil, nil, err
 	}
+	if c.Options.InitialQ != nil {
+		return nil, nil, fmt.Errorf("calibrate: sequential calibration starts from zero discharge; drop the initial discharge")
+	}
 	if c.Runoff.B != 1 {
 		return nil, nil, fmt.Errorf("calibrate: runoff has %d batch members; calibration takes one", c.Runoff.B)
 	}
@@ -82,12 +85,6 @@ func Sequential(ctx context.Context, c Config, cl *diffroute.Clusters, onCluster
 		}
 		opts := c.Options
 		opts.Params = out.Subset(cc.Reaches)
-		if c.Options.InitialQ != nil {
-			opts.InitialQ = make([]float64, len(cc.Reaches))
-			for j, i := range cc.Reaches {
-				opts.InitialQ[j] = c.Options.InitialQ[i]
-			}
-		}
 		x, err := c.Runoff.SelectIDs(cc.Net.IDs())
 		if err != nil {
 			return nil, nil, err
@@ -98,23 +95,13 @@ func Sequential(ctx context.Context, c Config, cl *diffroute.Clusters, onCluster
 		})
 		cr := ClusterResult{Cluster: k, Reaches: len(cc.Reaches), Gauges: len(g.IDs)}
 		if len(g.IDs) > 0 {
-			sp, err := NewSpace(c.Space.Names, c.Space.Transforms, PerReach{P: len(c.Space.Names), N: len(cc.Reaches)}, len(cc.Reaches), nil)
-			if err != nil {
-				return nil, nil, err
-			}
-			sub := c
-			sub.Basin = Basin{Net: cc.Net, Options: opts, Runoff: x, Gauges: g, Space: sp, Inflow: in}
-			sub.Progress = nil
-			if c.Progress != nil {
-				sub.Progress = c.Progress
-			}
-			res, err := Run(ctx, sub)
+			res, reaches, err := calibrateCluster(ctx, c, cc, opts, x, in, g)
 			if err != nil {
 				return nil, nil, fmt.Errorf("calibrate: cluster %d: %w", k, err)
 			}
 			cr.Result = res
 			for _, name := range c.Space.Names {
-				for j, i := range cc.Reaches {
+				for j, i := range reaches {
 					out[name][i] = res.Params[name][j]
 				}
 			}
@@ -143,4 +130,48 @@ func Sequential(ctx context.Context, c Config, cl *diffroute.Clusters, onCluster
 		}
 	}
 	return out, results, nil
+}
+
+// calibrateCluster calibrates the reaches of one cluster that drain to its
+// gauges (the others have no gradient) with the cluster's inflows, and
+// returns the result and the full-network index of each calibrated reach.
+func calibrateCluster(ctx context.Context, c Config, cc *diffroute.Cluster, opts diffroute.Options, x *diffroute.DataTensor, in diffroute.FineFlows, g *Gauges) (*Result, []int32, error) {
+	closure, err := cc.Net.UpstreamClosure(g.IDs)
+	if err != nil {
+		return nil, nil, err
+	}
+	net, reaches := cc.Net, cc.Reaches
+	if len(closure) < cc.Net.Len() {
+		if net, err = cc.Net.Subnetwork(closure); err != nil {
+			return nil, nil, err
+		}
+		local := make(map[int32]int32, len(closure))
+		reaches = make([]int32, len(closure))
+		for j, v := range closure {
+			local[v] = int32(j)
+			reaches[j] = cc.Reaches[v]
+		}
+		var sub diffroute.FineFlows
+		for v, buf := range in {
+			if lv, ok := local[v]; ok {
+				if sub == nil {
+					sub = diffroute.FineFlows{}
+				}
+				sub[lv] = buf
+			}
+		}
+		in = sub
+		if x, err = x.SelectIDs(net.IDs()); err != nil {
+			return nil, nil, err
+		}
+		opts.Params = opts.Params.Subset(closure)
+	}
+	sp, err := NewSpace(c.Space.Names, c.Space.Transforms, PerReach{P: len(c.Space.Names), N: len(reaches)}, len(reaches), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	sub := c
+	sub.Basin = Basin{Net: net, Options: opts, Runoff: x, Gauges: g, Space: sp, Inflow: in}
+	res, err := Run(ctx, sub)
+	return res, reaches, err
 }

@@ -1,6 +1,7 @@
 package calibrate
 
 import (
+	"context"
 	"math"
 	"slices"
 	"testing"
@@ -50,5 +51,35 @@ func TestSyntheticAttributesAndLaw(t *testing.T) {
 	}
 	if sk := slices.Clone(k); slices.Min(sk) == slices.Max(sk) {
 		t.Error("k is constant")
+	}
+}
+
+// The twin's observations are the truth routed (no noise here): the
+// selection routing used for gauges agrees with routing the whole basin.
+func TestNewTwin(t *testing.T) {
+	tw, err := NewTwin(context.Background(), TwinSpec{Reaches: 200, Days: 30, Gauges: 5, SubSteps: 4, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := tw.Options
+	o.Params = tw.Truth
+	rt, err := diffroute.NewRouter(context.Background(), tw.Net, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := rt.Route(context.Background(), tw.Runoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tw.Gauges.IDs) != 5 {
+		t.Fatalf("%d gauges", len(tw.Gauges.IDs))
+	}
+	for g, id := range tw.Gauges.IDs {
+		i, _ := tw.Net.Index(id)
+		for k, v := range y.Series(0, i) {
+			if d := math.Abs(float64(v) - tw.Gauges.Obs[g][k]); d > 1e-5*math.Abs(float64(v))+1e-6 {
+				t.Fatalf("gauge %d step %d: observed %v, routed %v", id, k, tw.Gauges.Obs[g][k], v)
+			}
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -33,13 +32,9 @@ func NewCSVTableWriter(path string, ids []int64, times []string) (*CSVTableWrite
 			return nil, fmt.Errorf("data: time label %q cannot be written to a CSV table", s)
 		}
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := createTemp(path)
 	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
+		return nil, err
 	}
 	c := &CSVTableWriter{path: path, tmp: f.Name(), f: f, w: bufio.NewWriterSize(f, 1<<16), ids: ids, times: times}
 	c.w.WriteString("time")
@@ -83,7 +78,7 @@ func (c *CSVTableWriter) Write(q *diffroute.DataTensor, t0 int) error {
 			c.w.Write(c.buf)
 		}
 		if err := c.w.WriteByte('\n'); err != nil {
-			return fmt.Errorf("data: %s: %w", c.path, err)
+			return outputError(err, c.tmp, c.path)
 		}
 	}
 	c.next += q.T
@@ -108,7 +103,7 @@ func (c *CSVTableWriter) Close() error {
 	}
 	if err != nil {
 		os.Remove(c.tmp)
-		return fmt.Errorf("data: %s: %w", c.path, err)
+		return outputError(err, c.tmp, c.path)
 	}
 	return nil
 }

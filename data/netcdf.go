@@ -56,7 +56,8 @@ type NCOptions struct {
 // holds m3 per step: see VolumeToRate). scale_factor and add_offset are
 // applied; values equal to a non-zero _FillValue or missing_value become NaN
 // (RAPID writes _FillValue = 0 on m3_riv, where 0 means no runoff, so a zero
-// fill value is kept as 0).
+// fill value is kept as 0); without a _FillValue attribute, netCDF's default
+// fill value of the type (cells never written) becomes NaN.
 //
 // The header of a classic file (CDF-1, CDF-2, CDF-5) is validated before
 // libnetcdf opens it, so that a corrupted file is an error naming it rather
@@ -164,6 +165,11 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	fill := math.NaN()
 	if f, ok := attrFloat(v, "_FillValue"); ok && f != 0 {
 		fill = f
+	} else if !ok {
+		// Without _FillValue, cells never written hold netCDF's default fill
+		// value for the type, which netCDF's own tools show as missing:
+		// routing it as ~1e37 of runoff would be silent nonsense.
+		fill = defaultFill(v)
 	}
 	missing := math.NaN()
 	if f, ok := attrFloat(v, "missing_value"); ok && f != 0 {
@@ -482,4 +488,24 @@ func VolumeToRate(x *diffroute.DataTensor, step time.Duration) error {
 	}
 	x.Units = "m3 s-1"
 	return nil
+}
+
+// defaultFill is netCDF's default fill value for v's type (NaN when the
+// type has none worth treating as missing).
+func defaultFill(v netcdf.Var) float64 {
+	t, err := v.Type()
+	if err != nil {
+		return math.NaN()
+	}
+	switch t {
+	case netcdf.FLOAT:
+		return float64(float32(9.9692099683868690e+36)) // NC_FILL_FLOAT
+	case netcdf.DOUBLE:
+		return 9.9692099683868690e+36 // NC_FILL_DOUBLE
+	case netcdf.INT:
+		return -2147483647 // NC_FILL_INT
+	case netcdf.SHORT:
+		return -32767 // NC_FILL_SHORT
+	}
+	return math.NaN()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -117,13 +116,9 @@ func NewParquetWriter(path string, ids []int64, times []string, step time.Durati
 	}
 	props := parquet.NewWriterProperties(parquet.WithCompression(codec), parquet.WithCompressionLevel(level),
 		parquet.WithDictionaryDefault(false), parquet.WithStats(true), parquet.WithMaxRowGroupLength(1<<30))
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := createTemp(path)
 	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
+		return nil, err
 	}
 	w.f, w.tmp = f, f.Name()
 	if w.fw, err = pqarrow.NewFileWriter(w.schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())); err != nil {
@@ -194,7 +189,7 @@ func (w *ParquetWriter) Write(q *diffroute.DataTensor, t0 int) error {
 	rec := b.NewRecordBatch()
 	defer rec.Release()
 	if err := w.fw.Write(rec); err != nil {
-		return fmt.Errorf("data: %s: %w", w.path, err)
+		return outputError(err, w.tmp, w.path)
 	}
 	w.next += q.T
 	return nil
@@ -215,7 +210,7 @@ func (w *ParquetWriter) Close() error {
 	}
 	if err != nil {
 		os.Remove(w.tmp)
-		return fmt.Errorf("data: %s: %w", w.path, err)
+		return outputError(err, w.tmp, w.path)
 	}
 	return nil
 }

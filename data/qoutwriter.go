@@ -87,13 +87,9 @@ func NewQoutWriter(path string, ids []int64, times []string, step time.Duration,
 		w.times = ts
 	}
 
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := createTemp(path)
 	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
+		return nil, err
 	}
 	w.tmp = f.Name()
 	f.Close()
@@ -268,6 +264,7 @@ func (w *QoutWriter) Close() (err error) {
 	defer func() {
 		if err != nil {
 			os.Remove(w.tmp)
+			err = outputError(err, w.tmp, w.path)
 		}
 	}()
 	var missing error

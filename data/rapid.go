@@ -150,7 +150,18 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		return nil, err
 	}
 
-	down := make([]int64, len(basin))
+	// Downstream positions in the basin, through rapid_connect.csv
+	// positions: a reach draining out of the basin, into 0, -1 or an id
+	// absent from the file is an outlet.
+	inBasin := make([]int32, len(c.IDs)) // basin index + 1 of each connect reach, 0 = not in the basin
+	for j := range basin {
+		i := j
+		if where != nil {
+			i = int(where[j])
+		}
+		inBasin[i] = int32(j + 1)
+	}
+	down := make([]int, len(basin))
 	r.K = make([]float64, len(basin))
 	r.X = make([]float64, len(basin))
 	for j := range basin {
@@ -158,11 +169,16 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		if where != nil {
 			i = int(where[j])
 		}
-		down[j] = c.Down[i]
+		down[j] = -1
+		if d := c.Down[i]; d > 0 {
+			if k, ok := c.position(d); ok {
+				down[j] = int(inBasin[k]) - 1
+			}
+		}
 		r.K[j] = ks[i]
 		r.X[j] = xs[i]
 	}
-	net, err := diffroute.NewNetwork(basin, down)
+	net, err := diffroute.NewNetworkIndex(basin, down)
 	if err != nil {
 		var ne *diffroute.NetworkError
 		if errors.As(err, &ne) && ne.Index >= 0 && ne.Index < len(basin) {

@@ -78,8 +78,8 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
 	estimate := func(ck int) {
 		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps))
-		if ck > 0 && int64(ck) < int64(T) {
-			bl = int64(ck) * f
+		if ck > 0 {
+			bl = int64(min(ck, T)) * f
 		}
 		blocks := (int64(T)*f + bl - 1) / bl
 		// Runoff (float32, the caller's), its float64 copy, discharge in both

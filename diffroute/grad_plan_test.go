@@ -14,29 +14,21 @@ type gradPlanCase struct {
 	n, T, f  int
 	irf      string
 	maxDelay int
-	budget   int64 // 0: none; < 0: this fraction (in %) of the whole-series prediction
+	ckpt     int // Options.CheckpointSteps
 }
 
 func (c gradPlanCase) opts() Options {
-	return Options{IRF: c.irf, Params: testParams(c.irf, c.n, 1), SubSteps: c.f, MaxDelay: c.maxDelay, Workers: 2}
+	return Options{IRF: c.irf, Params: testParams(c.irf, c.n, 1), SubSteps: c.f, MaxDelay: c.maxDelay, Workers: 2, CheckpointSteps: c.ckpt}
 }
 
 func (c gradPlanCase) plan() (*GradPlan, error) {
-	net := SyntheticNetwork(c.n, 1)
-	budget := c.budget
-	if budget < 0 {
-		whole, err := PlanGradient(net, c.T, 1, 0, c.opts())
-		if err != nil {
-			return nil, err
-		}
-		budget = whole.Predicted * -c.budget / 100
-	}
-	return PlanGradient(net, c.T, 1, budget, c.opts())
+	return PlanGradient(SyntheticNetwork(c.n, 1), c.T, 1, 0, c.opts())
 }
 
 var gradPlanCases = map[string]gradPlanCase{
-	"muskingum-whole": {25000, 120, 6, "muskingum", 16, 0},
-	"muskingum-ckpt":  {25000, 120, 6, "muskingum", 16, -55},
+	"muskingum-auto":  {25000, 120, 6, "muskingum", 16, 0},
+	"muskingum-whole": {6000, 240, 6, "muskingum", 16, 240},
+	"muskingum-ckpt":  {25000, 120, 6, "muskingum", 16, 7},
 	"hayami-whole":    {6000, 60, 4, "hayami", 8, 0},
 }
 
@@ -79,14 +71,11 @@ func TestGradPlanPredictsPeakRSS(t *testing.T) {
 	if vmHWM() < 0 {
 		t.Skip("no /proc/self/status")
 	}
-	for _, name := range []string{"muskingum-whole", "muskingum-ckpt", "hayami-whole"} {
+	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole"} {
 		c := gradPlanCases[name]
 		p, err := c.plan()
 		if err != nil {
 			t.Fatal(err)
-		}
-		if c.budget < 0 && (p.CheckpointSteps == 0 || !p.Fits) {
-			t.Fatalf("%s: a budget below the whole-series prediction should pick checkpoints that fit:\n%v", name, p)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestGradPlanHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "DIFFROUTE_GRAD_PLAN_CASE="+name)
@@ -105,5 +94,38 @@ func TestGradPlanPredictsPeakRSS(t *testing.T) {
 		if ratio < 0.75 || ratio > 1.25 {
 			t.Errorf("%s: predicted peak %s, measured %s (ratio %.2f)\n%v", name, fmtBytes(p.Predicted), fmtBytes(peak), ratio, p)
 		}
+	}
+}
+
+// Under a budget the planner keeps the automatic blocks when they fit, and
+// otherwise picks the longest checkpoint block whose prediction fits, or
+// says that none does.
+func TestPlanGradientBudget(t *testing.T) {
+	net := SyntheticNetwork(3000, 1)
+	params := testParams("muskingum", 3000, 1)
+	o := Options{Params: params, SubSteps: 24, MaxDelay: 16}
+	auto, err := PlanGradient(net, 400, 1, 0, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := PlanGradient(net, 400, 1, int64(float64(auto.Predicted)/planHeadroom)+1<<20, o)
+	if err != nil || !p.Fits || p.CheckpointSteps != 0 {
+		t.Fatalf("a budget the automatic blocks fit: %v %v", p, err)
+	}
+	// Without the automatic cap (one long block), a budget between the
+	// smallest and the whole-series prediction needs checkpoints.
+	whole, _ := PlanGradient(net, 400, 1, 0, Options{Params: params, SubSteps: 24, MaxDelay: 16, CheckpointSteps: 400})
+	budget := (whole.Predicted + auto.Predicted) / 2
+	for ck := 399; ck >= 1; ck-- {
+		c, _ := PlanGradient(net, 400, 1, 0, Options{Params: params, SubSteps: 24, MaxDelay: 16, CheckpointSteps: ck})
+		if float64(c.Predicted) <= planHeadroom*float64(budget) {
+			if c.Blocks < 2 {
+				t.Fatalf("block of %d steps: %d blocks", ck, c.Blocks)
+			}
+			break
+		}
+	}
+	if tiny, _ := PlanGradient(net, 400, 1, 1<<20, o); tiny.Fits || tiny.Note == "" {
+		t.Errorf("1 MiB cannot hold the series: %v", tiny)
 	}
 }

@@ -1,8 +1,10 @@
 package diffroute
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // Network is a river network: a forest of reaches, each draining into at most
@@ -10,9 +12,10 @@ import (
 // i = the i-th id passed to NewNetwork); derived orders are available through
 // methods. A Network is immutable once built and safe for concurrent use.
 type Network struct {
-	ids   []int64
-	index map[int64]int32
-	down  []int32 // index of the downstream reach, -1 at an outlet
+	ids       []int64
+	index     map[int64]int32 // built on first use when the network came with positions
+	indexOnce sync.Once
+	down      []int32 // index of the downstream reach, -1 at an outlet
 
 	upStart []int32 // CSR of direct upstream reaches: up[upStart[i]:upStart[i+1]]
 	up      []int32
@@ -77,20 +80,66 @@ func NewNetwork(ids, downIDs []int64) (*Network, error) {
 }
 
 // NewNetworkIndex builds a network from reach ids and downstream positions
-// (down[i] = index of the reach i drains into, -1 at an outlet).
+// (down[i] = index of the reach i drains into, -1 at an outlet). It checks
+// what NewNetwork checks, with the same errors, without a map of every id
+// (duplicates are found by sorting), which matters for millions of reaches.
 func NewNetworkIndex(ids []int64, down []int) (*Network, error) {
-	downIDs := make([]int64, len(down))
+	n := len(ids)
+	if len(down) != n {
+		return nil, fmt.Errorf("diffroute: %d reach ids but %d downstream ids", n, len(down))
+	}
 	for i, d := range down {
-		switch {
-		case d < 0:
-			downIDs[i] = -1
-		case d >= len(ids):
-			return nil, fmt.Errorf("diffroute: reach position %d drains into position %d, beyond %d reaches", i, d, len(ids))
-		default:
-			downIDs[i] = ids[d]
+		if d >= n {
+			return nil, fmt.Errorf("diffroute: reach position %d drains into position %d, beyond %d reaches", i, d, n)
 		}
 	}
-	return NewNetwork(ids, downIDs)
+	// NewNetwork reports the first position that is non-positive or repeats
+	// an earlier id, then the first self-loop.
+	bad, first := n, -1
+	for i, id := range ids {
+		if id <= 0 {
+			bad = i
+			break
+		}
+	}
+	byID := make([]int32, n)
+	for i := range byID {
+		byID[i] = int32(i)
+	}
+	slices.SortFunc(byID, func(a, b int32) int {
+		if c := cmp.Compare(ids[a], ids[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	for k := 1; k < n; k++ {
+		a, b := byID[k-1], byID[k]
+		if ids[a] == ids[b] && ids[b] > 0 && int(b) < bad {
+			// b repeats an id whose first position is the start of its run.
+			f := k - 1
+			for f > 0 && ids[byID[f-1]] == ids[b] {
+				f--
+			}
+			bad, first = int(b), int(byID[f])
+		}
+	}
+	if bad < n {
+		if first >= 0 {
+			return nil, &NetworkError{bad, ids[bad], fmt.Sprintf("duplicate reach id (first at position %d)", first)}
+		}
+		return nil, &NetworkError{bad, ids[bad], "reach ids must be positive"}
+	}
+	net := &Network{ids: slices.Clone(ids), down: make([]int32, n)}
+	for i, d := range down {
+		if d == i {
+			return nil, &NetworkError{i, ids[i], "reach drains into itself"}
+		}
+		net.down[i] = int32(max(d, -1))
+	}
+	if err := net.derive(); err != nil {
+		return nil, err
+	}
+	return net, nil
 }
 
 func (net *Network) derive() error {
@@ -201,6 +250,14 @@ func (net *Network) IDs() []int64 { return net.ids }
 
 // Index returns the position of the reach with the given id.
 func (net *Network) Index(id int64) (int, bool) {
+	net.indexOnce.Do(func() {
+		if net.index == nil {
+			net.index = make(map[int64]int32, len(net.ids))
+			for i, id := range net.ids {
+				net.index[id] = int32(i)
+			}
+		}
+	})
 	i, ok := net.index[id]
 	return int(i), ok
 }

@@ -106,8 +106,9 @@ type Options struct {
 	// keeps every reach's fine outflow for blocks of this many runoff steps,
 	// recomputing all but the last block from state checkpoints (about one
 	// more forward pass). 0 keeps the whole series in one block when the
-	// outflows and adjoints of all reaches take at most 256 MiB, and cuts it
-	// into blocks of that size otherwise (PlanGradient chooses for a budget).
+	// outflows and adjoints of all reaches take at most 32 MiB, and cuts it
+	// into blocks of about that size (at most 32 blocks) otherwise;
+	// PlanGradient chooses for a budget.
 	CheckpointSteps int
 }
 

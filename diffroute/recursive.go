@@ -363,9 +363,10 @@ type recWorker struct {
 	bufs  [][]float32 // inflow buffers, pending or free
 	free  []int32     // indices of free buffers
 	conv  []float64   // scratch for convolution reaches
-	sums  []float64   // scratch for the vector section kernel
-	zeros []float32   // inflow of headwater reaches
-	sink  []float32   // outflow of outlets nobody reads
+	mid   []float64   // scratch for the vector cascade
+	step  []float32
+	zeros []float32 // inflow of headwater reaches
+	sink  []float32 // outflow of outlets nobody reads
 }
 
 // zeroBuf returns n zeros (read-only) and sinkBuf n values to scribble on.
@@ -523,6 +524,8 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 			if runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh) {
 				secs = nil
 			}
+		} else if wk.runCascadeVector(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh) {
+			secs = nil
 		}
 		if fresh && secs != nil {
 			clear(sink)
@@ -619,20 +622,39 @@ func runSectionVector(p reachParams, s Section, y, uPrev, lPrev *float64, inflow
 	if p.sample && p.start {
 		return false
 	}
-	// A step's value from the sum of its outflows, its last outflow and the
-	// previous step's last: the sum of the values before each sub-step is
-	// the step's sum shifted by one sub-step.
+	return sectionVector(s, p.f, p.rapid, add, stepWeights(p), y, uPrev, lPrev, inflow, lat, dst, out)
+}
+
+// stepWeights says how the vector kernels make a step's value from the sum
+// of its outflows, its last outflow and the previous step's last: the sum
+// of the values before each sub-step is the step's sum shifted by one
+// sub-step.
+func stepWeights(p reachParams) [3]float64 {
 	inv := 1 / float64(p.f)
-	var w [3]float64
 	switch {
 	case p.sample:
-		w = [3]float64{0, 1, 0}
+		return [3]float64{0, 1, 0}
 	case p.start:
-		w = [3]float64{inv, -inv, inv}
+		return [3]float64{inv, -inv, inv}
 	default:
-		w = [3]float64{inv, 0, 0}
+		return [3]float64{inv, 0, 0}
 	}
-	return sectionVector(s, p.f, p.rapid, add, w, y, uPrev, lPrev, inflow, lat, dst, out)
+}
+
+// runCascadeVector is runCascade on the vector kernel, section after
+// section through float64 scratch (see runSectionVector).
+func (wk *recWorker) runCascadeVector(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, add bool) bool {
+	if p.sample && p.start {
+		return false
+	}
+	nq, fl := len(lat), len(lat)*p.f
+	if cap(wk.mid) < 2*fl {
+		wk.mid = make([]float64, 2*fl)
+	}
+	if cap(wk.step) < nq {
+		wk.step = make([]float32, nq)
+	}
+	return cascadeVector(secs, p.f, p.rapid, add, stepWeights(p), ys, uPrev, lPrev, inflow, lat, dst, out, wk.mid[:2*fl], wk.step[:nq], wk.zeroBuf(nq))
 }
 
 // runCascade routes through several sections in series (Nash cascade); the

@@ -394,3 +394,83 @@ func TestSectionVectorMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// The vector cascade runs the sections one after the other over the block,
+// four sub-steps at a time: it must equal runCascade to float32 rounding
+// under every rule, with the state carried across calls.
+func TestCascadeVectorMatchesScalar(t *testing.T) {
+	if !haveSectionVector() {
+		t.Skip("no vector section kernel on this machine")
+	}
+	rng := rand.New(rand.NewPCG(9, 13))
+	for _, f := range []int{4, 24} {
+		steps := 29
+		lat := make([]float32, steps)
+		inflow := make([]float32, steps*f)
+		for k := range lat {
+			lat[k] = float32(rng.Float64() * 3)
+		}
+		for k := range inflow {
+			inflow[k] = float32(rng.Float64() * 10)
+		}
+		for _, ns := range []int{2, 3, 5} {
+			secs := make([]Section, ns)
+			for k := range secs {
+				secs[k] = Section{B0: rng.Float64() * 0.5, B1: rng.Float64() * 0.3, A1: rng.Float64() * 0.9}
+			}
+			for trial, p := range []reachParams{{f: f}, {f: f, rapid: true}, {f: f, start: true}, {f: f, sample: true}, {f: f, rapid: true, start: true}} {
+				add := trial%2 == 0
+				run := func(vec bool) ([]float32, []float32, []float64, [2]float64) {
+					ys := make([]float64, ns)
+					for k := range ys {
+						ys[k] = float64(k) + 0.5
+					}
+					up, lp := 1.25, 0.75
+					out := make([]float32, steps)
+					dst := make([]float32, steps*f)
+					for k := range dst {
+						switch {
+						case add:
+							dst[k] = float32(k % 3)
+						case vec:
+							dst[k] = float32(math.NaN())
+						}
+					}
+					wk := &recWorker{}
+					for _, c := range [][2]int{{0, 1}, {1, 8}, {8, steps}} {
+						in, l, d, o := inflow[c[0]*f:c[1]*f], lat[c[0]:c[1]], dst[c[0]*f:c[1]*f], out[c[0]:c[1]]
+						if vec {
+							if !wk.runCascadeVector(p, secs, ys, &up, &lp, in, l, d, o, add) {
+								t.Fatalf("vector cascade refused %+v", p)
+							}
+						} else {
+							runCascade(p, secs, ys, &up, &lp, in, l, d, o)
+						}
+					}
+					return out, dst, ys, [2]float64{up, lp}
+				}
+				wo, wd, wy, ws := run(false)
+				gout, gd, gy, gs := run(true)
+				close := func(a, b float64) bool { return math.Abs(a-b) <= 4e-7*math.Abs(b)+1e-30 }
+				for q := range wo {
+					if !close(float64(gout[q]), float64(wo[q])) {
+						t.Fatalf("f=%d %d sections %+v: out[%d] = %v, scalar %v", f, ns, p, q, gout[q], wo[q])
+					}
+				}
+				for n := range wd {
+					if !close(float64(gd[n]), float64(wd[n])) {
+						t.Fatalf("f=%d %d sections %+v: dst[%d] = %v, scalar %v", f, ns, p, n, gd[n], wd[n])
+					}
+				}
+				for k := range wy {
+					if !close(gy[k], wy[k]) {
+						t.Fatalf("f=%d %d sections %+v: state %v, scalar %v", f, ns, p, gy, wy)
+					}
+				}
+				if gs != ws {
+					t.Fatalf("f=%d %d sections %+v: inflow state %v, scalar %v", f, ns, p, gs, ws)
+				}
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package diffroute
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // AlignRows returns, for each reach of net (network order), the row of
@@ -23,6 +24,15 @@ func alignRunoff(runoff *DataTensor, net *Network) ([]int, error) {
 	}
 	if runoff.B < 1 {
 		return nil, fmt.Errorf("diffroute: runoff has no batch members")
+	}
+	if slices.Equal(runoff.IDs, net.IDs()) {
+		// Already in network order (the usual case, and the one worth not
+		// building a map of millions of ids for): row i is reach i.
+		idx := make([]int, net.Len())
+		for i := range idx {
+			idx[i] = i
+		}
+		return idx, nil
 	}
 	rows := make(map[int64]int, runoff.N)
 	for j, id := range runoff.IDs {

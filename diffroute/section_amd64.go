@@ -19,6 +19,7 @@ type secKernel struct {
 	y, up, lp             float64 // state in and out
 	rapid, add            int64   // flags: lateral rule, add into dst (else store)
 	wsum, wend, wprev     float64 // weights of a step's reported value
+	in64, out64           int64   // flags: inflow, dst are []float64
 }
 
 //go:noescape
@@ -55,6 +56,65 @@ func sectionVector(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lP
 	}
 	sectionAVX2(&k)
 	*y, *uPrev, *lPrev = k.y, k.up, k.lp
+	return true
+}
+
+// cascadeVector runs sections in series over len(lat) steps of f sub-steps
+// (f a multiple of 4) like runCascade: the lateral runoff enters the first
+// section; ys holds each section's last output, uPrev and lPrev the first
+// section's last inflows. Intermediate outflows go through mid (2·len(lat)·f
+// values of scratch); step (len(lat) values) is scratch and zero
+// (len(lat) zeros) the runoff of later sections. The last section adds (or
+// stores) into dst and writes out as sectionVector does.
+func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, mid []float64, step, zero []float32) bool {
+	if !haveSectionAVX2 || f%4 != 0 || len(lat) == 0 || len(secs) < 2 {
+		return false
+	}
+	fl := len(lat) * f
+	if len(inflow) < fl || len(dst) < fl || len(out) < len(lat) || len(mid) < 2*fl || len(step) < len(lat) || len(zero) < len(lat) || len(ys) < len(secs) {
+		panic("diffroute: cascadeVector buffers too short")
+	}
+	var in64 []float64
+	upNext := 0.0
+	for k, s := range secs {
+		a := s.A1
+		a2 := a * a
+		kk := secKernel{
+			lat: unsafe.SliceData(lat), out: unsafe.SliceData(step),
+			nq: int64(len(lat)), nv: int64(f / 4),
+			b0: s.B0, b1: s.B1, kc: s.B0 + s.B1, a4: a2 * a2,
+			m1: [4]float64{0, a, a, a}, m2: [4]float64{0, 0, a2, a2}, p: [4]float64{a, a2, a2 * a, a2 * a2},
+			y: ys[k], wsum: w[0], wend: w[1], wprev: w[2], add: 1,
+		}
+		if k == 0 {
+			kk.inflow, kk.up, kk.lp = unsafe.SliceData(inflow), *uPrev, *lPrev
+			if rapid {
+				kk.rapid = 1
+			}
+		} else {
+			// The inflow of section k is section k−1's outflow; its value
+			// before this block is section k−1's output then.
+			kk.inflow, kk.in64, kk.up = (*float32)(unsafe.Pointer(unsafe.SliceData(in64))), 1, upNext
+			kk.lat = unsafe.SliceData(zero)
+		}
+		upNext = ys[k]
+		var next []float64
+		if k == len(secs)-1 {
+			kk.dst, kk.out = unsafe.SliceData(dst), unsafe.SliceData(out)
+			if !add {
+				kk.add = 0
+			}
+		} else {
+			next = mid[(k%2)*fl : (k%2+1)*fl]
+			kk.dst, kk.out64 = (*float32)(unsafe.Pointer(unsafe.SliceData(next))), 1
+		}
+		sectionAVX2(&kk)
+		if k == 0 {
+			*uPrev, *lPrev = kk.up, kk.lp
+		}
+		ys[k] = kk.y
+		in64 = next
+	}
 	return true
 }
 

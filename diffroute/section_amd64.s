@@ -22,6 +22,8 @@
 #define K_WSUM 216
 #define K_WEND 224
 #define K_WPREV 232
+#define K_IN64 240
+#define K_OUT64 248
 
 // func sectionAVX2(k *secKernel)
 //
@@ -39,6 +41,7 @@ TEXT ·sectionAVX2(SB), NOSPLIT, $0-8
 	MOVQ K_NQ(DI), R12
 	MOVQ K_NV(DI), R13
 	MOVQ K_ADD(DI), AX
+	MOVQ K_IN64(DI), R11
 	VBROADCASTSD K_B0(DI), Y0
 	VBROADCASTSD K_B1(DI), Y1
 	VMOVUPD K_M1(DI), Y2
@@ -77,16 +80,25 @@ stepset:
 	MOVQ R13, DX
 
 vec:
+	TESTQ R11, R11
+	JNZ load64
 	VCVTPS2PD (SI)(BX*4), Y10 // u[n..n+3]
 	TESTQ BX, BX
-	JNZ loadprev
+	JZ firstprev
+	VCVTPS2PD -4(SI)(BX*4), Y11 // u[n−1..n+2]
+	JMP haveprev
+
+load64:
+	VMOVUPD (SI)(BX*8), Y10
+	TESTQ BX, BX
+	JZ firstprev
+	VMOVUPD -8(SI)(BX*8), Y11
+	JMP haveprev
+
+firstprev:
 	VPERMPD $0x90, Y10, Y11
 	VBROADCASTSD K_UP(DI), Y15
 	VBLENDPD $1, Y15, Y11, Y11
-	JMP haveprev
-
-loadprev:
-	VCVTPS2PD -4(SI)(BX*4), Y11 // u[n−1..n+2]
 
 haveprev:
 	VFMADD213PD Y8, Y0, Y10  // g = b0·u + c
@@ -99,6 +111,8 @@ haveprev:
 	VFMADD231PD Y6, Y4, Y14  // y = [a,a²,a³,a⁴]·y[−1] + s2
 	VPERMPD $0xFF, Y10, Y13
 	VFMADD213PD Y13, Y5, Y6  // y[−1] = a⁴·y[−1] + s2[3] (= y[3])
+	CMPQ K_OUT64(DI), $0
+	JNE store64
 	VCVTPD2PSY Y14, X13
 	TESTQ AX, AX
 	JZ store
@@ -106,6 +120,8 @@ haveprev:
 
 store:
 	VMOVUPS X13, (R9)(BX*4)
+
+stored:
 	VADDPD Y14, Y9, Y9
 	VMOVUPD Y7, Y8
 	ADDQ $4, BX
@@ -128,12 +144,26 @@ store:
 
 	VMOVSD X6, K_Y(DI)
 	VXORPD X15, X15, X15
+	TESTQ R11, R11
+	JNZ last64
 	VCVTSS2SD -4(SI)(BX*4), X15, X15
+	JMP lastset
+
+last64:
+	VMOVSD -8(SI)(BX*8), X15
+
+lastset:
 	VMOVSD X15, K_UP(DI)
 
 done:
 	VZEROUPPER
 	RET
+
+store64:
+	// An intermediate section of a cascade: its float64 outflow is the
+	// next section's inflow.
+	VMOVUPD Y14, (R9)(BX*8)
+	JMP stored
 
 // func prefetchLines(p unsafe.Pointer, n int)
 TEXT ·prefetchLines(SB), NOSPLIT, $0-16

@@ -43,7 +43,7 @@ func (net *Network) Subnetwork(reaches []int32) (*Network, error) {
 func (net *Network) UpstreamClosure(ids []int64) ([]int32, error) {
 	in := make([]bool, net.Len())
 	for _, id := range ids {
-		i, ok := net.index[id]
+		i, ok := net.Index(id)
 		if !ok {
 			return nil, fmt.Errorf("diffroute: reach %d is not in the network", id)
 		}

@@ -89,6 +89,8 @@ func (in *Inputs) complete(cfg *Config, r *run) error {
 	step := cfg.Step
 	if step == 0 {
 		step = src.step
+	} else if err := stepMatchesTimes(src, step); err != nil {
+		return err
 	}
 	if step <= 0 {
 		return fmt.Errorf("%s: cannot tell the runoff step from the file's times; give --step SECONDS", src.path)
@@ -149,8 +151,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		T = len(src.times)
 	}
 	res := &Result{RAPID: rapid, Step: step}
+	// Selected outputs under memory management: route their upstream
+	// closure as the network, with every strategy, and keep their rows.
+	outputs, keep := cfg.Outputs, []int64(nil)
+	if outputs != "" && (cfg.TimeChunk > 0 || cfg.MaxNodes > 0 || cfg.MaxPaths > 0 || cfg.Budget > 0) {
+		ids, err := data.ReadIDList(outputs, net)
+		if err != nil {
+			return nil, err
+		}
+		sel, err := diffroute.Select(net, opts, ids)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", outputs, err)
+		}
+		if err := checkCoverage(src.path, src.ids, sel.Net); err != nil {
+			return nil, err
+		}
+		r.log("--outputs: routing the %d reaches that drain into the %d listed\n", sel.Net.Len(), len(ids))
+		net, opts, outputs, keep = sel.Net, sel.Opts, "", ids
+	}
 	budget := cfg.Budget
-	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && cfg.Outputs == "" {
+	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && outputs == "" {
 		// Runoff and discharge alone would take more than half the free
 		// memory: plan for that half rather than run out of memory.
 		whole := 2 * int64(net.Len()) * int64(T) * 4
@@ -196,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer dev.close()
-	if dev.dev != nil && cfg.Outputs != "" {
+	if dev.dev != nil && outputs != "" {
 		return nil, configErrorf("route: --outputs routes on the CPU; drop --device cuda")
 	}
 	if opts.Method == "" {
@@ -209,11 +229,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	t0 := time.Now()
 	var runoff, q *diffroute.DataTensor
 	switch {
-	case cfg.Outputs != "":
-		if chunk > 0 || cl != nil {
-			return nil, configErrorf("route: --outputs routes the selected reaches whole; drop --time-chunk, --max-nodes, --max-paths and --mem-budget")
-		}
-		if runoff, q, net, err = routeSelected(ctx, cfg.Outputs, src, net, opts); err != nil {
+	case outputs != "":
+		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts); err != nil {
 			return nil, err
 		}
 	case chunk > 0:
@@ -232,7 +249,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, so, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step}); err != nil {
+		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, so, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step, keep: keep}); err != nil {
 			return nil, err
 		}
 		res.TimeChunk = chunk
@@ -241,6 +258,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		if q, err = routeWhole(ctx, runoff, net, cl, opts, &dev, r.prog, rs, state, rapid, step); err != nil {
+			return nil, err
+		}
+	}
+	if q != nil && keep != nil {
+		if q, err = q.SelectIDs(keep); err != nil {
 			return nil, err
 		}
 	}
@@ -380,4 +402,31 @@ func irfName(o diffroute.Options) string {
 		return "muskingum"
 	}
 	return o.IRF
+}
+
+// stepMatchesTimes refuses a step (--step) that contradicts the dated time
+// coordinate of the runoff: uneven dates cannot be relabelled as even steps,
+// and evenly spaced dates have their own step.
+func stepMatchesTimes(src *runoffSource, step time.Duration) error {
+	if len(src.times) < 2 {
+		return nil
+	}
+	ts := make([]time.Time, len(src.times))
+	for k, l := range src.times {
+		t, err := data.ParseTime(l)
+		if err != nil {
+			return nil // step indices: --step gives their meaning
+		}
+		ts[k] = t
+	}
+	for k := 1; k < len(ts); k++ {
+		if d := ts[k].Sub(ts[k-1]); d != ts[1].Sub(ts[0]) {
+			return fmt.Errorf("%s: the time coordinate is uneven (%s to %s is %v, the first step %v): --step %v cannot relabel it; fix the file's times",
+				src.path, data.FormatTime(ts[k-1]), data.FormatTime(ts[k]), d, ts[1].Sub(ts[0]), step.Seconds())
+		}
+	}
+	if d := ts[1].Sub(ts[0]); d != step {
+		return fmt.Errorf("%s: the time coordinate has steps of %v, but --step says %v; drop --step or fix the file", src.path, d, step.Seconds())
+	}
+	return nil
 }

@@ -57,6 +57,9 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 	subSec := fs.Float64("substep", 0, "routing sub-step in seconds (default: the runoff step)")
 	fs.String("qinit", "", "initial discharge file ({basin} and {member} are replaced)")
 	fs.String("rapid", "", "not with --basins: each basin folder is a RAPID folder")
+	for _, name := range []string{"out-format", "out-layout", "compress"} {
+		fs.String(name, "", "not with --basins: each basin's output is OUT/<basin>/Qout.nc (RAPID Qout, netCDF classic)")
+	}
 	dir := fs.String("basins", "", "folder of basins: one RAPID folder per basin (or <basin>/configs, as GEOGLOWS VPUs)")
 	runoff := fs.String("runoff", "", "runoff file name in each basin folder ({basin}, {member} replaced), or one file covering every basin")
 	out := fs.String("out", "", "job folder: <basin>/Qout.nc per basin, manifest.csv, job.json, slurm/")
@@ -88,9 +91,9 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, name := range []string{"rapid", "outputs", "pixel-runoff", "weights"} {
+	for _, name := range []string{"rapid", "outputs", "pixel-runoff", "weights", "out-format", "out-layout", "compress"} {
 		if set[name] {
-			return usageError{fmt.Sprintf("route: --%s does not apply with --basins", name)}
+			return usageError{fmt.Sprintf("route: --%s does not apply with --basins (outputs are OUT/<basin>/Qout.nc, RAPID's netCDF)", name)}
 		}
 	}
 	if err := rf.validate("route"); err != nil {
@@ -139,10 +142,15 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if old, err := basins.Load(*out); err == nil && !old.Same(job) {
-			return fmt.Errorf("route: %s holds another job (other basins, runoff or flags): choose another --out, or --resume it", *out)
-		}
-		if err := job.Save(); err != nil {
+		if old, err := basins.Load(*out); err == nil {
+			if !old.Same(job) {
+				return fmt.Errorf("route: %s holds another job (other basins, runoff or flags): choose another --out, or --resume it", *out)
+			}
+			// The same job again: keep its bundles, which its Slurm
+			// submissions refer to.
+			job = old
+			logf("continuing the job in %s\n", job.Out)
+		} else if err := job.Save(); err != nil {
 			return err
 		}
 		var reaches int

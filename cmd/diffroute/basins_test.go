@@ -375,3 +375,26 @@ func TestBasinsMembersAndSharedRunoff(t *testing.T) {
 		}
 	}
 }
+
+// TestBasinsFlagErrors: flag mistakes are usage errors naming the flag,
+// found before any basin is read.
+func TestBasinsFlagErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--basins", "w", "--runoff", "r.nc"}, "--out"},
+		{[]string{"--basins", "w", "--runoff", "r.nc", "--out", "o", "--executor", "pbs"}, "--executor"},
+		{[]string{"--basins", "w", "--runoff", "r.nc", "--out", "o", "--submit"}, "--submit needs --executor slurm"},
+		{[]string{"--basins", "w", "--runoff", "r.nc", "--out", "o", "--out-format", "nc4"}, "--out-format does not apply"},
+		{[]string{"--basins", "w", "--runoff", "r.nc", "--out", "o", "--rapid", "x"}, "--rapid does not apply"},
+		{[]string{"--basins", "w", "--runoff", "r.nc", "--out", "o", "--cpus-per-task", "0"}, "--cpus-per-task"},
+		{[]string{"--resume", "--out", t.TempDir()}, "no job here"},
+	} {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"route"}, c.args...), &out)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("route %s: %v, want an error containing %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}

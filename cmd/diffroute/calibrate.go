@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,7 +184,7 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 		if slices.Contains(valid, "") {
 			return nil, usageError{"calibrate: validating on another basin needs --valid-rapid, --valid-runoff and --valid-observed"}
 		}
-		if (kind == "loglinear" || kind == "mlp") != (c.validAttrs != "") {
+		if kind != "loglinear" && kind != "mlp" || c.validAttrs == "" {
 			return nil, usageError{"calibrate: another basin can validate a learned map only: --map loglinear/mlp with --valid-attributes"}
 		}
 		if c.trainUntil != "" {
@@ -573,6 +574,12 @@ func autoWarmup(net *diffroute.Network, p diffroute.Params, o diffroute.Options)
 
 func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 	start := time.Now()
+	if j.budget > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// Make the collector work harder near the budget rather than let
+		// garbage (the runoff as read, each cluster's buffers) push the
+		// process over it.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(j.budget * 8 / 10))
+	}
 	logf := func(format string, a ...any) {
 		if !j.rf.quiet {
 			fmt.Fprintf(stdout, format, a...)
@@ -679,11 +686,32 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 			}
 		}
 	} else {
-		res, err := calibrate.Run(ctx, cfg)
+		run := cfg
+		var reaches []int32
+		if j.mapKind == "reach" && cfg.Valid == nil {
+			if run, reaches, err = gaugedOnly(cfg); err != nil {
+				return err
+			}
+			if reaches != nil {
+				logf("calibrating the %d reaches that drain to a gauge (the other %d have no gradient and keep the prior)\n", len(reaches), net.Len()-len(reaches))
+			}
+		}
+		res, err := calibrate.Run(ctx, run)
 		if err != nil {
 			return err
 		}
 		params, history, z, z0 = res.Params, res.History, res.Z, res.Prior
+		if reaches != nil {
+			params = diffroute.Params{}
+			for name, v := range prior {
+				params[name] = slices.Clone(v)
+			}
+			for _, name := range j.names {
+				for k, i := range reaches {
+					params[name][i] = res.Params[name][k]
+				}
+			}
+		}
 		logf("%s; kept epoch %d\n", res.Stopped, keptEpoch(res))
 	}
 	rep, err := j.report(ctx, b, prior, params, warmup, trainUntil)
@@ -735,6 +763,40 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 		logf("other basin (%s): %s\n", j.c.validRapid, vrep.summary())
 	}
 	return nil
+}
+
+// gaugedOnly restricts a per-reach calibration to the reaches that drain
+// to a gauge: the others have no gradient, and routing them at every
+// iteration would only cost time. It returns the restricted configuration
+// and the full-network index of each of its reaches (nil: nothing to cut).
+func gaugedOnly(c calibrate.Config) (calibrate.Config, []int32, error) {
+	closure, err := c.Net.UpstreamClosure(c.Gauges.IDs)
+	if err != nil || len(closure) == c.Net.Len() {
+		return c, nil, err
+	}
+	sub, err := c.Net.Subnetwork(closure)
+	if err != nil {
+		return c, nil, err
+	}
+	x, err := c.Runoff.SelectIDs(sub.IDs())
+	if err != nil {
+		return c, nil, err
+	}
+	o := c.Options
+	o.Params = o.Params.Subset(closure)
+	if o.InitialQ != nil {
+		q := make([]float64, len(closure))
+		for k, i := range closure {
+			q[k] = c.Options.InitialQ[i]
+		}
+		o.InitialQ = q
+	}
+	sp, err := calibrate.NewSpace(c.Space.Names, c.Space.Transforms, calibrate.PerReach{P: len(c.Space.Names), N: len(closure)}, len(closure), c.Space.Fixed.Subset(closure))
+	if err != nil {
+		return c, nil, err
+	}
+	c.Basin = calibrate.Basin{Net: sub, Options: o, Runoff: x, Gauges: c.Gauges, Space: sp}
+	return c, closure, nil
 }
 
 func keptEpoch(r *calibrate.Result) int {
@@ -917,7 +979,8 @@ func (j *calJob) writeParams(dir string, b *calBasin, p diffroute.Params) error 
 	net := b.basin.Net
 	if j.rf.irf != "muskingum" {
 		var sb strings.Builder
-		names := slices.Clone(j.irf.Params)
+		// Parameters left to the IRF's defaults (Nash's n) stay out.
+		names := slices.DeleteFunc(slices.Clone(j.irf.Params), func(n string) bool { return len(p[n]) != net.Len() })
 		sb.WriteString("rivid," + strings.Join(names, ",") + "\n")
 		for i := range net.Len() {
 			sb.WriteString(strconv.FormatInt(net.ID(i), 10))

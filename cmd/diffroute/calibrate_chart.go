@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"github.com/go-echarts/go-echarts/v2/charts"
-	"github.com/go-echarts/go-echarts/v2/opts"
+	"time"
 
 	"github.com/diffroute-go/diffroute/calibrate"
 	"github.com/diffroute-go/diffroute/viz"
@@ -27,30 +25,18 @@ func writeCalibrationHTML(path string, j *calJob, h []calibrate.Epoch, rep, vrep
 }
 
 func lossChart(h []calibrate.Epoch, l calibrate.Loss) *viz.Chart {
-	line := charts.NewLine()
-	line.SetGlobalOptions(
-		charts.WithTitleOpts(opts.Title{Title: "Loss per epoch", Subtitle: fmt.Sprintf("%s loss; training on the epoch's window, validation on the held-out period or basin", l)}),
-		charts.WithInitializationOpts(opts.Initialization{Width: "900px", Height: "360px"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "value", Name: "epoch", NameLocation: "middle", NameGap: 28}),
-		charts.WithYAxisOpts(opts.YAxis{Type: "log", Name: "loss"}),
-		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "bottom"}),
-	)
-	var train, valid []opts.LineData
-	for k, e := range h {
-		x := k + 1 // sequential runs concatenate the clusters' epochs
-		if v := e.Train; v > 0 && !math.IsInf(v, 0) {
-			train = append(train, opts.LineData{Value: []any{x, v}})
-		}
-		if v := e.Valid; v > 0 && !math.IsNaN(v) {
-			valid = append(valid, opts.LineData{Value: []any{x, v}})
-		}
+	train, valid := make([]float64, len(h)), make([]float64, len(h))
+	hasValid := false
+	for k, e := range h { // sequential runs concatenate the clusters' epochs
+		train[k], valid[k] = e.Train, e.Valid
+		hasValid = hasValid || !math.IsNaN(e.Valid)
 	}
-	line.AddSeries("train", train, charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(false)}))
-	if len(valid) > 0 {
-		line.AddSeries("validation", valid, charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(false)}))
+	curves := []viz.Series{{Name: "training", Values: train}}
+	if hasValid {
+		curves = append(curves, viz.Series{Name: "validation", Values: valid})
 	}
-	return viz.Wrap(line)
+	return viz.LossCurves(curves, viz.Title("Loss per epoch"), viz.Size("100%", "360px"),
+		viz.Subtitle(fmt.Sprintf("%s loss; training on the epoch's window, validation on the held-out period or basin", l)))
 }
 
 // gaugeCharts plots the worst, median and best gauge.
@@ -96,34 +82,19 @@ func gaugeChart(r *calReport, k int, what string) *viz.Chart {
 	if r.hasValid {
 		period = "validation"
 	}
-	line := charts.NewLine()
-	line.SetGlobalOptions(
-		charts.WithTitleOpts(opts.Title{Title: fmt.Sprintf("%s: reach %d", what, r.ids[k]),
-			Subtitle: fmt.Sprintf("%s NSE %.4f before, %.4f after calibration", period, before[k], after[k])}),
-		charts.WithInitializationOpts(opts.Initialization{Width: "900px", Height: "360px"}),
-		charts.WithXAxisOpts(opts.XAxis{Type: "time"}),
-		charts.WithYAxisOpts(opts.YAxis{Type: "value", Name: "m3/s"}),
-		charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-		charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "bottom"}),
-		charts.WithDataZoomOpts(opts.DataZoom{Type: "inside"}),
-	)
-	x := func(t int) string { return r.times[t].Format("2006-01-02T15:04:05") }
-	var obs []opts.LineData
-	for t, v := range r.obs[k] {
-		if !math.IsNaN(v) {
-			obs = append(obs, opts.LineData{Value: []any{x(t), v}})
-		}
+	labels := make([]string, len(r.times))
+	for t, v := range r.times {
+		labels[t] = v.Format(time.RFC3339)
 	}
-	series := func(s []float32) []opts.LineData {
-		d := make([]opts.LineData, len(s))
+	f64 := func(s []float32) []float64 {
+		d := make([]float64, len(s))
 		for t, v := range s {
-			d[t] = opts.LineData{Value: []any{x(t), float64(v)}}
+			d[t] = float64(v)
 		}
 		return d
 	}
-	noSym := charts.WithLineChartOpts(opts.LineChart{ShowSymbol: opts.Bool(false)})
-	line.AddSeries("observed", obs, noSym, charts.WithLineStyleOpts(opts.LineStyle{Color: "#222", Width: 1.5}))
-	line.AddSeries("before (prior)", series(r.before[k]), noSym, charts.WithLineStyleOpts(opts.LineStyle{Color: "#d62728", Width: 1, Type: "dashed"}))
-	line.AddSeries("after (calibrated)", series(r.after[k]), noSym, charts.WithLineStyleOpts(opts.LineStyle{Color: "#1f77b4", Width: 1.5}))
-	return viz.Wrap(line)
+	return viz.Compare(labels, []viz.Series{{Name: "observed", Values: r.obs[k]}, {Name: "before (prior)", Values: f64(r.before[k])},
+		{Name: "after (calibrated)", Values: f64(r.after[k])}},
+		viz.Title(fmt.Sprintf("%s: reach %d", what, r.ids[k])), viz.Units("m3/s"), viz.Size("100%", "360px"),
+		viz.Subtitle(fmt.Sprintf("%s NSE %.4f before, %.4f after calibration", period, before[k], after[k])))
 }

@@ -216,6 +216,7 @@ func TestCalibrateBadInput(t *testing.T) {
 		{[]string{"--observed", obs, "--optimizer", "sgd"}, "--optimizer sgd"},
 		{[]string{"--observed", obs, "--map", "mlp"}, "needs a file"},
 		{[]string{"--observed", filepath.Join(dir, "missing.csv")}, "no such file"},
+		{[]string{"--observed", obs, "--valid-rapid", basin, "--valid-runoff", filepath.Join(basin, "runoff.nc"), "--valid-observed", obs}, "validate a learned map only"},
 	} {
 		out := filepath.Join(dir, "out")
 		args := append(append(append([]string(nil), base...), c.args...), "--quiet", "--out", out)
@@ -230,5 +231,89 @@ func TestCalibrateBadInput(t *testing.T) {
 			t.Errorf("%v: left an output folder", c.args)
 			os.RemoveAll(out)
 		}
+	}
+}
+
+// Observed discharge from a Qout netCDF, and one value per group: every
+// reach of a group gets the same calibrated k and x, and map.json records
+// the groups.
+func TestCalibrateNetCDFObservedAndGroups(t *testing.T) {
+	dir := t.TempDir()
+	basin, out := filepath.Join(dir, "basin"), filepath.Join(dir, "cal")
+	genBasin(t, basin, 80, 60, 4, 61)
+	obs, err := data.ReadCSVTableFile(filepath.Join(basin, "observed.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.Units = "m3 s-1"
+	nc := filepath.Join(dir, "Qobs.nc")
+	if err := data.WriteQoutNC(nc, obs, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := data.ReadRAPID(basin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var groups strings.Builder
+	groups.WriteString("rivid,group\n")
+	groupOf := map[int64]string{}
+	for i, id := range cfg.Network.IDs() {
+		g := []string{"small", "medium", "large"}[min(2, cfg.Network.Size(i)/5)]
+		groupOf[id] = g
+		groups.WriteString(strconv.FormatInt(id, 10) + "," + g + "\n")
+	}
+	gpath := filepath.Join(dir, "groups.csv")
+	if err := os.WriteFile(gpath, []byte(groups.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--observed", nc,
+		"--substep", "3600", "--param", "k=0.3", "--param", "x=0.2", "--map", "group:"+gpath, "--loss", "kge",
+		"--optimizer", "adam", "--epochs", "10", "--window", "20", "--warmup", "5", "--quiet", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "k.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := strings.Fields(string(b))
+	kOf := map[string]string{}
+	for c, id := range cfg.ConnectIDs {
+		g := groupOf[id]
+		if prev, ok := kOf[g]; ok && prev != ks[c] {
+			t.Fatalf("group %s has k %s and %s", g, prev, ks[c])
+		}
+		kOf[g] = ks[c]
+	}
+	if len(kOf) < 2 || kOf["small"] == strconv.FormatFloat(0.3*86400, 'g', 10, 64) {
+		t.Errorf("per-group k %v", kOf)
+	}
+	m, err := os.ReadFile(filepath.Join(out, "map.json"))
+	if err != nil || !strings.Contains(string(m), `"groups"`) {
+		t.Errorf("map.json: %v\n%s", err, m)
+	}
+	// route --params-from refuses a folder that is not there.
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--params-from", filepath.Join(dir, "nope"),
+		"--quiet", "--out", filepath.Join(dir, "q.nc")); err == nil || !strings.Contains(err.Error(), "--params-from") {
+		t.Errorf("route --params-from a missing folder: %v", err)
+	}
+}
+
+// Another IRF: params.csv (runoff steps) holds what was calibrated, not
+// parameters left to the IRF's defaults, and route --params-from reads it.
+func TestCalibrateOtherIRF(t *testing.T) {
+	dir := t.TempDir()
+	basin, out := filepath.Join(dir, "basin"), filepath.Join(dir, "cal")
+	genBasin(t, basin, 60, 40, 3, 71)
+	if _, err := runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--observed", filepath.Join(basin, "observed.csv"),
+		"--substep", "3600", "--irf", "nash_cascade", "--param", "tau=0.1", "--bounds", "tau=0.01:1", "--epochs", "3", "--quiet", "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "params.csv"))
+	if err != nil || !strings.HasPrefix(string(b), "rivid,tau\n") {
+		t.Fatalf("params.csv: %v\n%.200s", err, b)
+	}
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600", "--irf", "nash_cascade",
+		"--params-from", out, "--quiet", "--out", filepath.Join(dir, "q.nc")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/diffroute-go/diffroute/atomicfile"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -190,7 +188,7 @@ func writeObserved(path string, net *diffroute.Network, runoff *diffroute.DataTe
 		return err
 	}
 	f := int(runoff.Step / spec.obsSub)
-	ids := chooseGauges(net, spec.gauges, spec.seed)
+	ids := calibrate.ChooseGauges(net, spec.gauges, spec.seed)
 	sel, err := diffroute.Select(cfg.Network, diffroute.Options{Params: p, SubSteps: f}, ids)
 	if err != nil {
 		return err
@@ -206,32 +204,24 @@ func writeObserved(path string, net *diffroute.Network, runoff *diffroute.DataTe
 	return data.WriteCSVTableFile(path, q)
 }
 
-// chooseGauges picks n reaches, spread over the basin's larger rivers: at
-// random among the reaches that drain at least 1 % of the largest river
-// basin (at least 3 reaches), filled up with the largest when too few.
-func chooseGauges(net *diffroute.Network, n int, seed uint64) []int64 {
-	top := 0
-	for i := range net.Len() {
-		top = max(top, net.Size(i))
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
 	}
-	var cand, rest []int
-	for i := range net.Len() {
-		if net.Size(i) >= max(3, top/100) {
-			cand = append(cand, i)
-		} else {
-			rest = append(rest, i)
-		}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x9a))
-	rng.Shuffle(len(cand), func(a, b int) { cand[a], cand[b] = cand[b], cand[a] })
-	sort.Slice(rest, func(a, b int) bool { return net.Size(rest[a]) > net.Size(rest[b]) })
-	pick := append(cand, rest...)[:n]
-	sort.Ints(pick)
-	ids := make([]int64, n)
-	for k, i := range pick {
-		ids[k] = net.ID(i)
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
 	}
-	return ids
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
-
-func writeFileAtomic(path string, b []byte) error { return atomicfile.WriteBytes(path, b) }

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout)
+			return userError(c.run(ctx, args[1:], stdout))
 		}
 	}
 	return usageError{fmt.Sprintf("unknown command %q (try: diffroute help)", args[0])}
@@ -146,3 +146,27 @@ func runIRFs(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	return nil
 }
+
+// userError says in a user's words what reached the command as Go's: a
+// cancelled context is the user's Ctrl-C (or a deadline).
+func userError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled"):
+		return &plainError{"interrupted: no output was written (state files finished before the interruption are complete)", err}
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded"):
+		return &plainError{"stopped: the time limit ran out; no output was written", err}
+	}
+	return err
+}
+
+// plainError is an error reworded for users; errors.Is still sees the
+// original.
+type plainError struct {
+	msg string
+	err error
+}
+
+func (e *plainError) Error() string { return e.msg }
+func (e *plainError) Unwrap() error { return e.err }

@@ -170,7 +170,7 @@ func TestRouteErrors(t *testing.T) {
 		{"unknown command", []string{"rout"}, true, "unknown command"},
 		{"missing out", []string{"route", "--rapid", xx9, "--runoff", nc}, true, "--out"},
 		{"bad flag", []string{"route", "--bogus"}, true, "bogus"},
-		{"bad out ext", []string{"route", "--rapid", xx9, "--runoff", nc, "--out", filepath.Join(dir, "q.txt")}, true, "want a netCDF (.nc), "},
+		{"bad out ext", []string{"route", "--rapid", xx9, "--runoff", nc, "--out", filepath.Join(dir, "q.txt")}, true, "netCDF (.nc), netCDF-4 (.nc4), CSV (.csv) or Parquet (.parquet)"},
 		{"fractional substeps", []string{"route", "--rapid", xx9, "--runoff", nc, "--substep", "1000", "--out", filepath.Join(dir, "q.nc")}, true, "try --substep 900 or 1080"},
 		{"sub-nanosecond substep", []string{"route", "--rapid", xx9, "--runoff", nc, "--substep", "1e-12", "--out", filepath.Join(dir, "q.nc")}, true, "--substep"},
 		{"negative step", []string{"route", "--rapid", xx9, "--runoff", nc, "--step", "-3", "--out", filepath.Join(dir, "q.nc")}, true, "--step"},

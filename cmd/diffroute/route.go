@@ -120,6 +120,15 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	fs.Visit(func(f *flag.Flag) { rf.methodSet = rf.methodSet || f.Name == "method" })
+	var zero string
+	fs.Visit(func(f *flag.Flag) {
+		if (f.Name == "step" || f.Name == "substep") && f.Value.String() == "0" {
+			zero = f.Name
+		}
+	})
+	if zero != "" { // 0 would silently mean "not given"
+		return usageError{fmt.Sprintf("route: --%s 0: want a positive number of seconds (or leave --%s out)", zero, zero)}
+	}
 	for name, v := range map[string]string{"rapid": *rapidDir, "out": *out} {
 		if v == "" {
 			return usageError{fmt.Sprintf("route: --%s is required", name)}

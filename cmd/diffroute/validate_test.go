@@ -158,7 +158,7 @@ func TestMissingInputs(t *testing.T) {
 	expectErr(t, true, route("--rapid", nc, "--runoff", nc), "--rapid", "is a file", "rapid_connect.csv")
 	expectErr(t, false, route("--rapid", dir, "--runoff", nc), "--rapid", "no rapid_connect.csv there")
 	expectErr(t, false, route("--rapid", xx9, "--runoff", filepath.Join(dir, "r.nc")), "--runoff", "r.nc: no such file")
-	expectErr(t, true, route("--rapid", xx9, "--runoff", filepath.Join(dir, "r.txt")), "--runoff", "r.txt: want a netCDF (.nc), ", "CSV (.csv)")
+	expectErr(t, true, route("--rapid", xx9, "--runoff", filepath.Join(dir, "r.txt")), "--runoff", "r.txt: want a netCDF (.nc), netCDF-4 (.nc4), CSV (.csv) or Parquet (.parquet) file")
 	expectErr(t, true, route("--rapid", xx9, "--runoff", dir+"/"), "--runoff")
 	expectErr(t, false, route("--rapid", xx9, "--runoff", nc, "--qinit", filepath.Join(dir, "qinit.csv")), "--qinit", "qinit.csv: no such file")
 	expectErr(t, false, route("--rapid", xx9, "--runoff", nc, "--params", filepath.Join(dir, "p.csv")), "--params", "p.csv: no such file")
