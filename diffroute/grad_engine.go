@@ -28,6 +28,10 @@ type gradEngine struct {
 	secs     []Section
 	dsecs    [][]Section // [j][section]: ∂section/∂params[gp[j]]
 	taps     [][]float64 // convolution reaches: full window of taps
+	// tapLo, tapHi bound the taps that matter (above 1e-13 of the peak):
+	// a smooth kernel such as Hayami's is negligible over most of a long
+	// window, and so is its derivative there.
+	tapLo, tapHi []int32
 
 	parts [][]int32
 	trunk []int32
@@ -129,7 +133,8 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 		return nil, err
 	}
 	e := &gradEngine{net: net, o: o, f: o.SubSteps, r: 1 / float64(o.SubSteps), w: w, irf: irf,
-		params: tab.params, secStart: make([]int32, n+1), taps: make([][]float64, n)}
+		params: tab.params, secStart: make([]int32, n+1), taps: make([][]float64, n),
+		tapLo: make([]int32, n), tapHi: make([]int32, n)}
 	if paramGrads {
 		if len(irf.GradParams) == 0 {
 			return nil, errNoParamGrad(irf)
@@ -173,6 +178,7 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 				return nil, errNoParamGrad(irf)
 			}
 			e.taps[i] = ri.taps
+			e.tapLo[i], e.tapHi[i] = tapRange(ri.taps)
 		}
 		e.secStart[i+1] = int32(len(e.secs))
 	}
@@ -505,15 +511,35 @@ func (g *gradRun) convForward(wk *gradWorker, b, i, n0, nb int, y []float64) {
 	for n := 0; n < nb; n++ {
 		ext[H+n] = wk.u[n] + g.latAt(b, i, (n0+n)/f)
 	}
-	taps := e.taps[i]
+	lo, hi := int(e.tapLo[i]), int(e.tapHi[i])
+	taps := e.taps[i][lo:hi]
 	for n := 0; n < nb; n++ {
 		s := 0.0
-		for k, c := range taps {
-			s += c * ext[H+n-k]
+		x := ext[H+n-lo-len(taps)+1 : H+n-lo+1] // x[len−1−j] multiplies taps[j]
+		for j, c := range taps {
+			s += c * x[len(x)-1-j]
 		}
 		y[n] = s
 	}
 	copy(h, ext[nb:])
+}
+
+// tapRange returns the range of taps at or above 1e-13 of the largest.
+func tapRange(taps []float64) (lo, hi int32) {
+	peak := 0.0
+	for _, c := range taps {
+		peak = max(peak, math.Abs(c))
+	}
+	lo, hi = int32(len(taps)), 0
+	for k, c := range taps {
+		if c != 0 && math.Abs(c) >= 1e-13*peak {
+			lo, hi = min(lo, int32(k)), int32(k+1)
+		}
+	}
+	if hi == 0 {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // coarsen writes reach i's discharge for the runoff steps of the block from
@@ -923,10 +949,12 @@ func (g *gradRun) convBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 	copy(ybx[nb:], g.ybn[i])
 	// ∂L/∂h[k] = Σ_n ȳ[n]·in[n−k]
 	dh := g.dh[i]
-	for k := range taps {
+	lo, hi := int(e.tapLo[i]), int(e.tapHi[i])
+	for k := lo; k < hi; k++ {
 		s := 0.0
-		for n := 0; n < nb; n++ {
-			s += ybx[n] * ext[H+n-k]
+		xs := ext[H-k : H-k+nb]
+		for n, v := range ybx[:nb] {
+			s += v * xs[n]
 		}
 		dh[k] += s
 	}
@@ -937,10 +965,8 @@ func (g *gradRun) convBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 			continue // earlier blocks' inputs: handled with their block
 		}
 		s := 0.0
-		for k, c := range taps {
-			if j := m + k; j >= 0 && j < nb+H {
-				s += c * ybx[j]
-			}
+		for k := max(lo, -m); k < min(hi, nb+H-m); k++ {
+			s += taps[k] * ybx[m+k]
 		}
 		if m < 0 {
 			g.dq0[i] += s // the history before the first step is q0

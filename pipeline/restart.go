@@ -230,6 +230,8 @@ type streamState struct {
 	cfg     *data.RAPID
 	step    time.Duration
 	written int // steps covered by the last checkpoint
+	// keep, when set, lists the only reaches written (--outputs).
+	keep []int64
 }
 
 // after writes a checkpoint once --state-every steps have passed since the

@@ -151,8 +151,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		T = len(src.times)
 	}
 	res := &Result{RAPID: rapid, Step: step}
+	// Selected outputs under memory management: route their upstream
+	// closure as the network, with every strategy, and keep their rows.
+	outputs, keep := cfg.Outputs, []int64(nil)
+	if outputs != "" && (cfg.TimeChunk > 0 || cfg.MaxNodes > 0 || cfg.MaxPaths > 0 || cfg.Budget > 0) {
+		ids, err := data.ReadIDList(outputs, net)
+		if err != nil {
+			return nil, err
+		}
+		sel, err := diffroute.Select(net, opts, ids)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", outputs, err)
+		}
+		if err := checkCoverage(src.path, src.ids, sel.Net); err != nil {
+			return nil, err
+		}
+		r.log("--outputs: routing the %d reaches that drain into the %d listed\n", sel.Net.Len(), len(ids))
+		net, opts, outputs, keep = sel.Net, sel.Opts, "", ids
+	}
 	budget := cfg.Budget
-	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && cfg.Outputs == "" {
+	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && outputs == "" {
 		// Runoff and discharge alone would take more than half the free
 		// memory: plan for that half rather than run out of memory.
 		whole := 2 * int64(net.Len()) * int64(T) * 4
@@ -198,7 +216,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer dev.close()
-	if dev.dev != nil && cfg.Outputs != "" {
+	if dev.dev != nil && outputs != "" {
 		return nil, configErrorf("route: --outputs routes on the CPU; drop --device cuda")
 	}
 	if opts.Method == "" {
@@ -211,11 +229,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	t0 := time.Now()
 	var runoff, q *diffroute.DataTensor
 	switch {
-	case cfg.Outputs != "":
-		if chunk > 0 || cl != nil {
-			return nil, configErrorf("route: --outputs routes the selected reaches whole; drop --time-chunk, --max-nodes, --max-paths and --mem-budget")
-		}
-		if runoff, q, net, err = routeSelected(ctx, cfg.Outputs, src, net, opts); err != nil {
+	case outputs != "":
+		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts); err != nil {
 			return nil, err
 		}
 	case chunk > 0:
@@ -234,7 +249,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, so, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step}); err != nil {
+		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, so, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step, keep: keep}); err != nil {
 			return nil, err
 		}
 		res.TimeChunk = chunk
@@ -243,6 +258,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		if q, err = routeWhole(ctx, runoff, net, cl, opts, &dev, r.prog, rs, state, rapid, step); err != nil {
+			return nil, err
+		}
+	}
+	if q != nil && keep != nil {
+		if q, err = q.SelectIDs(keep); err != nil {
 			return nil, err
 		}
 	}

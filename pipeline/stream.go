@@ -18,7 +18,11 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	if ss != nil && ss.rs.every > 0 {
 		chunk = min(chunk, ss.rs.every) // states are taken between chunks
 	}
-	w, err := data.NewSeriesWriterWith(out, net.IDs(), src.times, src.step, so)
+	ids := net.IDs()
+	if ss != nil && ss.keep != nil {
+		ids = ss.keep
+	}
+	w, err := data.NewSeriesWriterWith(out, ids, src.times, src.step, so)
 	if err != nil {
 		return &ConfigError{Msg: "route: --out " + err.Error()}
 	}
@@ -104,6 +108,11 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		}
 		if rerr != nil {
 			break
+		}
+		if ss != nil && ss.keep != nil {
+			if q, rerr = q.SelectIDs(ss.keep); rerr != nil {
+				break
+			}
 		}
 		pieces <- piece{q, l.c.Start}
 		if ss != nil {
