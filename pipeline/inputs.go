@@ -80,6 +80,55 @@ type runoffSource struct {
 	rateStep time.Duration // the step volumes are divided by (set once known)
 	units    string        // the file's units, normalised: "m3" (volume per step) or "m3/s"
 	close    func()
+	members  int // ensemble members (files matched by a --runoff pattern); 0 or 1: one
+}
+
+// openMembers opens every file a --runoff pattern matches as one ensemble
+// member each (in name order): the files must hold the same reaches and
+// times; reads stack them as the batch dimension.
+func openMembers(c *Config, rapid *data.RAPID) (*runoffSource, error) {
+	files, err := filepath.Glob(c.Runoff)
+	if err != nil {
+		return nil, configErrorf("route: --runoff %s: %v", c.Runoff, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s: no file matches", c.Runoff)
+	}
+	slices.Sort(files)
+	var subs []*runoffSource
+	for _, f := range files {
+		cc := *c
+		cc.Runoff = f
+		s, err := openRunoff(&cc, rapid)
+		if err != nil {
+			return nil, err
+		}
+		if len(subs) > 0 && (!slices.Equal(s.ids, subs[0].ids) || !slices.Equal(s.times, subs[0].times)) {
+			return nil, fmt.Errorf("%s: its reaches or times differ from %s's: ensemble members must match", f, subs[0].path)
+		}
+		subs = append(subs, s)
+	}
+	src := *subs[0]
+	src.path, src.members = c.Runoff, len(subs)
+	src.close = func() {
+		for _, s := range subs {
+			s.close()
+		}
+	}
+	combined := &src
+	combined.read = func(t0, count int) (*diffroute.DataTensor, error) {
+		xs := make([]*diffroute.DataTensor, len(subs))
+		for k, s := range subs {
+			s.rateStep = combined.rateStep
+			x, err := s.read(t0, count)
+			if err != nil {
+				return nil, err
+			}
+			xs[k] = x
+		}
+		return diffroute.StackBatch(xs...)
+	}
+	return combined, nil
 }
 
 func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
@@ -102,6 +151,11 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 			return x, checkFinite(x, c.PixelRunoff)
 		}
 		return src, nil
+	}
+	if strings.ContainsAny(c.Runoff, "*?[") {
+		if _, err := os.Stat(c.Runoff); err != nil {
+			return openMembers(c, rapid)
+		}
 	}
 	if _, err := os.Stat(c.Runoff); err != nil {
 		return nil, err
@@ -201,6 +255,19 @@ func writeDischarge(path string, q *diffroute.DataTensor, so *data.SeriesOptions
 	}
 	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
 		return err
+	}
+	if q.B > 1 { // an ensemble: Qout(member, time, rivid)
+		f, err := data.SeriesFormatFor(path, true)
+		if so != nil && so.Format != "" {
+			f, err = data.SeriesFormatNamed(so.Format, true)
+		}
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(f.Name, "netCDF") {
+			return configErrorf("route: an ensemble of %d members is written as Qout(member, time, rivid) in netCDF: give --out FILE.nc or .nc4", q.B)
+		}
+		return data.WriteEnsembleNC(path, q, f.Name == "netCDF-4")
 	}
 	return data.WriteSeriesWith(path, q, so)
 }

@@ -233,6 +233,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts); err != nil {
 			return nil, err
 		}
+	case chunk > 0 && src.members > 1:
+		return nil, configErrorf("route: an ensemble (%d members) is routed in memory, all members in one pass: drop --time-chunk (or raise --mem-budget)", src.members)
 	case chunk > 0:
 		if cfg.Out == "" {
 			return nil, configErrorf("route: time-chunked routing streams discharge to a file; give --out")

@@ -161,8 +161,12 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkRAPIDDir("route", *rapidDir); err != nil {
 		return err
 	}
+	runoffCheck := *runoffPath
+	if m, _ := filepath.Glob(runoffCheck); strings.ContainsAny(runoffCheck, "*?[") && len(m) > 0 {
+		runoffCheck = m[0] // an ensemble pattern: its files are checked as they are opened
+	}
 	for _, in := range []struct{ flag, path string }{
-		{"runoff", *runoffPath}, {"qinit", *qinit}, {"params", rf.paramsFile}, {"outputs", mem.outputs},
+		{"runoff", runoffCheck}, {"qinit", *qinit}, {"params", rf.paramsFile}, {"outputs", mem.outputs},
 		{"pixel-runoff", mem.pixelRunoff}, {"weights", mem.weight}, {"state-in", rs.in},
 	} {
 		if err := checkInputFile("route", in.flag, in.path); err != nil {
