@@ -124,9 +124,6 @@ func (e *gradEngine) prepare(runoff *DataTensor, in FineFlows) (*gradRun, []int,
 	if err != nil {
 		return nil, nil, err
 	}
-	if e.block == 0 && e.o.CheckpointSteps > 0 {
-		e.block = e.o.CheckpointSteps * e.f
-	}
 	n, B, T := e.net.Len(), runoff.B, runoff.T
 	lat := make([]float64, B*n*T)
 	for b := 0; b < B; b++ {

@@ -183,6 +183,9 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 		e.secStart[i+1] = int32(len(e.secs))
 	}
 	e.parts, e.trunk = partition(net, o.Workers)
+	if o.CheckpointSteps > 0 {
+		e.block = o.CheckpointSteps * e.f
+	}
 	return e, nil
 }
 
@@ -239,9 +242,9 @@ type gradCheckpoint struct {
 
 // gradWorker holds one goroutine's scratch.
 type gradWorker struct {
-	u, ybar, lamk []float64
-	sec           [][]float64 // per section outputs over the block
-	ext, ybx, inb []float64
+	u, ybar, y0 []float64
+	sec         [][]float64 // per section outputs over the block
+	ext, ybx    []float64
 }
 
 func (e *gradEngine) newRun(lat []float64, B, T int) *gradRun {
@@ -774,7 +777,8 @@ func (g *gradRun) secBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 		wk.sec[k] = grow(wk.sec[k], nb)
 	}
 	// Recompute every section's output over the block from the checkpoint.
-	y0 := slices.Clone(g.ys[lo:hi]) // section outputs before the block
+	wk.y0 = append(wk.y0[:0], g.ys[lo:hi]...) // section outputs before the block
+	y0 := wk.y0
 	up0, lp0 := g.uPrev[i], g.lPrev[i]
 	wk.ext = grow(wk.ext, nb)
 	g.secForward(b, i, n0, nb, wk.u, wk.ext, wk.sec[:K])
