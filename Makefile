@@ -109,7 +109,8 @@ race: deps
 
 test: test-deps
 	@$(MAKE) --no-print-directory -j2 --output-sync=target unit test-tools
-	@$(MAKE) --no-print-directory gpu-vet gpu-emu race notebooks
+	@$(MAKE) --no-print-directory gpu-vet gpu-emu
+	@$(MAKE) --no-print-directory -j2 --output-sync=target race notebooks
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/
