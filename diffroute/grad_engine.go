@@ -227,7 +227,6 @@ type gradRun struct {
 	uPrev []float64   // [i]
 	lPrev []float64   // [i]
 	hist  [][]float64 // [i] conv reaches: last W−1 inflows
-	ckpt  []gradCheckpoint
 	Y     [][]float64 // [i] fine outflow over the current block
 	UB    [][]float64 // [i] ∂L/∂(inflow) over the current block
 	lam   []float64   // [section] λ at the first sub-step of the next block
@@ -647,7 +646,6 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 	var release func()
 	g.Y, g.UB, release = e.rows(bl)
 	defer release()
-	g.ckpt = make([]gradCheckpoint, g.nblk)
 	// Forward: every batch member, every block; only the last block's
 	// outflows of the last member stay in Y, so the backward pass below
 	// recomputes the other blocks from their checkpoints.

@@ -229,11 +229,7 @@ type calBasin struct {
 // readBasin reads a RAPID folder, its runoff and observed discharge, and
 // aligns them; every bad input is an error before any routing.
 func (j *calJob) readBasin(rapidDir, runoffPath, obsPath, attrPath string) (*calBasin, error) {
-	step, err := secondsFlag("step", j.c.stepSec)
-	if err != nil {
-		return nil, err
-	}
-	sub, err := secondsFlag("substep", j.c.subSec)
+	step, sub, err := stepFlags(j.c.stepSec, j.c.subSec)
 	if err != nil {
 		return nil, err
 	}

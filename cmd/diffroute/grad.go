@@ -97,11 +97,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if budget > 0 && *ckpt > 0 {
 		return usageError{"grad: give --mem-budget or --checkpoint-steps, not both"}
 	}
-	step, err := secondsFlag("step", *stepSec)
-	if err != nil {
-		return err
-	}
-	sub, err := secondsFlag("substep", *subSec)
+	step, sub, err := stepFlags(*stepSec, *subSec)
 	if err != nil {
 		return err
 	}

@@ -141,11 +141,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := mem.validate("route"); err != nil {
 		return err
 	}
-	step, err := secondsFlag("step", *stepSec)
-	if err != nil {
-		return err
-	}
-	sub, err := secondsFlag("substep", *subSec)
+	step, sub, err := stepFlags(*stepSec, *subSec)
 	if err != nil {
 		return err
 	}
@@ -216,6 +212,15 @@ func checkNotInput(out string, inputs []string) error {
 		}
 	}
 	return nil
+}
+
+// stepFlags converts --step and --substep (seconds, 0: not given).
+func stepFlags(stepSec, subSec float64) (step, sub time.Duration, err error) {
+	if step, err = secondsFlag("step", stepSec); err != nil {
+		return 0, 0, err
+	}
+	sub, err = secondsFlag("substep", subSec)
+	return step, sub, err
 }
 
 // secondsFlag converts a --step or --substep value in seconds (0: not given)
