@@ -1,4 +1,4 @@
-module github.com/diffroute-go/diffroute
+module github.com/diffroute-go/route
 
 go 1.26.8
 

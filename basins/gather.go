@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Manifest file names in the job folder.

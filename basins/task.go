@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // Output file, record and failure names in a task's folder.

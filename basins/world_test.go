@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // TestGenerateWorld checks a generated world: the requested number of

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // benchCase is BENCHMARKS.md's speed case: 20,000 reaches (or

@@ -6,8 +6,8 @@ import (
 	"math"
 	"slices"
 
-	"github.com/diffroute-go/diffroute/calibrate"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/calibrate"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // A loss per gauge and its gradient with respect to the simulation;

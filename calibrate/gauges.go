@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Gauges are observed discharge series (m³/s) at some reaches, aligned in

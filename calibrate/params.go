@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"maps"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Space is the search space of a calibration: the calibrated parameters,

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // ClusterResult is one cluster's outcome in a sequential calibration.

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Sequential calibration, cluster by cluster with transfers, fits a twin

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Upstream area is the sum of local areas over the upstream closure, and

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // TwinSpec describes a twin experiment: a generated basin whose true

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // CFTime is a decoded CF time units string "<unit> since <date>".

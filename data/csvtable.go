@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // CSVTableReader streams a CSV table: a header "time,<id>,<id>,…" and one row

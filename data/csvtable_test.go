@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 func TestCSVTableRead(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // CSVTableWriter writes a CSV table (the layout of WriteCSVTable) in time

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // SeriesFormat reads and writes tables of series by reach and time — runoff

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 func sampleDischarge(n, T int) *diffroute.DataTensor {

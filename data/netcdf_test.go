@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 	"github.com/fhs/go-netcdf/netcdf"
 )
 

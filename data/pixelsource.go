@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // A PixelRunoff table is the core's pixel source for catchment

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // WriteQfinal writes RAPID's final discharge (Q at the end of the last

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 	"github.com/fhs/go-netcdf/netcdf"
 )
 

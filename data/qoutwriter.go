@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 	"github.com/fhs/go-netcdf/netcdf"
 )
 

@@ -3,7 +3,7 @@ package data
 import (
 	"bytes"
 	"fmt"
-	"github.com/diffroute-go/diffroute/vpu"
+	"github.com/diffroute-go/route/vpu"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Sizes of the DiffHydro sample VPU 305, the defaults of GenerateVPUSample.

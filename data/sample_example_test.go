@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 func ExampleGenerateVPUSample() {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // ReadParamsCSV reads per-reach parameters (header rivid,<name>,…) into p,

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Instants set on a tensor come back from its labels and from a netCDF file

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // The gradient of the outlet's discharge during the first four steps of a

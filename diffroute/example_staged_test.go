@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Cut a network into clusters, then route them one at a time with the

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Route a pulse of runoff down a chain of three reaches, each delaying its

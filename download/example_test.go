@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/diffroute-go/diffroute/download"
+	"github.com/diffroute-go/route/download"
 )
 
 func ExampleFetch() {

@@ -2,7 +2,7 @@ package download
 
 import (
 	"fmt"
-	"github.com/diffroute-go/diffroute/progress"
+	"github.com/diffroute-go/route/progress"
 	"io"
 	"sync"
 	"time"

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/diffroute-go/diffroute/vpu"
+	"github.com/diffroute-go/route/vpu"
 	"io"
 	"net/http"
 	"net/url"

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/cu"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // BackwardRunoff returns ∂L/∂runoff given gy = ∂L/∂y (the dims and network

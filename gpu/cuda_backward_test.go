@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
 // backwardVsRef runs the device's ∂L/∂runoff for a random ∂L/∂y and

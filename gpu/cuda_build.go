@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/cu"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // buildKernel builds net's kernel where that is faster (see the package

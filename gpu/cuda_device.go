@@ -9,7 +9,7 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/cu"
 )
 
 // Device is one CUDA device with its own context. A single goroutine, locked

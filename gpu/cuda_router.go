@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/cu"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Router routes with the kernel method on a GPU: the kernel is built on the

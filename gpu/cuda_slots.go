@@ -5,7 +5,7 @@ package gpu
 import (
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/cu"
 )
 
 // cudaSlots are the pipeline's two slots: per slot a stream, pinned host and

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/cu"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // DevicePixels is pixel runoff kept resident on a device: every pixel the

@@ -6,9 +6,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/cu"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/cu"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
 // TestDeviceBuildFallsBackWhenOutOfMemory gives the emulated device less

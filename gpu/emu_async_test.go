@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
-	"github.com/diffroute-go/diffroute/gpu/kernels"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
+	"github.com/diffroute-go/route/gpu/kernels"
 )
 
 // asyncEmu is an emulated device with two queues (streams) that run

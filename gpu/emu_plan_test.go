@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
 // TestPlanDeviceBoundsEmulatedRun checks diffroute.PlanDevice against what

@@ -8,9 +8,9 @@ import (
 	"math"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
-	"github.com/diffroute-go/diffroute/gpu/kernels"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
+	"github.com/diffroute-go/route/gpu/kernels"
 )
 
 // emuSpectralBuild builds a spectral kernel the way the CUDA backend does,

@@ -7,9 +7,9 @@ import (
 	"math"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
-	"github.com/diffroute-go/diffroute/gpu/kernels"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
+	"github.com/diffroute-go/route/gpu/kernels"
 )
 
 // emuStaged is the staged run's device with the kernel emulator in place of

@@ -6,9 +6,9 @@ import (
 	"context"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
-	"github.com/diffroute-go/diffroute/gpu/kernels"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
+	"github.com/diffroute-go/route/gpu/kernels"
 )
 
 // emuConv is the pipeline's device with the kernel emulator in place of

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // This file holds the host side of the GPU convolution that does not touch

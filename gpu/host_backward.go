@@ -3,7 +3,7 @@ package gpu
 import (
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // The host side of the GPU backward pass (no CUDA): checking dL/dy,

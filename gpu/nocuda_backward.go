@@ -5,7 +5,7 @@ package gpu
 import (
 	"context"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // BackwardRunoff fails with ErrNoCUDA.

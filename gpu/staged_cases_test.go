@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
 // Cases shared by the emulated staged tests and the device tests (tag cuda).

@@ -3,7 +3,7 @@ package notebook
 import (
 	"slices"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // LargestOutlet returns the network index of the outlet with the most

@@ -27,7 +27,7 @@ func Path(rel string) string {
 	dir, _ := os.Getwd()
 	for d := dir; ; d = filepath.Dir(d) {
 		mod, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil && strings.Contains(string(mod), "module github.com/diffroute-go/diffroute\n") {
+		if err == nil && strings.Contains(string(mod), "module github.com/diffroute-go/route\n") {
 			return filepath.Join(d, rel)
 		}
 		if filepath.Dir(d) == d {

@@ -4,9 +4,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/progress"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/progress"
 )
 
 // Config describes one routing run. Each field says the diffroute route flag

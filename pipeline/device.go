@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu"
 )
 
 // device is where the kernel method's convolution runs: the CPU, or a CUDA

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // GradRouter prepares a router with a backward pass for net on the device

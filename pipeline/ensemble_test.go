@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // An ensemble given as a file pattern is routed as the batch dimension in

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // The README's library snippet: RAPID's test basin routed from its files in

@@ -7,8 +7,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 func fmtBytes(b int64) string { return humanize.IBytes(uint64(max(b, 0))) }

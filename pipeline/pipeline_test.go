@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 const xx9 = "../testdata/rapid_xx9"

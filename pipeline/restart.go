@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // restart carries a run's restart settings (Config.StateIn, StateOut,

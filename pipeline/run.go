@@ -11,9 +11,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/progress"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/progress"
 )
 
 var sprintf = fmt.Sprintf

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/progress"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/progress"
 )
 
 // streamRoute routes in time chunks: the next chunk is read while the

@@ -1,4 +1,4 @@
-module github.com/diffroute-go/diffroute/tools
+module github.com/diffroute-go/route/tools
 
 go 1.26.8
 

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/viz"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/viz"
 )
 
 // Outside a notebook Display prints plain text; in GoNB the same call shows

@@ -5,7 +5,7 @@ import (
 	"image"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // The charts of the notebooks' fixes, drawn in headless Chromium (with

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // testNetwork is a small branching network: 1 ← 2 ← {4, 5}, 1 ← 3 ← {6, 7 ← 8}, and a second outlet 9 ← 10.

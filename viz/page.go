@@ -2,7 +2,7 @@ package viz
 
 import (
 	"fmt"
-	"github.com/diffroute-go/diffroute/atomicfile"
+	"github.com/diffroute-go/route/atomicfile"
 	"html"
 	"strings"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/diffroute-go/diffroute/progress"
+	"github.com/diffroute-go/route/progress"
 	"github.com/janpfeifer/gonb/gonbui"
 	"github.com/schollz/progressbar/v3"
 )

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // SensitivityMap draws a network coloured by the magnitude of a per-reach

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 func TestSensitivity(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"html"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // PlanStrategies turns a memory plan's predictions into chart input.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/diffroute-go/diffroute/basins"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/basins"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // basinFlags are the flags route takes only with --basins; every other

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/basins"
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/basins"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // TestMain lets the test binary stand in for the diffroute command: the

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 func runBench(ctx context.Context, args []string, stdout io.Writer) error {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // bench --global routes whatever case its cache folder holds (generating

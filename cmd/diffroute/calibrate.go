@@ -17,10 +17,10 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/diffroute-go/diffroute/calibrate"
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/calibrate"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // calFlags are the calibrate command's own flags.

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/diffroute-go/diffroute/calibrate"
-	"github.com/diffroute-go/diffroute/viz"
+	"github.com/diffroute-go/route/calibrate"
+	"github.com/diffroute-go/route/viz"
 )
 
 // writeCalibrationHTML writes calibration.html: the loss curves, then

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // TestTwinExperiment is the benchmark of BENCHMARKS.md, off by default:

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/pipeline"
 
-	"github.com/diffroute-go/diffroute/viz"
+	"github.com/diffroute-go/route/viz"
 )
 
 func runDemo(ctx context.Context, args []string, stdout io.Writer) error {

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffroute-go/diffroute/download"
-	"github.com/diffroute-go/diffroute/viz"
+	"github.com/diffroute-go/route/download"
+	"github.com/diffroute-go/route/viz"
 )
 
 func runDownload(ctx context.Context, args []string, stdout io.Writer) error {

@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/basins"
-	"github.com/diffroute-go/diffroute/calibrate"
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/basins"
+	"github.com/diffroute-go/route/calibrate"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // basinSpec describes a generated RAPID basin.

@@ -13,11 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/calibrate"
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
-	"github.com/diffroute-go/diffroute/viz"
+	"github.com/diffroute-go/route/calibrate"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
+	"github.com/diffroute-go/route/viz"
 )
 
 // gradLosses are the losses of diffroute grad: sse is the plain sum of

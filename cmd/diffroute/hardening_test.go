@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // Probes of a hostile user that once passed silently or spoke Go.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/basins"
+	"github.com/diffroute-go/route/basins"
 )
 
 // runJobs is `diffroute jobs status|task|gather DIR`: the state of a

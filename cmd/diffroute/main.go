@@ -26,7 +26,7 @@ import (
 	"os/signal"
 	"strings"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 var commands = []struct {

@@ -3,7 +3,7 @@ package main
 import (
 	"flag"
 
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // outFlags choose the output format beyond the --out extension.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/data"
+	"github.com/diffroute-go/route/data"
 )
 
 // Routing pixel runoff interpolated on the fly equals routing the catchment

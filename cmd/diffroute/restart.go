@@ -3,7 +3,7 @@ package main
 import (
 	"flag"
 
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // restartFlags are route's restart options: state files in and out, and

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // writeRunoffPart writes steps [t0, t1) of the demo basin's runoff to a

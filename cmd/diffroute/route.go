@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
-	"github.com/diffroute-go/diffroute/viz"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
+	"github.com/diffroute-go/route/viz"
 )
 
 // routeFlags are the options shared by route and demo.

@@ -8,9 +8,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // memFlags are route's memory-management options (staging, chunks, outputs,

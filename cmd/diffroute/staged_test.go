@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/data"
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 const demoBasin = "../../testdata/demo_basin"

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/pipeline"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // Checks that run before anything is read or routed, so that a mistyped

@@ -5,8 +5,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
 // emulateAdjoint applies the emulated dr_bsconv_adj to gy (network order):

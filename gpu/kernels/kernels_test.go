@@ -7,8 +7,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/diffroute-go/diffroute/diffroute"
-	"github.com/diffroute-go/diffroute/gpu/internal/gputest"
+	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
 // tol bounds the error relative to the peak of each series (batch member,

@@ -8,7 +8,7 @@
 // Requiring a genproto from after the split removes the ambiguity. `go mod
 // tidy` in the repository would drop this requirement from its own go.mod,
 // hence a module of its own.
-module github.com/diffroute-go/diffroute/notebooks/gowork
+module github.com/diffroute-go/route/notebooks/gowork
 
 go 1.26.8
 

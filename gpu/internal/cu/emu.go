@@ -16,7 +16,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/diffroute-go/diffroute/gpu/kernels"
+	"github.com/diffroute-go/route/gpu/kernels"
 )
 
 // Emulated is true: the device is the CPU (see the package documentation).

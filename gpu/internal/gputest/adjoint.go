@@ -1,7 +1,7 @@
 package gputest
 
 import (
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // RandomGy draws a gradient of a loss with respect to discharge: the

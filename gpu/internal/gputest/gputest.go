@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/diffroute-go/diffroute/diffroute"
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // Case is a kernel-method routing problem.
