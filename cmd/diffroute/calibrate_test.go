@@ -254,6 +254,24 @@ func TestCalibrateSequentialCLI(t *testing.T) {
 	if med := median(r["nse_valid_after"]); med < 0.99 || med <= median(r["nse_valid_before"]) {
 		t.Errorf("validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
 	}
+	// A log-linear map under a budget its 206 gauged reaches do not fit: every iteration's gradient
+	// runs cluster by cluster over the whole basin, and every gauge fits.
+	out = filepath.Join(dir, "loglinear")
+	text, err = runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"),
+		"--observed", filepath.Join(basin, "observed.csv"), "--substep", "3600", "--param", "k=0.3", "--param", "x=0.2",
+		"--map", "loglinear:"+filepath.Join(basin, "attributes.csv"), "--bounds", "k=1800:inf,x=0:0.5",
+		"--train-until", "2000-03-20", "--optimizer", "lbfgs", "--epochs", "30", "--mem-budget", "1MiB", "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "cluster by cluster") {
+		t.Fatalf("no staged gradient in:\n%s", text)
+	}
+	r = readReport(t, filepath.Join(out, "report.csv"))
+	t.Logf("log-linear map, staged: validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
+	if low := minOf(r["nse_valid_after"]); low < 0.99 || low <= minOf(r["nse_valid_before"]) {
+		t.Errorf("log-linear map, staged: validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
+	}
 }
 
 // Every bad input is one line naming what is wrong, before any routing,
@@ -408,5 +426,58 @@ func TestCalibrateOtherIRF(t *testing.T) {
 	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600", "--irf", "nash_cascade",
 		"--params-from", out, "--quiet", "--out", filepath.Join(dir, "q.nc")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// calibrate --qinit starts routing from the given discharge: the report's
+// NSE of the prior equals the NSE computed here from route --qinit's
+// discharge (and differs from the run without --qinit).
+func TestCalibrateQinit(t *testing.T) {
+	dir := t.TempDir()
+	basin := filepath.Join(dir, "basin")
+	genBasin(t, basin, 150, 40, 4, 61)
+	runoff, obsPath := filepath.Join(basin, "runoff.nc"), filepath.Join(basin, "observed.csv")
+	qinit := filepath.Join(dir, "qinit.csv")
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", runoff, "--substep", "3600", "--quiet", "--out", filepath.Join(dir, "spin.nc"), "--qfinal", qinit); err != nil {
+		t.Fatal(err)
+	}
+	q := filepath.Join(dir, "q.nc")
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", runoff, "--substep", "3600", "--param", "k=0.3", "--param", "x=0.2",
+		"--qinit", qinit, "--quiet", "--out", q); err != nil {
+		t.Fatal(err)
+	}
+	sim, _ := readQout(t, q)
+	obs, err := data.ReadCSVTableFile(obsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float64, obs.N)
+	for k, id := range obs.IDs {
+		o, s := obs.Series(0, k), sim[id]
+		mean := 0.0
+		for _, v := range o {
+			mean += float64(v) / float64(len(o))
+		}
+		var num, den float64
+		for i := range o {
+			num += (float64(s[i]) - float64(o[i])) * (float64(s[i]) - float64(o[i]))
+			den += (float64(o[i]) - mean) * (float64(o[i]) - mean)
+		}
+		want[k] = 1 - num/den
+	}
+	report := func(extra ...string) []float64 {
+		out := filepath.Join(dir, "cal"+strconv.Itoa(len(extra)))
+		args := append([]string{"calibrate", "--rapid", basin, "--runoff", runoff, "--observed", obsPath, "--substep", "3600",
+			"--param", "k=0.3", "--param", "x=0.2", "--warmup", "0", "--optimizer", "lbfgs", "--epochs", "2", "--quiet", "--out", out}, extra...)
+		if _, err := runCLI(t, args...); err != nil {
+			t.Fatal(err)
+		}
+		return readReport(t, filepath.Join(out, "report.csv"))["nse_train_before"]
+	}
+	with, without := report("--qinit", qinit), report()
+	for k := range want {
+		if math.Abs(with[k]-want[k]) > 2e-6 || math.Abs(without[k]-want[k]) < 1e-4 {
+			t.Errorf("gauge %d: prior NSE %v with --qinit, %v without; route --qinit gives %v", obs.IDs[k], with[k], without[k], want[k])
+		}
 	}
 }
