@@ -41,9 +41,27 @@ type calFlags struct {
 var routeFlagsForCalibration = []string{"irf", "average", "lateral", "sampling", "max-delay", "workers", "quiet", "param"}
 
 func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
+	if isBasinsRun(args) {
+		return runCalibrateBasins(ctx, args, stdout)
+	}
 	const synopsis = "diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR [flags]"
 	fs := newFlags("calibrate", synopsis)
 	var rf routeFlags
+	var c calFlags
+	c.register(fs, &rf)
+	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
+		return err
+	}
+	rf.method = string(diffroute.Recursive)
+	job, err := c.check(&rf)
+	if err != nil {
+		return err
+	}
+	return job.run(ctx, stdout)
+}
+
+// register adds calibrate's flags, and the route flags that apply, to fs.
+func (c *calFlags) register(fs *flag.FlagSet, rf *routeFlags) {
 	shared := flag.NewFlagSet("route", flag.ContinueOnError)
 	rf.register(shared)
 	shared.VisitAll(func(f *flag.Flag) {
@@ -51,7 +69,6 @@ func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
 			fs.Var(f.Value, f.Name, f.Usage)
 		}
 	})
-	var c calFlags
 	fs.StringVar(&rf.paramsFile, "prior", "", "CSV of per-reach prior parameters, header rivid,<name>,… in runoff steps (default: k.csv and x.csv for muskingum)")
 	fs.StringVar(&c.rapid, "rapid", "", "RAPID config folder (rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv)")
 	fs.StringVar(&c.runoff, "runoff", "", "runoff file: netCDF or CSV (time,<id>,…), as route reads it")
@@ -81,15 +98,6 @@ func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&c.validObserved, "valid-observed", "", "with --valid-rapid: its observed discharge")
 	fs.StringVar(&c.validAttrs, "valid-attributes", "", "with --valid-rapid and --map loglinear/mlp: its reach attributes")
 	fs.StringVar(&c.out, "out", "", "output folder: k.csv, x.csv (or params.csv), map.json, report.csv, history.csv, calibration.html")
-	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
-		return err
-	}
-	rf.method = string(diffroute.Recursive)
-	job, err := c.check(&rf)
-	if err != nil {
-		return err
-	}
-	return job.run(ctx, stdout)
 }
 
 // calJob is a checked calibrate command.
