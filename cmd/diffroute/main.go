@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/diffroute-go/route/diffroute"
 )
@@ -52,7 +53,9 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too: Slurm's scancel and time limit send it, and a job task
+	// then records its basin as failed rather than vanish.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// DIFFROUTE_CPUPROFILE=FILE writes a CPU profile of the command (go
 	// tool pprof reads it): how the benchmarks were profiled.
 	if path := os.Getenv("DIFFROUTE_CPUPROFILE"); path != "" {
