@@ -186,7 +186,7 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		rowEnd = rowStart
 	}
 	rows := max(1, (1<<20)/max(1, rowLen))
-	buf := make([]float64, 0, rows*rowLen)
+	buf := make([]float64, 0, min(rows, rowEnd-rowStart)*rowLen) // none for labels only
 	for r0 := rowStart; r0 < rowEnd; r0 += rows {
 		nr := min(rows, rowEnd-r0)
 		buf = buf[:nr*rowLen]
