@@ -43,7 +43,7 @@ var commands = []struct {
 	{"download", "download a VPU of DiffHydro's sample data, or one file, resumably and checked", runDownload},
 	{"grad", "gradient of a loss against observed discharge with respect to parameters and runoff", runGrad},
 	{"calibrate", "fit routing parameters (or a map from reach attributes) to observed discharge", runCalibrate},
-	{"jobs", "state, array task and gather step of a multi-basin job (route --basins)", runJobs},
+	{"jobs", "state, array task and gather step of a multi-basin job (route or calibrate --basins)", runJobs},
 }
 
 // usageError marks errors that should exit with status 2.
