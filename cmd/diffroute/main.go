@@ -10,6 +10,7 @@
 //	diffroute grad --rapid DIR --runoff FILE --observed FILE --out FILE.csv   gradients and sensitivities
 //	diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR   fit parameters to gauges
 //	diffroute route --basins DIR --runoff NAME --out DIR [--executor local|slurm]   route many basins
+//	diffroute calibrate --basins DIR --runoff NAME --observed NAME --out DIR [--executor local|slurm]   calibrate each basin
 //	diffroute jobs status DIR                                      state of a multi-basin job
 //
 // Run a subcommand with -h for its flags. Errors print one line and exit
