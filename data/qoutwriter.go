@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/diffroute"
 	"github.com/fhs/go-netcdf/netcdf"
 )
@@ -305,10 +306,7 @@ func (w *QoutWriter) Close() (err error) {
 	if serr != nil {
 		return fmt.Errorf("data: %s: %w", w.path, serr)
 	}
-	if err := os.Chmod(w.tmp, 0o644); err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	if err := os.Rename(w.tmp, w.path); err != nil {
+	if err := atomicfile.Commit(w.tmp, w.path); err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
 	// Make the rename durable; best effort.
