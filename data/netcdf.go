@@ -21,6 +21,10 @@ var ncMu sync.Mutex
 // DiffHydro's unnamed xarray DataArray.
 var RunoffVarNames = []string{"m3_riv", "runoff", "Qout", "__xarray_dataarray_variable__"}
 
+// memberDimNames name the ensemble member dimension of a three-dimensional
+// runoff variable (member, time, reach).
+var memberDimNames = []string{"member", "ensemble", "realization", "number", "ens"}
+
 // idVarNames are tried for reach ids when the spatial dimension has no
 // coordinate variable of its own name.
 var idVarNames = []string{"rivid", "river_id", "COMID", "comid", "spatial", "feature_id", "reach_id", "LINKNO"}
@@ -40,10 +44,13 @@ type NCOptions struct {
 	// (time first, as RAPID writes them) read a time range contiguously, so
 	// long series can be routed in time chunks without loading them whole.
 	TimeStart, TimeCount int
+	// Member, when > 0, reads only that ensemble member (1-based along the
+	// member dimension) of a (member, time, reach) variable; 0 reads all.
+	Member int
 }
 
 // ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
-// file into a tensor with one batch member: RAPID m3_riv(time, rivid),
+// file into a tensor with one batch member (an ensemble: see below): RAPID m3_riv(time, rivid),
 // xarray-style runoff(time, river_id), Qout(time, rivid) or DiffHydro's
 // __xarray_dataarray_variable__(time, spatial). A (reach, time) layout is
 // recognised by the dimension named "time" and transposed.
@@ -95,8 +102,38 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if err != nil {
 		return nil, err
 	}
-	if len(dims) != 2 {
-		return nil, fmt.Errorf("variable %s has %d dimensions, want 2 (time, reach)", name, len(dims))
+	if len(dims) != 2 && len(dims) != 3 {
+		return nil, fmt.Errorf("variable %s has %d dimensions, want 2 (time, reach) or 3 (member, time, reach)", name, len(dims))
+	}
+	// An ensemble: the member dimension is set aside, the other two are
+	// (time, reach) in either order.
+	mi, B := -1, 1
+	if len(dims) == 3 {
+		for i, d := range dims {
+			n, err := d.Name()
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(memberDimNames, strings.ToLower(n)) {
+				mi = i
+			}
+		}
+		if mi < 0 {
+			return nil, fmt.Errorf("variable %s has 3 dimensions but none is a member dimension (%s)", name, strings.Join(memberDimNames, ", "))
+		}
+		l, err := dims[mi].Len()
+		if err != nil {
+			return nil, err
+		}
+		B = int(l)
+		dims = slices.Delete(slices.Clone(dims), mi, mi+1)
+	}
+	first := 0 // first member read
+	switch {
+	case opt.Member > B || opt.Member > 1 && mi < 0:
+		return nil, fmt.Errorf("variable %s: no member %d (%d members)", name, opt.Member, B)
+	case opt.Member > 0:
+		first, B = opt.Member-1, 1
 	}
 	dn := make([]string, 2)
 	dl := make([]int, 2)
@@ -156,7 +193,10 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		ids = slices.Clone(opt.IDs)
 	}
 
-	x := diffroute.NewDataTensor(1, ids, T)
+	if B < 1 {
+		return nil, fmt.Errorf("variable %s has no ensemble members", name)
+	}
+	x := diffroute.NewDataTensor(B, ids, T)
 	x.Units, _ = attrString(v, "units")
 
 	// Values, in blocks along the first dimension.
@@ -187,30 +227,43 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	}
 	rows := max(1, (1<<20)/max(1, rowLen))
 	buf := make([]float64, 0, rows*rowLen)
-	for r0 := rowStart; r0 < rowEnd; r0 += rows {
-		nr := min(rows, rowEnd-r0)
-		buf = buf[:nr*rowLen]
-		if err := readSliceFloat64(v, buf, []uint64{uint64(r0), uint64(colStart)}, []uint64{uint64(nr), uint64(rowLen)}); err != nil {
-			return nil, fmt.Errorf("variable %s: %w", name, err)
+	// A hyperslab of the variable: the box's rows r0 .. r0+nr of member b.
+	slab := func(b, r0, nr int) (start, count []uint64) {
+		start, count = []uint64{uint64(r0), uint64(colStart)}, []uint64{uint64(nr), uint64(rowLen)}
+		if mi >= 0 {
+			start = slices.Insert(start, mi, uint64(b))
+			count = slices.Insert(count, mi, 1)
 		}
-		for r := 0; r < nr; r++ {
-			for c := 0; c < rowLen; c++ {
-				f := buf[r*rowLen+c]
-				if f == fill || f == missing {
-					f = math.NaN()
-				} else {
-					if hasScale {
-						f *= scale
+		return start, count
+	}
+	for b := 0; b < B; b++ {
+		xb := x.Data[b*N*T : (b+1)*N*T]
+		for r0 := rowStart; r0 < rowEnd; r0 += rows {
+			nr := min(rows, rowEnd-r0)
+			buf = buf[:nr*rowLen]
+			start, count := slab(first+b, r0, nr)
+			if err := readSliceFloat64(v, buf, start, count); err != nil {
+				return nil, fmt.Errorf("variable %s: %w", name, err)
+			}
+			for r := 0; r < nr; r++ {
+				for c := 0; c < rowLen; c++ {
+					f := buf[r*rowLen+c]
+					if f == fill || f == missing {
+						f = math.NaN()
+					} else {
+						if hasScale {
+							f *= scale
+						}
+						if hasOffset {
+							f += offset
+						}
 					}
-					if hasOffset {
-						f += offset
+					t, i := r0+r-rowStart, c
+					if ti == 1 {
+						t, i = c, r0+r
 					}
+					xb[i*T+t] = float32(f)
 				}
-				t, i := r0+r-rowStart, c
-				if ti == 1 {
-					t, i = c, r0+r
-				}
-				x.Data[i*T+t] = float32(f)
 			}
 		}
 	}
@@ -290,7 +343,7 @@ func findDataVar(ds netcdf.Dataset, name string) (netcdf.Var, string, error) {
 	for i := 0; i < nv; i++ {
 		v := ds.VarN(i)
 		dims, err := v.Dims()
-		if err != nil || len(dims) != 2 {
+		if err != nil || len(dims) != 2 && len(dims) != 3 {
 			continue
 		}
 		t, err := v.Type()
@@ -305,7 +358,7 @@ func findDataVar(ds netcdf.Dataset, name string) (netcdf.Var, string, error) {
 		names = append(names, n)
 	}
 	if len(found) != 1 {
-		return netcdf.Var{}, "", fmt.Errorf("cannot choose the data variable (found %d two-dimensional candidates %v); name it", len(found), names)
+		return netcdf.Var{}, "", fmt.Errorf("cannot choose the data variable (found %d two- or three-dimensional candidates %v); name it", len(found), names)
 	}
 	return found[0], names[0], nil
 }

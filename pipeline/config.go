@@ -100,7 +100,10 @@ type Result struct {
 	RAPID   *data.RAPID
 	Options diffroute.Options // as routed: parameters, sub-steps, method
 	// Runoff (m³/s) and Discharge hold the whole series; both are nil when
-	// the run streamed in time chunks.
+	// the run streamed in time chunks. An ensemble routed in memory is
+	// routed member by member: Runoff is nil, and Discharge holds every
+	// member when Out is "" (nil otherwise: each member went to Out as soon
+	// as it was routed).
 	Runoff, Discharge *diffroute.DataTensor
 	Plan              *diffroute.MemoryPlan // nil without a budget
 	Clusters          *diffroute.Clusters   // nil when not staged
