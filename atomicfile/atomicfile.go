@@ -3,12 +3,22 @@
 // a temporary file in the same folder, which is renamed over the path only
 // once it is complete. Readers of the path never see a half-written output,
 // and a failed or cancelled write leaves nothing behind.
+//
+// The temporary file is ".<name>.tmp-<pid>-<random>" next to the path. The
+// process id in the name lets a later writer of the same path remove the
+// temporary files of writers that died before renaming theirs (killed, out
+// of power), which would otherwise stay next to the output forever; files
+// of live writers are left alone.
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // Write reserves a temporary file next to path, lets write fill it by name
@@ -16,28 +26,17 @@ import (
 // readable (0644) and renames it to path. On any error the temporary file is
 // removed and path is left untouched.
 func Write(path string, write func(tmp string) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := CreateTemp(path)
 	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+		return err
 	}
 	tmp := f.Name()
 	f.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
 	if err = write(tmp); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return Commit(tmp, path)
 }
 
 // WriteBytes writes b to path atomically, synced to disk before the rename.
@@ -57,4 +56,63 @@ func WriteBytes(path string, b []byte) error {
 		}
 		return f.Close()
 	})
+}
+
+// CreateTemp creates, for a writer that streams its output, the temporary
+// file to fill before Commit renames it to path; the temporary files of
+// dead writers of path are removed first. A writer that gives up removes
+// the file itself.
+func CreateTemp(path string) (*os.File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	removeStaleTemps(dir, base)
+	f, err := os.CreateTemp(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid())+"-*")
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Commit makes the complete, closed temporary file tmp readable (0644) and
+// renames it to path. On error tmp is removed and path is left untouched.
+func Commit(tmp, path string) error {
+	err := os.Chmod(tmp, 0o644)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// removeStaleTemps removes the temporary files for base in dir whose
+// writing process is gone.
+func removeStaleTemps(dir, base string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
+	for _, m := range matches {
+		rest := strings.TrimPrefix(filepath.Base(m), "."+base+".tmp-")
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue // not one of ours
+		}
+		if pid != os.Getpid() && !processAlive(pid) {
+			os.Remove(m)
+		}
+	}
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+// processAlive says whether a process with that id exists (a process of
+// another user counts as alive).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,9 @@ const (
 // reaches, steps, time range, file, bytes, sha256, peak RSS). With merge it
 // also writes the discharge of all basins as one file per member (Qout.nc,
 // or Qout_<member>.nc), basins in name order, each basin's reaches in its
-// own order. It fails, naming them, when tasks are not done.
+// own order. For a calibration job it writes summary.csv instead: every
+// basin's per-gauge scores before and after. It fails, naming them, when
+// tasks are not done.
 func (j *Job) Gather(merge bool) ([]Record, error) {
 	var recs []Record
 	var missing []string
@@ -41,8 +44,14 @@ func (j *Job) Gather(merge bool) ([]Record, error) {
 		return nil, fmt.Errorf("basins: %d of %d tasks are not done: %s (see 'diffroute jobs status %s')",
 			len(missing), len(j.Tasks), shortList(missing, 10), j.Out)
 	}
+	if j.IsCalibration() && merge {
+		return nil, errors.New("basins: a calibration job has no discharge to merge")
+	}
 	if err := j.writeManifest(recs); err != nil {
 		return nil, err
+	}
+	if j.IsCalibration() {
+		return recs, j.writeSummary()
 	}
 	if merge {
 		for _, m := range j.members() {
@@ -72,10 +81,18 @@ func (j *Job) MergedFile(member string) string {
 func (j *Job) writeManifest(recs []Record) error {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	w.Write([]string{"basin", "member", "reaches", "steps", "first", "last", "file", "bytes", "sha256", "peak_rss_bytes", "seconds"})
+	head := []string{"basin", "member", "reaches", "steps", "first", "last", "file", "bytes", "sha256", "peak_rss_bytes", "seconds"}
+	if j.IsCalibration() {
+		head = append(head, "gauges")
+	}
+	w.Write(head)
 	for _, r := range recs {
-		w.Write([]string{r.Basin, r.Member, strconv.Itoa(r.Reaches), strconv.Itoa(r.Steps), r.First, r.Last, r.File,
-			strconv.FormatInt(r.Bytes, 10), r.SHA256, strconv.FormatInt(r.PeakRSS, 10), strconv.FormatFloat(r.Seconds, 'f', 3, 64)})
+		row := []string{r.Basin, r.Member, strconv.Itoa(r.Reaches), strconv.Itoa(r.Steps), r.First, r.Last, r.File,
+			strconv.FormatInt(r.Bytes, 10), r.SHA256, strconv.FormatInt(r.PeakRSS, 10), strconv.FormatFloat(r.Seconds, 'f', 3, 64)}
+		if j.IsCalibration() {
+			row = append(row, strconv.Itoa(r.Gauges))
+		}
+		w.Write(row)
 	}
 	w.Flush()
 	if err := writeFileAtomic(filepath.Join(j.Out, ManifestCSV), b.Bytes()); err != nil {

@@ -55,6 +55,9 @@ type Task struct {
 	Member string `json:"member,omitempty"`
 	RAPID  string `json:"rapid"`  // RAPID configuration folder
 	Runoff string `json:"runoff"` // runoff file
+	// Observed is a calibration task's observed discharge: a file of the
+	// basin's folder, or the basin's cut of one file for all basins.
+	Observed string `json:"observed,omitempty"`
 	// Reaches, Steps and SubSteps size the run; Predicted is the planner's
 	// peak resident memory of the route command, Request what a task reserves
 	// (Predicted plus the netCDF reader's copy and library), Seconds the
@@ -78,16 +81,28 @@ func (t *Task) Dir() string {
 // Name names the task in messages: basin or basin/member.
 func (t *Task) Name() string { return filepath.ToSlash(t.Dir()) }
 
+// Kinds of job: what each task runs.
+const (
+	KindRoute     = "route"     // `diffroute route`: OUT/<basin>/Qout.nc
+	KindCalibrate = "calibrate" // `diffroute calibrate`: OUT/<basin>/k.csv, x.csv (or params.csv), report.csv, …
+)
+
 // Job is a multi-basin run: its tasks, how each is routed, and where.
 type Job struct {
-	Version int    `json:"version"`
-	Basins  string `json:"basins"` // the basins folder
-	Out     string `json:"out"`    // the job folder (absolute)
-	Runoff  string `json:"runoff"` // --runoff as given: a name in each basin folder, or one file
+	Version int `json:"version"`
+	// Kind is KindRoute (also when empty) or KindCalibrate.
+	Kind   string `json:"kind,omitempty"`
+	Basins string `json:"basins"` // the basins folder
+	Out    string `json:"out"`    // the job folder (absolute)
+	Runoff string `json:"runoff"` // --runoff as given: a name in each basin folder, or one file
+	// Observed is --observed of a calibration job as given: a name in each
+	// basin folder, or one file for all basins (cut per basin by reach id).
+	Observed string `json:"observed,omitempty"`
 	// Members are the ensemble members ({member} in Runoff); none: one run per basin.
 	Members []string `json:"members,omitempty"`
-	// RouteArgs are passed to every `diffroute route` after its own
-	// --rapid, --runoff and --out; {basin} and {member} in them are replaced.
+	// RouteArgs are passed to every task's command (`diffroute route` or
+	// `diffroute calibrate`) after its own --rapid, --runoff, --observed
+	// and --out; {basin} and {member} in them are replaced.
 	RouteArgs []string `json:"route_args,omitempty"`
 	Tasks     []Task   `json:"tasks"`
 	// Bundles group tasks into Slurm array tasks (index = array index).
@@ -105,6 +120,15 @@ const planRate = 50e6
 
 // PrepareOptions describe a multi-basin run to Prepare.
 type PrepareOptions struct {
+	// Kind is what every task runs: KindRoute (default) or KindCalibrate.
+	Kind string
+	// Observed is a calibration's observed discharge: a file name in each
+	// basin folder, or one file for all basins, cut per basin by reach id
+	// into OUT/<basin>/observed.csv.
+	Observed string
+	// Epochs is a calibration's number of optimizer iterations (for the
+	// expected run time; default 100).
+	Epochs    int
 	Basins    string   // folder of basins (see Discover)
 	Out       string   // job folder
 	Runoff    string   // file name in each basin folder ({basin}, {member} replaced), or one file for all basins
@@ -126,6 +150,22 @@ type PrepareOptions struct {
 func Prepare(o PrepareOptions) (*Job, error) {
 	if o.Runoff == "" {
 		return nil, errors.New("basins: no runoff given")
+	}
+	switch o.Kind {
+	case "", KindRoute:
+		o.Kind = ""
+		if o.Observed != "" {
+			return nil, errors.New("basins: observed discharge is for calibration jobs")
+		}
+	case KindCalibrate:
+		if o.Observed == "" {
+			return nil, errors.New("basins: a calibration job needs observed discharge")
+		}
+		if len(o.Members) > 0 {
+			return nil, errors.New("basins: a calibration job has no ensemble members")
+		}
+	default:
+		return nil, fmt.Errorf("basins: unknown job kind %q", o.Kind)
 	}
 	if len(o.Members) > 0 && !strings.Contains(o.Runoff, "{member}") {
 		return nil, fmt.Errorf("basins: runoff %q has no {member} to replace with the %d members", o.Runoff, len(o.Members))
@@ -159,7 +199,13 @@ func Prepare(o PrepareOptions) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	job := &Job{Version: 1, Basins: root, Out: out, Runoff: o.Runoff, Members: o.Members, RouteArgs: o.RouteArgs}
+	job := &Job{Version: 1, Kind: o.Kind, Basins: root, Out: out, Runoff: o.Runoff, Observed: o.Observed, Members: o.Members, RouteArgs: o.RouteArgs}
+	var cut *observedCut
+	if o.Kind == KindCalibrate && sharedObserved(o.Observed, list) {
+		if cut, err = readObservedCut(o.Observed); err != nil {
+			return nil, err
+		}
+	}
 	members := o.Members
 	if len(members) == 0 {
 		members = []string{""}
@@ -191,10 +237,25 @@ func Prepare(o PrepareOptions) (*Job, error) {
 				}
 			}
 			t.Steps = ri.T
-			if err := planTask(&t, cfg, ri.step, ri.N, o.Options); err != nil {
+			if o.Kind == KindCalibrate {
+				if cut != nil {
+					t.Observed, err = cut.write(cfg.Network, b.Name, filepath.Join(out, t.Dir(), ObservedFile))
+				} else {
+					t.Observed, err = resolveFile("observed discharge", o.Observed, b, "")
+				}
+				if err != nil {
+					return nil, err
+				}
+			}
+			if err := planTask(&t, cfg, ri.step, ri.N, o.Kind, o.Epochs, o.Options); err != nil {
 				return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
 			}
 			job.Tasks = append(job.Tasks, t)
+		}
+	}
+	if cut != nil && len(o.Only) == 0 {
+		if err := cut.allUsed(); err != nil {
+			return nil, err
 		}
 	}
 	job.Bundles = Bundle(job.Tasks, o.TaskSeconds)
@@ -204,6 +265,11 @@ func Prepare(o PrepareOptions) (*Job, error) {
 // resolveRunoff finds a task's runoff: name with {basin} and {member}
 // replaced, in the basin's folder (or its RAPID folder), else as a path.
 func resolveRunoff(name string, b Basin, member string) (string, error) {
+	return resolveFile("runoff", name, b, member)
+}
+
+// resolveFile finds a task's input file (what names it in errors).
+func resolveFile(what, name string, b Basin, member string) (string, error) {
 	p := strings.ReplaceAll(strings.ReplaceAll(name, "{basin}", b.Name), "{member}", member)
 	var tried []string
 	if !filepath.IsAbs(p) {
@@ -219,7 +285,7 @@ func resolveRunoff(name string, b Basin, member string) (string, error) {
 		return filepath.Abs(p)
 	}
 	tried = append(tried, p)
-	return "", fmt.Errorf("basin %s: runoff %q not found (looked for %s)", b.Name, name, strings.Join(slices.Compact(tried), ", "))
+	return "", fmt.Errorf("basin %s: %s %q not found (looked for %s)", b.Name, what, name, strings.Join(slices.Compact(tried), ", "))
 }
 
 func isInside(path, dir string) bool {
@@ -245,7 +311,7 @@ func runoffSize(path string, cfg *data.RAPID) (T, N int, step time.Duration, err
 // planTask fills the task's memory and time predictions; fileReaches is
 // the number of reaches of its runoff file, which the route command reads
 // whole (one file for all basins costs every task the whole file).
-func planTask(t *Task, cfg *data.RAPID, step time.Duration, fileReaches int, opts diffroute.Options) error {
+func planTask(t *Task, cfg *data.RAPID, step time.Duration, fileReaches int, kind string, epochs int, opts diffroute.Options) error {
 	if (opts.IRF == "" || opts.IRF == "muskingum") && opts.Params == nil {
 		if step <= 0 {
 			step = 24 * time.Hour
@@ -257,6 +323,9 @@ func planTask(t *Task, cfg *data.RAPID, step time.Duration, fileReaches int, opt
 		opts.Params = p
 	}
 	e := Estimate(cfg.Network, t.Steps, t.SubSteps, fileReaches, opts)
+	if kind == KindCalibrate {
+		e = EstimateCalibration(cfg.Network, t.Steps, t.SubSteps, fileReaches, epochs, opts)
+	}
 	t.Predicted, t.Request, t.Seconds = e.Predicted, e.Request, e.Seconds
 	return nil
 }
@@ -295,6 +364,39 @@ func Estimate(net *diffroute.Network, steps, substeps, fileReaches int, opts dif
 	}
 	e.Request = Request(e.Predicted, max(n, int64(fileReaches))*int64(steps)*4)
 	e.Seconds = float64(n)*float64(steps)*float64(substeps)/planRate + float64(series)/100e6 + 1
+	return e
+}
+
+// EstimateCalibration plans a calibration of net over steps runoff steps
+// (the `diffroute calibrate` of one basin): diffroute.PlanGradient's
+// predicted peak of a forward and backward pass over the whole series
+// (the calibration holds the runoff, the observations and the optimizer's
+// state besides, which are small next to it), and epochs iterations of
+// about three routings each.
+func EstimateCalibration(net *diffroute.Network, steps, substeps, fileReaches, epochs int, opts diffroute.Options) TaskEstimate {
+	if opts.IRF == "" {
+		opts.IRF = "muskingum"
+	}
+	opts.Method = diffroute.Recursive
+	substeps = max(substeps, 1)
+	opts.SubSteps = substeps
+	if epochs <= 0 {
+		epochs = 100
+	}
+	n := int64(net.Len())
+	series := n * int64(steps) * 4
+	var e TaskEstimate
+	if p, err := diffroute.PlanGradient(net, max(steps, 1), 1, 0, opts); err == nil {
+		e.Predicted = p.Predicted
+	} else {
+		// About 32 bytes per reach and step: runoff, discharge, their
+		// adjoints and the float64 forward state.
+		e.Predicted = 8*series + n*400 + 16<<20
+	}
+	// The runoff as read, then selected: two copies of the file's part.
+	e.Request = Request(e.Predicted, 2*max(n, int64(fileReaches))*int64(steps)*4)
+	route := float64(n) * float64(steps) * float64(substeps) / planRate
+	e.Seconds = float64(epochs+2)*3*route + float64(series)/100e6 + 1
 	return e
 }
 
@@ -397,12 +499,12 @@ func Load(dir string) (*Job, error) {
 // Same reports whether two jobs do the same work (same tasks, inputs and
 // route flags), so that a rerun may reuse the outputs of the other.
 func (j *Job) Same(o *Job) bool {
-	if j.Runoff != o.Runoff || !slices.Equal(j.Members, o.Members) || !slices.Equal(j.RouteArgs, o.RouteArgs) || len(j.Tasks) != len(o.Tasks) {
+	if j.Kind != o.Kind || j.Observed != o.Observed || j.Runoff != o.Runoff || !slices.Equal(j.Members, o.Members) || !slices.Equal(j.RouteArgs, o.RouteArgs) || len(j.Tasks) != len(o.Tasks) {
 		return false
 	}
 	for i := range j.Tasks {
 		a, b := j.Tasks[i], o.Tasks[i]
-		if a.Basin != b.Basin || a.Member != b.Member || a.Runoff != b.Runoff || a.RAPID != b.RAPID {
+		if a.Basin != b.Basin || a.Member != b.Member || a.Runoff != b.Runoff || a.RAPID != b.RAPID || a.Observed != b.Observed {
 			return false
 		}
 	}

@@ -115,7 +115,7 @@ func (j *Job) WriteSlurm(o SlurmOptions, bundles []int) (*SlurmPlan, error) {
 		}
 		memMiB := (mem + 1<<20 - 1) >> 20
 		minutes := max(10, int(math.Ceil(4*secs/float64(cpus)/60)))
-		a := SlurmArray{Script: filepath.Join(dir, fmt.Sprintf("route-%dM.sbatch", c)), Mem: memMiB << 20, Minutes: minutes, Bundles: bs}
+		a := SlurmArray{Script: filepath.Join(dir, fmt.Sprintf("%s-%dM.sbatch", j.command(), c)), Mem: memMiB << 20, Minutes: minutes, Bundles: bs}
 		var sb strings.Builder
 		sb.WriteString("#!/bin/bash\n")
 		fmt.Fprintf(&sb, "#SBATCH --job-name=%s\n", name)
@@ -127,7 +127,7 @@ func (j *Job) WriteSlurm(o SlurmOptions, bundles []int) (*SlurmPlan, error) {
 		fmt.Fprintf(&sb, "#SBATCH --mem=%dM\n", memMiB)
 		fmt.Fprintf(&sb, "#SBATCH --cpus-per-task=%d\n", cpus)
 		fmt.Fprintf(&sb, "#SBATCH --time=%d\n", minutes)
-		fmt.Fprintf(&sb, "#SBATCH --output=%s\n", filepath.Join(dir, "logs", "route-%A_%a.log"))
+		fmt.Fprintf(&sb, "#SBATCH --output=%s\n", filepath.Join(dir, "logs", j.command()+"-%A_%a.log"))
 		common(&sb)
 		fmt.Fprintf(&sb, "#\n# %d array tasks (memory class %d MiB): --mem is the largest planned request,\n", len(bs), c)
 		sb.WriteString("# --time four times the longest expected run time (at least 10 minutes).\n")
@@ -330,6 +330,9 @@ func (j *Job) Status(ctx context.Context) ([]TaskStatus, error) {
 		}
 		if r, ok := j.Done(i, false); ok {
 			st.State, st.Detail = StateDone, fmt.Sprintf("%d reaches, %s to %s, %.1fs, peak RSS %s", r.Reaches, r.First, r.Last, r.Seconds, mib(r.PeakRSS))
+			if j.IsCalibration() {
+				st.Detail = fmt.Sprintf("%d reaches, %d gauges, %.1fs, peak RSS %s", r.Reaches, r.Gauges, r.Seconds, mib(r.PeakRSS))
+			}
 		} else if what, ok := j.Running(i); ok {
 			st.State, st.Detail = StateRunning, what
 		} else if q, ok := queue[key]; key != "" && ok {
@@ -339,7 +342,9 @@ func (j *Job) Status(ctx context.Context) ([]TaskStatus, error) {
 			}
 		} else if f, ok := j.Failed(i); ok {
 			st.State, st.Detail = StateFailed, f.Error
-			if key != "" {
+			if s, ok := finished[key]; key != "" && ok {
+				st.Detail += " (slurm job " + key + ": " + s + ")"
+			} else if key != "" {
 				st.Detail += " (slurm job " + key + ")"
 			}
 		} else if s, ok := finished[key]; key != "" && ok && s != "COMPLETED" {

@@ -25,7 +25,7 @@ const (
 	OutputFile = "Qout.nc"
 	DoneFile   = "done.json"
 	FailedFile = "failed.json"
-	LogFile    = "route.log"
+	LogFile    = "route.log" // calibrate.log for a calibration
 	// RunningFile holds "host pid" of a task's route process while it runs.
 	RunningFile = "running"
 )
@@ -42,7 +42,8 @@ type Record struct {
 	File    string  `json:"file"` // relative to the job folder
 	Bytes   int64   `json:"bytes"`
 	SHA256  string  `json:"sha256"`
-	PeakRSS int64   `json:"peak_rss_bytes,omitempty"` // of the route process
+	PeakRSS int64   `json:"peak_rss_bytes,omitempty"` // of the route (calibrate) process
+	Gauges  int     `json:"gauges,omitempty"`         // of a calibration
 	Seconds float64 `json:"seconds"`
 	Host    string  `json:"host,omitempty"`
 }
@@ -82,6 +83,9 @@ func (j *Job) Done(i int, verify bool) (*Record, bool) {
 		if err != nil || sum != r.SHA256 {
 			return nil, false
 		}
+	}
+	if j.IsCalibration() && !fileExists(filepath.Join(dir, ReportFile)) {
+		return nil, false
 	}
 	return &r, true
 }
@@ -133,8 +137,9 @@ type TaskOptions struct {
 // already exists.
 var ErrSkipped = errors.New("output exists")
 
-// RunTask routes task i: it runs `diffroute route` for the task as a child
-// process, then writes the task's record. A task whose valid output exists
+// RunTask runs task i: `diffroute route` (or `diffroute calibrate`, whose
+// files are written to a temporary folder and moved in when it succeeds)
+// for the task as a child process, then writes the task's record. A task whose valid output exists
 // is not rerun: RunTask returns its record and ErrSkipped. On failure it
 // writes failed.json with the command's last error line and returns that
 // error.
@@ -157,10 +162,19 @@ func (j *Job) RunTask(ctx context.Context, i int, o TaskOptions) (*Record, error
 	}
 	out := filepath.Join(dir, OutputFile)
 	args := []string{"route", "--rapid", t.RAPID, "--runoff", t.Runoff, "--out", out, "--quiet"}
+	logName := LogFile
+	if j.IsCalibration() {
+		out = filepath.Join(dir, calibrateTemp)
+		if err := os.RemoveAll(out); err != nil {
+			return nil, err
+		}
+		args = []string{"calibrate", "--rapid", t.RAPID, "--runoff", t.Runoff, "--observed", t.Observed, "--out", out, "--quiet"}
+		logName = "calibrate.log"
+	}
 	for _, a := range append(append([]string{}, j.RouteArgs...), o.Args...) {
 		args = append(args, strings.ReplaceAll(strings.ReplaceAll(a, "{basin}", t.Basin), "{member}", t.Member))
 	}
-	logf, err := os.Create(filepath.Join(dir, LogFile))
+	logf, err := os.Create(filepath.Join(dir, logName))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +211,7 @@ func (j *Job) RunTask(ctx context.Context, i int, o TaskOptions) (*Record, error
 			code = cmd.ProcessState.ExitCode()
 		}
 		if ctx.Err() != nil {
-			msg = "stopped: " + ctx.Err().Error()
+			msg = "stopped (interrupted, cancelled or out of time): " + ctx.Err().Error()
 		}
 		return nil, j.fail(i, msg, code)
 	}
@@ -211,7 +225,15 @@ func (j *Job) RunTask(ctx context.Context, i int, o TaskOptions) (*Record, error
 			rss = max(r, rss)
 		}
 	}
-	r, err := j.record(i, out, secs, rss)
+	var r *Record
+	if j.IsCalibration() {
+		var params string
+		if params, err = finishCalibration(out, dir); err == nil {
+			r, err = j.calibrationRecord(i, params, secs, rss)
+		}
+	} else {
+		r, err = j.record(i, out, secs, rss)
+	}
 	if err != nil {
 		return nil, j.fail(i, err.Error(), 0)
 	}

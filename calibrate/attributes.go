@@ -105,3 +105,12 @@ type Standardized struct {
 
 // Row returns reach i's standardised attributes.
 func (s *Standardized) Row(i int) []float64 { return s.X[i*s.J : (i+1)*s.J] }
+
+// subset returns the rows of the given reaches, in that order.
+func (s *Standardized) subset(reaches []int32) *Standardized {
+	out := &Standardized{N: len(reaches), J: s.J, X: make([]float64, len(reaches)*s.J)}
+	for k, i := range reaches {
+		copy(out.Row(k), s.Row(int(i)))
+	}
+	return out
+}

@@ -320,3 +320,23 @@ func (m *MLP) Init(u [][]float64) ([]float64, error) {
 	}
 	return z, nil
 }
+
+// restrictMap returns m over the given reaches only (indices into m's
+// reaches), with the same free variables: a cluster of a larger basin
+// calibrated with the basin's shared map. PerReach has no shared variables
+// and is not restricted here.
+func restrictMap(m Map, reaches []int32) (Map, error) {
+	switch m := m.(type) {
+	case *Grouped:
+		g := make([]int, len(reaches))
+		for k, i := range reaches {
+			g[k] = m.Group[i]
+		}
+		return &Grouped{P: m.P, Groups: m.Groups, Group: g}, nil
+	case *Linear:
+		return &Linear{P: m.P, Attr: m.Attr.subset(reaches)}, nil
+	case *MLP:
+		return &MLP{P: m.P, H: m.H, Attr: m.Attr.subset(reaches), Seed: m.Seed}, nil
+	}
+	return nil, fmt.Errorf("calibrate: a %s map cannot be shared between clusters", m.Kind())
+}

@@ -63,6 +63,14 @@ type Config struct {
 	// improvement (0: never).
 	Epochs, ValidEvery, Patience int
 	Seed                         uint64
+	// Start, when set, is where the free variables start; by default the
+	// Space's fit of the prior parameters (Options.Params).
+	Start []float64
+	// Ridge > 0 adds Ridge·mean((z − z₀)²) to the training loss, z₀ being
+	// the start: a prior term that keeps free variables the gauges cannot
+	// tell apart (most reaches' own k under a per-reach map) at the prior
+	// instead of letting the optimizer wander along flat directions.
+	Ridge float64
 	// Progress, when set, is called after every iteration.
 	Progress func(Epoch)
 	// Gradient and Forward default to the core's recursive routing
@@ -126,7 +134,11 @@ func (c *Config) defaults() error {
 	case !(c.LR > 0) || math.IsInf(c.LR, 0):
 		return fmt.Errorf("calibrate: learning rate %v must be positive", c.LR)
 	case c.Epochs < 0 || c.Patience < 0 || c.Warmup < 0 || c.Window < 0 || c.ValidEvery < 0:
-		return fmt.Errorf("calibrate: epochs, patience, warm-up, window and validation interval must be ≥ 0")
+		return fmt.Errorf("calibrate: epochs, patience, warm-up, window, validation interval must be ≥ 0")
+	case !(c.Ridge >= 0) || math.IsInf(c.Ridge, 0):
+		return fmt.Errorf("calibrate: ridge %v must be finite and ≥ 0", c.Ridge)
+	case c.Start != nil && len(c.Start) != c.Space.Map.NumVars():
+		return fmt.Errorf("calibrate: %d starting values for %d free variables", len(c.Start), c.Space.Map.NumVars())
 	case c.TrainUntil < 0 || c.TrainUntil > T:
 		return fmt.Errorf("calibrate: training period of %d steps outside the %d runoff steps", c.TrainUntil, T)
 	case c.Warmup >= c.TrainUntil:
@@ -203,14 +215,19 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if err := c.Gauges.Check(c.Net, c.Runoff.T); err != nil {
 		return nil, err
 	}
-	z0, err := c.Space.Init(c.Options.Params, c.Net)
-	if err != nil {
-		return nil, err
+	z0 := c.Start
+	if z0 == nil {
+		var err error
+		if z0, err = c.Space.Init(c.Options.Params, c.Net); err != nil {
+			return nil, err
+		}
 	}
+	c.Start = z0 // the ridge's centre
 	res := &Result{Prior: append([]float64(nil), z0...), Best: -1}
 	z := append([]float64(nil), z0...)
 	best := append([]float64(nil), z0...)
 	bestValid := math.Inf(1)
+	var err error
 	hasValid := c.Valid != nil || c.TrainUntil < c.Runoff.T
 	if hasValid {
 		if bestValid, err = c.validate(ctx, z); err != nil {
@@ -319,7 +336,16 @@ func (c *Config) lossGrad(ctx context.Context, z []float64, t0, t1 int) (float64
 	if math.IsNaN(l) || math.IsInf(l, 0) {
 		return 0, nil, fmt.Errorf("calibrate: the loss is %v", l)
 	}
-	return l, c.Space.Grad(z, gp), nil
+	g := c.Space.Grad(z, gp)
+	if c.Ridge > 0 && len(z) > 0 {
+		w := c.Ridge / float64(len(z))
+		for k, v := range z {
+			d := v - c.Start[k]
+			l += w * d * d
+			g[k] += 2 * w * d
+		}
+	}
+	return l, g, nil
 }
 
 // validate returns the validation loss of free variables z.

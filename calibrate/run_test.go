@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -239,5 +240,48 @@ func TestRunWindowsAndEarlyStopping(t *testing.T) {
 	}
 	if got := c.Space.Params(res.Z); got["k"][0] != res.Params["k"][0] {
 		t.Error("Params do not belong to Z")
+	}
+}
+
+// The ridge term's gradient joins the chain's: lossGrad with a ridge
+// against central differences of the NSE loss plus Ridge·mean((z − z₀)²),
+// written out here.
+func TestRidgeGradient(t *testing.T) {
+	tw := newTwin(t, 10, 80, 3, 5)
+	c := tw.config(t, PerReach{P: 2, N: tw.net.Len()}, tw.prior(1.7))
+	c.Warmup, c.Ridge, c.Gradient = 5, 0.3, CoreGradient
+	if err := c.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	z0, err := c.Space.Init(c.Options.Params, tw.net)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start = z0
+	z := slices.Clone(z0)
+	rng := rand.New(rand.NewPCG(4, 4))
+	for k := range z {
+		z[k] += 0.3 * rng.NormFloat64()
+	}
+	_, g, err := c.lossGrad(context.Background(), z, 0, tw.runoff.T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(z []float64) float64 {
+		y, err := CoreForward(context.Background(), &c.Basin, c.Space.Params(z), tw.runoff, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.Gauges.Eval(NSE, Window{Warmup: c.Warmup}, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range z {
+			v += c.Ridge * (z[k] - z0[k]) * (z[k] - z0[k]) / float64(len(z))
+		}
+		return v
+	}
+	if err := checkGrad(f, z, g, 1000, 2e-3); err != nil {
+		t.Error(err)
 	}
 }

@@ -5,81 +5,27 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/diffroute-go/route/atomicfile"
 )
 
-// writeAtomic reserves a temporary file next to path, lets write fill it
-// (write may also recreate it by name), and renames it to path. On any error
-// the temporary file is removed and path is left untouched.
-func writeAtomic(path string, write func(tmp string) error) (err error) {
-	f, err := createTemp(path)
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	f.Close()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return outputError(err, tmp, path)
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return outputError(err, tmp, path)
-	}
-	return outputError(os.Rename(tmp, path), tmp, path)
+// writeAtomic writes path through atomicfile.Write, with errors that name
+// the output rather than its temporary file.
+func writeAtomic(path string, write func(tmp string) error) error {
+	var tmp string
+	err := atomicfile.Write(path, func(t string) error {
+		tmp = t
+		return write(t)
+	})
+	return outputError(err, tmp, path)
 }
 
-// createTemp creates the temporary file a writer fills before renaming it
-// to path: ".<name>.tmp-<pid>-<random>" in path's folder. The process id in
-// the name lets a later writer of the same path remove the temporary files
-// of writers that died before renaming theirs (killed, out of power), which
-// would otherwise stay next to the output forever; files of live writers
-// are left alone.
+// createTemp is atomicfile.CreateTemp with an error naming the output.
 func createTemp(path string) (*os.File, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	removeStaleTemps(dir, base)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid())+"-*")
-	if err != nil {
-		return nil, outputError(err, "", path)
-	}
-	return f, nil
-}
-
-// removeStaleTemps removes the temporary files for base in dir whose
-// writing process is gone.
-func removeStaleTemps(dir, base string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
-	for _, m := range matches {
-		rest := strings.TrimPrefix(filepath.Base(m), "."+base+".tmp-")
-		pidText, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 {
-			continue // not one of ours
-		}
-		if pid != os.Getpid() && !processAlive(pid) {
-			os.Remove(m)
-		}
-	}
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
-	return r.Replace(s)
-}
-
-// processAlive says whether a process with that id exists (a process of
-// another user counts as alive).
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	f, err := atomicfile.CreateTemp(path)
+	return f, outputError(err, "", path)
 }
 
 // outputError says what went wrong writing the output path in its terms:
@@ -126,10 +72,7 @@ func publishTemp(tmp, path string) error {
 	if serr != nil {
 		return fmt.Errorf("data: %s: %w", path, serr)
 	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Commit(tmp, path); err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
 	// Make the rename durable; best effort.

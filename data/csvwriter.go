@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/diffroute"
 )
 
@@ -96,16 +97,10 @@ func (c *CSVTableWriter) Close() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(c.tmp, 0o644)
+		return outputError(atomicfile.Commit(c.tmp, c.path), c.tmp, c.path)
 	}
-	if err == nil {
-		err = os.Rename(c.tmp, c.path)
-	}
-	if err != nil {
-		os.Remove(c.tmp)
-		return outputError(err, c.tmp, c.path)
-	}
-	return nil
+	os.Remove(c.tmp)
+	return outputError(err, c.tmp, c.path)
 }
 
 // Abort drops the table.

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/diffroute"
 )
 
@@ -201,18 +202,11 @@ func (w *ParquetWriter) Close() error {
 		w.Abort()
 		return fmt.Errorf("data: %s: %d of %d steps written", w.path, w.next, len(w.times))
 	}
-	err := w.fw.Close() // closes the file too
-	if err == nil {
-		err = os.Chmod(w.tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(w.tmp, w.path)
-	}
-	if err != nil {
+	if err := w.fw.Close(); err != nil { // closes the file too
 		os.Remove(w.tmp)
 		return outputError(err, w.tmp, w.path)
 	}
-	return nil
+	return outputError(atomicfile.Commit(w.tmp, w.path), w.tmp, w.path)
 }
 
 // Abort drops the table.

@@ -66,16 +66,8 @@ func (o SampleOptions) withDefaults() (SampleOptions, error) {
 	return o, nil
 }
 
-// VPUData is the layout of one VPU's data (package vpu): GenerateVPUSample
-// writes it, package download fetches it.
-type VPUData = vpu.Layout
-
-// VPULayout returns the paths of VPU n's data under root, without touching
-// the disk.
-func VPULayout(root string, n int) *VPUData { return vpu.Of(root, n) }
-
 // GenerateVPUSample writes a synthetic data set shaped like DiffHydro's VPU
-// sample under root (layout of VPULayout) and returns its paths:
+// sample under root (package vpu's layout) and returns its paths:
 //
 //   - a RAPID configuration folder for diffroute.SyntheticNetwork(Reaches,
 //     Seed): rapid_connect.csv (reaches in shuffled order, upstream columns
@@ -93,12 +85,12 @@ func VPULayout(root string, n int) *VPUData { return vpu.Of(root, n) }
 //
 // The same options give byte-identical files. Existing files are replaced,
 // each atomically.
-func GenerateVPUSample(root string, opts SampleOptions) (*VPUData, error) {
+func GenerateVPUSample(root string, opts SampleOptions) (*vpu.Layout, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	v := VPULayout(root, o.VPU)
+	v := vpu.Of(root, o.VPU)
 	if err := os.MkdirAll(v.ConfigDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}

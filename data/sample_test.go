@@ -34,20 +34,6 @@ func TestSampleDefaults(t *testing.T) {
 	}
 }
 
-func TestVPULayoutMatchesDownload(t *testing.T) {
-	// download.SingleVPU's layout: root/<vpu>/<vpu>_daily_sparse_runoff.feather,
-	// root/<vpu>/<vpu>_interp_weight.feather, root/<vpu>/configs/.
-	v := VPULayout("/data", 305)
-	want := VPUData{VPU: 305, Dir: "/data/305", Runoff: "/data/305/305_daily_sparse_runoff.feather",
-		InterpWeight: "/data/305/305_interp_weight.feather", ConfigDir: "/data/305/configs"}
-	if v.VPU != want.VPU || v.Dir != want.Dir || v.Runoff != want.Runoff || v.InterpWeight != want.InterpWeight || v.ConfigDir != want.ConfigDir {
-		t.Errorf("layout %+v", v)
-	}
-	if v.Exists() {
-		t.Error("absent data set exists")
-	}
-}
-
 func TestGenerateVPUSampleReadsBack(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()

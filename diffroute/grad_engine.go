@@ -37,6 +37,9 @@ type gradEngine struct {
 	trunk []int32
 	block int // fine sub-steps per block, a multiple of f
 
+	tiles bool    // the tiled adjoint runs (grad_tiles.go)
+	tl    *tiling // its tiling for the last block length
+
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -186,6 +189,7 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 	if o.CheckpointSteps > 0 {
 		e.block = o.CheckpointSteps * e.f
 	}
+	e.tiles = e.tilesUsable()
 	return e, nil
 }
 
@@ -232,6 +236,13 @@ type gradRun struct {
 	lam   []float64   // [section] λ at the first sub-step of the next block
 	ybn   [][]float64 // [i] conv reaches: ∂L/∂y of the next W−1 sub-steps
 	wks   []*gradWorker
+
+	// the tiled adjoint
+	x             *DataTensor // the runoff, rows: its row of each reach
+	rows          []int
+	bound         [][]float64 // per boundary slot: outflow, then its adjoint (TF values)
+	ckY, ckU, ckL []float64   // [block][i] state at block starts
+	twks          []*tileWorker
 }
 
 type gradCheckpoint struct {
@@ -636,8 +647,10 @@ func (g *gradRun) directBlock(ybar []float64, b, i, n0 int) {
 // run computes the forward pass (into g.y) and, when g.gy is set by the
 // loss callback between the passes, the backward pass.
 func (g *gradRun) run(ctx context.Context, loss func() error) error {
+	if g.e.tiles {
+		return g.runTiles(ctx, loss)
+	}
 	e := g.e
-	n := g.N
 	bl := e.blockLen(g.TF)
 	g.nblk = (g.TF + bl - 1) / bl
 	if g.TF == 0 {
@@ -668,6 +681,34 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 	if err := loss(); err != nil {
 		return err
 	}
+	g.allocResults()
+	for b := g.B - 1; b >= 0; b-- {
+		clear(g.lam)
+		for _, v := range g.ybn {
+			clear(v)
+		}
+		for k := g.nblk - 1; k >= 0; k-- {
+			n0 := k * bl
+			nb := min(bl, g.TF-n0)
+			if b != g.B-1 || k != g.nblk-1 {
+				g.restore(&allCk[b][k])
+				if err := g.forwardBlock(ctx, b, n0, nb, false); err != nil {
+					return err
+				}
+			}
+			g.restore(&allCk[b][k])
+			if err := g.backwardBlock(ctx, b, n0, nb); err != nil {
+				return err
+			}
+		}
+	}
+	g.finishParams()
+	return nil
+}
+
+// allocResults allocates the gradients and the adjoint's carried state.
+func (g *gradRun) allocResults() {
+	e, n := g.e, g.N
 	g.dx = make([]float64, len(g.lat))
 	g.dq0 = make([]float64, n)
 	g.dth = make([][]float64, len(e.gp))
@@ -695,28 +736,6 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 			g.ybn[i] = make([]float64, e.w-1)
 		}
 	}
-	for b := g.B - 1; b >= 0; b-- {
-		clear(g.lam)
-		for _, v := range g.ybn {
-			clear(v)
-		}
-		for k := g.nblk - 1; k >= 0; k-- {
-			n0 := k * bl
-			nb := min(bl, g.TF-n0)
-			if b != g.B-1 || k != g.nblk-1 {
-				g.restore(&allCk[b][k])
-				if err := g.forwardBlock(ctx, b, n0, nb, false); err != nil {
-					return err
-				}
-			}
-			g.restore(&allCk[b][k])
-			if err := g.backwardBlock(ctx, b, n0, nb); err != nil {
-				return err
-			}
-		}
-	}
-	g.finishParams()
-	return nil
 }
 
 // backwardBlock runs the adjoint of every reach over the block, outlets

@@ -251,6 +251,15 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		gradCase{irf: "hayami", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 2, B: 2, T: 12, q0: true, ckpt: 2},
 		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 5, B: 2, T: 11, q0: true, ckpt: 4},
 	)
+	// Sub-steps in whole vectors: the tiled adjoint.
+	for _, irf := range []string{"muskingum", "linear_storage"} {
+		for _, lat := range []LateralRule{LateralRAPID, LateralLTI} {
+			cases = append(cases,
+				gradCase{irf: irf, lat: lat, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 10, q0: true, ckpt: 3},
+				gradCase{irf: irf, lat: lat, avg: AverageEnd, smp: SampleAvg, f: 8, B: 1, T: 9},
+				gradCase{irf: irf, lat: lat, avg: AverageEnd, smp: SampleLast, f: 4, B: 1, T: 11, q0: true})
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			n := 120

@@ -112,11 +112,6 @@ type KernelStats struct {
 	SubSteps  int
 	FFTLen    int // M = FFTPad·MaxDelay·SubSteps; 0 for a time-domain build
 
-	// DeviceBuildBytes is the device memory of building this kernel on a
-	// GPU (SpectralKernel: spectra, prefix sums, pair lists and sums, the
-	// kernel), 0 where the kernel is built on the CPU only.
-	DeviceBuildBytes int64
-
 	COOBytes   int64 // coords [P,2] int32 + vals [P, Taps] float32
 	BlockBytes int64 // tile values + tile index
 	// BuildPeakBytes bounds the memory held while building: the block-sparse
@@ -264,21 +259,6 @@ func kernelSizes(net *Network, o Options, tiles int64, td *tdTable) KernelStats 
 	}
 	perWorker := 2*nf*16 + 3*int64(m)*8 + int64(taps*f+taps)*8
 	s.BuildPeakBytes = s.BlockBytes + n*nf*16 + s.Pairs*4 + int64(o.Workers)*perWorker
-	// A SpectralKernel built on a GPU (package gpu): log spectra and their
-	// prefix sums, pair lists and sums, offsets and links by reach, the row
-	// index, and the fold tables or, under ReLU, the twiddles and a
-	// per-thread scratch (gpu's fineThreads at most).
-	tables := 2*n*nf*16 + s.Pairs*16 + n*(8+3*4) + 8 + (nb+1)*8 + int64(taps)*8
-	if o.Lateral == LateralRAPID && !o.ExcludeSelf {
-		tables += n*nf*16 + n*4 // source lateral spectra, boxed flags
-	}
-	if o.ReLU {
-		tables += int64(m)*16 + min(s.Pairs, 1<<15)*(2*nf+int64(taps*f+taps))*8
-	} else {
-		half := int64(m/f/2 + 1)
-		tables += 2 * (4*nf + 2*int64(taps)*half) * 8
-	}
-	s.DeviceBuildBytes = s.BlockBytes + tables
 	return s
 }
 

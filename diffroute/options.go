@@ -129,6 +129,10 @@ const (
 	MaxFineWindow = 1 << 26
 )
 
+// Resolved returns the options as a router uses them: defaults filled in
+// and the compatibility mode applied, or the error NewRouter would give.
+func (o Options) Resolved() (Options, error) { return o.withDefaults() }
+
 // withDefaults returns a copy with defaults filled in and compatibility
 // settings applied, or an error for contradictory settings.
 func (o Options) withDefaults() (Options, error) {

@@ -444,7 +444,7 @@ func (p *MemoryPlan) String() string {
 		if !d.Fits {
 			fits = "over budget"
 		}
-		fmt.Fprintf(&sb, "Device (GPU kernel method): budget %s, peak %s (%s), device time chunk %d steps\n", fmtBytes(d.Budget), fmtBytes(d.Total), fits, d.ChunkSteps)
+		fmt.Fprintf(&sb, "Device (%s): budget %s, peak %s (%s), device time chunk %d steps\n", d.Name, fmtBytes(d.Budget), fmtBytes(d.Total), fits, d.ChunkSteps)
 		for _, part := range d.Parts {
 			fmt.Fprintf(&sb, "      %-40s %10s\n", part.Name, fmtBytes(part.Bytes))
 		}
@@ -455,28 +455,22 @@ func (p *MemoryPlan) String() string {
 	return sb.String()
 }
 
-// ---- Device memory (GPU backend) -----------------------------------------
+// ---- Device memory ---------------------------------------------------------
 
-// DevicePlan describes an accelerator to PlanDevice.
-type DevicePlan struct {
-	// Bytes is the device memory routing may use.
-	Bytes int64
-	// ResidentPixels is the number of pixel values (pixels × steps) kept
-	// resident on the device (package gpu's DevicePixels), 0 when runoff is
-	// uploaded per chunk.
-	ResidentPixels int64
-	// ChunkSteps fixes the device time chunk; 0 lets the planner choose the
-	// largest that fits (at most the host time chunk).
-	ChunkSteps int
+// DeviceMemory is an accelerator's memory model (package gpu's MemoryModel
+// is one): the planner hands it the host plan, and it predicts the device
+// memory of routing that plan there and the device time chunk.
+type DeviceMemory interface {
+	// PlanMemory predicts the device memory of routing net as host plans,
+	// opts resolved (defaults filled in). With an error (not even a
+	// one-step chunk fits, say) it still returns the estimate that shows why.
+	PlanMemory(net *Network, host *MemoryPlan, opts Options) (*DeviceEstimate, error)
 }
 
-// DeviceEstimate is the planner's prediction of device memory for the
-// kernel method on a GPU (package gpu: StagedBackend for a staged plan,
-// Router otherwise): the largest cluster kernel, its transfer tables and
-// fine inflow for one host time chunk (warm-up included), two slots
-// (double buffering) of runoff-with-history and discharge chunk buffers, and
-// the resident pixels.
+// DeviceEstimate is a DeviceMemory's prediction: the parts of the device's
+// peak memory, their total against the budget, and the device time chunk.
 type DeviceEstimate struct {
+	Name       string // what runs there, as String prints it
 	Budget     int64
 	Parts      []MemPart
 	Total      int64
@@ -485,11 +479,10 @@ type DeviceEstimate struct {
 	Note       string
 }
 
-// PlanDevice is Plan for the kernel method with its convolution on a
-// device of dev.Bytes: the host plan as Plan makes it, plus the device's
-// (MemoryPlan.Device, printed by String), with the largest device time chunk
-// that fits 90 % of dev.Bytes. An error says when not even one step fits.
-func PlanDevice(net *Network, T, batch int, budget int64, opts Options, dev DevicePlan) (*MemoryPlan, error) {
+// PlanDevice is Plan for the kernel method with its convolution on a device:
+// the host plan as Plan makes it, plus dev's prediction of the device's
+// memory (MemoryPlan.Device, printed by String).
+func PlanDevice(net *Network, T, batch int, budget int64, opts Options, dev DeviceMemory) (*MemoryPlan, error) {
 	opts.Method = Kernel
 	p, err := Plan(net, T, batch, budget, opts)
 	if err != nil {
@@ -499,76 +492,6 @@ func PlanDevice(net *Network, T, batch int, budget int64, opts Options, dev Devi
 	if err != nil {
 		return nil, err
 	}
-	d := &DeviceEstimate{Budget: dev.Bytes}
-	p.Device = d
-	B, f, hist := int64(batch), int64(o.SubSteps), int64(o.MaxDelay-1)
-	host := int64(max(1, p.TimeChunk))
-	warm := int64(KernelWarmup(o))
-	// The worst cluster: largest kernel; its transfers into it.
-	var kernel, tables, inflow int64
-	var build int64 // an unstaged kernel built on the device, before routing
-	nmax := int64(net.Len())
-	if cl := p.Clusters; cl != nil {
-		nmax = int64(cl.MaxClusterNodes())
-		for k := range cl.Clusters {
-			c := &cl.Clusters[k]
-			ks, err := EstimateKernelBytes(c.Net, o)
-			if err != nil {
-				return p, err
-			}
-			kernel = max(kernel, ks.BlockBytes)
-			// Polyphase rows: one per reach from each target to the outlet
-			// (at most the cluster's depth), Taps·f taps, with a task each.
-			rows := int64(len(c.In)) * int64(c.Net.MaxDepth())
-			tables = max(tables, rows*(int64(o.MaxDelay)*f*4+12)+int64(c.Net.Len())*12)
-			inflow = max(inflow, int64(len(c.In))*B*(host+warm)*f*4)
-		}
-	} else {
-		ks, err := EstimateKernelBytes(net, o)
-		if err != nil {
-			return p, err
-		}
-		kernel = ks.BlockBytes
-		build = ks.DeviceBuildBytes
-	}
-	pixels := dev.ResidentPixels * 4
-	interp := int64(0)
-	if pixels > 0 {
-		interp = nmax * 8 * 3 // row index and a few weights per reach
-	}
-	fixed := kernel + tables + inflow + pixels + interp + 2*B*nmax*hist*4
-	per := 2 * 2 * B * nmax * 4 // two slots × (input + output) per step
-	limit := int64(planHeadroom * float64(dev.Bytes))
-	tc := int64(dev.ChunkSteps)
-	if tc <= 0 {
-		tc = min(host, (limit-fixed)/per)
-	}
-	d.ChunkSteps = int(max(tc, 1))
-	tcb := int64(d.ChunkSteps)
-	d.Parts = []MemPart{
-		{"largest cluster kernel (block-sparse)", kernel},
-		{"transfer tables (polyphase rows)", tables},
-		{fmt.Sprintf("fine transfer inflow (%d steps × f)", host+warm), inflow},
-		{fmt.Sprintf("2 × runoff chunk (%d + %d history steps)", tcb, hist), 2 * B * nmax * (hist + tcb) * 4},
-		{fmt.Sprintf("2 × discharge chunk (%d steps)", tcb), 2 * B * nmax * tcb * 4},
-	}
-	if pixels > 0 {
-		d.Parts = append(d.Parts, MemPart{"resident pixels", pixels}, MemPart{"interpolation tables", interp})
-	}
-	for _, part := range d.Parts {
-		d.Total += part.Bytes
-	}
-	d.Fits = dev.Bytes <= 0 || max(d.Total, build) <= limit
-	switch {
-	case build > limit && dev.Bytes > 0:
-		d.Note = fmt.Sprintf("building the kernel on the device needs %s, over 90%% of %s: build it on the CPU (gpu.RouterOptions.CPUBuild) or stage the network", fmtBytes(build), fmtBytes(dev.Bytes))
-	case d.Fits:
-		d.Note = fmt.Sprintf("device chunks of %d steps keep the GPU within %s (90%% of %s)", d.ChunkSteps, fmtBytes(limit), fmtBytes(dev.Bytes))
-	case tc < 1:
-		d.Note = "not even one-step device chunks fit: lower max_paths (smaller cluster kernels), the host time chunk, or keep fewer pixels resident"
-		return p, fmt.Errorf("diffroute: the device's %s cannot hold the largest cluster (needs %s with one-step chunks)", fmtBytes(dev.Bytes), fmtBytes(d.Total))
-	default:
-		d.Note = fmt.Sprintf("device chunks of %d steps need %s, over 90%% of %s", d.ChunkSteps, fmtBytes(d.Total), fmtBytes(dev.Bytes))
-	}
-	return p, nil
+	p.Device, err = dev.PlanMemory(net, p, o)
+	return p, err
 }

@@ -24,6 +24,8 @@
 #define K_WPREV 232
 #define K_IN64 240
 #define K_OUT64 248
+#define K_LAT64 256
+#define K_STEP64 264
 
 // func sectionAVX2(k *secKernel)
 //
@@ -56,7 +58,15 @@ TEXT ·sectionAVX2(SB), NOSPLIT, $0-8
 
 step:
 	VXORPD X15, X15, X15
+	CMPQ K_LAT64(DI), $0
+	JNE lat64
 	VCVTSS2SD (R8)(CX*4), X15, X15 // l
+	JMP latset
+
+lat64:
+	VMOVSD (R8)(CX*8), X15
+
+latset:
 	VMULSD K_KC(DI), X15, X13
 	VBROADCASTSD X13, Y7 // c = (b0+b1)·l
 	MOVQ K_RAPID(DI), DX
@@ -136,8 +146,16 @@ stored:
 	VMULSD K_WSUM(DI), X9, X9
 	VFMADD231SD K_WEND(DI), X6, X9
 	VFMADD231SD K_WPREV(DI), X12, X9
+	CMPQ K_STEP64(DI), $0
+	JNE step64
 	VCVTSD2SS X9, X9, X9
 	VMOVSS X9, (R10)(CX*4)
+	JMP stepped
+
+step64:
+	VMOVSD X9, (R10)(CX*8)
+
+stepped:
 	INCQ CX
 	CMPQ CX, R12
 	JLT step

@@ -18,3 +18,7 @@ func convDenseVector(rev, e, y []float64) bool { return false }
 func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, mid []float64, step, zero []float32) bool {
 	return false
 }
+
+func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float64) bool {
+	return false
+}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"iter"
 	"slices"
+
+	"github.com/diffroute-go/route/progress"
 )
 
 // StagedRouter routes a network cut into Clusters (see Schedule) one cluster
@@ -29,9 +31,10 @@ import (
 type StagedRouter struct {
 	opts Options
 
-	// Progress, when set, is called after each cluster with the number of
-	// clusters routed in the current time chunk and their total.
-	Progress func(done, total int)
+	// Progress, when set, follows each time chunk as a task of as many
+	// units as clusters: started before its first cluster, updated after
+	// each, done after the last (or with the error that stopped it).
+	Progress progress.Reporter
 	// TimeChunk, when > 0, makes Route split the series into chunks of that
 	// many runoff steps (outer loop over chunks, inner loop over clusters).
 	TimeChunk int
@@ -290,15 +293,24 @@ func (s *StagedRouter) WarmUp(ctx context.Context, runoffs iter.Seq2[ClusterRuno
 // routeNext routes the next cluster of the current chunk.
 func (s *StagedRouter) routeNext(ctx context.Context, cr ClusterRunoff) (ClusterDischarge, error) {
 	st := s.st
+	k := st.cl.Len()
+	if s.Progress != nil && st.next == 0 {
+		s.Progress.Start("routing clusters", int64(k))
+	}
 	d, err := s.routeCluster(ctx, cr)
 	if err != nil {
 		st.err = err
+		if s.Progress != nil {
+			s.Progress.Done(err)
+		}
 		return ClusterDischarge{}, err
 	}
 	st.next++
-	k := st.cl.Len()
 	if s.Progress != nil {
-		s.Progress(st.next, k)
+		s.Progress.Update(int64(st.next))
+		if st.next == k {
+			s.Progress.Done(nil)
+		}
 	}
 	if st.next == k {
 		for slot, b := range st.bufs {

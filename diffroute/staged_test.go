@@ -253,12 +253,7 @@ func TestStagedRecursiveEqualsPlain(t *testing.T) {
 				t.Fatal(err)
 			}
 			calls := 0
-			sr.Progress = func(done, total int) {
-				calls++
-				if done != calls || total != cl.Len() {
-					t.Errorf("progress %d/%d at call %d", done, total, calls)
-				}
-			}
+			sr.Progress = &checkProgress{t: t, total: int64(cl.Len()), calls: &calls}
 			got, err := sr.Route(ctx, x, cl)
 			if err != nil {
 				t.Fatal(err)
@@ -696,4 +691,34 @@ func BenchmarkStagedKernel5k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(cl.Len()), "clusters")
+}
+
+// checkProgress checks that a staged run reports each cluster once, in
+// order, between one Start and one Done.
+type checkProgress struct {
+	t       *testing.T
+	total   int64
+	calls   *int
+	started bool
+}
+
+func (p *checkProgress) Start(name string, total int64) {
+	if p.started || total != p.total {
+		p.t.Errorf("Start(%q, %d): started %v, want total %d", name, total, p.started, p.total)
+	}
+	p.started = true
+}
+
+func (p *checkProgress) Update(done int64) {
+	*p.calls++
+	if !p.started || done != int64(*p.calls) {
+		p.t.Errorf("Update(%d) at call %d (started %v)", done, *p.calls, p.started)
+	}
+}
+
+func (p *checkProgress) Done(err error) {
+	if !p.started || err != nil || int64(*p.calls) != p.total {
+		p.t.Errorf("Done(%v) after %d of %d clusters (started %v)", err, *p.calls, p.total, p.started)
+	}
+	p.started = false
 }

@@ -25,9 +25,9 @@
 //   - Cancelling the context stops the transfer promptly; the temporary file
 //     is kept so that the next call resumes it.
 //
-// Progress is reported through the small [Progress] interface, so that the
-// same download code drives a terminal bar ([Terminal]), an HTML bar in a
-// notebook (package viz), or nothing ([Quiet], the default).
+// Progress is reported through progress.Reporter ([WithProgress]), so that
+// the same download code drives a terminal bar or an HTML bar in a notebook
+// (viz.NewProgress), or nothing (progress.Quiet, the default).
 //
 // [SingleVPU] builds on Fetch to download the DiffHydro sample data set for
 // one GEOGLOWS VPU: two Feather files from Zenodo and the RAPID configuration

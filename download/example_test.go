@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/diffroute-go/route/download"
+	"github.com/diffroute-go/route/progress"
+	"github.com/diffroute-go/route/viz"
 )
 
 func ExampleFetch() {
@@ -33,7 +35,7 @@ func ExampleFetch() {
 	dst := filepath.Join(dir, "runoff.csv")
 	err = download.Fetch(context.Background(), srv.URL+"/runoff.csv", dst,
 		download.WithSHA256(hex.EncodeToString(sum[:])),
-		download.WithProgress(download.Quiet), // or download.Terminal(os.Stderr)
+		download.WithProgress(progress.Quiet), // or viz.NewProgress(false, viz.Bytes())
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -50,7 +52,7 @@ func ExampleFetch() {
 // zenodo.org and huggingface.co, so it is not run as a test.
 func ExampleSingleVPU() {
 	files, err := download.SingleVPU(context.Background(), "data", 305,
-		download.WithProgress(download.Terminal(os.Stderr)))
+		download.WithProgress(viz.NewProgress(false, viz.Bytes())))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/diffroute-go/route/progress"
 )
 
 // Errors reported (wrapped) by [Fetch]. Test for them with errors.Is.
@@ -127,8 +129,27 @@ func WithBackoff(initial, maxDelay time.Duration) Option {
 	}
 }
 
-// WithProgress sets where progress is reported (default [Quiet]).
-func WithProgress(p Progress) Option {
+// WithProgress sets where progress is reported (default progress.Quiet;
+// viz.NewProgress draws a bar on a terminal or in a notebook cell).
+//
+// For every file, [Fetch] calls Start exactly once, then Update any number of
+// times, then Done exactly once. A reporter passed to [SingleVPU] sees these
+// sequences one file after another, never interleaved.
+//
+//   - Start(name, total): name is the base name of the destination; total is
+//     the expected size in bytes, or -1 when it is not known yet.
+//   - Update(done): done is the number of bytes of the file present so far,
+//     counting bytes resumed from an earlier attempt. It normally grows, but
+//     goes back (usually to 0) when a transfer has to start over. Fetch calls
+//     Update at most about ten times a second, and always once with the final
+//     count.
+//   - Done(err): err is nil on success (including when the file was already
+//     present) and the error Fetch returns otherwise.
+//
+// Calls come from the goroutine that runs Fetch. Reporters need not be
+// safe for concurrent use unless the caller shares one between concurrent
+// Fetch calls.
+func WithProgress(p progress.Reporter) Option {
 	return func(c *config) {
 		if p != nil {
 			c.progress = p
@@ -148,7 +169,7 @@ type config struct {
 	retries  int
 	initial  time.Duration
 	maxDelay time.Duration
-	progress Progress
+	progress progress.Reporter
 	source   Source
 	err      error
 }
@@ -161,7 +182,7 @@ func newConfig(opts []Option) *config {
 		retries:  5,
 		initial:  time.Second,
 		maxDelay: 30 * time.Second,
-		progress: Quiet,
+		progress: progress.Quiet,
 		source:   DefaultSource,
 	}
 	for _, o := range opts {

@@ -536,25 +536,3 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 }
-
-func TestTerminalProgress(t *testing.T) {
-	var buf bytes.Buffer
-	p := Terminal(&buf)
-	p.Start("file.bin", 1000)
-	p.Update(500)
-	p.Update(100) // started over
-	p.Update(1000)
-	p.Done(nil)
-	p.Start("other.bin", -1)
-	p.Update(10)
-	p.Done(errors.New("boom"))
-	out := buf.String()
-	for _, want := range []string{"file.bin", "other.bin", "boom"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("terminal output lacks %q:\n%s", want, out)
-		}
-	}
-	Quiet.Start("x", 1)
-	Quiet.Update(1)
-	Quiet.Done(nil)
-}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/diffroute-go/route/vpu"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/diffroute-go/route/atomicfile"
+	"github.com/diffroute-go/route/vpu"
 )
 
 // Source says where [SingleVPU] finds the DiffHydro sample data. Empty fields
@@ -59,17 +61,9 @@ func WithSource(s Source) Option {
 	}
 }
 
-// VPUFiles lists where [SingleVPU] put the data of one VPU: the layout of
-// package vpu.
-type VPUFiles = vpu.Layout
-
-// ManifestName is the file, in root/<vpu>, where [SingleVPU] records what it
-// downloaded.
-const ManifestName = vpu.ManifestName
-
 // SingleVPU downloads the DiffHydro sample data of one GEOGLOWS VPU (for
 // instance 305) under root, like DiffHydro's download_single_vpu_data(root),
-// and returns where the files are. The layout is
+// and returns where the files are (package vpu's layout):
 //
 //	root/<vpu>/<vpu>_daily_sparse_runoff.feather   from Zenodo
 //	root/<vpu>/<vpu>_interp_weight.feather         from Zenodo
@@ -89,27 +83,27 @@ const ManifestName = vpu.ManifestName
 // Options are those of Fetch plus [WithSource]; digest and size options are
 // ignored. Files are fetched one after another, and the first failure stops
 // the whole.
-func SingleVPU(ctx context.Context, root string, vpu int, opts ...Option) (*VPUFiles, error) {
+func SingleVPU(ctx context.Context, root string, n int, opts ...Option) (*vpu.Layout, error) {
 	c := newConfig(opts)
 	if c.err != nil {
 		return nil, fmt.Errorf("download: %w", c.err)
 	}
-	if vpu <= 0 {
-		return nil, fmt.Errorf("download: invalid VPU %d", vpu)
+	if n <= 0 {
+		return nil, fmt.Errorf("download: invalid VPU %d", n)
 	}
-	dir := filepath.Join(root, strconv.Itoa(vpu))
+	dir := filepath.Join(root, strconv.Itoa(n))
 
-	entries, err := c.hfList(ctx, vpu)
+	entries, err := c.hfList(ctx, n)
 	if err != nil {
 		if ctx.Err() == nil {
-			if files, mErr := fromManifest(dir, vpu); mErr == nil {
+			if files, mErr := fromManifest(dir, n); mErr == nil {
 				return files, nil
 			}
 		}
-		return nil, fmt.Errorf("download: listing VPU %d configuration: %w", vpu, err)
+		return nil, fmt.Errorf("download: listing VPU %d configuration: %w", n, err)
 	}
 	if len(entries) == 0 {
-		return nil, fmt.Errorf("download: no configuration files listed for VPU %d", vpu)
+		return nil, fmt.Errorf("download: no configuration files listed for VPU %d", n)
 	}
 
 	// Zenodo checksums are a bonus: without them the size announced by the
@@ -120,8 +114,8 @@ func SingleVPU(ctx context.Context, root string, vpu int, opts ...Option) (*VPUF
 	}
 
 	var man manifest
-	man.VPU = vpu
-	files := newVPUFiles(root, vpu)
+	man.VPU = n
+	files := vpu.Of(root, n)
 	s := c.source
 	for _, e := range entries {
 		dst := filepath.Join(files.ConfigDir, filepath.FromSlash(e.rel))
@@ -154,8 +148,6 @@ func SingleVPU(ctx context.Context, root string, vpu int, opts ...Option) (*VPUF
 	slices.Sort(files.Config)
 	return files, nil
 }
-
-func newVPUFiles(root string, n int) *VPUFiles { return vpu.Of(root, n) }
 
 func escapePath(p string) string {
 	parts := strings.Split(p, "/")
@@ -415,22 +407,13 @@ func writeManifest(dir string, m *manifest) error {
 	if err != nil {
 		return err
 	}
-	dst := filepath.Join(dir, ManifestName)
-	tmp := dst + ".part"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteBytes(filepath.Join(dir, vpu.ManifestName), append(b, '\n'))
 }
 
 // fromManifest returns the files of an earlier SingleVPU run if they are all
 // still present with their recorded sizes.
-func fromManifest(dir string, vpu int) (*VPUFiles, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ManifestName))
+func fromManifest(dir string, n int) (*vpu.Layout, error) {
+	b, err := os.ReadFile(filepath.Join(dir, vpu.ManifestName))
 	if err != nil {
 		return nil, err
 	}
@@ -438,10 +421,10 @@ func fromManifest(dir string, vpu int) (*VPUFiles, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
-	if m.VPU != vpu {
+	if m.VPU != n {
 		return nil, fmt.Errorf("manifest is for VPU %d", m.VPU)
 	}
-	files := newVPUFiles(filepath.Dir(dir), vpu)
+	files := vpu.Of(filepath.Dir(dir), n)
 	var have [2]bool
 	for _, f := range m.Files {
 		if path.Clean(f.Path) != f.Path || !filepath.IsLocal(filepath.FromSlash(f.Path)) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/diffroute-go/route/vpu"
 )
 
 // fakeHub imitates the Zenodo and Hugging Face endpoints SingleVPU uses, on
@@ -152,7 +154,7 @@ func TestSingleVPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "305")
-	want := &VPUFiles{
+	want := &vpu.Layout{
 		VPU:          305,
 		Dir:          dir,
 		Runoff:       filepath.Join(dir, "305_daily_sparse_runoff.feather"),
@@ -172,7 +174,7 @@ func TestSingleVPU(t *testing.T) {
 		}
 		wantFile(t, p, b)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ManifestName)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, vpu.ManifestName)); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(hub.fileGets()); n != len(hub.files) {
@@ -241,7 +243,7 @@ func TestSingleVPUBadLFSChecksum(t *testing.T) {
 	p := filepath.Join(root, "305", "configs", "riv_bas_id.csv")
 	wantAbsent(t, p)
 	wantAbsent(t, p+".part")
-	wantAbsent(t, filepath.Join(root, "305", ManifestName))
+	wantAbsent(t, filepath.Join(root, "305", vpu.ManifestName))
 }
 
 func TestSingleVPUHostileListing(t *testing.T) {

@@ -34,10 +34,6 @@ func (d *Device) buildKernel(ctx context.Context, net *diffroute.Network, opts d
 	return kr, devBuf{}, err
 }
 
-// fineThreads caps the grid of dr_pair_taps_fine, whose threads each keep a
-// spectrum and a fine kernel in device scratch.
-const fineThreads = 1 << 15
-
 // buildSpectral builds an FFT-path kernel on the device (pairs.cu,
 // prefix.cu): the reach log spectra computed on the CPU are summed to the
 // outlet by pointer jumping, the closure pairs enumerated, and every pair's

@@ -21,10 +21,14 @@ func TestDeviceBuildFallsBackWhenOutOfMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks.DeviceBuildBytes <= ks.BlockBytes {
-		t.Fatalf("device build %d bytes, kernel %d: no room for the test", ks.DeviceBuildBytes, ks.BlockBytes)
+	build, err := BuildBytes(c.Net, c.Opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	capacity := (ks.BlockBytes + ks.DeviceBuildBytes) / 2
+	if build <= ks.BlockBytes {
+		t.Fatalf("device build %d bytes, kernel %d: no room for the test", build, ks.BlockBytes)
+	}
+	capacity := (ks.BlockBytes + build) / 2
 	defer cu.SetCapacity(cu.SetCapacity(capacity))
 	free0, _, _ := cu.MemInfo()
 	r, err := NewRouter(ctx, testDev, c.Net, c.Opts, nil)
@@ -51,7 +55,7 @@ func TestDeviceBuildFallsBackWhenOutOfMemory(t *testing.T) {
 	if pr, _, err := gputest.RelErr(got, want); err != nil || pr > 1e-5 {
 		t.Errorf("after the CPU build: %.3g of peak (%v)", pr, err)
 	}
-	t.Logf("device of %d bytes (device build %d): kernel built on the CPU, routed in %d chunks of %d steps", capacity, ks.DeviceBuildBytes, r.Stats().Chunks, r.Stats().ChunkSteps)
+	t.Logf("device of %d bytes (device build %d): kernel built on the CPU, routed in %d chunks of %d steps", capacity, build, r.Stats().Chunks, r.Stats().ChunkSteps)
 }
 
 // TestDeviceMemoryIsFreed runs routers and a staged backend, device builds
@@ -89,12 +93,12 @@ func TestDeviceMemoryIsFreed(t *testing.T) {
 	}
 }
 
-// TestDeviceBuildMemoryPrediction: the planner's DeviceBuildBytes bounds
+// TestDeviceBuildMemoryPrediction: BuildBytes bounds
 // what a device build allocates at its peak, within 10 % for folded builds.
 func TestDeviceBuildMemoryPrediction(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range gputest.SpectralCases(1200, 1, 20, 13) {
-		ks, err := diffroute.EstimateKernelBytes(c.Net, c.Opts)
+		build, err := BuildBytes(c.Net, c.Opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,12 +114,12 @@ func TestDeviceBuildMemoryPrediction(t *testing.T) {
 		if !built {
 			t.Fatalf("%s: not built on the device", c.Name)
 		}
-		ratio := float64(peak) / float64(ks.DeviceBuildBytes)
-		t.Logf("%s: device build peak %d bytes, predicted %d (%.2f)", c.Name, peak, ks.DeviceBuildBytes, ratio)
+		ratio := float64(peak) / float64(build)
+		t.Logf("%s: device build peak %d bytes, predicted %d (%.2f)", c.Name, peak, build, ratio)
 		// Under ReLU the scratch is sized for a large GPU's grid; the
 		// emulated device's is smaller, so only the bound is checked there.
 		if ratio > 1 || ratio < 0.9 && !c.Opts.ReLU && c.Opts.Compat == "" {
-			t.Errorf("%s: device build used %d bytes at its peak, the planner predicts %d", c.Name, peak, ks.DeviceBuildBytes)
+			t.Errorf("%s: device build used %d bytes at its peak, the planner predicts %d", c.Name, peak, build)
 		}
 	}
 }

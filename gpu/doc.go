@@ -75,9 +75,9 @@
 // router still wants each cluster's host runoff for its transfer-source
 // routers. DevicePixels.Interpolate checks the interpolation on its own.
 //
-// diffroute.PlanDevice predicts the device memory of this path (largest
-// cluster kernel, transfer tables and inflow, two slots of chunk buffers,
-// resident pixels) and picks the device time chunk; the emulated tests
+// MemoryModel, the planner's model of this path (diffroute.PlanDevice),
+// predicts its device memory (largest cluster kernel, transfer tables and
+// inflow, two slots of chunk buffers, resident pixels) and picks the device time chunk; the emulated tests
 // check the prediction against the buffers the backend allocates.
 //
 // The host side of all this (tables, chunking, the pipeline) is shared by

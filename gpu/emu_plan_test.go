@@ -10,7 +10,7 @@ import (
 	"github.com/diffroute-go/route/gpu/internal/gputest"
 )
 
-// TestPlanDeviceBoundsEmulatedRun checks diffroute.PlanDevice against what
+// TestPlanDeviceBoundsEmulatedRun checks MemoryModel, through diffroute.PlanDevice, against what
 // the staged GPU backend allocates: a staged run on the emulated device,
 // with the plan's schedule, host time chunk and device chunk, must peak
 // below the predicted device memory (and not far below it).
@@ -23,7 +23,7 @@ func TestPlanDeviceBoundsEmulatedRun(t *testing.T) {
 		host, dev int64
 		pixels    int64
 	}{{40 << 20, 8 << 20, 0}, {30 << 20, 6 << 20, 20000}, {1 << 30, 64 << 20, 0}} {
-		p, err := diffroute.PlanDevice(net, T, B, tc.host, o, diffroute.DevicePlan{Bytes: tc.dev, ResidentPixels: tc.pixels})
+		p, err := diffroute.PlanDevice(net, T, B, tc.host, o, MemoryModel{Bytes: tc.dev, ResidentPixels: tc.pixels})
 		if err != nil {
 			t.Fatalf("host %d, device %d: %v\n%v", tc.host, tc.dev, err, p)
 		}
@@ -58,7 +58,7 @@ func TestPlanDeviceBoundsEmulatedRun(t *testing.T) {
 		}
 	}
 	// A device too small for one step is an error naming the need.
-	if _, err := diffroute.PlanDevice(net, T, B, 40<<20, o, diffroute.DevicePlan{Bytes: 10 << 10}); err == nil {
+	if _, err := diffroute.PlanDevice(net, T, B, 40<<20, o, MemoryModel{Bytes: 10 << 10}); err == nil {
 		t.Error("no error for a 10 KiB device")
 	} else {
 		t.Log(err)

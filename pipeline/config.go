@@ -56,6 +56,12 @@ type Config struct {
 	Params     map[string]float64
 	ParamsFile string
 	ParamsFrom string
+	// ParamsMap, when set, computes per-reach parameters from the network
+	// and the runoff step (route --map-from: a map learned by calibrate,
+	// applied to this basin's reach attributes). They replace the RAPID
+	// folder's k.csv and x.csv and --params-from; --param and --params
+	// still override them.
+	ParamsMap func(net *diffroute.Network, step time.Duration) (diffroute.Params, error)
 
 	// Budget is the memory budget in bytes (--mem-budget): the planner picks
 	// method, staging and time chunk. 0: no budget, but a run whose runoff

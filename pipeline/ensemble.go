@@ -75,7 +75,8 @@ func routeMembers(ctx context.Context, src *runoffSource, net *diffroute.Network
 		}
 		wrote <- werr
 	}()
-	step, finished := clusterProgress(prog, "routing members")
+	prog = stopped{prog}
+	prog.Start("routing members", int64(B))
 	var rerr error
 	b, allocated := 0, 0
 	for l := range members {
@@ -106,7 +107,7 @@ func routeMembers(ctx context.Context, src *runoffSource, net *diffroute.Network
 		}
 		done <- routed{b, q}
 		b++
-		step(b, B)
+		prog.Update(int64(b))
 	}
 	if rerr == nil && b < B {
 		if rerr = ctx.Err(); rerr == nil {
@@ -120,7 +121,7 @@ func routeMembers(ctx context.Context, src *runoffSource, net *diffroute.Network
 	if werr := <-wrote; rerr == nil {
 		rerr = werr
 	}
-	finished(rerr)
+	prog.Done(rerr)
 	if rerr != nil {
 		return nil, rerr
 	}

@@ -27,7 +27,7 @@ func (r *run) options(rapid *data.RAPID, step time.Duration, f int) (diffroute.O
 	}
 	net := rapid.Network
 	p := diffroute.Params{}
-	if name == "muskingum" && len(c.Params) == 0 && c.ParamsFile == "" && o.Params == nil {
+	if name == "muskingum" && len(c.Params) == 0 && c.ParamsFile == "" && o.Params == nil && c.ParamsMap == nil {
 		if p, err = rapid.Muskingum(step); err != nil {
 			return o, err
 		}
@@ -35,6 +35,15 @@ func (r *run) options(rapid *data.RAPID, step time.Duration, f int) (diffroute.O
 	if c.ParamsFrom != "" {
 		if err := data.ReadParamsFrom(c.ParamsFrom, name, rapid, step, p); err != nil {
 			return o, err
+		}
+	}
+	if c.ParamsMap != nil {
+		mp, err := c.ParamsMap(net, step)
+		if err != nil {
+			return o, err
+		}
+		for k, v := range mp {
+			p[k] = v
 		}
 	}
 	for k, v := range o.Params { // given by a library caller, per reach

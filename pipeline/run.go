@@ -352,16 +352,11 @@ func routeWhole(ctx context.Context, runoff *diffroute.DataTensor, net *diffrout
 	if err := dev.stage(sr); err != nil {
 		return nil, err
 	}
-	step, done := clusterProgress(prog, "routing clusters")
-	sr.Progress = step
-	var q *diffroute.DataTensor
+	sr.Progress = stopped{prog}
 	if rs.active() {
-		q, err = rs.routeSegments(ctx, stagedStep{sr, cl}, state, runoff, rapid, rstep)
-	} else {
-		q, err = sr.Route(ctx, runoff, cl)
+		return rs.routeSegments(ctx, stagedStep{sr, cl}, state, runoff, rapid, rstep)
 	}
-	done(err)
-	return q, err
+	return sr.Route(ctx, runoff, cl)
 }
 
 // routeSelected routes only the reaches listed in the file outputs and
@@ -394,25 +389,15 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 // reported once, by the caller.
 var errStopped = fmt.Errorf("stopped by the error below")
 
-// clusterProgress adapts a progress reporter to the core's per-cluster (or
-// per-chunk) callback. done takes the run's error, so that a failed run
-// does not end with a check mark.
-func clusterProgress(p progress.Reporter, name string) (func(done, total int), func(error)) {
-	started := false
-	return func(done, total int) {
-			if !started {
-				p.Start(name, int64(total))
-				started = true
-			}
-			p.Update(int64(done))
-		}, func(err error) {
-			if started {
-				if err != nil {
-					err = errStopped
-				}
-				p.Done(err)
-			}
-		}
+// stopped ends a failed task with errStopped: the run's error is reported
+// once, by the caller, not also in the progress display.
+type stopped struct{ progress.Reporter }
+
+func (s stopped) Done(err error) {
+	if err != nil {
+		err = errStopped
+	}
+	s.Reporter.Done(err)
 }
 
 func (r *run) warn(format string, a ...any) {

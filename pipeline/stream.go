@@ -84,8 +84,9 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		}
 		wrote <- werr
 	}()
-	step, done := clusterProgress(prog, "routing chunks")
 	nChunks := (T + chunk - 1) / chunk
+	prog = stopped{prog}
+	prog.Start("routing chunks", int64(nChunks))
 	var rerr error
 	k := 0
 	for l := range chunks {
@@ -123,7 +124,7 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 			}
 		}
 		k++
-		step(k, nChunks)
+		prog.Update(int64(k))
 	}
 	if rerr == nil && k < nChunks {
 		// The reader stops early only when the run is cancelled: say so,
@@ -139,7 +140,7 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	if werr := <-wrote; rerr == nil {
 		rerr = werr
 	}
-	done(rerr)
+	prog.Done(rerr)
 	if rerr != nil {
 		return rerr
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/progress"
 	"github.com/diffroute-go/route/viz"
 )
 
@@ -77,6 +78,6 @@ func ExampleNewProgress() {
 		p.Update(i)
 	}
 	p.Done(nil)
-	fmt.Println(p == viz.Quiet)
+	fmt.Println(p == progress.Quiet)
 	// Output: true
 }

@@ -16,11 +16,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// Progress reports the progress of a long operation (a download, staging,
-// routing clusters): it is progress.Reporter, drawn here in a notebook cell
-// or on a terminal.
-type Progress = progress.Reporter
-
 // ProgressOption configures NewProgress.
 type ProgressOption func(*progressConfig)
 
@@ -38,23 +33,20 @@ func ProgressWriter(w io.Writer) ProgressOption { return func(c *progressConfig)
 // NewProgress returns the progress display that suits where the program
 // runs: nothing when quiet, an in-place HTML bar in a GoNB notebook cell,
 // a terminal bar otherwise.
-func NewProgress(quiet bool, o ...ProgressOption) Progress {
+func NewProgress(quiet bool, o ...ProgressOption) progress.Reporter {
 	cfg := progressConfig{w: os.Stderr}
 	for _, f := range o {
 		f(&cfg)
 	}
 	switch {
 	case quiet:
-		return Quiet
+		return progress.Quiet
 	case InNotebook():
 		return NewNotebookProgress(cfg.bytes)
 	default:
 		return NewTerminalProgress(cfg.w, cfg.bytes)
 	}
 }
-
-// Quiet is a Progress that shows nothing.
-var Quiet = progress.Quiet
 
 // TerminalProgress draws a text progress bar (schollz/progressbar) on a
 // terminal or log.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/diffroute-go/route/progress"
 )
 
 const scriptMark = `data-viz="echarts-`
@@ -231,7 +233,7 @@ func TestWriteFileAtomic(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
-	if NewProgress(true) != Quiet {
+	if NewProgress(true) != progress.Quiet {
 		t.Error("quiet progress is not Quiet")
 	}
 	var buf bytes.Buffer

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -22,10 +23,31 @@ import (
 // tasks) as children of this program, os.Executable.
 func TestMain(m *testing.M) {
 	if os.Getenv("DIFFROUTE_TEST_AS_CLI") == "1" {
+		holdIfAsked()
 		main()
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// holdIfAsked holds a command of one basin while a file exists, so that a
+// test can catch its task running: DIFFROUTE_TEST_HOLD=basin=FILE holds the
+// command whose arguments name a folder .../basin (its --rapid), after
+// writing FILE.started.
+func holdIfAsked() {
+	basin, file, ok := strings.Cut(os.Getenv("DIFFROUTE_TEST_HOLD"), "=")
+	if !ok || basin == "" {
+		return
+	}
+	if !slices.ContainsFunc(os.Args, func(a string) bool { return filepath.Base(a) == basin }) {
+		return
+	}
+	os.WriteFile(file+".started", nil, 0o644)
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(file); err != nil {
+			return
+		}
+	}
 }
 
 // world generates (once per test) a 12-basin world of 300 to 3,000 reaches
@@ -253,6 +275,100 @@ func TestBasinsSlurm(t *testing.T) {
 		}
 	}
 	sameQout(t, filepath.Join(clean, basins.OutputFile), filepath.Join(faulty, basins.OutputFile))
+
+	// Side by side: calibrations as array tasks (one observed file for
+	// all basins), and a route job one of whose array tasks is cancelled
+	// by scancel while it runs.
+	cw, allObs := calWorld(t)
+	localCal := filepath.Join(tmp, "cal-local")
+	mustRun(t, append([]string{"calibrate", "--basins", cw, "--runoff", "runoff.nc", "--observed", "observed.csv", "--out", localCal, "--quiet"}, calArgs...)...)
+	slurmCal := filepath.Join(tmp, "cal-slurm")
+	t.Log(mustRun(t, append([]string{"calibrate", "--basins", cw, "--runoff", "runoff.nc", "--observed", allObs, "--out", slurmCal, "--executor", "slurm", "--submit"}, calArgs...)...))
+
+	hold := filepath.Join(tmp, "hold")
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DIFFROUTE_TEST_HOLD", "basin_007="+hold)
+	cancelled := filepath.Join(tmp, "cancelled")
+	mustRun(t, "route", "--basins", w, "--runoff", "runoff.nc", "--out", cancelled, "--merge", "--executor", "slurm", "--submit", "--quiet")
+	t.Setenv("DIFFROUTE_TEST_HOLD", "")
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(hold + ".started"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("basin_007's task did not start:\n%s", mustRun(t, "jobs", "status", cancelled))
+		}
+	}
+	if job, err = basins.Load(cancelled); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := job.Submissions()
+	if err != nil || len(subs) != 1 {
+		t.Fatalf("submissions: %v %v", subs, err)
+	}
+	var task string
+	for _, a := range subs[0].Arrays {
+		for _, b := range a.Bundles {
+			if i := job.Bundles[b][0]; job.Tasks[i].Basin == "basin_007" {
+				task = fmt.Sprintf("%s_%d", a.JobID, b)
+			}
+		}
+	}
+	if out, err := exec.Command("scancel", task).CombinedOutput(); err != nil || task == "" {
+		t.Fatalf("scancel %q: %v %s", task, err, out)
+	}
+	status = mustRun(t, "jobs", "status", "--wait", cancelled)
+	t.Log(status)
+	if st, err = job.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if s.Name == "basin_007" {
+			if s.State != basins.StateFailed || !strings.Contains(s.Detail, "CANCELLED") {
+				t.Fatalf("basin_007 is %s (%s), want failed, cancelled\n%s", s.State, s.Detail, status)
+			}
+		} else if s.State != basins.StateDone {
+			t.Fatalf("%s is %s (%s), want done\n%s", s.Name, s.State, s.Detail, status)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cancelled, basins.ManifestCSV)); err == nil {
+		t.Fatal("the gather job ran although a task was cancelled")
+	}
+	before = map[string][]byte{}
+	for _, s := range st {
+		before[s.Name], _ = os.ReadFile(filepath.Join(cancelled, s.Name, basins.DoneFile))
+	}
+	os.Remove(hold)
+	msg = mustRun(t, "route", "--resume", "--out", cancelled, "--merge", "--executor", "slurm", "--submit")
+	if !strings.Contains(msg, "resubmitted 1 of 12 bundles") {
+		t.Fatalf("resume did not resubmit exactly the cancelled bundle:\n%s", msg)
+	}
+	if status = mustRun(t, "jobs", "status", "--wait", cancelled); !strings.Contains(status, "12 tasks: 12 done") {
+		t.Fatalf("after resume:\n%s", status)
+	}
+	for name, b := range before {
+		if now, _ := os.ReadFile(filepath.Join(cancelled, name, basins.DoneFile)); name != "basin_007" && !bytes.Equal(now, b) {
+			t.Errorf("%s was rerun by --resume", name)
+		}
+	}
+	sameQout(t, filepath.Join(clean, basins.OutputFile), filepath.Join(cancelled, basins.OutputFile))
+
+	// The calibrations: the same parameters and reports as the local
+	// executor's, and the gather job's summary.
+	if status = mustRun(t, "jobs", "status", "--wait", slurmCal); !strings.Contains(status, "3 tasks: 3 done") {
+		t.Fatalf("calibration job:\n%s", status)
+	}
+	t.Log(status)
+	for _, b := range []string{"b1", "b2", "b3"} {
+		sameFiles(t, filepath.Join(localCal, b), filepath.Join(slurmCal, b), "k.csv", "x.csv", "report.csv")
+	}
+	for _, name := range []string{basins.ManifestCSV, basins.SummaryFile} {
+		if _, err := os.Stat(filepath.Join(slurmCal, name)); err != nil {
+			t.Fatalf("the calibration's gather job wrote no %s: %v", name, err)
+		}
+	}
 }
 
 // startSlurm starts a one-node Slurm with scripts/slurm-local.sh (which

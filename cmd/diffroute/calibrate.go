@@ -29,7 +29,8 @@ type calFlags struct {
 	stepSec, subSec                                        float64
 	params, bounds, mapSpec, loss, optimizer               string
 	hidden, epochs, warmup, window, patience, validEvery   int
-	lr                                                     float64
+	lr, ridge                                              float64
+	qinit                                                  string
 	trainUntil, memBudget, out                             string
 	seed                                                   uint64
 	validRapid, validRunoff, validObserved, validAttrs     string
@@ -41,9 +42,27 @@ type calFlags struct {
 var routeFlagsForCalibration = []string{"irf", "average", "lateral", "sampling", "max-delay", "workers", "quiet", "param"}
 
 func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
+	if isBasinsRun(args) {
+		return runCalibrateBasins(ctx, args, stdout)
+	}
 	const synopsis = "diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR [flags]"
 	fs := newFlags("calibrate", synopsis)
 	var rf routeFlags
+	var c calFlags
+	c.register(fs, &rf)
+	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
+		return err
+	}
+	rf.method = string(diffroute.Recursive)
+	job, err := c.check(&rf)
+	if err != nil {
+		return err
+	}
+	return job.run(ctx, stdout)
+}
+
+// register adds calibrate's flags, and the route flags that apply, to fs.
+func (c *calFlags) register(fs *flag.FlagSet, rf *routeFlags) {
 	shared := flag.NewFlagSet("route", flag.ContinueOnError)
 	rf.register(shared)
 	shared.VisitAll(func(f *flag.Flag) {
@@ -51,7 +70,6 @@ func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
 			fs.Var(f.Value, f.Name, f.Usage)
 		}
 	})
-	var c calFlags
 	fs.StringVar(&rf.paramsFile, "prior", "", "CSV of per-reach prior parameters, header rivid,<name>,… in runoff steps (default: k.csv and x.csv for muskingum)")
 	fs.StringVar(&c.rapid, "rapid", "", "RAPID config folder (rapid_connect.csv, riv_bas_id.csv, k.csv, x.csv)")
 	fs.StringVar(&c.runoff, "runoff", "", "runoff file: netCDF or CSV (time,<id>,…), as route reads it")
@@ -69,6 +87,8 @@ func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&c.optimizer, "optimizer", "adam", "adam or lbfgs (L-BFGS on the whole training period)")
 	fs.IntVar(&c.epochs, "epochs", 100, "optimizer iterations (one window each for adam)")
 	fs.Float64Var(&c.lr, "lr", 0.1, "Adam's learning rate")
+	fs.Float64Var(&c.ridge, "ridge", 0, "prior term: add RIDGE * mean((z - z0)^2) over the free variables z to the training loss, pulling them towards the prior's z0 (per-reach k the gauges cannot tell apart stays at the prior)")
+	fs.StringVar(&c.qinit, "qinit", "", "initial discharge file (RAPID qinit: one value per reach, rapid_connect order): routing starts from it (with --window, every window does)")
 	fs.StringVar(&c.trainUntil, "train-until", "", "date/time (as in the runoff's time coordinate) where training ends and validation begins (default: train on everything)")
 	fs.IntVar(&c.warmup, "warmup", -1, "runoff steps at the start of each routed window left out of the loss (default: twice the longest travel time of the prior, at most a quarter of the training period)")
 	fs.IntVar(&c.window, "window", 0, "loss steps per Adam iteration, in random windows of the training period (0: the whole period)")
@@ -81,15 +101,6 @@ func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&c.validObserved, "valid-observed", "", "with --valid-rapid: its observed discharge")
 	fs.StringVar(&c.validAttrs, "valid-attributes", "", "with --valid-rapid and --map loglinear/mlp: its reach attributes")
 	fs.StringVar(&c.out, "out", "", "output folder: k.csv, x.csv (or params.csv), map.json, report.csv, history.csv, calibration.html")
-	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
-		return err
-	}
-	rf.method = string(diffroute.Recursive)
-	job, err := c.check(&rf)
-	if err != nil {
-		return err
-	}
-	return job.run(ctx, stdout)
 }
 
 // calJob is a checked calibrate command.
@@ -157,6 +168,8 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 		return nil, usageError{fmt.Sprintf("calibrate: --lr %v: want a positive learning rate", c.lr)}
 	case c.warmup < -1:
 		return nil, usageError{fmt.Sprintf("calibrate: --warmup %d: want steps ≥ 0", c.warmup)}
+	case !(c.ridge >= 0) || math.IsInf(c.ridge, 0):
+		return nil, usageError{fmt.Sprintf("calibrate: --ridge %v: want a finite value ≥ 0", c.ridge)}
 	case c.window < 0 || c.patience < 0 || c.validEvery < 1:
 		return nil, usageError{"calibrate: --window and --patience must be ≥ 0, --valid-every ≥ 1"}
 	case c.hidden < 1 || c.hidden > 1024:
@@ -200,7 +213,7 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 		}
 	}
 	for _, in := range []struct{ flag, path string }{
-		{"runoff", c.runoff}, {"observed", c.observed}, {"prior", rf.paramsFile}, {"map", file},
+		{"runoff", c.runoff}, {"observed", c.observed}, {"prior", rf.paramsFile}, {"map", file}, {"qinit", c.qinit},
 		{"valid-runoff", c.validRunoff}, {"valid-observed", c.validObserved}, {"valid-attributes", c.validAttrs},
 	} {
 		if err := checkInputFile("calibrate", in.flag, in.path); err != nil {
@@ -228,7 +241,7 @@ type calBasin struct {
 
 // readBasin reads a RAPID folder, its runoff and observed discharge, and
 // aligns them; every bad input is an error before any routing.
-func (j *calJob) readBasin(rapidDir, runoffPath, obsPath, attrPath string) (*calBasin, error) {
+func (j *calJob) readBasin(rapidDir, runoffPath, obsPath, attrPath, qinit string) (*calBasin, error) {
 	step, sub, err := stepFlags(j.c.stepSec, j.c.subSec)
 	if err != nil {
 		return nil, err
@@ -238,6 +251,7 @@ func (j *calJob) readBasin(rapidDir, runoffPath, obsPath, attrPath string) (*cal
 	// the calibrated parameters.
 	pc.Log, pc.Warn, pc.Progress = nil, nil, nil
 	pc.RAPID, pc.Runoff, pc.RunoffVar, pc.RunoffUnits, pc.Step, pc.SubStep = rapidDir, runoffPath, j.c.runoffVar, j.c.units, step, sub
+	pc.Qinit = qinit
 	in, err := pipeline.Open(pc)
 	if err != nil {
 		return nil, cliError(err)
@@ -581,7 +595,7 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 			fmt.Fprintf(stdout, format, a...)
 		}
 	}
-	b, err := j.readBasin(j.c.rapid, j.c.runoff, j.c.observed, j.mapFile)
+	b, err := j.readBasin(j.c.rapid, j.c.runoff, j.c.observed, j.mapFile, j.c.qinit)
 	if err != nil {
 		return err
 	}
@@ -623,13 +637,13 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("%s: %w", j.c.observed, err)
 	}
 	cfg := calibrate.Config{Basin: b.basin, Loss: j.loss, Warmup: warmup, Window: j.c.window, Optimizer: j.c.optimizer,
-		LR: j.c.lr, Epochs: j.c.epochs, ValidEvery: j.c.validEvery, Patience: j.c.patience, Seed: j.c.seed}
+		LR: j.c.lr, Epochs: j.c.epochs, ValidEvery: j.c.validEvery, Patience: j.c.patience, Seed: j.c.seed, Ridge: j.c.ridge}
 	if trainUntil < T {
 		cfg.TrainUntil = trainUntil
 	}
 	var vb *calBasin
 	if j.c.validRapid != "" {
-		if vb, err = j.readBasin(j.c.validRapid, j.c.validRunoff, j.c.validObserved, j.c.validAttrs); err != nil {
+		if vb, err = j.readBasin(j.c.validRapid, j.c.validRunoff, j.c.validObserved, j.c.validAttrs, ""); err != nil {
 			return err
 		}
 		if vb.step != b.step || vb.f != b.f {
@@ -660,11 +674,11 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 	var params diffroute.Params
 	var history []calibrate.Epoch
 	var z, z0 []float64
-	if seq {
+	if seq && cfg.Valid != nil {
+		return usageError{"calibrate: a basin calibrated cluster by cluster validates in time, not on another basin"}
+	}
+	if seq && j.mapKind == "reach" {
 		logf("the gradient of the whole basin does not fit --mem-budget %s: calibrating %d clusters in turn, headwaters first\n", j.c.memBudget, cl.Len())
-		if cfg.Valid != nil || j.mapKind != "reach" {
-			return usageError{"calibrate: a basin calibrated cluster by cluster takes --map reach and validates in time"}
-		}
 		cfg.Progress = nil
 		p, res, err := calibrate.Sequential(ctx, cfg, cl, func(r calibrate.ClusterResult) {
 			if r.Result != nil {
@@ -684,12 +698,27 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 	} else {
 		run := cfg
 		var reaches []int32
-		if j.mapKind == "reach" && cfg.Valid == nil {
+		if cfg.Valid == nil {
 			if run, reaches, err = gaugedOnly(cfg); err != nil {
 				return err
 			}
-			if reaches != nil {
+			if reaches != nil && j.mapKind == "reach" {
 				logf("calibrating the %d reaches that drain to a gauge (the other %d have no gradient and keep the prior)\n", len(reaches), net.Len()-len(reaches))
+			} else if reaches != nil {
+				logf("routing the %d reaches that drain to a gauge at each iteration; the learned map then gives all %d reaches their parameters\n", len(reaches), net.Len())
+			}
+		}
+		if seq {
+			// A shared map: the whole basin's exact gradient, cluster by
+			// cluster (every reach feels every gauge downstream of it).
+			if reaches != nil {
+				if seq, cl, err = j.sequentialPlan(run.Net, T, b.f); err != nil {
+					return err
+				}
+			}
+			if seq {
+				logf("the gradient does not fit --mem-budget %s: each iteration runs it cluster by cluster (%d clusters, headwaters first and back)\n", j.c.memBudget, cl.Len())
+				run.Gradient, run.Forward = calibrate.StagedGradient(cl), calibrate.GaugeForward
 			}
 		}
 		res, err := calibrate.Run(ctx, run)
@@ -697,7 +726,9 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 			return err
 		}
 		params, history, z, z0 = res.Params, res.History, res.Z, res.Prior
-		if reaches != nil {
+		if reaches != nil && j.mapKind != "reach" {
+			params = sp.Params(z)
+		} else if reaches != nil {
 			params = diffroute.Params{}
 			for name, v := range prior {
 				params[name] = slices.Clone(v)
@@ -761,9 +792,9 @@ func (j *calJob) run(ctx context.Context, stdout io.Writer) error {
 	return nil
 }
 
-// gaugedOnly restricts a per-reach calibration to the reaches that drain
-// to a gauge: the others have no gradient, and routing them at every
-// iteration would only cost time. It returns the restricted configuration
+// gaugedOnly restricts a calibration to the reaches that drain to a gauge:
+// the others have no gradient, and routing them at every iteration would
+// only cost time (a shared map keeps its free variables). It returns the restricted configuration
 // and the full-network index of each of its reaches (nil: nothing to cut).
 func gaugedOnly(c calibrate.Config) (calibrate.Config, []int32, error) {
 	closure, err := c.Net.UpstreamClosure(c.Gauges.IDs)
@@ -787,7 +818,7 @@ func gaugedOnly(c calibrate.Config) (calibrate.Config, []int32, error) {
 		}
 		o.InitialQ = q
 	}
-	sp, err := calibrate.NewSpace(c.Space.Names, c.Space.Transforms, calibrate.PerReach{P: len(c.Space.Names), N: len(closure)}, len(closure), c.Space.Fixed.Subset(closure))
+	sp, err := c.Space.Restrict(closure)
 	if err != nil {
 		return c, nil, err
 	}

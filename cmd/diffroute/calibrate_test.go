@@ -140,7 +140,100 @@ func TestCalibrateLearnCLI(t *testing.T) {
 				t.Errorf("%s: %v", kind, err)
 			}
 		}
+		// The learned map applied by route to basin B's attributes routes
+		// as the k.csv and x.csv calibrate wrote for B.
+		route := func(name string, extra ...string) string {
+			q := filepath.Join(dir, kind+"-"+name+".nc")
+			args := append([]string{"route", "--rapid", b, "--runoff", filepath.Join(b, "runoff.nc"), "--substep", "3600", "--quiet", "--out", q}, extra...)
+			if _, err := runCLI(t, args...); err != nil {
+				t.Fatalf("%s: route %s: %v", kind, name, err)
+			}
+			return q
+		}
+		viaCSV := route("csv", "--params-from", filepath.Join(out, "valid"))
+		closeQout(t, viaCSV, route("map", "--map-from", filepath.Join(out, "map.json"), "--attributes", filepath.Join(b, "attributes.csv")), 1e-6)
+		closeQout(t, viaCSV, route("map-default", "--map-from", filepath.Join(out, "map.json"))) // attributes.csv of --rapid
+		closeQout(t, viaCSV, route("from", "--params-from", out, "--attributes", filepath.Join(b, "attributes.csv")), 1e-6)
+		// and not as basin B's truth or A's parameters.
+		qa, _ := readQout(t, viaCSV)
+		qt, _ := readQout(t, route("truth"))
+		if d := maxRel(qa, qt); !(d > 1e-4) {
+			t.Errorf("%s: the map's discharge equals the truth's to %g: the check cannot fail", kind, d)
+		}
 	}
+	// Bad --map-from input: one line naming the flag or file.
+	m := filepath.Join(dir, "loglinear", "map.json")
+	noArea := filepath.Join(dir, "noarea.csv")
+	raw, err := os.ReadFile(filepath.Join(b, "attributes.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(noArea, []byte(strings.ReplaceAll(string(raw), "area_km2", "area")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hourly := filepath.Join(dir, "hourly.json")
+	raw, err = os.ReadFile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hourly, []byte(strings.Replace(string(raw), `"step_seconds": 86400`, `"step_seconds": 3600`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--attributes", noArea}, "--attributes goes with --map-from"},
+		{[]string{"--map-from", m, "--attributes", noArea}, `lack "area_km2"`},
+		{[]string{"--map-from", m, "--irf", "linear_storage"}, "learned for IRF muskingum"},
+		{[]string{"--map-from", m, "--params-from", filepath.Join(dir, "loglinear")}, "use one"},
+		{[]string{"--map-from", hourly}, "learned on a runoff step of 3600 s, this runoff's is 86400 s"},
+		{[]string{"--map-from", filepath.Join(b, "attributes.csv")}, "not a map written by diffroute calibrate"},
+		{[]string{"--params-from", filepath.Join(dir, "loglinear", "valid"), "--attributes", filepath.Join(b, "attributes.csv")}, "needs the learned map"},
+	} {
+		args := append([]string{"route", "--rapid", b, "--runoff", filepath.Join(b, "runoff.nc"), "--quiet", "--out", filepath.Join(dir, "bad.nc")}, c.args...)
+		_, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("route %v: %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+}
+
+// closeQout fails unless two discharge files agree to a relative
+// difference tol (default 1e-6) of each reach's largest value.
+func closeQout(t *testing.T, a, b string, tol ...float64) {
+	t.Helper()
+	qa, _ := readQout(t, a)
+	qb, _ := readQout(t, b)
+	lim := 1e-6
+	if len(tol) > 0 {
+		lim = tol[0]
+	}
+	if len(qa) != len(qb) {
+		t.Fatalf("%s and %s: %d and %d reaches", a, b, len(qa), len(qb))
+	}
+	if d := maxRel(qa, qb); d > lim {
+		t.Fatalf("%s and %s differ by up to %g (relative)", a, b, d)
+	}
+}
+
+func maxRel(qa, qb map[int64][]float32) float64 {
+	worst := 0.0
+	for id, sa := range qa {
+		sb := qb[id]
+		top := 0.0
+		for _, v := range sa {
+			top = max(top, math.Abs(float64(v)))
+		}
+		for k := range sa {
+			if k < len(sb) {
+				worst = max(worst, math.Abs(float64(sa[k])-float64(sb[k]))/max(top, 1e-30))
+			} else {
+				return math.Inf(1)
+			}
+		}
+	}
+	return worst
 }
 
 // Within a small --mem-budget the basin is calibrated cluster by cluster.
@@ -160,6 +253,24 @@ func TestCalibrateSequentialCLI(t *testing.T) {
 	r := readReport(t, filepath.Join(out, "report.csv"))
 	if med := median(r["nse_valid_after"]); med < 0.99 || med <= median(r["nse_valid_before"]) {
 		t.Errorf("validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
+	}
+	// A log-linear map under a budget its 206 gauged reaches do not fit: every iteration's gradient
+	// runs cluster by cluster over the whole basin, and every gauge fits.
+	out = filepath.Join(dir, "loglinear")
+	text, err = runCLI(t, "calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"),
+		"--observed", filepath.Join(basin, "observed.csv"), "--substep", "3600", "--param", "k=0.3", "--param", "x=0.2",
+		"--map", "loglinear:"+filepath.Join(basin, "attributes.csv"), "--bounds", "k=1800:inf,x=0:0.5",
+		"--train-until", "2000-03-20", "--optimizer", "lbfgs", "--epochs", "30", "--mem-budget", "1MiB", "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "cluster by cluster") {
+		t.Fatalf("no staged gradient in:\n%s", text)
+	}
+	r = readReport(t, filepath.Join(out, "report.csv"))
+	t.Logf("log-linear map, staged: validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
+	if low := minOf(r["nse_valid_after"]); low < 0.99 || low <= minOf(r["nse_valid_before"]) {
+		t.Errorf("log-linear map, staged: validation NSE %v -> %v", r["nse_valid_before"], r["nse_valid_after"])
 	}
 }
 
@@ -315,5 +426,58 @@ func TestCalibrateOtherIRF(t *testing.T) {
 	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600", "--irf", "nash_cascade",
 		"--params-from", out, "--quiet", "--out", filepath.Join(dir, "q.nc")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// calibrate --qinit starts routing from the given discharge: the report's
+// NSE of the prior equals the NSE computed here from route --qinit's
+// discharge (and differs from the run without --qinit).
+func TestCalibrateQinit(t *testing.T) {
+	dir := t.TempDir()
+	basin := filepath.Join(dir, "basin")
+	genBasin(t, basin, 150, 40, 4, 61)
+	runoff, obsPath := filepath.Join(basin, "runoff.nc"), filepath.Join(basin, "observed.csv")
+	qinit := filepath.Join(dir, "qinit.csv")
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", runoff, "--substep", "3600", "--quiet", "--out", filepath.Join(dir, "spin.nc"), "--qfinal", qinit); err != nil {
+		t.Fatal(err)
+	}
+	q := filepath.Join(dir, "q.nc")
+	if _, err := runCLI(t, "route", "--rapid", basin, "--runoff", runoff, "--substep", "3600", "--param", "k=0.3", "--param", "x=0.2",
+		"--qinit", qinit, "--quiet", "--out", q); err != nil {
+		t.Fatal(err)
+	}
+	sim, _ := readQout(t, q)
+	obs, err := data.ReadCSVTableFile(obsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float64, obs.N)
+	for k, id := range obs.IDs {
+		o, s := obs.Series(0, k), sim[id]
+		mean := 0.0
+		for _, v := range o {
+			mean += float64(v) / float64(len(o))
+		}
+		var num, den float64
+		for i := range o {
+			num += (float64(s[i]) - float64(o[i])) * (float64(s[i]) - float64(o[i]))
+			den += (float64(o[i]) - mean) * (float64(o[i]) - mean)
+		}
+		want[k] = 1 - num/den
+	}
+	report := func(extra ...string) []float64 {
+		out := filepath.Join(dir, "cal"+strconv.Itoa(len(extra)))
+		args := append([]string{"calibrate", "--rapid", basin, "--runoff", runoff, "--observed", obsPath, "--substep", "3600",
+			"--param", "k=0.3", "--param", "x=0.2", "--warmup", "0", "--optimizer", "lbfgs", "--epochs", "2", "--quiet", "--out", out}, extra...)
+		if _, err := runCLI(t, args...); err != nil {
+			t.Fatal(err)
+		}
+		return readReport(t, filepath.Join(out, "report.csv"))["nse_train_before"]
+	}
+	with, without := report("--qinit", qinit), report()
+	for k := range want {
+		if math.Abs(with[k]-want[k]) > 2e-6 || math.Abs(without[k]-want[k]) < 1e-4 {
+			t.Errorf("gauge %d: prior NSE %v with --qinit, %v without; route --qinit gives %v", obs.IDs[k], with[k], without[k], want[k])
+		}
 	}
 }

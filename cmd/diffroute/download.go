@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/diffroute-go/route/download"
+	"github.com/diffroute-go/route/progress"
 	"github.com/diffroute-go/route/viz"
 )
 
@@ -43,7 +44,7 @@ func runDownload(ctx context.Context, args []string, stdout io.Writer) error {
 	if *retries < 0 {
 		return usageError{fmt.Sprintf("download: --retries %d: want a whole number ≥ 0", *retries)}
 	}
-	var prog download.Progress = download.Quiet
+	var prog progress.Reporter = progress.Quiet
 	if !*quiet {
 		prog = viz.NewProgress(false, viz.Bytes(), viz.ProgressWriter(progressOut))
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/basins"
 	"github.com/diffroute-go/route/calibrate"
 	"github.com/diffroute-go/route/data"
@@ -204,24 +205,6 @@ func writeObserved(path string, net *diffroute.Network, runoff *diffroute.DataTe
 	return data.WriteCSVTableFile(path, q)
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+// writeFileAtomic writes the command's small text outputs (CSV, JSON):
+// the whole file or, on error, nothing.
+var writeFileAtomic = atomicfile.WriteBytes

@@ -71,6 +71,9 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "%d tasks verified; wrote %s/%s", len(recs), job.Out, basins.ManifestCSV)
+		if job.IsCalibration() {
+			fmt.Fprintf(stdout, " and %s", basins.SummaryFile)
+		}
 		if *merge {
 			fmt.Fprintf(stdout, " and %s", job.MergedFile(""))
 		}
@@ -119,7 +122,11 @@ func printStatus(w io.Writer, job *basins.Job, st []basins.TaskStatus) {
 	}
 	fmt.Fprintf(w, "%d tasks: %s\n", len(st), strings.Join(parts, ", "))
 	if count[basins.StateFailed]+count[basins.StateMissing] > 0 {
-		fmt.Fprintf(w, "rerun what is missing or failed with: diffroute route --resume --out %s [--executor slurm --submit]\n", job.Out)
+		cmd := "route"
+		if job.IsCalibration() {
+			cmd = "calibrate"
+		}
+		fmt.Fprintf(w, "rerun what is missing or failed with: diffroute %s --resume --out %s [--executor slurm --submit]\n", cmd, job.Out)
 	}
 }
 

@@ -1,0 +1,122 @@
+package diffroute
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+)
+
+// withTiles runs fn with the tiled adjoint on or off and tiles of the given
+// size (0: the default).
+func withTiles(on bool, bytes int, fn func()) {
+	off, size := gradTilesOff, gradTileBytes
+	defer func() { gradTilesOff, gradTileBytes = off, size }()
+	gradTilesOff = !on
+	if bytes > 0 {
+		gradTileBytes = bytes
+	}
+	fn()
+}
+
+// The tiled adjoint (vector kernels, tile by tile, blocks recomputed from
+// checkpoints) gives the general engine's discharge and gradients to
+// float64 rounding: every lateral and averaging rule it runs, batches,
+// initial discharge, checkpoint blocks, tiles from one reach to the whole
+// network, parallel parts and trunk.
+func TestTiledAdjointEqualsReference(t *testing.T) {
+	if !haveSectionVector() {
+		t.Skip("no vector kernels on this machine: the tiled adjoint does not run")
+	}
+	rng := rand.New(rand.NewPCG(44, 3))
+	var cases []gradCase
+	for _, irf := range []string{"muskingum", "linear_storage"} {
+		for _, lat := range []LateralRule{LateralRAPID, LateralLTI} {
+			for _, avg := range []Average{AverageStart, AverageEnd} {
+				for _, smp := range []Sampling{SampleAvg, SampleLast} {
+					if avg == AverageStart && smp == SampleLast {
+						continue // not a rule the kernels run
+					}
+					cases = append(cases, gradCase{irf: irf, lat: lat, avg: avg, smp: smp, f: 4, B: 1, T: 9})
+				}
+			}
+		}
+	}
+	cases = append(cases,
+		gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 8, B: 3, T: 13, q0: true, ckpt: 4},
+		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 12, B: 2, T: 10, q0: true, ckpt: 1},
+		gradCase{irf: "linear_storage", lat: LateralLTI, avg: AverageEnd, smp: SampleLast, f: 4, B: 2, T: 11, q0: true, ckpt: 3},
+	)
+	overall := 0.0
+	defer func() { t.Logf("worst relative difference %.2g", overall) }()
+	for _, c := range cases {
+		fx := newGradFixture(t, rng, c, 1500) // > 1024 reaches: parallel parts and a trunk
+		lat := fx.lat(t)
+		var ref *gradRun
+		withTiles(false, 0, func() { ref = fx.grad(t, fx.opts, lat) })
+		if ref.e.tiles {
+			t.Fatal("the reference ran tiled")
+		}
+		for _, size := range []int{64, 4 << 10, 64 << 10, 1 << 30} {
+			var got *gradRun
+			withTiles(true, size, func() { got = fx.grad(t, fx.opts, lat) })
+			if !got.e.tiles {
+				t.Fatalf("%v: the tiled adjoint did not run", c)
+			}
+			worst := vecRelDiff(got.y, ref.y)
+			worst = max(worst, vecRelDiff(got.dx, ref.dx), vecRelDiff(got.dq0, ref.dq0))
+			for j := range ref.dth {
+				worst = max(worst, vecRelDiff(got.dth[j], ref.dth[j]))
+			}
+			overall = max(overall, worst)
+			if worst > 1e-10 {
+				t.Errorf("%v, tiles of %d bytes (%d tiles, blocks of %d sub-steps): differs from the reference by %.2g", c, size, got.e.tl.nslot, got.e.tl.bl, worst)
+			}
+		}
+	}
+}
+
+// Staged gradients on the tiled adjoint (transfers in and out of clusters,
+// their adjoints handed upstream) equal the general engine's.
+func TestTiledAdjointStaged(t *testing.T) {
+	if !haveSectionVector() {
+		t.Skip("no vector kernels on this machine: the tiled adjoint does not run")
+	}
+	rng := rand.New(rand.NewPCG(45, 4))
+	ctx := context.Background()
+	c := gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 12, q0: true, ckpt: 5}
+	fx := newGradFixture(t, rng, c, 400)
+	cl, err := Schedule(fx.net, 600, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := func(y, gy *DataTensor) (float64, error) {
+		s := 0.0
+		for k, v := range y.Data {
+			s += fx.w[k]*float64(v) + 0.5*fx.c[k]*float64(v)*float64(v)
+			gy.Data[k] = float32(fx.w[k] + fx.c[k]*float64(v))
+		}
+		return s, nil
+	}
+	run := func(on bool) (gr *Gradients) {
+		withTiles(on, 2<<10, func() {
+			sr, err := NewStagedRouter(fx.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, gr, err = sr.RouteGrad(ctx, fx.x, cl, loss); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return gr
+	}
+	ref, got := run(false), run(true)
+	worst := vecRelDiff(f64(got.Runoff.Data), f64(ref.Runoff.Data))
+	for name, v := range ref.Params {
+		worst = max(worst, vecRelDiff(got.Params[name], v))
+	}
+	worst = max(worst, vecRelDiff(got.InitialQ, ref.InitialQ))
+	if worst > 1e-6 {
+		t.Errorf("staged, tiled vs general engine: gradients differ by %.2g", worst)
+	}
+	t.Logf("%d clusters, %d transfers: worst rel. difference %.2g", cl.Len(), len(cl.Transfers), worst)
+}
