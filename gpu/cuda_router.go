@@ -43,11 +43,7 @@ var _ diffroute.Device = (*Device)(nil)
 
 // NewRouter builds the kernel of net on the CPU and uploads it to d.
 func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diffroute.Options, ropts *RouterOptions) (*Router, error) {
-	var ro RouterOptions
-	if ropts != nil {
-		ro = *ropts
-	}
-	ro, err := ro.withDefaults()
+	ro, err := ropts.orDefaults()
 	if err != nil {
 		return nil, err
 	}

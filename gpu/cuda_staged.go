@@ -207,11 +207,7 @@ func (b *StagedBackend) takeBuilt(bs *diffroute.BlockSparseKernel) devBuf {
 // NewStagedBackend prepares staged routing on d; pixels may be nil (runoff
 // then comes from the staged router's cluster runoff).
 func NewStagedBackend(d *Device, ropts *RouterOptions, pixels *DevicePixels) (*StagedBackend, error) {
-	var ro RouterOptions
-	if ropts != nil {
-		ro = *ropts
-	}
-	ro, err := ro.withDefaults()
+	ro, err := ropts.orDefaults()
 	if err != nil {
 		return nil, err
 	}

@@ -90,21 +90,7 @@ func TestGPUInterpolationMatchesCPU(t *testing.T) {
 }
 
 func TestGPUStagedFromResidentPixels(t *testing.T) {
-	ctx := context.Background()
-	net, o, _, cl := stagedCase(t, 2000, 41, 2, 20, 10, 1)
-	const T = 60
-	w, src, err := pixelCase(net, 300, T, 41)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := diffroute.NewInterpolator(w, src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := in.Interpolate(ctx, net.IDs(), 0, T)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cl, w, src, x := pixelStagedCase(t)
 	dp, err := NewDevicePixels(testDev, w, src, PixelOptions{})
 	if err != nil {
 		t.Fatal(err)
