@@ -44,6 +44,11 @@ type NCOptions struct {
 	// (time first, as RAPID writes them) read a time range contiguously, so
 	// long series can be routed in time chunks without loading them whole.
 	TimeStart, TimeCount int
+	// Order, when set, picks the tensor's row order: row k holds the
+	// file's reach at position Order[k] (every position once). Reading in
+	// a router's order (diffroute.RoutingOrder) costs nothing extra: the
+	// values are transposed on the way in anyway.
+	Order []int32
 	// Member, when > 0, reads only that ensemble member (1-based along the
 	// member dimension) of a (member, time, reach) variable; 0 reads all.
 	Member int
@@ -53,7 +58,11 @@ type NCOptions struct {
 // file into a tensor with one batch member (an ensemble: see below): RAPID m3_riv(time, rivid),
 // xarray-style runoff(time, river_id), Qout(time, rivid) or DiffHydro's
 // __xarray_dataarray_variable__(time, spatial). A (reach, time) layout is
-// recognised by the dimension named "time" and transposed.
+// recognised by the dimension named "time" and transposed. A
+// three-dimensional variable with a member dimension (member, ensemble,
+// realization, number or ens), such as runoff(member, time, rivid) or the
+// Qout(member, time, rivid) of WriteEnsembleNC, is an ensemble: one batch
+// member per member (opt.Member picks one).
 //
 // Reach ids come from the coordinate variable of the spatial dimension (or
 // rivid, river_id, … when it has none), else from opt.IDs. Time labels come
@@ -193,6 +202,18 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		ids = slices.Clone(opt.IDs)
 	}
 
+	// rowOf[c]: tensor row of the file's reach c.
+	var rowOf []int32
+	if opt.Order != nil {
+		if rowOf, err = invertOrder(opt.Order, N); err != nil {
+			return nil, fmt.Errorf("variable %s: %w", name, err)
+		}
+		ordered := make([]int64, N)
+		for k, c := range opt.Order {
+			ordered[k] = ids[c]
+		}
+		ids = ordered
+	}
 	if B < 1 {
 		return nil, fmt.Errorf("variable %s has no ensemble members", name)
 	}
@@ -215,56 +236,41 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if f, ok := attrFloat(v, "missing_value"); ok && f != 0 {
 		missing = f
 	}
-	// The selected box: rows along the first dimension, columns along the second.
-	rowStart, rowEnd, colStart, rowLen := 0, dl[0], 0, dl[1]
-	if ti == 0 {
-		rowStart, rowEnd = t0, t0+T
-	} else {
-		colStart, rowLen = t0, T
+	conv := func(f float64) float32 {
+		if f == fill || f == missing {
+			return float32(math.NaN())
+		}
+		if hasScale {
+			f *= scale
+		}
+		if hasOffset {
+			f += offset
+		}
+		return float32(f)
 	}
-	if T == 0 {
-		rowEnd = rowStart
+	row := func(c int) int {
+		if rowOf != nil {
+			return int(rowOf[c])
+		}
+		return c
 	}
-	rows := max(1, (1<<20)/max(1, rowLen))
-	buf := make([]float64, 0, rows*rowLen)
-	// A hyperslab of the variable: the box's rows r0 .. r0+nr of member b.
-	slab := func(b, r0, nr int) (start, count []uint64) {
-		start, count = []uint64{uint64(r0), uint64(colStart)}, []uint64{uint64(nr), uint64(rowLen)}
+	// Values in boxes of about 4 M: a time-major file (RAPID's) is read
+	// time steps × a block of reaches at once, so that each reach's series
+	// is filled in one piece rather than one value per pass over the
+	// whole tensor.
+	box := ncBox
+	// slab is the hyperslab (start, count) of member b's (time, reach) box:
+	// member first + b along the member dimension.
+	slab := func(b int, start, count []uint64) ([]uint64, []uint64) {
 		if mi >= 0 {
-			start = slices.Insert(start, mi, uint64(b))
+			start = slices.Insert(start, mi, uint64(first+b))
 			count = slices.Insert(count, mi, 1)
 		}
 		return start, count
 	}
 	for b := 0; b < B; b++ {
-		xb := x.Data[b*N*T : (b+1)*N*T]
-		for r0 := rowStart; r0 < rowEnd; r0 += rows {
-			nr := min(rows, rowEnd-r0)
-			buf = buf[:nr*rowLen]
-			start, count := slab(first+b, r0, nr)
-			if err := readSliceFloat64(v, buf, start, count); err != nil {
-				return nil, fmt.Errorf("variable %s: %w", name, err)
-			}
-			for r := 0; r < nr; r++ {
-				for c := 0; c < rowLen; c++ {
-					f := buf[r*rowLen+c]
-					if f == fill || f == missing {
-						f = math.NaN()
-					} else {
-						if hasScale {
-							f *= scale
-						}
-						if hasOffset {
-							f += offset
-						}
-					}
-					t, i := r0+r-rowStart, c
-					if ti == 1 {
-						t, i = c, r0+r
-					}
-					xb[i*T+t] = float32(f)
-				}
-			}
+		if err := readMember(x, b, v, name, slab, conv, row, ti, t0, T, N, box); err != nil {
+			return nil, err
 		}
 	}
 
@@ -287,6 +293,67 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		}
 	}
 	return x, nil
+}
+
+// readMember reads the (time, reach) box of ensemble member into its rows
+// of x: steps [t0, t0+T) of N reaches converted by conv, the file's reach c
+// into row row(c); ti is the box's time dimension (0: time-major).
+func readMember(x *diffroute.DataTensor, member int, v netcdf.Var, name string, slab func(int, []uint64, []uint64) ([]uint64, []uint64),
+	conv func(float64) float32, row func(int) int, ti, t0, T, N, box int) error {
+	xd := x.Data[member*N*T : (member+1)*N*T]
+	if T > 0 && ti == 0 {
+		cols := min(N, max(1, box>>10, box/T))
+		rows := max(1, min(T, box/max(1, cols)))
+		buf := make([]float64, rows*cols)
+		for c0 := 0; c0 < N; c0 += cols {
+			nc := min(cols, N-c0)
+			for r0 := 0; r0 < T; r0 += rows {
+				nr := min(rows, T-r0)
+				bx := buf[:nr*nc]
+				start, count := slab(member, []uint64{uint64(t0 + r0), uint64(c0)}, []uint64{uint64(nr), uint64(nc)})
+				if err := readSliceFloat64(v, bx, start, count); err != nil {
+					return fmt.Errorf("variable %s: %w", name, err)
+				}
+				// Transposed in tiles of 16 reaches: each pass over the
+				// steps reads two cache lines of the box per step and
+				// writes 16 series.
+				for ct := 0; ct < nc; ct += 16 {
+					w := min(16, nc-ct)
+					var dst [16][]float32
+					for c := 0; c < w; c++ {
+						o := row(c0+ct+c)*T + r0
+						dst[c] = xd[o : o+nr : o+nr]
+					}
+					for r := 0; r < nr; r++ {
+						src := bx[r*nc+ct : r*nc+ct+w]
+						for c, f := range src {
+							dst[c][r] = conv(f)
+						}
+					}
+				}
+			}
+		}
+	} else if T > 0 {
+		// Reach-major: each row is a reach's series.
+		rows := max(1, box/T)
+		buf := make([]float64, 0, rows*T)
+		for r0 := 0; r0 < N; r0 += rows {
+			nr := min(rows, N-r0)
+			buf = buf[:nr*T]
+			start, count := slab(member, []uint64{uint64(r0), uint64(t0)}, []uint64{uint64(nr), uint64(T)})
+			if err := readSliceFloat64(v, buf, start, count); err != nil {
+				return fmt.Errorf("variable %s: %w", name, err)
+			}
+			for r := 0; r < nr; r++ {
+				dst := xd[row(r0+r)*T : row(r0+r)*T+T]
+				for t := range dst {
+					dst[t] = conv(buf[r*T+t])
+				}
+			}
+		}
+	}
+
+	return nil
 }
 
 // timeLabels decodes CF times; without decodable units it returns the raw
@@ -561,4 +628,26 @@ func defaultFill(v netcdf.Var) float64 {
 		return -32767 // NC_FILL_SHORT
 	}
 	return math.NaN()
+}
+
+// ncBox is how many values a netCDF table is read and written by at once.
+var ncBox = 1 << 22
+
+// invertOrder checks that order lists positions 0..n−1 once each and
+// returns the position of each in order.
+func invertOrder(order []int32, n int) ([]int32, error) {
+	if len(order) != n {
+		return nil, fmt.Errorf("order lists %d reaches of %d", len(order), n)
+	}
+	inv := make([]int32, n)
+	for i := range inv {
+		inv[i] = -1
+	}
+	for k, c := range order {
+		if c < 0 || int(c) >= n || inv[c] >= 0 {
+			return nil, fmt.Errorf("order entry %d: reach position %d out of range or repeated", k, c)
+		}
+		inv[c] = int32(k)
+	}
+	return inv, nil
 }

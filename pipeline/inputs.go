@@ -83,6 +83,9 @@ type runoffSource struct {
 	members  int // ensemble members (a member dimension, or files matched by a --runoff pattern); 0 or 1: one
 	// readMember reads member b (0-based) alone; nil: the source has one.
 	readMember func(b, t0, count int) (*diffroute.DataTensor, error)
+	// readOrdered, when not nil, reads like read with the tensor's rows in
+	// the given order of the file's reaches (row k: file reach order[k]).
+	readOrdered func(t0, count int, order []int32) (*diffroute.DataTensor, error)
 }
 
 // member reads steps [t0, t0+count) of ensemble member b alone.
@@ -192,6 +195,10 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 	rangeOf := func(t0, count int) *data.NCOptions {
 		return &data.NCOptions{Var: c.RunoffVar, IDs: rapid.ConnectIDs, TimeStart: t0, TimeCount: count}
 	}
+	format, err := data.SeriesFormatFor(c.Runoff, false)
+	if err != nil {
+		return nil, err
+	}
 	head, err := data.ReadSeries(c.Runoff, rangeOf(0, -1))
 	if err != nil {
 		return nil, err
@@ -231,6 +238,20 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 	src.read = func(t0, count int) (*diffroute.DataTensor, error) { return read(-1, t0, count) }
 	if src.members > 1 {
 		src.readMember = func(b, t0, count int) (*diffroute.DataTensor, error) { return read(b, t0, count) }
+	}
+	if head.T == 0 && strings.HasPrefix(format.Name, "netCDF") {
+		src.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) {
+			o := rangeOf(t0, count)
+			o.Order = order
+			x, err := data.ReadSeries(c.Runoff, o)
+			if err != nil {
+				return nil, err
+			}
+			if err := toRate(x, units, src.rateStep, c.Runoff); err != nil {
+				return nil, err
+			}
+			return x, checkFinite(x, c.Runoff)
+		}
 	}
 	return src, nil
 }

@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -55,8 +56,21 @@ func main() {
 	// SIGTERM too: Slurm's scancel and time limit send it, and a job task
 	// then records its basin as failed rather than vanish.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// DIFFROUTE_CPUPROFILE=FILE writes a CPU profile of the command (go
+	// tool pprof reads it): how the benchmarks were profiled.
+	if path := os.Getenv("DIFFROUTE_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
+	if err != nil && os.Getenv("DIFFROUTE_CPUPROFILE") != "" {
+		pprof.StopCPUProfile()
+	}
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return
 	}
