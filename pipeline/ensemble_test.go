@@ -151,7 +151,11 @@ func TestEnsembleMemberDimension(t *testing.T) {
 			if _, err := Run(context.Background(), c); err != nil {
 				t.Fatal(err)
 			}
-			checkMembers(t, c.Out, readEnsemble(t, c.Out), singles, 0)
+			tol := 0.0 // the same router, member by member
+			if chunk > 0 {
+				tol = 1e-6 // staged: float32 rounding of the transfers
+			}
+			checkMembers(t, c.Out, readEnsemble(t, c.Out), singles, tol)
 		}
 	}
 }
