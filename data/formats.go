@@ -32,6 +32,8 @@ type SeriesFormat struct {
 	// NewWriter starts a table of ids × times written in time pieces, for
 	// discharge streamed chunk by chunk; nil when the format cannot.
 	NewWriter func(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error)
+
+	ordered bool // Write honours SeriesOptions.Order itself
 }
 
 // SeriesOptions tune how a table is written; the zero value is every
@@ -53,6 +55,10 @@ type SeriesOptions struct {
 	// row per reach and step: rivid, time, Q; the default) or "wide" (one
 	// row per step, one column per reach).
 	Layout string
+	// Order, when set, writes q's rows in another order: the table's reach
+	// at position j is row Order[j] of q (every row once). netCDF writes
+	// them so directly; other formats from a reordered copy.
+	Order []int32
 }
 
 // LatLon is a reach's position in degrees.
@@ -136,12 +142,26 @@ func init() {
 			f.Name, f.Exts = "netCDF-4", []string{".nc4"}
 		}
 		f.Write = func(path string, q *diffroute.DataTensor, o *SeriesOptions) error {
-			qo, err := o.qoutOpts(q.IDs, nc4)
+			ids := q.IDs
+			if o != nil && o.Order != nil {
+				if _, err := invertOrder(o.Order, q.N); err != nil {
+					return fmt.Errorf("%s: %w", path, err)
+				}
+				ids = make([]int64, q.N)
+				for j, k := range o.Order {
+					ids[j] = q.IDs[k]
+				}
+			}
+			qo, err := o.qoutOpts(ids, nc4)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
+			if o != nil {
+				qo.Order = o.Order
+			}
 			return WriteQoutNC(path, q, qo)
 		}
+		f.ordered = true
 		f.NewWriter = func(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error) {
 			qo, err := o.qoutOpts(ids, nc4)
 			if err != nil {
@@ -248,6 +268,25 @@ func WriteSeriesWith(path string, q *diffroute.DataTensor, o *SeriesOptions) err
 	f, err := formatOf(path, o)
 	if err != nil {
 		return err
+	}
+	if o != nil && o.Order != nil && !f.ordered {
+		// Write a reordered copy.
+		if _, err := invertOrder(o.Order, q.N); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		ids := make([]int64, q.N)
+		for j, k := range o.Order {
+			ids[j] = q.IDs[k]
+		}
+		c := &diffroute.DataTensor{B: q.B, N: q.N, T: q.T, Data: make([]float32, len(q.Data)), IDs: ids, Times: q.Times, Step: q.Step, Units: q.Units}
+		for b := 0; b < q.B; b++ {
+			for j, k := range o.Order {
+				copy(c.Series(b, j), q.Series(b, int(k)))
+			}
+		}
+		oc := *o
+		oc.Order = nil
+		return f.Write(path, c, &oc)
 	}
 	return f.Write(path, q, o)
 }

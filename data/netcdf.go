@@ -40,6 +40,11 @@ type NCOptions struct {
 	// (time first, as RAPID writes them) read a time range contiguously, so
 	// long series can be routed in time chunks without loading them whole.
 	TimeStart, TimeCount int
+	// Order, when set, picks the tensor's row order: row k holds the
+	// file's reach at position Order[k] (every position once). Reading in
+	// a router's order (diffroute.RoutingOrder) costs nothing extra: the
+	// values are transposed on the way in anyway.
+	Order []int32
 }
 
 // ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
@@ -156,6 +161,18 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		ids = slices.Clone(opt.IDs)
 	}
 
+	// rowOf[c]: tensor row of the file's reach c.
+	var rowOf []int32
+	if opt.Order != nil {
+		if rowOf, err = invertOrder(opt.Order, N); err != nil {
+			return nil, fmt.Errorf("variable %s: %w", name, err)
+		}
+		ordered := make([]int64, N)
+		for k, c := range opt.Order {
+			ordered[k] = ids[c]
+		}
+		ids = ordered
+	}
 	x := diffroute.NewDataTensor(1, ids, T)
 	x.Units, _ = attrString(v, "units")
 
@@ -175,42 +192,75 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if f, ok := attrFloat(v, "missing_value"); ok && f != 0 {
 		missing = f
 	}
-	// The selected box: rows along the first dimension, columns along the second.
-	rowStart, rowEnd, colStart, rowLen := 0, dl[0], 0, dl[1]
-	if ti == 0 {
-		rowStart, rowEnd = t0, t0+T
-	} else {
-		colStart, rowLen = t0, T
-	}
-	if T == 0 {
-		rowEnd = rowStart
-	}
-	rows := max(1, (1<<20)/max(1, rowLen))
-	buf := make([]float64, 0, rows*rowLen)
-	for r0 := rowStart; r0 < rowEnd; r0 += rows {
-		nr := min(rows, rowEnd-r0)
-		buf = buf[:nr*rowLen]
-		if err := readSliceFloat64(v, buf, []uint64{uint64(r0), uint64(colStart)}, []uint64{uint64(nr), uint64(rowLen)}); err != nil {
-			return nil, fmt.Errorf("variable %s: %w", name, err)
+	conv := func(f float64) float32 {
+		if f == fill || f == missing {
+			return float32(math.NaN())
 		}
-		for r := 0; r < nr; r++ {
-			for c := 0; c < rowLen; c++ {
-				f := buf[r*rowLen+c]
-				if f == fill || f == missing {
-					f = math.NaN()
-				} else {
-					if hasScale {
-						f *= scale
+		if hasScale {
+			f *= scale
+		}
+		if hasOffset {
+			f += offset
+		}
+		return float32(f)
+	}
+	row := func(c int) int {
+		if rowOf != nil {
+			return int(rowOf[c])
+		}
+		return c
+	}
+	// Values in boxes of about 4 M: a time-major file (RAPID's) is read
+	// time steps × a block of reaches at once, so that each reach's series
+	// is filled in one piece rather than one value per pass over the
+	// whole tensor.
+	box := ncBox
+	if T > 0 && ti == 0 {
+		cols := min(N, max(1, box>>10, box/T))
+		rows := max(1, min(T, box/max(1, cols)))
+		buf := make([]float64, rows*cols)
+		for c0 := 0; c0 < N; c0 += cols {
+			nc := min(cols, N-c0)
+			for r0 := 0; r0 < T; r0 += rows {
+				nr := min(rows, T-r0)
+				b := buf[:nr*nc]
+				if err := readSliceFloat64(v, b, []uint64{uint64(t0 + r0), uint64(c0)}, []uint64{uint64(nr), uint64(nc)}); err != nil {
+					return nil, fmt.Errorf("variable %s: %w", name, err)
+				}
+				// Transposed in tiles of 16 reaches: each pass over the
+				// steps reads two cache lines of the box per step and
+				// writes 16 series.
+				for ct := 0; ct < nc; ct += 16 {
+					w := min(16, nc-ct)
+					var dst [16][]float32
+					for c := 0; c < w; c++ {
+						o := row(c0+ct+c)*T + r0
+						dst[c] = x.Data[o : o+nr : o+nr]
 					}
-					if hasOffset {
-						f += offset
+					for r := 0; r < nr; r++ {
+						src := b[r*nc+ct : r*nc+ct+w]
+						for c, f := range src {
+							dst[c][r] = conv(f)
+						}
 					}
 				}
-				t, i := r0+r-rowStart, c
-				if ti == 1 {
-					t, i = c, r0+r
+			}
+		}
+	} else if T > 0 {
+		// Reach-major: each row is a reach's series.
+		rows := max(1, box/T)
+		buf := make([]float64, 0, rows*T)
+		for r0 := 0; r0 < N; r0 += rows {
+			nr := min(rows, N-r0)
+			buf = buf[:nr*T]
+			if err := readSliceFloat64(v, buf, []uint64{uint64(r0), uint64(t0)}, []uint64{uint64(nr), uint64(T)}); err != nil {
+				return nil, fmt.Errorf("variable %s: %w", name, err)
+			}
+			for r := 0; r < nr; r++ {
+				dst := x.Data[row(r0+r)*T : row(r0+r)*T+T]
+				for t := range dst {
+					dst[t] = conv(buf[r*T+t])
 				}
-				x.Data[i*T+t] = float32(f)
 			}
 		}
 	}
@@ -508,4 +558,26 @@ func defaultFill(v netcdf.Var) float64 {
 		return -32767 // NC_FILL_SHORT
 	}
 	return math.NaN()
+}
+
+// ncBox is how many values a netCDF table is read and written by at once.
+var ncBox = 1 << 22
+
+// invertOrder checks that order lists positions 0..n−1 once each and
+// returns the position of each in order.
+func invertOrder(order []int32, n int) ([]int32, error) {
+	if len(order) != n {
+		return nil, fmt.Errorf("order lists %d reaches of %d", len(order), n)
+	}
+	inv := make([]int32, n)
+	for i := range inv {
+		inv[i] = -1
+	}
+	for k, c := range order {
+		if c < 0 || int(c) >= n || inv[c] >= 0 {
+			return nil, fmt.Errorf("order entry %d: reach position %d out of range or repeated", k, c)
+		}
+		inv[c] = int32(k)
+	}
+	return inv, nil
 }

@@ -30,6 +30,11 @@ type QoutOptions struct {
 	// the order of the reach ids written): they become lat(rivid) and
 	// lon(rivid), auxiliary coordinates of Qout.
 	Lat, Lon []float64
+	// Order, when set, writes q's rows in another order: the file's reach
+	// at position j is row Order[j] of q (every row once), rivid included.
+	// A router working in its own order (diffroute.RoutingOrder) writes
+	// the file's order this way at no extra cost.
+	Order []int32
 }
 
 // WriteQoutNC writes a discharge tensor (one batch member, m3/s) in RAPID's
@@ -64,6 +69,11 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 	o := qoutOptions(opt)
 	if err := o.check(len(q.IDs)); err != nil {
 		return err
+	}
+	if o.Order != nil {
+		if _, err := invertOrder(o.Order, q.N); err != nil {
+			return fmt.Errorf("data: %s: %w", path, err)
+		}
 	}
 	tc := makeQoutTime(q.Times, q.T, q.Step)
 
@@ -127,7 +137,7 @@ func qoutOptions(opt *QoutOptions) QoutOptions {
 			o.Source = opt.Source
 		}
 		o.Institution, o.Comment = opt.Institution, opt.Comment
-		o.NetCDF4, o.Compress, o.Lat, o.Lon = opt.NetCDF4, opt.Compress, opt.Lat, opt.Lon
+		o.NetCDF4, o.Compress, o.Lat, o.Lon, o.Order = opt.NetCDF4, opt.Compress, opt.Lat, opt.Lon, opt.Order
 	}
 	return o
 }
@@ -179,26 +189,53 @@ func makeQoutTime(times []string, T int, step time.Duration) qoutTime {
 }
 
 func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *qoutTime) error {
-	_, qv, err := writeQoutHeader(ds, q.IDs, o, tc)
+	ids := q.IDs
+	if o.Order != nil {
+		ids = make([]int64, q.N)
+		for j, k := range o.Order {
+			ids[j] = q.IDs[k]
+		}
+	}
+	_, qv, err := writeQoutHeader(ds, ids, o, tc)
 	if err != nil {
 		return err
 	}
 	if q.N == 0 || q.T == 0 {
 		return nil
 	}
-	// Time-major rows, in blocks.
-	rows := max(1, (1<<20)/q.N)
-	buf := make([]float32, 0, rows*q.N)
-	for t0 := 0; t0 < q.T; t0 += rows {
-		nr := min(rows, q.T-t0)
-		buf = buf[:nr*q.N]
-		for r := 0; r < nr; r++ {
-			for i := 0; i < q.N; i++ {
-				buf[r*q.N+i] = q.Data[i*q.T+t0+r]
+	// Time-major boxes of about 4 M values (time steps × a block of
+	// reaches), so that each reach's series is read in one piece rather
+	// than one value per pass over the whole tensor.
+	box := ncBox
+	cols := min(q.N, max(1, box>>10, box/q.T))
+	rows := max(1, min(q.T, box/cols))
+	buf := make([]float32, rows*cols)
+	for c0 := 0; c0 < q.N; c0 += cols {
+		nc := min(cols, q.N-c0)
+		for t0 := 0; t0 < q.T; t0 += rows {
+			nr := min(rows, q.T-t0)
+			b := buf[:nr*nc]
+			// Transposed in tiles of 16 reaches (see readRunoff).
+			for ct := 0; ct < nc; ct += 16 {
+				w := min(16, nc-ct)
+				var src [16][]float32
+				for c := 0; c < w; c++ {
+					i := c0 + ct + c
+					if o.Order != nil {
+						i = int(o.Order[i])
+					}
+					src[c] = q.Data[i*q.T+t0 : i*q.T+t0+nr : i*q.T+t0+nr]
+				}
+				for r := 0; r < nr; r++ {
+					dst := b[r*nc+ct : r*nc+ct+w]
+					for c := range dst {
+						dst[c] = src[c][r]
+					}
+				}
 			}
-		}
-		if err := qv.putFloat32(buf, []uint64{uint64(t0), 0}, []uint64{uint64(nr), uint64(q.N)}); err != nil {
-			return err
+			if err := qv.putFloat32(b, []uint64{uint64(t0), uint64(c0)}, []uint64{uint64(nr), uint64(nc)}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

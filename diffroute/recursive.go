@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 )
@@ -827,6 +828,26 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 	copy(hist, ext[fl:])
 }
 
+// RoutingOrder lists the reaches of net in the order the recursive router
+// visits them with the given number of workers (0: GOMAXPROCS): each
+// worker's whole subtrees, upstream first, then the trunk. A network
+// renumbered in this order (net.Reorder), with runoff rows in the same
+// order, is routed reading runoff, discharge and state in memory order,
+// which is much faster on large networks and short series; results are
+// the same to float32 rounding (tributaries may be summed in another
+// order).
+func RoutingOrder(net *Network, workers int) []int32 {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	parts, trunk := partition(net, workers)
+	order := make([]int32, 0, net.Len())
+	for _, p := range parts {
+		order = append(order, p...)
+	}
+	return append(order, trunk...)
+}
+
 // partition splits a network into whole subtrees for parallel workers and a
 // trunk routed afterwards: the largest subtree is split (its root joins the
 // trunk, its upstream subtrees become candidates) until every candidate holds
@@ -835,13 +856,20 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 // only a few inflow buffers are live at once.
 func partition(net *Network, workers int) (parts [][]int32, trunk []int32) {
 	n := net.Len()
+	// post lists root's subtree in post-order with upstream reaches in
+	// increasing position: a network renumbered in this order (Reorder)
+	// lists it as 0, 1, 2, …, so its reaches are visited in memory order.
+	var stack []int32
 	post := func(root int32) []int32 {
-		p := net.Pre(int(root))
-		sub := net.PreOrder()[p : p+net.Size(int(root))]
-		out := make([]int32, len(sub))
-		for k, v := range sub {
-			out[len(sub)-1-k] = v
+		out := make([]int32, 0, net.Size(int(root)))
+		stack = append(stack[:0], root)
+		for len(stack) > 0 {
+			v := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			out = append(out, v)
+			stack = append(stack, net.Upstream(int(v))...)
 		}
+		slices.Reverse(out)
 		return out
 	}
 	if workers <= 1 || n < 1024 {

@@ -162,6 +162,13 @@ func (s *StagedRouter) Route(ctx context.Context, runoff *DataTensor, cl *Cluste
 	if err := s.begin(cl); err != nil {
 		return nil, err
 	}
+	return s.routeChunks(ctx, runoff, cl)
+}
+
+// routeChunks routes a whole runoff tensor through the clusters in time
+// chunks of TimeChunk steps, continuing from the state, and returns the
+// discharge of every reach in the full network's order.
+func (s *StagedRouter) routeChunks(ctx context.Context, runoff *DataTensor, cl *Clusters) (*DataTensor, error) {
 	rows, err := alignRunoff(runoff, cl.Net)
 	if err != nil {
 		return nil, err
@@ -180,9 +187,9 @@ func (s *StagedRouter) Route(ctx context.Context, runoff *DataTensor, cl *Cluste
 				}
 			}
 		}
-	}
-	if s.st.next != 0 {
-		return nil, fmt.Errorf("diffroute: staged run stopped at cluster %d of %d", s.st.next, cl.Len())
+		if s.st.next != 0 {
+			return nil, fmt.Errorf("diffroute: staged run stopped at cluster %d of %d", s.st.next, cl.Len())
+		}
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package diffroute
 import (
 	"context"
 	"fmt"
-	"slices"
 )
 
 // State returns the state of a staged run between two time chunks, for the
@@ -248,28 +247,5 @@ func (s *StagedRouter) RouteNext(ctx context.Context, runoff *DataTensor, cl *Cl
 	if s.st.next != 0 {
 		return nil, fmt.Errorf("diffroute: the staged run is in the middle of a time chunk (cluster %d of %d)", s.st.next, cl.Len())
 	}
-	rows, err := alignRunoff(runoff, cl.Net)
-	if err != nil {
-		return nil, err
-	}
-	out := newDischarge(runoff, cl.Net)
-	for tc := range TimeChunks(runoff.T, s.TimeChunk, 0) {
-		for d, err := range s.RouteClusters(ctx, clusterRunoffs(runoff, rows, cl, tc.Start, tc.End, true), cl) {
-			if err != nil {
-				return nil, err
-			}
-			for b := 0; b < out.B; b++ {
-				for k, i := range d.Reaches {
-					copy(out.Series(b, int(i))[tc.Start:tc.End], d.Discharge.Series(b, k))
-				}
-			}
-		}
-		if s.st.next != 0 {
-			return nil, fmt.Errorf("diffroute: staged run stopped at cluster %d of %d", s.st.next, cl.Len())
-		}
-	}
-	if len(runoff.Times) == runoff.T {
-		out.Times = slices.Clone(runoff.Times)
-	}
-	return out, nil
+	return s.routeChunks(ctx, runoff, cl)
 }

@@ -4,11 +4,8 @@ package gpu
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
-
-	"github.com/diffroute-go/route/gpu/internal/cu"
 
 	"github.com/diffroute-go/route/diffroute"
 )
@@ -28,11 +25,8 @@ type Router struct {
 	backStats     RouteStats // of the last BackwardRunoff
 	builtOnDevice bool
 
-	// Device copies of the kernel (freed by Close).
-	vals, rowTiles, tileCol, size devBuf
-	// Streams, pinned host and device chunk buffers, kept across Route
-	// calls (freed by Close).
-	slots *cudaSlots
+	k    *devKernel // the kernel on the device (freed by Close)
+	conv *cudaConv  // the pipeline, its slots kept across calls (freed by Close)
 }
 
 // NewRouter is NewRouter on d with default router options: with d as
@@ -49,11 +43,7 @@ var _ diffroute.Device = (*Device)(nil)
 
 // NewRouter builds the kernel of net on the CPU and uploads it to d.
 func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diffroute.Options, ropts *RouterOptions) (*Router, error) {
-	var ro RouterOptions
-	if ropts != nil {
-		ro = *ropts
-	}
-	ro, err := ro.withDefaults()
+	ro, err := ropts.orDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -61,26 +51,12 @@ func NewRouter(ctx context.Context, d *Device, net *diffroute.Network, opts diff
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{dev: d, cpu: kr, opts: ro, builtOnDevice: vals.bytes > 0}
-	bs := kr.BlockSparse()
-	err = d.do(func() error {
-		var err error
-		if vals.bytes > 0 {
-			r.vals = vals
-		} else if r.vals, err = upload(bs.Vals, "the block-sparse kernel"); err != nil {
-			return err
-		}
-		if r.rowTiles, err = upload(bs.RowTiles, "the kernel's row index"); err != nil {
-			return err
-		}
-		if r.tileCol, err = upload(bs.TileCol, "the kernel's tile columns"); err != nil {
-			return err
-		}
-		r.size, err = upload(bs.Size, "the kernel's row lengths")
+	r := &Router{dev: d, cpu: kr, opts: ro, builtOnDevice: vals.bytes > 0, conv: &cudaConv{d: d, opts: ro}}
+	err = d.do(func() (err error) {
+		r.k, err = uploadKernel(kr.BlockSparse(), vals)
 		return err
 	})
 	if err != nil {
-		r.Close()
 		return nil, err
 	}
 	return r, nil
@@ -105,16 +81,13 @@ func (r *Router) Stats() RouteStats {
 
 // Close frees the kernel and the chunk buffers on the device.
 func (r *Router) Close() error {
-	return r.dev.do(func() error {
-		for _, b := range []*devBuf{&r.vals, &r.rowTiles, &r.tileCol, &r.size} {
-			b.free()
-		}
-		if r.slots != nil {
-			r.slots.close()
-			r.slots = nil
+	_ = r.dev.do(func() error {
+		if r.k != nil {
+			r.k.free()
 		}
 		return nil
 	})
+	return r.conv.close()
 }
 
 // Route returns the discharge of every reach (network order) for runoff
@@ -144,105 +117,39 @@ func (r *Router) RouteTo(ctx context.Context, dst, runoff *diffroute.DataTensor)
 func (r *Router) Reset() {}
 
 func (r *Router) routeTo(ctx context.Context, y, runoff *diffroute.DataTensor) error {
-	net := r.cpu.Network()
-	idx, err := alignRows(runoff, net)
-	if err != nil {
-		return err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	bs := r.cpu.BlockSparse()
-	xrow := make([]int, bs.N)
-	for p, v := range bs.Order {
-		xrow[p] = idx[v]
-	}
-	if runoff.T == 0 || bs.N == 0 {
-		return nil
-	}
-	hist := bs.Taps - 1
-	var stats RouteStats
-	err = r.dev.do(func() error {
-		free, _, err := cu.MemInfo()
-		if err != nil {
-			return fmt.Errorf("gpu: memory info: %v", err)
-		}
-		budget := r.opts.MemoryBudget
-		if budget == 0 {
-			budget = (free + r.slots.deviceBytes()) / 10 * 8 // kept slots count as free
-		}
-		tc, err := chunkSteps(budget, runoff.B, bs.N, hist, runoff.T)
-		if err != nil {
-			return err
-		}
-		if htc, err := chunkSteps(r.opts.HostBudget, runoff.B, bs.N, hist, runoff.T); err == nil {
-			tc = min(tc, htc)
-		} else {
-			return fmt.Errorf("%v (pinned host buffers)", err)
-		}
-		if r.opts.ChunkSteps > 0 {
-			tc = min(tc, r.opts.ChunkSteps)
-		}
-		cs := chunks(runoff.T, tc, hist)
-		if r.slots == nil {
-			if r.slots, err = newSlots(r.dev); err != nil {
-				return err
-			}
-		}
-		// The slots are kept across calls (pinned and device buffers are
-		// costly to allocate); they grow when a call needs longer chunks.
-		if err := r.slots.ensure(runoff.B*bs.N*(hist+tc), runoff.B*bs.N*tc); err != nil {
-			return err
-		}
-		r.slots.resetTiming()
-		pack := func(dst []float32, c chunk) { packChunk(dst, runoff, xrow, c) }
-		unpack := func(src []float32, c chunk) { unpackChunk(y, src, bs.Order, c, 0) }
-		host, err := pipeline(ctx, routerConv{r: r, nb: runoff.B}, cs, pack, unpack)
-		if err != nil {
-			return err
-		}
-		stats.Chunks, stats.ChunkSteps = len(cs), tc
-		stats.FMAs, stats.Bytes = convWork(bs, r.cpu.Stats().Pairs, runoff.B, runoff.T, cs)
-		stats.Timing = r.slots.timing(host)
-		return nil
-	})
+	// The whole network is one job: no warm-up, no transfers.
+	j, err := newClusterJob(r.cpu, diffroute.ClusterJob{Runoff: runoff}, nil, nil)
 	if err != nil {
 		return err
 	}
-	stats.TotalSeconds = time.Since(start).Seconds()
-	r.stats = stats
+	j.dk = r.k
+	if runoff.T == 0 || j.bs.N == 0 {
+		return nil
+	}
+	tc, err := r.conv.chunkSteps(j)
+	if err != nil {
+		return err
+	}
+	r.conv.resetTiming()
+	host, err := runJob(ctx, r.conv, j, y, tc)
+	if err != nil {
+		return err
+	}
+	r.stats = r.callStats(j, tc, host, start)
 	return nil
 }
 
-// routerConv is the pipeline's device for Router.Route: the router's kept
-// slots and its kernel.
-type routerConv struct {
-	r  *Router
-	nb int
-}
-
-func (c routerConv) hostIn(s int) []float32  { return c.r.slots.hostIn(s) }
-func (c routerConv) hostOut(s int) []float32 { return c.r.slots.hostOut(s) }
-func (c routerConv) wait(s int) error        { return c.r.slots.wait(s) }
-
-func (c routerConv) run(s int, ch chunk) error {
-	bs := c.r.cpu.BlockSparse()
-	n := bs.N
-	sl := c.r.slots
-	if err := sl.begin(s, opCopy); err != nil {
-		return err
-	}
-	if err := sl.upload(s, int64(c.nb*n*ch.TX())*4); err != nil {
-		return err
-	}
-	r := c.r
-	err := sl.timedLaunch(s, kernelBSConv, int64(c.nb*n*ch.Len), r.opts.Threads,
-		sl.dout[s].p, sl.din[s].p, r.vals.p, r.rowTiles.p, r.tileCol.p, r.size.p,
-		int64(n), int64(bs.B), int64(bs.Taps), int64(c.nb), int64(ch.TX()), int64(ch.Hist))
-	if err != nil {
-		return err
-	}
-	return sl.download(s, int64(c.nb*n*ch.Len)*4)
+// callStats describes a Route or BackwardRunoff call that ran job j in
+// chunks of tc steps.
+func (r *Router) callStats(j *clusterJob, tc int, host float64, start time.Time) RouteStats {
+	cs := j.chunks(tc)
+	stats := RouteStats{Chunks: len(cs), ChunkSteps: tc, Timing: r.conv.timing(host)}
+	stats.FMAs, stats.Bytes = convWork(j.bs, r.cpu.Stats().Pairs, j.B, j.T, cs)
+	stats.TotalSeconds = time.Since(start).Seconds()
+	return stats
 }
 
 var _ diffroute.Router = (*Router)(nil)

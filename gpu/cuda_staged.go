@@ -154,18 +154,6 @@ func (d *devTransfers) free() {
 	}
 }
 
-// devKernel is a cluster's kernel on the device.
-type devKernel struct {
-	bs                            *diffroute.BlockSparseKernel
-	vals, rowTiles, tileCol, size devBuf
-}
-
-func (k *devKernel) free() {
-	for _, b := range []*devBuf{&k.vals, &k.rowTiles, &k.tileCol, &k.size} {
-		b.free()
-	}
-}
-
 // StagedBackend routes the clusters of a diffroute.StagedRouter on a GPU:
 // set the staged router's ClusterRouter to Factory(). Each cluster's kernel
 // (built on the CPU) is uploaded once per build (kept with KeepKernels);
@@ -180,7 +168,7 @@ type StagedBackend struct {
 	opts RouterOptions
 	pix  *DevicePixels
 	core *stagedCore
-	dev  *cudaStagedDev
+	conv *cudaConv
 
 	mu    sync.Mutex
 	built map[*diffroute.BlockSparseKernel]devBuf // device-built taps, until uploadKernel takes them
@@ -206,29 +194,26 @@ func (b *StagedBackend) KernelBuilder() func(ctx context.Context, net *diffroute
 	}
 }
 
-// takeBuilt returns the device copy of bs's taps if the device built them.
-func (b *StagedBackend) takeBuilt(bs *diffroute.BlockSparseKernel) (devBuf, bool) {
+// takeBuilt returns the device copy of bs's taps if the device built them
+// (empty otherwise).
+func (b *StagedBackend) takeBuilt(bs *diffroute.BlockSparseKernel) devBuf {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	v, ok := b.built[bs]
+	v := b.built[bs]
 	delete(b.built, bs)
-	return v, ok
+	return v
 }
 
 // NewStagedBackend prepares staged routing on d; pixels may be nil (runoff
 // then comes from the staged router's cluster runoff).
 func NewStagedBackend(d *Device, ropts *RouterOptions, pixels *DevicePixels) (*StagedBackend, error) {
-	var ro RouterOptions
-	if ropts != nil {
-		ro = *ropts
-	}
-	ro, err := ro.withDefaults()
+	ro, err := ropts.orDefaults()
 	if err != nil {
 		return nil, err
 	}
 	b := &StagedBackend{d: d, opts: ro, pix: pixels}
-	b.dev = &cudaStagedDev{b: b}
-	b.core = &stagedCore{dev: b.dev, chunk: b.chunkSteps}
+	b.conv = &cudaConv{d: d, opts: ro, pix: pixels, built: b.takeBuilt}
+	b.core = &stagedCore{dev: b.conv, chunk: b.conv.chunkSteps}
 	if pixels != nil {
 		b.core.pix = pixels.m
 	}
@@ -244,15 +229,7 @@ func (b *StagedBackend) ConvSeconds() float64 { return b.Timing().ConvSeconds }
 // Timing says where device time went so far, over every cluster and time
 // chunk routed by this backend (CUDA events; see Timing).
 func (b *StagedBackend) Timing() Timing {
-	var t Timing
-	_ = b.d.do(func() error {
-		if b.dev.slots != nil {
-			t = b.dev.slots.timing(0)
-		}
-		return nil
-	})
-	t.HostSeconds = float64(b.core.host.Load()) / 1e9
-	return t
+	return b.conv.timing(float64(b.core.host.Load()) / 1e9)
 }
 
 // Close frees the slots (not the pixels, which the caller closes).
@@ -261,182 +238,11 @@ func (b *StagedBackend) Close() error {
 	built := b.built
 	b.built = nil
 	b.mu.Unlock()
-	return b.d.do(func() error {
+	_ = b.d.do(func() error {
 		for _, v := range built { // built but never routed
 			v.free()
 		}
-		b.dev.unloadLocked()
-		if b.dev.slots != nil {
-			b.dev.slots.close()
-			b.dev.slots = nil
-		}
 		return nil
 	})
+	return b.conv.close()
 }
-
-// chunkSteps sizes a job's chunks from the device budget.
-func (b *StagedBackend) chunkSteps(j *clusterJob) (int, error) {
-	var tc int
-	err := b.d.do(func() error {
-		free, _, err := cu.MemInfo()
-		if err != nil {
-			return fmt.Errorf("gpu: memory info: %v", err)
-		}
-		budget := b.opts.MemoryBudget
-		if budget == 0 {
-			budget = (free + b.dev.slots.deviceBytes()) / 10 * 8
-		}
-		if tc, err = jobChunkSteps(budget, j); err != nil {
-			return err
-		}
-		htc, err := chunkSteps(b.opts.HostBudget, j.B, j.bs.N, j.hist, j.T-j.warm)
-		if err != nil {
-			return fmt.Errorf("%v (pinned host buffers)", err)
-		}
-		tc = min(tc, htc)
-		if b.opts.ChunkSteps > 0 {
-			tc = min(tc, b.opts.ChunkSteps)
-		}
-		return nil
-	})
-	return tc, err
-}
-
-// cudaStagedDev is the clusterDevice of a StagedBackend. Its methods are
-// called from the staged router's goroutine and run their CUDA calls on the
-// device goroutine; the pipeline's packing and unpacking stay on the
-// caller's, overlapping with the device.
-type cudaStagedDev struct {
-	b     *StagedBackend
-	slots *cudaSlots
-	job   *clusterJob
-	tr    devTransfers
-	it    devInterp
-}
-
-func (c *cudaStagedDev) uploadKernel(bs *diffroute.BlockSparseKernel) (any, error) {
-	k := &devKernel{bs: bs}
-	vals, built := c.b.takeBuilt(bs)
-	err := c.b.d.do(func() error {
-		var err error
-		if built {
-			k.vals = vals
-		} else if k.vals, err = upload(bs.Vals, "a cluster's block-sparse kernel"); err != nil {
-			return err
-		}
-		if k.rowTiles, err = upload(bs.RowTiles, "the kernel's row index"); err != nil {
-			return err
-		}
-		if k.tileCol, err = upload(bs.TileCol, "the kernel's tile columns"); err != nil {
-			return err
-		}
-		k.size, err = upload(bs.Size, "the kernel's row lengths")
-		return err
-	})
-	if err != nil {
-		_ = c.b.d.do(func() error { k.free(); return nil })
-		return nil, err
-	}
-	return k, nil
-}
-
-func (c *cudaStagedDev) freeKernel(dk any) {
-	_ = c.b.d.do(func() error { dk.(*devKernel).free(); return nil })
-}
-
-func (c *cudaStagedDev) load(j *clusterJob, tc int) error {
-	return c.b.d.do(func() error {
-		var err error
-		if c.slots == nil {
-			if c.slots, err = newSlots(c.b.d); err != nil {
-				return err
-			}
-		}
-		if err := c.slots.ensure(j.B*j.bs.N*(j.hist+tc), j.B*j.bs.N*tc); err != nil {
-			return err
-		}
-		c.job = j
-		if j.tr != nil {
-			if c.tr, err = uploadTransfers(j.tr); err != nil {
-				return err
-			}
-		}
-		if j.itab != nil {
-			if c.it, err = uploadInterp(j.itab); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func (c *cudaStagedDev) unload() {
-	_ = c.b.d.do(func() error { c.unloadLocked(); return nil })
-}
-
-// unloadLocked runs on the device goroutine.
-func (c *cudaStagedDev) unloadLocked() {
-	if c.slots != nil {
-		for s := range 2 {
-			_ = c.slots.wait(s)
-		}
-	}
-	c.tr.free()
-	c.it.free()
-	c.job = nil
-}
-
-func (c *cudaStagedDev) hostIn(s int) []float32  { return c.slots.hostIn(s) }
-func (c *cudaStagedDev) hostOut(s int) []float32 { return c.slots.hostOut(s) }
-
-func (c *cudaStagedDev) wait(s int) error {
-	return c.b.d.do(func() error { return c.slots.wait(s) })
-}
-
-func (c *cudaStagedDev) run(s int, ch chunk) error {
-	return c.b.d.do(func() error {
-		j, sl, d := c.job, c.slots, c.b.d
-		k := j.dk.(*devKernel)
-		n := int64(j.bs.N)
-		nb := int64(j.B)
-		threads := c.b.opts.Threads
-		st := sl.streams[s]
-		in := opCopy
-		if j.pix != nil {
-			in = opCompute
-		}
-		if err := sl.begin(s, in); err != nil {
-			return err
-		}
-		if j.pix == nil {
-			if err := sl.upload(s, nb*n*int64(ch.TX())*4); err != nil {
-				return err
-			}
-		} else {
-			err := d.launch(kernelInterpWin, nb*n*int64(ch.TX()), threads, st,
-				sl.din[s].p, c.b.pix.buf.p, c.it.wStart.p, c.it.pixel.p, c.it.weight.p,
-				n, int64(j.pix.npix), nb, int64(ch.TX()), int64(j.pix.nt), int64(j.psFor(ch)))
-			if err != nil {
-				return err
-			}
-		}
-		err := sl.timedLaunch(s, kernelBSConv, nb*n*int64(ch.Len), threads,
-			sl.dout[s].p, sl.din[s].p, k.vals.p, k.rowTiles.p, k.tileCol.p, k.size.p,
-			n, int64(j.bs.B), int64(j.bs.Taps), nb, int64(ch.TX()), int64(ch.Hist))
-		if err != nil {
-			return err
-		}
-		if t := j.tr; t != nil {
-			ng := int64(len(t.groupRow))
-			err := d.launch(kernelTransferAdd, ng*nb*int64(ch.Len), threads, st,
-				sl.dout[s].p, c.tr.z.p, c.tr.kf.p, c.tr.groupStart.p, c.tr.groupRow.p, c.tr.taskIn.p, c.tr.taskOff.p,
-				ng, n, nb, int64(ch.Len), int64(ch.T0), int64(j.kr.Options().SubSteps), int64(t.wf), int64(t.nin), int64(t.tz))
-			if err != nil {
-				return err
-			}
-		}
-		return sl.download(s, nb*n*int64(ch.Len)*4)
-	})
-}
-
-var _ clusterDevice = (*cudaStagedDev)(nil)

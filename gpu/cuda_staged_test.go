@@ -41,8 +41,8 @@ func TestGPUStagedMatchesCPU(t *testing.T) {
 		if pp, _, err := gputest.RelErr(got, plain); err != nil || pp > 1e-4 {
 			t.Errorf("time chunks %d, device chunks %d: GPU staged differs from the plain run by %.3g of peak (%v)", tc.time, tc.dev, pp, err)
 		}
-		if b.dev.slots != nil && b.dev.slots.grows > 2 {
-			t.Errorf("slot buffers reallocated %d times: not kept", b.dev.slots.grows)
+		if b.conv.slots != nil && b.conv.slots.grows > 2 {
+			t.Errorf("slot buffers reallocated %d times: not kept", b.conv.slots.grows)
 		}
 		b.Close()
 	}
@@ -90,21 +90,7 @@ func TestGPUInterpolationMatchesCPU(t *testing.T) {
 }
 
 func TestGPUStagedFromResidentPixels(t *testing.T) {
-	ctx := context.Background()
-	net, o, _, cl := stagedCase(t, 2000, 41, 2, 20, 10, 1)
-	const T = 60
-	w, src, err := pixelCase(net, 300, T, 41)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := diffroute.NewInterpolator(w, src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := in.Interpolate(ctx, net.IDs(), 0, T)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cl, w, src, x := pixelStagedCase(t)
 	dp, err := NewDevicePixels(testDev, w, src, PixelOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +139,7 @@ func TestGPURouterKeepsBuffers(t *testing.T) {
 			t.Errorf("call %d differs by %.3g", i, pr)
 		}
 	}
-	if g := r.slots.grows; g != 2 {
+	if g := r.conv.slots.grows; g != 2 {
 		t.Errorf("slot buffers allocated %d times over 3 calls, want 2 (once per slot)", g)
 	}
 }

@@ -245,21 +245,7 @@ func TestEmulatedInterpolationMatchesCPU(t *testing.T) {
 // chunks, and compares with the CPU staged kernel method fed by the CPU
 // interpolator.
 func TestEmulatedStagedFromResidentPixels(t *testing.T) {
-	ctx := context.Background()
-	net, o, _, cl := stagedCase(t, 2000, 41, 2, 20, 10, 1)
-	const T = 60
-	w, src, err := pixelCase(net, 300, T, 41)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := diffroute.NewInterpolator(w, src, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := in.Interpolate(ctx, net.IDs(), 0, T)
-	if err != nil {
-		t.Fatal(err)
-	}
+	o, cl, w, src, x := pixelStagedCase(t)
 	pm, err := newPixelMatrix(w, src, PixelOptions{})
 	if err != nil {
 		t.Fatal(err)

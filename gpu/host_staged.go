@@ -11,7 +11,7 @@ import (
 )
 
 // This file holds the host side of staged routing on a device, shared by the
-// CUDA backend (cuda_staged.go) and the emulator tests: the tables of the
+// CUDA backend (cuda_conv.go) and the emulator tests: the tables of the
 // transfer-add kernel (fine inflow through the polyphase transfer kernels,
 // built on the CPU), the interpolation tables of resident pixels, and the
 // time-chunked run of one cluster over an abstract device.
@@ -256,9 +256,12 @@ func (m *pixelMatrix) tablesFor(rivers []int64) (*interpTables, error) {
 	return t, nil
 }
 
-// clusterJob is what a device needs to route one cluster chunk: the kernel,
-// the input (host runoff, packed per chunk, or resident pixels) and the
-// transfer tables. Steps count from the start of Runoff (warm-up first).
+// clusterJob is what a device needs to route one cluster chunk, or a
+// Router's whole network: the kernel, the input (host runoff, packed per
+// chunk, or resident pixels) and the transfer tables. Steps count from the
+// start of Runoff (warm-up first). An adjoint job (a Router's
+// BackwardRunoff) runs the transposed convolution, hist steps of lookahead
+// in place of history.
 type clusterJob struct {
 	kr   *diffroute.KernelRouter
 	bs   *diffroute.BlockSparseKernel
@@ -275,6 +278,8 @@ type clusterJob struct {
 	pcol0 int           // pixel column of runoff step 0 (may be negative)
 
 	tr *transferTables
+
+	adj bool
 }
 
 // psFor is the pixel column of the first input step of chunk c.
@@ -366,22 +371,38 @@ func routeJob(ctx context.Context, dev clusterDevice, j *clusterJob, labels *dif
 	if ty == 0 || j.bs.N == 0 {
 		return y, nil
 	}
-	tc = max(1, min(tc, ty))
-	if err := dev.load(j, tc); err != nil {
-		return nil, err
-	}
-	defer dev.unload()
-	var pack func(dst []float32, c chunk)
-	if j.pix == nil {
-		pack = func(dst []float32, c chunk) { packChunk(dst, j.x, j.xrow, c) }
-	}
-	unpack := func(src []float32, c chunk) { unpackChunk(y, src, j.bs.Order, c, j.warm) }
-	host, err := pipeline(ctx, dev, j.chunks(tc), pack, unpack)
+	host, err := runJob(ctx, dev, j, y, tc)
 	hostNanos.Add(int64(host * 1e9))
 	if err != nil {
 		return nil, err
 	}
 	return y, nil
+}
+
+// runJob routes a prepared job on dev in chunks of tc output steps into y
+// (network order; its step 0 is the job's step warm), loading the job on
+// the device for the run, and returns the host's packing time.
+func runJob(ctx context.Context, dev clusterDevice, j *clusterJob, y *diffroute.DataTensor, tc int) (hostSecs float64, err error) {
+	var pack func(dst []float32, c chunk)
+	if j.pix == nil {
+		pack = func(dst []float32, c chunk) { packChunk(dst, j.x, j.xrow, c) }
+	}
+	unpack := func(src []float32, c chunk) { unpackChunk(y, src, j.bs.Order, c, j.warm) }
+	return runChunks(ctx, dev, j, tc, pack, unpack)
+}
+
+// runChunks loads job j on dev for chunks of tc steps and runs its chunks
+// through the pipeline with pack and unpack.
+func runChunks(ctx context.Context, dev clusterDevice, j *clusterJob, tc int, pack, unpack func(buf []float32, c chunk)) (hostSecs float64, err error) {
+	if j.T-j.warm == 0 || j.bs.N == 0 {
+		return 0, nil
+	}
+	tc = max(1, min(tc, j.T-j.warm))
+	if err := dev.load(j, tc); err != nil {
+		return 0, err
+	}
+	defer dev.unload()
+	return pipeline(ctx, dev, j.chunks(tc), pack, unpack)
 }
 
 // jobChunkSteps picks the chunk length of a job from a device budget: what

@@ -42,6 +42,15 @@ type RouterOptions struct {
 // (DR_MAX_FOLD in gpu/kernels/pairs.cu); larger kernels build on the CPU.
 const pairMaxFold = 160 // for the fold; the fine kernel (ReLU) has no such bound
 
+// orDefaults is *o with defaults filled in; nil means every default.
+func (o *RouterOptions) orDefaults() (RouterOptions, error) {
+	var ro RouterOptions
+	if o != nil {
+		ro = *o
+	}
+	return ro.withDefaults()
+}
+
 func (o RouterOptions) withDefaults() (RouterOptions, error) {
 	if o.MemoryBudget < 0 || o.HostBudget < 0 || o.ChunkSteps < 0 || o.Threads < 0 {
 		return o, fmt.Errorf("gpu: negative router option in %+v", o)

@@ -153,3 +153,25 @@ func (z zeroRunoff) Close() error {
 	}
 	return nil
 }
+
+// pixelStagedCase is a staged case whose runoff comes from pixels: the
+// options and clusters of a 2,000-reach network, the weights and pixel
+// source, and the runoff the CPU interpolator makes of them (60 steps).
+func pixelStagedCase(t *testing.T) (diffroute.Options, *diffroute.Clusters, *diffroute.Weights, *diffroute.MemPixelSource, *diffroute.DataTensor) {
+	t.Helper()
+	net, o, _, cl := stagedCase(t, 2000, 41, 2, 20, 10, 1)
+	const T = 60
+	w, src, err := pixelCase(net, 300, T, 41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := diffroute.NewInterpolator(w, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := in.Interpolate(context.Background(), net.IDs(), 0, T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, cl, w, src, x
+}

@@ -81,6 +81,9 @@ type runoffSource struct {
 	units    string        // the file's units, normalised: "m3" (volume per step) or "m3/s"
 	close    func()
 	members  int // ensemble members (files matched by a --runoff pattern); 0 or 1: one
+	// readOrdered, when not nil, reads like read with the tensor's rows in
+	// the given order of the file's reaches (row k: file reach order[k]).
+	readOrdered func(t0, count int, order []int32) (*diffroute.DataTensor, error)
 }
 
 // openMembers opens every file a --runoff pattern matches as one ensemble
@@ -163,6 +166,10 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 	rangeOf := func(t0, count int) *data.NCOptions {
 		return &data.NCOptions{Var: c.RunoffVar, IDs: rapid.ConnectIDs, TimeStart: t0, TimeCount: count}
 	}
+	format, err := data.SeriesFormatFor(c.Runoff, false)
+	if err != nil {
+		return nil, err
+	}
 	head, err := data.ReadSeries(c.Runoff, rangeOf(0, -1))
 	if err != nil {
 		return nil, err
@@ -193,6 +200,20 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 			return nil, err
 		}
 		return x, checkFinite(x, c.Runoff)
+	}
+	if head.T == 0 && strings.HasPrefix(format.Name, "netCDF") {
+		src.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) {
+			o := rangeOf(t0, count)
+			o.Order = order
+			x, err := data.ReadSeries(c.Runoff, o)
+			if err != nil {
+				return nil, err
+			}
+			if err := toRate(x, units, src.rateStep, c.Runoff); err != nil {
+				return nil, err
+			}
+			return x, checkFinite(x, c.Runoff)
+		}
 	}
 	return src, nil
 }

@@ -49,6 +49,7 @@ func TestRunStrategiesAgree(t *testing.T) {
 		t.Errorf("pipeline vs RAPID's Qout: %.3g of peak", d)
 	}
 	for name, mod := range map[string]func(*Config){
+		"in order": func(c *Config) { c.InPlace = true }, // routed in the router's order, in place
 		"staged":   func(c *Config) { c.MaxNodes = 4 },
 		"streamed": func(c *Config) { c.TimeChunk = 3 },
 		"budget":   func(c *Config) { c.Budget = 40 << 20 },

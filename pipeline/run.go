@@ -1,12 +1,14 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
 	"math"
 	"os"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -228,6 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.log("%s\nrunoff: %d steps of %v, routed on %d sub-steps of %v (%s, %s method)\n", net, T, step, f, sub, irfName(opts), opts.Method)
 	t0 := time.Now()
 	var runoff, q *diffroute.DataTensor
+	var order []int32 // q's rows are network reaches order[k] (nil: network order)
 	switch {
 	case outputs != "":
 		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts); err != nil {
@@ -255,6 +258,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		res.TimeChunk = chunk
+	case inOrder(cfg, src, net, cl, opts, &dev, rs, keep):
+		// Written to a file and nothing else wanted: route in the router's
+		// own order, in place (see routeInOrder).
+		r.log("routing in the router's own order, in place\n")
+		if q, order, err = routeInOrder(ctx, src, net, opts, T); err != nil {
+			return nil, err
+		}
 	default:
 		if runoff, err = src.read(0, T); err != nil {
 			return nil, err
@@ -273,6 +283,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		so, err := cfg.seriesOptions()
 		if err != nil {
 			return nil, err
+		}
+		if order != nil {
+			// The file lists reaches in network order: reach j is the
+			// routed row where order puts it.
+			so.Order = make([]int32, len(order))
+			for k, j := range order {
+				so.Order[j] = int32(k)
+			}
 		}
 		if err := writeDischarge(cfg.Out, q, so); err != nil {
 			return nil, err
@@ -335,6 +353,115 @@ func routeWhole(ctx context.Context, runoff *diffroute.DataTensor, net *diffrout
 		return rs.routeSegments(ctx, stagedStep{sr, cl}, state, runoff, rapid, rstep)
 	}
 	return sr.Route(ctx, runoff, cl)
+}
+
+// inOrder says whether a run can be routed by routeInOrder: allowed
+// (InPlace), one runoff
+// series from a netCDF file in network order, routed whole on the CPU by
+// the recursive method, unstaged, with no restart files, written to a
+// file.
+func inOrder(cfg Config, src *runoffSource, net *diffroute.Network, cl *diffroute.Clusters, opts diffroute.Options, dev *device, rs *restart, keep []int64) bool {
+	return cfg.InPlace && cfg.Out != "" && src.readOrdered != nil && src.members <= 1 && cl == nil && opts.Method == diffroute.Recursive &&
+		dev.dev == nil && !rs.active() && keep == nil && len(src.ids) == net.Len()
+}
+
+// filePositions returns the position in the runoff file (ids) of each reach
+// of net, or nil when the file does not hold exactly the network's reaches.
+// It sorts rather than maps: millions of ids.
+func filePositions(ids []int64, net *diffroute.Network) []int32 {
+	n := net.Len()
+	if len(ids) != n {
+		return nil
+	}
+	pos := make([]int32, n)
+	if slices.Equal(ids, net.IDs()) {
+		for i := range pos {
+			pos[i] = int32(i)
+		}
+		return pos
+	}
+	byID := func(ids []int64) []int32 {
+		s := make([]int32, len(ids))
+		for i := range s {
+			s[i] = int32(i)
+		}
+		slices.SortFunc(s, func(a, b int32) int { return cmp.Compare(ids[a], ids[b]) })
+		return s
+	}
+	file, reach := byID(ids), byID(net.IDs())
+	for k := range file {
+		if ids[file[k]] != net.ID(int(reach[k])) {
+			return nil
+		}
+		pos[reach[k]] = file[k]
+	}
+	return pos
+}
+
+// routeInOrder routes the whole runoff in the recursive router's own order
+// (diffroute.RoutingOrder): the runoff is read with its rows in that order
+// (the reader transposes anyway), the network and parameters renumbered
+// alike, and discharge is routed into the runoff tensor itself. The router
+// then reads runoff, discharge and state in memory order, and the run holds
+// one tensor instead of two. q's row k is network reach order[k]; the
+// writer puts rows back in network order as it transposes.
+func routeInOrder(ctx context.Context, src *runoffSource, net *diffroute.Network, opts diffroute.Options, T int) (q *diffroute.DataTensor, order []int32, err error) {
+	order = diffroute.RoutingOrder(net, opts.Workers)
+	onet, err := net.Reorder(order)
+	if err != nil {
+		return nil, nil, err
+	}
+	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
+	if err != nil {
+		return nil, nil, err
+	}
+	x, err := src.readInOrder(net, 0, T, order)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rr.RouteTo(ctx, x, x); err != nil {
+		return nil, nil, err
+	}
+	x.Units = "m3/s"
+	return x, order, nil
+}
+
+// ReorderOptions returns opts with its per-reach fields (parameters,
+// initial discharge) in the given order of the network's reaches, for the
+// network net.Reorder(order).
+func ReorderOptions(opts diffroute.Options, order []int32) diffroute.Options {
+	opts.Params = opts.Params.Subset(order)
+	if opts.InitialQ != nil {
+		q0 := make([]float64, len(order))
+		for k, i := range order {
+			q0[k] = opts.InitialQ[i]
+		}
+		opts.InitialQ = q0
+	}
+	return opts
+}
+
+// ReadInOrder is Read with the tensor's rows in the given order of the
+// network's reaches (row k: reach order[k] of in.RAPID.Network), as
+// routing a reordered network wants them (diffroute.RoutingOrder). The
+// runoff must be a netCDF file holding exactly the network's reaches.
+func (in *Inputs) ReadInOrder(t0, count int, order []int32) (*diffroute.DataTensor, error) {
+	return in.src.readInOrder(in.RAPID.Network, t0, count, order)
+}
+
+func (src *runoffSource) readInOrder(net *diffroute.Network, t0, count int, order []int32) (*diffroute.DataTensor, error) {
+	if src.readOrdered == nil {
+		return nil, fmt.Errorf("%s: runoff in another order is read from netCDF files only", src.path)
+	}
+	pos := filePositions(src.ids, net)
+	if pos == nil || len(order) != len(pos) {
+		return nil, fmt.Errorf("%s: the runoff's reaches are not the network's", src.path)
+	}
+	rows := make([]int32, len(order)) // file position of each row
+	for k, i := range order {
+		rows[k] = pos[i]
+	}
+	return src.readOrdered(t0, count, rows)
 }
 
 // routeSelected routes only the reaches listed in the file outputs and

@@ -1,7 +1,8 @@
 // Package progress is the vocabulary long operations use to report how far
-// they are: downloads (package download), routing clusters and time chunks
-// (package pipeline), staging. Displays live where they are drawn: a text bar
-// here (Terminal), an HTML bar in a notebook cell in package viz.
+// they are: downloads (package download), the clusters of a staged run
+// (diffroute.StagedRouter), the time chunks of a streamed one (package
+// pipeline). It draws nothing: viz.NewProgress draws a text bar on a
+// terminal or an HTML bar in a notebook cell.
 package progress
 
 // Reporter receives the progress of long operations. Start begins a task of

@@ -193,23 +193,35 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 		return err
 	}
 	defer in.Close()
+	// As `diffroute route` does: the network renumbered in the router's
+	// order, runoff read in that order and routed in place, Qout written
+	// back in riv_bas_id order.
 	net := in.RAPID.Network
-	rr, err := diffroute.NewRecursiveRouter(ctx, net, in.Options)
+	order := diffroute.RoutingOrder(net, workers)
+	onet, err := net.Reorder(order)
+	if err != nil {
+		return err
+	}
+	rr, err := diffroute.NewRecursiveRouter(ctx, onet, pipeline.ReorderOptions(in.Options, order))
 	if err != nil {
 		return err
 	}
 	setupW, setupC := lap()
-	x, err := in.Read(0, in.Steps())
+	x, err := in.ReadInOrder(0, in.Steps(), order)
 	if err != nil {
 		return err
 	}
 	readW, readC := lap()
-	q, err := rr.Route(ctx, x)
-	if err != nil {
+	if err := rr.RouteTo(ctx, x, x); err != nil {
 		return err
 	}
+	x.Units = "m3/s"
 	routeW, routeC := lap()
-	if err := data.WriteSeries(filepath.Join(cache, "Qout.nc"), q); err != nil {
+	back := make([]int32, len(order))
+	for k, i := range order {
+		back[i] = int32(k)
+	}
+	if err := data.WriteSeriesWith(filepath.Join(cache, "Qout.nc"), x, &data.SeriesOptions{Order: back}); err != nil {
 		return err
 	}
 	writeW, writeC := lap()

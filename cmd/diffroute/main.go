@@ -10,6 +10,7 @@
 //	diffroute grad --rapid DIR --runoff FILE --observed FILE --out FILE.csv   gradients and sensitivities
 //	diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR   fit parameters to gauges
 //	diffroute route --basins DIR --runoff NAME --out DIR [--executor local|slurm]   route many basins
+//	diffroute calibrate --basins DIR --runoff NAME --observed NAME --out DIR [--executor local|slurm]   calibrate each basin
 //	diffroute jobs status DIR                                      state of a multi-basin job
 //
 // Run a subcommand with -h for its flags. Errors print one line and exit
@@ -24,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -43,7 +45,7 @@ var commands = []struct {
 	{"download", "download a VPU of DiffHydro's sample data, or one file, resumably and checked", runDownload},
 	{"grad", "gradient of a loss against observed discharge with respect to parameters and runoff", runGrad},
 	{"calibrate", "fit routing parameters (or a map from reach attributes) to observed discharge", runCalibrate},
-	{"jobs", "state, array task and gather step of a multi-basin job (route --basins)", runJobs},
+	{"jobs", "state, array task and gather step of a multi-basin job (route or calibrate --basins)", runJobs},
 }
 
 // usageError marks errors that should exit with status 2.
@@ -55,8 +57,21 @@ func main() {
 	// SIGTERM too: Slurm's scancel and time limit send it, and a job task
 	// then records its basin as failed rather than vanish.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// DIFFROUTE_CPUPROFILE=FILE writes a CPU profile of the command (go
+	// tool pprof reads it): how the benchmarks were profiled.
+	if path := os.Getenv("DIFFROUTE_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer f.Close()
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
+	if err != nil && os.Getenv("DIFFROUTE_CPUPROFILE") != "" {
+		pprof.StopCPUProfile()
+	}
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return
 	}

@@ -219,6 +219,7 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkNotInput(*out, inputs); err != nil {
 		return err
 	}
+	cfg.InPlace = true // only the file is wanted
 	_, err = pipeline.Run(ctx, cfg)
 	return cliError(err)
 }
