@@ -250,5 +250,8 @@ func (s *runoffSource) from(k int) *runoffSource {
 	c.times = s.times[k:]
 	read := s.read
 	c.read = func(t0, count int) (*diffroute.DataTensor, error) { return read(t0+k, count) }
+	if rm := s.readMember; rm != nil {
+		c.readMember = func(b, t0, count int) (*diffroute.DataTensor, error) { return rm(b, t0+k, count) }
+	}
 	return &c
 }
