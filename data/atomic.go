@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -60,25 +59,9 @@ type outputErr struct {
 func (e *outputErr) Error() string { return e.msg }
 func (e *outputErr) Unwrap() error { return e.err }
 
-// publishTemp makes a completed temporary file durable and renames it to
-// path (a writer's Close); the caller removes tmp on error.
+// publishTemp publishes a writer's completed temporary file at path
+// (atomicfile.Commit: synced, renamed, the folder synced), with errors that
+// name the output.
 func publishTemp(tmp, path string) error {
-	f, err := os.Open(tmp)
-	if err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	serr := f.Sync()
-	f.Close()
-	if serr != nil {
-		return fmt.Errorf("data: %s: %w", path, serr)
-	}
-	if err := atomicfile.Commit(tmp, path); err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	// Make the rename durable; best effort.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return outputError(atomicfile.Commit(tmp, path), tmp, path)
 }
