@@ -253,15 +253,22 @@ func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb 
 	if !fresh {
 		return u
 	}
+	// Two sources at once, then one at a time: vector adds in cache.
+	var first []float64
 	if ext != nil {
-		copy(u, ext[b*g.TF+n0:b*g.TF+n0+nb])
-	} else {
-		clear(u)
+		first = ext[b*g.TF+n0 : b*g.TF+n0+nb]
 	}
 	for _, c := range ups {
-		for k, v := range g.tileSrc(wk, tl, c, n0, nb) {
-			u[k] += v
+		src := g.tileSrc(wk, tl, c, n0, nb)
+		if first == nil {
+			first = src
+			continue
 		}
+		addSeries(u, first, src)
+		first = u
+	}
+	if &first[0] != &u[0] {
+		copy(u, first) // a single source: the fine inflow alone
 	}
 	return u
 }
@@ -500,9 +507,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 	}
 	if d := g.din[i]; d != nil {
 		d = d[b*g.TF+n0:][:nb]
-		for m, v := range ub {
-			d[m] += v
-		}
+		addSeries(d, d, ub)
 	}
 }
 
