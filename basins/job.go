@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
 )
@@ -555,20 +556,6 @@ func (j *Job) Same(o *Job) bool {
 	return true
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
-}
+// writeFileAtomic writes a job's small files (job, manifest, task states):
+// the whole file or, on error, nothing.
+var writeFileAtomic = atomicfile.WriteBytes
