@@ -42,19 +42,10 @@ func Write(path string, write func(tmp string) error) (err error) {
 // WriteBytes writes b to path atomically, synced to disk before the rename.
 func WriteBytes(path string, b []byte) error {
 	return Write(path, func(tmp string) error {
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		return f.Close()
+		return nil
 	})
 }
 
@@ -75,15 +66,37 @@ func CreateTemp(path string) (*os.File, error) {
 	return f, nil
 }
 
-// Commit makes the complete, closed temporary file tmp readable (0644) and
-// renames it to path. On error tmp is removed and path is left untouched.
+// Commit makes the complete, closed temporary file tmp durable (synced to
+// disk) and readable (0644) and renames it to path, then syncs the folder
+// so that the rename survives a crash (best effort). On error tmp is
+// removed and path is left untouched.
 func Commit(tmp, path string) error {
-	err := os.Chmod(tmp, 0o644)
+	err := syncFile(tmp)
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -37,3 +37,39 @@ func TestWrite(t *testing.T) {
 		t.Errorf("content %q, mode %v", b, st.Mode())
 	}
 }
+
+// A streaming writer fills CreateTemp's file and Commit publishes it; a
+// Commit that cannot rename leaves neither the temporary file nor a change.
+func TestCreateTempCommit(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "q.csv")
+	f, err := CreateTemp(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("streamed")
+	f.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("output visible before Commit: %v", err)
+	}
+	if err := Commit(f.Name(), path); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if b, _ := os.ReadFile(path); string(b) != "streamed" || st.Mode().Perm() != 0o644 {
+		t.Errorf("content %q, mode %v", b, st.Mode())
+	}
+	sub := filepath.Join(dir, "sub")
+	os.MkdirAll(filepath.Join(sub, "keep"), 0o755) // a non-empty folder: rename onto it fails
+	g, err := CreateTemp(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	if err := Commit(g.Name(), sub); err == nil {
+		t.Fatal("renaming over a non-empty folder succeeded")
+	}
+	if _, err := os.Stat(g.Name()); !os.IsNotExist(err) {
+		t.Errorf("temporary file left after a failed Commit: %v", err)
+	}
+}

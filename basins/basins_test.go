@@ -302,3 +302,40 @@ func TestStatusRunning(t *testing.T) {
 		t.Fatalf("states %s (%s), %s (%s); want running, missing", st[0].State, st[0].Detail, st[1].State, st[1].Detail)
 	}
 }
+
+// TestWorkerCrashFailsOnlyItsTask runs four tasks through job workers that
+// die on task 1 (a stand-in for a crash or an out-of-memory kill): task 1
+// fails with the worker's last error line, the others run on a new worker.
+func TestWorkerCrashFailsOnlyItsTask(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "fake-worker.sh")
+	script := `#!/bin/sh
+while read -r line; do
+  t=$(echo "$line" | sed 's/.*"task":\([0-9]*\).*/\1/')
+  if [ "$t" = 1 ]; then echo "diffroute: boom in task 1" >&2; exit 3; fi
+  echo "{\"task\":$t,\"skipped\":true}"
+done
+`
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j := &Job{Version: 1, Out: dir, Tasks: []Task{{Basin: "a"}, {Basin: "b"}, {Basin: "c"}, {Basin: "d"}}}
+	for i := range j.Tasks {
+		j.Tasks[i].Request = int64(4-i) << 20 // run in order a, b, c, d
+	}
+	rep, err := j.RunLocal(context.Background(), LocalOptions{Exe: exe, Jobs: 1, Reuse: true})
+	if err == nil || !strings.Contains(err.Error(), "basin b") || !strings.Contains(err.Error(), "boom in task 1") {
+		t.Fatalf("error %v, want task b's failure with the worker's message", err)
+	}
+	if rep.Skipped != 3 || rep.Failed != 1 {
+		t.Fatalf("%+v: want 3 tasks answered, 1 failed", rep)
+	}
+	if f, ok := j.Failed(1); !ok || !strings.Contains(f.Error, "boom") {
+		t.Fatalf("failed.json of b: %+v %v", f, ok)
+	}
+	for _, i := range []int{0, 2, 3} {
+		if _, ok := j.Failed(i); ok {
+			t.Errorf("task %d recorded as failed", i)
+		}
+	}
+}

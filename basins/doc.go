@@ -20,7 +20,11 @@
 // rerun or a resubmission therefore does only the tasks that are missing or
 // failed.
 //
-// Each task runs the diffroute command itself (`diffroute route`) as a child
-// process: a crash or an out-of-memory kill stays with its basin, and the
-// child's peak resident memory is measured and recorded.
+// Each task runs the diffroute command itself (`diffroute route`, or
+// `diffroute calibrate` for a calibration job): under Slurm as a child
+// process of its array task, on this machine in job workers (`diffroute
+// jobs worker`), long-lived processes that run task after task in process,
+// so that a run of many small basins does not pay a process start and a
+// fresh heap per basin. Either way a crash or an out-of-memory kill stays
+// with its task, and its peak resident memory is measured and recorded.
 package basins

@@ -7,10 +7,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
 )
@@ -175,7 +178,12 @@ func Prepare(o PrepareOptions) (*Job, error) {
 			return nil, fmt.Errorf("basins: member name %q must be a plain word (it names a folder)", m)
 		}
 	}
-	list, err := Discover(o.Basins)
+	// Absolute paths: tasks run from other folders (Slurm nodes, --resume).
+	root, err := filepath.Abs(o.Basins)
+	if err != nil {
+		return nil, err
+	}
+	list, err := Discover(root)
 	if err != nil {
 		return nil, err
 	}
@@ -192,10 +200,6 @@ func Prepare(o PrepareOptions) (*Job, error) {
 		list = keep
 	}
 	out, err := filepath.Abs(o.Out)
-	if err != nil {
-		return nil, err
-	}
-	root, err := filepath.Abs(o.Basins)
 	if err != nil {
 		return nil, err
 	}
@@ -217,29 +221,43 @@ func Prepare(o PrepareOptions) (*Job, error) {
 		step time.Duration
 	}
 	shared := map[string]runoffInfo{}
-	for _, b := range list {
+	var mu sync.Mutex // guards shared and cut
+	// planBasin reads a basin's network and plans its tasks.
+	planBasin := func(b Basin) ([]Task, error) {
 		cfg, err := data.ReadRAPID(b.RAPID)
 		if err != nil {
 			return nil, fmt.Errorf("basin %s: %w", b.Name, err)
 		}
+		var tasks []Task
 		for _, m := range members {
 			t := Task{Basin: b.Name, Member: m, RAPID: b.RAPID, Reaches: cfg.Network.Len(), SubSteps: f}
 			if t.Runoff, err = resolveRunoff(o.Runoff, b, m); err != nil {
 				return nil, err
 			}
-			ri, ok := shared[t.Runoff]
-			if !ok {
+			var ri runoffInfo
+			if isInside(t.Runoff, b.Dir) {
 				if ri.T, ri.N, ri.step, err = runoffSize(t.Runoff, cfg); err != nil {
 					return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
 				}
-				if !isInside(t.Runoff, b.Dir) {
-					shared[t.Runoff] = ri
+			} else { // one file for all basins: read its labels once
+				mu.Lock()
+				var ok bool
+				if ri, ok = shared[t.Runoff]; !ok {
+					if ri.T, ri.N, ri.step, err = runoffSize(t.Runoff, cfg); err == nil {
+						shared[t.Runoff] = ri
+					}
+				}
+				mu.Unlock()
+				if err != nil {
+					return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
 				}
 			}
 			t.Steps = ri.T
 			if o.Kind == KindCalibrate {
 				if cut != nil {
+					mu.Lock()
 					t.Observed, err = cut.write(cfg.Network, b.Name, filepath.Join(out, t.Dir(), ObservedFile))
+					mu.Unlock()
 				} else {
 					t.Observed, err = resolveFile("observed discharge", o.Observed, b, "")
 				}
@@ -250,8 +268,35 @@ func Prepare(o PrepareOptions) (*Job, error) {
 			if err := planTask(&t, cfg, ri.step, ri.N, o.Kind, o.Epochs, o.Options); err != nil {
 				return nil, fmt.Errorf("basin %s: %w", t.Name(), err)
 			}
-			job.Tasks = append(job.Tasks, t)
+			tasks = append(tasks, t)
 		}
+		return tasks, nil
+	}
+	// Basins are planned on every CPU: reading the networks is most of
+	// the time of preparing a large job.
+	planned := make([][]Task, len(list))
+	errs := make([]error, len(list))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.NumCPU(), len(list), 8) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				planned[k], errs[k] = planBasin(list[k])
+			}
+		}()
+	}
+	for k := range list {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	for k := range list {
+		if errs[k] != nil {
+			return nil, errs[k]
+		}
+		job.Tasks = append(job.Tasks, planned[k]...)
 	}
 	if cut != nil && len(o.Only) == 0 {
 		if err := cut.allUsed(); err != nil {
@@ -511,20 +556,6 @@ func (j *Job) Same(o *Job) bool {
 	return true
 }
 
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
-}
+// writeFileAtomic writes a job's small files (job, manifest, task states):
+// the whole file or, on error, nothing.
+var writeFileAtomic = atomicfile.WriteBytes

@@ -32,6 +32,13 @@ type LocalOptions struct {
 	Progress io.Writer
 	// Env, when not nil, is the route processes' environment.
 	Env []string
+	// Reuse runs the tasks in at most Jobs job workers (`diffroute jobs
+	// worker`), each running task after task in its own process, instead
+	// of one process per task: a crash or an out-of-memory kill still
+	// fails only the task that caused it. Without a budget a worker keeps
+	// its heap from task to task, and a task's peak RSS is its worker's
+	// while it ran.
+	Reuse bool
 }
 
 // LocalReport sums up a local run.
@@ -109,6 +116,39 @@ func (j *Job) RunLocal(ctx context.Context, o LocalOptions) (*LocalReport, error
 		}
 	}()
 
+	exe, err := exeOrSelf(o.Exe)
+	if err != nil {
+		return nil, err
+	}
+	var pool []*worker
+	var readers sync.WaitGroup
+	taskPid := map[int]int{}
+	deliver := func(r workerReply) {
+		mu.Lock()
+		delete(pids, taskPid[r.Task])
+		delete(taskPid, r.Task)
+		mu.Unlock()
+		res := result{i: r.Task}
+		switch {
+		case r.Skipped:
+			res.err = ErrSkipped
+		case r.Error != "":
+			res.err = errors.New(r.Error)
+		default:
+			if rec, ok := j.Done(r.Task, false); ok {
+				res.r = rec
+			} else {
+				res.err = fmt.Errorf("basin %s: the job worker reported success but left no valid output", j.Tasks[r.Task].Name())
+			}
+		}
+		results <- res
+	}
+	defer func() {
+		for _, w := range pool {
+			w.stop()
+		}
+		readers.Wait()
+	}()
 	var reserved int64
 	held := map[int]int64{} // each running task's reservation
 	running := 0
@@ -130,6 +170,32 @@ func (j *Job) RunLocal(ctx context.Context, o LocalOptions) (*LocalReport, error
 		held[i] = req
 		rep.PeakReserved = max(rep.PeakReserved, reserved)
 		running++
+		if o.Reuse {
+			var w *worker
+			for _, c := range pool {
+				if c.idle() {
+					w = c
+					break
+				}
+			}
+			if w == nil {
+				var err error
+				if w, err = j.startWorker(ctx, exe, o.Env, deliver, readers.Done); err != nil {
+					go func() { results <- result{i, j.fail(i, "starting a job worker: "+err.Error(), -1), nil} }()
+					return
+				}
+				readers.Add(1)
+				pool = append(pool, w)
+			}
+			mu.Lock()
+			pids[w.pid] = true
+			taskPid[i] = w.pid
+			mu.Unlock()
+			if err := w.send(i, args, o.Budget > 0); errors.Is(err, errWorkerDead) {
+				go deliver(workerReply{Task: i, Error: j.fail(i, err.Error(), -1).Error()})
+			}
+			return
+		}
 		go func() {
 			var pid int
 			r, err := j.RunTask(ctx, i, TaskOptions{Exe: o.Exe, Args: args, Env: o.Env, Started: func(p int) {
@@ -159,6 +225,17 @@ func (j *Job) RunLocal(ctx context.Context, o LocalOptions) (*LocalReport, error
 		if running == 0 { // cancelled before anything could start
 			break
 		}
+		// Workers left idle (nothing fits next to the running tasks, or
+		// nothing is left) would hold memory the budget does not count.
+		keep := pool[:0]
+		for _, w := range pool {
+			if w.idle() {
+				w.stop()
+			} else {
+				keep = append(keep, w)
+			}
+		}
+		pool = keep
 		res := <-results
 		running--
 		t := &j.Tasks[res.i]

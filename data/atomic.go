@@ -58,3 +58,10 @@ type outputErr struct {
 
 func (e *outputErr) Error() string { return e.msg }
 func (e *outputErr) Unwrap() error { return e.err }
+
+// publishTemp publishes a writer's completed temporary file at path
+// (atomicfile.Commit: synced, renamed, the folder synced), with errors that
+// name the output.
+func publishTemp(tmp, path string) error {
+	return outputError(atomicfile.Commit(tmp, path), tmp, path)
+}

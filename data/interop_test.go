@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // debianPython is the interpreter Debian's python3-xarray and
@@ -179,3 +180,72 @@ console.log(JSON.stringify({
 }
 
 func itoa64(v int64) string { return strconv.FormatInt(v, 10) }
+
+// Ensembles with xarray: runoff(member, time, rivid) written by xarray
+// (classic and netCDF-4) reads as the batch, member by member; our
+// Qout(member, time, rivid) reads back in xarray value for value.
+func TestEnsembleNCWithXarray(t *testing.T) {
+	if err := exec.Command(debianPython, "-c", "import xarray, netCDF4").Run(); err != nil {
+		t.Skip("python3-xarray and python3-netcdf4 are not installed (make test-deps installs them)")
+	}
+	dir := t.TempDir()
+	const B, T, N = 3, 7, 5
+	script := `
+import sys, numpy as np, pandas as pd, xarray as xr
+m, t, r = np.meshgrid(np.arange(3), np.arange(7), np.arange(5), indexing="ij")
+v = (100 * m + 10 * t + r).astype("float32")
+ds = xr.Dataset({"runoff": (("member", "time", "rivid"), v, {"units": "m3/s"})},
+    coords={"member": [1, 2, 3], "time": pd.date_range("2020-01-01", periods=7, freq="D"), "rivid": [11, 12, 13, 14, 15]})
+ds.to_netcdf(sys.argv[1] + "/x.nc", format="NETCDF3_CLASSIC")
+ds.to_netcdf(sys.argv[1] + "/x.nc4", format="NETCDF4")
+`
+	if out, err := exec.Command(debianPython, "-c", script, dir).CombinedOutput(); err != nil {
+		t.Fatalf("xarray could not write: %v\n%s", err, out)
+	}
+	for _, name := range []string{"x.nc", "x.nc4"} {
+		p := filepath.Join(dir, name)
+		x, err := ReadRunoffNC(p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.B != B || x.T != T || x.N != N || x.Step != 24*time.Hour {
+			t.Fatalf("%s: read %d×%d×%d, step %v", name, x.B, x.T, x.N, x.Step)
+		}
+		for b := 0; b < B; b++ {
+			for i := 0; i < N; i++ {
+				for s := 0; s < T; s++ {
+					if got, want := x.At(b, i, s), float32(100*b+10*s+i); got != want {
+						t.Fatalf("%s: member %d step %d reach %d: %v, want %v", name, b, s, i, got, want)
+					}
+				}
+			}
+		}
+		one, err := ReadRunoffNC(p, &NCOptions{Member: 2, TimeStart: 3, TimeCount: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if one.B != 1 || one.T != 2 || one.At(0, 4, 1) != 100+40+4 {
+			t.Errorf("%s: member 2, steps 3-4: %d×%d, reach 15 step 4 = %v", name, one.B, one.T, one.At(0, 4, 1))
+		}
+		// Written back as Qout(member, time, rivid) and read by xarray.
+		out := filepath.Join(dir, "q_"+name)
+		x.Units = "m3/s"
+		if err := WriteEnsembleNC(out, x, false); err != nil {
+			t.Fatal(err)
+		}
+		check := `
+import sys, xarray as xr
+q = xr.open_dataset(sys.argv[1])["Qout"]
+assert q.dims == ("member", "time", "rivid"), q.dims
+assert q.shape == (3, 7, 5), q.shape
+print(float(q.isel(member=2, time=6, rivid=4)), int(q["rivid"][4]), str(q["time"].values[6])[:10])
+`
+		got, err := exec.Command(debianPython, "-c", check, out).CombinedOutput()
+		if err != nil {
+			t.Fatalf("xarray could not read %s: %v\n%s", out, err, got)
+		}
+		if f := strings.Fields(strings.TrimSpace(string(got))); len(f) != 3 || f[0] != "264.0" || f[1] != "15" || f[2] != "2020-01-07" {
+			t.Errorf("xarray read %s as %q, want 264.0 15 2020-01-07", out, got)
+		}
+	}
+}

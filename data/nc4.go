@@ -39,10 +39,11 @@ func (o *QoutOptions) check(n int) error {
 }
 
 // defineNC4 chunks and deflates the data variable v (time, rivid) of a
-// netCDF-4 file: chunks of up to 512 steps × 256 reaches (512 KiB of float32)
-// make reading one reach's series touch T/512 chunks, while a time-major
-// writer fills whole chunk rows.
-func defineNC4(ds netcdf.Dataset, v netcdf.Var, o *QoutOptions, T, N int) error {
+// netCDF-4 file, or v (member, time, rivid) when members > 0: chunks of up to
+// 512 steps × 256 reaches (512 KiB of float32) of one member make reading one
+// reach's series touch T/512 chunks, while a time-major writer fills whole
+// chunk rows.
+func defineNC4(ds netcdf.Dataset, v netcdf.Var, o *QoutOptions, members, T, N int) error {
 	name, err := v.Name()
 	if err != nil {
 		return err
@@ -52,6 +53,9 @@ func defineNC4(ds netcdf.Dataset, v netcdf.Var, o *QoutOptions, T, N int) error 
 		return err
 	}
 	chunks := []C.size_t{C.size_t(max(1, min(T, 512))), C.size_t(max(1, min(N, 256)))}
+	if members > 0 {
+		chunks = append([]C.size_t{1}, chunks...)
+	}
 	if err := ncErr(C.nc_def_var_chunking(rv.ncid, rv.varid, C.NC_CHUNKED, &chunks[0])); err != nil {
 		return fmt.Errorf("chunking %s: %w", name, err)
 	}
@@ -60,10 +64,10 @@ func defineNC4(ds netcdf.Dataset, v netcdf.Var, o *QoutOptions, T, N int) error 
 			return fmt.Errorf("compressing %s: %w", name, err)
 		}
 	}
-	// A chunk cache holding a whole row of chunks (every reach, 512 steps)
-	// lets a time-major writer fill each chunk before it is compressed,
-	// up to 256 MiB.
-	cache := min(int64(N)*512*4*2, 256<<20)
+	// A chunk cache holding a whole row of chunks (every reach, 512 steps,
+	// every member) lets a time-major writer fill each chunk before it is
+	// compressed, up to 256 MiB.
+	cache := min(int64(max(1, members))*int64(N)*512*4*2, 256<<20)
 	if err := ncErr(C.nc_set_var_chunk_cache(rv.ncid, rv.varid, C.size_t(max(cache, 1<<20)), 1009, 0.75)); err != nil {
 		return fmt.Errorf("chunk cache of %s: %w", name, err)
 	}

@@ -130,3 +130,12 @@ func ncDimLen(ds netcdf.Dataset, name string) (n uint64, unlimited bool, err err
 	}
 	return uint64(l), unlim == id, nil
 }
+
+// setNoFill stops libnetcdf from writing fill values into fixed-size
+// variables when the header is complete: a writer that checks every value
+// is written before it renames the file would otherwise write the data
+// twice. Callers hold ncMu.
+func setNoFill(ds netcdf.Dataset) error {
+	var old C.int
+	return ncErr(C.nc_set_fill(C.int(ds), C.NC_NOFILL, &old))
+}

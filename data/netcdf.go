@@ -21,6 +21,10 @@ var ncMu sync.Mutex
 // DiffHydro's unnamed xarray DataArray.
 var RunoffVarNames = []string{"m3_riv", "runoff", "Qout", "__xarray_dataarray_variable__"}
 
+// memberDimNames name the ensemble member dimension of a three-dimensional
+// runoff variable (member, time, reach).
+var memberDimNames = []string{"member", "ensemble", "realization", "number", "ens"}
+
 // idVarNames are tried for reach ids when the spatial dimension has no
 // coordinate variable of its own name.
 var idVarNames = []string{"rivid", "river_id", "COMID", "comid", "spatial", "feature_id", "reach_id", "LINKNO"}
@@ -45,13 +49,20 @@ type NCOptions struct {
 	// a router's order (diffroute.RoutingOrder) costs nothing extra: the
 	// values are transposed on the way in anyway.
 	Order []int32
+	// Member, when > 0, reads only that ensemble member (1-based along the
+	// member dimension) of a (member, time, reach) variable; 0 reads all.
+	Member int
 }
 
 // ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
-// file into a tensor with one batch member: RAPID m3_riv(time, rivid),
+// file into a tensor with one batch member (an ensemble: see below): RAPID m3_riv(time, rivid),
 // xarray-style runoff(time, river_id), Qout(time, rivid) or DiffHydro's
 // __xarray_dataarray_variable__(time, spatial). A (reach, time) layout is
-// recognised by the dimension named "time" and transposed.
+// recognised by the dimension named "time" and transposed. A
+// three-dimensional variable with a member dimension (member, ensemble,
+// realization, number or ens), such as runoff(member, time, rivid) or the
+// Qout(member, time, rivid) of WriteEnsembleNC, is an ensemble: one batch
+// member per member (opt.Member picks one).
 //
 // Reach ids come from the coordinate variable of the spatial dimension (or
 // rivid, river_id, … when it has none), else from opt.IDs. Time labels come
@@ -100,8 +111,38 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if err != nil {
 		return nil, err
 	}
-	if len(dims) != 2 {
-		return nil, fmt.Errorf("variable %s has %d dimensions, want 2 (time, reach)", name, len(dims))
+	if len(dims) != 2 && len(dims) != 3 {
+		return nil, fmt.Errorf("variable %s has %d dimensions, want 2 (time, reach) or 3 (member, time, reach)", name, len(dims))
+	}
+	// An ensemble: the member dimension is set aside, the other two are
+	// (time, reach) in either order.
+	mi, B := -1, 1
+	if len(dims) == 3 {
+		for i, d := range dims {
+			n, err := d.Name()
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(memberDimNames, strings.ToLower(n)) {
+				mi = i
+			}
+		}
+		if mi < 0 {
+			return nil, fmt.Errorf("variable %s has 3 dimensions but none is a member dimension (%s)", name, strings.Join(memberDimNames, ", "))
+		}
+		l, err := dims[mi].Len()
+		if err != nil {
+			return nil, err
+		}
+		B = int(l)
+		dims = slices.Delete(slices.Clone(dims), mi, mi+1)
+	}
+	first := 0 // first member read
+	switch {
+	case opt.Member > B || opt.Member > 1 && mi < 0:
+		return nil, fmt.Errorf("variable %s: no member %d (%d members)", name, opt.Member, B)
+	case opt.Member > 0:
+		first, B = opt.Member-1, 1
 	}
 	dn := make([]string, 2)
 	dl := make([]int, 2)
@@ -173,7 +214,10 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		}
 		ids = ordered
 	}
-	x := diffroute.NewDataTensor(1, ids, T)
+	if B < 1 {
+		return nil, fmt.Errorf("variable %s has no ensemble members", name)
+	}
+	x := diffroute.NewDataTensor(B, ids, T)
 	x.Units, _ = attrString(v, "units")
 
 	// Values, in blocks along the first dimension.
@@ -216,53 +260,18 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	// is filled in one piece rather than one value per pass over the
 	// whole tensor.
 	box := ncBox
-	if T > 0 && ti == 0 {
-		cols := min(N, max(1, box>>10, box/T))
-		rows := max(1, min(T, box/max(1, cols)))
-		buf := make([]float64, rows*cols)
-		for c0 := 0; c0 < N; c0 += cols {
-			nc := min(cols, N-c0)
-			for r0 := 0; r0 < T; r0 += rows {
-				nr := min(rows, T-r0)
-				b := buf[:nr*nc]
-				if err := readSliceFloat64(v, b, []uint64{uint64(t0 + r0), uint64(c0)}, []uint64{uint64(nr), uint64(nc)}); err != nil {
-					return nil, fmt.Errorf("variable %s: %w", name, err)
-				}
-				// Transposed in tiles of 16 reaches: each pass over the
-				// steps reads two cache lines of the box per step and
-				// writes 16 series.
-				for ct := 0; ct < nc; ct += 16 {
-					w := min(16, nc-ct)
-					var dst [16][]float32
-					for c := 0; c < w; c++ {
-						o := row(c0+ct+c)*T + r0
-						dst[c] = x.Data[o : o+nr : o+nr]
-					}
-					for r := 0; r < nr; r++ {
-						src := b[r*nc+ct : r*nc+ct+w]
-						for c, f := range src {
-							dst[c][r] = conv(f)
-						}
-					}
-				}
-			}
+	// slab is the hyperslab (start, count) of member b's (time, reach) box:
+	// member first + b along the member dimension.
+	slab := func(b int, start, count []uint64) ([]uint64, []uint64) {
+		if mi >= 0 {
+			start = slices.Insert(start, mi, uint64(first+b))
+			count = slices.Insert(count, mi, 1)
 		}
-	} else if T > 0 {
-		// Reach-major: each row is a reach's series.
-		rows := max(1, box/T)
-		buf := make([]float64, 0, rows*T)
-		for r0 := 0; r0 < N; r0 += rows {
-			nr := min(rows, N-r0)
-			buf = buf[:nr*T]
-			if err := readSliceFloat64(v, buf, []uint64{uint64(r0), uint64(t0)}, []uint64{uint64(nr), uint64(T)}); err != nil {
-				return nil, fmt.Errorf("variable %s: %w", name, err)
-			}
-			for r := 0; r < nr; r++ {
-				dst := x.Data[row(r0+r)*T : row(r0+r)*T+T]
-				for t := range dst {
-					dst[t] = conv(buf[r*T+t])
-				}
-			}
+		return start, count
+	}
+	for b := 0; b < B; b++ {
+		if err := readMember(x, b, v, name, slab, conv, row, ti, t0, T, N, box); err != nil {
+			return nil, err
 		}
 	}
 
@@ -285,6 +294,67 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		}
 	}
 	return x, nil
+}
+
+// readMember reads the (time, reach) box of ensemble member into its rows
+// of x: steps [t0, t0+T) of N reaches converted by conv, the file's reach c
+// into row row(c); ti is the box's time dimension (0: time-major).
+func readMember(x *diffroute.DataTensor, member int, v netcdf.Var, name string, slab func(int, []uint64, []uint64) ([]uint64, []uint64),
+	conv func(float64) float32, row func(int) int, ti, t0, T, N, box int) error {
+	xd := x.Data[member*N*T : (member+1)*N*T]
+	if T > 0 && ti == 0 {
+		cols := min(N, max(1, box>>10, box/T))
+		rows := max(1, min(T, box/max(1, cols)))
+		buf := make([]float64, rows*cols)
+		for c0 := 0; c0 < N; c0 += cols {
+			nc := min(cols, N-c0)
+			for r0 := 0; r0 < T; r0 += rows {
+				nr := min(rows, T-r0)
+				bx := buf[:nr*nc]
+				start, count := slab(member, []uint64{uint64(t0 + r0), uint64(c0)}, []uint64{uint64(nr), uint64(nc)})
+				if err := readSliceFloat64(v, bx, start, count); err != nil {
+					return fmt.Errorf("variable %s: %w", name, err)
+				}
+				// Transposed in tiles of 16 reaches: each pass over the
+				// steps reads two cache lines of the box per step and
+				// writes 16 series.
+				for ct := 0; ct < nc; ct += 16 {
+					w := min(16, nc-ct)
+					var dst [16][]float32
+					for c := 0; c < w; c++ {
+						o := row(c0+ct+c)*T + r0
+						dst[c] = xd[o : o+nr : o+nr]
+					}
+					for r := 0; r < nr; r++ {
+						src := bx[r*nc+ct : r*nc+ct+w]
+						for c, f := range src {
+							dst[c][r] = conv(f)
+						}
+					}
+				}
+			}
+		}
+	} else if T > 0 {
+		// Reach-major: each row is a reach's series.
+		rows := max(1, box/T)
+		buf := make([]float64, 0, rows*T)
+		for r0 := 0; r0 < N; r0 += rows {
+			nr := min(rows, N-r0)
+			buf = buf[:nr*T]
+			start, count := slab(member, []uint64{uint64(r0), uint64(t0)}, []uint64{uint64(nr), uint64(T)})
+			if err := readSliceFloat64(v, buf, start, count); err != nil {
+				return fmt.Errorf("variable %s: %w", name, err)
+			}
+			for r := 0; r < nr; r++ {
+				dst := xd[row(r0+r)*T : row(r0+r)*T+T]
+				for t := range dst {
+					dst[t] = conv(buf[r*T+t])
+				}
+			}
+		}
+	}
+
+	return nil
 }
 
 // timeLabels decodes CF times; without decodable units it returns the raw
@@ -341,7 +411,7 @@ func findDataVar(ds netcdf.Dataset, name string) (netcdf.Var, string, error) {
 	for i := 0; i < nv; i++ {
 		v := ds.VarN(i)
 		dims, err := v.Dims()
-		if err != nil || len(dims) != 2 {
+		if err != nil || len(dims) != 2 && len(dims) != 3 {
 			continue
 		}
 		t, err := v.Type()
@@ -356,7 +426,7 @@ func findDataVar(ds netcdf.Dataset, name string) (netcdf.Var, string, error) {
 		names = append(names, n)
 	}
 	if len(found) != 1 {
-		return netcdf.Var{}, "", fmt.Errorf("cannot choose the data variable (found %d two-dimensional candidates %v); name it", len(found), names)
+		return netcdf.Var{}, "", fmt.Errorf("cannot choose the data variable (found %d two- or three-dimensional candidates %v); name it", len(found), names)
 	}
 	return found[0], names[0], nil
 }

@@ -337,7 +337,7 @@ func writeQoutHeader(ds netcdf.Dataset, ids []int64, o *QoutOptions, tc *qoutTim
 	}
 	var lat, lon netcdf.Var
 	if o.NetCDF4 {
-		if err := defineNC4(ds, qv, o, T, N); err != nil {
+		if err := defineNC4(ds, qv, o, 0, T, N); err != nil {
 			return none, noneRec, err
 		}
 		globals[0][1] = "CF-1.8"

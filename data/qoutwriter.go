@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/diffroute"
 	"github.com/fhs/go-netcdf/netcdf"
 )
@@ -297,25 +295,7 @@ func (w *QoutWriter) Close() (err error) {
 	if cerr != nil {
 		return fmt.Errorf("data: %s: %w", w.path, cerr)
 	}
-	f, err := os.Open(w.tmp)
-	if err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	serr := f.Sync()
-	f.Close()
-	if serr != nil {
-		return fmt.Errorf("data: %s: %w", w.path, serr)
-	}
-	if err := atomicfile.Commit(w.tmp, w.path); err != nil {
-		return fmt.Errorf("data: %w", err)
-	}
-	// Make the rename durable; best effort.
-	dir := filepath.Dir(w.path)
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return publishTemp(w.tmp, w.path)
 }
 
 // Abort closes and removes the temporary file; nothing is left at path. It

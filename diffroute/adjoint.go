@@ -61,3 +61,16 @@ func adjointSection(a *adjArgs) {
 	}
 	a.lam, a.du, a.dup, a.dy = lam, du, dup, dy
 }
+
+// mixedSeries is a series in float32 (s32) or float64 (s64).
+type mixedSeries struct {
+	s32 []float32
+	s64 []float64
+}
+
+func (m mixedSeries) len() int {
+	if m.s64 != nil {
+		return len(m.s64)
+	}
+	return len(m.s32)
+}

@@ -47,3 +47,22 @@ func adjointVector(a *adjArgs) bool {
 	a.lam, a.du, a.dup, a.dy = k.lam, k.du, k.dup, k.dy
 	return true
 }
+
+//go:noescape
+func addVec(dst, a, b *float64, n int)
+
+// addSeries stores a + b into dst (all of len(dst) values; dst may be a or b).
+func addSeries(dst, a, b []float64) {
+	if len(a) < len(dst) || len(b) < len(dst) {
+		panic("diffroute: addSeries operands too short")
+	}
+	if !haveSectionAVX2 {
+		for k := range dst {
+			dst[k] = a[k] + b[k]
+		}
+		return
+	}
+	if len(dst) > 0 {
+		addVec(unsafe.SliceData(dst), unsafe.SliceData(a), unsafe.SliceData(b), len(dst))
+	}
+}

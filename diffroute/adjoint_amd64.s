@@ -154,3 +154,37 @@ adone:
 	VMOVSD X10, A_DY(DI)
 	VZEROUPPER
 	RET
+
+// func addVec(dst, a, b *float64, n int)
+//
+// dst[k] = a[k] + b[k] for k < n (dst may be a or b), four at a time.
+TEXT ·addVec(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	XORQ AX, AX
+	MOVQ CX, BX
+	ANDQ $-4, BX
+
+vloop:
+	CMPQ AX, BX
+	JGE vtail
+	VMOVUPD (SI)(AX*8), Y0
+	VADDPD (DX)(AX*8), Y0, Y0
+	VMOVUPD Y0, (DI)(AX*8)
+	ADDQ $4, AX
+	JMP vloop
+
+vtail:
+	CMPQ AX, CX
+	JGE vdone
+	VMOVSD (SI)(AX*8), X0
+	VADDSD (DX)(AX*8), X0, X0
+	VMOVSD X0, (DI)(AX*8)
+	INCQ AX
+	JMP vtail
+
+vdone:
+	VZEROUPPER
+	RET

@@ -43,6 +43,14 @@
 //     Nash) correlate the adjoint with the inflow and use IRF.ImpulseGrad.
 //     Options.CheckpointSteps bounds memory: only the state at block starts
 //     is kept, and each block is recomputed once before its adjoint runs.
+//     Networks of one-section reaches (Muskingum, linear storage) with
+//     sub-steps in multiples of four run a tiled adjoint on vector kernels:
+//     the network is cut into tiles whose block of outflows fits a core's
+//     cache; the forward pass keeps only the outflow series leaving each
+//     tile and the state at block starts, and the backward pass recomputes
+//     one tile's block at a time and runs its adjoint there, so a whole
+//     gradient costs about two forward passes and one adjoint pass, in
+//     float64, with no series of every reach in memory.
 //   - kernel method: ∂L/∂runoff by the transposed block-sparse convolution
 //     (ReLU and renormalised kernels included); parameter and q0 gradients by
 //     the recursive adjoint, which is the kernel method's derivative wherever

@@ -73,10 +73,21 @@ func (r *RecursiveRouter) RouteGradFine(ctx context.Context, runoff *DataTensor,
 		return nil, 0, nil, err
 	}
 	y := newDischarge(runoff, r.net)
+	if g.e.tiles {
+		g.y32, g.dxT = y.Data, newRunoffGrad(runoff)
+	}
 	var L float64
 	err = g.run(ctx, func() error {
-		g.toTensor(y, g.y)
-		gy := NewDataTensor(y.B, y.IDs, y.T)
+		if g.y32 == nil {
+			g.toTensor(y, g.y)
+		}
+		gy := g.e.gyT // the loss fills it and must not keep it
+		if gy == nil || gy.B != y.B || gy.T != y.T {
+			gy = NewDataTensor(y.B, y.IDs, y.T)
+			g.e.gyT = gy
+		}
+		gy.IDs = y.IDs
+		clear(gy.Data)
 		var err error
 		if L, err = loss(y, gy); err != nil {
 			return err
@@ -94,6 +105,9 @@ func (r *RecursiveRouter) Backward(ctx context.Context, runoff, gy *DataTensor) 
 	g, rows, err := r.gradRun(runoff, nil)
 	if err != nil {
 		return nil, err
+	}
+	if g.e.tiles {
+		g.noY, g.dxT = true, newRunoffGrad(runoff)
 	}
 	err = g.run(ctx, func() error { return g.setGy(gy) })
 	if err != nil {
@@ -125,17 +139,21 @@ func (e *gradEngine) prepare(runoff *DataTensor, in FineFlows) (*gradRun, []int,
 		return nil, nil, err
 	}
 	n, B, T := e.net.Len(), runoff.B, runoff.T
-	lat := make([]float64, B*n*T)
-	for b := 0; b < B; b++ {
-		for i, row := range rows {
-			src := runoff.Series(b, row)
-			dst := lat[(b*n+i)*T : (b*n+i+1)*T]
-			for t, v := range src {
-				dst[t] = float64(v)
+	var lat []float64
+	if !e.tiles {
+		lat = reuse(&e.latBuf, B*n*T)
+		for b := 0; b < B; b++ {
+			for i, row := range rows {
+				src := runoff.Series(b, row)
+				dst := lat[(b*n+i)*T : (b*n+i+1)*T]
+				for t, v := range src {
+					dst[t] = float64(v)
+				}
 			}
 		}
 	}
 	g := e.newRun(lat, B, T)
+	g.x, g.rows = runoff, rows
 	for i, s := range in {
 		if int(i) >= n || i < 0 {
 			return nil, nil, fmt.Errorf("diffroute: fine inflow for reach position %d, beyond %d reaches", i, n)
@@ -173,26 +191,39 @@ func (g *gradRun) setGy(gy *DataTensor) error {
 	if err := gy.CheckFinite(); err != nil {
 		return fmt.Errorf("diffroute: ∂L/∂y: %w", err)
 	}
-	g.gy = make([]float64, len(gy.Data))
+	if g.e.tiles && g.dxT != nil {
+		g.gy32 = gy.Data // read during the backward pass only
+		return nil
+	}
+	g.gy = reuse(&g.e.gyBuf, len(gy.Data))
 	for k, v := range gy.Data {
 		g.gy[k] = float64(v)
 	}
 	return nil
 }
 
-// gradients packs the results: runoff gradient in the runoff's layout.
-func (g *gradRun) gradients(runoff *DataTensor, rows []int) *Gradients {
+// newRunoffGrad allocates ∂L/∂runoff in the runoff's layout.
+func newRunoffGrad(runoff *DataTensor) *DataTensor {
 	dx := NewDataTensor(runoff.B, runoff.IDs, runoff.T)
 	dx.Times, dx.Step = runoff.Times, runoff.Step
 	if runoff.Units != "" {
 		dx.Units = "1/(" + runoff.Units + ")"
 	}
-	for b := 0; b < g.B; b++ {
-		for i, row := range rows {
-			src := g.dx[(b*g.N+i)*g.T : (b*g.N+i+1)*g.T]
-			dst := dx.Series(b, row)
-			for t, v := range src {
-				dst[t] = float32(v)
+	return dx
+}
+
+// gradients packs the results: runoff gradient in the runoff's layout.
+func (g *gradRun) gradients(runoff *DataTensor, rows []int) *Gradients {
+	dx := g.dxT // the tiled adjoint wrote it
+	if dx == nil {
+		dx = newRunoffGrad(runoff)
+		for b := 0; b < g.B; b++ {
+			for i, row := range rows {
+				src := g.dx[(b*g.N+i)*g.T : (b*g.N+i+1)*g.T]
+				dst := dx.Series(b, row)
+				for t, v := range src {
+					dst[t] = float32(v)
+				}
 			}
 		}
 	}

@@ -40,6 +40,10 @@ type gradEngine struct {
 	tiles bool    // the tiled adjoint runs (grad_tiles.go)
 	tl    *tiling // its tiling for the last block length
 
+	// Series buffers kept between runs: calibration runs the same router
+	// many times, and fresh pages cost more than the arithmetic on them.
+	latBuf, yBuf, gyBuf, dxBuf []float64
+	gyT                        *DataTensor
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -238,8 +242,12 @@ type gradRun struct {
 	wks   []*gradWorker
 
 	// the tiled adjoint
-	x             *DataTensor // the runoff, rows: its row of each reach
+	x             *DataTensor // the runoff (lat is nil: the tiled adjoint reads its rows)
 	rows          []int
+	y32, gy32     []float32   // discharge and ∂L/∂y in float32 instead of y and gy (tiled)
+	dxT           *DataTensor // ∂L/∂runoff in the runoff's layout instead of dx (tiled)
+	noY           bool        // no discharge wanted (Backward)
+	dxCarry       []float64   // [i] tiled, lti rule: ∂L/∂runoff of the step before a block
 	bound         [][]float64 // per boundary slot: outflow, then its adjoint (TF values)
 	ckY, ckU, ckL []float64   // [block][i] state at block starts
 	twks          []*tileWorker
@@ -260,7 +268,6 @@ type gradWorker struct {
 func (e *gradEngine) newRun(lat []float64, B, T int) *gradRun {
 	n := e.net.Len()
 	g := &gradRun{e: e, B: B, N: n, T: T, TF: T * e.f, lat: lat}
-	g.y = make([]float64, B*n*T)
 	g.in = make([][]float64, n)
 	g.out = make([][]float64, n)
 	g.gout = make([][]float64, n)
@@ -390,6 +397,14 @@ func (g *gradRun) each(ctx context.Context, backward bool, fn func(wk *gradWorke
 		}
 	}
 	return ctx.Err()
+}
+
+// reuse returns n values of the buffer *p, reallocated when too short.
+func reuse(p *[]float64, n int) []float64 {
+	if cap(*p) < n {
+		*p = make([]float64, n)
+	}
+	return (*p)[:n]
 }
 
 func grow(s []float64, n int) []float64 {
@@ -651,6 +666,7 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 		return g.runTiles(ctx, loss)
 	}
 	e := g.e
+	g.y = reuse(&e.yBuf, g.B*g.N*g.T)
 	bl := e.blockLen(g.TF)
 	g.nblk = (g.TF + bl - 1) / bl
 	if g.TF == 0 {
@@ -709,7 +725,12 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 // allocResults allocates the gradients and the adjoint's carried state.
 func (g *gradRun) allocResults() {
 	e, n := g.e, g.N
-	g.dx = make([]float64, len(g.lat))
+	if g.dxT == nil {
+		g.dx = reuse(&e.dxBuf, g.B*n*g.T)
+		if !e.tiles {
+			clear(g.dx) // accumulated into; the tiled adjoint stores every value
+		}
+	}
 	g.dq0 = make([]float64, n)
 	g.dth = make([][]float64, len(e.gp))
 	for j := range g.dth {

@@ -76,6 +76,9 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 	// Shape of the reaches' IRFs, from a sample as Plan does.
 	secs, conv := m.shape(irf)
 	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
+	if !gradTilesOff && tileOptionsUsable(o) && secs == 1 && conv == 0 {
+		return planTiled(p, net, o, m, P), nil
+	}
 	estimate := func(ck int) {
 		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps))
 		if ck > 0 {
@@ -172,4 +175,55 @@ func (m *planModel) shape(irf IRF) (secs, conv float64) {
 		}
 	}
 	return float64(nsec) / float64(k), float64(nconv) / float64(k)
+}
+
+// planTiled is PlanGradient for the tiled adjoint (one-section reaches): the
+// caller's runoff and the float32 discharge, ∂L/∂y and ∂L/∂runoff; the
+// outflow series leaving each tile; every reach's state at block starts;
+// one tile's block per worker. Longer blocks mean fewer checkpoints but
+// smaller tiles, so more boundary series: the automatic block sits near the
+// smallest sum; under a budget shorter and longer blocks are tried.
+func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64) *GradPlan {
+	n, B, T, f := int64(net.Len()), int64(p.Batch), int64(p.T), int64(o.SubSteps)
+	TF := T * f
+	parts, trunk := partition(net, o.Workers)
+	estimate := func(ck int) {
+		bl := int64(tileBlock(ck, int(TF), int(f)))
+		tl := buildTiling(net, parts, trunk, int(bl))
+		blocks := (TF + bl - 1) / bl
+		workers := int64(max(1, len(tl.groups)))
+		p.Parts = []MemPart{
+			{"network", n * planNetworkPerRch},
+			{"runoff, y, ∂L/∂y, ∂L/∂x (float32)", B * n * T * 16},
+			{"IRFs, derivatives, tiles", n*(planRecRouterBase+(P+1)*8) + n*24*(1+P) + n*12},
+			{"tile boundary series", int64(tl.nslot) * TF * 8},
+			{"state checkpoints", 3 * blocks * n * 8},
+			{"tile buffers", workers * (2*int64(tl.maxTile) + 7) * bl * 8},
+			{"parameter sums, state", n * (P + 1 + 3 + 3 + 2) * 8},
+		}
+		p.Live = 0
+		for _, part := range p.Parts {
+			p.Live += part.Bytes
+		}
+		// Garbage: about one float32 series between collections.
+		p.Predicted = p.Live + min(int64(m.gc*float64(p.Live)), B*n*T*4) + planBaseBytes
+		p.CheckpointSteps, p.Blocks = ck, int(blocks)
+		p.Fits = p.Budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(p.Budget)
+	}
+	estimate(o.CheckpointSteps)
+	if o.CheckpointSteps > 0 || p.Fits {
+		return p
+	}
+	best, bestPeak := 0, int64(-1)
+	for ck := 1; ck <= p.T; ck *= 2 {
+		estimate(ck)
+		if bestPeak < 0 || p.Predicted < bestPeak {
+			best, bestPeak = ck, p.Predicted
+		}
+	}
+	estimate(best)
+	if !p.Fits {
+		p.Note = "does not fit with any checkpoint block: stage the network (StagedGrad) or shorten the series"
+	}
+	return p
 }

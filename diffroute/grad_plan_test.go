@@ -30,6 +30,9 @@ var gradPlanCases = map[string]gradPlanCase{
 	"muskingum-whole": {6000, 240, 6, "muskingum", 16, 240},
 	"muskingum-ckpt":  {25000, 120, 6, "muskingum", 16, 7},
 	"hayami-whole":    {6000, 60, 4, "hayami", 8, 0},
+	// Sub-steps in whole vectors: the tiled adjoint.
+	"muskingum-tiled":      {60000, 100, 24, "muskingum", 16, 0},
+	"muskingum-tiled-ckpt": {20000, 200, 12, "muskingum", 16, 5},
 }
 
 func TestGradPlanHelperProcess(t *testing.T) {
@@ -71,7 +74,7 @@ func TestGradPlanPredictsPeakRSS(t *testing.T) {
 	if vmHWM() < 0 {
 		t.Skip("no /proc/self/status")
 	}
-	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole"} {
+	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt"} {
 		c := gradPlanCases[name]
 		p, err := c.plan()
 		if err != nil {

@@ -119,15 +119,20 @@ func (fx *gradFixture) grad(t testing.TB, o Options, lat []float64) *gradRun {
 
 // lat returns the runoff in network order as float64.
 func (fx *gradFixture) lat(t testing.TB) []float64 {
-	e, err := newGradEngine(fx.net, fx.opts, false)
+	rows, err := alignRunoff(fx.x, fx.net)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _, err := e.prepare(fx.x, nil)
-	if err != nil {
-		t.Fatal(err)
+	n, T := fx.net.Len(), fx.x.T
+	lat := make([]float64, fx.x.B*n*T)
+	for b := 0; b < fx.x.B; b++ {
+		for i, row := range rows {
+			for q, v := range fx.x.Series(b, row) {
+				lat[(b*n+i)*T+q] = float64(v)
+			}
+		}
 	}
-	return g.lat
+	return lat
 }
 
 func relErr(a, b float64) float64 {

@@ -74,7 +74,7 @@ func tileBlock(ckpt, TF, f int) int {
 // gradTileBytes of outflow per block of bl sub-steps.
 func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 	n := net.Len()
-	m := int32(max(1, gradTileBytes/(8*bl)))
+	m := int32(max(2, gradTileBytes/(8*bl))) // rows of bl values
 	t := &tiling{bl: bl, local: make([]int32, n), tileOf: make([]int32, n), bslot: make([]int32, n)}
 	lists := slices.Clone(parts)
 	if len(trunk) > 0 {
@@ -94,7 +94,10 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 	for g, l := range lists {
 		// Children first: merge upstream pieces smallest first while they fit.
 		for _, v := range l {
-			open[v] = 1
+			open[v] = 1 // its outflow, and its inflow where that is a sum
+			if len(net.Upstream(int(v))) > 1 {
+				open[v] = 2
+			}
 			ups = ups[:0]
 			for _, u := range net.Upstream(int(v)) {
 				if group[u] == int32(g) {
@@ -155,11 +158,11 @@ func (e *gradEngine) tilingFor(bl int) *tiling {
 
 // tileWorker is one goroutine's scratch for the tiled adjoint.
 type tileWorker struct {
-	buf          []float64 // the tile's outflows (then adjoints) over a block
-	u, ubd, zero []float64
-	out          []float64
-	sumL, firstL []float64
-	args         adjArgs
+	buf                []float64 // the tile's outflows (then adjoints) over a block
+	ubd, zero          []float64
+	out, gys, lat, dxs []float64 // per step of a block
+	sumL, firstL       []float64
+	args               adjArgs
 }
 
 // eachTile runs fn over the tiles, upstream first (forward) or outlets first
@@ -170,10 +173,10 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 	}
 	bl := tl.bl
 	for _, wk := range g.twks {
-		if len(wk.buf) < tl.maxTile*bl {
-			wk.buf = make([]float64, tl.maxTile*bl)
-			wk.u, wk.ubd, wk.zero = make([]float64, bl), make([]float64, bl), make([]float64, bl)
-			wk.out = make([]float64, bl)
+		if len(wk.buf) < 2*tl.maxTile*bl {
+			wk.buf = make([]float64, 2*tl.maxTile*bl)
+			wk.ubd, wk.zero = make([]float64, bl), make([]float64, bl)
+			wk.out, wk.gys, wk.lat, wk.dxs = make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl)
 			wk.sumL, wk.firstL = make([]float64, bl), make([]float64, bl)
 		}
 	}
@@ -221,11 +224,21 @@ func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, c int32, n0, nb int) []flo
 	if s := tl.bslot[c]; s >= 0 {
 		return g.bound[s][n0 : n0+nb]
 	}
-	return wk.buf[int(tl.local[c])*tl.bl:][:nb]
+	return wk.yRow(tl, c, nb)
 }
 
-// tileInflow is reach i's upstream inflow over the block.
-func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb int) []float64 {
+// yRow is reach i's outflow row of the tile buffer, uRow its inflow row.
+func (wk *tileWorker) yRow(tl *tiling, i int32, nb int) []float64 {
+	return wk.buf[2*int(tl.local[i])*tl.bl:][:nb]
+}
+
+func (wk *tileWorker) uRow(tl *tiling, i int32, nb int) []float64 {
+	return wk.buf[(2*int(tl.local[i])+1)*tl.bl:][:nb]
+}
+
+// tileInflow is reach i's upstream inflow over the block; a sum of several
+// is kept in its inflow row, and summed again only when fresh.
+func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb int, fresh bool) []float64 {
 	ups := g.e.net.Upstream(int(i))
 	ext := g.in[i]
 	if ext == nil {
@@ -236,16 +249,26 @@ func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb 
 			return g.tileSrc(wk, tl, ups[0], n0, nb)
 		}
 	}
-	u := wk.u[:nb]
+	u := wk.uRow(tl, i, nb)
+	if !fresh {
+		return u
+	}
+	// Two sources at once, then one at a time: vector adds in cache.
+	var first []float64
 	if ext != nil {
-		copy(u, ext[b*g.TF+n0:b*g.TF+n0+nb])
-	} else {
-		clear(u)
+		first = ext[b*g.TF+n0 : b*g.TF+n0+nb]
 	}
 	for _, c := range ups {
-		for k, v := range g.tileSrc(wk, tl, c, n0, nb) {
-			u[k] += v
+		src := g.tileSrc(wk, tl, c, n0, nb)
+		if first == nil {
+			first = src
+			continue
 		}
+		addSeries(u, first, src)
+		first = u
+	}
+	if &first[0] != &u[0] {
+		copy(u, first) // a single source: the fine inflow alone
 	}
 	return u
 }
@@ -258,7 +281,7 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, n0, nb i
 		if sl := tl.bslot[i]; sl >= 0 {
 			src = g.bound[sl][n0 : n0+nb] // the downstream tile left it there
 		} else {
-			src = wk.buf[int(tl.local[d])*tl.bl:][:nb]
+			src = wk.yRow(tl, d, nb)
 		}
 	}
 	if gout := g.gout[i]; gout != nil {
@@ -278,6 +301,35 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, n0, nb i
 	return src
 }
 
+// latSeg is reach i's runoff over steps [q0, q0+nq) of member b.
+func (g *gradRun) latSeg(b int, i int32, q0, nq int) mixedSeries {
+	if g.lat == nil {
+		return mixedSeries{s32: g.x.Series(b, g.rows[i])[q0 : q0+nq]}
+	}
+	return mixedSeries{s64: g.lat[(b*g.N+int(i))*g.T+q0:][:nq]}
+}
+
+// warmRows asks the cache for reach i's rows of runoff and, for the
+// forward pass, discharge or, for the backward pass, ∂L/∂y and ∂L/∂runoff
+// over steps [q0, q0+nq): they lie scattered through memory, one row per reach.
+func (g *gradRun) warmRows(i int32, b, q0, nq int, coarse, backward bool) {
+	row := (b*g.N + int(i)) * g.T
+	if g.lat == nil {
+		prefetch32(g.x.Series(b, g.rows[i])[q0 : q0+nq])
+	}
+	if coarse && g.y32 != nil {
+		prefetch32(g.y32[row+q0 : row+q0+nq])
+	}
+	if backward {
+		if g.gy32 != nil {
+			prefetch32(g.gy32[row+q0 : row+q0+nq])
+		}
+		if g.dxT != nil {
+			prefetch32(g.dxT.Series(b, g.rows[i])[q0 : q0+nq])
+		}
+	}
+}
+
 // tileForward routes member b through the network tile by tile, keeping the
 // boundary series and the checkpoints, and the discharge when coarse.
 func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse bool) error {
@@ -290,17 +342,24 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
 			q0, nq := n0/f, nb/f
-			for _, i := range t.reaches {
+			for j, i := range t.reaches {
+				if j+prefetchAhead < len(t.reaches) {
+					g.warmRows(t.reaches[j+prefetchAhead], b, q0, nq, coarse, false)
+				}
 				off := k*n + int(i)
 				s := e.secStart[i]
 				g.ckY[off], g.ckU[off], g.ckL[off] = g.ys[s], g.uPrev[i], g.lPrev[i]
-				u := g.tileInflow(wk, tl, b, i, n0, nb)
-				y := wk.buf[int(tl.local[i])*bl:][:nb]
-				out := wk.out[:nq]
-				if coarse {
-					out = g.y[(b*n+int(i))*g.T+q0:][:nq]
+				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
+				y := wk.yRow(tl, i, nb)
+				out := mixedSeries{s64: wk.out[:nq]}
+				switch {
+				case !coarse:
+				case g.y32 != nil:
+					out = mixedSeries{s32: g.y32[(b*n+int(i))*g.T+q0:][:nq]}
+				default:
+					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
-				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, g.lat[(b*n+int(i))*g.T+q0:][:nq], y, out)
+				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, q0, nq), out)
 				if sl := tl.bslot[i]; sl >= 0 {
 					copy(g.bound[sl][n0:n0+nb], y)
 				}
@@ -324,16 +383,21 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
 			q0, nq := n0/f, nb/f
-			for _, i := range t.reaches {
+			for j, i := range t.reaches {
+				if j+prefetchAhead < len(t.reaches) {
+					g.warmRows(t.reaches[j+prefetchAhead], b, q0, nq, false, false)
+				}
 				off := k*n + int(i)
 				ys, up, lp := g.ckY[off], g.ckU[off], g.ckL[off]
-				u := g.tileInflow(wk, tl, b, i, n0, nb)
-				y := wk.buf[int(tl.local[i])*bl:][:nb]
-				sectionVector64(e.secs[e.secStart[i]], f, rapid, w, &ys, &up, &lp, u, g.lat[(b*n+int(i))*g.T+q0:][:nq], y, wk.out[:nq])
+				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
+				y := wk.yRow(tl, i, nb)
+				sectionVector64(e.secs[e.secStart[i]], f, rapid, w, &ys, &up, &lp, u, y, g.latSeg(b, i, q0, nq), mixedSeries{s64: wk.out[:nq]})
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
-				i := t.reaches[j]
-				g.tileReachAdjoint(wk, tl, w, b, i, k, n0, nb)
+				if j >= prefetchAhead {
+					g.warmRows(t.reaches[j-prefetchAhead], b, q0, nq, false, true)
+				}
+				g.tileReachAdjoint(wk, tl, w, b, t.reaches[j], k, n0, nb)
 			}
 		}
 	})
@@ -348,44 +412,76 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 	off := k*n + int(i)
 	sk := e.secStart[i]
 	s := e.secs[sk]
-	gy := g.gy[(b*n+int(i))*g.T:][:g.T]
-	a := &wk.args
-	*a = adjArgs{s: s, f: f, ubd: g.tileAdjIn(wk, tl, b, i, n0, nb), y: wk.buf[int(tl.local[i])*tl.bl:][:nb],
-		u: g.tileInflow(wk, tl, b, i, n0, nb), gy: gy[q0 : q0+nq], w: w,
-		y0: g.ckY[off], up0: g.ckU[off], lam: g.lam[sk], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
-	if q0+nq < g.T {
-		a.gyn = gy[q0+nq]
+	// ∂L/∂(discharge) and runoff of the block's steps, in float64.
+	gy, lat := wk.gys[:nq], wk.lat[:nq]
+	gyn := 0.0
+	row := (b*n + int(i)) * g.T
+	if g.gy32 != nil {
+		for j, v := range g.gy32[row+q0 : row+q0+nq] {
+			gy[j] = float64(v)
+		}
+		if q0+nq < g.T {
+			gyn = float64(g.gy32[row+q0+nq])
+		}
+	} else {
+		gy = g.gy[row+q0 : row+q0+nq]
+		if q0+nq < g.T {
+			gyn = g.gy[row+q0+nq]
+		}
 	}
+	if ls := g.latSeg(b, i, q0, nq); ls.s64 != nil {
+		lat = ls.s64
+	} else {
+		for j, v := range ls.s32 {
+			lat[j] = float64(v)
+		}
+	}
+	a := &wk.args
+	*a = adjArgs{s: s, f: f, ubd: g.tileAdjIn(wk, tl, b, i, n0, nb), y: wk.yRow(tl, i, nb),
+		u: g.tileInflow(wk, tl, b, i, n0, nb, false), gy: gy, w: w, gyn: gyn,
+		y0: g.ckY[off], up0: g.ckU[off], lam: g.lam[sk], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
 	if !adjointVector(a) {
 		adjointSection(a)
 	}
 	g.lam[sk] = a.lam
-	// The lateral runoff's share: B0 multiplies u[n] + l, B1 u[n−1] + l',
-	// l' being l except on a step's first sub-step under the lti rule.
+	// The runoff's share: B0 multiplies u[n] + l, B1 u[n−1] + l', l' being
+	// l except on a step's first sub-step under the lti rule, where it is
+	// the previous step's runoff (in the block before: carried).
 	rapid := e.o.Lateral == LateralRAPID
-	lat := g.lat[(b*n+int(i))*g.T:][:g.T]
-	dx := g.dx[(b*n+int(i))*g.T:][:g.T]
+	dx := wk.dxs[:nq]
 	lp0 := g.ckL[off]
 	var dl0, dl1 float64
+	carry := 0.0
 	for j := 0; j < nq; j++ {
-		q := q0 + j
 		S, F := a.sumL[j], a.firstL[j]
-		l := lat[q]
+		l := lat[j]
 		dl0 += l * S
 		if rapid {
 			dl1 += l * S
-			dx[q] += (s.B0 + s.B1) * S
+			dx[j] = (s.B0 + s.B1) * S
 			continue
 		}
 		lprev := lp0
 		if j > 0 {
-			lprev = lat[q-1]
+			lprev = lat[j-1]
+			dx[j-1] += s.B1 * F
+		} else {
+			carry = s.B1 * F
 		}
 		dl1 += l*(S-F) + lprev*F
-		dx[q] += (s.B0+s.B1)*S - s.B1*F
-		if q > 0 {
-			dx[q-1] += s.B1 * F
+		dx[j] = (s.B0+s.B1)*S - s.B1*F
+	}
+	if !rapid {
+		dx[nq-1] += g.dxCarry[i]
+		g.dxCarry[i] = carry // the last step of the block before; dropped before the first
+	}
+	if g.dxT != nil {
+		dst := g.dxT.Series(b, g.rows[i])[q0 : q0+nq]
+		for j, v := range dx {
+			dst[j] = float32(v)
 		}
+	} else {
+		copy(g.dx[row+q0:row+q0+nq], dx)
 	}
 	ds := &g.dsec[sk]
 	ds[0] += a.du + dl0
@@ -401,7 +497,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 		if g.dinPrev != nil {
 			g.dinPrev[i] += s.B1 * F
 		}
-		g.dq0[i] += s.A1*F + g.direct(b, int(i), -1)
+		g.dq0[i] += s.A1*F + w[2]*gy[0] // q0 is also the value before the first step
 	}
 	ub := a.y
 	for _, c := range e.net.Upstream(int(i)) {
@@ -411,9 +507,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 	}
 	if d := g.din[i]; d != nil {
 		d = d[b*g.TF+n0:][:nb]
-		for m, v := range ub {
-			d[m] += v
-		}
+		addSeries(d, d, ub)
 	}
 }
 
@@ -435,9 +529,12 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	ck := slab[tl.nslot*g.TF:]
 	g.ckY, g.ckU, g.ckL = ck[:g.nblk*n], ck[g.nblk*n:2*g.nblk*n], ck[2*g.nblk*n:3*g.nblk*n]
+	if g.y32 == nil && !g.noY {
+		g.y = reuse(&e.yBuf, g.B*n*g.T)
+	}
 	for b := 0; b < g.B; b++ {
 		g.initState(b)
-		if err := g.tileForward(ctx, tl, b, true); err != nil {
+		if err := g.tileForward(ctx, tl, b, !g.noY); err != nil {
 			return err
 		}
 	}
@@ -448,6 +545,7 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		return err
 	}
 	g.allocResults()
+	g.dxCarry = make([]float64, n)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
 			g.initState(b)
@@ -456,6 +554,7 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 			}
 		}
 		clear(g.lam)
+		clear(g.dxCarry)
 		if err := g.tileBackward(ctx, tl, b); err != nil {
 			return err
 		}

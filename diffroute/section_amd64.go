@@ -140,27 +140,33 @@ func prefetch64(p *float64) { prefetchLines(unsafe.Pointer(p), 1) }
 
 func haveSectionVector() bool { return haveSectionAVX2 }
 
-// sectionVector64 is sectionVector with float64 inflow, runoff, outflow and
-// reported values: the
-// outflow is stored into dst, the reported values written to out.
-func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float64) bool {
-	if !haveSectionAVX2 || f%4 != 0 || len(lat) == 0 {
+// sectionVector64 is sectionVector with float64 inflow and outflow (stored
+// into dst), the runoff and reported values in either precision.
+func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) bool {
+	nq := lat.len()
+	if !haveSectionAVX2 || f%4 != 0 || nq == 0 {
 		return false
 	}
-	fl := len(lat) * f
-	if len(inflow) < fl || len(dst) < fl || len(out) < len(lat) {
+	fl := nq * f
+	if len(inflow) < fl || len(dst) < fl || out.len() < nq {
 		panic("diffroute: sectionVector64 buffers too short")
 	}
 	a := s.A1
 	a2 := a * a
 	k := secKernel{
-		inflow: (*float32)(unsafe.Pointer(unsafe.SliceData(inflow))), lat: (*float32)(unsafe.Pointer(unsafe.SliceData(lat))),
-		dst: (*float32)(unsafe.Pointer(unsafe.SliceData(dst))), out: (*float32)(unsafe.Pointer(unsafe.SliceData(out))),
-		nq: int64(len(lat)), nv: int64(f / 4),
+		inflow: (*float32)(unsafe.Pointer(unsafe.SliceData(inflow))), lat: lat.ptr(),
+		dst: (*float32)(unsafe.Pointer(unsafe.SliceData(dst))), out: out.ptr(),
+		nq: int64(nq), nv: int64(f / 4),
 		b0: s.B0, b1: s.B1, kc: s.B0 + s.B1, a4: a2 * a2,
 		m1: [4]float64{0, a, a, a}, m2: [4]float64{0, 0, a2, a2}, p: [4]float64{a, a2, a2 * a, a2 * a2},
 		y: *y, up: *uPrev, lp: *lPrev,
-		wsum: w[0], wend: w[1], wprev: w[2], in64: 1, out64: 1, lat64: 1, step64: 1,
+		wsum: w[0], wend: w[1], wprev: w[2], in64: 1, out64: 1,
+	}
+	if lat.s64 != nil {
+		k.lat64 = 1
+	}
+	if out.s64 != nil {
+		k.step64 = 1
 	}
 	if rapid {
 		k.rapid = 1
@@ -168,4 +174,11 @@ func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev
 	sectionAVX2(&k)
 	*y, *uPrev, *lPrev = k.y, k.up, k.lp
 	return true
+}
+
+func (m mixedSeries) ptr() *float32 {
+	if m.s64 != nil {
+		return (*float32)(unsafe.Pointer(unsafe.SliceData(m.s64)))
+	}
+	return unsafe.SliceData(m.s32)
 }

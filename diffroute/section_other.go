@@ -19,6 +19,6 @@ func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []fl
 	return false
 }
 
-func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, lat, dst, out []float64) bool {
+func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) bool {
 	return false
 }

@@ -4,6 +4,7 @@ package gpu
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -101,6 +102,25 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 		return nil, err
 	}
 	return y, nil
+}
+
+// RouteWarm routes runoff whose first warmup steps are history only and
+// returns steps [warmup, T) (see diffroute.KernelRouter.RouteWarm): a
+// diffroute.KernelStream over it routes consecutive segments through the
+// device with a state that restarts exactly. The warm-up steps are routed
+// and dropped.
+func (r *Router) RouteWarm(ctx context.Context, runoff *diffroute.DataTensor, warmup int) (*diffroute.DataTensor, error) {
+	if warmup < 0 || warmup > runoff.T {
+		return nil, fmt.Errorf("gpu: warm-up of %d steps for %d steps of runoff", warmup, runoff.T)
+	}
+	y, err := r.Route(ctx, runoff)
+	if err != nil {
+		return nil, err
+	}
+	if warmup == 0 {
+		return y, nil
+	}
+	return y.SliceTime(warmup, y.T), nil
 }
 
 // RouteTo is Route writing into dst, which must have runoff's batch and time

@@ -41,6 +41,13 @@
 // across Route calls (growing them when a call needs longer chunks) and
 // frees them in Close.
 //
+// Route, BackwardRunoff and StagedBackend run on one device pipeline: a
+// plain run is a single job over the whole network (no warm-up, no
+// transfers), a staged run one job per cluster and time chunk, a backward
+// run a job of the transposed convolution; the kernel upload, the chunk
+// sizing, the convolution launch and the two-slot pipeline are the same
+// code for all three.
+//
 // # Gradients
 //
 // A Router is a diffroute.Differentiable. Router.BackwardRunoff computes

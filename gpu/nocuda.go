@@ -39,6 +39,11 @@ func (r *Router) Route(ctx context.Context, runoff *diffroute.DataTensor) (*diff
 	return nil, ErrNoCUDA
 }
 
+// RouteWarm fails with ErrNoCUDA.
+func (r *Router) RouteWarm(ctx context.Context, runoff *diffroute.DataTensor, warmup int) (*diffroute.DataTensor, error) {
+	return nil, ErrNoCUDA
+}
+
 // RouteTo fails with ErrNoCUDA.
 func (r *Router) RouteTo(ctx context.Context, dst, runoff *diffroute.DataTensor) error {
 	return ErrNoCUDA

@@ -116,6 +116,9 @@ type Result struct {
 	// Runoff (m³/s) and Discharge hold the whole series; both are nil when
 	// the run streamed in time chunks. Discharge rows are in network order
 	// but after a run routed in place (Config.InPlace), when Runoff is nil.
+	// An ensemble routed in memory is routed member by member: Runoff is
+	// nil, and Discharge holds every member when Out is "" (nil otherwise:
+	// each member went to Out as soon as it was routed).
 	Runoff, Discharge *diffroute.DataTensor
 	Plan              *diffroute.MemoryPlan // nil without a budget
 	Clusters          *diffroute.Clusters   // nil when not staged

@@ -80,10 +80,20 @@ type runoffSource struct {
 	rateStep time.Duration // the step volumes are divided by (set once known)
 	units    string        // the file's units, normalised: "m3" (volume per step) or "m3/s"
 	close    func()
-	members  int // ensemble members (files matched by a --runoff pattern); 0 or 1: one
+	members  int // ensemble members (a member dimension, or files matched by a --runoff pattern); 0 or 1: one
+	// readMember reads member b (0-based) alone; nil: the source has one.
+	readMember func(b, t0, count int) (*diffroute.DataTensor, error)
 	// readOrdered, when not nil, reads like read with the tensor's rows in
 	// the given order of the file's reaches (row k: file reach order[k]).
 	readOrdered func(t0, count int, order []int32) (*diffroute.DataTensor, error)
+}
+
+// member reads steps [t0, t0+count) of ensemble member b alone.
+func (s *runoffSource) member(b, t0, count int) (*diffroute.DataTensor, error) {
+	if s.readMember == nil {
+		return s.read(t0, count)
+	}
+	return s.readMember(b, t0, count)
 }
 
 // openMembers opens every file a --runoff pattern matches as one ensemble
@@ -112,13 +122,32 @@ func openMembers(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 		subs = append(subs, s)
 	}
 	src := *subs[0]
-	src.path, src.members = c.Runoff, len(subs)
+	src.path, src.members = c.Runoff, 0
+	for _, s := range subs {
+		src.members += max(1, s.members)
+	}
 	src.close = func() {
 		for _, s := range subs {
 			s.close()
 		}
 	}
 	combined := &src
+	// Member k of the ensemble is member owner[k].b of file owner[k].s.
+	type at struct {
+		s *runoffSource
+		b int
+	}
+	var owner []at
+	for _, s := range subs {
+		for b := 0; b < max(1, s.members); b++ {
+			owner = append(owner, at{s, b})
+		}
+	}
+	combined.readMember = func(k, t0, count int) (*diffroute.DataTensor, error) {
+		o := owner[k]
+		o.s.rateStep = combined.rateStep
+		return o.s.member(o.b, t0, count)
+	}
 	combined.read = func(t0, count int) (*diffroute.DataTensor, error) {
 		xs := make([]*diffroute.DataTensor, len(subs))
 		for k, s := range subs {
@@ -183,23 +212,32 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 			head.Times[t] = strconv.Itoa(t)
 		}
 	}
-	src := &runoffSource{path: c.Runoff, ids: head.IDs, times: head.Times, step: head.Step, close: func() {}}
+	src := &runoffSource{path: c.Runoff, ids: head.IDs, times: head.Times, step: head.Step, close: func() {}, members: head.B}
 	units := c.RunoffUnits
 	if units == "" {
 		units = head.Units
 	}
 	src.units = NormUnits(units)
-	src.read = func(t0, count int) (*diffroute.DataTensor, error) {
+	// read reads member b (0-based) alone, or every member when b < 0.
+	read := func(b, t0, count int) (*diffroute.DataTensor, error) {
 		var x *diffroute.DataTensor
-		if head.T > 0 { // read whole already
+		if head.T > 0 { // read whole already (one member)
 			x = head.SliceTime(t0, t0+count)
-		} else if x, err = data.ReadSeries(c.Runoff, rangeOf(t0, count)); err != nil {
-			return nil, err
+		} else {
+			o := rangeOf(t0, count)
+			o.Member = b + 1
+			if x, err = data.ReadSeries(c.Runoff, o); err != nil {
+				return nil, err
+			}
 		}
 		if err := toRate(x, units, src.rateStep, c.Runoff); err != nil {
 			return nil, err
 		}
 		return x, checkFinite(x, c.Runoff)
+	}
+	src.read = func(t0, count int) (*diffroute.DataTensor, error) { return read(-1, t0, count) }
+	if src.members > 1 {
+		src.readMember = func(b, t0, count int) (*diffroute.DataTensor, error) { return read(b, t0, count) }
 	}
 	if head.T == 0 && strings.HasPrefix(format.Name, "netCDF") {
 		src.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) {
@@ -278,19 +316,34 @@ func writeDischarge(path string, q *diffroute.DataTensor, so *data.SeriesOptions
 		return err
 	}
 	if q.B > 1 { // an ensemble: Qout(member, time, rivid)
-		f, err := data.SeriesFormatFor(path, true)
-		if so != nil && so.Format != "" {
-			f, err = data.SeriesFormatNamed(so.Format, true)
-		}
+		w, err := newWriter(path, q.B, q.IDs, q.Times, q.Step, so)
 		if err != nil {
 			return err
 		}
-		if !strings.HasPrefix(f.Name, "netCDF") {
-			return configErrorf("route: an ensemble of %d members is written as Qout(member, time, rivid) in netCDF: give --out FILE.nc or .nc4", q.B)
+		if err := w.Write(q, 0); err != nil {
+			w.Abort()
+			return err
 		}
-		return data.WriteEnsembleNC(path, q, f.Name == "netCDF-4")
+		return w.Close()
 	}
 	return data.WriteSeriesWith(path, q, so)
+}
+
+// newWriter starts the discharge file of a streamed run: Qout(member, time,
+// rivid) in netCDF for an ensemble, any streaming format otherwise.
+func newWriter(path string, members int, ids []int64, times []string, step time.Duration, so *data.SeriesOptions) (data.SeriesWriter, error) {
+	if members > 1 {
+		w, err := data.NewEnsembleWriterWith(path, members, ids, times, step, so)
+		if err != nil {
+			return nil, &ConfigError{Msg: "route: --out " + err.Error()}
+		}
+		return w, nil
+	}
+	w, err := data.NewSeriesWriterWith(path, ids, times, step, so)
+	if err != nil {
+		return nil, &ConfigError{Msg: "route: --out " + err.Error()}
+	}
+	return w, nil
 }
 
 // seriesOptions are the output options of c, with the reach coordinates of

@@ -9,6 +9,7 @@ import (
 
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu"
 )
 
 // restart carries a run's restart settings (Config.StateIn, StateOut,
@@ -106,15 +107,18 @@ func (s stagedStep) State() (*diffroute.State, error)   { return s.sr.State() }
 func (s stagedStep) SetState(st *diffroute.State) error { return s.sr.SetState(st, s.cl) }
 
 // asStepRouter adapts an unstaged router: the recursive router keeps its
-// state, the kernel method gets a runoff history (KernelStream).
+// state, the kernel method (on the CPU or the device) gets a runoff history
+// (KernelStream).
 func asStepRouter(rt diffroute.Router) (stepRouter, error) {
 	switch r := rt.(type) {
 	case *diffroute.RecursiveRouter:
 		return r, nil
 	case *diffroute.KernelRouter:
 		return diffroute.NewKernelStream(r, r.Options())
+	case *gpu.Router: // the kernel method on the device, its runoff history on the host
+		return diffroute.NewKernelStream(r, r.CPU().Options())
 	}
-	return nil, configErrorf("route: restart flags (--state-in, --state-out, --qfinal) with --device cuda need a staged run: add --max-nodes or --time-chunk")
+	return nil, fmt.Errorf("route: restart flags (--state-in, --state-out, --qfinal) with a %T router: route on the CPU, or stage the run (--max-nodes or --time-chunk)", rt)
 }
 
 // routeSegments routes runoff through r from the state s (nil: the
@@ -250,5 +254,8 @@ func (s *runoffSource) from(k int) *runoffSource {
 	c.times = s.times[k:]
 	read := s.read
 	c.read = func(t0, count int) (*diffroute.DataTensor, error) { return read(t0+k, count) }
+	if rm := s.readMember; rm != nil {
+		c.readMember = func(b, t0, count int) (*diffroute.DataTensor, error) { return rm(b, t0+k, count) }
+	}
 	return &c
 }

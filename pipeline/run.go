@@ -143,9 +143,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	f, sub := opts.SubSteps, in.SubStep
 	net := rapid.Network
 	rs := newRestart(&cfg)
+	members := max(1, src.members)
+	if rs.qfinal != "" && members > 1 {
+		return nil, configErrorf("route: --qfinal holds one member (RAPID's Qfinal), the runoff has %d: drop --qfinal or route the members one by one", members)
+	}
 	state, skip, err := rs.load(net, opts, src.times, step)
 	if err != nil {
 		return nil, err
+	}
+	if state != nil && state.B != members {
+		return nil, fmt.Errorf("--state-in %s: the state holds %d members, the runoff %s has %d", rs.in, state.B, src.path, members)
 	}
 	if skip > 0 {
 		r.log("continuing from %s (state at %s): skipping the first %d runoff steps\n", rs.in, state.Time, skip)
@@ -175,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if budget == 0 && cfg.TimeChunk == 0 && cfg.MaxNodes == 0 && cfg.MaxPaths == 0 && outputs == "" {
 		// Runoff and discharge alone would take more than half the free
 		// memory: plan for that half rather than run out of memory.
-		whole := 2 * int64(net.Len()) * int64(T) * 4
+		whole := 2 * int64(members) * int64(net.Len()) * int64(T) * 4
 		if avail := MemAvailable(); avail > 0 && whole > avail/2 {
 			budget = avail / 2
 			r.log("runoff and discharge need %s, more than half the available memory: planning for %s (set --mem-budget to choose)\n",
@@ -190,7 +197,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// garbage push the process over it.
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(budget * 8 / 10))
 		}
-		plan, err := diffroute.Plan(net, T, 1, budget, opts)
+		plan, err := diffroute.Plan(net, T, members, budget, opts)
 		if err != nil {
 			return nil, budgetError(cfg.Budget, budget, err)
 		}
@@ -200,8 +207,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cl = plan.Clusters
 		}
 		if plan.Streaming && chunk == 0 {
-			chunk = streamChunk(plan, net, budget)
-			bufs := int64(net.Len()) * 4 * 4 * int64(chunk)
+			chunk = streamChunk(plan, net, members, budget)
+			bufs := int64(members) * int64(net.Len()) * 4 * 4 * int64(chunk)
 			r.log("streaming runoff and discharge in time chunks of %d steps (%s for chunk buffers); predicted peak %s\n",
 				chunk, humanize.IBytes(uint64(bufs)), humanize.IBytes(uint64(plan.Predicted+bufs*7/4)))
 		}
@@ -236,8 +243,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts); err != nil {
 			return nil, err
 		}
-	case chunk > 0 && src.members > 1:
-		return nil, configErrorf("route: an ensemble (%d members) is routed in memory, all members in one pass: drop --time-chunk (or raise --mem-budget)", src.members)
+	case members > 1 && chunk == 0 && cl == nil && keep == nil && !rs.active():
+		so, err := cfg.seriesOptions()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Out != "" {
+			if err := os.MkdirAll(dirOf(cfg.Out), 0o755); err != nil {
+				return nil, err
+			}
+		}
+		if q, err = routeMembers(ctx, src, net, opts, &dev, cfg.Out, so, r.prog); err != nil {
+			return nil, err
+		}
+		if cfg.Out != "" {
+			q = nil // written member by member
+		}
 	case chunk > 0:
 		if cfg.Out == "" {
 			return nil, configErrorf("route: time-chunked routing streams discharge to a file; give --out")
@@ -314,11 +335,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // streamChunk is the time chunk of a streamed run. The planner counts
 // per-cluster runoff; the pipeline reads time chunks of every reach (the
 // current one and the next, prefetched) and gathers discharge rows per chunk
-// (the one being routed and the one being written): keep those four within a
+// (the one being routed and the one being written), for every ensemble
+// member: keep those four within a
 // third of the budget. Each chunk's buffers are fresh allocations, so up to
 // 3/4 of them again is garbage awaiting collection.
-func streamChunk(plan *diffroute.MemoryPlan, net *diffroute.Network, budget int64) int {
-	perStep := int64(net.Len()) * 4 * 4
+func streamChunk(plan *diffroute.MemoryPlan, net *diffroute.Network, members int, budget int64) int {
+	perStep := int64(members) * int64(net.Len()) * 4 * 4
 	return int(max(1, min(int64(plan.TimeChunk), budget/3/perStep)))
 }
 

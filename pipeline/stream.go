@@ -22,9 +22,9 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 	if ss != nil && ss.keep != nil {
 		ids = ss.keep
 	}
-	w, err := data.NewSeriesWriterWith(out, ids, src.times, src.step, so)
+	w, err := newWriter(out, max(1, src.members), ids, src.times, src.step, so)
 	if err != nil {
-		return &ConfigError{Msg: "route: --out " + err.Error()}
+		return err
 	}
 	ok := false
 	defer func() {
@@ -93,15 +93,17 @@ func streamRoute(ctx context.Context, src *runoffSource, net *diffroute.Network,
 		if rerr = l.err; rerr != nil {
 			break
 		}
-		q := diffroute.NewDataTensor(1, net.IDs(), l.x.T)
+		q := diffroute.NewDataTensor(l.x.B, net.IDs(), l.x.T)
 		q.Times, q.Step, q.Units = l.x.Times, l.x.Step, "m3/s"
 		for cd, err := range sr.RouteClusters(ctx, diffroute.ClusterRunoffs(l.x, cl, 0, l.x.T), cl) {
 			if err != nil {
 				rerr = err
 				break
 			}
-			for j, g := range cd.Reaches {
-				copy(q.Series(0, int(g)), cd.Discharge.Series(0, j))
+			for b := 0; b < q.B; b++ {
+				for j, g := range cd.Reaches {
+					copy(q.Series(b, int(g)), cd.Discharge.Series(b, j))
+				}
 			}
 		}
 		if rerr == nil {

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"strings"
+	"sync"
 )
 
 // EchartsVersion is the version of the embedded Apache ECharts library
@@ -19,13 +20,15 @@ var echartsJS string
 // evaluated with define, module and exports shadowed so that it always
 // registers as a browser global, even on pages that carry an AMD loader
 // (classic Jupyter Notebook ships RequireJS).
-var echartsTag = buildEchartsTag()
+// Built on first use: every diffroute process links this package, and most
+// (each basin's route in a many-basin run) never draw a chart.
+var echartsTag = sync.OnceValue(buildEchartsTag)
 
 // echartsHash identifies the embedded library in notebook session markers.
-var echartsHash = func() string {
+var echartsHash = sync.OnceValue(func() string {
 	sum := sha256.Sum256([]byte(echartsJS))
 	return hex.EncodeToString(sum[:8])
-}()
+})
 
 func buildEchartsTag() string {
 	var b strings.Builder
@@ -42,4 +45,4 @@ func buildEchartsTag() string {
 // unless the page already has it. Chart HTML needs it once per page; Page
 // and Display take care of that, so call this only when assembling HTML by
 // hand.
-func EchartsScript() string { return echartsTag }
+func EchartsScript() string { return echartsTag() }

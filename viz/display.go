@@ -81,7 +81,7 @@ func notebookHTML(v any) string {
 func withScript(body string, chart bool) string {
 	if chart && !scriptSent() {
 		markScriptSent()
-		return echartsTag + body
+		return echartsTag() + body
 	}
 	return body
 }
@@ -92,7 +92,7 @@ func withScript(body string, chart bool) string {
 func HTML(v any) string {
 	body, chart := renderAny(v)
 	if chart {
-		return echartsTag + body
+		return echartsTag() + body
 	}
 	return body
 }
@@ -197,7 +197,7 @@ func scriptMarker() string {
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, ".viz-echarts-"+echartsHash)
+	return filepath.Join(dir, ".viz-echarts-"+echartsHash())
 }
 
 func scriptSent() bool {

@@ -32,7 +32,7 @@ func (p *Page) HTML() string {
 	b.WriteString("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n")
 	fmt.Fprintf(&b, "<title>%s</title>\n", html.EscapeString(p.Title))
 	if chart {
-		b.WriteString(echartsTag)
+		b.WriteString(echartsTag())
 	}
 	b.WriteString("</head>\n<body style=\"font-family:sans-serif;margin:16px;background:#fff\">\n")
 	if p.Title != "" {

@@ -84,7 +84,7 @@ func TestChartsDrawInChromium(t *testing.T) {
 	}
 	t.Run("control without library", func(t *testing.T) {
 		c := Hydrograph(testTensor([]int64{1, 2}, 50, true), Size(fmt.Sprintf("%dpx", w), fmt.Sprintf("%dpx", h)))
-		page := strings.Replace(NewPage("", c).HTML(), echartsTag, "", 1)
+		page := strings.Replace(NewPage("", c).HTML(), echartsTag(), "", 1)
 		ink, colour := inkCount(screenshot(t, browser, page, w+40, h+60), area)
 		if colour > 0 || ink > 100 {
 			t.Errorf("page without the library has %d non-white, %d coloured pixels: the measure cannot tell", ink, colour)

@@ -117,7 +117,7 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // snapshotDoc is the page a snapshot is taken of: body (as renderAny
 // returns it) with the ECharts library, on white, without the page margins.
 func snapshotDoc(body string) string {
-	return "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n" + echartsTag +
+	return "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n" + echartsTag() +
 		"</head>\n<body style=\"font-family:sans-serif;margin:0 8px;background:#fff\">\n" +
 		body + "</body>\n</html>\n"
 }

@@ -303,7 +303,7 @@ func (e *executorFlags) run(ctx context.Context, job *basins.Job, stdout io.Writ
 	if !e.quiet {
 		progress = stdout
 	}
-	rep, err := job.RunLocal(ctx, basins.LocalOptions{Budget: e.budget, Jobs: *e.jobs, Workers: *e.cpus, Progress: progress})
+	rep, err := job.RunLocal(ctx, basins.LocalOptions{Budget: e.budget, Jobs: *e.jobs, Workers: *e.cpus, Progress: progress, Reuse: true})
 	if rep != nil {
 		bud := "no budget"
 		if e.budget > 0 {

@@ -95,7 +95,7 @@ func (c *calFlags) register(fs *flag.FlagSet, rf *routeFlags) {
 	fs.IntVar(&c.patience, "patience", 0, "stop after this many validations without improvement (0: run every epoch)")
 	fs.IntVar(&c.validEvery, "valid-every", 1, "validate every so many epochs")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (windows, MLP initial weights)")
-	fs.StringVar(&c.memBudget, "mem-budget", "", "memory budget, e.g. 1GiB: a basin whose gradient does not fit is calibrated cluster by cluster, headwaters first")
+	fs.StringVar(&c.memBudget, "mem-budget", "", "memory budget, e.g. 1GiB: a basin whose gradient does not fit is calibrated cluster by cluster, headwaters first (--map reach: each cluster in turn against its own gauges; a shared map: the whole basin's exact gradient, computed cluster by cluster, at every iteration)")
 	fs.StringVar(&c.validRapid, "valid-rapid", "", "validate on another basin (learning a map): its RAPID folder")
 	fs.StringVar(&c.validRunoff, "valid-runoff", "", "with --valid-rapid: its runoff file")
 	fs.StringVar(&c.validObserved, "valid-observed", "", "with --valid-rapid: its observed discharge")

@@ -118,3 +118,43 @@ func TestGradDeviceCUDAEmulated(t *testing.T) {
 		t.Errorf("grad --device cuda vs cpu: dL/drunoff %.3g of peak, parameters %.3g of the largest", worst/peak, pworst/ppeak)
 	}
 }
+
+// TestRestartCUDAEmulated: an unstaged `--device cuda` run restarts exactly
+// (its kernel method keeps a runoff history on the host): days 1–180 with
+// --state-out then 181–365 with --state-in equal the whole run, and the
+// state continues on the CPU alike.
+func TestRestartCUDAEmulated(t *testing.T) {
+	dir := t.TempDir()
+	runoff := filepath.Join(demoBasin, "runoff.nc")
+	x, err := data.ReadRunoffNC(runoff, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := filepath.Join(dir, "first.nc"), filepath.Join(dir, "second.nc")
+	writeRunoffPart(t, x, 0, 180, first)
+	writeRunoffPart(t, x, 180, 365, second)
+	base := []string{"route", "--quiet", "--rapid", demoBasin, "--method", "kernel", "--max-delay", "40", "--substep", "43200"}
+	whole, a, b, cpu, st := filepath.Join(dir, "whole.nc"), filepath.Join(dir, "a.nc"), filepath.Join(dir, "b.nc"), filepath.Join(dir, "cpu.nc"), filepath.Join(dir, "state.nc")
+	for _, args := range [][]string{
+		{"--device", "cuda", "--runoff", runoff, "--out", whole},
+		{"--device", "cuda", "--runoff", first, "--out", a, "--state-out", st, "--state-every", "60"},
+		{"--device", "cuda", "--runoff", second, "--out", b, "--state-in", st},
+		{"--device", "cpu", "--runoff", second, "--out", cpu, "--state-in", st},
+	} {
+		if _, err := runCLI(t, append(append([]string{}, base...), args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := readQ(t, whole)
+	if d := maxRelDiff(t, readQ(t, a), want.SliceTime(0, 180)); d > 1e-6 {
+		t.Errorf("days 1-180 differ from the whole run by %.3g", d)
+	}
+	if d := maxRelDiff(t, readQ(t, b), want.SliceTime(180, 365)); d > 1e-6 {
+		t.Errorf("days 181-365 after a restart differ from the whole run by %.3g", d)
+	}
+	// On the CPU: the same state, the device's float32 rounding apart (as
+	// TestDeviceCUDAEmulated allows).
+	if d := maxRelDiff(t, readQ(t, cpu), want.SliceTime(180, 365)); d > 1e-4 {
+		t.Errorf("days 181-365 continued on the CPU differ from the device's whole run by %.3g", d)
+	}
+}

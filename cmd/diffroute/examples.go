@@ -44,6 +44,7 @@ k.csv is in seconds, but --param values are in runoff steps.
 `,
 	"plan": `  diffroute plan --rapid testdata/demo_basin --steps 365 --mem-budget 64MiB
   diffroute plan --reaches 200000 --steps 2000 --mem-budget 1GiB
+  diffroute plan --rapid testdata/demo_basin --steps 365 --mem-budget 64MiB --gpu-memory 1GiB   # and on a GPU
 `,
 	"bench": `  diffroute bench --reaches 20000 --kernel-reaches 2000 --steps 50 --repeat 1
   diffroute bench --method recursive --irf linear_storage

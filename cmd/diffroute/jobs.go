@@ -16,7 +16,7 @@ import (
 // runJobs is `diffroute jobs status|task|gather DIR`: the state of a
 // multi-basin job, one Slurm array task of it, and its gather step.
 func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "diffroute jobs status DIR [--wait] | jobs task DIR INDEX | jobs gather DIR [--merge]"
+	const synopsis = "diffroute jobs status DIR [--wait] | jobs task DIR INDEX | jobs gather DIR [--merge] | jobs worker DIR"
 	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
@@ -42,10 +42,10 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 			args = args[1:]
 		}
 	}
-	want := map[string]int{"status": 1, "task": 2, "gather": 1}
+	want := map[string]int{"status": 1, "task": 2, "gather": 1, "worker": 1}
 	n, ok := want[sub]
 	if !ok {
-		return usageError{fmt.Sprintf("jobs: unknown subcommand %q (want status, task or gather)", sub)}
+		return usageError{fmt.Sprintf("jobs: unknown subcommand %q (want status, task, gather or worker)", sub)}
 	}
 	if len(pos) != n {
 		return usageError{fmt.Sprintf("jobs %s: want %d argument(s), got %d: %s", sub, n, len(pos), synopsis)}
@@ -55,6 +55,9 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	switch sub {
+	case "worker":
+		// The local executor's worker: tasks from stdin, replies on stdout.
+		return job.Serve(ctx, os.Stdin, stdout, runCommand)
 	case "task":
 		b, err := strconv.Atoi(pos[1])
 		if err != nil {
@@ -129,6 +132,12 @@ func printStatus(w io.Writer, job *basins.Job, st []basins.TaskStatus) {
 		fmt.Fprintf(w, "rerun what is missing or failed with: diffroute %s --resume --out %s [--executor slurm --submit]\n", cmd, job.Out)
 	}
 }
+
+// runCommand is run, for job workers (set in init: run's table of
+// commands includes jobs).
+var runCommand func(ctx context.Context, args []string, stdout io.Writer) error
+
+func init() { runCommand = run }
 
 // gatherQueued reports whether the latest submission's gather job is still
 // queued or running.

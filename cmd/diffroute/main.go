@@ -10,6 +10,7 @@
 //	diffroute grad --rapid DIR --runoff FILE --observed FILE --out FILE.csv   gradients and sensitivities
 //	diffroute calibrate --rapid DIR --runoff FILE --observed FILE --out DIR   fit parameters to gauges
 //	diffroute route --basins DIR --runoff NAME --out DIR [--executor local|slurm]   route many basins
+//	diffroute calibrate --basins DIR --runoff NAME --observed NAME --out DIR [--executor local|slurm]   calibrate each basin
 //	diffroute jobs status DIR                                      state of a multi-basin job
 //
 // Run a subcommand with -h for its flags. Errors print one line and exit
@@ -44,7 +45,7 @@ var commands = []struct {
 	{"download", "download a VPU of DiffHydro's sample data, or one file, resumably and checked", runDownload},
 	{"grad", "gradient of a loss against observed discharge with respect to parameters and runoff", runGrad},
 	{"calibrate", "fit routing parameters (or a map from reach attributes) to observed discharge", runCalibrate},
-	{"jobs", "state, array task and gather step of a multi-basin job (route --basins)", runJobs},
+	{"jobs", "state, array task and gather step of a multi-basin job (route or calibrate --basins)", runJobs},
 }
 
 // usageError marks errors that should exit with status 2.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/gpu"
 	"github.com/diffroute-go/route/pipeline"
 )
 
@@ -54,7 +55,7 @@ func parseBudget(s string) (int64, error) {
 }
 
 func runPlan(_ context.Context, args []string, stdout io.Writer) error {
-	const synopsis = "diffroute plan (--rapid DIR | --reaches N) --steps T --mem-budget SIZE [--substeps f] [--method M] [--batch B]"
+	const synopsis = "diffroute plan (--rapid DIR | --reaches N) --steps T --mem-budget SIZE [--substeps f] [--method M] [--batch B] [--gpu-memory SIZE]"
 	fs := newFlags("plan", synopsis)
 	rapid := fs.String("rapid", "", "RAPID config folder")
 	reaches := fs.Int("reaches", 0, "plan for a generated network of N reaches instead")
@@ -64,8 +65,20 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	method := fs.String("method", "", "force a method (recursive or kernel); default: the planner's choice")
 	maxDelay := fs.Int("max-delay", 64, "kernel length in runoff steps")
 	budget := fs.String("mem-budget", "", "memory budget, e.g. 1GiB")
+	gpuMem := fs.String("gpu-memory", "", "also predict the device memory of the kernel method on a GPU of this size (e.g. 16GiB) and its device time chunk")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
+	}
+	var dev int64
+	if *gpuMem != "" {
+		g, err := humanize.ParseBytes(*gpuMem)
+		if err != nil || g == 0 {
+			return usageError{fmt.Sprintf("plan: --gpu-memory %q: want a size such as 16GiB", *gpuMem)}
+		}
+		if *method == string(diffroute.Recursive) {
+			return usageError{"plan: --gpu-memory plans the kernel method; drop --method recursive"}
+		}
+		dev = int64(g)
 	}
 	b, err := parseBudget(*budget)
 	if err != nil {
@@ -97,8 +110,17 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	// Memory does not depend on parameter values: plan with typical ones.
 	params := diffroute.Constant(net.Len(), map[string]float64{"k": 0.5, "x": 0.2})
-	plan, err := diffroute.Plan(net, *steps, *batch, b, diffroute.Options{Params: params, SubSteps: *f, Method: diffroute.Method(*method), MaxDelay: *maxDelay})
+	opts := diffroute.Options{Params: params, SubSteps: *f, Method: diffroute.Method(*method), MaxDelay: *maxDelay}
+	var plan *diffroute.MemoryPlan
+	if dev > 0 {
+		plan, err = diffroute.PlanDevice(net, *steps, *batch, b, opts, gpu.MemoryModel{Bytes: dev})
+	} else {
+		plan, err = diffroute.Plan(net, *steps, *batch, b, opts)
+	}
 	if err != nil {
+		if plan != nil && plan.Device != nil {
+			fmt.Fprintln(stdout, plan)
+		}
 		return budgetError("plan", *budget, err)
 	}
 	fmt.Fprintln(stdout, net)

@@ -105,6 +105,18 @@ func TestPlanCommand(t *testing.T) {
 	if _, err := runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "lots"); err == nil {
 		t.Error("bad budget accepted")
 	}
+	// With --gpu-memory the device's part follows; a device too small for
+	// one step is an error naming what it needs.
+	out, err = runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "64MiB", "--gpu-memory", "256MiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Device (GPU kernel method): budget 256.0 MiB") || !strings.Contains(out, "2 × discharge chunk") {
+		t.Errorf("plan --gpu-memory lacks the device part:\n%s", out)
+	}
+	if _, err := runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "64MiB", "--gpu-memory", "16KiB"); err == nil || !strings.Contains(err.Error(), "cannot hold the largest cluster") {
+		t.Errorf("a 16 KiB device: %v", err)
+	}
 }
 
 // Without --mem-budget, a run whose runoff and discharge exceed half the
