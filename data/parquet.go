@@ -1,19 +1,17 @@
 package data
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 
 	"github.com/diffroute-go/route/atomicfile"
 	"github.com/diffroute-go/route/diffroute"
@@ -29,7 +27,10 @@ import (
 //   - wide: one row per step, a time column and one float32 column per reach
 //     named by its id.
 //
-// Columns are zstd-compressed (level 3 by default).
+// Columns are zstd-compressed (level 3 by default). The tables are written
+// and read with Parquet's column API (package parquet/file), not through
+// Arrow records: its Arrow bridge links Arrow Flight and gRPC, 20 MiB of
+// every binary that nothing here uses.
 
 func init() {
 	RegisterSeriesFormat(&SeriesFormat{
@@ -61,14 +62,12 @@ func init() {
 type ParquetWriter struct {
 	path, tmp string
 	f         *os.File
-	fw        *pqarrow.FileWriter
-	schema    *arrow.Schema
+	fw        *file.Writer
 	wide      bool
 	ids       []int64
 	times     []string
 	stamps    []int64 // µs since 1970 per step; nil: step indices
 	next      int
-	mem       memory.Allocator
 }
 
 // NewParquetWriter starts a table of reaches ids and len(times) steps.
@@ -88,28 +87,33 @@ func NewParquetWriter(path string, ids []int64, times []string, step time.Durati
 	if layout != "long" && layout != "wide" {
 		return nil, fmt.Errorf("%s: Parquet layout %q: want long or wide", path, layout)
 	}
-	w := &ParquetWriter{path: path, wide: layout == "wide", ids: slices.Clone(ids), times: times, mem: memory.DefaultAllocator}
-	timeType := arrow.DataType(arrow.PrimitiveTypes.Int64)
+	w := &ParquetWriter{path: path, wide: layout == "wide", ids: slices.Clone(ids), times: times}
+	timeNode := schema.Node(schema.NewInt64Node("time", parquet.Repetitions.Required, -1))
 	if ts, ok := parseTimes(times); ok && len(ts) == len(times) {
 		w.stamps = make([]int64, len(ts))
 		for t, tm := range ts {
 			w.stamps[t] = tm.UnixMicro()
 		}
-		timeType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-	}
-	meta := arrow.NewMetadata([]string{"units", "source", "layout"}, []string{"m3 s-1", "diffroute-go discharge", layout})
-	if w.wide {
-		fields := []arrow.Field{{Name: "time", Type: timeType}}
-		for _, id := range ids {
-			fields = append(fields, arrow.Field{Name: strconv.FormatInt(id, 10), Type: arrow.PrimitiveTypes.Float32})
+		n, err := schema.NewPrimitiveNodeLogical("time", parquet.Repetitions.Required,
+			schema.NewTimestampLogicalType(true, schema.TimeUnitMicros), parquet.Types.Int64, 0, -1)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		w.schema = arrow.NewSchema(fields, &meta)
+		timeNode = n
+	}
+	var fields schema.FieldList
+	if w.wide {
+		fields = schema.FieldList{timeNode}
+		for _, id := range ids {
+			fields = append(fields, schema.NewFloat32Node(strconv.FormatInt(id, 10), parquet.Repetitions.Required, -1))
+		}
 	} else {
-		w.schema = arrow.NewSchema([]arrow.Field{
-			{Name: "rivid", Type: arrow.PrimitiveTypes.Int64},
-			{Name: "time", Type: timeType},
-			{Name: "Q", Type: arrow.PrimitiveTypes.Float32},
-		}, &meta)
+		fields = schema.FieldList{schema.NewInt64Node("rivid", parquet.Repetitions.Required, -1), timeNode,
+			schema.NewFloat32Node("Q", parquet.Repetitions.Required, -1)}
+	}
+	root, err := schema.NewGroupNode("schema", parquet.Repetitions.Required, fields, -1)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	codec := compress.Codecs.Zstd
 	if level < 0 {
@@ -117,12 +121,18 @@ func NewParquetWriter(path string, ids []int64, times []string, step time.Durati
 	}
 	props := parquet.NewWriterProperties(parquet.WithCompression(codec), parquet.WithCompressionLevel(level),
 		parquet.WithDictionaryDefault(false), parquet.WithStats(true), parquet.WithMaxRowGroupLength(1<<30))
+	meta := metadata.NewKeyValueMetadata()
+	for _, kv := range [][2]string{{"units", "m3 s-1"}, {"source", "diffroute-go discharge"}, {"layout", layout}} {
+		if err := meta.Append(kv[0], kv[1]); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	f, err := createTemp(path)
 	if err != nil {
 		return nil, err
 	}
 	w.f, w.tmp = f, f.Name()
-	if w.fw, err = pqarrow.NewFileWriter(w.schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())); err != nil {
+	if w.fw, err = file.NewParquetWriterWithError(f, root, file.WithWriterProps(props), file.WithWriteMetadata(meta)); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -153,47 +163,86 @@ func (w *ParquetWriter) Write(q *diffroute.DataTensor, t0 int) error {
 		}
 		rows[i] = j
 	}
-	stamp := func(t int) int64 {
+	stamps := make([]int64, q.T)
+	for t := range stamps {
+		stamps[t] = int64(t0 + t)
 		if w.stamps != nil {
-			return w.stamps[t]
-		}
-		return int64(t)
-	}
-	b := array.NewRecordBuilder(w.mem, w.schema)
-	defer b.Release()
-	appendTime := func(fb array.Builder, t int) {
-		switch tb := fb.(type) {
-		case *array.TimestampBuilder:
-			tb.Append(arrow.Timestamp(stamp(t)))
-		case *array.Int64Builder:
-			tb.Append(stamp(t))
+			stamps[t] = w.stamps[t0+t]
 		}
 	}
-	if w.wide {
-		for t := 0; t < q.T; t++ {
-			appendTime(b.Field(0), t0+t)
-		}
-		for i, j := range rows {
-			fb := b.Field(i + 1).(*array.Float32Builder)
-			fb.AppendValues(q.Data[j*q.T:(j+1)*q.T], nil)
-		}
-	} else {
-		rb, tb, qb := b.Field(0).(*array.Int64Builder), b.Field(1), b.Field(2).(*array.Float32Builder)
-		for i, j := range rows {
-			for t := 0; t < q.T; t++ {
-				rb.Append(w.ids[i])
-				appendTime(tb, t0+t)
-			}
-			qb.AppendValues(q.Data[j*q.T:(j+1)*q.T], nil)
-		}
-	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
-	if err := w.fw.Write(rec); err != nil {
+	if err := w.writeRowGroup(q, rows, stamps); err != nil {
 		return outputError(err, w.tmp, w.path)
 	}
 	w.next += q.T
 	return nil
+}
+
+// writeRowGroup writes one row group, column after column.
+func (w *ParquetWriter) writeRowGroup(q *diffroute.DataTensor, rows []int, stamps []int64) error {
+	rg, err := w.fw.AppendRowGroupChecked()
+	if err != nil {
+		return err
+	}
+	next := func() (file.ColumnChunkWriter, error) { return rg.NextColumn() }
+	int64s := func(v []int64) error {
+		cw, err := next()
+		if err != nil {
+			return err
+		}
+		if _, err := cw.(*file.Int64ColumnChunkWriter).WriteBatch(v, nil, nil); err != nil {
+			return err
+		}
+		return cw.Close()
+	}
+	floats := func(series func(yield func([]float32) bool)) error {
+		cw, err := next()
+		if err != nil {
+			return err
+		}
+		fw := cw.(*file.Float32ColumnChunkWriter)
+		for v := range series {
+			if _, err := fw.WriteBatch(v, nil, nil); err != nil {
+				return err
+			}
+		}
+		return cw.Close()
+	}
+	if w.wide {
+		if err := int64s(stamps); err != nil {
+			return err
+		}
+		for _, j := range rows {
+			if err := floats(func(yield func([]float32) bool) { yield(q.Series(0, j)) }); err != nil {
+				return err
+			}
+		}
+	} else {
+		n := len(rows) * q.T
+		ids, ts := make([]int64, 0, n), make([]int64, 0, n)
+		for i := range rows {
+			for range q.T {
+				ids = append(ids, w.ids[i])
+			}
+			ts = append(ts, stamps...)
+		}
+		if err := int64s(ids); err != nil {
+			return err
+		}
+		if err := int64s(ts); err != nil {
+			return err
+		}
+		err := floats(func(yield func([]float32) bool) {
+			for _, j := range rows {
+				if !yield(q.Series(0, j)) {
+					return
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return rg.Close()
 }
 
 // Close completes the table and renames it into place.
@@ -222,73 +271,91 @@ func ReadParquet(path string) (*diffroute.DataTensor, error) {
 		return nil, err
 	}
 	defer f.Close()
-	tbl, err := pqarrow.ReadTable(context.Background(), f, nil, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	r, err := file.NewParquetReader(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	defer tbl.Release()
-	sc := tbl.Schema()
-	col := func(name string) ([]arrow.Array, bool) {
-		idx := sc.FieldIndices(name)
-		if len(idx) != 1 {
-			return nil, false
-		}
-		return tbl.Column(idx[0]).Data().Chunks(), true
-	}
-	int64s := func(chunks []arrow.Array) ([]int64, error) {
-		var out []int64
-		for _, c := range chunks {
-			switch a := c.(type) {
-			case *array.Int64:
-				out = append(out, a.Int64Values()...)
-			case *array.Timestamp:
-				for _, v := range a.TimestampValues() {
-					out = append(out, int64(v))
+	defer r.Close()
+	sc := r.MetaData().Schema
+	// column reads column k of every row group: int64 values (int64 or
+	// timestamp columns) or float32 ones.
+	column := func(k int, i64 *[]int64, f32 *[]float32) error {
+		for g := 0; g < r.NumRowGroups(); g++ {
+			rg := r.RowGroup(g)
+			n := rg.NumRows()
+			cr, err := rg.Column(k)
+			if err != nil {
+				return err
+			}
+			switch c := cr.(type) {
+			case *file.Int64ColumnChunkReader:
+				if i64 == nil {
+					return fmt.Errorf("column %s holds int64, want float32", sc.Column(k).Name())
 				}
+				buf := make([]int64, n)
+				for got := int64(0); got < n; {
+					_, m, err := c.ReadBatch(n-got, buf[got:], nil, nil)
+					if err != nil {
+						return err
+					}
+					if m == 0 {
+						return fmt.Errorf("column %s: %d of %d values", sc.Column(k).Name(), got, n)
+					}
+					got += int64(m)
+				}
+				*i64 = append(*i64, buf...)
+			case *file.Float32ColumnChunkReader:
+				if f32 == nil {
+					return fmt.Errorf("column %s holds float32, want int64 or timestamp", sc.Column(k).Name())
+				}
+				buf := make([]float32, n)
+				for got := int64(0); got < n; {
+					_, m, err := c.ReadBatch(n-got, buf[got:], nil, nil)
+					if err != nil {
+						return err
+					}
+					if m == 0 {
+						return fmt.Errorf("column %s: %d of %d values", sc.Column(k).Name(), got, n)
+					}
+					got += int64(m)
+				}
+				*f32 = append(*f32, buf...)
 			default:
-				return nil, fmt.Errorf("column of type %s, want int64 or timestamp", c.DataType())
+				return fmt.Errorf("column %s of type %s, want int64, timestamp or float32", sc.Column(k).Name(), sc.Column(k).PhysicalType())
 			}
 		}
-		return out, nil
+		return nil
 	}
-	floats := func(chunks []arrow.Array) ([]float32, error) {
-		var out []float32
-		for _, c := range chunks {
-			a, ok := c.(*array.Float32)
-			if !ok {
-				return nil, fmt.Errorf("column of type %s, want float32", c.DataType())
-			}
-			out = append(out, a.Float32Values()...)
-		}
-		return out, nil
-	}
-	tcol, ok := col("time")
-	if !ok {
+	tk := sc.ColumnIndexByName("time")
+	if tk < 0 {
 		return nil, fmt.Errorf("%s: no time column", path)
 	}
-	stamps, err := int64s(tcol)
-	if err != nil {
+	var stamps []int64
+	if err := column(tk, &stamps, nil); err != nil {
 		return nil, fmt.Errorf("%s: time: %w", path, err)
 	}
-	isTS := sc.Field(sc.FieldIndices("time")[0]).Type.ID() == arrow.TIMESTAMP
+	_, isTS := sc.Column(tk).LogicalType().(schema.TimestampLogicalType)
 	label := func(v int64) string {
 		if isTS {
 			return FormatTime(time.UnixMicro(v))
 		}
 		return strconv.FormatInt(v, 10)
 	}
-	if rcol, long := col("rivid"); long {
-		ids, err := int64s(rcol)
-		if err != nil {
+	if rk := sc.ColumnIndexByName("rivid"); rk >= 0 {
+		var ids []int64
+		if err := column(rk, &ids, nil); err != nil {
 			return nil, fmt.Errorf("%s: rivid: %w", path, err)
 		}
-		qcol, ok := col("Q")
-		if !ok {
+		qk := sc.ColumnIndexByName("Q")
+		if qk < 0 {
 			return nil, fmt.Errorf("%s: no Q column", path)
 		}
-		qs, err := floats(qcol)
-		if err != nil {
+		var qs []float32
+		if err := column(qk, nil, &qs); err != nil {
 			return nil, fmt.Errorf("%s: Q: %w", path, err)
+		}
+		if len(ids) != len(stamps) || len(qs) != len(ids) {
+			return nil, fmt.Errorf("%s: columns of %d, %d and %d rows", path, len(ids), len(stamps), len(qs))
 		}
 		var uids, uts []int64
 		ri, ti := map[int64]int{}, map[int64]int{}
@@ -316,22 +383,26 @@ func ReadParquet(path string) (*diffroute.DataTensor, error) {
 		return x, nil
 	}
 	var ids []int64
-	for k, fd := range sc.Fields() {
-		if k == sc.FieldIndices("time")[0] {
+	var cols []int
+	for k := 0; k < sc.NumColumns(); k++ {
+		if k == tk {
 			continue
 		}
-		id, err := strconv.ParseInt(fd.Name, 10, 64)
+		id, err := strconv.ParseInt(sc.Column(k).Name(), 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: column %q is not a reach id", path, fd.Name)
+			return nil, fmt.Errorf("%s: column %q is not a reach id", path, sc.Column(k).Name())
 		}
 		ids = append(ids, id)
+		cols = append(cols, k)
 	}
 	x := diffroute.NewDataTensor(1, ids, len(stamps))
-	for i, id := range ids {
-		c, _ := col(strconv.FormatInt(id, 10))
-		v, err := floats(c)
-		if err != nil {
-			return nil, fmt.Errorf("%s: column %d: %w", path, id, err)
+	for i, k := range cols {
+		var v []float32
+		if err := column(k, nil, &v); err != nil {
+			return nil, fmt.Errorf("%s: column %d: %w", path, ids[i], err)
+		}
+		if len(v) != len(stamps) {
+			return nil, fmt.Errorf("%s: column %d has %d rows, time %d", path, ids[i], len(v), len(stamps))
 		}
 		copy(x.Series(0, i), v)
 	}
