@@ -4,16 +4,19 @@
 // once it is complete. Readers of the path never see a half-written output,
 // and a failed or cancelled write leaves nothing behind.
 //
-// The temporary file is ".<name>.tmp-<pid>-<random>" next to the path. The
-// process id in the name lets a later writer of the same path remove the
-// temporary files of writers that died before renaming theirs (killed, out
-// of power), which would otherwise stay next to the output forever; files
-// of live writers are left alone.
+// The temporary file is ".<name>.tmp-<pid>-h<host>-<random>" next to the
+// path, <host> a short hash of the host name. The process id lets a later
+// writer of the same path on the same host remove the temporary files of
+// writers that died before renaming theirs (killed, out of power), which
+// would otherwise stay next to the output forever; files of live writers,
+// and files written from other hosts of a shared file system (whose
+// processes cannot be seen from here), are left alone.
 package atomicfile
 
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,7 +62,7 @@ func CreateTemp(path string) (*os.File, error) {
 		dir = "."
 	}
 	removeStaleTemps(dir, base)
-	f, err := os.CreateTemp(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid())+"-*")
+	f, err := os.CreateTemp(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid())+"-"+hostTag()+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -107,15 +110,38 @@ func removeStaleTemps(dir, base string) {
 	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
 	for _, m := range matches {
 		rest := strings.TrimPrefix(filepath.Base(m), "."+base+".tmp-")
-		pidText, _, ok := strings.Cut(rest, "-")
+		pidText, rest, ok := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidText)
 		if !ok || err != nil || pid <= 0 {
 			continue // not one of ours
+		}
+		if tag, _, _ := strings.Cut(rest, "-"); isHostTag(tag) && tag != hostTag() {
+			continue // another host's writer: its liveness is unknown here
 		}
 		if pid != os.Getpid() && !processAlive(pid) {
 			os.Remove(m)
 		}
 	}
+}
+
+// hostTag is "h" and eight hex digits of a hash of the host name.
+func hostTag() string {
+	name, _ := os.Hostname()
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return fmt.Sprintf("h%08x", h.Sum32())
+}
+
+func isHostTag(s string) bool {
+	if len(s) != 9 || s[0] != 'h' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }
 
 func globEscape(s string) string {

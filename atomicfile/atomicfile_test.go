@@ -3,7 +3,9 @@ package atomicfile
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -71,5 +73,37 @@ func TestCreateTempCommit(t *testing.T) {
 	}
 	if _, err := os.Stat(g.Name()); !os.IsNotExist(err) {
 		t.Errorf("temporary file left after a failed Commit: %v", err)
+	}
+}
+
+// Temporary files of dead writers on this host are removed by the next
+// writer; those of live writers and of other hosts (a shared file system)
+// stay.
+func TestStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("no true(1):", err)
+	}
+	pid := strconv.Itoa(dead.Process.Pid)
+	stale := filepath.Join(dir, ".q.nc.tmp-"+pid+"-"+hostTag()+"-1")
+	legacy := filepath.Join(dir, ".q.nc.tmp-"+pid+"-2")
+	live := filepath.Join(dir, ".q.nc.tmp-"+strconv.Itoa(os.Getppid())+"-"+hostTag()+"-3")
+	remote := filepath.Join(dir, ".q.nc.tmp-"+pid+"-h00000000-4")
+	if hostTag() == "h00000000" {
+		remote = filepath.Join(dir, ".q.nc.tmp-"+pid+"-h00000001-4")
+	}
+	for _, p := range []string{stale, legacy, live, remote} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteBytes(filepath.Join(dir, "q.nc"), []byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{stale: false, legacy: false, live: true, remote: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(p), err == nil, want)
+		}
 	}
 }

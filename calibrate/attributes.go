@@ -6,10 +6,21 @@ import (
 )
 
 // Attributes are reach attributes (length, upstream area, slope, …) in
-// network order: Values[i][j] is attribute Names[j] of reach i.
+// network order: Values[i][j] is attribute Names[j] of reach i. IDs, when
+// set, are the reaches' river ids, so that errors name the reach a user can
+// find in the file rather than its position in the network.
 type Attributes struct {
 	Names  []string
 	Values [][]float64
+	IDs    []int64
+}
+
+// reach names reach i for an error message.
+func (a *Attributes) reach(i int) string {
+	if i < len(a.IDs) {
+		return fmt.Sprintf("reach %d", a.IDs[i])
+	}
+	return fmt.Sprintf("the reach at network position %d", i)
 }
 
 // Standardization turns raw attributes into the inputs of a learned map:
@@ -36,11 +47,11 @@ func FitStandardization(a *Attributes) (*Standardization, error) {
 		pos := true
 		for i, row := range a.Values {
 			if len(row) != J {
-				return nil, fmt.Errorf("calibrate: reach %d has %d attributes for %d names", i, len(row), J)
+				return nil, fmt.Errorf("calibrate: %s has %d attributes for %d names", a.reach(i), len(row), J)
 			}
 			v := row[j]
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("calibrate: attribute %s of reach %d is %v", a.Names[j], i, v)
+				return nil, fmt.Errorf("calibrate: attribute %s of %s is %v", a.Names[j], a.reach(i), v)
 			}
 			pos = pos && v > 0
 		}
@@ -86,10 +97,13 @@ func (s *Standardization) Apply(a *Attributes) (*Standardized, error) {
 	}
 	out := &Standardized{N: len(a.Values), J: J, X: make([]float64, len(a.Values)*J)}
 	for i, row := range a.Values {
+		if len(row) != len(a.Names) {
+			return nil, fmt.Errorf("calibrate: %s has %d attributes for %d names", a.reach(i), len(row), len(a.Names))
+		}
 		for j := range J {
 			v := row[col[j]]
 			if math.IsNaN(v) || math.IsInf(v, 0) || (s.Log[j] && !(v > 0)) {
-				return nil, fmt.Errorf("calibrate: attribute %s of reach %d is %v (the map needs it finite%s)", s.Names[j], i, v, map[bool]string{true: " and positive", false: ""}[s.Log[j]])
+				return nil, fmt.Errorf("calibrate: attribute %s of %s is %v (the map needs it finite%s)", s.Names[j], a.reach(i), v, map[bool]string{true: " and positive", false: ""}[s.Log[j]])
 			}
 			out.X[i*J+j] = (s.raw(j, v) - s.Mean[j]) / s.Std[j]
 		}

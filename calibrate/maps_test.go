@@ -3,6 +3,7 @@ package calibrate
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/diffroute-go/route/diffroute"
@@ -235,5 +236,41 @@ func TestStandardization(t *testing.T) {
 	}
 	if _, err := s.Apply(&Attributes{Names: []string{"pos"}, Values: [][]float64{{1}}}); err == nil {
 		t.Error("missing attributes were accepted")
+	}
+}
+
+// Errors about one reach's attributes name its river id (the id a user finds
+// in attributes.csv), not its position in the network.
+func TestAttributeErrorsNameTheReach(t *testing.T) {
+	train := &Attributes{Names: []string{"area", "slope"}, Values: [][]float64{{10, 0.001}, {100, 0.01}, {1000, 0.1}}}
+	s, err := FitStandardization(train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []int64{7231, 9823, 11917}
+	for _, tc := range []struct {
+		name   string
+		values [][]float64
+		ids    []int64
+		fit    bool // FitStandardization rather than Apply
+		want   string
+	}{
+		{"zero logged", [][]float64{{10, 0.001}, {100, 0}, {1000, 0.1}}, ids, false, "slope of reach 9823 is 0"},
+		{"negative logged", [][]float64{{10, 0.001}, {100, 0.01}, {-1, 0.1}}, ids, false, "area of reach 11917 is -1"},
+		{"NaN", [][]float64{{math.NaN(), 0.001}, {100, 0.01}, {1000, 0.1}}, ids, false, "area of reach 7231 is NaN"},
+		{"short row", [][]float64{{10, 0.001}, {100}, {1000, 0.1}}, ids, false, "reach 9823 has 1 attributes for 2 names"},
+		{"fit NaN", [][]float64{{10, 0.001}, {100, 0.01}, {1000, math.Inf(1)}}, ids, true, "slope of reach 11917 is +Inf"},
+		{"fit short row", [][]float64{{10}, {100, 0.01}, {1000, 0.1}}, ids, true, "reach 7231 has 1 attributes"},
+		{"no ids", [][]float64{{10, 0.001}, {100, 0}, {1000, 0.1}}, nil, false, "network position 1"},
+	} {
+		a := &Attributes{Names: train.Names, Values: tc.values, IDs: tc.ids}
+		if tc.fit {
+			_, err = FitStandardization(a)
+		} else {
+			_, err = s.Apply(a)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -236,9 +236,10 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 	if f, ok := attrFloat(v, "missing_value"); ok && f != 0 {
 		missing = f
 	}
+	nan := float32(math.NaN())
 	conv := func(f float64) float32 {
 		if f == fill || f == missing {
-			return float32(math.NaN())
+			return nan
 		}
 		if hasScale {
 			f *= scale

@@ -33,6 +33,10 @@ type RAPID struct {
 	// or not: the order of k.csv, x.csv, qinit files and of m3_riv files that
 	// have no rivid variable.
 	ConnectIDs []int64
+	// ConnectPos gives the position in rapid_connect.csv (in ConnectIDs)
+	// of each network reach; nil when the network follows rapid_connect.csv
+	// order. It places a reach in files of that order without a map.
+	ConnectPos []int32
 	// Warnings collects non-fatal inconsistencies, each naming file and line:
 	// upstream columns of rapid_connect.csv that disagree with the
 	// downstream column (the network follows the downstream column).
@@ -189,6 +193,18 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		return nil, fmt.Errorf("%s: %w", cpath, err)
 	}
 	r.Network = net
+	if where != nil {
+		identity := len(where) == len(c.IDs)
+		for j, i := range where {
+			if int(i) != j {
+				identity = false
+				break
+			}
+		}
+		if !identity {
+			r.ConnectPos = where
+		}
+	}
 	return r, nil
 }
 

@@ -55,3 +55,54 @@ func BenchmarkRecursiveHayami20k(b *testing.B) { benchRecursive(b, 20000, 100, 2
 func BenchmarkRecursiveMuskingum20k1(b *testing.B) {
 	benchRecursive(b, 20000, 100, 24, 1, "muskingum")
 }
+
+// benchRecursiveOrdered is benchRecursive on the network renumbered in the
+// router's own order, with runoff rows in that order (as `diffroute route`
+// routes), routing into a reused tensor: routing alone.
+func benchRecursiveOrdered(b *testing.B, n, steps, f, workers int, irf string) {
+	net := SyntheticNetwork(n, 1)
+	order := RoutingOrder(net, workers)
+	onet, err := net.Reorder(order)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := SyntheticRunoff(onet, 1, steps, 1)
+	p := testParams(irf, n, 1).Subset(order)
+	rr, err := NewRecursiveRouter(context.Background(), onet, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	y := newDischarge(x, onet)
+	ctx := context.Background()
+	b.ResetTimer()
+	var cpu time.Duration
+	for b.Loop() {
+		c0 := cpuTime()
+		if err := rr.RouteTo(ctx, y, x); err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - c0
+	}
+	work := float64(n*steps*f) * float64(b.N)
+	b.ReportMetric(work/b.Elapsed().Seconds()/1e6, "M-reach-substeps/s")
+	b.ReportMetric(work/cpu.Seconds()/1e6, "M/cpu-s")
+}
+
+func BenchmarkRecursiveMuskingum100kOrdered(b *testing.B) {
+	benchRecursiveOrdered(b, 100000, 100, 24, 0, "muskingum")
+}
+func BenchmarkRecursiveMuskingum100kOrdered1(b *testing.B) {
+	benchRecursiveOrdered(b, 100000, 100, 24, 1, "muskingum")
+}
+
+// The GEOGLOWS-size case of `diffroute bench --global` (6.84 M reaches × 30
+// daily steps × 24), routing alone; about 2.5 GiB.
+func BenchmarkRecursiveMuskingumWorldOrdered(b *testing.B) {
+	benchRecursiveOrdered(b, 6840000, 30, 24, 0, "muskingum")
+}
+func BenchmarkRecursiveMuskingum1MOrdered(b *testing.B) {
+	benchRecursiveOrdered(b, 1000000, 30, 24, 0, "muskingum")
+}
+func BenchmarkRecursiveHayami20kOrdered(b *testing.B) {
+	benchRecursiveOrdered(b, 20000, 100, 24, 0, "hayami")
+}

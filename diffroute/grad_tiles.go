@@ -55,9 +55,9 @@ func tileOptionsUsable(o Options) bool {
 }
 
 // tileBlock is the fine block length of the tiled adjoint for TF sub-steps
-// of f: Options.CheckpointSteps when set, else about √(3·gradTileBytes)
-// sub-steps, which balances the checkpoints (more blocks) against the
-// boundary series (smaller tiles).
+// of f: Options.CheckpointSteps when set, else equal blocks of at most about
+// √(3·gradTileBytes) sub-steps, which balances the checkpoints (more
+// blocks) against the boundary series (smaller tiles).
 func tileBlock(ckpt, TF, f int) int {
 	bl := ckpt * f
 	if ckpt <= 0 {
@@ -65,7 +65,10 @@ func tileBlock(ckpt, TF, f int) int {
 		for bl*bl < 3*gradTileBytes {
 			bl++
 		}
-		bl = (bl + f - 1) / f * f
+		// Blocks of equal length: no short last block with its own
+		// per-reach overheads.
+		nblk := max(1, (TF+bl-1)/bl)
+		bl = ((TF+nblk-1)/nblk + f - 1) / f * f
 	}
 	return min(max(f, bl/f*f), max(TF, f))
 }

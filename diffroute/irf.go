@@ -326,8 +326,12 @@ func newIRFTable(irf IRF, p Params, net *Network, f, w int) (*irfTable, error) {
 		return nil, err
 	}
 	t := &irfTable{irf: irf, names: slices.Clone(irf.Params), params: make([][]float64, n), r: 1 / float64(f), w: w}
+	// One backing array: millions of reaches make millions of small
+	// allocations otherwise.
+	m := len(irf.Params)
+	flat := make([]float64, n*m)
 	for i := 0; i < n; i++ {
-		t.params[i] = full.row(nil, irf.Params, i)
+		t.params[i] = full.row(flat[i*m:i*m:(i+1)*m], irf.Params, i)
 	}
 	return t, nil
 }

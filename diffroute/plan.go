@@ -13,7 +13,8 @@ const (
 	planBaseBytes     = 12 << 20 // Go runtime, binary and stacks
 	planNetworkPerRch = 60       // Network: ids, index map, CSR, orders
 	planClusterPerRch = 85       // Clusters: order tables + per-cluster networks
-	planRecRouterBase = 90       // RecursiveRouter per reach, one section, without state
+	planRecRouterBase = 30       // RecursiveRouter per reach, one section, without state
+	planConvPerRch    = 64       // its convolution table, per reach, when some reach convolves
 	planSectionBytes  = 24       // per extra section (Nash cascade)
 	planRecStatePerB  = 32       // uPrev, lPrev, yLast + one section output, per batch member
 )
@@ -114,6 +115,7 @@ func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
 		sample[j] = int32(j * net.Len() / max(k, 1))
 	}
 	var secs, taps int64
+	fir := false
 	if k > 0 {
 		sub, err := net.Subnetwork(sample)
 		if err != nil {
@@ -140,9 +142,13 @@ func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
 				taps += nz
 				// Convolution reaches keep W−1 inflows per batch member.
 				m.recPerReach += int64(B) * int64(o.MaxDelay*m.f-1) * 8
+				fir = true
 			}
 		}
 		m.recPerReach /= int64(k)
+		if fir {
+			m.recPerReach += planConvPerRch
+		}
 		avgSecs := float64(secs) / float64(k)
 		m.recPerReach += planRecRouterBase + int64(avgSecs*planSectionBytes) + int64(float64(taps)/float64(k)*12) +
 			int64(B)*int64(planRecStatePerB+8*max(avgSecs-1, 0))

@@ -82,15 +82,27 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 	if err != nil {
 		return nil, err
 	}
-	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), conv: make([]convTaps, n)}
+	// No allocation per reach: sections are appended to one slice, and the
+	// convolution table exists only when some reach needs it.
+	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), secs: make([]Section, 0, n)}
 	for i := 0; i < n; i++ {
-		ri, err := tab.reach(i, net, true)
+		if irf.Sections != nil {
+			s, err := irf.Sections(r.secs, tab.params[i], tab.r)
+			if err != nil {
+				return nil, reachIRFError(net.ID(i), irf.Name, err)
+			}
+			if s != nil {
+				r.secs = s
+				r.secStart[i+1] = int32(len(r.secs))
+				continue
+			}
+		}
+		ri, err := tab.reach(i, net, false)
 		if err != nil {
 			return nil, err
 		}
-		r.secs = append(r.secs, ri.sections...)
 		r.secStart[i+1] = int32(len(r.secs))
-		if ri.sections == nil {
+		{
 			// Keep only the taps that matter: pure lag has two, and a smooth
 			// kernel such as Hayami's is negligible (below 1e-12 of its peak,
 			// far under float32 resolution even summed over the window) over
@@ -109,6 +121,9 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 			}
 			if taps == nil {
 				taps = []float64{} // an all-zero IRF still is a convolution reach
+			}
+			if r.conv == nil {
+				r.conv = make([]convTaps, n)
 			}
 			r.conv[i] = newConvTaps(taps, idx)
 			r.hasFIR = true
@@ -153,7 +168,7 @@ func (r *RecursiveRouter) initState(b int) {
 				st.ys[bi*len(r.secs)+int(k)] = q
 			}
 			st.yLast[bi*n+i] = q
-			if r.conv[i].taps != nil {
+			if r.hasFIR && r.conv[i].taps != nil {
 				h := make([]float64, w-1)
 				for k := range h {
 					h[k] = q
@@ -505,7 +520,8 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 	st := r.st
 	k := b*n + int(i)
 	p := reachParams{f: f, rapid: r.opts.Lateral == LateralRAPID, start: r.opts.Average == AverageStart, sample: r.opts.Sampling == SampleLast}
-	if c := r.conv[i]; c.taps != nil {
+	if r.hasFIR && r.conv[i].taps != nil {
+		c := r.conv[i]
 		if fresh {
 			clear(dst)
 		}

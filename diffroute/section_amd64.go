@@ -39,6 +39,10 @@ func sectionVector(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lP
 	if len(inflow) < fl || len(dst) < fl || len(out) < len(lat) {
 		panic("diffroute: sectionVector buffers too short")
 	}
+	if useSectionAVX512 && f%8 == 0 {
+		section512(s, f, rapid, add, w, y, uPrev, lPrev, inflow, lat, dst, out)
+		return true
+	}
 	a := s.A1
 	a2 := a * a
 	k := secKernel{

@@ -304,7 +304,7 @@ func (r *RecursiveRouter) sectionReaches() (ids []int64, rows []int, width int) 
 // convReaches lists the convolution reaches and their history length.
 func (r *RecursiveRouter) convReaches() (ids []int64, rows []int, width int) {
 	for i := 0; i < r.net.Len(); i++ {
-		if r.conv[i].taps != nil {
+		if r.hasFIR && r.conv[i].taps != nil {
 			ids = append(ids, r.net.ID(i))
 			rows = append(rows, i)
 		}

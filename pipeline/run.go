@@ -279,11 +279,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		res.TimeChunk = chunk
-	case inOrder(cfg, src, net, cl, opts, &dev, rs, keep):
+	case net == rapid.Network && inOrder(cfg, src, net, cl, opts, &dev, rs, keep):
 		// Written to a file and nothing else wanted: route in the router's
 		// own order, in place (see routeInOrder).
 		r.log("routing in the router's own order, in place\n")
-		if q, order, err = routeInOrder(ctx, src, net, opts, T); err != nil {
+		if q, order, err = routeInOrder(ctx, src, rapid, opts, T); err != nil {
 			return nil, err
 		}
 	default:
@@ -390,16 +390,22 @@ func inOrder(cfg Config, src *runoffSource, net *diffroute.Network, cl *diffrout
 // filePositions returns the position in the runoff file (ids) of each reach
 // of net, or nil when the file does not hold exactly the network's reaches.
 // It sorts rather than maps: millions of ids.
-func filePositions(ids []int64, net *diffroute.Network) []int32 {
+func filePositions(ids []int64, rapid *data.RAPID) []int32 {
+	net := rapid.Network
 	n := net.Len()
 	if len(ids) != n {
 		return nil
 	}
 	pos := make([]int32, n)
-	if slices.Equal(ids, net.IDs()) {
+	if slices.Equal(ids, net.IDs()) || (rapid.ConnectPos == nil && slices.Equal(ids, rapid.ConnectIDs)) {
 		for i := range pos {
 			pos[i] = int32(i)
 		}
+		return pos
+	}
+	if rapid.ConnectPos != nil && slices.Equal(ids, rapid.ConnectIDs) {
+		// rapid_connect.csv order, as RAPID's m3_riv files are.
+		copy(pos, rapid.ConnectPos)
 		return pos
 	}
 	byID := func(ids []int64) []int32 {
@@ -427,7 +433,8 @@ func filePositions(ids []int64, net *diffroute.Network) []int32 {
 // then reads runoff, discharge and state in memory order, and the run holds
 // one tensor instead of two. q's row k is network reach order[k]; the
 // writer puts rows back in network order as it transposes.
-func routeInOrder(ctx context.Context, src *runoffSource, net *diffroute.Network, opts diffroute.Options, T int) (q *diffroute.DataTensor, order []int32, err error) {
+func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, T int) (q *diffroute.DataTensor, order []int32, err error) {
+	net := rapid.Network
 	order = diffroute.RoutingOrder(net, opts.Workers)
 	onet, err := net.Reorder(order)
 	if err != nil {
@@ -437,7 +444,7 @@ func routeInOrder(ctx context.Context, src *runoffSource, net *diffroute.Network
 	if err != nil {
 		return nil, nil, err
 	}
-	x, err := src.readInOrder(net, 0, T, order)
+	x, err := src.readInOrder(rapid, 0, T, order)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -468,14 +475,14 @@ func ReorderOptions(opts diffroute.Options, order []int32) diffroute.Options {
 // routing a reordered network wants them (diffroute.RoutingOrder). The
 // runoff must be a netCDF file holding exactly the network's reaches.
 func (in *Inputs) ReadInOrder(t0, count int, order []int32) (*diffroute.DataTensor, error) {
-	return in.src.readInOrder(in.RAPID.Network, t0, count, order)
+	return in.src.readInOrder(in.RAPID, t0, count, order)
 }
 
-func (src *runoffSource) readInOrder(net *diffroute.Network, t0, count int, order []int32) (*diffroute.DataTensor, error) {
+func (src *runoffSource) readInOrder(rapid *data.RAPID, t0, count int, order []int32) (*diffroute.DataTensor, error) {
 	if src.readOrdered == nil {
 		return nil, fmt.Errorf("%s: runoff in another order is read from netCDF files only", src.path)
 	}
-	pos := filePositions(src.ids, net)
+	pos := filePositions(src.ids, rapid)
 	if pos == nil || len(order) != len(pos) {
 		return nil, fmt.Errorf("%s: the runoff's reaches are not the network's", src.path)
 	}

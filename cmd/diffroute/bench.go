@@ -40,6 +40,12 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n < 1 || *kernelReaches < 1 || *steps < 1 || *f < 1 || *maxDelay < 1 || *repeat < 1 || *workers < 0 {
 		return usageError{"bench: --reaches, --kernel-reaches, --steps, --substeps, --max-delay and --repeat must be ≥ 1, --workers ≥ 0"}
 	}
+	if err := checkGeneratedSize("bench", "reaches", *n, *steps); err != nil {
+		return err
+	}
+	if err := checkGeneratedSize("bench", "kernel-reaches", *kernelReaches, *steps); err != nil {
+		return err
+	}
 	if err := choice("bench", "method", *method, "recursive", "kernel", "both"); err != nil {
 		return err
 	}

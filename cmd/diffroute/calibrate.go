@@ -435,8 +435,9 @@ func readAttributes(path string, net *diffroute.Network) (*calibrate.Attributes,
 	if err != nil {
 		return nil, err
 	}
-	a := &calibrate.Attributes{Names: names, Values: make([][]float64, len(rows))}
+	a := &calibrate.Attributes{Names: names, Values: make([][]float64, len(rows)), IDs: make([]int64, len(rows))}
 	for i, r := range rows {
+		a.IDs[i] = net.ID(i)
 		a.Values[i] = make([]float64, len(r))
 		for k, s := range r {
 			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)

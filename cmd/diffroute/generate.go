@@ -62,6 +62,9 @@ func runGenerate(_ context.Context, args []string, stdout io.Writer) error {
 	if spec.reaches < 1 || spec.days < 1 {
 		return usageError{"generate: --reaches and --days must be ≥ 1"}
 	}
+	if err := checkGeneratedSize("generate", "reaches", spec.reaches, spec.days); err != nil {
+		return err
+	}
 	switch {
 	case spec.noise < 0 || math.IsNaN(spec.noise) || spec.noise > 2:
 		return usageError{fmt.Sprintf("generate: --noise %v: want a deviation in [0, 2]", spec.noise)}

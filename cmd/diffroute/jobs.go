@@ -28,7 +28,7 @@ func runJobs(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 			return err
 		}
-		return usageError{"jobs: want a subcommand: status, task or gather"}
+		return usageError{"jobs: want a subcommand: status, task, gather or worker"}
 	}
 	// Positional arguments first or last: parse flags wherever they are.
 	var pos []string

@@ -90,6 +90,9 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	if *reaches < 0 || *f < 1 || *maxDelay < 1 || *batch < 1 {
 		return usageError{"plan: --reaches, --substeps, --max-delay and --batch must be ≥ 1"}
 	}
+	if err := checkGeneratedSize("plan", "reaches", *reaches, 0); err != nil {
+		return err
+	}
 	if *method != "" {
 		if err := choice("plan", "method", *method, string(diffroute.Recursive), string(diffroute.Kernel)); err != nil {
 			return err

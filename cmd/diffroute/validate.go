@@ -222,3 +222,24 @@ func budgetError(cmd, budget string, err error) error {
 	}
 	return err
 }
+
+// maxGeneratedReaches and maxGeneratedValues bound the networks and series
+// that generate, bench and plan build in memory: far above the largest river
+// network in use (GEOGLOWS, 6.84 M reaches), so that a typo ends in an error
+// naming the flag rather than an out-of-memory crash.
+const (
+	maxGeneratedReaches = 100_000_000
+	maxGeneratedValues  = 1 << 36 // reaches × steps: 256 GiB of float32
+)
+
+// checkGeneratedSize checks --reaches (flag reachFlag) and, when steps > 0,
+// the reaches × steps of a generated case.
+func checkGeneratedSize(cmd, reachFlag string, reaches, steps int) error {
+	if reaches > maxGeneratedReaches {
+		return usageError{fmt.Sprintf("%s: --%s %d: want at most %d reaches", cmd, reachFlag, reaches, maxGeneratedReaches)}
+	}
+	if steps > 0 && reaches > 0 && steps > maxGeneratedValues/reaches {
+		return usageError{fmt.Sprintf("%s: --%s %d × %d steps is more than %d values: too large to generate", cmd, reachFlag, reaches, steps, int64(maxGeneratedValues))}
+	}
+	return nil
+}

@@ -332,3 +332,20 @@ func TestProgressShowsFailure(t *testing.T) {
 		t.Errorf("progress of a successful run:\n%s", bar.String())
 	}
 }
+
+// Absurd sizes of a generated network end in an error naming the flag, not in
+// an out-of-memory crash: each case here would try to allocate terabytes.
+func TestGeneratedSizeBounded(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"plan", "--reaches", "9000000000000", "--steps", "10", "--mem-budget", "1GiB"}, "plan: --reaches 9000000000000: want at most"},
+		{[]string{"generate", "--out", t.TempDir(), "--reaches", "9000000000000", "--days", "2"}, "generate: --reaches 9000000000000: want at most"},
+		{[]string{"generate", "--out", t.TempDir(), "--reaches", "1000000", "--days", "100000000"}, "generate: --reaches 1000000 × 100000000 steps"},
+		{[]string{"bench", "--reaches", "9000000000000"}, "bench: --reaches 9000000000000"},
+		{[]string{"bench", "--reaches", "100", "--kernel-reaches", "9000000000000"}, "bench: --kernel-reaches 9000000000000"},
+	} {
+		expectErr(t, true, tc.args, tc.want)
+	}
+}
