@@ -196,3 +196,53 @@ func TestTiledAdjointRouteGrad(t *testing.T) {
 	}
 	t.Logf("worst relative difference %.2g", worst)
 }
+
+// RouteGradFine with fine inflows into some reaches (calibration below
+// calibrated clusters) gives the general engine's results on the tiled
+// adjoint.
+func TestTiledAdjointFineInflow(t *testing.T) {
+	if !haveSectionVector() {
+		t.Skip("no vector kernels on this machine: the tiled adjoint does not run")
+	}
+	rng := rand.New(rand.NewPCG(47, 6))
+	ctx := context.Background()
+	c := gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 4, B: 2, T: 10, q0: true, ckpt: 3}
+	fx := newGradFixture(t, rng, c, 1200)
+	in := FineFlows{}
+	for _, i := range []int32{0, 17, int32(fx.net.Len() - 1)} {
+		s := make([]float32, c.B*c.T*c.f)
+		for k := range s {
+			s[k] = float32(3 * rng.Float64())
+		}
+		in[i] = s
+	}
+	loss := func(y, gy *DataTensor) (float64, error) {
+		s := 0.0
+		for k, v := range y.Data {
+			s += fx.w[k] * float64(v)
+			gy.Data[k] = float32(fx.w[k])
+		}
+		return s, nil
+	}
+	run := func(on bool) (y *DataTensor, L float64, gr *Gradients) {
+		withTiles(on, 8<<10, func() {
+			rr, err := NewRecursiveRouter(ctx, fx.net, fx.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if y, L, gr, err = rr.RouteGradFine(ctx, fx.x, in, loss); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return
+	}
+	yr, Lr, ref := run(false)
+	yg, Lg, got := run(true)
+	worst := max(vecRelDiff(f64(yg.Data), f64(yr.Data)), vecRelDiff(f64(got.Runoff.Data), f64(ref.Runoff.Data)), vecRelDiff(got.InitialQ, ref.InitialQ))
+	for name, v := range ref.Params {
+		worst = max(worst, vecRelDiff(got.Params[name], v))
+	}
+	if worst > 1e-6 || relErr(Lg, Lr) > 1e-9 {
+		t.Errorf("fine inflows: tiled differs from the general engine by %.2g (loss %v vs %v)", worst, Lg, Lr)
+	}
+}
