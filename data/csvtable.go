@@ -24,6 +24,10 @@ type CSVTableReader struct {
 	line int
 	row  []float32
 	done bool
+	// times maps each row's time (the instant when its label parses as a
+	// date, else the label) to its line: a step given twice is an error,
+	// or a reader keyed by time would silently keep one of them.
+	times map[string]int
 }
 
 // NewCSVTableReader reads the header of a CSV table. name labels errors
@@ -56,6 +60,7 @@ func NewCSVTableReader(r io.Reader, name string) (*CSVTableReader, error) {
 		c.ids[j] = id
 	}
 	c.row = make([]float32, len(c.ids))
+	c.times = map[string]int{}
 	return c, nil
 }
 
@@ -110,6 +115,15 @@ func (c *CSVTableReader) Next() (label string, values []float32, err error) {
 		c.done = true
 		return "", nil, perr(c.name, c.line, 0, "%d columns, the header has %d", len(f), len(c.ids)+1)
 	}
+	key := f[0]
+	if t, err := ParseTime(key); err == nil {
+		key = t.UTC().Format("2006-01-02T15:04:05.999999999")
+	}
+	if first, dup := c.times[key]; dup {
+		c.done = true
+		return "", nil, perr(c.name, c.line, 1, "time %q given twice (first on line %d)", f[0], first)
+	}
+	c.times[key] = c.line
 	for j, s := range f[1:] {
 		if s == "" {
 			c.row[j] = float32(math.NaN())

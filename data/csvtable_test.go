@@ -63,6 +63,8 @@ func TestCSVTableErrors(t *testing.T) {
 		{"time,1,2\n0,1,2\n1,3\n", 3, 0, "2 columns, the header has 3"},
 		{"time,1,2\n0,1,2\n1,3,abc\n", 3, 3, "reach 2"},
 		{"time,1,2\n0,1,2\n\n1,3,4\n", 3, 0, "blank line"},
+		{"time,1,2\n0,1,2\n1,3,4\n0,5,6\n", 4, 1, `time "0" given twice (first on line 2)`},
+		{"time,1\n2000-01-01T00:00:00Z,1\n2000-01-02,2\n2000-01-02T00:00:00Z,3\n", 4, 1, "given twice (first on line 3)"},
 	}
 	for _, c := range cases {
 		_, err := ReadCSVTable(strings.NewReader(c.in), "t.csv")

@@ -354,6 +354,10 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				g.ckY[off], g.ckU[off], g.ckL[off] = g.ys[s], g.uPrev[i], g.lPrev[i]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				y := wk.yRow(tl, i, nb)
+				if sl := tl.bslot[i]; sl >= 0 {
+					// Only the next tile reads it: straight into its boundary series.
+					y = g.bound[sl][n0 : n0+nb]
+				}
 				out := mixedSeries{s64: wk.out[:nq]}
 				switch {
 				case !coarse:
@@ -363,9 +367,6 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
 				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, q0, nq), out)
-				if sl := tl.bslot[i]; sl >= 0 {
-					copy(g.bound[sl][n0:n0+nb], y)
-				}
 				if o := g.out[i]; o != nil {
 					copy(o[b*g.TF+n0:], y)
 				}

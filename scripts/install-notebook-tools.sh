@@ -49,10 +49,10 @@ export PATH="$bin:$PATH"
 #    $JUPYTER_DATA_DIR), pointing at $bin/gonb with -go_work=$repo.
 #    --force_deps: gopls is optional.
 log "installing the gonb kernel (go.work uses $repo)"
-"$bin/gonb" --install --go_work="$repo,$repo/notebooks/gowork" $force_deps --logtostderr 2>&1 | grep -v '^$' >&2 || true
+"$bin/gonb" --install --go_work="$repo" $force_deps --logtostderr 2>&1 | grep -v '^$' >&2 || true
 spec=${JUPYTER_DATA_DIR:-$HOME/.local/share/jupyter}/kernels/gonb/kernel.json
-if ! grep -q -- "-go_work=$repo,$repo/notebooks/gowork" "$spec" 2>/dev/null; then
-	log "kernel spec $spec is missing or lacks -go_work=$repo,$repo/notebooks/gowork"
+if ! grep -q -- "-go_work=$repo" "$spec" 2>/dev/null; then
+	log "kernel spec $spec is missing or lacks -go_work=$repo"
 	exit 1
 fi
 log "done: kernel spec $spec"

@@ -64,7 +64,7 @@ mkdir -p "$out"
 kernels="$out/.jupyter"
 mkdir -p "$kernels/kernels/gonb"
 cat >"$kernels/kernels/gonb/kernel.json" <<JSON
-{"argv":["$bin/gonb","--kernel","{connection_file}","-logtostderr=true","-raw_error=false","-work=false","-stderrthreshold=2","-v=0","-go_work=$repo,$repo/notebooks/gowork"],"display_name":"Go (gonb)","language":"go","interrupt_mode":"message","env":{}}
+{"argv":["$bin/gonb","--kernel","{connection_file}","-logtostderr=true","-raw_error=false","-work=false","-stderrthreshold=2","-v=0","-go_work=$repo"],"display_name":"Go (gonb)","language":"go","interrupt_mode":"message","env":{}}
 JSON
 export JUPYTER_PATH="$kernels${JUPYTER_PATH:+:$JUPYTER_PATH}"
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,7 +46,7 @@ func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 
 // runBasins is `route --basins DIR`: every basin of DIR routed by the local
 // worker pool or as a Slurm job array.
-func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
+func runBasins(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	const synopsis = "diffroute route --basins DIR --runoff NAME|FILE --out DIR [--executor local|slurm] [--submit] [--resume] [route flags]"
 	fs := newFlags("route", synopsis)
 	var rf routeFlags
@@ -71,6 +72,7 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
+	defer func() { err = jobInterrupted("route", *out, err) }()
 	if err := ex.check("route", *out, mem.budget); err != nil {
 		return err
 	}
@@ -93,7 +95,6 @@ func runBasins(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	var job *basins.Job
-	var err error
 	if *resume {
 		if job, err = basins.Load(*out); err != nil {
 			return fmt.Errorf("route: --resume: %w", err)
@@ -164,7 +165,7 @@ var calBasinFlags = map[string]bool{ // name -> takes a value
 
 // runCalibrateBasins is `calibrate --basins DIR`: one calibration per
 // basin, by the local worker pool or as a Slurm job array, and a summary.
-func runCalibrateBasins(ctx context.Context, args []string, stdout io.Writer) error {
+func runCalibrateBasins(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	const synopsis = "diffroute calibrate --basins DIR --runoff NAME|FILE --observed NAME|FILE --out DIR [--executor local|slurm] [--submit] [--resume] [calibrate flags]"
 	fs := newFlags("calibrate", synopsis)
 	var rf routeFlags
@@ -177,6 +178,7 @@ func runCalibrateBasins(ctx context.Context, args []string, stdout io.Writer) er
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
 	}
+	defer func() { err = jobInterrupted("calibrate", c.out, err) }()
 	if err := ex.check("calibrate", c.out, c.memBudget); err != nil {
 		return err
 	}
@@ -194,7 +196,6 @@ func runCalibrateBasins(ctx context.Context, args []string, stdout io.Writer) er
 		}
 	}
 	var job *basins.Job
-	var err error
 	if *ex.resume {
 		if job, err = basins.Load(c.out); err != nil {
 			return fmt.Errorf("calibrate: --resume: %w", err)
@@ -397,4 +398,14 @@ func forwardArgs(args []string, own map[string]bool) []string {
 		}
 	}
 	return out
+}
+
+// jobInterrupted words a multi-basin run's Ctrl-C: unlike a single run it
+// leaves output behind, each basin finished before it, and --resume runs
+// only the rest.
+func jobInterrupted(cmd, out string, err error) error {
+	if err == nil || !(errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled")) {
+		return err
+	}
+	return &plainError{fmt.Sprintf("interrupted: basins finished before it keep their output in %s; 'diffroute jobs status %s' lists them and 'diffroute %s --resume --out %s' runs the rest", out, out, cmd, out), err}
 }

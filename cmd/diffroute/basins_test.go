@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -512,5 +513,38 @@ func TestBasinsFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("route %s: %v, want an error containing %q", strings.Join(c.args, " "), err, c.want)
 		}
+	}
+}
+
+// Ctrl-C in a multi-basin run says what it leaves behind (finished basins)
+// and how to go on, not that nothing was written; other errors pass as they
+// are, and a single run keeps its own wording.
+func TestBasinsInterruptedWording(t *testing.T) {
+	other := errors.New("basin_002: no runoff")
+	for _, c := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"cancelled route", fmt.Errorf("basins: %w", context.Canceled), "interrupted: basins finished before it keep their output in job; 'diffroute jobs status job' lists them and 'diffroute route --resume --out job' runs the rest"},
+		{"worker's words", errors.New("task 3: context canceled"), "'diffroute route --resume --out job'"},
+		{"other error", other, other.Error()},
+	} {
+		got := userError(jobInterrupted("route", "job", c.err))
+		if got == nil || !strings.Contains(got.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, got, c.want)
+		}
+	}
+	if got := userError(context.Canceled); !strings.Contains(got.Error(), "no output was written") {
+		t.Errorf("single run: %v", got)
+	}
+	// End to end: a run cancelled before it starts.
+	w := world(t)
+	out := filepath.Join(t.TempDir(), "job")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := run(ctx, []string{"route", "--quiet", "--basins", w, "--runoff", "runoff.nc", "--out", out, "--substep", "3600"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--resume --out "+out) {
+		t.Errorf("cancelled --basins run: %v", err)
 	}
 }

@@ -353,6 +353,11 @@ func readObserved(path, varName string, cfg *data.RAPID, times []time.Time) (*ca
 			if math.IsInf(float64(x), 0) {
 				return nil, fmt.Errorf("%s: gauge reach %d at %s is %v", path, obs.IDs[k], label, x)
 			}
+			// A fill value such as -9999 would otherwise be fitted as
+			// discharge; routed runoff has no reverse flow to match.
+			if x < 0 {
+				return nil, fmt.Errorf("%s: gauge reach %d at %s is %v: discharge must be ≥ 0 (leave missing values empty or NaN, not a fill value)", path, obs.IDs[k], label, x)
+			}
 			g.Obs[k][t] = float64(x)
 		}
 	}

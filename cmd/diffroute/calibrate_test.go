@@ -309,6 +309,13 @@ func TestCalibrateBadInput(t *testing.T) {
 		}
 		return l
 	})
+	fill := write("fill.csv", func(l []string) []string {
+		f := strings.Split(l[3], ",")
+		f[1] = "-9999"
+		l[3] = strings.Join(f, ",")
+		return l
+	})
+	twice := write("twice.csv", func(l []string) []string { return append(l, l[2]) })
 	base := []string{"calibrate", "--rapid", basin, "--runoff", filepath.Join(basin, "runoff.nc"), "--substep", "3600", "--epochs", "2"}
 	for _, c := range []struct {
 		args []string
@@ -317,6 +324,8 @@ func TestCalibrateBadInput(t *testing.T) {
 		{[]string{"--observed", unknown}, "gauge reach 999999999 is not in the network"},
 		{[]string{"--observed", late}, "no time in common"},
 		{[]string{"--observed", empty}, "gauge reach " + head[2] + " has 0 observations"},
+		{[]string{"--observed", fill}, "gauge reach " + head[1] + " at " + strings.Split(lines[3], ",")[0] + " is -9999: discharge must be ≥ 0"},
+		{[]string{"--observed", twice}, "twice.csv:" + strconv.Itoa(len(lines)+1) + ":1: time " + strconv.Quote(strings.Split(lines[2], ",")[0]) + " given twice (first on line 3)"},
 		{[]string{"--observed", obs, "--bounds", "k=3600:3600"}, "min 3600 must be below max 3600"},
 		{[]string{"--observed", obs, "--bounds", "k=7200:3600"}, "must be below max"},
 		{[]string{"--observed", obs, "--params", "k,q"}, `no parameter "q"`},

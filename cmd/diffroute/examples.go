@@ -38,6 +38,7 @@ var examples = map[string]string{
 
 --step and --substep are in seconds; --substep must divide the runoff step.
 k.csv is in seconds, but --param values are in runoff steps.
+Many basins at once (local workers or a Slurm array): see 'diffroute route --basins DIR -h'.
 `,
 	"demo": `  diffroute demo                               # out/demo/Qout.nc and out/demo/hydrograph.html
   diffroute demo --irf nash_cascade --param tau=0.3 --out out/nash
@@ -80,6 +81,7 @@ are averaged over gauges, as diffroute calibrate minimises them.
       --bounds k=1800:inf,x=0:0.5 --optimizer lbfgs --epochs 30 --out /tmp/basin/learn
 
 --bounds k and k.csv are in seconds; --param, --prior and params.csv in runoff steps.
+Many basins at once (local workers or a Slurm array): see 'diffroute calibrate --basins DIR -h'.
 `,
 	"irfs": `  diffroute irfs     # then: diffroute route --irf NAME --param NAME=VALUE …
 `,

@@ -168,9 +168,12 @@ func runIRFs(_ context.Context, args []string, stdout io.Writer) error {
 // userError says in a user's words what reached the command as Go's: a
 // cancelled context is the user's Ctrl-C (or a deadline).
 func userError(err error) error {
+	var done *plainError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &done):
+		return err // already in a user's words
 	case errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "context canceled"):
 		return &plainError{"interrupted: no output was written (state files finished before the interruption are complete)", err}
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "context deadline exceeded"):
