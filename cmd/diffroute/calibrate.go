@@ -41,6 +41,12 @@ type calFlags struct {
 // lateral, averaging and sampling convention.
 var routeFlagsForCalibration = []string{"irf", "average", "lateral", "sampling", "max-delay", "workers", "quiet", "param"}
 
+// calibrateOutputs are the files calibrate may write in its --out folder.
+var calibrateOutputs = []string{
+	"k.csv", "x.csv", "params.csv", "map.json", "report.csv", "history.csv", "calibration.html",
+	"valid/k.csv", "valid/x.csv", "valid/params.csv", "valid/report.csv",
+}
+
 func runCalibrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if isBasinsRun(args) {
 		return runCalibrateBasins(ctx, args, stdout)
@@ -222,6 +228,15 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 	}
 	if err := checkWritable("calibrate", "out", c.out, true); err != nil {
 		return nil, err
+	}
+	// --out beside the inputs (the --rapid folder, say) would replace its
+	// k.csv and x.csv, the prior, with the calibrated values.
+	inputs := []string{c.runoff, c.observed, rf.paramsFile, file, c.qinit, c.validRunoff, c.validObserved, c.validAttrs}
+	inputs = append(append(inputs, rapidInputs(c.rapid)...), rapidInputs(c.validRapid)...)
+	for _, name := range calibrateOutputs {
+		if in := inputAt(filepath.Join(c.out, name), inputs); in != "" {
+			return nil, usageError{fmt.Sprintf("calibrate: --out %s would replace the input file %s with its %s; write the calibration elsewhere", c.out, in, name)}
+		}
 	}
 	return j, nil
 }

@@ -79,6 +79,13 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	inputs := append([]string{*runoffPath, *observed, *qinit, rf.paramsFile}, rapidInputs(*rapidDir)...)
+	if err := checkNotInput("grad", "out", "gradient", *out, inputs); err != nil {
+		return err
+	}
+	if err := checkNotInput("grad", "runoff-grad", "runoff gradient", *runoffGrad, inputs); err != nil {
+		return err
+	}
 	if *chart != "" && strings.ToLower(filepath.Ext(*chart)) != ".html" {
 		return usageError{fmt.Sprintf("grad: --chart %s: want a .html file", *chart)}
 	}

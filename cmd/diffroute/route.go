@@ -212,11 +212,8 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := rs.check(); err != nil {
 		return err
 	}
-	inputs := []string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight, rs.in}
-	for _, f := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
-		inputs = append(inputs, filepath.Join(*rapidDir, f))
-	}
-	if err := checkNotInput(*out, inputs); err != nil {
+	inputs := append([]string{*runoffPath, *qinit, rf.paramsFile, mem.outputs, mem.pixelRunoff, mem.weight, rs.in}, rapidInputs(*rapidDir)...)
+	if err := checkNotInput("route", "out", "discharge", *out, inputs); err != nil {
 		return err
 	}
 	cfg.InPlace = true // only the file is wanted
@@ -235,21 +232,42 @@ func cliError(err error) error {
 }
 
 // checkNotInput refuses an output path that names one of the input files:
-// the (atomic) write would replace the input with discharge.
-func checkNotInput(out string, inputs []string) error {
+// the (atomic) write would replace the input. flagName is the output's flag
+// and what its contents, for the message.
+func checkNotInput(cmd, flagName, what, out string, inputs []string) error {
+	if in := inputAt(out, inputs); in != "" {
+		return usageError{fmt.Sprintf("%s: --%s %s is the input file %s; write the %s elsewhere", cmd, flagName, out, in, what)}
+	}
+	return nil
+}
+
+// inputAt returns the input that out names ("" if none).
+func inputAt(out string, inputs []string) string {
 	ost, err := os.Stat(out)
 	if err != nil {
-		return nil // nothing there yet: it cannot be an input
+		return "" // nothing there yet: it cannot be an input
 	}
 	for _, in := range inputs {
 		if in == "" {
 			continue
 		}
 		if ist, err := os.Stat(in); err == nil && os.SameFile(ost, ist) {
-			return usageError{fmt.Sprintf("route: --out %s is the input file %s; write the discharge elsewhere", out, in)}
+			return in
 		}
 	}
-	return nil
+	return ""
+}
+
+// rapidInputs lists the RAPID files of a folder that a run reads.
+func rapidInputs(dir string) []string {
+	if dir == "" {
+		return nil
+	}
+	var l []string
+	for _, f := range []string{data.RAPIDConnectFile, data.RAPIDBasinFile, data.RAPIDKFile, data.RAPIDXFile} {
+		l = append(l, filepath.Join(dir, f))
+	}
+	return l
 }
 
 // stepFlags converts --step and --substep (seconds, 0: not given).

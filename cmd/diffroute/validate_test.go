@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"os"
@@ -347,5 +348,37 @@ func TestGeneratedSizeBounded(t *testing.T) {
 		{[]string{"bench", "--reaches", "100", "--kernel-reaches", "9000000000000"}, "bench: --kernel-reaches 9000000000000"},
 	} {
 		expectErr(t, true, tc.args, tc.want)
+	}
+}
+
+// An output that would land on an input file is refused before any work,
+// and the input is left as it was: route's --out, grad's --out and
+// --runoff-grad, and a calibrate --out folder holding its inputs (the
+// --rapid folder: k.csv and x.csv are the prior).
+func TestOutputIsNotAnInput(t *testing.T) {
+	basin := filepath.Join(t.TempDir(), "basin")
+	genBasin(t, basin, 30, 10, 2, 7)
+	in := func(f string) string { return filepath.Join(basin, f) }
+	common := []string{"--quiet", "--rapid", basin, "--runoff", in("runoff.nc")}
+	withObs := append(append([]string(nil), common...), "--observed", in("observed.csv"))
+	before := map[string][]byte{}
+	for _, f := range []string{"runoff.nc", "observed.csv", "k.csv", "x.csv"} {
+		before[f] = must(os.ReadFile(in(f)))
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"route"}, append(common, "--out", in("runoff.nc"))...), "route: --out " + in("runoff.nc") + " is the input file"},
+		{append([]string{"grad"}, append(withObs, "--out", in("observed.csv"))...), "grad: --out " + in("observed.csv") + " is the input file"},
+		{append([]string{"grad"}, append(withObs, "--out", filepath.Join(t.TempDir(), "g.csv"), "--runoff-grad", in("runoff.nc"))...), "grad: --runoff-grad"},
+		{append([]string{"calibrate"}, append(withObs, "--epochs", "1", "--out", basin)...), "calibrate: --out " + basin + " would replace the input file " + in("k.csv")},
+	} {
+		expectErr(t, true, c.args, c.want)
+	}
+	for f, b := range before {
+		if !bytes.Equal(must(os.ReadFile(in(f))), b) {
+			t.Errorf("%s was changed", f)
+		}
 	}
 }
