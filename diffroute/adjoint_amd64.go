@@ -13,10 +13,15 @@ type adjKernel struct {
 	wsum, wend, wprev           float64
 	gyn                         float64 // ∂L/∂(discharge) of the step after the block (0 past the end)
 	du, dup, dy                 float64 // out: Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1]
+	a, a8                       float64    // adjointAVX512: a, a⁸
+	p8                          [8]float64 // adjointAVX512: a⁸, a⁷, …, a
 }
 
 //go:noescape
 func adjointAVX2(k *adjKernel)
+
+//go:noescape
+func adjointAVX512(k *adjKernel)
 
 // adjointVector runs the adjoint of one section over a block of len(gy)
 // steps of f sub-steps (f a multiple of 4) on the vector kernel; see
@@ -43,7 +48,14 @@ func adjointVector(a *adjArgs) bool {
 		lam: a.lam, y0: a.y0, up0: a.up0,
 		wsum: a.w[0], wend: a.w[1], wprev: a.w[2], gyn: a.gyn,
 	}
-	adjointAVX2(&k)
+	if useSectionAVX512 && a.f%8 == 0 {
+		c4 := c2 * c2
+		k.nv, k.a, k.a8 = int64(a.f/8), c, c4*c4
+		k.p8 = [8]float64{c4 * c4, c4 * c2 * c, c4 * c2, c4 * c, c4, c2 * c, c2, c}
+		adjointAVX512(&k)
+	} else {
+		adjointAVX2(&k)
+	}
 	a.lam, a.du, a.dup, a.dy = k.lam, k.du, k.dup, k.dy
 	return true
 }

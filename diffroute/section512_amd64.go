@@ -21,10 +21,14 @@ type sec8Kernel struct {
 	y, up, lp             float64    // state in and out
 	rapid, add            int64      // flags: lateral rule, add into dst (else store)
 	wsum, wend, wprev     float64    // weights of a step's reported value
+	lat64, step64         int64      // sectionAVX512x64: runoff, out in float64
 }
 
 //go:noescape
 func sectionAVX512(k *sec8Kernel)
+
+//go:noescape
+func sectionAVX512x64(k *sec8Kernel)
 
 // section512 is sectionVector on the eight-wide kernel (f a multiple of 8,
 // float32 buffers checked by the caller).
@@ -49,5 +53,35 @@ func section512(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lPrev
 		k.add = 1
 	}
 	sectionAVX512(&k)
+	*y, *uPrev, *lPrev = k.y, k.up, k.lp
+}
+
+// section512x64 is sectionVector64 on the eight-wide kernel (f a multiple
+// of 8, buffers checked by the caller).
+func section512x64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) {
+	a := s.A1
+	a2 := a * a
+	a3 := a2 * a
+	a4 := a2 * a2
+	k := sec8Kernel{
+		inflow: (*float32)(unsafe.Pointer(unsafe.SliceData(inflow))), lat: lat.ptr(),
+		dst: (*float32)(unsafe.Pointer(unsafe.SliceData(dst))), out: out.ptr(),
+		nq: int64(lat.len()), nv: int64(f / 8),
+		b0: s.B0, b1: s.B1, kc: s.B0 + s.B1,
+		a: a, a2: a2, a4: a4, a8: a4 * a4,
+		pw: [8]float64{a, a2, a3, a4, a4 * a, a4 * a2, a4 * a3, a4 * a4},
+		y:  *y, up: *uPrev, lp: *lPrev,
+		wsum: w[0], wend: w[1], wprev: w[2],
+	}
+	if rapid {
+		k.rapid = 1
+	}
+	if lat.s64 != nil {
+		k.lat64 = 1
+	}
+	if out.s64 != nil {
+		k.step64 = 1
+	}
+	sectionAVX512x64(&k)
 	*y, *uPrev, *lPrev = k.y, k.up, k.lp
 }

@@ -145,3 +145,135 @@ store:
 done:
 	VZEROUPPER
 	RET
+
+#define E_LAT64 232
+#define E_STEP64 240
+
+// func sectionAVX512x64(k *sec8Kernel)
+//
+// sectionAVX512 with float64 inflow and dst (stored, never added), the
+// runoff and out in float64 where lat64 and step64 say so: the tiled
+// adjoint's forward and recompute passes.
+TEXT ·sectionAVX512x64(SB), NOSPLIT, $0-8
+	MOVQ k+0(FP), DI
+	MOVQ E_INFLOW(DI), SI
+	MOVQ E_LAT(DI), R8
+	MOVQ E_DST(DI), R9
+	MOVQ E_OUT(DI), R10
+	MOVQ E_NQ(DI), R12
+	MOVQ E_NV(DI), R13
+	VBROADCASTSD E_B0(DI), Z0
+	VBROADCASTSD E_B1(DI), Z1
+	VBROADCASTSD E_A(DI), Z2
+	VBROADCASTSD E_A2(DI), Z3
+	VBROADCASTSD E_A4(DI), Z4
+	VMOVUPD E_PW(DI), Z5
+	VBROADCASTSD E_Y(DI), Z6
+	VBROADCASTSD E_A8(DI), Z7
+	VPXORQ Z20, Z20, Z20 // zeros shifted in
+	MOVQ $7, R14
+	VPBROADCASTQ R14, Z18 // index of the last lane
+	MOVQ $1, R14
+	KMOVW R14, K1 // lane 0
+	XORQ BX, BX // fine index n
+	XORQ CX, CX // step q
+	TESTQ R12, R12
+	JZ done64
+
+step64:
+	MOVQ E_LAT64(DI), DX
+	TESTQ DX, DX
+	JZ lat32
+	VMOVSD (R8)(CX*8), X15 // l
+	JMP havelat
+
+lat32:
+	VXORPD X15, X15, X15
+	VCVTSS2SD (R8)(CX*4), X15, X15 // l
+
+havelat:
+	VMULSD E_KC(DI), X15, X13
+	VBROADCASTSD X13, Z16 // c = (b0+b1)·l
+	MOVQ E_RAPID(DI), DX
+	TESTQ DX, DX
+	JNZ rapid64
+	// lti: c + b1·(lp − l) in lane 0 only.
+	VMOVSD E_LP(DI), X14
+	VSUBSD X15, X14, X14
+	VMULSD E_B1(DI), X14, X14
+	VADDPD Z14, Z16, Z17
+	JMP stepset64
+
+rapid64:
+	VMOVAPD Z16, Z17
+
+stepset64:
+	VMOVSD X15, E_LP(DI)
+	VMOVAPD X6, X12 // y at the end of the previous step
+	VPXORQ Z9, Z9, Z9
+	MOVQ R13, DX
+
+vec64:
+	VMOVUPD (SI)(BX*8), Z10 // u[n..n+7]
+	TESTQ BX, BX
+	JZ firstprev64
+	VMOVUPD -8(SI)(BX*8), Z11 // u[n−1..n+6]
+	JMP haveprev64
+
+firstprev64:
+	VALIGNQ $7, Z20, Z10, Z11
+	VBROADCASTSD E_UP(DI), Z15
+	VBLENDMPD Z15, Z11, K1, Z11
+
+haveprev64:
+	VFMADD213PD Z17, Z0, Z10  // g = b0·u + c
+	VFMADD231PD Z11, Z1, Z10  // g += b1·u[−1]
+	VALIGNQ $7, Z20, Z10, Z13
+	VFMADD231PD Z13, Z2, Z10  // s1 = g + a·g[j−1]
+	VALIGNQ $6, Z20, Z10, Z13
+	VFMADD231PD Z13, Z3, Z10  // s2 = s1 + a²·s1[j−2]
+	VALIGNQ $4, Z20, Z10, Z13
+	VFMADD231PD Z13, Z4, Z10  // s3 = s2 + a⁴·s2[j−4]
+	VMOVAPD Z10, Z14
+	VFMADD231PD Z6, Z5, Z14   // y = [a, …, a⁸]·y[−1] + s3
+	VPERMPD Z10, Z18, Z13
+	VFMADD213PD Z13, Z7, Z6   // y[−1] = a⁸·y[−1] + s3[7] (= y[7])
+	VMOVUPD Z14, (R9)(BX*8)
+	VADDPD Z14, Z9, Z9
+	VMOVAPD Z16, Z17
+	ADDQ $8, BX
+	DECQ DX
+	JNZ vec64
+
+	// out[q] = wsum·Σy + wend·y_end + wprev·y_end(previous step)
+	VEXTRACTF64X4 $1, Z9, Y13
+	VADDPD Y13, Y9, Y9
+	VEXTRACTF128 $1, Y9, X13
+	VADDPD X13, X9, X9
+	VPERMILPD $1, X9, X13
+	VADDSD X13, X9, X9
+	VMULSD E_WSUM(DI), X9, X9
+	VFMADD231SD E_WEND(DI), X6, X9
+	VFMADD231SD E_WPREV(DI), X12, X9
+	MOVQ E_STEP64(DI), DX
+	TESTQ DX, DX
+	JZ out32
+	VMOVSD X9, (R10)(CX*8)
+	JMP outdone
+
+out32:
+	VCVTSD2SS X9, X9, X9
+	VMOVSS X9, (R10)(CX*4)
+
+outdone:
+	INCQ CX
+	CMPQ CX, R12
+	JLT step64
+
+	VMOVSD X6, E_Y(DI)
+	VMOVSD -8(SI)(BX*8), X15
+	VMOVSD X15, E_UP(DI)
+
+done64:
+	VZEROUPPER
+	RET

@@ -151,6 +151,10 @@ func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev
 	if len(inflow) < fl || len(dst) < fl || out.len() < nq {
 		panic("diffroute: sectionVector64 buffers too short")
 	}
+	if useSectionAVX512 && f%8 == 0 {
+		section512x64(s, f, rapid, w, y, uPrev, lPrev, inflow, dst, lat, out)
+		return true
+	}
 	a := s.A1
 	a2 := a * a
 	k := secKernel{
