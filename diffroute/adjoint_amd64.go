@@ -11,8 +11,8 @@ type adjKernel struct {
 	m1, m2, p                   [4]float64
 	lam, y0, up0                float64 // λ after the block (in; out: λ at its first sub-step), y and u before it
 	wsum, wend, wprev           float64
-	gyn                         float64 // ∂L/∂(discharge) of the step after the block (0 past the end)
-	du, dup, dy                 float64 // out: Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1]
+	gyn                         float64    // ∂L/∂(discharge) of the step after the block (0 past the end)
+	du, dup, dy                 float64    // out: Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1]
 	a, a8                       float64    // adjointAVX512: a, a⁸
 	p8                          [8]float64 // adjointAVX512: a⁸, a⁷, …, a
 }
