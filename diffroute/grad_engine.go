@@ -247,10 +247,14 @@ type gradRun struct {
 	y32, gy32     []float32   // discharge and ∂L/∂y in float32 instead of y and gy (tiled)
 	dxT           *DataTensor // ∂L/∂runoff in the runoff's layout instead of dx (tiled)
 	noY           bool        // no discharge wanted (Backward)
-	dxCarry       []float64   // [i] tiled, lti rule: ∂L/∂runoff of the step before a block
+	dxCarry       []float64   // [p] tiled, lti rule: ∂L/∂runoff of the step before a block
 	bound         [][]float64 // per boundary slot: outflow, then its adjoint (TF values)
-	ckY, ckU, ckL []float64   // [block][i] state at block starts
-	twks          []*tileWorker
+	ckY, ckU, ckL []float64   // [block][p] state at block starts
+	lamT          []float64   // [p] λ at the first sub-step of the next block
+	dsecT         [][3]float64
+	// whether any reach has a fine inflow, a fine output, ∂L/∂ of one
+	anyIn, anyOut, anyGout bool
+	twks                   []*tileWorker
 }
 
 type gradCheckpoint struct {

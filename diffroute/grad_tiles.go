@@ -41,7 +41,12 @@ type tiling struct {
 }
 
 // gradTile lists a tile's reaches upstream first; the last is its root.
-type gradTile struct{ reaches []int32 }
+// The tiles' reaches, numbered in tile order (base + index in the tile),
+// index the per-reach arrays of the tiled passes: one tile's are contiguous.
+type gradTile struct {
+	reaches []int32
+	base    int
+}
 
 // tilesUsable reports whether the tiled adjoint runs e's reaches.
 func (e *gradEngine) tilesUsable() bool {
@@ -140,6 +145,13 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 			t.maxTile = max(t.maxTile, len(tl.reaches))
 		}
 		t.groups = append(t.groups, tiles)
+	}
+	pos := 0
+	for _, tiles := range t.groups {
+		for k := range tiles {
+			tiles[k].base = pos
+			pos += len(tiles[k].reaches)
+		}
 	}
 	for v := 0; v < n; v++ {
 		t.bslot[v] = -1
@@ -243,7 +255,10 @@ func (wk *tileWorker) uRow(tl *tiling, i int32, nb int) []float64 {
 // is kept in its inflow row, and summed again only when fresh.
 func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb int, fresh bool) []float64 {
 	ups := g.e.net.Upstream(int(i))
-	ext := g.in[i]
+	var ext []float64
+	if g.anyIn {
+		ext = g.in[i]
+	}
 	if ext == nil {
 		switch len(ups) {
 		case 0:
@@ -287,7 +302,7 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, n0, nb i
 			src = wk.yRow(tl, d, nb)
 		}
 	}
-	if gout := g.gout[i]; gout != nil {
+	if gout := g.gout[i]; g.anyGout && gout != nil {
 		gs := gout[b*g.TF+n0 : b*g.TF+n0+nb]
 		if src == nil {
 			return gs
@@ -349,7 +364,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				if j+prefetchAhead < len(t.reaches) {
 					g.warmRows(t.reaches[j+prefetchAhead], b, q0, nq, coarse, false)
 				}
-				off := k*n + int(i)
+				off := k*n + t.base + j
 				s := e.secStart[i]
 				g.ckY[off], g.ckU[off], g.ckL[off] = g.ys[s], g.uPrev[i], g.lPrev[i]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
@@ -367,8 +382,10 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
 				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, q0, nq), out)
-				if o := g.out[i]; o != nil {
-					copy(o[b*g.TF+n0:], y)
+				if g.anyOut {
+					if o := g.out[i]; o != nil {
+						copy(o[b*g.TF+n0:], y)
+					}
 				}
 			}
 		}
@@ -391,7 +408,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				if j+prefetchAhead < len(t.reaches) {
 					g.warmRows(t.reaches[j+prefetchAhead], b, q0, nq, false, false)
 				}
-				off := k*n + int(i)
+				off := k*n + t.base + j
 				ys, up, lp := g.ckY[off], g.ckU[off], g.ckL[off]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				y := wk.yRow(tl, i, nb)
@@ -401,7 +418,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				if j >= prefetchAhead {
 					g.warmRows(t.reaches[j-prefetchAhead], b, q0, nq, false, true)
 				}
-				g.tileReachAdjoint(wk, tl, w, b, t.reaches[j], k, n0, nb)
+				g.tileReachAdjoint(wk, tl, w, b, t.reaches[j], t.base+j, k, n0, nb)
 			}
 		}
 	})
@@ -409,11 +426,11 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 
 // tileReachAdjoint runs reach i's adjoint over block k and accumulates its
 // gradients; its buffer row then holds ∂L/∂(its inflow).
-func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b int, i int32, k, n0, nb int) {
+func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b int, i int32, p, k, n0, nb int) {
 	e := g.e
 	n, f := g.N, e.f
 	q0, nq := n0/f, nb/f
-	off := k*n + int(i)
+	off := k*n + p
 	sk := e.secStart[i]
 	s := e.secs[sk]
 	// ∂L/∂(discharge) and runoff of the block's steps, in float64.
@@ -443,11 +460,11 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 	a := &wk.args
 	*a = adjArgs{s: s, f: f, ubd: g.tileAdjIn(wk, tl, b, i, n0, nb), y: wk.yRow(tl, i, nb),
 		u: g.tileInflow(wk, tl, b, i, n0, nb, false), gy: gy, w: w, gyn: gyn,
-		y0: g.ckY[off], up0: g.ckU[off], lam: g.lam[sk], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
+		y0: g.ckY[off], up0: g.ckU[off], lam: g.lamT[p], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
 	if !adjointVector(a) {
 		adjointSection(a)
 	}
-	g.lam[sk] = a.lam
+	g.lamT[p] = a.lam
 	// The runoff's share: B0 multiplies u[n] + l, B1 u[n−1] + l', l' being
 	// l except on a step's first sub-step under the lti rule, where it is
 	// the previous step's runoff (in the block before: carried).
@@ -476,8 +493,8 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 		dx[j] = (s.B0+s.B1)*S - s.B1*F
 	}
 	if !rapid {
-		dx[nq-1] += g.dxCarry[i]
-		g.dxCarry[i] = carry // the last step of the block before; dropped before the first
+		dx[nq-1] += g.dxCarry[p]
+		g.dxCarry[p] = carry // the last step of the block before; dropped before the first
 	}
 	if g.dxT != nil {
 		dst := g.dxT.Series(b, g.rows[i])[q0 : q0+nq]
@@ -487,7 +504,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 	} else {
 		copy(g.dx[row+q0:row+q0+nq], dx)
 	}
-	ds := &g.dsec[sk]
+	ds := &g.dsecT[p]
 	ds[0] += a.du + dl0
 	ds[1] += a.dup + dl1
 	ds[2] += a.dy
@@ -509,7 +526,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 			copy(g.bound[sl][n0:n0+nb], ub)
 		}
 	}
-	if d := g.din[i]; d != nil {
+	if d := g.din[i]; g.anyIn && d != nil {
 		d = d[b*g.TF+n0:][:nb]
 		addSeries(d, d, ub)
 	}
@@ -536,6 +553,8 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if g.y32 == nil && !g.noY {
 		g.y = reuse(&e.yBuf, g.B*n*g.T)
 	}
+	notNil := func(s []float64) bool { return s != nil }
+	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), true
 	for b := 0; b < g.B; b++ {
 		g.initState(b)
 		if err := g.tileForward(ctx, tl, b, !g.noY); err != nil {
@@ -548,8 +567,9 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if err := loss(); err != nil {
 		return err
 	}
+	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
-	g.dxCarry = make([]float64, n)
+	g.dxCarry, g.lamT, g.dsecT = make([]float64, n), make([]float64, n), make([][3]float64, n)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
 			g.initState(b)
@@ -557,10 +577,21 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 				return err
 			}
 		}
-		clear(g.lam)
+		clear(g.lamT)
 		clear(g.dxCarry)
 		if err := g.tileBackward(ctx, tl, b); err != nil {
 			return err
+		}
+	}
+	// Back from tile order to sections.
+	for _, tiles := range tl.groups {
+		for _, t := range tiles {
+			for j, i := range t.reaches {
+				ds, dt := &g.dsec[e.secStart[i]], g.dsecT[t.base+j]
+				ds[0] += dt[0]
+				ds[1] += dt[1]
+				ds[2] += dt[2]
+			}
 		}
 	}
 	g.finishParams()
