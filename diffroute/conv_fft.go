@@ -8,24 +8,13 @@ import (
 
 // convFFTMinTaps is the crossover between the direct dense convolution and
 // FFT overlap-save: kernels with at least this many contiguous taps are
-// convolved by FFT. The direct kernel costs one FMA per tap and output on
-// wide vectors; overlap-save about 5·log2(M) flops per output on gonum's
-// scalar real FFT, so it only wins for long kernels (measured with
-// BenchmarkConvDenseVsFFT; on AVX-512 the crossover is near 1,500 taps, on
-// AVX2 lower, in plain Go lower still).
+// convolved by FFT. The direct kernel costs one multiply-add per tap and
+// output on wide vectors; overlap-save a few tens of flops per output (about
+// 5·log2 M per transform, two transforms per block) on gonum's scalar real
+// FFT, so on vector hardware it only wins for long kernels
+// (BenchmarkConvDenseVsFFT measures both; convFFTCrossover holds the
+// figures for each kernel).
 var convFFTMinTaps = convFFTCrossover()
-
-// convFFTCrossover is the measured crossover for the kernel convDense runs on here.
-func convFFTCrossover() int {
-	switch {
-	case haveConvAVX512:
-		return 1536
-	case haveSectionAVX2:
-		return 768
-	default:
-		return 256
-	}
-}
 
 // convSpectrum is the overlap-save form of one dense kernel: its spectrum at
 // FFT length m, divided by m (gonum's inverse transform is unnormalized).

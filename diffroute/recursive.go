@@ -380,7 +380,7 @@ type recWorker struct {
 	free  []int32     // indices of free buffers
 	conv  []float64   // scratch for convolution reaches
 	ffts  map[int]*convFFTWork
-	mid   []float64   // scratch for the vector cascade
+	mid   []float64 // scratch for the vector cascade
 	step  []float32
 	zeros []float32 // inflow of headwater reaches
 	sink  []float32 // outflow of outlets nobody reads
