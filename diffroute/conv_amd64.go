@@ -44,9 +44,9 @@ func convDenseVector(rev, e, y []float64) bool {
 func convFFTCrossover() int {
 	switch {
 	case haveConvAVX512:
-		return 3072
+		return 1536
 	case haveSectionAVX2:
-		return 2048
+		return 1024
 	default:
 		return 384
 	}

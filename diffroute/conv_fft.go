@@ -23,11 +23,12 @@ type convSpectrum struct {
 	g []complex128
 }
 
-// convFFTLen is the FFT length for l taps: the power of two at least 4·l,
-// so that each transform yields at least three quarters of its length in
-// outputs.
+// convFFTLen is the FFT length for l taps: the power of two at least 2·l, so
+// that each transform yields at least half its length in outputs. Longer
+// transforms save a little per output on long series but waste most of a
+// block on chunks of a few thousand sub-steps, and cost memory per reach.
 func convFFTLen(l int) int {
-	return 1 << bits.Len(uint(4*l-1))
+	return 1 << bits.Len(uint(2*l-1))
 }
 
 // convSpectrumBytes is the memory of the spectrum of a kernel with l
