@@ -44,7 +44,7 @@ func convDenseVector(rev, e, y []float64) bool {
 func convFFTCrossover() int {
 	switch {
 	case haveConvAVX512:
-		return 1536
+		return 2048
 	case haveSectionAVX2:
 		return 1024
 	default:
