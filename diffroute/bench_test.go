@@ -2,6 +2,7 @@ package diffroute
 
 import (
 	"context"
+	"math"
 	"syscall"
 	"testing"
 	"time"
@@ -19,10 +20,14 @@ func cpuTime() time.Duration {
 }
 
 func benchRecursive(b *testing.B, n, steps, f, workers int, irf string) {
+	benchRecursiveDelay(b, n, steps, f, workers, irf, 16)
+}
+
+func benchRecursiveDelay(b *testing.B, n, steps, f, workers int, irf string, maxDelay int) {
 	net := SyntheticNetwork(n, 1)
 	x := SyntheticRunoff(net, 1, steps, 1)
 	p := testParams(irf, n, 1)
-	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: 16})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: p, SubSteps: f, Workers: workers, MaxDelay: maxDelay})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,6 +56,53 @@ func BenchmarkRecursiveNash20k(b *testing.B)    { benchRecursive(b, 20000, 100, 
 func BenchmarkRecursivePureLag20k(b *testing.B) { benchRecursive(b, 20000, 100, 24, 0, "pure_lag") }
 
 func BenchmarkRecursiveHayami20k(b *testing.B) { benchRecursive(b, 20000, 100, 24, 0, "hayami") }
+
+// BenchmarkRecursiveHayamiLongWindow routes slow, diffusive Hayami reaches
+// (long L, low celerity: kernels of thousands of fine taps in a 256-step
+// window, W = 6,144) with the direct/FFT choice by tap count (auto) and with
+// every reach direct.
+func BenchmarkRecursiveHayamiLongWindow(b *testing.B) {
+	const n, steps, f = 2000, 400, 24
+	net := SyntheticNetwork(n, 1)
+	x := SyntheticRunoff(net, 1, steps, 1)
+	p := testParams("hayami", n, 1)
+	for i := range n {
+		p["L"][i] *= 40
+		p["c"][i] /= 4
+	}
+	for _, way := range []string{"auto", "direct"} {
+		b.Run(way, func(b *testing.B) {
+			if way == "direct" {
+				old := convFFTMinTaps
+				convFFTMinTaps = math.MaxInt
+				defer func() { convFFTMinTaps = old }()
+			}
+			rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: "hayami", Params: p, SubSteps: f, MaxDelay: 256})
+			if err != nil {
+				b.Fatal(err)
+			}
+			taps, byFFT := 0, 0
+			for _, c := range rr.conv {
+				taps += len(c.taps)
+				if c.spec != nil {
+					byFFT++
+				}
+			}
+			var cpu time.Duration
+			for b.Loop() {
+				c0 := cpuTime()
+				if _, err := rr.Route(context.Background(), x); err != nil {
+					b.Fatal(err)
+				}
+				cpu += cpuTime() - c0
+			}
+			work := float64(n*steps*f) * float64(b.N)
+			b.ReportMetric(float64(taps)/n, "taps/reach")
+			b.ReportMetric(float64(byFFT)/n, "FFT-share")
+			b.ReportMetric(work/cpu.Seconds()/1e6, "M/cpu-s")
+		})
+	}
+}
 
 func BenchmarkRecursiveMuskingum20k1(b *testing.B) {
 	benchRecursive(b, 20000, 100, 24, 1, "muskingum")

@@ -38,3 +38,16 @@ func convDenseVector(rev, e, y []float64) bool {
 	}
 	return true
 }
+
+// convFFTCrossover is the tap count from which overlap-save beats the direct
+// kernel that runs here (measured on 2,400-output chunks).
+func convFFTCrossover() int {
+	switch {
+	case haveConvAVX512:
+		return 2048
+	case haveSectionAVX2:
+		return 1024
+	default:
+		return 384
+	}
+}

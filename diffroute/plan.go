@@ -140,6 +140,8 @@ func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
 					}
 				}
 				taps += nz
+				// Long kernels keep their spectrum for FFT convolution.
+				m.recPerReach += convSpectrumBytes(int(nz))
 				// Convolution reaches keep W−1 inflows per batch member.
 				m.recPerReach += int64(B) * int64(o.MaxDelay*m.f-1) * 8
 				fir = true

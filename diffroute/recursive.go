@@ -379,10 +379,24 @@ type recWorker struct {
 	bufs  [][]float32 // inflow buffers, pending or free
 	free  []int32     // indices of free buffers
 	conv  []float64   // scratch for convolution reaches
-	mid   []float64   // scratch for the vector cascade
+	ffts  map[int]*convFFTWork
+	mid   []float64 // scratch for the vector cascade
 	step  []float32
 	zeros []float32 // inflow of headwater reaches
 	sink  []float32 // outflow of outlets nobody reads
+}
+
+// fftWork returns the worker's overlap-save transform of length m.
+func (wk *recWorker) fftWork(m int) *convFFTWork {
+	w := wk.ffts[m]
+	if w == nil {
+		if wk.ffts == nil {
+			wk.ffts = map[int]*convFFTWork{}
+		}
+		w = newConvFFTWork(m)
+		wk.ffts[m] = w
+	}
+	return w
 }
 
 // zeroBuf returns n zeros (read-only) and sinkBuf n values to scribble on.
@@ -823,7 +837,7 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 			}
 		}
 	}
-	convFine(c, ext, h, yf)
+	convFine(c, ext, h, yf, wk.fftWork)
 	if dst != nil {
 		for n, v := range dst[:fl] {
 			dst[n] = v + float32(yf[n])

@@ -17,7 +17,8 @@ type convTaps struct {
 	taps  []float64 // nil: not a convolution reach; empty: an all-zero IRF
 	idx   []int32
 	dense bool
-	hi    int // dense: position of the last tap
+	hi    int           // dense: position of the last tap
+	spec  *convSpectrum // dense with many taps: convolved by FFT overlap-save
 }
 
 func newConvTaps(taps []float64, idx []int32) convTaps {
@@ -29,17 +30,25 @@ func newConvTaps(taps []float64, idx []int32) convTaps {
 	for j := range rev {
 		rev[j] = taps[l-1-j]
 	}
-	return convTaps{taps: rev, dense: true, hi: int(idx[l-1])}
+	c := convTaps{taps: rev, dense: true, hi: int(idx[l-1])}
+	if l >= convFFTMinTaps {
+		c.spec = newConvSpectrum(rev)
+	}
+	return c
 }
 
 // convFine fills y (one chunk of fine outflows) from ext (h inflows of
-// history, then len(y) inflows of the chunk). Each output is summed over the
-// taps in the same order whichever chunk it falls in, so routing a series in
-// chunks gives bit-identical values to routing it whole.
-func convFine(c convTaps, ext []float64, h int, y []float64) {
+// history, then len(y) inflows of the chunk). Directly, each output is summed
+// over the taps in the same order whichever chunk it falls in, so routing a
+// series in chunks gives bit-identical values to routing it whole; by FFT
+// (long kernels, fft the worker's transforms) they agree to float64
+// rounding.
+func convFine(c convTaps, ext []float64, h int, y []float64, fft func(m int) *convFFTWork) {
 	switch {
 	case len(c.taps) == 0:
 		clear(y)
+	case c.spec != nil && fft != nil && len(y) >= len(c.taps):
+		convOverlapSave(c.spec, len(c.taps), fft(c.spec.m), ext[h-c.hi:], y)
 	case c.dense:
 		// y[n] = Σ_j taps[j]·ext[h+n−(hi−j)] = Σ_j taps[j]·e[n+j]
 		// with e = ext[h−hi:].

@@ -91,7 +91,7 @@ func TestConvFineMatchesReference(t *testing.T) {
 				for k := range y {
 					y[k] = math.NaN() // every output must be written
 				}
-				convFine(r.c, ext, h, y)
+				convFine(r.c, ext, h, y, nil)
 				checkConv(t, fmt.Sprintf("w=%d L=%d contiguous=%v fl=%d", w, len(r.taps), contiguous, fl), r, ext, h, y)
 			}
 		}
@@ -111,7 +111,7 @@ func TestConvFineMatchesReference(t *testing.T) {
 			ext[k] = rng.Float64()
 		}
 		y := make([]float64, 37)
-		convFine(r.c, ext, h, y)
+		convFine(r.c, ext, h, y, nil)
 		checkConv(t, fmt.Sprintf("l=%d at end", l), r, ext, h, y)
 	}
 }
@@ -132,7 +132,7 @@ func TestConvFineChunksEqualWhole(t *testing.T) {
 				series[k] = rng.Float64() * 100
 			}
 			whole := make([]float64, total)
-			convFine(c, series, h, whole)
+			convFine(c, series, h, whole, nil)
 			checkConv(t, fmt.Sprintf("w=%d whole", w), r, series, h, whole)
 
 			hist := append([]float64(nil), series[:h]...)
@@ -141,7 +141,7 @@ func TestConvFineChunksEqualWhole(t *testing.T) {
 				fl := min(total-pos, []int{1, 2, 3, 5, 24, 7, 130, 4}[rng.IntN(8)])
 				ext := append(append([]float64(nil), hist...), series[h+pos:h+pos+fl]...)
 				y := make([]float64, fl)
-				convFine(c, ext, h, y)
+				convFine(c, ext, h, y, nil)
 				got = append(got, y...)
 				copy(hist, ext[fl:])
 				pos += fl
@@ -312,7 +312,7 @@ func BenchmarkConvFine(b *testing.B) {
 		}{{"dense", dense}, {"gather", sparse}} {
 			b.Run(fmt.Sprintf("%s/L%d", v.name, l), func(b *testing.B) {
 				for b.Loop() {
-					convFine(v.c, ext, h, y)
+					convFine(v.c, ext, h, y, nil)
 				}
 				b.ReportMetric(float64(fl)*float64(b.N)/b.Elapsed().Seconds()/1e6, "M-out/s")
 			})

@@ -15,6 +15,10 @@ func prefetch64(p *float64)  {}
 
 func convDenseVector(rev, e, y []float64) bool { return false }
 
+// convFFTCrossover is the tap count from which overlap-save beats the plain
+// Go direct kernel (measured on amd64 without vectors).
+func convFFTCrossover() int { return 384 }
+
 func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, mid []float64, step, zero []float32) bool {
 	return false
 }

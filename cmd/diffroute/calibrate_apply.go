@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/diffroute-go/route/calibrate"
 	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // readMapFile reads and checks a map.json written by calibrate.
@@ -108,4 +110,46 @@ func (m *mapFile) params(path, attrPath string, net *diffroute.Network, step tim
 		return nil, err
 	}
 	return sp.Params(m.Z), nil
+}
+
+// applyLearnedMap resolves route's --map-from and --attributes (or
+// --params-from a calibrate folder holding map.json, with --attributes):
+// the learned map gives this basin's parameters from its reach attributes.
+func applyLearnedMap(cfg *pipeline.Config, rf *routeFlags, rapidDir, mapFrom, attrs string) error {
+	if attrs != "" && mapFrom == "" && rf.paramsFrom != "" {
+		// --params-from a calibrate folder with another basin's attributes:
+		// apply its learned map.
+		mapFrom = filepath.Join(rf.paramsFrom, "map.json")
+		if !fileExists(mapFrom) {
+			return usageError{fmt.Sprintf("route: --attributes with --params-from %s needs the learned map %s (calibrate --map loglinear, mlp or group writes it)", rf.paramsFrom, mapFrom)}
+		}
+		rf.paramsFrom, cfg.ParamsFrom = "", ""
+	}
+	switch {
+	case attrs != "" && mapFrom == "":
+		return usageError{"route: --attributes goes with --map-from (or --params-from a folder holding map.json)"}
+	case mapFrom != "" && rf.paramsFrom != "":
+		return usageError{"route: --map-from and --params-from both give the parameters: use one"}
+	case mapFrom != "":
+		if attrs == "" {
+			attrs = filepath.Join(rapidDir, "attributes.csv")
+			if !fileExists(attrs) {
+				return usageError{fmt.Sprintf("route: --map-from needs this basin's reach attributes: --attributes FILE (no attributes.csv in %s)", rapidDir)}
+			}
+		}
+		for _, in := range []struct{ flag, path string }{{"map-from", mapFrom}, {"attributes", attrs}} {
+			if err := checkInputFile("route", in.flag, in.path); err != nil {
+				return err
+			}
+		}
+		m, err := readMapFile(mapFrom, rf.irf)
+		if err != nil {
+			return err
+		}
+		path, attrPath := mapFrom, attrs
+		cfg.ParamsMap = func(net *diffroute.Network, step time.Duration) (diffroute.Params, error) {
+			return m.params(path, attrPath, net, step)
+		}
+	}
+	return nil
 }

@@ -159,40 +159,8 @@ func runRoute(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := checkRAPIDDir("route", *rapidDir); err != nil {
 		return err
 	}
-	if *attrs != "" && *mapFrom == "" && rf.paramsFrom != "" {
-		// --params-from a calibrate folder with another basin's attributes:
-		// apply its learned map.
-		*mapFrom = filepath.Join(rf.paramsFrom, "map.json")
-		if !fileExists(*mapFrom) {
-			return usageError{fmt.Sprintf("route: --attributes with --params-from %s needs the learned map %s (calibrate --map loglinear, mlp or group writes it)", rf.paramsFrom, *mapFrom)}
-		}
-		rf.paramsFrom, cfg.ParamsFrom = "", ""
-	}
-	switch {
-	case *attrs != "" && *mapFrom == "":
-		return usageError{"route: --attributes goes with --map-from (or --params-from a folder holding map.json)"}
-	case *mapFrom != "" && rf.paramsFrom != "":
-		return usageError{"route: --map-from and --params-from both give the parameters: use one"}
-	case *mapFrom != "":
-		if *attrs == "" {
-			*attrs = filepath.Join(*rapidDir, "attributes.csv")
-			if !fileExists(*attrs) {
-				return usageError{fmt.Sprintf("route: --map-from needs this basin's reach attributes: --attributes FILE (no attributes.csv in %s)", *rapidDir)}
-			}
-		}
-		for _, in := range []struct{ flag, path string }{{"map-from", *mapFrom}, {"attributes", *attrs}} {
-			if err := checkInputFile("route", in.flag, in.path); err != nil {
-				return err
-			}
-		}
-		m, err := readMapFile(*mapFrom, rf.irf)
-		if err != nil {
-			return err
-		}
-		path, attrPath := *mapFrom, *attrs
-		cfg.ParamsMap = func(net *diffroute.Network, step time.Duration) (diffroute.Params, error) {
-			return m.params(path, attrPath, net, step)
-		}
+	if err := applyLearnedMap(&cfg, &rf, *rapidDir, *mapFrom, *attrs); err != nil {
+		return err
 	}
 	runoffCheck := *runoffPath
 	if m, _ := filepath.Glob(runoffCheck); strings.ContainsAny(runoffCheck, "*?[") && len(m) > 0 {
