@@ -251,6 +251,7 @@ type gradRun struct {
 	bound         [][]float64 // per boundary slot: outflow, then its adjoint (TF values)
 	ckY, ckU, ckL []float64   // [block][p] state at block starts
 	lamT          []float64   // [p] λ at the first sub-step of the next block
+	rowT          []int       // [p] the runoff's row
 	dsecT         [][3]float64
 	// whether any reach has a fine inflow, a fine output, ∂L/∂ of one
 	anyIn, anyOut, anyGout bool

@@ -38,6 +38,9 @@ type tiling struct {
 	bslot   []int32 // boundary slot of a reach whose outflow leaves its tile, or −1
 	nslot   int
 	maxTile int
+	// [p] in tile order, where ∂L/∂(outflow) comes from: the downstream
+	// reach's row in the tile (≥ 0), boundary slot s (−2 − s), nowhere (−1)
+	adjSrc []int32
 }
 
 // gradTile lists a tile's reaches upstream first; the last is its root.
@@ -158,6 +161,21 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 		if d := net.down[v]; d >= 0 && t.tileOf[d] != t.tileOf[v] {
 			t.bslot[v] = int32(t.nslot)
 			t.nslot++
+		}
+	}
+	t.adjSrc = make([]int32, n)
+	for _, tiles := range t.groups {
+		for _, tl := range tiles {
+			for j, v := range tl.reaches {
+				a := int32(-1)
+				if d := net.down[v]; d >= 0 {
+					a = t.local[d]
+					if t.bslot[v] >= 0 {
+						a = -2 - t.bslot[v]
+					}
+				}
+				t.adjSrc[tl.base+j] = a
+			}
 		}
 	}
 	return t
@@ -293,16 +311,19 @@ func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb 
 
 // tileAdjIn is ∂L/∂(reach i's outflow) over the block through its
 // downstream reach and any transfer (the loss's share is added by the kernel).
-func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, n0, nb int) []float64 {
+func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int) []float64 {
 	var src []float64
-	if d := g.e.net.down[i]; d >= 0 {
-		if sl := tl.bslot[i]; sl >= 0 {
-			src = g.bound[sl][n0 : n0+nb] // the downstream tile left it there
-		} else {
-			src = wk.yRow(tl, d, nb)
-		}
+	switch a := tl.adjSrc[p]; {
+	case a >= 0:
+		src = wk.buf[2*int(a)*tl.bl:][:nb]
+	case a <= -2:
+		src = g.bound[-2-a][n0 : n0+nb] // the downstream tile left it there
 	}
-	if gout := g.gout[i]; g.anyGout && gout != nil {
+	var gout []float64
+	if g.anyGout {
+		gout = g.gout[i]
+	}
+	if gout != nil {
 		gs := gout[b*g.TF+n0 : b*g.TF+n0+nb]
 		if src == nil {
 			return gs
@@ -319,10 +340,11 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, n0, nb i
 	return src
 }
 
-// latSeg is reach i's runoff over steps [q0, q0+nq) of member b.
-func (g *gradRun) latSeg(b int, i int32, q0, nq int) mixedSeries {
+// latSeg is the runoff of reach i (at p in tile order) over steps
+// [q0, q0+nq) of member b.
+func (g *gradRun) latSeg(b int, i int32, p, q0, nq int) mixedSeries {
 	if g.lat == nil {
-		return mixedSeries{s32: g.x.Series(b, g.rows[i])[q0 : q0+nq]}
+		return mixedSeries{s32: g.x.Series(b, g.rowT[p])[q0 : q0+nq]}
 	}
 	return mixedSeries{s64: g.lat[(b*g.N+int(i))*g.T+q0:][:nq]}
 }
@@ -330,10 +352,10 @@ func (g *gradRun) latSeg(b int, i int32, q0, nq int) mixedSeries {
 // warmRows asks the cache for reach i's rows of runoff and, for the
 // forward pass, discharge or, for the backward pass, ∂L/∂y and ∂L/∂runoff
 // over steps [q0, q0+nq): they lie scattered through memory, one row per reach.
-func (g *gradRun) warmRows(i int32, b, q0, nq int, coarse, backward bool) {
+func (g *gradRun) warmRows(i int32, p, b, q0, nq int, coarse, backward bool) {
 	row := (b*g.N + int(i)) * g.T
 	if g.lat == nil {
-		prefetch32(g.x.Series(b, g.rows[i])[q0 : q0+nq])
+		prefetch32(g.x.Series(b, g.rowT[p])[q0 : q0+nq])
 	}
 	if coarse && g.y32 != nil {
 		prefetch32(g.y32[row+q0 : row+q0+nq])
@@ -343,7 +365,7 @@ func (g *gradRun) warmRows(i int32, b, q0, nq int, coarse, backward bool) {
 			prefetch32(g.gy32[row+q0 : row+q0+nq])
 		}
 		if g.dxT != nil {
-			prefetch32(g.dxT.Series(b, g.rows[i])[q0 : q0+nq])
+			prefetch32(g.dxT.Series(b, g.rowT[p])[q0 : q0+nq])
 		}
 	}
 }
@@ -362,7 +384,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], b, q0, nq, coarse, false)
+					g.warmRows(t.reaches[j+prefetchAhead], t.base+j+prefetchAhead, b, q0, nq, coarse, false)
 				}
 				off := k*n + t.base + j
 				s := e.secStart[i]
@@ -381,7 +403,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				default:
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
-				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, q0, nq), out)
+				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, t.base+j, q0, nq), out)
 				if g.anyOut {
 					if o := g.out[i]; o != nil {
 						copy(o[b*g.TF+n0:], y)
@@ -406,17 +428,17 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], b, q0, nq, false, false)
+					g.warmRows(t.reaches[j+prefetchAhead], t.base+j+prefetchAhead, b, q0, nq, false, false)
 				}
 				off := k*n + t.base + j
 				ys, up, lp := g.ckY[off], g.ckU[off], g.ckL[off]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				y := wk.yRow(tl, i, nb)
-				sectionVector64(e.secs[e.secStart[i]], f, rapid, w, &ys, &up, &lp, u, y, g.latSeg(b, i, q0, nq), mixedSeries{s64: wk.out[:nq]})
+				sectionVector64(e.secs[e.secStart[i]], f, rapid, w, &ys, &up, &lp, u, y, g.latSeg(b, i, t.base+j, q0, nq), mixedSeries{s64: wk.out[:nq]})
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
 				if j >= prefetchAhead {
-					g.warmRows(t.reaches[j-prefetchAhead], b, q0, nq, false, true)
+					g.warmRows(t.reaches[j-prefetchAhead], t.base+j-prefetchAhead, b, q0, nq, false, true)
 				}
 				g.tileReachAdjoint(wk, tl, w, b, t.reaches[j], t.base+j, k, n0, nb)
 			}
@@ -450,7 +472,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 			gyn = g.gy[row+q0+nq]
 		}
 	}
-	if ls := g.latSeg(b, i, q0, nq); ls.s64 != nil {
+	if ls := g.latSeg(b, i, p, q0, nq); ls.s64 != nil {
 		lat = ls.s64
 	} else {
 		for j, v := range ls.s32 {
@@ -458,7 +480,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 		}
 	}
 	a := &wk.args
-	*a = adjArgs{s: s, f: f, ubd: g.tileAdjIn(wk, tl, b, i, n0, nb), y: wk.yRow(tl, i, nb),
+	*a = adjArgs{s: s, f: f, ubd: g.tileAdjIn(wk, tl, b, i, p, n0, nb), y: wk.yRow(tl, i, nb),
 		u: g.tileInflow(wk, tl, b, i, n0, nb, false), gy: gy, w: w, gyn: gyn,
 		y0: g.ckY[off], up0: g.ckU[off], lam: g.lamT[p], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
 	if !adjointVector(a) {
@@ -497,7 +519,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 		g.dxCarry[p] = carry // the last step of the block before; dropped before the first
 	}
 	if g.dxT != nil {
-		dst := g.dxT.Series(b, g.rows[i])[q0 : q0+nq]
+		dst := g.dxT.Series(b, g.rowT[p])[q0 : q0+nq]
 		for j, v := range dx {
 			dst[j] = float32(v)
 		}
@@ -526,9 +548,11 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 			copy(g.bound[sl][n0:n0+nb], ub)
 		}
 	}
-	if d := g.din[i]; g.anyIn && d != nil {
-		d = d[b*g.TF+n0:][:nb]
-		addSeries(d, d, ub)
+	if g.anyIn {
+		if d := g.din[i]; d != nil {
+			d = d[b*g.TF+n0:][:nb]
+			addSeries(d, d, ub)
+		}
 	}
 }
 
@@ -554,6 +578,17 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		g.y = reuse(&e.yBuf, g.B*n*g.T)
 	}
 	notNil := func(s []float64) bool { return s != nil }
+	if g.rows != nil {
+		// The runoff's rows in tile order: read in order, block after block.
+		g.rowT = make([]int, n)
+		for _, tiles := range tl.groups {
+			for _, t := range tiles {
+				for j, i := range t.reaches {
+					g.rowT[t.base+j] = g.rows[i]
+				}
+			}
+		}
+	}
 	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), true
 	for b := 0; b < g.B; b++ {
 		g.initState(b)
