@@ -44,7 +44,8 @@
 //     Options.CheckpointSteps bounds memory: only the state at block starts
 //     is kept, and each block is recomputed once before its adjoint runs.
 //     Networks of one-section reaches (Muskingum, linear storage) with
-//     sub-steps in multiples of four run a tiled adjoint on vector kernels:
+//     sub-steps in multiples of four run a tiled adjoint on vector kernels
+//     (eight-wide with AVX-512 and sub-steps in multiples of eight):
 //     the network is cut into tiles whose block of outflows fits a core's
 //     cache; the forward pass keeps only the outflow series leaving each
 //     tile and the state at block starts, and the backward pass recomputes
