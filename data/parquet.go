@@ -292,32 +292,18 @@ func ReadParquet(path string) (*diffroute.DataTensor, error) {
 				if i64 == nil {
 					return fmt.Errorf("column %s holds int64, want float32", sc.Column(k).Name())
 				}
-				buf := make([]int64, n)
-				for got := int64(0); got < n; {
-					_, m, err := c.ReadBatch(n-got, buf[got:], nil, nil)
-					if err != nil {
-						return err
-					}
-					if m == 0 {
-						return fmt.Errorf("column %s: %d of %d values", sc.Column(k).Name(), got, n)
-					}
-					got += int64(m)
+				buf, err := readChunk(sc.Column(k).Name(), n, c.ReadBatch)
+				if err != nil {
+					return err
 				}
 				*i64 = append(*i64, buf...)
 			case *file.Float32ColumnChunkReader:
 				if f32 == nil {
 					return fmt.Errorf("column %s holds float32, want int64 or timestamp", sc.Column(k).Name())
 				}
-				buf := make([]float32, n)
-				for got := int64(0); got < n; {
-					_, m, err := c.ReadBatch(n-got, buf[got:], nil, nil)
-					if err != nil {
-						return err
-					}
-					if m == 0 {
-						return fmt.Errorf("column %s: %d of %d values", sc.Column(k).Name(), got, n)
-					}
-					got += int64(m)
+				buf, err := readChunk(sc.Column(k).Name(), n, c.ReadBatch)
+				if err != nil {
+					return err
 				}
 				*f32 = append(*f32, buf...)
 			default:
@@ -411,4 +397,21 @@ func ReadParquet(path string) (*diffroute.DataTensor, error) {
 		x.Times = append(x.Times, label(v))
 	}
 	return x, nil
+}
+
+// readChunk reads a column chunk's n values, in as many batches as its
+// reader takes.
+func readChunk[T any](name string, n int64, read func(int64, []T, []int16, []int16) (int64, int, error)) ([]T, error) {
+	buf := make([]T, n)
+	for got := int64(0); got < n; {
+		_, m, err := read(n-got, buf[got:], nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return nil, fmt.Errorf("column %s: %d of %d values", name, got, n)
+		}
+		got += int64(m)
+	}
+	return buf, nil
 }
