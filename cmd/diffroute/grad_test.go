@@ -147,7 +147,7 @@ func TestGradCLIMatchesRouteDifferences(t *testing.T) {
 		// the kernel method with DiffRoute's ReLU'd, renormalised kernels:
 		// the adjoint of the kernel build
 		"rapid_xx9_compat_diffroute": {dir: xx9dir, obs: obs, flags: append(slices.Clone(xflags), "--method", "kernel", "--compat", "diffroute", "--max-delay", "12")},
-		"generated": {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600"}},
+		"generated":                  {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600"}},
 	}
 	for name, b := range basins {
 		t.Run(name, func(t *testing.T) {
