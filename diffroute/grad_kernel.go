@@ -17,7 +17,11 @@ import (
 // derivative wherever MaxDelay covers each path's response (the kernel's
 // truncated mass, Stats().TruncatedMass, says how well). Kernels changed by
 // ReLU, renormalisation or excluded self pairs (Compat "diffroute") have no
-// recursive form: they give the runoff gradient only.
+// recursive form: built in the frequency domain (always under Compat
+// "diffroute"), their parameter gradients come from the adjoint of the
+// build (grad_build.go), exact for the kernel as built; built in the time
+// domain (ExcludeSelf, ReLU or Normalize set by hand with an IRF that has
+// a recursive form), they give the runoff gradient only.
 
 // RouteGrad implements Differentiable for the kernel method.
 func (kr *KernelRouter) RouteGrad(ctx context.Context, runoff *DataTensor, loss LossFunc) (*DataTensor, float64, *Gradients, error) {
@@ -42,8 +46,9 @@ func (kr *KernelRouter) RouteGrad(ctx context.Context, runoff *DataTensor, loss 
 
 // Backward implements Differentiable for the kernel method: the runoff
 // gradient by the transposed convolution, the parameter gradients by the
-// recursive adjoint (omitted for kernels with ReLU, renormalisation or
-// excluded self pairs).
+// recursive adjoint, or through ReLU, renormalisation and excluded self
+// pairs by the adjoint of the kernel's frequency-domain build (omitted for
+// such kernels built in the time domain).
 func (kr *KernelRouter) Backward(ctx context.Context, runoff, gy *DataTensor) (*Gradients, error) {
 	dx, err := kr.BackwardRunoff(ctx, runoff, gy)
 	if err != nil {
@@ -63,15 +68,18 @@ func (kr *KernelRouter) Backward(ctx context.Context, runoff, gy *DataTensor) (*
 func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTensor) (*Gradients, error) {
 	gr := &Gradients{Params: Params{}}
 	o := kr.opts
-	if o.ReLU || o.Normalize || o.ExcludeSelf {
-		return gr, nil
-	}
 	irf, err := LookupIRF(o.IRF)
 	if err != nil {
 		return nil, err
 	}
 	if len(irf.GradParams) == 0 {
 		return gr, nil
+	}
+	if kr.buildAdjointApplies() {
+		if kr.td != nil { // no adjoint of the time-domain build yet: the runoff gradient only
+			return gr, nil
+		}
+		return kr.backwardBuild(ctx, runoff, gy)
 	}
 	kr.tmu.Lock()
 	e := kr.grad
