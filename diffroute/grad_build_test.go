@@ -84,9 +84,10 @@ func (pm pairTaps64) forward64(n, B, T int, lat []float64) []float64 {
 	return y
 }
 
-// The kernel method's parameter gradients through ReLU, renormalisation and
-// excluded self pairs (the build's adjoint) against central differences of
-// the kernel method's own discharge in float64: random networks with three
+// The kernel method's parameter gradients through the FFT build (ReLU,
+// renormalisation, excluded self pairs, wrap-around: the build's adjoint)
+// against central differences of the kernel method's own discharge in
+// float64: random networks with three
 // outlets in shuffled file order, batch 2, every parameter along a random
 // direction and for single reaches.
 func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
@@ -113,6 +114,11 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 		// rapid lateral (the source's boxed step response), start averaging:
 		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 8, Method: Kernel, Normalize: true}, force: true, h: 1e-3},
 		{o: Options{IRF: "linear_storage", SubSteps: 3, MaxDelay: 6, Method: Kernel, ExcludeSelf: true, Lateral: LateralLTI}, force: true},
+		// convolution IRFs: always an FFT build, whose wrap-around and ε
+		// floor the recursion does not have
+		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Method: Kernel}},
+		{o: Options{IRF: "nash_gamma", SubSteps: 3, MaxDelay: 6, Method: Kernel, Average: AverageEnd, Sampling: SampleLast}},
+		{o: Options{IRF: "nash_gamma", SubSteps: 2, MaxDelay: 8, Compat: CompatDiffRoute}},
 	}
 	for _, c := range cases {
 		func() {

@@ -260,6 +260,9 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		gradCase{irf: "nash_cascade", lat: LateralLTI, avg: AverageEnd, smp: SampleAvg, f: 4, B: 3, T: 8, q0: true, ckpt: 3},
 		gradCase{irf: "hayami", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 2, B: 2, T: 12, q0: true, ckpt: 2},
 		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 5, B: 2, T: 11, q0: true, ckpt: 4},
+		// the continuous Nash cascade: tau and n
+		gradCase{irf: "nash_gamma", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 3, B: 2, T: 10, q0: true},
+		gradCase{irf: "nash_gamma", lat: LateralLTI, avg: AverageEnd, smp: SampleLast, f: 2, B: 1, T: 12, ckpt: 4},
 	)
 	// Sub-steps in whole vectors: the tiled adjoint's vector kernels.
 	for _, irf := range []string{"muskingum", "linear_storage", "nash_cascade"} {
