@@ -26,11 +26,14 @@ func (c gradPlanCase) plan() (*GradPlan, error) {
 }
 
 var gradPlanCases = map[string]gradPlanCase{
-	"muskingum-auto":  {25000, 120, 6, "muskingum", 16, 0},
-	"muskingum-whole": {6000, 240, 6, "muskingum", 16, 240},
-	"muskingum-ckpt":  {25000, 120, 6, "muskingum", 16, 7},
-	"hayami-whole":    {6000, 60, 4, "hayami", 8, 0},
-	// Sub-steps in whole vectors: the tiled adjoint.
+	// The general engine (convolution reaches).
+	"hayami-whole": {6000, 60, 4, "hayami", 8, 0},
+	// The tiled adjoint (sections): scalar loops (f = 6), vector kernels,
+	// cascades.
+	"muskingum-auto":       {25000, 120, 6, "muskingum", 16, 0},
+	"muskingum-whole":      {20000, 240, 6, "muskingum", 16, 240},
+	"muskingum-ckpt":       {25000, 120, 6, "muskingum", 16, 7},
+	"nash-tiled":           {20000, 100, 8, "nash_cascade", 16, 0},
 	"muskingum-tiled":      {60000, 100, 24, "muskingum", 16, 0},
 	"muskingum-tiled-ckpt": {20000, 200, 12, "muskingum", 16, 5},
 }
@@ -74,7 +77,7 @@ func TestGradPlanPredictsPeakRSS(t *testing.T) {
 	if vmHWM() < 0 {
 		t.Skip("no /proc/self/status")
 	}
-	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt"} {
+	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt", "nash-tiled"} {
 		c := gradPlanCases[name]
 		p, err := c.plan()
 		if err != nil {
@@ -130,5 +133,43 @@ func TestPlanGradientBudget(t *testing.T) {
 	}
 	if tiny, _ := PlanGradient(net, 400, 1, 1<<20, o); tiny.Fits || tiny.Note == "" {
 		t.Errorf("1 MiB cannot hold the series: %v", tiny)
+	}
+}
+
+// PlanGradientIn adds what the process holds to the run's own prediction,
+// and a budget that the run alone fits but the process does not is
+// refused or met with shorter blocks.
+func TestPlanGradientInCountsTheProcess(t *testing.T) {
+	net := SyntheticNetwork(3000, 1)
+	o := Options{Params: testParams("muskingum", 3000, 1), SubSteps: 3, MaxDelay: 16}
+	const T = 400
+	run, err := PlanGradient(net, T, 1, 0, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := int64(net.Len())*planNetworkPerRch + int64(net.Len())*T*4
+	proc := ProcessMemory{Peak: 90 << 20, Resident: 80 << 20, HeapLive: counted + 5<<20, HeapHeld: 60 << 20}
+	in, err := PlanGradientIn(net, T, 1, 0, o, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := run.Predicted - planBaseBytes - counted
+	want := max(proc.Peak, proc.Resident-proc.HeapHeld+max(proc.HeapHeld, proc.HeapLive+heap))
+	if in.Predicted != want || in.Predicted <= run.Predicted || !strings.Contains(in.String(), "whole process") {
+		t.Fatalf("whole process %d, want %d (run alone %d)\n%v", in.Predicted, want, run.Predicted, in)
+	}
+	// A budget the run alone fits with its automatic blocks.
+	budget := int64(float64(run.Predicted)/planHeadroom) + 1<<20
+	if p, _ := PlanGradient(net, T, 1, budget, o); !p.Fits || p.CheckpointSteps != 0 {
+		t.Fatalf("run alone: %v", p)
+	}
+	big := proc
+	big.Resident += 200 << 20 // libraries outside the heap
+	p, err := PlanGradientIn(net, T, 1, budget, o, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Fits {
+		t.Errorf("the process's 200 MiB outside the heap left out: %v", p)
 	}
 }

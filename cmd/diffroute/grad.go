@@ -153,7 +153,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("grad: --warmup %d leaves none of the %d runoff steps in the loss", *warmup, runoff.T)}
 	}
 	if budget > 0 {
-		plan, err := diffroute.PlanGradient(net, runoff.T, runoff.B, budget, opts)
+		// The inputs are read: the plan covers what the process holds.
+		plan, err := diffroute.PlanGradientIn(net, runoff.T, runoff.B, budget, opts, pipeline.ProcessMemory())
 		if err != nil {
 			return err
 		}
@@ -184,7 +185,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	gradDur := time.Since(t0)
 	if opts.Method == diffroute.Kernel && len(gr.Params) == 0 && len(irf.GradParams) > 0 {
-		fmt.Fprintf(os.Stderr, "diffroute: warning: the kernel's ReLU, renormalisation or excluded self pairs (--compat diffroute) have no parameter gradient; %s lists reach ids only\n", *out)
+		fmt.Fprintf(os.Stderr, "diffroute: warning: excluded self pairs (--exclude-self) of a kernel built in the time domain have no parameter gradient yet (add --compat diffroute for one); %s lists reach ids only\n", *out)
 	}
 	// Units: Muskingum's k from k.csv is in seconds, the library's in steps.
 	scale := map[string]float64{}
