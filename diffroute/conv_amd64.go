@@ -65,21 +65,27 @@ var convTabPool = sync.Pool{New: func() any { return new([]float64) }}
 // convTab fills buf (grown as needed) with the lane-shifted table of rev,
 // tab[d][i] = rev[d−i] for d < len(rev)+7, aligned to 64 bytes.
 func convTab(buf *[]float64, rev []float64) []float64 {
-	nd := len(rev) + 7
-	if cap(*buf) < nd*8+8 {
-		*buf = make([]float64, nd*8+8)
+	l := len(rev)
+	nd := l + 7
+	if need := nd*8 + 8 + l + 14; cap(*buf) < need {
+		*buf = make([]float64, need)
 	}
-	b := (*buf)[:nd*8+8]
+	b := (*buf)[:cap(*buf)]
 	off := int((64 - uintptr(unsafe.Pointer(&b[0]))%64) % 64 / 8)
 	tab := b[off : off+nd*8]
-	clear(tab)
+	// pad[7+k] = rev[l−1−k] between seven zeros each side: row d is
+	// pad[l+6−d : l+14−d].
+	pad := b[off+nd*8 : off+nd*8+l+14]
+	clear(pad[:7])
+	clear(pad[l+7:])
+	for k, v := range rev {
+		pad[7+l-1-k] = v
+	}
 	for d := range nd {
-		row := tab[d*8 : d*8+8]
-		for i := range 8 {
-			if j := d - i; j >= 0 && j < len(rev) {
-				row[i] = rev[j]
-			}
-		}
+		r := pad[l+6-d : l+14-d : l+14-d]
+		row := tab[d*8 : d*8+8 : d*8+8]
+		row[0], row[1], row[2], row[3] = r[0], r[1], r[2], r[3]
+		row[4], row[5], row[6], row[7] = r[4], r[5], r[6], r[7]
 	}
 	return tab
 }
@@ -100,7 +106,25 @@ func convDenseVector(rev, e, y []float64) bool {
 		if n > 0 {
 			buf := convTabPool.Get().(*[]float64)
 			tab := convTab(buf, rev)
-			convDenseTab512(unsafe.SliceData(tab), len(rev)+7, unsafe.SliceData(e), unsafe.SliceData(y), n)
+			// Short tails run on fewer chains than the FMA units need: the
+			// last 128 (or 64) outputs are rather recomputed by one full
+			// block, which writes the same values where it overlaps.
+			nd := len(rev) + 7
+			m := n
+			switch {
+			case n > 128 && n%128 != 0:
+				m = n &^ 127
+			case n > 64 && n < 128 && n%64 != 0:
+				m = 64
+			}
+			convDenseTab512(unsafe.SliceData(tab), nd, unsafe.SliceData(e), unsafe.SliceData(y), m)
+			if m < n {
+				k := 128
+				if n < 128 {
+					k = 64
+				}
+				convDenseTab512(unsafe.SliceData(tab), nd, &e[n-k], &y[n-k], k)
+			}
 			convTabPool.Put(buf)
 		}
 	} else if haveConvAVX512 {

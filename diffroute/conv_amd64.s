@@ -168,7 +168,7 @@ done512:
 // convDenseAVX512 does them (the zero rows add exact zeros). Each FMA takes
 // one of e's values as an embedded broadcast and the row from a register:
 // no unaligned vector loads, so the FMA units bound the loop. 16 vectors
-// (128 outputs) per pass over the rows keep 16 chains in flight; 4 and 1
+// (128 outputs) per pass over the rows keep 16 chains in flight; 8, 4 and 1
 // vectors for the rest.
 TEXT ·convDenseTab512(SB), NOSPLIT, $0-40
 	MOVQ tab+0(FP), SI
@@ -179,7 +179,7 @@ TEXT ·convDenseTab512(SB), NOSPLIT, $0-40
 
 tblk128:
 	CMPQ R8, $128
-	JLT tblk32
+	JLT tblk64
 
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
@@ -243,6 +243,48 @@ trow128:
 	ADDQ $1024, DX
 	SUBQ $128, R8
 	JMP tblk128
+
+tblk64:
+	CMPQ R8, $64
+	JLT tblk32
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	MOVQ SI, R9
+	MOVQ DI, R10
+	MOVQ CX, R11
+
+trow64:
+	VMOVAPD (R9), Z16
+	VFMADD231PD.BCST 0(R10), Z16, Z0
+	VFMADD231PD.BCST 64(R10), Z16, Z1
+	VFMADD231PD.BCST 128(R10), Z16, Z2
+	VFMADD231PD.BCST 192(R10), Z16, Z3
+	VFMADD231PD.BCST 256(R10), Z16, Z4
+	VFMADD231PD.BCST 320(R10), Z16, Z5
+	VFMADD231PD.BCST 384(R10), Z16, Z6
+	VFMADD231PD.BCST 448(R10), Z16, Z7
+	ADDQ $64, R9
+	ADDQ $8, R10
+	DECQ R11
+	JNZ trow64
+	VMOVUPD Z0, 0(DX)
+	VMOVUPD Z1, 64(DX)
+	VMOVUPD Z2, 128(DX)
+	VMOVUPD Z3, 192(DX)
+	VMOVUPD Z4, 256(DX)
+	VMOVUPD Z5, 320(DX)
+	VMOVUPD Z6, 384(DX)
+	VMOVUPD Z7, 448(DX)
+	ADDQ $512, DI
+	ADDQ $512, DX
+	SUBQ $64, R8
+	JMP tblk64
 
 tblk32:
 	CMPQ R8, $32

@@ -80,7 +80,7 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 		return planTiled(p, net, o, m, P), nil
 	}
 	estimate := func(ck int) {
-		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps))
+		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps, conv*float64(max(w-1, 0))))
 		if ck > 0 {
 			bl = int64(min(ck, T)) * f
 		}
