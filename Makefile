@@ -118,3 +118,11 @@ bench: build
 
 clean:
 	rm -rf bin out
+
+# The side-by-side benchmark with the peers (not part of `make test`): a
+# generated 20,000-reach basin routed end to end by diffroute, a plain exact
+# loop (bench/refroute) and river-route (RIVER_ROUTE_SRC=its source tree),
+# outputs compared, three alternating timed rounds. See scripts/peers.sh.
+.PHONY: peers
+peers: deps
+	scripts/peers.sh

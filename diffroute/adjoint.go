@@ -74,3 +74,18 @@ func (m mixedSeries) len() int {
 	}
 	return len(m.s32)
 }
+
+func (m mixedSeries) at(q int) float64 {
+	if m.s64 != nil {
+		return m.s64[q]
+	}
+	return float64(m.s32[q])
+}
+
+func (m mixedSeries) set(q int, v float64) {
+	if m.s64 != nil {
+		m.s64[q] = v
+		return
+	}
+	m.s32[q] = float32(v)
+}

@@ -57,7 +57,16 @@
 //     the recursive adjoint, which is the kernel method's derivative wherever
 //     MaxDelay covers each path's response (Stats().TruncatedMass). Kernels
 //     with ReLU, renormalisation or excluded self pairs (Compat "diffroute")
-//     give the runoff gradient only.
+//     have no recursive form: their parameter gradients come from the adjoint
+//     of the frequency-domain kernel build, exact for the kernel as built
+//     (ReLU passes the gradient where a fine tap is positive,
+//     renormalisation K/ΣK gives (G − Σ G·K̃)/ΣK, the inverse FFT its
+//     transpose, the product of the path's spectra ∂log Ĥ_r/∂θ per reach),
+//     at the cost of one forward and one inverse FFT and one correlation
+//     of ∂L/∂y with runoff per pair (KernelTapGrad; BackwardParamsFromTaps
+//     takes that correlation from a device). The same kernels built in the
+//     time domain (ExcludeSelf with an IRF that has a recursive form, without
+//     Compat) give the runoff gradient only.
 //   - staged routing: StagedGrad runs the clusters forwards, keeping their
 //     fine transfers, then backwards in reverse order, handing each
 //     transfer's adjoint to the cluster it came from; Forward and Backward

@@ -84,19 +84,24 @@ func (r *RecursiveRouter) RouteGradFine(ctx context.Context, runoff *DataTensor,
 		gy := g.e.gyT // the loss fills it and must not keep it
 		if gy == nil || gy.B != y.B || gy.T != y.T {
 			gy = NewDataTensor(y.B, y.IDs, y.T)
-			g.e.gyT = gy
+			g.e.gyT, g.e.gyZero = gy, true
 		}
 		gy.IDs = y.IDs
-		clear(gy.Data)
+		if !g.e.gyZero {
+			clear(gy.Data)
+		}
+		g.e.gyZero = false
 		var err error
 		if L, err = loss(y, gy); err != nil {
 			return err
 		}
+		g.zeroGy = g.e.tiles // the tiled adjoint reads every value once
 		return g.setGy(gy)
 	})
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	g.e.gyZero = g.zeroGy && g.gy32 != nil
 	return y, L, g.gradients(runoff, rows), nil
 }
 

@@ -46,6 +46,7 @@ type gradEngine struct {
 	// many times, and fresh pages cost more than the arithmetic on them.
 	latBuf, yBuf, gyBuf, dxBuf []float64
 	gyT                        *DataTensor
+	gyZero                     bool               // gyT is all zeros (the tiled adjoint zeroed it as it read it)
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	histBuf, dhBuf, ybnBuf     []float64          // convRows slabs
 }
@@ -273,6 +274,9 @@ type gradRun struct {
 	lamT          []float64   // [p] λ at the first sub-step of the next block
 	rowT          []int       // [p] the runoff's row
 	dsecT         [][3]float64
+	gyNext        []float64 // [p] ∂L/∂y of the first step of the block after
+	dq0T, dq0UpT  []float64 // [p] ∂L/∂q0 of the reach, of each upstream reach
+	zeroGy        bool      // zero ∂L/∂y (gy32) as it is read: the router's own tensor
 	// whether any reach has a fine inflow, a fine output, ∂L/∂ of one
 	anyIn, anyOut, anyGout bool
 	twks                   []*tileWorker

@@ -11,13 +11,21 @@ import (
 //	∂L/∂x_s[t] = Σ_{d ⊇ s} Σ_k K_{d,s}[k]·ḡ_d[t+k],
 //
 // a correlation with every path kernel that starts at s, walked from s down
-// to its outlet. Parameter (and initial discharge) gradients come from the
-// recursive adjoint: the kernel method's path kernels are the convolutions of
-// the reaches' IRFs that the recursion runs, so both methods have the same
-// derivative wherever MaxDelay covers each path's response (the kernel's
-// truncated mass, Stats().TruncatedMass, says how well). Kernels changed by
-// ReLU, renormalisation or excluded self pairs (Compat "diffroute") have no
-// recursive form: they give the runoff gradient only.
+// to its outlet. Parameter gradients:
+//
+//   - kernels built in the time domain (IRFs with a recursive form, no
+//     Compat): the path kernels are exactly the recursion's path responses,
+//     so the recursive adjoint gives the kernel method's derivative wherever
+//     MaxDelay covers each path's response (the kernel's truncated mass,
+//     Stats().TruncatedMass, says how well), at O(N·T·f);
+//   - kernels built in the frequency domain (convolution IRFs, Compat
+//     "diffroute"): the FFT's circular wrap-around, the ε floor of the
+//     spectra and ReLU, renormalisation or excluded self pairs make them
+//     differ from the recursion, so their gradients come from the adjoint
+//     of the build itself (grad_build.go), exact for the kernel as built;
+//   - ReLU, renormalisation or excluded self pairs on a time-domain build
+//     (set by hand with an IRF that has a recursive form): the runoff
+//     gradient only.
 
 // RouteGrad implements Differentiable for the kernel method.
 func (kr *KernelRouter) RouteGrad(ctx context.Context, runoff *DataTensor, loss LossFunc) (*DataTensor, float64, *Gradients, error) {
@@ -42,8 +50,9 @@ func (kr *KernelRouter) RouteGrad(ctx context.Context, runoff *DataTensor, loss 
 
 // Backward implements Differentiable for the kernel method: the runoff
 // gradient by the transposed convolution, the parameter gradients by the
-// recursive adjoint (omitted for kernels with ReLU, renormalisation or
-// excluded self pairs).
+// recursive adjoint (time-domain builds) or by the adjoint of the kernel's
+// frequency-domain build (see above). InitialQ is set only by the
+// recursive adjoint: the kernel method starts from rest.
 func (kr *KernelRouter) Backward(ctx context.Context, runoff, gy *DataTensor) (*Gradients, error) {
 	dx, err := kr.BackwardRunoff(ctx, runoff, gy)
 	if err != nil {
@@ -63,14 +72,17 @@ func (kr *KernelRouter) Backward(ctx context.Context, runoff, gy *DataTensor) (*
 func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTensor) (*Gradients, error) {
 	gr := &Gradients{Params: Params{}}
 	o := kr.opts
-	if o.ReLU || o.Normalize || o.ExcludeSelf {
-		return gr, nil
-	}
 	irf, err := LookupIRF(o.IRF)
 	if err != nil {
 		return nil, err
 	}
 	if len(irf.GradParams) == 0 {
+		return gr, nil
+	}
+	switch {
+	case kr.td == nil: // built by FFT: not the recursion's kernels
+		return kr.backwardBuild(ctx, runoff, gy)
+	case kr.buildAdjointApplies(): // no adjoint of the time-domain build yet: the runoff gradient only
 		return gr, nil
 	}
 	kr.tmu.Lock()

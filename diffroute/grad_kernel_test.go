@@ -68,7 +68,8 @@ func TestKernelBackwardRunoffMatchesFiniteDifferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		// network-order view of the runoff gradient
-		e, _ := newGradEngine(fx.net, fx.opts, false)
+		var e *gradEngine
+		withTiles(false, 0, func() { e, _ = newGradEngine(fx.net, fx.opts, false) }) // the general engine's prepare fills lat
 		gview, _, _ := e.prepare(gr.Runoff, nil)
 		v := make([]float64, len(lat))
 		for k := range v {

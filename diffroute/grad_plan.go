@@ -2,6 +2,7 @@ package diffroute
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -76,8 +77,8 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 	// Shape of the reaches' IRFs, from a sample as Plan does.
 	secs, conv := m.shape(irf)
 	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
-	if !gradTilesOff && tileOptionsUsable(o) && secs == 1 && conv == 0 {
-		return planTiled(p, net, o, m, P), nil
+	if !gradTilesOff && tileOptionsUsable(o) && secs >= 1 && conv == 0 {
+		return planTiled(p, net, o, m, P, secs), nil
 	}
 	estimate := func(ck int) {
 		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps, conv*float64(max(w-1, 0))))
@@ -183,23 +184,29 @@ func (m *planModel) shape(irf IRF) (secs, conv float64) {
 // one tile's block per worker. Longer blocks mean fewer checkpoints but
 // smaller tiles, so more boundary series: the automatic block sits near the
 // smallest sum; under a budget shorter and longer blocks are tried.
-func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64) *GradPlan {
+func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs float64) *GradPlan {
 	n, B, T, f := int64(net.Len()), int64(p.Batch), int64(p.T), int64(o.SubSteps)
 	TF := T * f
 	parts, trunk := partition(net, o.Workers)
+	// Sections per reach, as sampled (a cascade of n has n).
+	K := int64(math.Round(secs))
+	nsec := make([]int32, n)
+	for v := range nsec {
+		nsec[v] = int32(K)
+	}
 	estimate := func(ck int) {
 		bl := int64(tileBlock(ck, int(TF), int(f)))
-		tl := buildTiling(net, parts, trunk, int(bl))
+		tl := buildTiling(net, parts, trunk, int(bl), nsec)
 		blocks := (TF + bl - 1) / bl
 		workers := int64(max(1, len(tl.groups)))
 		p.Parts = []MemPart{
 			{"network", n * planNetworkPerRch},
 			{"runoff, y, ∂L/∂y, ∂L/∂x (float32)", B * n * T * 16},
-			{"IRFs, derivatives, tiles", n*(planRecRouterBase+(P+1)*8) + n*24*(1+P) + n*12},
+			{"IRFs, derivatives, tiles", n*(planRecRouterBase+(P+1)*8) + K*n*24*(1+P) + n*16},
 			{"tile boundary series", int64(tl.nslot) * TF * 8},
-			{"state checkpoints", 3 * blocks * n * 8},
-			{"tile buffers", workers * (2*int64(tl.maxTile) + 7) * bl * 8},
-			{"parameter sums, state", n * (P + 1 + 3 + 3 + 2) * 8},
+			{"state checkpoints", (K + 2) * blocks * n * 8},
+			{"tile buffers", workers * (int64(tl.maxRows) + 7) * bl * 8},
+			{"parameter sums, state", n*(P+1+3+2+3)*8 + K*n*(3+3+1+1)*8},
 		}
 		p.Live = 0
 		for _, part := range p.Parts {

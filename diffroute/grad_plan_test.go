@@ -26,11 +26,14 @@ func (c gradPlanCase) plan() (*GradPlan, error) {
 }
 
 var gradPlanCases = map[string]gradPlanCase{
-	"muskingum-auto":  {25000, 120, 6, "muskingum", 16, 0},
-	"muskingum-whole": {6000, 240, 6, "muskingum", 16, 240},
-	"muskingum-ckpt":  {25000, 120, 6, "muskingum", 16, 7},
-	"hayami-whole":    {6000, 60, 4, "hayami", 8, 0},
-	// Sub-steps in whole vectors: the tiled adjoint.
+	// The general engine (convolution reaches).
+	"hayami-whole": {6000, 60, 4, "hayami", 8, 0},
+	// The tiled adjoint (sections): scalar loops (f = 6), vector kernels,
+	// cascades.
+	"muskingum-auto":       {25000, 120, 6, "muskingum", 16, 0},
+	"muskingum-whole":      {20000, 240, 6, "muskingum", 16, 240},
+	"muskingum-ckpt":       {25000, 120, 6, "muskingum", 16, 7},
+	"nash-tiled":           {20000, 100, 8, "nash_cascade", 16, 0},
 	"muskingum-tiled":      {60000, 100, 24, "muskingum", 16, 0},
 	"muskingum-tiled-ckpt": {20000, 200, 12, "muskingum", 16, 5},
 }
@@ -74,7 +77,7 @@ func TestGradPlanPredictsPeakRSS(t *testing.T) {
 	if vmHWM() < 0 {
 		t.Skip("no /proc/self/status")
 	}
-	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt"} {
+	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt", "nash-tiled"} {
 		c := gradPlanCases[name]
 		p, err := c.plan()
 		if err != nil {

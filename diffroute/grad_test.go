@@ -22,10 +22,15 @@ type gradCase struct {
 	q0       bool
 	ckpt     int // CheckpointSteps
 	maxDelay int
+	general  bool // run the general engine, not the tiled adjoint
 }
 
 func (c gradCase) String() string {
-	return fmt.Sprintf("%s/%s/%s/%s/f%d/B%d/q0=%v/ckpt%d", c.irf, c.lat, c.avg, c.smp, c.f, c.B, c.q0, c.ckpt)
+	s := fmt.Sprintf("%s/%s/%s/%s/f%d/B%d/q0=%v/ckpt%d", c.irf, c.lat, c.avg, c.smp, c.f, c.B, c.q0, c.ckpt)
+	if c.general {
+		s += "/general"
+	}
+	return s
 }
 
 type gradFixture struct {
@@ -255,16 +260,26 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		gradCase{irf: "nash_cascade", lat: LateralLTI, avg: AverageEnd, smp: SampleAvg, f: 4, B: 3, T: 8, q0: true, ckpt: 3},
 		gradCase{irf: "hayami", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 2, B: 2, T: 12, q0: true, ckpt: 2},
 		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 5, B: 2, T: 11, q0: true, ckpt: 4},
+		// the continuous Nash cascade: tau and n
+		gradCase{irf: "nash_gamma", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 3, B: 2, T: 10, q0: true},
+		gradCase{irf: "nash_gamma", lat: LateralLTI, avg: AverageEnd, smp: SampleLast, f: 2, B: 1, T: 12, ckpt: 4},
 	)
-	// Sub-steps in whole vectors: the tiled adjoint.
-	for _, irf := range []string{"muskingum", "linear_storage"} {
+	// Sub-steps in whole vectors: the tiled adjoint's vector kernels.
+	for _, irf := range []string{"muskingum", "linear_storage", "nash_cascade"} {
 		for _, lat := range []LateralRule{LateralRAPID, LateralLTI} {
 			cases = append(cases,
 				gradCase{irf: irf, lat: lat, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 10, q0: true, ckpt: 3},
 				gradCase{irf: irf, lat: lat, avg: AverageEnd, smp: SampleAvg, f: 8, B: 1, T: 9},
-				gradCase{irf: irf, lat: lat, avg: AverageEnd, smp: SampleLast, f: 4, B: 1, T: 11, q0: true})
+				gradCase{irf: irf, lat: lat, avg: AverageEnd, smp: SampleLast, f: 4, B: 1, T: 11, q0: true},
+				gradCase{irf: irf, lat: lat, avg: AverageStart, smp: SampleLast, f: 8, B: 2, T: 9, q0: true, ckpt: 4})
 		}
 	}
+	// The general engine (the reference the tiled adjoint is compared with)
+	// on one-section and cascade reaches.
+	cases = append(cases,
+		gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 3, B: 2, T: 10, q0: true, ckpt: 4, general: true},
+		gradCase{irf: "nash_cascade", lat: LateralRAPID, avg: AverageStart, smp: SampleLast, f: 4, B: 1, T: 9, q0: true, general: true},
+		gradCase{irf: "linear_storage", lat: LateralLTI, avg: AverageEnd, smp: SampleLast, f: 1, B: 1, T: 12, q0: true, general: true})
 	for _, c := range cases {
 		t.Run(c.String(), func(t *testing.T) {
 			n := 120
@@ -272,7 +287,17 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 				n = 40
 			}
 			fx := newGradFixture(t, rng, c, n)
-			worst := checkGrad(t, rng, fx)
+			var worst float64
+			withTiles(!c.general, 0, func() {
+				e, err := newGradEngine(fx.net, fx.opts, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sections := c.irf == "muskingum" || c.irf == "linear_storage" || c.irf == "nash_cascade"; e.tiles != (sections && !c.general) {
+					t.Fatalf("tiled adjoint runs: %v", e.tiles)
+				}
+				worst = checkGrad(t, rng, fx)
+			})
 			t.Logf("worst relative error %.2g", worst)
 		})
 	}

@@ -8,18 +8,20 @@ import (
 )
 
 // The tiled adjoint: the fast reverse mode for networks whose reaches are
-// all one recursive section (Muskingum, linear storage). The network is cut
-// into tiles, pieces of subtrees small enough that a time block of every
-// reach's fine outflow fits in a core's cache. The forward pass runs tile by
-// tile, upstream first, keeping only the outflow series leaving each tile
-// (its boundaries) and every reach's state at block starts. The backward
-// pass runs tile by tile, outlets first, and block by block, last first:
-// it recomputes the tile's outflows over the block from the checkpoint and
-// the stored boundary inflows, runs the adjoint reach by reach (vector
-// kernels both ways), and leaves ∂L/∂(inflow) at the tile's upstream
-// boundaries, in place of the outflows it no longer needs. Everything but
-// the boundary series stays in cache: about two forward passes and one
-// adjoint pass of work.
+// all recursive sections in series (Muskingum, linear storage, Nash
+// cascades of whole n). The network is cut into tiles, pieces of subtrees
+// small enough that a time block of every reach's fine outflows fits in a
+// core's cache. The forward pass runs tile by tile, upstream first, keeping
+// only the outflow series leaving each tile (its boundaries) and every
+// section's state at block starts. The backward pass runs tile by tile,
+// outlets first, and block by block, last first: it recomputes the tile's
+// outflows over the block from the checkpoint and the stored boundary
+// inflows, runs the adjoint reach by reach and section by section (vector
+// kernels both ways where the sub-steps fill whole vectors, scalar loops
+// otherwise), and leaves ∂L/∂(inflow) at the tile's upstream boundaries, in
+// place of the outflows it no longer needs. Everything but the boundary
+// series stays in cache: about two forward passes and one adjoint pass of
+// work.
 
 // gradTileBytes bounds one tile's block of outflows (per worker).
 var gradTileBytes = 512 << 10
@@ -33,13 +35,22 @@ type tiling struct {
 	bl      int          // fine sub-steps per block
 	groups  [][]gradTile // per part, then the trunk: tiles upstream first
 	trunk   bool         // the last group is the trunk, run after the parts
-	local   []int32      // reach's index in its tile
 	tileOf  []int32
 	bslot   []int32 // boundary slot of a reach whose outflow leaves its tile, or −1
 	nslot   int
-	maxTile int
+	maxRows int // rows of bl values in the largest tile's buffer
+	// A reach with K sections has K+1 rows in its tile's buffer from
+	// row[v]: its sections' outflows (the last is the reach's) and its
+	// summed inflow. The adjoint leaves ∂L/∂(inflow) in the first.
+	row  []int32
+	nsec []int32 // sections per reach
+	// secT[p] is the first section of the reach at p (tile order) in the
+	// per-section arrays of the tiled passes, in tile order; secT[n] their
+	// number.
+	secT []int32
 	// [p] in tile order, where ∂L/∂(outflow) comes from: the downstream
-	// reach's row in the tile (≥ 0), boundary slot s (−2 − s), nowhere (−1)
+	// reach's first row in the tile (≥ 0), boundary slot s (−2 − s),
+	// nowhere (−1)
 	adjSrc []int32
 }
 
@@ -51,16 +62,23 @@ type gradTile struct {
 	base    int
 }
 
-// tilesUsable reports whether the tiled adjoint runs e's reaches.
+// tilesUsable reports whether the tiled adjoint runs e's reaches: every
+// reach is one or more recursive sections.
 func (e *gradEngine) tilesUsable() bool {
-	return !gradTilesOff && tileOptionsUsable(e.o) && len(e.secs) == e.net.Len() && !slices.ContainsFunc(e.taps, func(t []float64) bool { return t != nil })
+	if gradTilesOff || !tileOptionsUsable(e.o) {
+		return false
+	}
+	for i := 0; i < e.net.Len(); i++ {
+		if e.taps[i] != nil || e.secStart[i+1] == e.secStart[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // tileOptionsUsable reports whether the options allow the tiled adjoint
-// (the vector kernels, whole vectors per step, a rule they implement).
-func tileOptionsUsable(o Options) bool {
-	return haveSectionVector() && o.SubSteps%4 == 0 && !(o.Sampling == SampleLast && o.Average == AverageStart)
-}
+// (every lateral, averaging and sampling rule, any sub-step count).
+func tileOptionsUsable(o Options) bool { return o.SubSteps >= 1 }
 
 // tileBlock is the fine block length of the tiled adjoint for TF sub-steps
 // of f: Options.CheckpointSteps when set, else equal blocks of at most about
@@ -82,11 +100,18 @@ func tileBlock(ckpt, TF, f int) int {
 }
 
 // buildTiling cuts the parts and trunk of a network into tiles of at most
-// gradTileBytes of outflow per block of bl sub-steps.
-func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
+// gradTileBytes of outflows per block of bl sub-steps; nsec gives each
+// reach's number of sections (nil: one each).
+func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []int32) *tiling {
 	n := net.Len()
+	if nsec == nil {
+		nsec = make([]int32, n)
+		for v := range nsec {
+			nsec[v] = 1
+		}
+	}
 	m := int32(max(2, gradTileBytes/(8*bl))) // rows of bl values
-	t := &tiling{bl: bl, local: make([]int32, n), tileOf: make([]int32, n), bslot: make([]int32, n)}
+	t := &tiling{bl: bl, tileOf: make([]int32, n), bslot: make([]int32, n), row: make([]int32, n), nsec: nsec}
 	lists := slices.Clone(parts)
 	if len(trunk) > 0 {
 		lists = append(lists, trunk)
@@ -98,16 +123,16 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 			group[v] = int32(g)
 		}
 	}
-	open := make([]int32, n) // reaches of v's tile so far at and above v
+	open := make([]int32, n) // rows of v's tile so far at and above v
 	cut := make([]bool, n)   // v roots a tile
 	var ups []int32
 	ntiles := int32(0)
 	for g, l := range lists {
 		// Children first: merge upstream pieces smallest first while they fit.
 		for _, v := range l {
-			open[v] = 1 // its outflow, and its inflow where that is a sum
+			open[v] = nsec[v] // its outflows, and its inflow where that is a sum
 			if len(net.Upstream(int(v))) > 1 {
-				open[v] = 2
+				open[v]++
 			}
 			ups = ups[:0]
 			for _, u := range net.Upstream(int(v)) {
@@ -137,23 +162,30 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 			}
 		}
 		tiles := make([]gradTile, ntiles-base)
+		rows := make([]int32, ntiles-base)
 		for _, v := range l {
-			tl := &tiles[t.tileOf[v]-base]
-			t.local[v] = int32(len(tl.reaches))
+			k := t.tileOf[v] - base
+			tl := &tiles[k]
+			t.row[v] = rows[k]
+			rows[k] += nsec[v] + 1
 			tl.reaches = append(tl.reaches, v)
+		}
+		for _, r := range rows {
+			t.maxRows = max(t.maxRows, int(r))
 		}
 		// Tiles were numbered roots downstream first: reverse for upstream first.
 		slices.Reverse(tiles)
-		for _, tl := range tiles {
-			t.maxTile = max(t.maxTile, len(tl.reaches))
-		}
 		t.groups = append(t.groups, tiles)
 	}
 	pos := 0
+	t.secT = make([]int32, n+1)
 	for _, tiles := range t.groups {
 		for k := range tiles {
 			tiles[k].base = pos
-			pos += len(tiles[k].reaches)
+			for _, v := range tiles[k].reaches {
+				t.secT[pos+1] = t.secT[pos] + nsec[v]
+				pos++
+			}
 		}
 	}
 	for v := 0; v < n; v++ {
@@ -169,7 +201,7 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 			for j, v := range tl.reaches {
 				a := int32(-1)
 				if d := net.down[v]; d >= 0 {
-					a = t.local[d]
+					a = t.row[d]
 					if t.bslot[v] >= 0 {
 						a = -2 - t.bslot[v]
 					}
@@ -184,7 +216,12 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int) *tiling {
 // tilingFor returns e's tiling for blocks of bl sub-steps.
 func (e *gradEngine) tilingFor(bl int) *tiling {
 	if e.tl == nil || e.tl.bl != bl {
-		e.tl = buildTiling(e.net, e.parts, e.trunk, bl)
+		n := e.net.Len()
+		nsec := make([]int32, n)
+		for i := range nsec {
+			nsec[i] = e.secStart[i+1] - e.secStart[i]
+		}
+		e.tl = buildTiling(e.net, e.parts, e.trunk, bl, nsec)
 	}
 	return e.tl
 }
@@ -206,8 +243,8 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 	}
 	bl := tl.bl
 	for _, wk := range g.twks {
-		if len(wk.buf) < 2*tl.maxTile*bl {
-			wk.buf = make([]float64, 2*tl.maxTile*bl)
+		if len(wk.buf) < tl.maxRows*bl || len(wk.zero) < bl {
+			wk.buf = make([]float64, tl.maxRows*bl)
 			wk.ubd, wk.zero = make([]float64, bl), make([]float64, bl)
 			wk.out, wk.gys, wk.lat, wk.dxs = make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl)
 			wk.sumL, wk.firstL = make([]float64, bl), make([]float64, bl)
@@ -252,7 +289,7 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 }
 
 // tileSrc is reach c's outflow over the block as its downstream reach sees
-// it: the stored boundary series, or c's row of the tile buffer.
+// it: the stored boundary series, or c's outflow row of the tile buffer.
 func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, c int32, n0, nb int) []float64 {
 	if s := tl.bslot[c]; s >= 0 {
 		return g.bound[s][n0 : n0+nb]
@@ -260,13 +297,18 @@ func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, c int32, n0, nb int) []flo
 	return wk.yRow(tl, c, nb)
 }
 
-// yRow is reach i's outflow row of the tile buffer, uRow its inflow row.
+// secRow is the row of reach i's section k in the tile buffer, yRow that of
+// its last section (its outflow), uRow its summed inflow.
+func (wk *tileWorker) secRow(tl *tiling, i int32, k, nb int) []float64 {
+	return wk.buf[(int(tl.row[i])+k)*tl.bl:][:nb]
+}
+
 func (wk *tileWorker) yRow(tl *tiling, i int32, nb int) []float64 {
-	return wk.buf[2*int(tl.local[i])*tl.bl:][:nb]
+	return wk.secRow(tl, i, int(tl.nsec[i])-1, nb)
 }
 
 func (wk *tileWorker) uRow(tl *tiling, i int32, nb int) []float64 {
-	return wk.buf[(2*int(tl.local[i])+1)*tl.bl:][:nb]
+	return wk.secRow(tl, i, int(tl.nsec[i]), nb)
 }
 
 // tileInflow is reach i's upstream inflow over the block; a sum of several
@@ -315,7 +357,7 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, n
 	var src []float64
 	switch a := tl.adjSrc[p]; {
 	case a >= 0:
-		src = wk.buf[2*int(a)*tl.bl:][:nb]
+		src = wk.buf[int(a)*tl.bl:][:nb]
 	case a <= -2:
 		src = g.bound[-2-a][n0 : n0+nb] // the downstream tile left it there
 	}
@@ -370,25 +412,128 @@ func (g *gradRun) warmRows(i int32, p, b, q0, nq int, coarse, backward bool) {
 	}
 }
 
+// tileWeights are the weights of a step's reported value over its fine
+// outflows (stepWeights) for the kernels; sampling a step's start value
+// has none (tileSampleStart fills it after the kernel).
+func (e *gradEngine) tileWeights() (w [3]float64, sampleStart bool) {
+	start, sample := e.o.Average == AverageStart, e.o.Sampling == SampleLast
+	if start && sample {
+		return w, true
+	}
+	return stepWeights(reachParams{f: e.f, rapid: e.o.Lateral == LateralRAPID, start: start, sample: sample}), false
+}
+
+// runSection64 runs one section over the block: on the vector kernel where f
+// fills whole vectors, else step by step.
+func runSection64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) {
+	if !sectionVector64(s, f, rapid, w, y, uPrev, lPrev, inflow, dst, lat, out) {
+		sectionScalar64(s, f, rapid, w, y, uPrev, lPrev, inflow, dst, lat, out)
+	}
+}
+
+// sectionScalar64 is sectionVector64 as a plain loop (any f).
+func sectionScalar64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) {
+	yv, up, lp := *y, *uPrev, *lPrev
+	nq := lat.len()
+	inflow, dst = inflow[:nq*f], dst[:nq*f]
+	for q := 0; q < nq; q++ {
+		l := lat.at(q)
+		lprev := l
+		if !rapid {
+			lprev = lp
+		}
+		before := yv
+		sum := 0.0
+		for j := 0; j < f; j++ {
+			n := q*f + j
+			u := inflow[n]
+			xp := up + l
+			if j == 0 {
+				xp = up + lprev
+			}
+			yv = s.B0*(u+l) + s.B1*xp + s.A1*yv
+			dst[n] = yv
+			sum += yv
+			up = u
+		}
+		out.set(q, w[0]*sum+w[1]*yv+w[2]*before)
+		lp = l
+	}
+	*y, *uPrev, *lPrev = yv, up, lp
+}
+
+// reachForward runs reach i's sections over the block from the state in
+// ys (its sections' last outflows), up and lp, writing section k's
+// outflows into its row of the tile buffer, the last one's into y, and the
+// reported values into out.
+func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64, up, lp *float64, u, y []float64, lat mixedSeries, out mixedSeries, nb int) {
+	e := g.e
+	f, rapid := e.f, e.o.Lateral == LateralRAPID
+	w, sampleStart := e.tileWeights()
+	secs := e.secs[e.secStart[i]:e.secStart[i+1]]
+	nq := lat.len()
+	K := len(secs)
+	yBefore := ys[K-1]
+	if K == 1 {
+		runSection64(secs[0], f, rapid, w, &ys[0], up, lp, u, y, lat, out)
+	} else {
+		scratch := mixedSeries{s64: wk.out[:nq]}
+		zero := mixedSeries{s64: wk.zero[:nq]}
+		upk := 0.0
+		for k, s := range secs {
+			dst, o := y, out
+			if k < K-1 {
+				dst, o = wk.secRow(tl, i, k, nb), scratch
+			}
+			next := ys[k] // section k+1's inflow before the block
+			if k == 0 {
+				runSection64(s, f, rapid, w, &ys[0], up, lp, u, dst, lat, o)
+			} else {
+				lpk := 0.0 // no runoff enters after the first section
+				runSection64(s, f, true, w, &ys[k], &upk, &lpk, u, dst, zero, o)
+			}
+			upk = next
+			u = dst
+		}
+	}
+	if sampleStart {
+		tileSampleStart(f, yBefore, y[:nq*f], out)
+	}
+}
+
+// tileSampleStart reports each step's value at its start, the outflow one
+// sub-step before its end (before the block: yBefore).
+func tileSampleStart(f int, yBefore float64, y []float64, out mixedSeries) {
+	nq := out.len()
+	for q := 0; q < nq; q++ {
+		v := yBefore
+		if n := q*f + f - 2; n >= 0 {
+			v = y[n]
+		}
+		out.set(q, v)
+	}
+}
+
 // tileForward routes member b through the network tile by tile, keeping the
 // boundary series and the checkpoints, and the discharge when coarse.
 func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse bool) error {
 	e := g.e
 	n, f, bl := g.N, e.f, tl.bl
-	rapid := e.o.Lateral == LateralRAPID
-	w := stepWeights(reachParams{f: f, rapid: rapid, start: e.o.Average == AverageStart, sample: e.o.Sampling == SampleLast})
+	nsec := int(tl.secT[n])
 	return g.eachTile(ctx, tl, false, func(wk *tileWorker, t *gradTile) {
 		for k := 0; k < g.nblk; k++ {
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
+				p := t.base + j
 				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], t.base+j+prefetchAhead, b, q0, nq, coarse, false)
+					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, coarse, false)
 				}
-				off := k*n + t.base + j
-				s := e.secStart[i]
-				g.ckY[off], g.ckU[off], g.ckL[off] = g.ys[s], g.uPrev[i], g.lPrev[i]
+				s0, s1 := e.secStart[i], e.secStart[i+1]
+				copy(g.ckY[k*nsec+int(tl.secT[p]):], g.ys[s0:s1])
+				off := k*n + p
+				g.ckU[off], g.ckL[off] = g.uPrev[i], g.lPrev[i]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				y := wk.yRow(tl, i, nb)
 				if sl := tl.bslot[i]; sl >= 0 {
@@ -403,7 +548,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				default:
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
-				sectionVector64(e.secs[s], f, rapid, w, &g.ys[s], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, t.base+j, q0, nq), out)
+				g.reachForward(wk, tl, i, g.ys[s0:s1], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, p, q0, nq), out, nb)
 				if g.anyOut {
 					if o := g.out[i]; o != nil {
 						copy(o[b*g.TF+n0:], y)
@@ -419,59 +564,72 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 	e := g.e
 	n, f, bl := g.N, e.f, tl.bl
-	rapid := e.o.Lateral == LateralRAPID
-	w := stepWeights(reachParams{f: f, rapid: rapid, start: e.o.Average == AverageStart, sample: e.o.Sampling == SampleLast})
+	nsec := int(tl.secT[n])
 	return g.eachTile(ctx, tl, true, func(wk *tileWorker, t *gradTile) {
+		var ys [8]float64
 		for k := g.nblk - 1; k >= 0; k-- {
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
+				p := t.base + j
 				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], t.base+j+prefetchAhead, b, q0, nq, false, false)
+					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, false, false)
 				}
-				off := k*n + t.base + j
-				ys, up, lp := g.ckY[off], g.ckU[off], g.ckL[off]
+				off := k*n + p
+				up, lp := g.ckU[off], g.ckL[off]
+				K := int(tl.nsec[i])
+				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
+				yk := ys[:0]
+				if K <= len(ys) {
+					yk = ys[:K]
+				} else {
+					yk = make([]float64, K)
+				}
+				copy(yk, st)
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
-				y := wk.yRow(tl, i, nb)
-				sectionVector64(e.secs[e.secStart[i]], f, rapid, w, &ys, &up, &lp, u, y, g.latSeg(b, i, t.base+j, q0, nq), mixedSeries{s64: wk.out[:nq]})
+				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{s64: wk.out[:nq]}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
 				if j >= prefetchAhead {
 					g.warmRows(t.reaches[j-prefetchAhead], t.base+j-prefetchAhead, b, q0, nq, false, true)
 				}
-				g.tileReachAdjoint(wk, tl, w, b, t.reaches[j], t.base+j, k, n0, nb)
+				g.tileReachAdjoint(wk, tl, b, t.reaches[j], t.base+j, k, n0, nb)
 			}
 		}
 	})
 }
 
-// tileReachAdjoint runs reach i's adjoint over block k and accumulates its
-// gradients; its buffer row then holds ∂L/∂(its inflow).
-func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b int, i int32, p, k, n0, nb int) {
+// tileReachAdjoint runs reach i's adjoint over block k, section by section,
+// last first, and accumulates its gradients; its first buffer row then
+// holds ∂L/∂(its inflow).
+func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p, k, n0, nb int) {
 	e := g.e
 	n, f := g.N, e.f
 	q0, nq := n0/f, nb/f
 	off := k*n + p
-	sk := e.secStart[i]
-	s := e.secs[sk]
-	// ∂L/∂(discharge) and runoff of the block's steps, in float64.
+	s0 := int(e.secStart[i])
+	K := int(tl.nsec[i])
+	st := int(tl.secT[p])
+	ck := k*int(tl.secT[n]) + st // section checkpoints of the block
+	w, sampleStart := e.tileWeights()
+	// ∂L/∂(discharge) and runoff of the block's steps, in float64; the
+	// value of the step after the block was kept when that block ran.
 	gy, lat := wk.gys[:nq], wk.lat[:nq]
-	gyn := 0.0
+	gyn := g.gyNext[p]
 	row := (b*n + int(i)) * g.T
 	if g.gy32 != nil {
-		for j, v := range g.gy32[row+q0 : row+q0+nq] {
+		seg := g.gy32[row+q0 : row+q0+nq]
+		for j, v := range seg {
 			gy[j] = float64(v)
 		}
-		if q0+nq < g.T {
-			gyn = float64(g.gy32[row+q0+nq])
+		if g.zeroGy {
+			clear(seg) // the next gradient's loss finds it zeroed
 		}
 	} else {
 		gy = g.gy[row+q0 : row+q0+nq]
-		if q0+nq < g.T {
-			gyn = g.gy[row+q0+nq]
-		}
 	}
+	g.gyNext[p] = gy[0]
 	if ls := g.latSeg(b, i, p, q0, nq); ls.s64 != nil {
 		lat = ls.s64
 	} else {
@@ -479,20 +637,96 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 			lat[j] = float64(v)
 		}
 	}
-	a := &wk.args
-	*a = adjArgs{s: s, f: f, ubd: g.tileAdjIn(wk, tl, b, i, p, n0, nb), y: wk.yRow(tl, i, nb),
-		u: g.tileInflow(wk, tl, b, i, n0, nb, false), gy: gy, w: w, gyn: gyn,
-		y0: g.ckY[off], up0: g.ckU[off], lam: g.lamT[p], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
-	if !adjointVector(a) {
-		adjointSection(a)
+	ubd := g.tileAdjIn(wk, tl, b, i, p, n0, nb)
+	if sampleStart {
+		// Step q reports the outflow at sub-step q·f + f − 2: with f = 1
+		// that is the step before's (the block's last sub-step reports the
+		// next block's first step).
+		d := wk.ubd[:nb]
+		if &ubd[0] != &d[0] {
+			copy(d, ubd)
+		}
+		if f >= 2 {
+			for j, v := range gy {
+				d[j*f+f-2] += v
+			}
+		} else {
+			for j := 0; j+1 < nq; j++ {
+				d[j] += gy[j+1]
+			}
+			d[nq-1] += gyn
+		}
+		ubd = d
 	}
-	g.lamT[p] = a.lam
-	// The runoff's share: B0 multiplies u[n] + l, B1 u[n−1] + l', l' being
-	// l except on a step's first sub-step under the lti rule, where it is
-	// the previous step's runoff (in the block before: carried).
+	a := &wk.args
+	for kk := K - 1; kk >= 0; kk-- {
+		s := e.secs[s0+kk]
+		*a = adjArgs{s: s, f: f, ubd: ubd, y: wk.secRow(tl, i, kk, nb), gy: gy, w: w, gyn: gyn,
+			y0: g.ckY[ck+kk], lam: g.lamT[st+kk], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
+		if kk < K-1 {
+			a.w, a.gyn = [3]float64{}, 0 // only the last section's outflow is reported
+		}
+		if kk == 0 {
+			a.u, a.up0 = g.tileInflow(wk, tl, b, i, n0, nb, false), g.ckU[off]
+		} else {
+			a.u, a.up0 = wk.secRow(tl, i, kk-1, nb), g.ckY[ck+kk-1]
+		}
+		if !adjointVector(a) {
+			adjointSection(a)
+		}
+		g.lamT[st+kk] = a.lam
+		ds := &g.dsecT[st+kk]
+		if kk > 0 {
+			ds[0] += a.du
+			ds[1] += a.dup
+			ds[2] += a.dy
+			if n0 == 0 {
+				// Section kk starts at q0, and so does its inflow.
+				g.dq0T[p] += (s.A1 + s.B1) * a.lam
+			}
+			ubd = a.y // now ∂L/∂(section kk−1's outflow)
+			continue
+		}
+		g.tileLateral(wk, a, b, i, p, k, q0, nq, row, lat)
+		if n0 == 0 {
+			// Before the first step: the reach's own outflow is q0, its inflow
+			// the upstream reaches' q0 (and any transfer's).
+			F := a.firstL[0]
+			g.dq0UpT[p] += s.B1 * F
+			if g.dinPrev != nil {
+				g.dinPrev[i] += s.B1 * F
+			}
+			g.dq0T[p] += s.A1*F + w[2]*gy[0] // q0 is also the value before the first step
+			if sampleStart && f == 1 {
+				g.dq0T[p] += gy[0]
+			}
+		}
+	}
+	ub := a.y
+	for _, c := range e.net.Upstream(int(i)) {
+		if sl := tl.bslot[c]; sl >= 0 {
+			copy(g.bound[sl][n0:n0+nb], ub)
+		}
+	}
+	if g.anyIn {
+		if d := g.din[i]; d != nil {
+			d = d[b*g.TF+n0:][:nb]
+			addSeries(d, d, ub)
+		}
+	}
+}
+
+// tileLateral turns the first section's adjoint over the block into
+// ∂L/∂runoff and the runoff's share of the section gradients: B0
+// multiplies u[n] + l, B1 u[n−1] + l', l' being l except on a step's first
+// sub-step under the lti rule, where it is the previous step's runoff (in
+// the block before: carried).
+func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, q0, nq, row int, lat []float64) {
+	e := g.e
+	s := a.s
 	rapid := e.o.Lateral == LateralRAPID
 	dx := wk.dxs[:nq]
-	lp0 := g.ckL[off]
+	lp0 := g.ckL[k*g.N+p]
 	var dl0, dl1 float64
 	carry := 0.0
 	for j := 0; j < nq; j++ {
@@ -526,34 +760,10 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, w [3]float64, b i
 	} else {
 		copy(g.dx[row+q0:row+q0+nq], dx)
 	}
-	ds := &g.dsecT[p]
+	ds := &g.dsecT[int(g.e.tl.secT[p])]
 	ds[0] += a.du + dl0
 	ds[1] += a.dup + dl1
 	ds[2] += a.dy
-	if n0 == 0 {
-		// Before the first step: the reach's own outflow is q0, its inflow
-		// the upstream reaches' q0 (and any transfer's).
-		F := a.firstL[0]
-		for _, up := range e.net.Upstream(int(i)) {
-			g.dq0[up] += s.B1 * F
-		}
-		if g.dinPrev != nil {
-			g.dinPrev[i] += s.B1 * F
-		}
-		g.dq0[i] += s.A1*F + w[2]*gy[0] // q0 is also the value before the first step
-	}
-	ub := a.y
-	for _, c := range e.net.Upstream(int(i)) {
-		if sl := tl.bslot[c]; sl >= 0 {
-			copy(g.bound[sl][n0:n0+nb], ub)
-		}
-	}
-	if g.anyIn {
-		if d := g.din[i]; d != nil {
-			d = d[b*g.TF+n0:][:nb]
-			addSeries(d, d, ub)
-		}
-	}
 }
 
 // runTiles is run on the tiled adjoint.
@@ -562,18 +772,19 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	n := g.N
 	bl := tileBlock(e.block/e.f, g.TF, e.f)
 	tl := e.tilingFor(bl)
+	nsec := int(tl.secT[n])
 	g.nblk = (g.TF + bl - 1) / bl
 	if g.TF == 0 {
 		g.nblk = 0
 	}
-	slab := takeSlab(tl.nslot*g.TF + 3*g.nblk*n)
+	slab := takeSlab(tl.nslot*g.TF + g.nblk*(nsec+2*n))
 	defer putSlab(slab)
 	g.bound = make([][]float64, tl.nslot)
 	for s := range g.bound {
 		g.bound[s] = slab[s*g.TF : (s+1)*g.TF : (s+1)*g.TF]
 	}
 	ck := slab[tl.nslot*g.TF:]
-	g.ckY, g.ckU, g.ckL = ck[:g.nblk*n], ck[g.nblk*n:2*g.nblk*n], ck[2*g.nblk*n:3*g.nblk*n]
+	g.ckY, g.ckU, g.ckL = ck[:g.nblk*nsec], ck[g.nblk*nsec:g.nblk*(nsec+n)], ck[g.nblk*(nsec+n):g.nblk*(nsec+2*n)]
 	if g.y32 == nil && !g.noY {
 		g.y = reuse(&e.yBuf, g.B*n*g.T)
 	}
@@ -604,7 +815,8 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
-	g.dxCarry, g.lamT, g.dsecT = make([]float64, n), make([]float64, n), make([][3]float64, n)
+	g.dxCarry, g.lamT, g.dsecT = make([]float64, n), make([]float64, nsec), make([][3]float64, nsec)
+	g.gyNext, g.dq0T, g.dq0UpT = make([]float64, n), make([]float64, n), make([]float64, n)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
 			g.initState(b)
@@ -614,18 +826,26 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		}
 		clear(g.lamT)
 		clear(g.dxCarry)
+		clear(g.gyNext)
 		if err := g.tileBackward(ctx, tl, b); err != nil {
 			return err
 		}
 	}
-	// Back from tile order to sections.
+	// Back from tile order to sections and reaches.
 	for _, tiles := range tl.groups {
 		for _, t := range tiles {
 			for j, i := range t.reaches {
-				ds, dt := &g.dsec[e.secStart[i]], g.dsecT[t.base+j]
-				ds[0] += dt[0]
-				ds[1] += dt[1]
-				ds[2] += dt[2]
+				p := t.base + j
+				for kk := range int(tl.nsec[i]) {
+					ds, dt := &g.dsec[int(e.secStart[i])+kk], g.dsecT[int(tl.secT[p])+kk]
+					ds[0] += dt[0]
+					ds[1] += dt[1]
+					ds[2] += dt[2]
+				}
+				g.dq0[i] += g.dq0T[p]
+				for _, up := range e.net.Upstream(int(i)) {
+					g.dq0[up] += g.dq0UpT[p]
+				}
 			}
 		}
 	}

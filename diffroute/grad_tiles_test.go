@@ -2,6 +2,7 @@ package diffroute
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -24,18 +25,12 @@ func withTiles(on bool, bytes int, fn func()) {
 // initial discharge, checkpoint blocks, tiles from one reach to the whole
 // network, parallel parts and trunk.
 func TestTiledAdjointEqualsReference(t *testing.T) {
-	if !haveSectionVector() {
-		t.Skip("no vector kernels on this machine: the tiled adjoint does not run")
-	}
 	rng := rand.New(rand.NewPCG(44, 3))
 	var cases []gradCase
-	for _, irf := range []string{"muskingum", "linear_storage"} {
+	for _, irf := range []string{"muskingum", "linear_storage", "nash_cascade"} {
 		for _, lat := range []LateralRule{LateralRAPID, LateralLTI} {
 			for _, avg := range []Average{AverageStart, AverageEnd} {
 				for _, smp := range []Sampling{SampleAvg, SampleLast} {
-					if avg == AverageStart && smp == SampleLast {
-						continue // not a rule the kernels run
-					}
 					cases = append(cases, gradCase{irf: irf, lat: lat, avg: avg, smp: smp, f: 4, B: 1, T: 9})
 				}
 			}
@@ -45,11 +40,31 @@ func TestTiledAdjointEqualsReference(t *testing.T) {
 		gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 8, B: 3, T: 13, q0: true, ckpt: 4},
 		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 12, B: 2, T: 10, q0: true, ckpt: 1},
 		gradCase{irf: "linear_storage", lat: LateralLTI, avg: AverageEnd, smp: SampleLast, f: 4, B: 2, T: 11, q0: true, ckpt: 3},
+		// Sub-steps that fill no whole vector (scalar loops), one included.
+		gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 3, B: 2, T: 11, q0: true, ckpt: 4},
+		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleLast, f: 5, B: 1, T: 9, q0: true},
+		gradCase{irf: "linear_storage", lat: LateralLTI, avg: AverageEnd, smp: SampleAvg, f: 1, B: 2, T: 14, q0: true, ckpt: 3},
+		// Sampling each step's start value, f = 1 (the step before's) included.
+		gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleLast, f: 1, B: 2, T: 13, q0: true, ckpt: 5},
+		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleLast, f: 2, B: 1, T: 10, q0: true, ckpt: 3},
+		gradCase{irf: "linear_storage", lat: LateralLTI, avg: AverageStart, smp: SampleLast, f: 8, B: 2, T: 9, q0: true, ckpt: 2},
+		// Nash cascades (three sections in series), vector and scalar.
+		gradCase{irf: "nash_cascade", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 8, B: 2, T: 10, q0: true, ckpt: 3},
+		gradCase{irf: "nash_cascade", lat: LateralRAPID, avg: AverageStart, smp: SampleLast, f: 3, B: 2, T: 11, q0: true, ckpt: 4},
+		gradCase{irf: "nash_cascade", lat: LateralLTI, avg: AverageEnd, smp: SampleLast, f: 1, B: 1, T: 12, q0: true, ckpt: 5},
 	)
 	overall := 0.0
 	defer func() { t.Logf("worst relative difference %.2g", overall) }()
 	for _, c := range cases {
 		fx := newGradFixture(t, rng, c, 1500) // > 1024 reaches: parallel parts and a trunk
+		if c.irf == "nash_cascade" {
+			// Whole cascades of 1 to 4 sections.
+			ns := make([]float64, fx.net.Len())
+			for i := range ns {
+				ns[i] = float64(1 + i%4)
+			}
+			fx.opts.Params["n"] = ns
+		}
 		lat := fx.lat(t)
 		var ref *gradRun
 		withTiles(false, 0, func() { ref = fx.grad(t, fx.opts, lat) })
@@ -244,5 +259,61 @@ func TestTiledAdjointFineInflow(t *testing.T) {
 	}
 	if worst > 1e-6 || relErr(Lg, Lr) > 1e-9 {
 		t.Errorf("fine inflows: tiled differs from the general engine by %.2g (loss %v vs %v)", worst, Lg, Lr)
+	}
+}
+
+// The router's own ∂L/∂y tensor, zeroed by the tiled adjoint as it reads
+// it instead of before each loss: a loss that sets only a few values after
+// one that set them all gives a fresh router's gradients.
+func TestTiledAdjointReusesZeroedGy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(48, 7))
+	ctx := context.Background()
+	c := gradCase{irf: "nash_cascade", lat: LateralLTI, avg: AverageEnd, smp: SampleAvg, f: 8, B: 2, T: 12, q0: true, ckpt: 5}
+	fx := newGradFixture(t, rng, c, 300)
+	all := func(y, gy *DataTensor) (float64, error) {
+		for k := range gy.Data {
+			gy.Data[k] = float32(fx.w[k])
+		}
+		return 0, nil
+	}
+	few := func(y, gy *DataTensor) (float64, error) {
+		for k := 0; k < len(gy.Data); k += 97 {
+			if gy.Data[k] != 0 {
+				return 0, fmt.Errorf("∂L/∂y arrives with %v at %d", gy.Data[k], k)
+			}
+			gy.Data[k] = float32(fx.w[k])
+		}
+		return 0, nil
+	}
+	var fresh, reused *Gradients
+	withTiles(true, 8<<10, func() {
+		rr, err := NewRecursiveRouter(ctx, fx.net, fx.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err = rr.RouteGrad(ctx, fx.x, all); err != nil {
+			t.Fatal(err)
+		}
+		if !rr.grad.tiles || !rr.grad.gyZero {
+			t.Fatalf("tiled %v, ∂L/∂y left zeroed %v", rr.grad.tiles, rr.grad.gyZero)
+		}
+		if _, _, reused, err = rr.RouteGrad(ctx, fx.x, few); err != nil {
+			t.Fatal(err)
+		}
+		rr2, err := NewRecursiveRouter(ctx, fx.net, fx.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, fresh, err = rr2.RouteGrad(ctx, fx.x, few); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if d := vecRelDiff(f64(reused.Runoff.Data), f64(fresh.Runoff.Data)); d != 0 {
+		t.Errorf("second gradient of a reused router differs from a fresh one by %.2g", d)
+	}
+	for name, v := range fresh.Params {
+		if d := vecRelDiff(reused.Params[name], v); d != 0 {
+			t.Errorf("∂L/∂%s: reused router differs by %.2g", name, d)
+		}
 	}
 }

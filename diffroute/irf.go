@@ -46,6 +46,25 @@ type IRF struct {
 	// ImpulseGrad fills dh[j][k] = ∂h[k]/∂p_j for the convolution form
 	// (dh has len(Params) rows of len(h)).
 	ImpulseGrad func(dh [][]float64, p []float64, r float64) error
+	// NoGrad says, for parameters without a gradient, why (and what to use
+	// instead); GradParam returns it as the error.
+	NoGrad map[string]string
+}
+
+// GradParam returns nil if the IRF has a gradient with respect to the
+// parameter name, else a one-line error saying why not.
+func (irf IRF) GradParam(name string) error {
+	switch {
+	case slices.Contains(irf.GradParams, name):
+		return nil
+	case !slices.Contains(irf.Params, name):
+		return fmt.Errorf("diffroute: IRF %s has no parameter %q (it takes %s)", irf.Name, name, strings.Join(irf.Params, ", "))
+	case irf.NoGrad[name] != "":
+		return fmt.Errorf("diffroute: IRF %s has no gradient with respect to %s: %s", irf.Name, name, irf.NoGrad[name])
+	case len(irf.GradParams) == 0:
+		return errNoParamGrad(irf)
+	}
+	return fmt.Errorf("diffroute: IRF %s has no gradient with respect to %s (it has one for %s)", irf.Name, name, strings.Join(irf.GradParams, ", "))
 }
 
 var (
@@ -109,9 +128,14 @@ func init() {
 	// n, the number of reservoirs, is a structural choice: only tau has a
 	// gradient (integer n routes recursively, fractional n by convolution).
 	mustRegister(IRF{Name: "nash_cascade", Params: []string{"tau", "n"}, Defaults: map[string]float64{"n": 3}, Impulse: nashImpulse, Sections: nashSections,
-		GradParams: []string{"tau"}, SectionsGrad: storageSectionsGrad, ImpulseGrad: nashImpulseGrad})
+		GradParams: []string{"tau"}, SectionsGrad: storageSectionsGrad, ImpulseGrad: nashImpulseGrad,
+		NoGrad: map[string]string{"n": "n counts whole reservoirs (recursive sections); use IRF nash_gamma, the cascade with a continuous n, for a gradient with respect to n"}})
+	// The continuous cascade: the gamma unit hydrograph, n any positive real.
+	mustRegister(IRF{Name: "nash_gamma", Params: []string{"tau", "n"}, Defaults: map[string]float64{"n": 3}, Impulse: nashGammaImpulse,
+		GradParams: []string{"tau", "n"}, ImpulseGrad: nashGammaImpulseGrad})
 	// A pure lag moves the pulse between whole sub-steps: no gradient.
-	mustRegister(IRF{Name: "pure_lag", Params: []string{"delay"}, Impulse: pureLagImpulse})
+	mustRegister(IRF{Name: "pure_lag", Params: []string{"delay"}, Impulse: pureLagImpulse,
+		NoGrad: map[string]string{"delay": "the lag moves its pulse between whole sub-steps; gradients with respect to runoff and the initial discharge are available"}})
 	mustRegister(IRF{Name: "hayami", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(true),
 		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(true)})
 	mustRegister(IRF{Name: "hayami_unshifted", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(false),

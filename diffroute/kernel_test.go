@@ -250,6 +250,8 @@ func kRandomParams(rng *rand.Rand, irf string, n int) Params {
 		return Params{"tau": u(0.03, 0.2)} // n = 3 by default
 	case "nash_fractional":
 		return Params{"tau": u(0.03, 0.2), "n": u(1.5, 3.5)}
+	case "nash_gamma":
+		return Params{"tau": u(0.03, 0.2), "n": u(0.7, 3.5)}
 	case "pure_lag":
 		return Params{"delay": u(0, 1.5)}
 	case "hayami", "hayami_unshifted":

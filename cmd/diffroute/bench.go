@@ -57,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		switch *irf {
 		case "muskingum":
 			return diffroute.Constant(net.Len(), map[string]float64{"k": 0.25, "x": 0.2})
-		case "linear_storage", "nash_cascade":
+		case "linear_storage", "nash_cascade", "nash_gamma":
 			return diffroute.Constant(net.Len(), map[string]float64{"tau": 0.2})
 		case "pure_lag":
 			return diffroute.Constant(net.Len(), map[string]float64{"delay": 0.5})

@@ -150,8 +150,8 @@ func (c *calFlags) check(rf *routeFlags) (*calJob, error) {
 			switch {
 			case !slices.Contains(j.irf.Params, name):
 				return nil, usageError{fmt.Sprintf("calibrate: --params %s: IRF %s has no parameter %q (it takes %s)", c.params, rf.irf, name, strings.Join(j.irf.Params, ", "))}
-			case !slices.Contains(j.irf.GradParams, name):
-				return nil, usageError{fmt.Sprintf("calibrate: --params %s: IRF %s has no gradient for %q (it has one for %s)", c.params, rf.irf, name, strings.Join(j.irf.GradParams, ", "))}
+			case j.irf.GradParam(name) != nil:
+				return nil, usageError{fmt.Sprintf("calibrate: --params %s: %s", c.params, strings.TrimPrefix(j.irf.GradParam(name).Error(), "diffroute: "))}
 			case slices.Contains(j.names, name):
 				return nil, usageError{fmt.Sprintf("calibrate: --params %s: %s given twice", c.params, name)}
 			}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,7 +144,10 @@ func TestGradCLIMatchesRouteDifferences(t *testing.T) {
 	}
 	basins := map[string]gradBasin{
 		"rapid_xx9": {dir: xx9dir, obs: obs, flags: xflags},
-		"generated": {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600"}},
+		// the kernel method with DiffRoute's ReLU'd, renormalised kernels:
+		// the adjoint of the kernel build
+		"rapid_xx9_compat_diffroute": {dir: xx9dir, obs: obs, flags: append(slices.Clone(xflags), "--method", "kernel", "--compat", "diffroute", "--max-delay", "12")},
+		"generated":                  {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600"}},
 	}
 	for name, b := range basins {
 		t.Run(name, func(t *testing.T) {
