@@ -183,7 +183,23 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same through the tap gradient a device would hand over.
+			dK, err := kr.KernelTapGrad(ctx, fx.x, gy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gt, err := kr.BackwardParamsFromTaps(ctx, dK)
+			if err != nil {
+				t.Fatal(err)
+			}
 			irfd, _ := LookupIRF(o.IRF)
+			for _, name := range irfd.GradParams {
+				for i, v := range gt.Params[name] {
+					if relErr(v, gr.Params[name][i]) > 1e-12 {
+						t.Fatalf("%s: ∂L/∂%s of reach %d from KernelTapGrad %g, Backward %g", label, name, i, v, gr.Params[name][i])
+					}
+				}
+			}
 			for _, name := range irfd.GradParams {
 				g := gr.Params[name]
 				if len(g) != n {
