@@ -117,6 +117,7 @@ func (r *classicReader) read(x *diffroute.DataTensor, rowOf []int32, ti, t0, T, 
 		return int(rowOf[c])
 	}
 	xd := x.Data[:x.N*T]
+	adviseHuge(xd)
 	sz := int(r.size)
 
 	if ti != 0 { // reach-major: each reach's series is contiguous
