@@ -22,36 +22,44 @@ import (
 // are passed through unchecked: their layout is HDF5's, which this package
 // does not parse.
 func checkClassicNC(path string) error {
+	_, err := readClassicHeader(path)
+	return err
+}
+
+// readClassicHeader parses and validates the header of a classic file; it
+// returns nil (and no error) for a file that is not classic.
+func readClassicHeader(path string) (*ncHeader, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	size := st.Size()
 	var magic [4]byte
 	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:3]) != "CDF" {
-		return nil // not classic: libnetcdf decides
+		return nil, nil // not classic: libnetcdf decides
 	}
 	// The header is read from the start of the file, 64 KiB first and more
 	// while it runs on; a classic header larger than 64 MiB is not plausible.
 	for hlen := min(size, 64<<10); ; hlen = min(size, 4*hlen, 64<<20) {
 		buf := make([]byte, hlen)
 		if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
-			return err
+			return nil, err
 		}
 		h := &ncHeader{b: buf, size: size}
 		err := h.parse()
 		if err == nil {
-			return nil
+			h.b = nil
+			return h, nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) && hlen < min(size, 64<<20) {
 			continue // the header goes on
 		}
-		return fmt.Errorf("%s: corrupt netCDF classic header (byte %d): %v", path, h.pos, err)
+		return nil, fmt.Errorf("%s: corrupt netCDF classic header (byte %d): %v", path, h.pos, err)
 	}
 }
 
@@ -61,6 +69,24 @@ type ncHeader struct {
 	pos     int
 	size    int64 // file size
 	version byte
+	last    string // the name read last
+
+	// What parse found: where each variable's values lie.
+	vars    []classicVar
+	recsize int64 // bytes of one record (every record variable's slice)
+	numrecs int64 // records written (-1: streaming, unknown)
+}
+
+// classicVar is a variable's place in a classic file: its values start at
+// begin (big-endian, of type typ); a record variable's slice of record r
+// is at begin + r·recsize. shape holds the dimension lengths, the record
+// dimension as -1.
+type classicVar struct {
+	name  string
+	typ   uint32
+	shape []int64
+	begin int64
+	isRec bool
 }
 
 const (
@@ -177,7 +203,12 @@ func (h *ncHeader) name() error {
 	if n == 0 {
 		return fmt.Errorf("empty name")
 	}
-	return h.skip(n)
+	start := h.pos
+	if err := h.skip(n); err != nil {
+		return err
+	}
+	h.last = string(h.b[start : start+int(n)])
+	return nil
 }
 
 // list reads the tag and count of a dimension, attribute or variable list.
@@ -302,6 +333,7 @@ func (h *ncHeader) parse() error {
 		if err := h.name(); err != nil {
 			return fmt.Errorf("variable %d: %w", i, err)
 		}
+		cv := classicVar{name: h.last}
 		rank, err := h.count(4)
 		if err != nil {
 			return fmt.Errorf("variable %d: %w", i, err)
@@ -321,9 +353,11 @@ func (h *ncHeader) parse() error {
 					return fmt.Errorf("variable %d: the unlimited dimension is not its first", i)
 				}
 				isRec = true
+				cv.shape = append(cv.shape, -1)
 				continue
 			}
 			d := dims[id]
+			cv.shape = append(cv.shape, d)
 			if d > 0 && elems > h.size/d {
 				return fmt.Errorf("variable %d: shape larger than the file", i)
 			}
@@ -367,6 +401,8 @@ func (h *ncHeader) parse() error {
 		if begin > h.size {
 			return fmt.Errorf("variable %d: data at byte %d beyond the file's %d", i, begin, h.size)
 		}
+		cv.typ, cv.begin, cv.isRec = t, begin, isRec
+		h.vars = append(h.vars, cv)
 		if isRec {
 			recs = append(recs, extent{begin, vsize})
 		} else {
@@ -400,6 +436,7 @@ func (h *ncHeader) parse() error {
 		}
 		recsize += s
 	}
+	h.recsize, h.numrecs = recsize, numrecs
 	for _, e := range recs {
 		if e.begin < int64(h.pos) {
 			return fmt.Errorf("record data at byte %d inside the header", e.begin)

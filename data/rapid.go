@@ -8,9 +8,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/internal/ids"
 )
 
 // File names of a RAPID configuration folder.
@@ -45,24 +47,48 @@ type RAPID struct {
 
 // Connect is the parsed content of a rapid_connect.csv file.
 type Connect struct {
-	IDs   []int64 // reach ids in file order
-	Down  []int64 // downstream id per reach as written (0 or -1 = outlet)
-	Up    [][]int64
-	Lines []int // 1-based line of each reach
+	IDs  []int64 // reach ids in file order
+	Down []int64 // downstream id per reach as written (0 or -1 = outlet)
 
-	pos map[int64]int32 // position of each id in IDs
+	up    []int64 // every reach's upstream ids, one after the other
+	upEnd []int32 // end of reach i's upstream ids in up
+	index *ids.Index
 }
+
+// Up returns the upstream ids listed for reach i (n_up of them).
+func (c *Connect) Up(i int) []int64 {
+	start := int32(0)
+	if i > 0 {
+		start = c.upEnd[i-1]
+	}
+	return c.up[start:c.upEnd[i]:c.upEnd[i]]
+}
+
+// Line returns the 1-based line of reach i: data lines are never
+// separated by blank lines, so it is i + 1.
+func (c *Connect) Line(i int) int { return i + 1 }
 
 // position returns the position of reach id in the file.
 func (c *Connect) position(id int64) (int, bool) {
-	if c.pos == nil {
-		c.pos = make(map[int64]int32, len(c.IDs))
-		for i, id := range c.IDs {
-			c.pos[id] = int32(i)
-		}
+	i := c.find(id)
+	return int(i), i >= 0
+}
+
+// find returns the position of reach id in the file, -1 if absent.
+func (c *Connect) find(id int64) int32 {
+	if c.index == nil {
+		c.index = ids.NewIndex(c.IDs)
 	}
-	i, ok := c.pos[id]
-	return int(i), ok
+	return c.index.Find(id)
+}
+
+// downPositions returns the position in the file of each reach's
+// downstream reach, -1 for an outlet mark or an id not in the file.
+func (c *Connect) downPositions() []int32 {
+	c.find(0) // the index, before the parallel lookups
+	dp := make([]int32, len(c.IDs))
+	c.index.FindAll(dp, c.Down)
+	return dp
 }
 
 // ReadRAPID reads a RAPID configuration folder: rapid_connect.csv,
@@ -92,46 +118,31 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		return nil, err
 	}
 	r := &RAPID{ConnectIDs: c.IDs}
-	r.Warnings = c.check(cpath)
+	downPos := c.downPositions()
+	r.Warnings = c.check(cpath, downPos)
 
 	// Basin order.
 	bpath := filepath.Join(dir, RAPIDBasinFile)
 	var basin []int64
-	var basinLines []int
 	// where[j]: position in rapid_connect.csv of basin reach j.
 	var where []int32
-	b, err := os.ReadFile(bpath)
+	b, release, err := readText(bpath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		basin = c.IDs
-		basinLines = c.Lines
 		// Output columns then follow rapid_connect.csv: say so, as a missing
 		// basin file is more often a mistake than a choice.
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: not found: routing every reach of %s, in its order", bpath, RAPIDConnectFile))
 	case err != nil:
 		return nil, err
 	default:
-		// Duplicates are found through rapid_connect.csv positions rather
-		// than another map of every id.
-		basin, basinLines, err = parseBasinIDs(b, bpath, false)
+		basin, err = parseBasinIDs(b, bpath, false)
+		release()
 		if err != nil {
 			return nil, err
 		}
-		where = make([]int32, len(basin))
-		firstLine := make([]int32, len(c.IDs)) // basin line of each connect reach, 0 = none yet
-		for j, id := range basin {
-			i := j
-			if j >= len(c.IDs) || c.IDs[j] != id { // same order as the connect file: no lookup
-				var ok bool
-				if i, ok = c.position(id); !ok {
-					return nil, perr(bpath, basinLines[j], 0, "reach %d is not in %s", id, RAPIDConnectFile)
-				}
-			}
-			if l := firstLine[i]; l > 0 {
-				return nil, perr(bpath, basinLines[j], 1, "duplicate reach id %d (first on line %d)", id, l)
-			}
-			firstLine[i] = int32(basinLines[j])
-			where[j] = int32(i)
+		if where, err = basinPositions(c, basin, bpath); err != nil {
+			return nil, err
 		}
 	}
 
@@ -157,38 +168,42 @@ func ReadRAPID(dir string) (*RAPID, error) {
 	// Downstream positions in the basin, through rapid_connect.csv
 	// positions: a reach draining out of the basin, into 0, -1 or an id
 	// absent from the file is an outlet.
-	inBasin := make([]int32, len(c.IDs)) // basin index + 1 of each connect reach, 0 = not in the basin
-	for j := range basin {
-		i := j
-		if where != nil {
-			i = int(where[j])
+	var inBasin []int32 // basin index of each connect reach, -1 = not in the basin
+	if where != nil {
+		inBasin = make([]int32, len(c.IDs))
+		for i := range inBasin {
+			inBasin[i] = -1
 		}
-		inBasin[i] = int32(j + 1)
+		for j, i := range where {
+			inBasin[i] = int32(j)
+		}
 	}
 	down := make([]int, len(basin))
 	r.K = make([]float64, len(basin))
 	r.X = make([]float64, len(basin))
-	for j := range basin {
-		i := j
-		if where != nil {
-			i = int(where[j])
-		}
-		down[j] = -1
-		if d := c.Down[i]; d > 0 {
-			if k, ok := c.position(d); ok {
-				down[j] = int(inBasin[k]) - 1
+	ids.Parallel(len(basin), 1<<14, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			i := j
+			if where != nil {
+				i = int(where[j])
 			}
+			d := int(downPos[i])
+			if d >= 0 && inBasin != nil {
+				d = int(inBasin[d])
+			}
+			down[j] = d
+			r.K[j] = ks[i]
+			r.X[j] = xs[i]
 		}
-		r.K[j] = ks[i]
-		r.X[j] = xs[i]
-	}
+	})
+	ks, xs, inBasin, downPos = nil, nil, nil, nil
 	net, err := diffroute.NewNetworkIndex(basin, down)
 	if err != nil {
 		var ne *diffroute.NetworkError
 		if errors.As(err, &ne) && ne.Index >= 0 && ne.Index < len(basin) {
 			id := basin[ne.Index]
 			i, _ := c.position(id)
-			return nil, perr(cpath, c.Lines[i], 0, "reach %d: %s", id, ne.Msg)
+			return nil, perr(cpath, c.Line(i), 0, "reach %d: %s", id, ne.Msg)
 		}
 		return nil, fmt.Errorf("%s: %w", cpath, err)
 	}
@@ -208,6 +223,46 @@ func ReadRAPID(dir string) (*RAPID, error) {
 	return r, nil
 }
 
+// basinPositions returns the position in rapid_connect.csv of each basin
+// reach, refusing (in basin order) a reach not there or listed twice.
+func basinPositions(c *Connect, basin []int64, bpath string) ([]int32, error) {
+	where := make([]int32, len(basin))
+	c.find(0) // the index, before the parallel lookups
+	ids.Parallel(len(basin), 1<<14, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			if id := basin[j]; j < len(c.IDs) && c.IDs[j] == id { // same order as the connect file: no lookup
+				where[j] = int32(j)
+			} else {
+				where[j] = c.find(id)
+			}
+		}
+	})
+	seen := make([]uint64, (len(c.IDs)+63)/64)
+	for j, i := range where {
+		if i < 0 {
+			return nil, perr(bpath, j+1, 0, "reach %d is not in %s", basin[j], RAPIDConnectFile)
+		}
+		if seen[i/64]&(1<<(i%64)) != 0 {
+			first := slices.Index(where, i)
+			return nil, perr(bpath, j+1, 1, "duplicate reach id %d (first on line %d)", basin[j], first+1)
+		}
+		seen[i/64] |= 1 << (i % 64)
+	}
+	return where, nil
+}
+
+// readText returns a text file's bytes, mapped into memory when it can be,
+// and the function that releases them (the bytes must not be used after).
+func readText(path string) ([]byte, func(), error) {
+	if b, unmap, err := mapFile(path); err == nil {
+		return b, func() { unmap() }, nil
+	} else if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(path)
+	return b, func() {}, err
+}
+
 // Muskingum returns the Muskingum parameters of the network's reaches for a
 // runoff step: "k" = k / step (in units of the step) and "x".
 func (r *RAPID) Muskingum(step time.Duration) (diffroute.Params, error) {
@@ -223,10 +278,11 @@ func (r *RAPID) Muskingum(step time.Duration) (diffroute.Params, error) {
 }
 
 func readConnectFile(path string) (*Connect, error) {
-	b, err := os.ReadFile(path)
+	b, release, err := readText(path)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return parseConnect(b, path)
 }
 
@@ -246,13 +302,21 @@ func ParseConnect(r io.Reader, name string) (*Connect, error) {
 }
 
 func parseConnect(b []byte, name string) (*Connect, error) {
+	if c, ok := parseConnectFast(b); ok {
+		return c, nil
+	}
+	return parseConnectSeq(b, name)
+}
+
+// parseConnectSeq parses line by line: the reference, and the source of
+// the first error of a bad file.
+func parseConnectSeq(b []byte, name string) (*Connect, error) {
 	est := bytes.Count(b, []byte{'\n'}) + 1
 	c := &Connect{
-		IDs:   make([]int64, 0, est),
-		Down:  make([]int64, 0, est),
-		Lines: make([]int, 0, est),
-		pos:   make(map[int64]int32, est),
+		IDs:  make([]int64, 0, est),
+		Down: make([]int64, 0, est),
 	}
+	pos := make(map[int64]int32, est)
 	var ups []int64   // every line's upstream ids, one after the other
 	var upEnd []int32 // end of each line's ids in ups
 	var vals []int64  // one line's fields
@@ -281,10 +345,10 @@ func parseConnect(b []byte, name string) (*Connect, error) {
 		if id <= 0 {
 			return perr(name, n, 1, "reach id %d must be positive", id)
 		}
-		if first, dup := c.pos[id]; dup {
-			return perr(name, n, 1, "duplicate reach id %d (first on line %d)", id, c.Lines[first])
+		if first, dup := pos[id]; dup {
+			return perr(name, n, 1, "duplicate reach id %d (first on line %d)", id, c.Line(int(first)))
 		}
-		c.pos[id] = int32(len(c.IDs))
+		pos[id] = int32(len(c.IDs))
 		if down == id {
 			return perr(name, n, 2, "reach %d drains into itself", id)
 		}
@@ -310,7 +374,6 @@ func parseConnect(b []byte, name string) (*Connect, error) {
 		}
 		c.IDs = append(c.IDs, id)
 		c.Down = append(c.Down, down)
-		c.Lines = append(c.Lines, n)
 		ups = append(ups, up[:nup]...)
 		upEnd = append(upEnd, int32(len(ups)))
 		return nil
@@ -321,25 +384,21 @@ func parseConnect(b []byte, name string) (*Connect, error) {
 	if len(c.IDs) == 0 {
 		return nil, perr(name, 0, 0, "no reaches")
 	}
-	c.Up = make([][]int64, len(c.IDs))
-	start := int32(0)
-	for i, e := range upEnd {
-		c.Up[i] = ups[start:e:e]
-		start = e
-	}
+	c.up, c.upEnd = ups, upEnd
 	return c, nil
 }
 
-// check compares the upstream columns with the downstream column and returns
+// check compares the upstream columns with the downstream column (downPos:
+// the position of each reach's downstream reach, -1 if none) and returns
 // warnings.
-func (c *Connect) check(name string) []string {
+func (c *Connect) check(name string, downPos []int32) []string {
 	var w []string
 	// A downstream id that is neither an outlet mark nor in the file makes
 	// its reach an outlet: right for an extract whose outlets drain into
 	// another region, a typo otherwise. The first few are named.
 	var away []int
 	for i, d := range c.Down {
-		if _, ok := c.position(d); !ok && d != 0 && d != -1 {
+		if downPos[i] < 0 && d != 0 && d != -1 {
 			away = append(away, i)
 		}
 	}
@@ -348,18 +407,53 @@ func (c *Connect) check(name string) []string {
 			w = append(w, fmt.Sprintf("%s: %d more reaches drain into ids not in the file (also routed as outlets)", name, len(away)-3))
 			break
 		}
-		w = append(w, fmt.Sprintf("%s:%d: reach %d drains into %d, which is not in the file: it is routed as an outlet", name, c.Lines[i], c.IDs[i], c.Down[i]))
+		w = append(w, fmt.Sprintf("%s:%d: reach %d drains into %d, which is not in the file: it is routed as an outlet", name, c.Line(i), c.IDs[i], c.Down[i]))
 	}
-	for i, ups := range c.Up {
-		for _, u := range ups {
-			j, ok := c.position(u)
-			switch {
-			case !ok:
-				w = append(w, fmt.Sprintf("%s:%d: upstream reach %d of reach %d is not in the file", name, c.Lines[i], u, c.IDs[i]))
-			case c.Down[j] != c.IDs[i]:
-				w = append(w, fmt.Sprintf("%s:%d: reach %d lists %d upstream, but line %d says %d drains into %d", name, c.Lines[i], c.IDs[i], u, c.Lines[j], u, c.Down[j]))
+	// The reaches that drain into each reach (by the downstream column),
+	// by position: an upstream id listed on a line is right when it is
+	// among them, which needs no lookup of the id.
+	n := len(c.IDs)
+	start := make([]int32, n+1)
+	for _, d := range downPos {
+		if d >= 0 {
+			start[d+1]++
+		}
+	}
+	for i := 0; i < n; i++ {
+		start[i+1] += start[i]
+	}
+	from := make([]int32, start[n])
+	fill := slices.Clone(start[:n])
+	for j, d := range downPos {
+		if d >= 0 {
+			from[fill[d]] = int32(j)
+			fill[d]++
+		}
+	}
+	fill = nil
+	wk := make([][]string, (n+1<<16-1)>>16)
+	ids.Parallel(len(wk), 1, func(a, b int) {
+		for k := a; k < b; k++ {
+			for i := k << 16; i < min(n, (k+1)<<16); i++ {
+			next:
+				for _, u := range c.Up(i) {
+					for _, j := range from[start[i]:start[i+1]] {
+						if c.IDs[j] == u {
+							continue next
+						}
+					}
+					switch j := c.find(u); {
+					case j < 0:
+						wk[k] = append(wk[k], fmt.Sprintf("%s:%d: upstream reach %d of reach %d is not in the file", name, c.Line(i), u, c.IDs[i]))
+					default:
+						wk[k] = append(wk[k], fmt.Sprintf("%s:%d: reach %d lists %d upstream, but line %d says %d drains into %d", name, c.Line(i), c.IDs[i], u, c.Line(int(j)), u, c.Down[j]))
+					}
+				}
 			}
 		}
+	})
+	for _, l := range wk {
+		w = append(w, l...)
 	}
 	return w
 }
@@ -372,12 +466,22 @@ func ParseBasinIDs(r io.Reader, name string) (ids []int64, lines []int, err erro
 	if err != nil {
 		return nil, nil, perr(name, 0, 0, "%v", err)
 	}
-	return parseBasinIDs(b, name, true)
+	return parseBasinIDsSeq(b, name, true)
 }
 
 // parseBasinIDs is ParseBasinIDs on bytes; dups says whether to look for
 // duplicates (callers that map the ids anyway find them cheaper).
-func parseBasinIDs(b []byte, name string, dups bool) (ids []int64, lines []int, err error) {
+func parseBasinIDs(b []byte, name string, dups bool) ([]int64, error) {
+	if !dups {
+		if ids, ok := parseBasinFast(b); ok {
+			return ids, nil
+		}
+	}
+	ids, _, err := parseBasinIDsSeq(b, name, dups)
+	return ids, err
+}
+
+func parseBasinIDsSeq(b []byte, name string, dups bool) (ids []int64, lines []int, err error) {
 	est := bytes.Count(b, []byte{'\n'}) + 1
 	ids, lines = make([]int64, 0, est), make([]int, 0, est)
 	var seen map[int64]int
@@ -426,6 +530,17 @@ func ParseValues(r io.Reader, name string) (vals []float64, lines []int, err err
 }
 
 func parseValues(b []byte, name string) (vals []float64, lines []int, err error) {
+	if vals, ok := parseValuesFast(b); ok {
+		lines = make([]int, len(vals))
+		for i := range lines {
+			lines[i] = i + 1
+		}
+		return vals, lines, nil
+	}
+	return parseValuesSeq(b, name)
+}
+
+func parseValuesSeq(b []byte, name string) (vals []float64, lines []int, err error) {
 	est := bytes.Count(b, []byte{'\n'}) + 1
 	vals, lines = make([]float64, 0, est), make([]int, 0, est)
 	err = eachLine(b, name, func(n int, ln []byte) error {
@@ -450,29 +565,30 @@ func parseValues(b []byte, name string) (vals []float64, lines []int, err error)
 // readValuesFile reads k.csv or x.csv, checks its length against
 // rapid_connect.csv and each value with bad (returning a message or "").
 func readValuesFile(path string, c *Connect, bad func(float64) string) ([]float64, error) {
-	b, err := os.ReadFile(path)
+	b, release, err := readText(path)
 	if err != nil {
 		return nil, err
 	}
-	vals, lines, err := parseValues(b, path)
+	vals, ok := parseValuesFast(b)
+	if !ok {
+		vals, _, err = parseValuesSeq(b, path)
+	}
+	release()
 	if err != nil {
 		return nil, err
 	}
+	// Data lines follow each other from line 1: value i is on line i+1.
 	n := len(c.IDs)
 	if len(vals) > n {
-		return nil, perr(path, lines[n], 0, "%d values but %s has %d reaches", len(vals), RAPIDConnectFile, n)
+		return nil, perr(path, n+1, 0, "%d values but %s has %d reaches", len(vals), RAPIDConnectFile, n)
 	}
 	if len(vals) < n {
-		next := 1
-		if len(lines) > 0 {
-			next = lines[len(lines)-1] + 1
-		}
-		return nil, perr(path, next, 0, "%d values but %s has %d reaches (missing the value of reach %d, line %d there)",
-			len(vals), RAPIDConnectFile, n, c.IDs[len(vals)], c.Lines[len(vals)])
+		return nil, perr(path, len(vals)+1, 0, "%d values but %s has %d reaches (missing the value of reach %d, line %d there)",
+			len(vals), RAPIDConnectFile, n, c.IDs[len(vals)], c.Line(len(vals)))
 	}
 	for i, v := range vals {
 		if msg := bad(v); msg != "" {
-			return nil, perr(path, lines[i], 1, "%s, got %v (reach %d)", msg, v, c.IDs[i])
+			return nil, perr(path, i+1, 1, "%s, got %v (reach %d)", msg, v, c.IDs[i])
 		}
 	}
 	return vals, nil

@@ -20,7 +20,14 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // byte-order mark is dropped, blank lines at the end are ignored and a blank
 // line followed by more data is an error.
 func eachLine(data []byte, file string, fn func(n int, line []byte) error) error {
-	n, blank := 0, 0
+	return eachLineFrom(data, file, 1, fn, nil)
+}
+
+// eachLineFrom is eachLine on a piece of a file whose first line is line
+// first (a byte-order mark is dropped only on line 1); when trailing is not
+// nil, it is set when the piece ends with blank lines.
+func eachLineFrom(data []byte, file string, first int, fn func(n int, line []byte) error, trailing *bool) error {
+	n, blank := first-1, 0
 	for len(data) > 0 {
 		var ln []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -45,6 +52,9 @@ func eachLine(data []byte, file string, fn func(n int, line []byte) error) error
 		if err := fn(n, ln); err != nil {
 			return err
 		}
+	}
+	if trailing != nil {
+		*trailing = blank > 0
 	}
 	return nil
 }

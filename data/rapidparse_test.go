@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -11,12 +12,19 @@ import (
 // The byte parsers must accept, reject and report exactly like the
 // line-and-string parsers they replace, kept here as the reference.
 
-func parseConnectLines(r io.Reader, name string) (*Connect, error) {
+// refConnect is what the reference parser returns.
+type refConnect struct {
+	IDs, Down []int64
+	Up        [][]int64
+	Lines     []int
+}
+
+func parseConnectLines(r io.Reader, name string) (*refConnect, error) {
 	lines, err := readLines(r, name)
 	if err != nil {
 		return nil, err
 	}
-	c := &Connect{
+	c := &refConnect{
 		IDs:   make([]int64, 0, len(lines)),
 		Down:  make([]int64, 0, len(lines)),
 		Up:    make([][]int64, 0, len(lines)),
@@ -109,19 +117,28 @@ func FuzzParseConnectMatchesLines(f *testing.F) {
 		"10,30,0,,0\n", "10.0,30,0\n", "1,2,0\n\n3,4,0\n", "1,2,0\n1,3,0\n", "5,+6,0,\n", "99999999999999999999,1,0\n", "-0,1,0\n", "1e3,2,0\n"} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte("1,2,0\n3,4,0\n5,6,0\n7,8,0\n9,10,0\n11,1,0\n"))
+	f.Add([]byte("1,2,0\n3,4,0\n5,6,0\n7,8,0\n9,10,0\n11,1,0,\n"))
+	f.Add([]byte("1,2,0\n3,4,0\n5,6,0\n\n7,8,0\n9,10,0\n11,1,0\n\n\n"))
+	f.Add([]byte("1,2,0\n3,4,0\n5,6,0\n7,8,0\n9,10,0\n11,1,0\n3,12,0\n"))
+	f.Add([]byte("10,30,0,0\n20,30,0,0\n30,-1,2,10,20\n40,30,1,77\n50,99,0,0\n60,40,0,0\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want, werr := parseConnectLines(bytes.NewReader(b), "c.csv")
-		got, gerr := ParseConnect(bytes.NewReader(b), "c.csv")
-		if fmt.Sprint(werr) != fmt.Sprint(gerr) {
-			t.Fatalf("error %v, reference %v", gerr, werr)
-		}
-		if werr != nil {
-			return
-		}
-		if !slices.Equal(got.IDs, want.IDs) || !slices.Equal(got.Down, want.Down) || !slices.Equal(got.Lines, want.Lines) ||
-			!slices.EqualFunc(got.Up, want.Up, slices.Equal) {
-			t.Fatalf("parsed %+v, reference %+v", got, want)
-		}
+		withChunks(t, func() {
+			got, gerr := ParseConnect(bytes.NewReader(b), "c.csv")
+			if !sameError(gerr, werr) {
+				t.Fatalf("error %v, reference %v", gerr, werr)
+			}
+			if werr != nil {
+				return
+			}
+			if !sameConnect(got, want) {
+				t.Fatalf("parsed %+v, reference %+v", got, want)
+			}
+			if w, g := checkConnectRef(want, "c.csv"), got.check("c.csv", got.downPositions()); !slices.Equal(w, g) {
+				t.Fatalf("warnings %q, reference %q", g, w)
+			}
+		})
 	})
 }
 
@@ -130,20 +147,108 @@ func FuzzParseValuesMatchesLines(f *testing.F) {
 	for _, s := range []string{"1.5\n2\n", "1,\n 2 ,\r\n", "NaN\nInf\n-0\n", "1e400\n", "abc\n", "1,2\n", "\n\n1\n", "1\n\n2\n", "0x1p-2\n", "1_0\n"} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte("1\n2\n3\n4.5\n5\n6\n7\n8\n"))
+	f.Add([]byte("1\n2\n3\n4.5\n\n6\n7\n8\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		wv, wl, werr := parseValuesLines(bytes.NewReader(b), "k.csv")
-		gv, gl, gerr := ParseValues(bytes.NewReader(b), "k.csv")
-		if fmt.Sprint(werr) != fmt.Sprint(gerr) {
-			t.Fatalf("error %v, reference %v", gerr, werr)
-		}
-		if werr != nil {
-			return
-		}
-		eq := func(a, b float64) bool { return a == b || a != a && b != b }
-		if !slices.EqualFunc(gv, wv, eq) || !slices.Equal(gl, wl) {
-			t.Fatalf("parsed %v %v, reference %v %v", gv, gl, wv, wl)
-		}
+		withChunks(t, func() {
+			gv, gl, gerr := ParseValues(bytes.NewReader(b), "k.csv")
+			if !sameError(gerr, werr) {
+				t.Fatalf("error %v, reference %v", gerr, werr)
+			}
+			if werr != nil {
+				return
+			}
+			eq := func(a, b float64) bool { return a == b || a != a && b != b }
+			if !slices.EqualFunc(gv, wv, eq) || !slices.Equal(gl, wl) {
+				t.Fatalf("parsed %v %v, reference %v %v", gv, gl, wv, wl)
+			}
+		})
+	})
+}
+
+func FuzzParseBasinMatchesLines(f *testing.F) {
+	seedFile(f, "riv_bas_id.csv")
+	for _, s := range []string{"1\n2\n3\n4\n5\n6\n7\n8\n", "1\n2\n3\n4\n\n6\n7\n8\n\n", "1,\n2 ,\r\n3\n4\n5\n6\n-7\n8\n", "\xef\xbb\xbf9\n10\n11\n12\n13\n14\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, _, werr := parseBasinIDsSeq(b, "b.csv", false)
+		withChunks(t, func() {
+			got, gerr := parseBasinIDs(b, "b.csv", false)
+			if !sameError(gerr, werr) {
+				t.Fatalf("error %v, reference %v", gerr, werr)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("parsed %v, reference %v", got, want)
+			}
+		})
 	})
 }
 
 var _ = io.EOF
+
+// sameError says whether a byte parser's error is the reference's. The
+// reference reads every line before it parses any, so it reports a blank
+// line inside the data before a bad line above it; the byte parsers, which
+// stop at the first bad line, report that line instead.
+func sameError(got, want error) bool {
+	if fmt.Sprint(got) == fmt.Sprint(want) {
+		return true
+	}
+	var g, w *ParseError
+	return errors.As(got, &g) && errors.As(want, &w) && w.Msg == "blank line inside the data" && g.Line > 0 && g.Line < w.Line
+}
+
+// withChunks runs fn as files are parsed normally, then with every file
+// of more than a few bytes cut into chunks.
+func withChunks(t *testing.T, fn func()) {
+	fn()
+	defer func(m int) { parChunkMin = m }(parChunkMin)
+	parChunkMin = 8
+	fn()
+}
+
+// checkConnectRef is Connect.check as written with a map of every id: the
+// reference for the warnings.
+func checkConnectRef(c *refConnect, name string) []string {
+	pos := map[int64]int{}
+	for i, id := range c.IDs {
+		pos[id] = i
+	}
+	var w, away []string
+	for i, d := range c.Down {
+		if _, ok := pos[d]; !ok && d != 0 && d != -1 {
+			away = append(away, fmt.Sprintf("%s:%d: reach %d drains into %d, which is not in the file: it is routed as an outlet", name, c.Lines[i], c.IDs[i], d))
+		}
+	}
+	if len(away) > 3 {
+		away = append(away[:3], fmt.Sprintf("%s: %d more reaches drain into ids not in the file (also routed as outlets)", name, len(away)-3))
+	}
+	w = append(w, away...)
+	for i, ups := range c.Up {
+		for _, u := range ups {
+			j, ok := pos[u]
+			switch {
+			case !ok:
+				w = append(w, fmt.Sprintf("%s:%d: upstream reach %d of reach %d is not in the file", name, c.Lines[i], u, c.IDs[i]))
+			case c.Down[j] != c.IDs[i]:
+				w = append(w, fmt.Sprintf("%s:%d: reach %d lists %d upstream, but line %d says %d drains into %d", name, c.Lines[i], c.IDs[i], u, c.Lines[j], u, c.Down[j]))
+			}
+		}
+	}
+	return w
+}
+
+// sameConnect compares a parsed file with the reference's.
+func sameConnect(got *Connect, want *refConnect) bool {
+	if !slices.Equal(got.IDs, want.IDs) || !slices.Equal(got.Down, want.Down) {
+		return false
+	}
+	for i := range got.IDs {
+		if got.Line(i) != want.Lines[i] || !slices.Equal(got.Up(i), want.Up[i]) {
+			return false
+		}
+	}
+	return true
+}

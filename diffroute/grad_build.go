@@ -36,6 +36,14 @@ import (
 // forward convolution's work); memory: the reaches' spectra and Z (two
 // N × (M/2+1) complex128 tables).
 
+// ParamGradsFromBuild reports whether the kernel's parameter gradients come
+// from the adjoint of its build (a frequency-domain build, for an IRF with
+// parameter gradients), so that BackwardParamsFromTaps gives them from
+// ∂L/∂K; otherwise BackwardParams runs the recursive adjoint.
+func (kr *KernelRouter) ParamGradsFromBuild() bool {
+	return kr.td == nil && len(kr.tab.irf.GradParams) > 0
+}
+
 // buildAdjointApplies reports whether the kernel's parameter gradients come
 // from the build's adjoint rather than the recursive one.
 func (kr *KernelRouter) buildAdjointApplies() bool {
@@ -61,9 +69,8 @@ func (kr *KernelRouter) KernelTapGrad(ctx context.Context, runoff, gy *DataTenso
 		for ps := lo; ps < hi; ps++ {
 			s := int(bs.Order[ps])
 			for d := s; d >= 0; d = kr.net.Down(d) {
-				e := bs.entry(kr.net.Pre(d), ps)
-				off := cap(bs.Vals[:0]) - cap(e) // e's offset in Vals
-				tg.pair(dst[off:off+bs.Taps], d, s)
+				off := bs.offset(kr.net.Pre(d), ps)
+				tg.pair(dst[off:off+int64(bs.Taps)], d, s)
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -133,9 +140,8 @@ func (kr *KernelRouter) BackwardParamsFromTaps(ctx context.Context, dK []float64
 	}
 	bs := kr.bs
 	return kr.buildAdjoint(ctx, func(G []float64, d, _, ps int) {
-		e := bs.entry(kr.net.Pre(d), ps)
-		off := cap(bs.Vals[:0]) - cap(e)
-		copy(G, dK[off:off+bs.Taps])
+		off := bs.offset(kr.net.Pre(d), ps)
+		copy(G, dK[off:off+int64(bs.Taps)])
 	})
 }
 

@@ -17,10 +17,13 @@ type GradPlan struct {
 	CheckpointSteps, Blocks int
 	Parts                   []MemPart
 	// Live sums Parts; Predicted adds the collector's garbage and the
-	// runtime baseline: the predicted peak resident memory.
+	// runtime baseline: the predicted peak resident memory (of the whole
+	// process, from PlanGradientIn).
 	Live, Predicted int64
 	Fits            bool
 	Note            string
+	// Process says how PlanGradientIn counted the process's own memory.
+	Process string
 }
 
 // String describes the plan in a few lines.
@@ -38,10 +41,28 @@ func (p *GradPlan) String() string {
 	for _, part := range p.Parts {
 		fmt.Fprintf(&sb, "  %-28s %s\n", part.Name, fmtBytes(part.Bytes))
 	}
+	if p.Process != "" {
+		sb.WriteString("  " + p.Process + "\n")
+	}
 	if p.Note != "" {
 		sb.WriteString("  " + p.Note + "\n")
 	}
 	return sb.String()
+}
+
+// ProcessMemory is what a process holds when it plans a gradient run after
+// reading its inputs: the Go heap after a collection (runtime.MemStats) and
+// the resident set. PlanGradientIn adds it to the prediction so that the
+// prediction covers the whole process, input reading included.
+type ProcessMemory struct {
+	// Peak is the resident peak so far (the input reading's) and Resident
+	// the resident set now; 0 if unknown.
+	Peak, Resident int64
+	// HeapLive is the heap's live bytes after a collection (the runoff
+	// and network included); HeapHeld the heap memory the runtime keeps
+	// from the OS (live, fragmented and free: the gradient reuses the
+	// free part before the heap grows).
+	HeapLive, HeapHeld int64
 }
 
 // PlanGradient predicts the peak memory of a gradient run of T steps and
@@ -50,6 +71,37 @@ func (p *GradPlan) String() string {
 // A run that does not fit even with one-step blocks is reported (Fits
 // false): stage it (StagedGrad) to bound the network's part.
 func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*GradPlan, error) {
+	return planGradient(net, T, batch, budget, opts, nil)
+}
+
+// PlanGradientIn is PlanGradient for a process that has read its inputs
+// (the runoff of T steps, batch members, and net): the prediction and the
+// budget cover the whole process. Of what it holds, the runoff and the
+// network are the run's own; the rest (the collector's free heap after
+// reading the runoff file, the runtime and libraries outside the heap,
+// labels, parameters) is added: the peak is
+// max(Peak, Resident − HeapHeld + max(HeapHeld, HeapLive + run)), run being
+// the run's own predicted heap beyond the runoff and network.
+func PlanGradientIn(net *Network, T, batch int, budget int64, opts Options, proc ProcessMemory) (*GradPlan, error) {
+	return planGradient(net, T, batch, budget, opts, &proc)
+}
+
+// settle sets Predicted and Fits from the run's own prediction: with a
+// process, the whole process's peak.
+func (p *GradPlan) settle(run int64, proc *ProcessMemory, counted int64) {
+	p.Predicted = run
+	if proc != nil {
+		heap := max(run-planBaseBytes-counted, 0) // the run's heap beyond what the process holds of it
+		other := max(proc.Resident-proc.HeapHeld, 0)
+		whole := other + max(proc.HeapHeld, proc.HeapLive+heap)
+		p.Predicted = max(proc.Peak, whole)
+		p.Process = fmt.Sprintf("whole process: %s held after reading the inputs (heap: %s live, %s kept; %s outside it), the run's own peak %s",
+			fmtBytes(proc.Resident), fmtBytes(proc.HeapLive), fmtBytes(proc.HeapHeld), fmtBytes(other), fmtBytes(run))
+	}
+	p.Fits = p.Budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(p.Budget)
+}
+
+func planGradient(net *Network, T, batch int, budget int64, opts Options, proc *ProcessMemory) (*GradPlan, error) {
 	if net == nil {
 		return nil, fmt.Errorf("diffroute: no network")
 	}
@@ -78,10 +130,10 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 	secs, conv := m.shape(irf)
 	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
 	if !gradTilesOff && tileOptionsUsable(o) && secs >= 1 && conv == 0 {
-		return planTiled(p, net, o, m, P, secs), nil
+		return planTiled(p, net, o, m, P, secs, proc), nil
 	}
 	estimate := func(ck int) {
-		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps))
+		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps, conv*float64(max(w-1, 0))))
 		if ck > 0 {
 			bl = int64(min(ck, T)) * f
 		}
@@ -103,9 +155,8 @@ func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*Grad
 			p.Live += part.Bytes
 		}
 		// The big arrays live to the end: little garbage besides scratch.
-		p.Predicted = p.Live + min(int64(m.gc*float64(p.Live)), B*n*int64(T)*8) + planBaseBytes
 		p.CheckpointSteps, p.Blocks = ck, int(blocks)
-		p.Fits = budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(budget)
+		p.settle(p.Live+min(int64(m.gc*float64(p.Live)), B*n*int64(T)*8)+planBaseBytes, proc, p.Parts[0].Bytes+B*n*int64(T)*4)
 	}
 	if o.CheckpointSteps > 0 || budget <= 0 {
 		estimate(o.CheckpointSteps)
@@ -184,7 +235,7 @@ func (m *planModel) shape(irf IRF) (secs, conv float64) {
 // one tile's block per worker. Longer blocks mean fewer checkpoints but
 // smaller tiles, so more boundary series: the automatic block sits near the
 // smallest sum; under a budget shorter and longer blocks are tried.
-func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs float64) *GradPlan {
+func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs float64, proc *ProcessMemory) *GradPlan {
 	n, B, T, f := int64(net.Len()), int64(p.Batch), int64(p.T), int64(o.SubSteps)
 	TF := T * f
 	parts, trunk := partition(net, o.Workers)
@@ -213,9 +264,8 @@ func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs
 			p.Live += part.Bytes
 		}
 		// Garbage: about one float32 series between collections.
-		p.Predicted = p.Live + min(int64(m.gc*float64(p.Live)), B*n*T*4) + planBaseBytes
 		p.CheckpointSteps, p.Blocks = ck, int(blocks)
-		p.Fits = p.Budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(p.Budget)
+		p.settle(p.Live+min(int64(m.gc*float64(p.Live)), B*n*T*4)+planBaseBytes, proc, p.Parts[0].Bytes+B*n*T*4)
 	}
 	estimate(o.CheckpointSteps)
 	if o.CheckpointSteps > 0 || p.Fits {

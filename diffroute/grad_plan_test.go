@@ -135,3 +135,41 @@ func TestPlanGradientBudget(t *testing.T) {
 		t.Errorf("1 MiB cannot hold the series: %v", tiny)
 	}
 }
+
+// PlanGradientIn adds what the process holds to the run's own prediction,
+// and a budget that the run alone fits but the process does not is
+// refused or met with shorter blocks.
+func TestPlanGradientInCountsTheProcess(t *testing.T) {
+	net := SyntheticNetwork(3000, 1)
+	o := Options{Params: testParams("muskingum", 3000, 1), SubSteps: 3, MaxDelay: 16}
+	const T = 400
+	run, err := PlanGradient(net, T, 1, 0, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := int64(net.Len())*planNetworkPerRch + int64(net.Len())*T*4
+	proc := ProcessMemory{Peak: 90 << 20, Resident: 80 << 20, HeapLive: counted + 5<<20, HeapHeld: 60 << 20}
+	in, err := PlanGradientIn(net, T, 1, 0, o, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := run.Predicted - planBaseBytes - counted
+	want := max(proc.Peak, proc.Resident-proc.HeapHeld+max(proc.HeapHeld, proc.HeapLive+heap))
+	if in.Predicted != want || in.Predicted <= run.Predicted || !strings.Contains(in.String(), "whole process") {
+		t.Fatalf("whole process %d, want %d (run alone %d)\n%v", in.Predicted, want, run.Predicted, in)
+	}
+	// A budget the run alone fits with its automatic blocks.
+	budget := int64(float64(run.Predicted)/planHeadroom) + 1<<20
+	if p, _ := PlanGradient(net, T, 1, budget, o); !p.Fits || p.CheckpointSteps != 0 {
+		t.Fatalf("run alone: %v", p)
+	}
+	big := proc
+	big.Resident += 200 << 20 // libraries outside the heap
+	p, err := PlanGradientIn(net, T, 1, budget, o, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Fits {
+		t.Errorf("the process's 200 MiB outside the heap left out: %v", p)
+	}
+}

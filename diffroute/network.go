@@ -1,10 +1,11 @@
 package diffroute
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"sync"
+
+	idsort "github.com/diffroute-go/route/internal/ids"
 )
 
 // Network is a river network: a forest of reaches, each draining into at most
@@ -102,16 +103,7 @@ func NewNetworkIndex(ids []int64, down []int) (*Network, error) {
 			break
 		}
 	}
-	byID := make([]int32, n)
-	for i := range byID {
-		byID[i] = int32(i)
-	}
-	slices.SortFunc(byID, func(a, b int32) int {
-		if c := cmp.Compare(ids[a], ids[b]); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
+	byID := idsort.SortPositions(ids) // equal ids in position order
 	for k := 1; k < n; k++ {
 		a, b := byID[k-1], byID[k]
 		if ids[a] == ids[b] && ids[b] > 0 && int(b) < bad {

@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
 	"github.com/dustin/go-humanize"
+
+	"github.com/diffroute-go/route/diffroute"
 )
 
 // MemAvailable is the memory this process may use: MemAvailable from
@@ -38,4 +41,38 @@ func MemAvailable() int64 {
 		}
 	}
 	return avail
+}
+
+// ProcessMemory measures what this process holds now, after a garbage
+// collection: the heap's live and kept bytes and, on Linux, the resident
+// set and its peak so far (/proc/self/status; 0 elsewhere). A planner adds
+// it to a run's own prediction (diffroute.PlanGradientIn) so that the
+// prediction covers the whole process, input reading included.
+func ProcessMemory() diffroute.ProcessMemory {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	pm := diffroute.ProcessMemory{HeapLive: int64(ms.HeapAlloc), HeapHeld: int64(ms.HeapSys - ms.HeapReleased)}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				continue
+			}
+			switch f[0] {
+			case "VmHWM:":
+				pm.Peak = kb << 10
+			case "VmRSS:":
+				pm.Resident = kb << 10
+			}
+		}
+	}
+	if pm.Resident == 0 { // not Linux: the heap and a runtime baseline
+		pm.Resident = pm.HeapHeld + int64(ms.Sys-ms.HeapSys)
+	}
+	return pm
 }

@@ -153,7 +153,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{fmt.Sprintf("grad: --warmup %d leaves none of the %d runoff steps in the loss", *warmup, runoff.T)}
 	}
 	if budget > 0 {
-		plan, err := diffroute.PlanGradient(net, runoff.T, runoff.B, budget, opts)
+		// The inputs are read: the plan covers what the process holds.
+		plan, err := diffroute.PlanGradientIn(net, runoff.T, runoff.B, budget, opts, pipeline.ProcessMemory())
 		if err != nil {
 			return err
 		}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/diffroute-go/route/data"
@@ -234,6 +236,59 @@ func TestGradCLIRefuses(t *testing.T) {
 		_, err := runCLI(t, args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: got %v, want one line containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+// The plan that diffroute grad --mem-budget prints covers the whole
+// process, input reading included: its predicted peak is within 20 % of
+// the peak resident set of a diffroute grad process (a child process, its
+// maxrss from getrusage).
+func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a child process of a few hundred MB")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status: the plan cannot measure the process")
+	}
+	gen := t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "40000", "--days", "60", "--gauges", "5"); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"3600", "28800"} { // the tiled adjoint, the general engine
+		cmd := exec.Command(exe, "grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--substep", sub,
+			"--observed", filepath.Join(gen, "observed.csv"), "--loss", "sse", "--out", filepath.Join(t.TempDir(), "g.csv"), "--mem-budget", "4GiB")
+		cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		var predicted float64
+		for _, line := range strings.Split(string(out), "\n") {
+			if _, after, ok := strings.Cut(line, "predicted peak "); ok {
+				var unit string
+				if _, err := fmt.Sscanf(after, "%f %s", &predicted, &unit); err != nil || unit != "MiB" {
+					t.Fatalf("plan line %q", line)
+				}
+				predicted *= 1 << 20
+			}
+		}
+		if !strings.Contains(string(out), "whole process:") || predicted == 0 {
+			t.Fatalf("no whole-process plan:\n%s", out)
+		}
+		ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		if !ok {
+			t.Skip("no rusage")
+		}
+		peak := float64(ru.Maxrss) * 1024 // kB on Linux
+		ratio := predicted / peak
+		t.Logf("--substep %s: predicted %.1f MiB, measured %.1f MiB (ratio %.2f)", sub, predicted/(1<<20), peak/(1<<20), ratio)
+		if ratio < 0.8 || ratio > 1.2 { // tighter than the ±25 % asked: a process term left out fails it
+			t.Errorf("--substep %s: predicted %.1f MiB, measured peak %.1f MiB (ratio %.2f)\n%s", sub, predicted/(1<<20), peak/(1<<20), ratio, out)
 		}
 	}
 }
