@@ -40,6 +40,47 @@ func convLoadVector(in []float64, inflow, lat []float32, f int) bool {
 	return true
 }
 
+// convStepArgs is the argument block of convStep512 (the assembly reads it
+// by offset: keep the field order).
+type convStepArgs struct {
+	y                 *float64
+	dst, out          *float32
+	nq, f, add        int64
+	wsum, wend, wprev float64
+	yLast             float64
+}
+
+//go:noescape
+func convStep512(k *convStepArgs)
+
+// convStepVector stores (with add, adds) the fine outflows y of len(out)
+// steps into dst (none when dst is nil) and writes each step's value into
+// out as the section kernels do (stepWeights), from and into *yLast, the
+// last outflow before the chunk and after it. It reports false, doing
+// nothing, where there is no vector kernel or the rule needs the
+// second-to-last sub-step.
+func convStepVector(p reachParams, y []float64, dst, out []float32, add bool, yLast *float64) bool {
+	f, nq := p.f, len(out)
+	if !haveConvAVX512 || f%8 != 0 || nq == 0 || (p.sample && p.start) {
+		return false
+	}
+	if len(y) < nq*f || (dst != nil && len(dst) < nq*f) {
+		panic("diffroute: convStepVector buffers too short")
+	}
+	w := stepWeights(p)
+	k := convStepArgs{y: unsafe.SliceData(y), out: unsafe.SliceData(out), nq: int64(nq), f: int64(f),
+		wsum: w[0], wend: w[1], wprev: w[2], yLast: *yLast}
+	if dst != nil {
+		k.dst = unsafe.SliceData(dst)
+	}
+	if add {
+		k.add = 1
+	}
+	convStep512(&k)
+	*yLast = k.yLast
+	return true
+}
+
 // convStoreVector stores (or with add, adds) float32(y) into dst on the
 // vector kernel; it reports false, doing nothing, where there is none.
 func convStoreVector(dst []float32, y []float64, add bool) bool {

@@ -483,3 +483,69 @@ sstore:
 sdone:
 	VZEROUPPER
 	RET
+
+// func convStep512(k *convStepArgs)
+//
+// A convolution reach's fine outflows y (float64, nq steps of f sub-steps,
+// f a multiple of 8) stored into dst as float32 (added with add; no dst
+// when it is nil), and each step's reported value
+// out[q] = wsum·Σy + wend·y_last + wprev·y_last(previous step), as the
+// section kernels report it; yl holds the last outflow before the chunk and
+// after it.
+TEXT ·convStep512(SB), NOSPLIT, $0-8
+	MOVQ k+0(FP), DI
+	MOVQ 0(DI), SI   // y
+	MOVQ 8(DI), R9   // dst
+	MOVQ 16(DI), R10 // out
+	MOVQ 24(DI), R12 // nq
+	MOVQ 32(DI), R13 // f
+	SHRQ $3, R13
+	MOVQ 40(DI), AX  // add
+	VMOVSD 72(DI), X6 // y_last before the chunk
+	XORQ CX, CX
+	TESTQ R12, R12
+	JZ cdone
+
+cstep:
+	VMOVAPD X6, X12 // the previous step's last outflow
+	VPXORQ Z9, Z9, Z9
+	MOVQ R13, DX
+
+cvec:
+	VMOVUPD (SI), Z14
+	VADDPD Z14, Z9, Z9
+	TESTQ R9, R9
+	JZ cnext
+	VCVTPD2PS Z14, Y13
+	TESTQ AX, AX
+	JZ cstore
+	VADDPS (R9), Y13, Y13
+
+cstore:
+	VMOVUPS Y13, (R9)
+	ADDQ $32, R9
+
+cnext:
+	ADDQ $64, SI
+	DECQ DX
+	JNZ cvec
+	VMOVSD -8(SI), X6 // this step's last outflow
+	VEXTRACTF64X4 $1, Z9, Y13
+	VADDPD Y13, Y9, Y9
+	VEXTRACTF128 $1, Y9, X13
+	VADDPD X13, X9, X9
+	VPERMILPD $1, X9, X13
+	VADDSD X13, X9, X9
+	VMULSD 48(DI), X9, X9
+	VFMADD231SD 56(DI), X6, X9
+	VFMADD231SD 64(DI), X12, X9
+	VCVTSD2SS X9, X9, X9
+	VMOVSS X9, (R10)(CX*4)
+	INCQ CX
+	CMPQ CX, R12
+	JLT cstep
+	VMOVSD X6, 72(DI)
+
+cdone:
+	VZEROUPPER
+	RET

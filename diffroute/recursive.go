@@ -817,7 +817,16 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 	}
 	ext := wk.conv[:h+fl]
 	yf := wk.conv[h+fl : h+2*fl]
-	copy(ext, hist)
+	// Only the history the taps reach is read (a pure lag's few values out
+	// of W−1: the state of a large network lies far out of cache).
+	need := h
+	switch {
+	case c.dense:
+		need = c.hi
+	case len(c.idx) > 0:
+		need = int(c.idx[len(c.idx)-1])
+	}
+	copy(ext[h-need:h], hist[h-need:])
 	in := ext[h:]
 	if inflow == nil {
 		inflow = wk.zeroBuf(fl) // u + l with u = 0: −0 runoff gives +0
@@ -832,6 +841,14 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 		}
 	}
 	convFine(c, ext, h, yf, wk.fftWork)
+	var d []float32
+	if dst != nil {
+		d = dst[:fl]
+	}
+	if convStepVector(p, yf, d, out[:len(lat)], add, yLast) {
+		keepHistory(hist, ext[h:])
+		return
+	}
 	switch {
 	case dst == nil:
 	case convStoreVector(dst[:fl], yf, add):
@@ -861,7 +878,19 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 		yv = last
 	}
 	*yLast = yv
-	copy(hist, ext[fl:])
+	keepHistory(hist, ext[h:])
+}
+
+// keepHistory shifts the chunk's inflows in into hist, the last len(hist)
+// inflows.
+func keepHistory(hist, in []float64) {
+	h, fl := len(hist), len(in)
+	if fl >= h {
+		copy(hist, in[fl-h:])
+		return
+	}
+	copy(hist, hist[fl:])
+	copy(hist[h-fl:], in)
 }
 
 // addFine adds the fine outflows y into the downstream inflow dst.

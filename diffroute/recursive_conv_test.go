@@ -209,6 +209,23 @@ func testConvolveChunksEqualWhole(t *testing.T, f int, headwater bool) {
 		wantOut, wantDst := run([]int{0, steps}, true)
 		gotOut, gotDst := run([]int{0, 1, 2, 9, 10, 33, steps}, true)
 		storeOut, storeDst := run([]int{0, 7, steps}, false)
+		{
+			// An outlet: no downstream inflow to write.
+			wk := &recWorker{}
+			hist := make([]float64, w-1)
+			yLast := 0.0
+			out := make([]float32, steps)
+			var in []float32
+			if !headwater {
+				in = inflow
+			}
+			wk.convolve(p, c, hist, &yLast, in, lat, nil, out, false)
+			for k := range wantOut {
+				if out[k] != wantOut[k] {
+					t.Fatalf("%+v: out[%d] without dst %v, with %v", p, k, out[k], wantOut[k])
+				}
+			}
+		}
 		for k := range wantOut {
 			if storeOut[k] != wantOut[k] {
 				t.Fatalf("%+v: out[%d] storing %v adding %v", p, k, storeOut[k], wantOut[k])

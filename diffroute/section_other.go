@@ -19,6 +19,10 @@ func convLoadVector(in []float64, inflow, lat []float32, f int) bool { return fa
 
 func convStoreVector(dst []float32, y []float64, add bool) bool { return false }
 
+func convStepVector(p reachParams, y []float64, dst, out []float32, add bool, yLast *float64) bool {
+	return false
+}
+
 // convFFTCrossover is the tap count from which overlap-save beats the plain
 // Go direct kernel (measured on amd64 without vectors).
 func convFFTCrossover() int { return 384 }
@@ -30,3 +34,5 @@ func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []fl
 func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) bool {
 	return false
 }
+
+func noOutVector64(f int) bool { return false }
