@@ -22,45 +22,78 @@ import (
 // are passed through unchecked: their layout is HDF5's, which this package
 // does not parse.
 func checkClassicNC(path string) error {
+	_, err := classicLayout(path)
+	return err
+}
+
+// classicLayout validates (as checkClassicNC) and returns the layout of a
+// classic file's variables; nil for other files.
+func classicLayout(path string) (*ncHeader, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	size := st.Size()
 	var magic [4]byte
 	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:3]) != "CDF" {
-		return nil // not classic: libnetcdf decides
+		return nil, nil // not classic: libnetcdf decides
 	}
 	// The header is read from the start of the file, 64 KiB first and more
 	// while it runs on; a classic header larger than 64 MiB is not plausible.
 	for hlen := min(size, 64<<10); ; hlen = min(size, 4*hlen, 64<<20) {
 		buf := make([]byte, hlen)
 		if _, err := f.ReadAt(buf, 0); err != nil && err != io.EOF {
-			return err
+			return nil, err
 		}
 		h := &ncHeader{b: buf, size: size}
 		err := h.parse()
 		if err == nil {
-			return nil
+			h.b = nil
+			return h, nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) && hlen < min(size, 64<<20) {
 			continue // the header goes on
 		}
-		return fmt.Errorf("%s: corrupt netCDF classic header (byte %d): %v", path, h.pos, err)
+		return nil, fmt.Errorf("%s: corrupt netCDF classic header (byte %d): %v", path, h.pos, err)
 	}
 }
 
-// ncHeader is a cursor over a classic header.
+// ncHeader is a cursor over a classic header, and once parsed the layout
+// of its variables.
 type ncHeader struct {
 	b       []byte
 	pos     int
 	size    int64 // file size
 	version byte
+
+	vars    []ncVarLayout
+	recsize int64 // bytes of one record (every record variable's slab)
+	numrecs int64 // records as the header says (-1: streaming)
+}
+
+// ncVarLayout is where a classic variable's data lies.
+type ncVarLayout struct {
+	name  string
+	typ   uint32
+	dims  []int64 // lengths; the record dimension (first) as 0
+	rec   bool    // along the record dimension: slab t at begin + t·recsize
+	begin int64
+	vsize int64 // bytes of the variable (one record's slab for a record variable)
+}
+
+// variable returns the layout of the variable name.
+func (h *ncHeader) variable(name string) (ncVarLayout, bool) {
+	for _, v := range h.vars {
+		if v.name == name {
+			return v, true
+		}
+	}
+	return ncVarLayout{}, false
 }
 
 const (
@@ -170,14 +203,24 @@ func (h *ncHeader) skip(n int64) error {
 }
 
 func (h *ncHeader) name() error {
+	_, err := h.nameText()
+	return err
+}
+
+// nameText reads a name.
+func (h *ncHeader) nameText() (string, error) {
 	n, err := h.nonNeg()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if n == 0 {
-		return fmt.Errorf("empty name")
+		return "", fmt.Errorf("empty name")
 	}
-	return h.skip(n)
+	at := h.pos
+	if err := h.skip(n); err != nil {
+		return "", err
+	}
+	return string(h.b[at : at+int(n)]), nil
 }
 
 // list reads the tag and count of a dimension, attribute or variable list.
@@ -299,7 +342,8 @@ func (h *ncHeader) parse() error {
 	var fixed []extent
 	var recs []extent
 	for i := int64(0); i < nv; i++ {
-		if err := h.name(); err != nil {
+		vname, err := h.nameText()
+		if err != nil {
 			return fmt.Errorf("variable %d: %w", i, err)
 		}
 		rank, err := h.count(4)
@@ -308,6 +352,7 @@ func (h *ncHeader) parse() error {
 		}
 		isRec := false
 		elems := int64(1)
+		var shape []int64
 		for j := int64(0); j < rank; j++ {
 			id, err := h.nonNeg()
 			if err != nil {
@@ -321,9 +366,11 @@ func (h *ncHeader) parse() error {
 					return fmt.Errorf("variable %d: the unlimited dimension is not its first", i)
 				}
 				isRec = true
+				shape = append(shape, 0)
 				continue
 			}
 			d := dims[id]
+			shape = append(shape, d)
 			if d > 0 && elems > h.size/d {
 				return fmt.Errorf("variable %d: shape larger than the file", i)
 			}
@@ -367,6 +414,7 @@ func (h *ncHeader) parse() error {
 		if begin > h.size {
 			return fmt.Errorf("variable %d: data at byte %d beyond the file's %d", i, begin, h.size)
 		}
+		h.vars = append(h.vars, ncVarLayout{name: vname, typ: t, dims: shape, rec: isRec, begin: begin, vsize: vsize})
 		if isRec {
 			recs = append(recs, extent{begin, vsize})
 		} else {
@@ -405,6 +453,7 @@ func (h *ncHeader) parse() error {
 			return fmt.Errorf("record data at byte %d inside the header", e.begin)
 		}
 	}
+	h.recsize, h.numrecs = recsize, numrecs
 	if numrecs <= 0 {
 		return nil // none, or streaming: libnetcdf derives the count from the size
 	}

@@ -95,14 +95,14 @@ func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer ds.Close()
-	x, err := readRunoff(ds, opt)
+	x, err := readRunoff(ds, opt, path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return x, nil
 }
 
-func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error) {
+func readRunoff(ds netcdf.Dataset, opt *NCOptions, path string) (*diffroute.DataTensor, error) {
 	v, name, err := findDataVar(ds, opt.Var)
 	if err != nil {
 		return nil, err
@@ -269,7 +269,14 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions) (*diffroute.DataTensor, error
 		}
 		return start, count
 	}
-	for b := 0; b < B; b++ {
+	direct := false
+	if mi < 0 && ti == 0 && T > 0 && N > 0 {
+		d := directConv{fill: fill, missing: missing, scale: scale, offset: offset, hasScale: hasScale, hasOffset: hasOffset}
+		if direct, err = readClassicDirect(path, name, x.Data, rowOf, t0, T, N, d); err != nil {
+			return nil, fmt.Errorf("variable %s: %w", name, err)
+		}
+	}
+	for b := 0; b < B && !direct; b++ {
 		if err := readMember(x, b, v, name, slab, conv, row, ti, t0, T, N, box); err != nil {
 			return nil, err
 		}
