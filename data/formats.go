@@ -256,7 +256,40 @@ func ReadSeries(path string, o *NCOptions) (*diffroute.DataTensor, error) {
 	if o != nil && o.Var != "" && !f.Vars {
 		return nil, fmt.Errorf("%s: a %s file has no variables to choose from", path, f.Name)
 	}
+	if o != nil && o.Columns != nil && !f.Vars {
+		// Formats read whole: the columns are picked afterwards.
+		oc := *o
+		oc.Columns = nil
+		x, err := f.Read(path, &oc)
+		if err != nil {
+			return nil, err
+		}
+		return pickColumns(x, o.Columns, path)
+	}
 	return f.Read(path, o)
+}
+
+// pickColumns returns the rows of x at the given positions, in that order.
+func pickColumns(x *diffroute.DataTensor, cols []int32, path string) (*diffroute.DataTensor, error) {
+	ids := make([]int64, len(cols))
+	seen := make([]bool, x.N)
+	for k, c := range cols {
+		if c < 0 || int(c) >= x.N {
+			return nil, fmt.Errorf("%s: reach position %d outside its %d reaches", path, c, x.N)
+		}
+		if seen[c] {
+			return nil, fmt.Errorf("%s: reach position %d listed twice", path, c)
+		}
+		seen[c] = true
+		ids[k] = x.IDs[c]
+	}
+	y := &diffroute.DataTensor{B: x.B, N: len(cols), T: x.T, Data: make([]float32, x.B*len(cols)*x.T), IDs: ids, Times: x.Times, Step: x.Step, Units: x.Units}
+	for b := 0; b < x.B; b++ {
+		for k, c := range cols {
+			copy(y.Series(b, k), x.Series(b, int(c)))
+		}
+	}
+	return y, nil
 }
 
 // WriteSeries writes q to path in the format of its extension, atomically.

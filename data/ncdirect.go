@@ -6,140 +6,16 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime/debug"
+	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/diffroute-go/route/diffroute"
-
 	"github.com/diffroute-go/route/internal/ids"
 )
 
-// A global runoff file is read most often of all: a classic netCDF file's
-// (time, reach) float variable is read here straight from the file mapped
-// into memory, on every core, instead of through libnetcdf's copies and
-// conversions. Values are big-endian IEEE floats at known offsets; the
-// result is the same as libnetcdf's read followed by conv.
-
-// directRead switches the direct reader on (tests compare it with
-// libnetcdf's reads).
-var directRead = true
-
-// directConv is readRunoff's conversion of stored values: fill and missing
-// values become NaN, then scale and offset apply.
-type directConv struct {
-	fill, missing, scale, offset float64
-	hasScale, hasOffset          bool
-}
-
-func (d *directConv) apply(f float64) float32 {
-	if f == d.fill || f == d.missing {
-		return float32(math.NaN())
-	}
-	if d.hasScale {
-		f *= d.scale
-	}
-	if d.hasOffset {
-		f += d.offset
-	}
-	return float32(f)
-}
-
-// readClassicDirect reads steps [t0, t0+T) of the time-major variable name
-// of the classic file at path into dst, reach c's series at row rowOf[c]
-// (c when rowOf is nil). ok is false, with nothing read, when the file or
-// variable is not one it reads (not classic, not float or double, not two
-// dimensions); libnetcdf then reads it.
-func readClassicDirect(path, name string, dst []float32, rowOf []int32, t0, T, N int, d directConv) (ok bool, err error) {
-	if !directRead {
-		return false, nil
-	}
-	h, err := classicLayout(path)
-	if err != nil || h == nil {
-		return false, nil
-	}
-	v, found := h.variable(name)
-	if !found || len(v.dims) != 2 || v.dims[1] != int64(N) || (v.typ != 5 && v.typ != 6) {
-		return false, nil
-	}
-	ts := int64(4)
-	if v.typ == 6 {
-		ts = 8
-	}
-	// Offset of step t's slab of N values.
-	stride := int64(N) * ts
-	if v.rec {
-		stride = h.recsize
-	} else if v.dims[0] < int64(t0+T) {
-		return false, nil
-	}
-	end := v.begin + int64(t0+T-1)*stride + int64(N)*ts
-	if end > h.size || end < 0 {
-		return false, nil // libnetcdf explains
-	}
-	b, unmap, err := mapFile(path)
-	if err != nil {
-		return false, nil
-	}
-	defer unmap()
-	if int64(len(b)) < end {
-		return false, fmt.Errorf("the file is shorter than its header says")
-	}
-	plain := !d.hasScale && !d.hasOffset && math.IsNaN(d.missing) &&
-		(math.IsNaN(d.fill) || float64(float32(d.fill)) == d.fill)
-	fill32 := float32(d.fill)
-	nan := float32(math.NaN())
-	var fault atomic.Bool
-	// Tiles of 16 reaches × every step: each step's 16 values are one
-	// cache line of the file, and the 16 destination series stay in cache.
-	const tile = 16
-	ids.Parallel((N+tile-1)/tile, 1024, func(a, z int) {
-		defer func() {
-			// The file shrank under the mapping: a fault, reported as an error.
-			if recover() != nil {
-				fault.Store(true)
-			}
-		}()
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		var dsts [tile][]float32
-		for k := a; k < z; k++ {
-			c0 := k * tile
-			w := min(tile, N-c0)
-			for c := 0; c < w; c++ {
-				r := c0 + c
-				if rowOf != nil {
-					r = int(rowOf[r])
-				}
-				dsts[c] = dst[r*T : r*T+T : r*T+T]
-			}
-			for t := 0; t < T; t++ {
-				off := v.begin + int64(t0+t)*stride + int64(c0)*ts
-				if ts == 4 {
-					src := b[off : off+int64(w)*4]
-					for c := 0; c < w; c++ {
-						f := math.Float32frombits(binary.BigEndian.Uint32(src[4*c:]))
-						switch {
-						case !plain:
-							f = d.apply(float64(f))
-						case f == fill32:
-							f = nan
-						}
-						dsts[c][t] = f
-					}
-				} else {
-					src := b[off : off+int64(w)*8]
-					for c := 0; c < w; c++ {
-						dsts[c][t] = d.apply(math.Float64frombits(binary.BigEndian.Uint64(src[8*c:])))
-					}
-				}
-			}
-		}
-	})
-	if fault.Load() {
-		return false, fmt.Errorf("%s changed while it was read", path)
-	}
-	return true, nil
-}
+// A global run writes about a gigabyte of Qout: its values are written
+// straight into the classic file, in blocks transposed on every core,
+// instead of through libnetcdf's conversion buffers and its fill values.
 
 // directWrite switches the direct writer on (tests compare it with
 // libnetcdf's writes).
@@ -152,17 +28,18 @@ var directWrite = true
 // reaches are transposed on every core and written with one pwrite per
 // record.
 func writeQoutDirect(path string, q *diffroute.DataTensor, o *QoutOptions) error {
-	h, err := classicLayout(path)
+	h, err := readClassicHeader(path)
 	if err != nil {
 		return err
 	}
 	if h == nil {
 		return fmt.Errorf("not a classic netCDF file")
 	}
-	v, ok := h.variable(o.Var)
-	if !ok || !v.rec || len(v.dims) != 2 || v.dims[1] != int64(q.N) || v.typ != 5 {
+	i := slices.IndexFunc(h.vars, func(v classicVar) bool { return v.name == o.Var })
+	if i < 0 || !h.vars[i].isRec || len(h.vars[i].shape) != 2 || h.vars[i].shape[1] != int64(q.N) || h.vars[i].typ != ncFloat {
 		return fmt.Errorf("variable %s is not a float record variable of %d reaches", o.Var, q.N)
 	}
+	v := h.vars[i]
 	N, T := q.N, q.T
 	if end := v.begin + int64(T-1)*h.recsize + int64(N)*4; end > h.size {
 		return fmt.Errorf("the file holds %d bytes, its last record ends at byte %d", h.size, end)

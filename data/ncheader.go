@@ -22,13 +22,13 @@ import (
 // are passed through unchecked: their layout is HDF5's, which this package
 // does not parse.
 func checkClassicNC(path string) error {
-	_, err := classicLayout(path)
+	_, err := readClassicHeader(path)
 	return err
 }
 
-// classicLayout validates (as checkClassicNC) and returns the layout of a
-// classic file's variables; nil for other files.
-func classicLayout(path string) (*ncHeader, error) {
+// readClassicHeader parses and validates the header of a classic file; it
+// returns nil (and no error) for a file that is not classic.
+func readClassicHeader(path string) (*ncHeader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -63,37 +63,30 @@ func classicLayout(path string) (*ncHeader, error) {
 	}
 }
 
-// ncHeader is a cursor over a classic header, and once parsed the layout
-// of its variables.
+// ncHeader is a cursor over a classic header.
 type ncHeader struct {
 	b       []byte
 	pos     int
 	size    int64 // file size
 	version byte
+	last    string // the name read last
 
-	vars    []ncVarLayout
-	recsize int64 // bytes of one record (every record variable's slab)
-	numrecs int64 // records as the header says (-1: streaming)
+	// What parse found: where each variable's values lie.
+	vars    []classicVar
+	recsize int64 // bytes of one record (every record variable's slice)
+	numrecs int64 // records written (-1: streaming, unknown)
 }
 
-// ncVarLayout is where a classic variable's data lies.
-type ncVarLayout struct {
+// classicVar is a variable's place in a classic file: its values start at
+// begin (big-endian, of type typ); a record variable's slice of record r
+// is at begin + r·recsize. shape holds the dimension lengths, the record
+// dimension as -1.
+type classicVar struct {
 	name  string
 	typ   uint32
-	dims  []int64 // lengths; the record dimension (first) as 0
-	rec   bool    // along the record dimension: slab t at begin + t·recsize
+	shape []int64
 	begin int64
-	vsize int64 // bytes of the variable (one record's slab for a record variable)
-}
-
-// variable returns the layout of the variable name.
-func (h *ncHeader) variable(name string) (ncVarLayout, bool) {
-	for _, v := range h.vars {
-		if v.name == name {
-			return v, true
-		}
-	}
-	return ncVarLayout{}, false
+	isRec bool
 }
 
 const (
@@ -203,24 +196,19 @@ func (h *ncHeader) skip(n int64) error {
 }
 
 func (h *ncHeader) name() error {
-	_, err := h.nameText()
-	return err
-}
-
-// nameText reads a name.
-func (h *ncHeader) nameText() (string, error) {
 	n, err := h.nonNeg()
 	if err != nil {
-		return "", err
+		return err
 	}
 	if n == 0 {
-		return "", fmt.Errorf("empty name")
+		return fmt.Errorf("empty name")
 	}
-	at := h.pos
+	start := h.pos
 	if err := h.skip(n); err != nil {
-		return "", err
+		return err
 	}
-	return string(h.b[at : at+int(n)]), nil
+	h.last = string(h.b[start : start+int(n)])
+	return nil
 }
 
 // list reads the tag and count of a dimension, attribute or variable list.
@@ -342,17 +330,16 @@ func (h *ncHeader) parse() error {
 	var fixed []extent
 	var recs []extent
 	for i := int64(0); i < nv; i++ {
-		vname, err := h.nameText()
-		if err != nil {
+		if err := h.name(); err != nil {
 			return fmt.Errorf("variable %d: %w", i, err)
 		}
+		cv := classicVar{name: h.last}
 		rank, err := h.count(4)
 		if err != nil {
 			return fmt.Errorf("variable %d: %w", i, err)
 		}
 		isRec := false
 		elems := int64(1)
-		var shape []int64
 		for j := int64(0); j < rank; j++ {
 			id, err := h.nonNeg()
 			if err != nil {
@@ -366,11 +353,11 @@ func (h *ncHeader) parse() error {
 					return fmt.Errorf("variable %d: the unlimited dimension is not its first", i)
 				}
 				isRec = true
-				shape = append(shape, 0)
+				cv.shape = append(cv.shape, -1)
 				continue
 			}
 			d := dims[id]
-			shape = append(shape, d)
+			cv.shape = append(cv.shape, d)
 			if d > 0 && elems > h.size/d {
 				return fmt.Errorf("variable %d: shape larger than the file", i)
 			}
@@ -414,7 +401,8 @@ func (h *ncHeader) parse() error {
 		if begin > h.size {
 			return fmt.Errorf("variable %d: data at byte %d beyond the file's %d", i, begin, h.size)
 		}
-		h.vars = append(h.vars, ncVarLayout{name: vname, typ: t, dims: shape, rec: isRec, begin: begin, vsize: vsize})
+		cv.typ, cv.begin, cv.isRec = t, begin, isRec
+		h.vars = append(h.vars, cv)
 		if isRec {
 			recs = append(recs, extent{begin, vsize})
 		} else {
@@ -448,12 +436,12 @@ func (h *ncHeader) parse() error {
 		}
 		recsize += s
 	}
+	h.recsize, h.numrecs = recsize, numrecs
 	for _, e := range recs {
 		if e.begin < int64(h.pos) {
 			return fmt.Errorf("record data at byte %d inside the header", e.begin)
 		}
 	}
-	h.recsize, h.numrecs = recsize, numrecs
 	if numrecs <= 0 {
 		return nil // none, or streaming: libnetcdf derives the count from the size
 	}

@@ -49,6 +49,13 @@ type NCOptions struct {
 	// a router's order (diffroute.RoutingOrder) costs nothing extra: the
 	// values are transposed on the way in anyway.
 	Order []int32
+	// Columns, when set, reads only these reaches: row k of the tensor
+	// holds the file's reach at position Columns[k] (each position at most
+	// once). A time-major classic file skips the blocks of reaches not
+	// listed (a few routed out of many cost a fraction of the whole file);
+	// other layouts and formats are read whole and the columns picked.
+	// Not with Order.
+	Columns []int32
 	// Member, when > 0, reads only that ensemble member (1-based along the
 	// member dimension) of a (member, time, reach) variable; 0 reads all.
 	Member int
@@ -95,14 +102,15 @@ func ReadRunoffNC(path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer ds.Close()
-	x, err := readRunoff(ds, opt, path)
+	x, err := readRunoff(ds, path, opt)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return x, nil
 }
 
-func readRunoff(ds netcdf.Dataset, opt *NCOptions, path string) (*diffroute.DataTensor, error) {
+// readRunoff reads a variable of the open dataset ds of the file at path.
+func readRunoff(ds netcdf.Dataset, path string, opt *NCOptions) (*diffroute.DataTensor, error) {
 	v, name, err := findDataVar(ds, opt.Var)
 	if err != nil {
 		return nil, err
@@ -202,8 +210,29 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions, path string) (*diffroute.Data
 		ids = slices.Clone(opt.IDs)
 	}
 
-	// rowOf[c]: tensor row of the file's reach c.
+	// rowOf[c]: tensor row of the file's reach c (< 0: not read).
 	var rowOf []int32
+	if opt.Order != nil && opt.Columns != nil {
+		return nil, fmt.Errorf("variable %s: both an order and columns to read", name)
+	}
+	if opt.Columns != nil {
+		rowOf = make([]int32, N)
+		for c := range rowOf {
+			rowOf[c] = -1
+		}
+		picked := make([]int64, len(opt.Columns))
+		for k, c := range opt.Columns {
+			if c < 0 || int(c) >= N {
+				return nil, fmt.Errorf("variable %s: reach position %d outside its %d reaches", name, c, N)
+			}
+			if rowOf[c] >= 0 {
+				return nil, fmt.Errorf("variable %s: reach position %d listed twice", name, c)
+			}
+			rowOf[c] = int32(k)
+			picked[k] = ids[c]
+		}
+		ids = picked
+	}
 	if opt.Order != nil {
 		if rowOf, err = invertOrder(opt.Order, N); err != nil {
 			return nil, fmt.Errorf("variable %s: %w", name, err)
@@ -269,16 +298,23 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions, path string) (*diffroute.Data
 		}
 		return start, count
 	}
-	direct := false
-	if mi < 0 && ti == 0 && T > 0 && N > 0 {
-		d := directConv{fill: fill, missing: missing, scale: scale, offset: offset, hasScale: hasScale, hasOffset: hasOffset}
-		if direct, err = readClassicDirect(path, name, x.Data, rowOf, t0, T, N, d); err != nil {
-			return nil, fmt.Errorf("variable %s: %w", name, err)
+	// A classic file's FLOAT or DOUBLE values without scaling are read
+	// straight from the file.
+	var direct *classicReader
+	if mi < 0 && !hasScale && !hasOffset && path != "" && directRead {
+		if direct, err = openClassic(path, name); err != nil {
+			return nil, err
 		}
 	}
-	for b := 0; b < B && !direct; b++ {
-		if err := readMember(x, b, v, name, slab, conv, row, ti, t0, T, N, box); err != nil {
+	if direct != nil {
+		if err := direct.read(x, rowOf, ti, t0, T, N, fullT, fill, missing); err != nil {
 			return nil, err
+		}
+	} else {
+		for b := 0; b < B; b++ {
+			if err := readMember(x, b, v, name, slab, conv, row, ti, t0, T, N, box); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -308,7 +344,8 @@ func readRunoff(ds netcdf.Dataset, opt *NCOptions, path string) (*diffroute.Data
 // into row row(c); ti is the box's time dimension (0: time-major).
 func readMember(x *diffroute.DataTensor, member int, v netcdf.Var, name string, slab func(int, []uint64, []uint64) ([]uint64, []uint64),
 	conv func(float64) float32, row func(int) int, ti, t0, T, N, box int) error {
-	xd := x.Data[member*N*T : (member+1)*N*T]
+	xd := x.Data[member*x.N*T : (member+1)*x.N*T]
+	var unread []float32 // where the values of columns not read go
 	if T > 0 && ti == 0 {
 		cols := min(N, max(1, box>>10, box/T))
 		rows := max(1, min(T, box/max(1, cols)))
@@ -329,7 +366,15 @@ func readMember(x *diffroute.DataTensor, member int, v netcdf.Var, name string, 
 					w := min(16, nc-ct)
 					var dst [16][]float32
 					for c := 0; c < w; c++ {
-						o := row(c0+ct+c)*T + r0
+						k := row(c0 + ct + c)
+						if k < 0 {
+							if len(unread) < nr {
+								unread = make([]float32, rows)
+							}
+							dst[c] = unread[:nr]
+							continue
+						}
+						o := k*T + r0
 						dst[c] = xd[o : o+nr : o+nr]
 					}
 					for r := 0; r < nr; r++ {
@@ -353,7 +398,11 @@ func readMember(x *diffroute.DataTensor, member int, v netcdf.Var, name string, 
 				return fmt.Errorf("variable %s: %w", name, err)
 			}
 			for r := 0; r < nr; r++ {
-				dst := xd[row(r0+r)*T : row(r0+r)*T+T]
+				k := row(r0 + r)
+				if k < 0 {
+					continue
+				}
+				dst := xd[k*T : k*T+T]
 				for t := range dst {
 					dst[t] = conv(buf[r*T+t])
 				}
@@ -637,6 +686,10 @@ func defaultFill(v netcdf.Var) float64 {
 	}
 	return math.NaN()
 }
+
+// directRead switches the direct reader of classic files on (tests compare
+// it with libnetcdf's reads).
+var directRead = true
 
 // ncBox is how many values a netCDF table is read and written by at once.
 var ncBox = 1 << 22

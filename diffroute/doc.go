@@ -53,20 +53,25 @@
 //     gradient costs about two forward passes and one adjoint pass, in
 //     float64, with no series of every reach in memory.
 //   - kernel method: ∂L/∂runoff by the transposed block-sparse convolution
-//     (ReLU and renormalised kernels included); parameter and q0 gradients by
-//     the recursive adjoint, which is the kernel method's derivative wherever
-//     MaxDelay covers each path's response (Stats().TruncatedMass). Kernels
-//     with ReLU, renormalisation or excluded self pairs (Compat "diffroute")
-//     have no recursive form: their parameter gradients come from the adjoint
-//     of the frequency-domain kernel build, exact for the kernel as built
-//     (ReLU passes the gradient where a fine tap is positive,
-//     renormalisation K/ΣK gives (G − Σ G·K̃)/ΣK, the inverse FFT its
-//     transpose, the product of the path's spectra ∂log Ĥ_r/∂θ per reach),
-//     at the cost of one forward and one inverse FFT and one correlation
-//     of ∂L/∂y with runoff per pair (KernelTapGrad; BackwardParamsFromTaps
-//     takes that correlation from a device). The same kernels built in the
-//     time domain (ExcludeSelf with an IRF that has a recursive form, without
-//     Compat) give the runoff gradient only.
+//     (ReLU and renormalised kernels included). Parameter gradients: for
+//     kernels built in the time domain (IRFs with a recursive form, no
+//     Compat) by the recursive adjoint, which is the kernel method's
+//     derivative wherever MaxDelay covers each path's response
+//     (Stats().TruncatedMass), with q0 gradients too; for kernels built in
+//     the frequency domain (convolution IRFs, and every Compat "diffroute"
+//     kernel with its ReLU, renormalisation and excluded self pairs, which
+//     have no recursive form) by the adjoint of the build, exact for the
+//     kernel as built: renormalisation K̃ = K/ΣK gives (G − Σ G·K̃)/ΣK, ReLU
+//     passes the gradient where a fine tap is positive, the inverse FFT
+//     its transpose, and the product of the path's clamped spectra
+//     ∂log Ĥ_r/∂θ per reach (its phase only where |Ĥ_r| is floored at ε),
+//     summed over the pairs through each reach. It costs one forward and one
+//     inverse FFT and one correlation G of ∂L/∂y with runoff per pair
+//     (KernelTapGrad; BackwardParamsFromTaps takes G from a device). ReLU,
+//     renormalisation or excluded self pairs set by hand on a time-domain
+//     build are differentiated through that build: the same chain to
+//     ∂L/∂(fine path response), then back up each path through the
+//     transposed section cascades, whose coefficient sums give ∂L/∂θ.
 //   - staged routing: StagedGrad runs the clusters forwards, keeping their
 //     fine transfers, then backwards in reverse order, handing each
 //     transfer's adjoint to the cluster it came from; Forward and Backward
@@ -74,11 +79,16 @@
 //     basin's gradient fits the memory of its staged run plus its transfers.
 //
 // Built-in derivatives: Muskingum (k, x), linear storage (tau), Nash cascade
-// (tau; n is the number of reservoirs, a structural choice without
-// gradient), Hayami and hayami_unshifted (L, D, c). A pure lag moves its
-// pulse between whole sub-steps and has no parameter gradient; its runoff
-// and q0 gradients are exact. A registered IRF gets parameter gradients by
-// giving GradParams with SectionsGrad (recursive form) or ImpulseGrad.
+// (tau; its n counts whole reservoirs run as recursive sections and has no
+// gradient: IRF.GradParam says so), the continuous Nash cascade nash_gamma
+// (tau and n: the gamma unit hydrograph t^(n−1)·e^(−t/tau)/(Γ(n)·tau^n)
+// integrated over each sub-step, n any positive real, convolved; ∂h/∂n
+// from the incomplete gamma function differentiated term by term), Hayami
+// and hayami_unshifted (L, D, c). A pure lag moves its pulse between whole
+// sub-steps and has no parameter gradient; its runoff and q0 gradients are
+// exact. A registered IRF gets parameter gradients by giving GradParams
+// with SectionsGrad (recursive form) or ImpulseGrad, and says why a
+// parameter has none in NoGrad.
 //
 // File formats, charts, downloads and CUDA live in sibling packages (data, viz,
 // download, gpu); this package depends on none of them.

@@ -36,6 +36,14 @@ import (
 // forward convolution's work); memory: the reaches' spectra and Z (two
 // N × (M/2+1) complex128 tables).
 
+// ParamGradsFromBuild reports whether the kernel's parameter gradients come
+// from the adjoint of its build (a frequency-domain build, for an IRF with
+// parameter gradients), so that BackwardParamsFromTaps gives them from
+// ∂L/∂K; otherwise BackwardParams runs the recursive adjoint.
+func (kr *KernelRouter) ParamGradsFromBuild() bool {
+	return (kr.td == nil || kr.buildAdjointApplies()) && len(kr.tab.irf.GradParams) > 0
+}
+
 // buildAdjointApplies reports whether the kernel's parameter gradients come
 // from the build's adjoint rather than the recursive one.
 func (kr *KernelRouter) buildAdjointApplies() bool {
@@ -61,9 +69,8 @@ func (kr *KernelRouter) KernelTapGrad(ctx context.Context, runoff, gy *DataTenso
 		for ps := lo; ps < hi; ps++ {
 			s := int(bs.Order[ps])
 			for d := s; d >= 0; d = kr.net.Down(d) {
-				e := bs.entry(kr.net.Pre(d), ps)
-				off := cap(bs.Vals[:0]) - cap(e) // e's offset in Vals
-				tg.pair(dst[off:off+bs.Taps], d, s)
+				off := bs.offset(kr.net.Pre(d), ps)
+				tg.pair(dst[off:off+int64(bs.Taps)], d, s)
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -132,11 +139,14 @@ func (kr *KernelRouter) BackwardParamsFromTaps(ctx context.Context, dK []float64
 		return nil, fmt.Errorf("diffroute: ∂L/∂K has %d values, the kernel %d", len(dK), len(kr.bs.Vals))
 	}
 	bs := kr.bs
-	return kr.buildAdjoint(ctx, func(G []float64, d, _, ps int) {
-		e := bs.entry(kr.net.Pre(d), ps)
-		off := cap(bs.Vals[:0]) - cap(e)
-		copy(G, dK[off:off+bs.Taps])
-	})
+	taps := func(G []float64, d, _, ps int) {
+		off := bs.offset(kr.net.Pre(d), ps)
+		copy(G, dK[off:off+int64(bs.Taps)])
+	}
+	if kr.td != nil {
+		return kr.buildAdjointTD(ctx, taps)
+	}
+	return kr.buildAdjoint(ctx, taps)
 }
 
 // backwardBuild is BackwardParams for kernels with ReLU, renormalisation or
@@ -146,7 +156,11 @@ func (kr *KernelRouter) backwardBuild(ctx context.Context, runoff, gy *DataTenso
 	if err != nil {
 		return nil, err
 	}
-	return kr.buildAdjoint(ctx, func(G []float64, d, s, _ int) { tg.pair(G, d, s) })
+	taps := func(G []float64, d, s, _ int) { tg.pair(G, d, s) }
+	if kr.td != nil {
+		return kr.buildAdjointTD(ctx, taps)
+	}
+	return kr.buildAdjoint(ctx, taps)
 }
 
 // adjWorker holds one goroutine's buffers of the build's adjoint.
@@ -168,7 +182,7 @@ func (kr *KernelRouter) buildGradCheck() (IRF, error) {
 		return irf, errNoParamGrad(irf)
 	}
 	if kr.td != nil {
-		return irf, fmt.Errorf("diffroute: parameter gradients of ReLU, renormalised or self-excluded kernels are implemented for the frequency-domain build (Compat \"diffroute\", or IRFs without a recursive form), not for the time-domain build of IRF %s: add --compat diffroute, or drop --exclude-self", irf.Name)
+		panic("diffroute: the FFT build's adjoint for a time-domain build")
 	}
 	return irf, nil
 }

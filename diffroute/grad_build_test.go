@@ -20,6 +20,26 @@ type pairTaps64 map[[2]int][]float64
 func kernelTaps64(t testing.TB, kr *KernelRouter) pairTaps64 {
 	t.Helper()
 	ctx := context.Background()
+	if kr.td != nil { // the time-domain build's walk
+		pm := pairTaps64{}
+		wt := kr.newTDWorker()
+		for _, s32 := range kr.bs.Order {
+			s := int(s32)
+			boxed := kr.tdSource(wt, s)
+			for d := s; d >= 0; d = kr.net.Down(d) {
+				if d != s {
+					filterRuns(wt.g, kr.td.reach(d), false)
+				}
+				kr.coarsenTD(wt, boxed)
+				K := append([]float64(nil), wt.kw.K...)
+				if _, err := kr.normalised(K, d, s); err != nil {
+					t.Fatal(err)
+				}
+				pm[[2]int{d, s}] = K
+			}
+		}
+		return pm
+	}
 	Pc, err := kr.clampedSpectra(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +104,11 @@ func (pm pairTaps64) forward64(n, B, T int, lat []float64) []float64 {
 	return y
 }
 
+// wantTDBuild says whether options o build their kernel in the time domain.
+func wantTDBuild(o Options, force bool) bool {
+	return !force && o.Compat == "" && (o.IRF == "muskingum" || o.IRF == "linear_storage" || (o.IRF == "nash_cascade" && o.Params["n"] == nil))
+}
+
 // The kernel method's parameter gradients through the FFT build (ReLU,
 // renormalisation, excluded self pairs, wrap-around: the build's adjoint)
 // against central differences of the kernel method's own discharge in
@@ -99,10 +124,12 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 		force bool   // FFT build for an IRF with sections (kernelForceFFT)
 		// step of the differences: 1e-5 by default, small enough not to
 		// cross ReLU's kinks, large enough that the float64 rounding of the
-		// taps stays below 1e-6 of the result. The rapid lateral rule needs
-		// 1e-3, so no ReLU there: its step response's spectrum has exact
-		// zeros (a box of f ones), where the ε floor takes the phase of
-		// rounding noise and taps move by ~ε/M in no smooth way.
+		// taps stays below 1e-6 of the result (5e-5 for the smooth, kink-free
+		// gamma kernel, whose rounding noise is larger). The rapid lateral
+		// rule is checked with f = 1: for f > 1 its step response's spectrum
+		// has exact zeros (a box of f ones), where the ε floor takes the
+		// phase of rounding noise, so the forward taps themselves move by
+		// ~ε/M in no smooth way and differences cannot resolve 1e-6.
 		h float64
 	}
 	cases := []tc{
@@ -112,13 +139,19 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 		{o: Options{IRF: "nash_cascade", SubSteps: 2, MaxDelay: 9, Compat: CompatDiffRoute, ExcludeSelf: true}},
 		{o: Options{IRF: "nash_cascade", SubSteps: 2, MaxDelay: 9, Compat: CompatDiffRoute}, irf: "nash_fractional"},
 		// rapid lateral (the source's boxed step response), start averaging:
-		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 8, Method: Kernel, Normalize: true}, force: true, h: 1e-3},
+		{o: Options{IRF: "muskingum", SubSteps: 1, MaxDelay: 8, Method: Kernel, ReLU: true, Normalize: true}, force: true},
 		{o: Options{IRF: "linear_storage", SubSteps: 3, MaxDelay: 6, Method: Kernel, ExcludeSelf: true, Lateral: LateralLTI}, force: true},
 		// convolution IRFs: always an FFT build, whose wrap-around and ε
 		// floor the recursion does not have
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Method: Kernel}},
-		{o: Options{IRF: "nash_gamma", SubSteps: 3, MaxDelay: 6, Method: Kernel, Average: AverageEnd, Sampling: SampleLast}},
+		{o: Options{IRF: "nash_gamma", SubSteps: 3, MaxDelay: 6, Method: Kernel, Average: AverageEnd, Sampling: SampleLast}, h: 5e-5},
 		{o: Options{IRF: "nash_gamma", SubSteps: 2, MaxDelay: 8, Compat: CompatDiffRoute}},
+		// time-domain builds (IRFs with a recursive form, no Compat)
+		{o: Options{IRF: "muskingum", SubSteps: 3, MaxDelay: 8, Method: Kernel, ReLU: true, Normalize: true}},
+		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 7, Method: Kernel, ExcludeSelf: true, Sampling: SampleLast}},
+		{o: Options{IRF: "linear_storage", SubSteps: 2, MaxDelay: 6, Method: Kernel, ReLU: true, Lateral: LateralLTI, Average: AverageEnd}},
+		{o: Options{IRF: "nash_cascade", SubSteps: 3, MaxDelay: 8, Method: Kernel, ExcludeSelf: true, Normalize: true, Lateral: LateralLTI}},
+		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 8, Method: Kernel, ExcludeSelf: true, ReLU: true}},
 	}
 	for _, c := range cases {
 		func() {
@@ -133,7 +166,8 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 			const B, T = 2, 14
 			fx := newGradFixture(t, rng, gradCase{irf: irf, f: c.o.SubSteps, B: B, T: T}, 90)
 			o := c.o
-			label := fmt.Sprintf("%s/compat=%q/relu=%v/norm=%v/exclude=%v/%s/%s/%s/f%d/forceFFT=%v", o.IRF, o.Compat, o.ReLU, o.Normalize, o.ExcludeSelf, o.Lateral, o.Average, o.Sampling, o.SubSteps, c.force)
+			ro, _ := o.Resolved()
+			label := fmt.Sprintf("%s/compat=%q/relu=%v/norm=%v/exclude=%v/%s/%s/%s/f%d/forceFFT=%v/%s", ro.IRF, ro.Compat, ro.ReLU, ro.Normalize, ro.ExcludeSelf, ro.Lateral, ro.Average, ro.Sampling, ro.SubSteps, c.force, map[bool]string{true: "time-domain", false: "FFT"}[wantTDBuild(c.o, c.force)])
 			o.Params, o.Workers = fx.opts.Params, 2
 			n := fx.net.Len()
 			lat := fx.lat(t)
@@ -147,8 +181,8 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 				return kr, kernelTaps64(t, kr)
 			}
 			kr, pm := build(o.Params)
-			if kr.td != nil {
-				t.Fatalf("%s: time-domain build", label)
+			if wantTD := wantTDBuild(o, c.force); (kr.td != nil) != wantTD {
+				t.Fatalf("%s: time-domain build %v", label, kr.td != nil)
 			}
 			// The float64 taps are the kernel's, to float32 rounding.
 			coo := kr.COO()
@@ -183,7 +217,25 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same through the tap gradient a device would hand over.
+			dK, err := kr.KernelTapGrad(ctx, fx.x, gy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gt, err := kr.BackwardParamsFromTaps(ctx, dK)
+			if err != nil {
+				t.Fatal(err)
+			}
 			irfd, _ := LookupIRF(o.IRF)
+			for _, name := range irfd.GradParams {
+				for i, v := range gt.Params[name] {
+					if relErr(v, gr.Params[name][i]) > 1e-12 {
+						t.Fatalf("%s: ∂L/∂%s of reach %d from KernelTapGrad %g, Backward %g", label, name, i, v, gr.Params[name][i])
+					}
+				}
+			}
+			worst := 0.0
+			defer func() { t.Logf("%s: worst relative error %.2g", label, worst) }()
 			for _, name := range irfd.GradParams {
 				g := gr.Params[name]
 				if len(g) != n {
@@ -210,7 +262,9 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 					h := cmp.Or(c.h, 1e-5) // fourth-order differences
 					num := (8*fx.diff(at(h), at(-h), h) - fx.diff(at(2*h), at(-2*h), 2*h)) / 7
 					ana := dot(g, dir)
-					if e := math.Abs(ana-num) / max(math.Abs(ana), math.Abs(num), 1e-6*scale); e > 1e-6 {
+					e := math.Abs(ana-num) / max(math.Abs(ana), math.Abs(num), 1e-6*scale)
+					worst = max(worst, e)
+					if e > 1e-6 {
 						t.Errorf("%s: ∂L/∂%s %s: adjoint %.12g, central difference %.12g (rel. error %.2g)", label, name, what, ana, num, e)
 					}
 				}

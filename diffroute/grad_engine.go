@@ -32,6 +32,8 @@ type gradEngine struct {
 	// a smooth kernel such as Hayami's is negligible over most of a long
 	// window, and so is its derivative there.
 	tapLo, tapHi []int32
+	rev          [][]float64 // taps[tapLo:tapHi] reversed, for convDense
+	histMean     float64     // convolution history per reach (W−1 per convolution reach)
 
 	parts [][]int32
 	trunk []int32
@@ -44,7 +46,9 @@ type gradEngine struct {
 	// many times, and fresh pages cost more than the arithmetic on them.
 	latBuf, yBuf, gyBuf, dxBuf []float64
 	gyT                        *DataTensor
-	gyZero                     bool // gyT is all zeros (the tiled adjoint zeroed it as it read it)
+	gyZero                     bool               // gyT is all zeros (the tiled adjoint zeroed it as it read it)
+	ckBuf                      [][]gradCheckpoint // [b][block]
+	histBuf, dhBuf, ybnBuf     []float64          // convRows slabs
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -98,13 +102,18 @@ const (
 )
 
 // autoBlock is the block length (sub-steps, whole runoff steps) for n
-// reaches, TF sub-steps and f sub-steps per step.
-func autoBlock(n, TF, f int) int {
+// reaches, TF sub-steps and f sub-steps per step, when the reaches keep on
+// average hist inflows of convolution history in each checkpoint. Such
+// checkpoints outweigh the block buffers (hist ~ W−1 against a few values
+// for sections), so blocks are lengthened to about √(hist·TF/2), where
+// buffers (∝ block) and checkpoints (∝ 1/block) balance.
+func autoBlock(n, TF, f int, hist float64) int {
 	if int64(n)*int64(TF)*16 <= gradAutoBlockBytes {
 		return TF
 	}
 	bl := int(gradAutoBlockBytes / (16 * int64(max(n, 1))))
 	bl = max(bl, (TF+gradMaxAutoBlocks-1)/gradMaxAutoBlocks)
+	bl = max(bl, int(math.Sqrt(hist*float64(TF)/2)))
 	return min(TF, max(f, (bl+f-1)/f*f))
 }
 
@@ -142,7 +151,7 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 	}
 	e := &gradEngine{net: net, o: o, f: o.SubSteps, r: 1 / float64(o.SubSteps), w: w, irf: irf,
 		params: tab.params, secStart: make([]int32, n+1), taps: make([][]float64, n),
-		tapLo: make([]int32, n), tapHi: make([]int32, n)}
+		tapLo: make([]int32, n), tapHi: make([]int32, n), rev: make([][]float64, n)}
 	if paramGrads {
 		if len(irf.GradParams) == 0 {
 			return nil, errNoParamGrad(irf)
@@ -187,9 +196,19 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 			}
 			e.taps[i] = ri.taps
 			e.tapLo[i], e.tapHi[i] = tapRange(ri.taps)
+			rev := slices.Clone(ri.taps[e.tapLo[i]:e.tapHi[i]])
+			slices.Reverse(rev)
+			e.rev[i] = rev
 		}
 		e.secStart[i+1] = int32(len(e.secs))
 	}
+	nconv := 0
+	for _, t := range e.taps {
+		if t != nil {
+			nconv++
+		}
+	}
+	e.histMean = float64(nconv) / float64(max(n, 1)) * float64(max(w-1, 0))
 	e.parts, e.trunk = partition(net, o.Workers)
 	if o.CheckpointSteps > 0 {
 		e.block = o.CheckpointSteps * e.f
@@ -236,6 +255,7 @@ type gradRun struct {
 	uPrev []float64   // [i]
 	lPrev []float64   // [i]
 	hist  [][]float64 // [i] conv reaches: last W−1 inflows
+	histS []float64   // hist's rows, one slab
 	Y     [][]float64 // [i] fine outflow over the current block
 	UB    [][]float64 // [i] ∂L/∂(inflow) over the current block
 	lam   []float64   // [section] λ at the first sub-step of the next block
@@ -264,7 +284,7 @@ type gradRun struct {
 
 type gradCheckpoint struct {
 	yLast, ys, uPrev, lPrev []float64
-	hist                    [][]float64
+	hist                    []float64 // gradRun.histS
 }
 
 // gradWorker holds one goroutine's scratch.
@@ -272,6 +292,7 @@ type gradWorker struct {
 	u, ybar, y0 []float64
 	sec         [][]float64 // per section outputs over the block
 	ext, ybx    []float64
+	tmp         []float64
 }
 
 func (e *gradEngine) newRun(lat []float64, B, T int) *gradRun {
@@ -287,7 +308,7 @@ func (e *gradEngine) newRun(lat []float64, B, T int) *gradRun {
 func (e *gradEngine) blockLen(TF int) int {
 	bl := e.block
 	if bl <= 0 {
-		bl = autoBlock(e.net.Len(), TF, e.f)
+		bl = autoBlock(e.net.Len(), TF, e.f, e.histMean)
 	}
 	bl = max(e.f, bl/e.f*e.f)
 	return min(bl, max(TF, e.f))
@@ -303,7 +324,7 @@ func (g *gradRun) initState(b int) {
 		g.ys = make([]float64, len(e.secs))
 		g.uPrev = make([]float64, n)
 		g.lPrev = make([]float64, n)
-		g.hist = make([][]float64, n)
+		g.hist, g.histS = e.convRows(&e.histBuf, e.w-1)
 	}
 	q0 := e.o.InitialQ
 	for i := 0; i < n; i++ {
@@ -325,9 +346,6 @@ func (g *gradRun) initState(b int) {
 			g.ys[k] = q
 		}
 		if e.taps[i] != nil {
-			if g.hist[i] == nil {
-				g.hist[i] = make([]float64, e.w-1)
-			}
 			for k := range g.hist[i] {
 				g.hist[i][k] = q
 			}
@@ -340,14 +358,7 @@ func (g *gradRun) save(c *gradCheckpoint) {
 	c.ys = append(c.ys[:0], g.ys...)
 	c.uPrev = append(c.uPrev[:0], g.uPrev...)
 	c.lPrev = append(c.lPrev[:0], g.lPrev...)
-	if c.hist == nil {
-		c.hist = make([][]float64, g.N)
-	}
-	for i, h := range g.hist {
-		if h != nil {
-			c.hist[i] = append(c.hist[i][:0], h...)
-		}
-	}
+	c.hist = append(c.hist[:0], g.histS...)
 }
 
 func (g *gradRun) restore(c *gradCheckpoint) {
@@ -355,11 +366,7 @@ func (g *gradRun) restore(c *gradCheckpoint) {
 	copy(g.ys, c.ys)
 	copy(g.uPrev, c.uPrev)
 	copy(g.lPrev, c.lPrev)
-	for i, h := range c.hist {
-		if h != nil {
-			copy(g.hist[i], h)
-		}
-	}
+	copy(g.histS, c.hist)
 }
 
 // each runs fn over the reaches, upstream first (forward) or outlets first
@@ -548,17 +555,63 @@ func (g *gradRun) convForward(wk *gradWorker, b, i, n0, nb int, y []float64) {
 	for n := 0; n < nb; n++ {
 		ext[H+n] = wk.u[n] + g.latAt(b, i, (n0+n)/f)
 	}
-	lo, hi := int(e.tapLo[i]), int(e.tapHi[i])
-	taps := e.taps[i][lo:hi]
-	for n := 0; n < nb; n++ {
-		s := 0.0
-		x := ext[H+n-lo-len(taps)+1 : H+n-lo+1] // x[len−1−j] multiplies taps[j]
-		for j, c := range taps {
-			s += c * x[len(x)-1-j]
-		}
-		y[n] = s
-	}
+	convTapsForward(e.rev[i], int(e.tapHi[i]), ext, H, y[:nb])
 	copy(h, ext[nb:])
+}
+
+// The adjoint engine's convolution reaches: taps[k] multiplies the inflow k
+// sub-steps earlier; only taps[lo:hi] are non-negligible. ext holds H
+// inflows before the block, then the block's; ybx holds ∂L/∂y over the block,
+// then over the H sub-steps after it. The sums run on the dense vector kernel
+// (convDense), in another order than plain loops: equal to float64 rounding.
+
+// convTapsForward sets y[n] = Σ_k taps[k]·ext[H+n−k], n < len(y), from
+// rev[j] = taps[hi−1−j] (taps[lo:hi] reversed):
+// y[n] = Σ_j rev[j]·ext[H−hi+1+n+j].
+func convTapsForward(rev []float64, hi int, ext []float64, H int, y []float64) {
+	if len(rev) == 0 {
+		clear(y)
+		return
+	}
+	convDense(rev, ext[H-hi+1:], y)
+}
+
+// convTapsAdjoint adds ∂L/∂taps[k] = Σ_n ȳ[n]·ext[H−k+n] over the block
+// (n < len(ybar)) into dh for k in [lo, hi); tmp holds hi−lo values.
+func convTapsAdjoint(dh []float64, lo, hi int, ybar, ext []float64, H int, tmp []float64) {
+	if hi <= lo || len(ybar) == 0 {
+		return
+	}
+	// With m = hi−1−k: Σ_n ȳ[n]·ext[H−hi+1+m+n], a correlation with ȳ as
+	// the kernel.
+	tmp = tmp[:hi-lo]
+	convDense(ybar, ext[H-hi+1:], tmp)
+	for m, v := range tmp {
+		dh[hi-1-m] += v
+	}
+}
+
+// convInflowAdjoint sets ub[m] = ∂L/∂in[m] = Σ_k taps[k]·ȳ[m+k] for the
+// block's inflows (m < len(ub)).
+func convInflowAdjoint(taps []float64, lo, hi int, ybx, ub []float64) {
+	if hi <= lo {
+		clear(ub)
+		return
+	}
+	convDense(taps[lo:hi], ybx[lo:], ub)
+}
+
+// convHistoryAdjoint is Σ_{m<0} ∂L/∂in[m] over the H inflows before the
+// block: Σ_{m=−H}^{−1} Σ_{k≥−m} taps[k]·ȳ[m+k] = Σ_k taps[k]·Σ_{p<k} ȳ[p].
+func convHistoryAdjoint(taps []float64, lo, hi int, ybx []float64) float64 {
+	s, c := 0.0, 0.0
+	for p := 0; p < hi; p++ {
+		if p >= lo {
+			s += taps[p] * c
+		}
+		c += ybx[p]
+	}
+	return s
 }
 
 // tapRange returns the range of taps at or above 1e-13 of the largest.
@@ -687,10 +740,18 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 	// Forward: every batch member, every block; only the last block's
 	// outflows of the last member stay in Y, so the backward pass below
 	// recomputes the other blocks from their checkpoints.
-	allCk := make([][]gradCheckpoint, g.B)
+	// Checkpoints are kept between runs (a convolution reach's holds W−1
+	// inflows: fresh pages for every gradient would cost more than filling
+	// them).
+	for len(e.ckBuf) < g.B {
+		e.ckBuf = append(e.ckBuf, nil)
+	}
+	allCk := e.ckBuf[:g.B]
 	for b := 0; b < g.B; b++ {
 		g.initState(b)
-		allCk[b] = make([]gradCheckpoint, g.nblk)
+		for len(allCk[b]) < g.nblk {
+			allCk[b] = append(allCk[b], gradCheckpoint{})
+		}
 		for k := 0; k < g.nblk; k++ {
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
@@ -746,26 +807,45 @@ func (g *gradRun) allocResults() {
 		g.dth[j] = make([]float64, n)
 	}
 	g.dsec = make([][3]float64, len(e.secs))
-	g.dh = make([][]float64, n)
+	var dh []float64
+	g.dh, dh = e.convRows(&e.dhBuf, e.w)
+	clear(dh)
 	g.din = make([][]float64, n)
 	for i := range g.in {
 		if g.in[i] != nil {
 			g.din[i] = make([]float64, len(g.in[i]))
-		}
-		if e.taps[i] != nil {
-			g.dh[i] = make([]float64, len(e.taps[i]))
 		}
 	}
 	if g.inPrev != nil {
 		g.dinPrev = make([]float64, n)
 	}
 	g.lam = make([]float64, len(e.secs))
-	g.ybn = make([][]float64, n)
-	for i := range g.ybn {
-		if e.taps[i] != nil {
-			g.ybn[i] = make([]float64, e.w-1)
+	g.ybn, _ = e.convRows(&e.ybnBuf, e.w-1) // cleared before each batch member
+}
+
+// convRows returns h values (not cleared) for each convolution reach, nil
+// rows for the others, and the slab holding them all, kept in *buf between
+// runs: calibration
+// runs the same router many times, and fresh pages for tens of megabytes
+// of history cost more than the arithmetic on them.
+func (e *gradEngine) convRows(buf *[]float64, h int) ([][]float64, []float64) {
+	n := e.net.Len()
+	nconv := 0
+	for _, t := range e.taps {
+		if t != nil {
+			nconv++
 		}
 	}
+	slab := reuse(buf, nconv*h)
+	rows := make([][]float64, n)
+	k := 0
+	for i, t := range e.taps {
+		if t != nil {
+			rows[i] = slab[k*h : (k+1)*h : (k+1)*h]
+			k++
+		}
+	}
+	return rows, slab
 }
 
 // backwardBlock runs the adjoint of every reach over the block, outlets
@@ -998,33 +1078,17 @@ func (g *gradRun) convBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 	ybx := wk.ybx
 	copy(ybx, wk.ybar[:nb])
 	copy(ybx[nb:], g.ybn[i])
-	// ∂L/∂h[k] = Σ_n ȳ[n]·in[n−k]
-	dh := g.dh[i]
 	lo, hi := int(e.tapLo[i]), int(e.tapHi[i])
-	for k := lo; k < hi; k++ {
-		s := 0.0
-		xs := ext[H-k : H-k+nb]
-		for n, v := range ybx[:nb] {
-			s += v * xs[n]
-		}
-		dh[k] += s
-	}
-	// ∂L/∂in[m] = Σ_k h[k]·ȳ[m+k], m from −H (history) to nb−1.
+	wk.tmp = grow(wk.tmp, hi-lo)
+	convTapsAdjoint(g.dh[i], lo, hi, ybx[:nb], ext, H, wk.tmp)
 	dx := g.dx[(b*g.N+i)*g.T:][:g.T]
-	for m := -H; m < nb; m++ {
-		if m < 0 && n0 != 0 {
-			continue // earlier blocks' inputs: handled with their block
-		}
-		s := 0.0
-		for k := max(lo, -m); k < min(hi, nb+H-m); k++ {
-			s += taps[k] * ybx[m+k]
-		}
-		if m < 0 {
-			g.dq0[i] += s // the history before the first step is q0
-			continue
-		}
-		ub[m] = s
-		dx[(n0+m)/f] += s
+	convInflowAdjoint(taps, lo, hi, ybx, ub[:nb])
+	for m, v := range ub[:nb] {
+		dx[(n0+m)/f] += v
+	}
+	if n0 == 0 {
+		// The history before the first step is q0.
+		g.dq0[i] += convHistoryAdjoint(taps, lo, hi, ybx)
 	}
 	copy(g.ybn[i], ybx[:H])
 }

@@ -133,7 +133,7 @@ func planGradient(net *Network, T, batch int, budget int64, opts Options, proc *
 		return planTiled(p, net, o, m, P, secs, proc), nil
 	}
 	estimate := func(ck int) {
-		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps))
+		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps, conv*float64(max(w-1, 0))))
 		if ck > 0 {
 			bl = int64(min(ck, T)) * f
 		}

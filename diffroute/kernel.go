@@ -350,10 +350,16 @@ func (kr *KernelRouter) COO() *COOKernel {
 
 // entry returns the taps of row position p, column position q.
 func (bs *BlockSparseKernel) entry(p, q int) []float32 {
+	o := bs.offset(p, q)
+	return bs.Vals[o : o+int64(bs.Taps) : o+int64(bs.Taps)]
+}
+
+// offset is the index in Vals of the first tap of row position p, column
+// position q.
+func (bs *BlockSparseKernel) offset(p, q int) int64 {
 	r, c := p/bs.B, q/bs.B
 	t := bs.RowTiles[r] + int64(c-r)
-	o := ((t*int64(bs.B)+int64(p%bs.B))*int64(bs.B) + int64(q%bs.B)) * int64(bs.Taps)
-	return bs.Vals[o : o+int64(bs.Taps) : o+int64(bs.Taps)]
+	return ((t*int64(bs.B)+int64(p%bs.B))*int64(bs.B) + int64(q%bs.B)) * int64(bs.Taps)
 }
 
 // kernelWorker holds one goroutine's reusable buffers.

@@ -535,11 +535,7 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 	k := b*n + int(i)
 	p := reachParams{f: f, rapid: r.opts.Lateral == LateralRAPID, start: r.opts.Average == AverageStart, sample: r.opts.Sampling == SampleLast}
 	if r.hasFIR && r.conv[i].taps != nil {
-		c := r.conv[i]
-		if fresh {
-			clear(dst)
-		}
-		wk.convolve(p, c, st.hist[k], &st.yLast[k], inflow, lat, dst, out)
+		wk.convolve(p, r.conv[i], st.hist[k], &st.yLast[k], inflow, lat, dst, out, !fresh)
 	} else {
 		secs := r.secs[r.secStart[i]:r.secStart[i+1]]
 		ys := st.ys[b*len(r.secs)+int(r.secStart[i]) : b*len(r.secs)+int(r.secStart[i+1])]
@@ -810,7 +806,9 @@ func runCascade3(p reachParams, secs []Section, ys []float64, uPrev, lPrev *floa
 // multi-accumulator kernel for contiguous taps such as Hayami's, a gather
 // over the few non-zero taps otherwise, such as pure lag's), then aggregated
 // to runoff steps.
-func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *float64, inflow, lat, dst, out []float32) {
+//
+// With add false it stores the fine outflows into dst instead of adding.
+func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *float64, inflow, lat, dst, out []float32, add bool) {
 	f := p.f
 	h := len(hist)
 	fl := len(lat) * f
@@ -819,9 +817,21 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 	}
 	ext := wk.conv[:h+fl]
 	yf := wk.conv[h+fl : h+2*fl]
-	copy(ext, hist)
+	// Only the history the taps reach is read (a pure lag's few values out
+	// of W−1: the state of a large network lies far out of cache).
+	need := h
+	switch {
+	case c.dense:
+		need = c.hi
+	case len(c.idx) > 0:
+		need = int(c.idx[len(c.idx)-1])
+	}
+	copy(ext[h-need:h], hist[h-need:])
 	in := ext[h:]
-	if inflow != nil {
+	if inflow == nil {
+		inflow = wk.zeroBuf(fl) // u + l with u = 0: −0 runoff gives +0
+	}
+	if !convLoadVector(in, inflow, lat, f) {
 		inflow = inflow[:fl]
 		for q, l32 := range lat {
 			l := float64(l32)
@@ -829,33 +839,92 @@ func (wk *recWorker) convolve(p reachParams, c convTaps, hist []float64, yLast *
 				in[q*f+j] = float64(u) + l
 			}
 		}
-	} else {
-		for q, l32 := range lat {
-			l := float64(l32)
-			for j := range in[q*f : q*f+f] {
-				in[q*f+j] = 0 + l // as u + l with u = 0: −0 runoff gives +0
-			}
-		}
 	}
 	convFine(c, ext, h, yf, wk.fftWork)
+	var d []float32
 	if dst != nil {
-		for n, v := range dst[:fl] {
-			dst[n] = v + float32(yf[n])
+		d = dst[:fl]
+	}
+	if convStepVector(p, yf, d, out[:len(lat)], add, yLast) {
+		keepHistory(hist, ext[h:])
+		return
+	}
+	switch {
+	case dst == nil:
+	case convStoreVector(dst[:fl], yf, add):
+	case add:
+		addFine(dst[:fl], yf)
+	default:
+		for n, v := range yf {
+			dst[n] = float32(v)
 		}
 	}
 	yv := *yLast
 	for q := range lat {
-		accS, accE, prev := 0.0, 0.0, 0.0
-		for _, v := range yf[q*f : q*f+f] {
-			prev = yv
-			yv = v
-			accS += prev
-			accE += yv
+		seg := yf[q*f : q*f+f]
+		last := seg[f-1]
+		prev := yv
+		if f > 1 {
+			prev = seg[f-2]
 		}
-		out[q] = p.stepValue(accS, accE, prev, yv)
+		if p.sample {
+			out[q] = p.stepValue(0, 0, prev, last)
+		} else {
+			// The sums over the sub-steps' start and end values share all
+			// but one term.
+			s := sumFine(seg[:f-1])
+			out[q] = p.stepValue(yv+s, s+last, prev, last)
+		}
+		yv = last
 	}
 	*yLast = yv
-	copy(hist, ext[fl:])
+	keepHistory(hist, ext[h:])
+}
+
+// keepHistory shifts the chunk's inflows in into hist, the last len(hist)
+// inflows.
+func keepHistory(hist, in []float64) {
+	h, fl := len(hist), len(in)
+	if fl >= h {
+		copy(hist, in[fl-h:])
+		return
+	}
+	copy(hist, hist[fl:])
+	copy(hist[h-fl:], in)
+}
+
+// addFine adds the fine outflows y into the downstream inflow dst.
+func addFine(dst []float32, y []float64) {
+	y = y[:len(dst)]
+	n := 0
+	for ; n+4 <= len(dst); n += 4 {
+		d, v := dst[n:n+4:n+4], y[n:n+4:n+4]
+		d[0] += float32(v[0])
+		d[1] += float32(v[1])
+		d[2] += float32(v[2])
+		d[3] += float32(v[3])
+	}
+	for ; n < len(dst); n++ {
+		dst[n] += float32(y[n])
+	}
+}
+
+// sumFine is Σ v in four interleaved partial sums (the order differs from a
+// plain loop only by float64 rounding).
+func sumFine(v []float64) float64 {
+	var s0, s1, s2, s3 float64
+	n := 0
+	for ; n+4 <= len(v); n += 4 {
+		w := v[n : n+4 : n+4]
+		s0 += w[0]
+		s1 += w[1]
+		s2 += w[2]
+		s3 += w[3]
+	}
+	for ; n < len(v); n++ {
+		s0 += v[n]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // RoutingOrder lists the reaches of net in the order the recursive router

@@ -158,8 +158,18 @@ func TestConvFineChunksEqualWhole(t *testing.T) {
 // convolve (inflow assembly, history, step aggregation, dst) in chunks
 // equals one whole call bit for bit.
 func TestConvolveChunksEqualWhole(t *testing.T) {
-	rng := rand.New(rand.NewPCG(9, 1))
-	f, w := 4, 32
+	for _, f := range []int{4, 24} { // scalar and (f a multiple of 8) vector loads
+		for _, headwater := range []bool{false, true} {
+			t.Run(fmt.Sprintf("f=%d/headwater=%v", f, headwater), func(t *testing.T) {
+				testConvolveChunksEqualWhole(t, f, headwater)
+			})
+		}
+	}
+}
+
+func testConvolveChunksEqualWhole(t *testing.T, f int, headwater bool) {
+	rng := rand.New(rand.NewPCG(9, uint64(f)))
+	w := 32
 	r := randomTaps(rng, w, true)
 	c := r.c
 	steps := 60
@@ -170,22 +180,62 @@ func TestConvolveChunksEqualWhole(t *testing.T) {
 	}
 	for k := range inflow {
 		inflow[k] = float32(rng.Float64() * 5)
+		if headwater {
+			inflow[k] = 0
+		}
 	}
-	for _, p := range []reachParams{{f: f}, {f: f, start: true}, {f: f, sample: true}} {
-		run := func(cuts []int) ([]float32, []float32) {
+	for _, p := range []reachParams{{f: f}, {f: f, start: true}, {f: f, sample: true}, {f: f, sample: true, start: true}} {
+		run := func(cuts []int, add bool) ([]float32, []float32) {
 			wk := &recWorker{}
 			hist := make([]float64, w-1)
 			yLast := 0.0
 			out := make([]float32, steps)
 			dst := make([]float32, steps*f)
+			for k := range dst {
+				if !add {
+					dst[k] = float32(math.NaN()) // must be overwritten
+				}
+			}
 			for k := 0; k+1 < len(cuts); k++ {
 				a, b := cuts[k], cuts[k+1]
-				wk.convolve(p, c, hist, &yLast, inflow[a*f:b*f], lat[a:b], dst[a*f:b*f], out[a:b])
+				in := inflow[a*f : b*f]
+				if headwater {
+					in = nil
+				}
+				wk.convolve(p, c, hist, &yLast, in, lat[a:b], dst[a*f:b*f], out[a:b], add)
 			}
 			return out, dst
 		}
-		wantOut, wantDst := run([]int{0, steps})
-		gotOut, gotDst := run([]int{0, 1, 2, 9, 10, 33, steps})
+		wantOut, wantDst := run([]int{0, steps}, true)
+		gotOut, gotDst := run([]int{0, 1, 2, 9, 10, 33, steps}, true)
+		storeOut, storeDst := run([]int{0, 7, steps}, false)
+		{
+			// An outlet: no downstream inflow to write.
+			wk := &recWorker{}
+			hist := make([]float64, w-1)
+			yLast := 0.0
+			out := make([]float32, steps)
+			var in []float32
+			if !headwater {
+				in = inflow
+			}
+			wk.convolve(p, c, hist, &yLast, in, lat, nil, out, false)
+			for k := range wantOut {
+				if out[k] != wantOut[k] {
+					t.Fatalf("%+v: out[%d] without dst %v, with %v", p, k, out[k], wantOut[k])
+				}
+			}
+		}
+		for k := range wantOut {
+			if storeOut[k] != wantOut[k] {
+				t.Fatalf("%+v: out[%d] storing %v adding %v", p, k, storeOut[k], wantOut[k])
+			}
+		}
+		for k := range wantDst {
+			if storeDst[k] != wantDst[k] {
+				t.Fatalf("%+v: dst[%d] storing %v adding %v", p, k, storeDst[k], wantDst[k])
+			}
+		}
 		for k := range wantOut {
 			if gotOut[k] != wantOut[k] {
 				t.Fatalf("%+v: out[%d] chunked %v whole %v", p, k, gotOut[k], wantOut[k])
@@ -201,11 +251,42 @@ func TestConvolveChunksEqualWhole(t *testing.T) {
 		for n := range inflow {
 			ext[w-1+n] = float64(inflow[n]) + float64(lat[n/f])
 		}
+		ref := make([]float64, steps*f)
 		for n := range wantDst {
 			want, bound := refConv(r.taps, r.idx, ext, w-1, n)
 			if math.Abs(float64(wantDst[n])-want) > 1e-6*bound+1e-30 {
 				t.Fatalf("%+v: dst[%d] = %v, reference %v", p, n, wantDst[n], want)
 			}
+			ref[n] = want
+		}
+		// Each step's reported value from the reference outflows: the mean
+		// of the values at the sub-steps' ends or starts, or the last one
+		// (at the start: the one before it).
+		prevLast := 0.0
+		for q := range steps {
+			seg := ref[q*f : q*f+f]
+			var want float64
+			switch {
+			case p.sample && p.start:
+				want = seg[f-2]
+			case p.sample:
+				want = seg[f-1]
+			case p.start:
+				want = prevLast
+				for _, v := range seg[:f-1] {
+					want += v
+				}
+				want /= float64(f)
+			default:
+				for _, v := range seg {
+					want += v
+				}
+				want /= float64(f)
+			}
+			if math.Abs(float64(wantOut[q])-want) > 1e-6*math.Abs(want)+1e-30 {
+				t.Fatalf("%+v: out[%d] = %v, reference %v", p, q, wantOut[q], want)
+			}
+			prevLast = seg[f-1]
 		}
 	}
 }

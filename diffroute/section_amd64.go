@@ -79,6 +79,10 @@ func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []fl
 	if len(inflow) < fl || len(dst) < fl || len(out) < len(lat) || len(mid) < 2*fl || len(step) < len(lat) || len(zero) < len(lat) || len(ys) < len(secs) {
 		panic("diffroute: cascadeVector buffers too short")
 	}
+	if useSectionAVX512 && f%8 == 0 {
+		cascade512(secs, f, rapid, add, w, ys, uPrev, lPrev, inflow, lat, dst, out, mid, step, zero)
+		return true
+	}
 	var in64 []float64
 	upNext := 0.0
 	for k, s := range secs {

@@ -15,6 +15,14 @@ func prefetch64(p *float64)  {}
 
 func convDenseVector(rev, e, y []float64) bool { return false }
 
+func convLoadVector(in []float64, inflow, lat []float32, f int) bool { return false }
+
+func convStoreVector(dst []float32, y []float64, add bool) bool { return false }
+
+func convStepVector(p reachParams, y []float64, dst, out []float32, add bool, yLast *float64) bool {
+	return false
+}
+
 // convFFTCrossover is the tap count from which overlap-save beats the plain
 // Go direct kernel (measured on amd64 without vectors).
 func convFFTCrossover() int { return 384 }

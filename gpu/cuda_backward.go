@@ -63,11 +63,31 @@ func (r *Router) BackwardStats() RouteStats {
 }
 
 // Backward implements diffroute.Differentiable: ∂L/∂runoff on the device
-// (BackwardRunoff) and, at the same time on the CPU, the parameter and
-// initial-discharge gradients of the kernel method
-// (diffroute.KernelRouter.BackwardParams: the recursive adjoint; none for
-// kernels with ReLU, renormalisation or excluded self pairs).
+// (BackwardRunoff) and the parameter gradients of the kernel method. Where
+// those come from the adjoint of the kernel build
+// (diffroute.KernelRouter.ParamGradsFromBuild: kernels built from spectra,
+// or with ReLU, renormalisation or excluded self pairs): ∂L/∂ taps on the
+// device (KernelTapGrad), the chain to the IRF parameters on the host
+// (diffroute.KernelRouter.BackwardParamsFromTaps). Otherwise the CPU runs
+// the recursive adjoint (diffroute.KernelRouter.BackwardParams) while the
+// device runs BackwardRunoff.
 func (r *Router) Backward(ctx context.Context, runoff, gy *diffroute.DataTensor) (*diffroute.Gradients, error) {
+	if r.cpu.ParamGradsFromBuild() {
+		dx, err := r.BackwardRunoff(ctx, runoff, gy)
+		if err != nil {
+			return nil, err
+		}
+		dk, err := r.KernelTapGrad(ctx, runoff, gy)
+		if err != nil {
+			return nil, err
+		}
+		g, err := r.cpu.BackwardParamsFromTaps(ctx, dk)
+		if err != nil {
+			return nil, err
+		}
+		g.Runoff = dx
+		return g, nil
+	}
 	type result struct {
 		g   *diffroute.Gradients
 		err error

@@ -280,3 +280,58 @@ func TestGPUBackwardRunoffLayout(t *testing.T) {
 		t.Errorf("%d steps with %d taps: %.3g of peak from the pair loop", x.T, r.CPU().Stats().Taps, pr)
 	}
 }
+
+// TestGPUKernelTapGradMatchesCPU: the device's ∂L/∂ taps (dr_tapgrad over
+// time chunks) equal the CPU's KernelTapGrad to 1e-5 of peak, and the
+// parameter gradients of kernels built from spectra (convolution IRFs,
+// ReLU, renormalisation, excluded self pairs), chained on the host from
+// them, equal the CPU kernel method's Backward.
+func TestGPUKernelTapGradMatchesCPU(t *testing.T) {
+	ctx := context.Background()
+	cases := append(gputest.SpectralCases(150, 2, 40, 61), gputest.RandomCases(150, 2, 40, 67)[4]) // the last: Muskingum under Compat
+	for j, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			r, err := NewRouter(ctx, testDev, c.Net, c.Opts, &RouterOptions{MemoryBudget: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			x := gputest.Shuffled(c.Runoff)
+			gy := gputest.RandomGy(c.Net, x.B, x.T, uint64(70+j))
+			got, err := r.KernelTapGrad(ctx, x, gy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := r.CPU().KernelTapGrad(ctx, x, gy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pk := relMax(got, want)
+			if pk > 1e-5 {
+				t.Errorf("device vs CPU: ∂L/∂ taps %.3g of peak (tolerance 1e-5)", pk)
+			}
+			if c.Opts.IRF == "pure_lag" { // no parameter gradient
+				return
+			}
+			g, err := r.Backward(ctx, x, gy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg, err := r.CPU().Backward(ctx, x, gy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.CPU().ParamGradsFromBuild() || len(g.Params) == 0 || len(g.Params) != len(wg.Params) {
+				t.Fatalf("%d parameter gradients, the CPU %d (from the build: %v)", len(g.Params), len(wg.Params), r.CPU().ParamGradsFromBuild())
+			}
+			worst := 0.0
+			for name, w := range wg.Params {
+				worst = max(worst, relMax(g.Params[name], w))
+			}
+			t.Logf("∂L/∂ taps %.2g of peak; parameter gradients %.2g of the largest", pk, worst)
+			if worst > 1e-5 {
+				t.Errorf("device vs CPU: parameter gradients %.3g of the largest (tolerance 1e-5)", worst)
+			}
+		})
+	}
+}

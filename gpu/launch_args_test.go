@@ -240,7 +240,8 @@ var bufferAliases = map[string][]string{
 	"pix": {"buf"},        // resident pixel runoff
 	"P":   {"pin"},        // prefix log spectra, after the last jump
 	"gx":  {"dout"},       // ∂L/∂runoff chunk (the adjoint's output)
-	"gy":  {"din"},        // ∂L/∂discharge chunk, with lookahead
+	"gy":  {"din", "gyb"}, // ∂L/∂discharge chunk, with lookahead
+	"dk":  {"dkb"},        // ∂L/∂ taps, accumulated over chunks
 }
 
 func exprString(fset *token.FileSet, e ast.Expr) string {

@@ -20,6 +20,7 @@ const (
 	kernelPairEnum     = "dr_pair_enum"
 	kernelPairTaps     = "dr_pair_taps"
 	kernelPairTapsFine = "dr_pair_taps_fine"
+	kernelTapGrad      = "dr_tapgrad"
 )
 
-var kernelNames = []string{kernelBSConv, kernelBSConvAdj, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps, kernelPairTapsFine}
+var kernelNames = []string{kernelBSConv, kernelBSConvAdj, kernelTransferAdd, kernelInterp, kernelInterpWin, kernelPrefixJump, kernelPairEnum, kernelPairTaps, kernelPairTapsFine, kernelTapGrad}

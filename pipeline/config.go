@@ -42,8 +42,10 @@ type Config struct {
 	// itself: runoff and discharge are then read in memory order and held
 	// once, several times faster on large networks with half the memory.
 	// Result.Runoff is then nil and Result.Discharge's rows come in that
-	// order (labelled by reach id); the file is the same. The command
-	// line's route sets it.
+	// order (labelled by reach id); the file is the same. With Outputs,
+	// only the runoff of the reaches routed is read (from a netCDF file,
+	// skipping the rest where the layout allows). The command line's route
+	// sets it.
 	InPlace bool
 
 	// Step is the runoff step (default: the file's time spacing), SubStep

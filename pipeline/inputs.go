@@ -86,6 +86,10 @@ type runoffSource struct {
 	// readOrdered, when not nil, reads like read with the tensor's rows in
 	// the given order of the file's reaches (row k: file reach order[k]).
 	readOrdered func(t0, count int, order []int32) (*diffroute.DataTensor, error)
+	// readColumns, when not nil, reads like read only the file's reaches at
+	// the given positions (row k: file reach cols[k]), skipping the rest
+	// of the file where its layout allows.
+	readColumns func(t0, count int, cols []int32) (*diffroute.DataTensor, error)
 }
 
 // member reads steps [t0, t0+count) of ensemble member b alone.
@@ -243,6 +247,18 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 		src.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) {
 			o := rangeOf(t0, count)
 			o.Order = order
+			x, err := data.ReadSeries(c.Runoff, o)
+			if err != nil {
+				return nil, err
+			}
+			if err := toRate(x, units, src.rateStep, c.Runoff); err != nil {
+				return nil, err
+			}
+			return x, checkFinite(x, c.Runoff)
+		}
+		src.readColumns = func(t0, count int, cols []int32) (*diffroute.DataTensor, error) {
+			o := rangeOf(t0, count)
+			o.Columns = cols
 			x, err := data.ReadSeries(c.Runoff, o)
 			if err != nil {
 				return nil, err

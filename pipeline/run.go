@@ -242,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var order []int32 // q's rows are network reaches order[k] (nil: network order)
 	switch {
 	case outputs != "":
-		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts); err != nil {
+		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace); err != nil {
 			return nil, err
 		}
 	case members > 1 && chunk == 0 && cl == nil && keep == nil && !rs.active():
@@ -496,8 +496,9 @@ func (src *runoffSource) readInOrder(rapid *data.RAPID, t0, count int, order []i
 }
 
 // routeSelected routes only the reaches listed in the file outputs and
-// what drains into them.
-func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
+// what drains into them. In place (Config.InPlace), a netCDF file's runoff
+// is read for those reaches alone, and runoff is returned nil.
+func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
 	ids, err := data.ReadIDList(outputs, net)
 	if err != nil {
 		return nil, nil, nil, err
@@ -509,6 +510,17 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 	if err := checkCoverage(src.path, src.ids, sel.Net); err != nil {
 		return nil, nil, nil, err
 	}
+	if inPlace && src.readColumns != nil && src.members <= 1 && opts.Method == diffroute.Recursive {
+		// Only the runoff of the reaches routed is read, straight into the
+		// router's order, and routed in place (as routeInOrder does).
+		if q, err = routeColumnsInOrder(ctx, src, sel); err != nil {
+			return nil, nil, nil, err
+		}
+		if q, err = q.SelectIDs(ids); err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, q, sel.Net, nil
+	}
 	if runoff, err = src.read(0, len(src.times)); err != nil {
 		return nil, nil, nil, err
 	}
@@ -519,6 +531,42 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 		return nil, nil, nil, err
 	}
 	return runoff, q, sel.Net, nil
+}
+
+// routeColumnsInOrder reads the runoff of the selection's reaches alone, in
+// the recursive router's order, and routes it there in place. The rows of
+// the result are the selection's reaches in that order.
+func routeColumnsInOrder(ctx context.Context, src *runoffSource, sel *diffroute.Selection) (*diffroute.DataTensor, error) {
+	order := diffroute.RoutingOrder(sel.Net, sel.Opts.Workers)
+	onet, err := sel.Net.Reorder(order)
+	if err != nil {
+		return nil, err
+	}
+	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(sel.Opts, order))
+	if err != nil {
+		return nil, err
+	}
+	pos := make(map[int64]int32, len(src.ids))
+	for c, id := range src.ids {
+		pos[id] = int32(c)
+	}
+	cols := make([]int32, len(order))
+	for k, i := range order {
+		c, ok := pos[sel.Net.ID(int(i))]
+		if !ok {
+			return nil, fmt.Errorf("%s: no runoff for reach %d", src.path, sel.Net.ID(int(i)))
+		}
+		cols[k] = c
+	}
+	x, err := src.readColumns(0, len(src.times), cols)
+	if err != nil {
+		return nil, err
+	}
+	if err := rr.RouteTo(ctx, x, x); err != nil {
+		return nil, err
+	}
+	x.Units = "m3/s"
+	return x, nil
 }
 
 // errStopped ends a progress bar of a run that failed: the error itself is

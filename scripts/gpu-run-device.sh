@@ -8,7 +8,8 @@
 # `run` executes the GPU tests (GPU vs CPU kernel method on random synthetic
 # networks, rapid_xx9 vs the CPU and RAPID's Qout, out-of-memory message;
 # the backward pass: the device's ∂L/∂runoff vs a pair loop and vs the CPU
-# kernel method's RouteGrad) and then the benchmarks: the convolution
+# kernel method's RouteGrad, its ∂L/∂ taps (dr_tapgrad) and the parameter
+# gradients chained from them vs the CPU's) and then the benchmarks: the convolution
 # (GFLOP/s and the fraction of the roofline, see gpu.RouteStats.Roofline),
 # its adjoint (BenchmarkGPUBackward: the same figures and its time against
 # the forward convolution's in the same run), the device build of a Hayami
@@ -50,7 +51,7 @@ run)
 	"$out/gpu.test" -test.v -test.run 'Test' -test.count=1
 	# The backward pass once more, on its own, so that its verdict is the
 	# last thing the log says about it.
-	"$out/gpu.test" -test.run 'TestGPUBackward|TestGPURouteGrad' -test.count=1
+	"$out/gpu.test" -test.run 'TestGPUBackward|TestGPURouteGrad|TestGPUKernelTapGrad' -test.count=1
 	# shellcheck disable=SC2086
 	"$out/gpu.test" -test.run '^$' -test.bench 'GPUConv|GPUBackward|GPUSpectralBuild' -test.benchtime 5x ${GPU_BENCH_ARGS:-}
 	# The CLI end to end on RAPID's basin: --device cuda against the CPU kernel method.

@@ -6,4 +6,5 @@
 #include "interp.cu"
 #include "pairs.cu"
 #include "prefix.cu"
+#include "tapgrad.cu"
 #include "transfer.cu"

@@ -18,6 +18,25 @@ extern "C" void dr_bsconv_adj_planted(float*, const float*, const float*, const 
                                       const int*, dr_i64, dr_i64, dr_i64, dr_i64, dr_i64,
                                       dr_i64);
 
+// The planted off-by-one-lag variant of dr_tapgrad (emu_planted_tapgrad.cpp).
+extern "C" void dr_tapgrad_planted(double*, const float*, const float*, const int*, const int*,
+                                   const int*, dr_i64, dr_i64, dr_i64, dr_i64, dr_i64, dr_i64,
+                                   dr_i64);
+
+extern "C" void emu_tapgrad(int planted, long long grid, long long block, double* dk,
+                            const float* x, const float* gy, const int* tileRow,
+                            const int* tileCol, const int* size, long long ntiles, long long n,
+                            long long bsz, long long taps, long long nb, long long tl,
+                            long long tx) {
+	emu_launch(grid, block, [&] {
+		if (planted) {
+			dr_tapgrad_planted(dk, x, gy, tileRow, tileCol, size, ntiles, n, bsz, taps, nb, tl, tx);
+		} else {
+			dr_tapgrad(dk, x, gy, tileRow, tileCol, size, ntiles, n, bsz, taps, nb, tl, tx);
+		}
+	});
+}
+
 extern "C" void emu_bsconv(int planted, long long grid, long long block, float* y,
                            const float* x, const float* vals, const long long* rowTiles,
                            const int* tileCol, const int* size, long long n, long long bsz,
@@ -179,6 +198,12 @@ extern "C" int emu_launch_named(const char* name, long long grid, long long bloc
 			                  P(const int*, 7), P(const dr_i64*, 8), P(const double*, 9),
 			                  P(const double*, 10), P(double*, 11), I(12), I(13), I(14), I(15),
 			                  I(16), I(17), I(18), I(19), I(20), I(21));
+		});
+	} else if (!strcmp(name, "dr_tapgrad") && n == 13) {
+		emu_launch(grid, block, [&] {
+			dr_tapgrad(P(double*, 0), P(const float*, 1), P(const float*, 2), P(const int*, 3),
+			           P(const int*, 4), P(const int*, 5), I(6), I(7), I(8), I(9), I(10), I(11),
+			           I(12));
 		});
 	} else {
 		return -1;

@@ -150,6 +150,48 @@ func BSConvAdj(g Grid, planted bool, a *BSConvAdjArgs) {
 		C.longlong(a.N), C.longlong(a.B), C.longlong(a.Taps), C.longlong(a.NB), C.longlong(a.TX), C.longlong(a.Ahead))
 }
 
+// TapGradArgs are the arguments of dr_tapgrad (tapgrad.cu): DK (the layout
+// of the kernel's taps) gets Σ_b Σ_t X[b, q, t]·GY[b, p, t+k] added for
+// every closure entry (p, q) and tap k; X is [NB][N][TL], GY [NB][N][TX]
+// with TX − TL ≥ Taps−1 steps of lookahead.
+type TapGradArgs struct {
+	DK                     []float64
+	X, GY                  []float32
+	TileRow, TileCol, Size []int32
+	N, B, Taps, NB, TL, TX int
+}
+
+func (a *TapGradArgs) check() {
+	nt := len(a.TileRow)
+	need("tileCol", len(a.TileCol), nt)
+	need("dk", len(a.DK), nt*a.B*a.B*a.Taps)
+	need("size", len(a.Size), a.N)
+	need("x", len(a.X), a.NB*a.N*a.TL)
+	need("gy", len(a.GY), a.NB*a.N*a.TX)
+	if a.TX-a.TL < a.Taps-1 {
+		panic(fmt.Sprintf("kernels: lookahead of %d steps for %d taps", a.TX-a.TL, a.Taps))
+	}
+	for t, r := range a.TileRow {
+		if r < 0 || int(r)*a.B >= a.N || a.TileCol[t] < r {
+			panic(fmt.Sprintf("kernels: tile %d at row block %d, column block %d of %d positions", t, r, a.TileCol[t], a.N))
+		}
+	}
+}
+
+// TapGrad runs dr_tapgrad in the emulator. planted selects the variant
+// with an off-by-one lag, for tests of the tests.
+func TapGrad(g Grid, planted bool, a *TapGradArgs) {
+	g.check()
+	a.check()
+	p := C.int(0)
+	if planted {
+		p = 1
+	}
+	C.emu_tapgrad(p, C.longlong(g.Blocks), C.longlong(g.Threads), dptr(a.DK), fptr(a.X), fptr(a.GY),
+		iptr(a.TileRow), iptr(a.TileCol), iptr(a.Size), C.longlong(len(a.TileRow)),
+		C.longlong(a.N), C.longlong(a.B), C.longlong(a.Taps), C.longlong(a.NB), C.longlong(a.TL), C.longlong(a.TX))
+}
+
 // TransferArgs are the arguments of dr_transfer_add (transfer.cu).
 type TransferArgs struct {
 	Y, Z, Kf                       []float32
@@ -400,7 +442,7 @@ func PairTapsFine(g Grid, a *PairTapsFineArgs) {
 // kernelArgs is the argument count of every kernel LaunchNamed knows.
 var kernelArgs = map[string]int{
 	"dr_bsconv": 12, "dr_bsconv_adj": 11, "dr_transfer_add": 16, "dr_interp": 9, "dr_interp_window": 11,
-	"dr_prefix_jump": 6, "dr_pair_enum": 5, "dr_pair_taps": 19, "dr_pair_taps_fine": 22,
+	"dr_prefix_jump": 6, "dr_pair_enum": 5, "dr_pair_taps": 19, "dr_pair_taps_fine": 22, "dr_tapgrad": 13,
 }
 
 // HasKernel reports whether LaunchNamed can run kernel name.

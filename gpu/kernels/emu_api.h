@@ -43,6 +43,10 @@ void emu_pair_taps_fine(long long grid, long long block, float* vals, double* su
                         long long npairs, long long nf, long long m, long long f, long long taps,
                         long long bsz, long long mode, long long normalize, long long shift,
                         long long sample);
+void emu_tapgrad(int planted, long long grid, long long block, double* dk, const float* x,
+                 const float* gy, const int* tileRow, const int* tileCol, const int* size,
+                 long long ntiles, long long n, long long bsz, long long taps, long long nb,
+                 long long tl, long long tx);
 int emu_launch_named(const char* name, long long grid, long long block,
                      const unsigned long long* args, int nargs);
 void emu_math(const double* x, double* ex, double* sn, double* cs, long long n);

@@ -11,7 +11,7 @@ import (
 func TestLaunchNamedKnowsEveryKernel(t *testing.T) {
 	re := regexp.MustCompile(`extern "C" __global__ void (\w+)\(([^)]*)\)`)
 	seen := 0
-	for _, f := range []string{"bsconv.cu", "bsconv_adj.cu", "transfer.cu", "interp.cu", "prefix.cu", "pairs.cu"} {
+	for _, f := range []string{"bsconv.cu", "bsconv_adj.cu", "transfer.cu", "interp.cu", "prefix.cu", "pairs.cu", "tapgrad.cu"} {
 		src, err := Sources.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
