@@ -68,8 +68,10 @@
 //     summed over the pairs through each reach. It costs one forward and one
 //     inverse FFT and one correlation G of ∂L/∂y with runoff per pair
 //     (KernelTapGrad; BackwardParamsFromTaps takes G from a device). ReLU,
-//     renormalisation or excluded self pairs on a time-domain build (set by
-//     hand, without Compat) give the runoff gradient only.
+//     renormalisation or excluded self pairs set by hand on a time-domain
+//     build are differentiated through that build: the same chain to
+//     ∂L/∂(fine path response), then back up each path through the
+//     transposed section cascades, whose coefficient sums give ∂L/∂θ.
 //   - staged routing: StagedGrad runs the clusters forwards, keeping their
 //     fine transfers, then backwards in reverse order, handing each
 //     transfer's adjoint to the cluster it came from; Forward and Backward

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // benchForward times the forward run the gradient is compared with.
@@ -71,4 +72,49 @@ func BenchmarkGradMuskingum20kCkpt(b *testing.B) {
 	for _, ck := range []int{1, 4, 16} {
 		b.Run(fmt.Sprint(ck), func(b *testing.B) { benchGrad(b, 20000, 100, 24, ck, "muskingum") })
 	}
+}
+
+// BenchmarkGradRatioMuskingum100k alternates a forward run and a whole
+// gradient (the pair is one op) and reports the best CPU time of each and
+// their ratio: on a shared machine, pairs taken in the same seconds and the
+// best of several compare better than two separate benchmarks.
+func BenchmarkGradRatioMuskingum100k(b *testing.B) {
+	const n, steps, f = 100000, 100, 24
+	net := SyntheticNetwork(n, 1)
+	x := SyntheticRunoff(net, 1, steps, 1)
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: "muskingum", Params: testParams("muskingum", n, 1), SubSteps: f, MaxDelay: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	loss := func(y, gy *DataTensor) (float64, error) {
+		s := 0.0
+		for k, v := range y.Data {
+			s += float64(v) * float64(v)
+			gy.Data[k] = 2 * v
+		}
+		return s, nil
+	}
+	bestF, bestG := time.Duration(-1), time.Duration(-1)
+	for b.Loop() {
+		c0 := cpuTime()
+		rr.Reset()
+		if _, err := rr.Route(ctx, x); err != nil {
+			b.Fatal(err)
+		}
+		c1 := cpuTime()
+		if _, _, _, err := rr.RouteGrad(ctx, x, loss); err != nil {
+			b.Fatal(err)
+		}
+		c2 := cpuTime()
+		if d := c1 - c0; bestF < 0 || d < bestF {
+			bestF = d
+		}
+		if d := c2 - c1; bestG < 0 || d < bestG {
+			bestG = d
+		}
+	}
+	b.ReportMetric(float64(bestF.Microseconds())/1e3, "best-forward-cpu-ms")
+	b.ReportMetric(float64(bestG.Microseconds())/1e3, "best-grad-cpu-ms")
+	b.ReportMetric(float64(bestG)/float64(bestF), "grad/forward")
 }

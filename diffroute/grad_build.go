@@ -41,7 +41,7 @@ import (
 // parameter gradients), so that BackwardParamsFromTaps gives them from
 // ∂L/∂K; otherwise BackwardParams runs the recursive adjoint.
 func (kr *KernelRouter) ParamGradsFromBuild() bool {
-	return kr.td == nil && len(kr.tab.irf.GradParams) > 0
+	return (kr.td == nil || kr.buildAdjointApplies()) && len(kr.tab.irf.GradParams) > 0
 }
 
 // buildAdjointApplies reports whether the kernel's parameter gradients come
@@ -139,10 +139,14 @@ func (kr *KernelRouter) BackwardParamsFromTaps(ctx context.Context, dK []float64
 		return nil, fmt.Errorf("diffroute: ∂L/∂K has %d values, the kernel %d", len(dK), len(kr.bs.Vals))
 	}
 	bs := kr.bs
-	return kr.buildAdjoint(ctx, func(G []float64, d, _, ps int) {
+	taps := func(G []float64, d, _, ps int) {
 		off := bs.offset(kr.net.Pre(d), ps)
 		copy(G, dK[off:off+int64(bs.Taps)])
-	})
+	}
+	if kr.td != nil {
+		return kr.buildAdjointTD(ctx, taps)
+	}
+	return kr.buildAdjoint(ctx, taps)
 }
 
 // backwardBuild is BackwardParams for kernels with ReLU, renormalisation or
@@ -152,7 +156,11 @@ func (kr *KernelRouter) backwardBuild(ctx context.Context, runoff, gy *DataTenso
 	if err != nil {
 		return nil, err
 	}
-	return kr.buildAdjoint(ctx, func(G []float64, d, s, _ int) { tg.pair(G, d, s) })
+	taps := func(G []float64, d, s, _ int) { tg.pair(G, d, s) }
+	if kr.td != nil {
+		return kr.buildAdjointTD(ctx, taps)
+	}
+	return kr.buildAdjoint(ctx, taps)
 }
 
 // adjWorker holds one goroutine's buffers of the build's adjoint.
@@ -174,7 +182,7 @@ func (kr *KernelRouter) buildGradCheck() (IRF, error) {
 		return irf, errNoParamGrad(irf)
 	}
 	if kr.td != nil {
-		return irf, fmt.Errorf("diffroute: parameter gradients of ReLU, renormalised or self-excluded kernels are implemented for the frequency-domain build (Compat \"diffroute\", or IRFs without a recursive form), not for the time-domain build of IRF %s: add --compat diffroute, or drop --exclude-self", irf.Name)
+		panic("diffroute: the FFT build's adjoint for a time-domain build")
 	}
 	return irf, nil
 }

@@ -20,6 +20,26 @@ type pairTaps64 map[[2]int][]float64
 func kernelTaps64(t testing.TB, kr *KernelRouter) pairTaps64 {
 	t.Helper()
 	ctx := context.Background()
+	if kr.td != nil { // the time-domain build's walk
+		pm := pairTaps64{}
+		wt := kr.newTDWorker()
+		for _, s32 := range kr.bs.Order {
+			s := int(s32)
+			boxed := kr.tdSource(wt, s)
+			for d := s; d >= 0; d = kr.net.Down(d) {
+				if d != s {
+					filterRuns(wt.g, kr.td.reach(d), false)
+				}
+				kr.coarsenTD(wt, boxed)
+				K := append([]float64(nil), wt.kw.K...)
+				if _, err := kr.normalised(K, d, s); err != nil {
+					t.Fatal(err)
+				}
+				pm[[2]int{d, s}] = K
+			}
+		}
+		return pm
+	}
 	Pc, err := kr.clampedSpectra(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +104,11 @@ func (pm pairTaps64) forward64(n, B, T int, lat []float64) []float64 {
 	return y
 }
 
+// wantTDBuild says whether options o build their kernel in the time domain.
+func wantTDBuild(o Options, force bool) bool {
+	return !force && o.Compat == "" && (o.IRF == "muskingum" || o.IRF == "linear_storage" || (o.IRF == "nash_cascade" && o.Params["n"] == nil))
+}
+
 // The kernel method's parameter gradients through the FFT build (ReLU,
 // renormalisation, excluded self pairs, wrap-around: the build's adjoint)
 // against central differences of the kernel method's own discharge in
@@ -121,6 +146,12 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Method: Kernel}},
 		{o: Options{IRF: "nash_gamma", SubSteps: 3, MaxDelay: 6, Method: Kernel, Average: AverageEnd, Sampling: SampleLast}, h: 5e-5},
 		{o: Options{IRF: "nash_gamma", SubSteps: 2, MaxDelay: 8, Compat: CompatDiffRoute}},
+		// time-domain builds (IRFs with a recursive form, no Compat)
+		{o: Options{IRF: "muskingum", SubSteps: 3, MaxDelay: 8, Method: Kernel, ReLU: true, Normalize: true}},
+		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 7, Method: Kernel, ExcludeSelf: true, Sampling: SampleLast}},
+		{o: Options{IRF: "linear_storage", SubSteps: 2, MaxDelay: 6, Method: Kernel, ReLU: true, Lateral: LateralLTI, Average: AverageEnd}},
+		{o: Options{IRF: "nash_cascade", SubSteps: 3, MaxDelay: 8, Method: Kernel, ExcludeSelf: true, Normalize: true, Lateral: LateralLTI}},
+		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 8, Method: Kernel, ExcludeSelf: true, ReLU: true}},
 	}
 	for _, c := range cases {
 		func() {
@@ -136,7 +167,7 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 			fx := newGradFixture(t, rng, gradCase{irf: irf, f: c.o.SubSteps, B: B, T: T}, 90)
 			o := c.o
 			ro, _ := o.Resolved()
-			label := fmt.Sprintf("%s/compat=%q/relu=%v/norm=%v/exclude=%v/%s/%s/%s/f%d/forceFFT=%v", ro.IRF, ro.Compat, ro.ReLU, ro.Normalize, ro.ExcludeSelf, ro.Lateral, ro.Average, ro.Sampling, ro.SubSteps, c.force)
+			label := fmt.Sprintf("%s/compat=%q/relu=%v/norm=%v/exclude=%v/%s/%s/%s/f%d/forceFFT=%v/%s", ro.IRF, ro.Compat, ro.ReLU, ro.Normalize, ro.ExcludeSelf, ro.Lateral, ro.Average, ro.Sampling, ro.SubSteps, c.force, map[bool]string{true: "time-domain", false: "FFT"}[wantTDBuild(c.o, c.force)])
 			o.Params, o.Workers = fx.opts.Params, 2
 			n := fx.net.Len()
 			lat := fx.lat(t)
@@ -150,8 +181,8 @@ func TestKernelBuildAdjointMatchesFiniteDifferences(t *testing.T) {
 				return kr, kernelTaps64(t, kr)
 			}
 			kr, pm := build(o.Params)
-			if kr.td != nil {
-				t.Fatalf("%s: time-domain build", label)
+			if wantTD := wantTDBuild(o, c.force); (kr.td != nil) != wantTD {
+				t.Fatalf("%s: time-domain build %v", label, kr.td != nil)
 			}
 			// The float64 taps are the kernel's, to float32 rounding.
 			coo := kr.COO()

@@ -24,8 +24,9 @@ import (
 //     differ from the recursion, so their gradients come from the adjoint
 //     of the build itself (grad_build.go), exact for the kernel as built;
 //   - ReLU, renormalisation or excluded self pairs on a time-domain build
-//     (set by hand with an IRF that has a recursive form): the runoff
-//     gradient only.
+//     (set by hand with an IRF that has a recursive form): the adjoint of
+//     the time-domain build (grad_build_td.go), exact for the kernel as
+//     built.
 
 // RouteGrad implements Differentiable for the kernel method.
 func (kr *KernelRouter) RouteGrad(ctx context.Context, runoff *DataTensor, loss LossFunc) (*DataTensor, float64, *Gradients, error) {
@@ -79,11 +80,8 @@ func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTens
 	if len(irf.GradParams) == 0 {
 		return gr, nil
 	}
-	switch {
-	case kr.td == nil: // built by FFT: not the recursion's kernels
+	if kr.td == nil || kr.buildAdjointApplies() { // not the recursion's kernels
 		return kr.backwardBuild(ctx, runoff, gy)
-	case kr.buildAdjointApplies(): // no adjoint of the time-domain build yet: the runoff gradient only
-		return gr, nil
 	}
 	kr.tmu.Lock()
 	e := kr.grad

@@ -474,10 +474,17 @@ func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64
 	nq := lat.len()
 	K := len(secs)
 	yBefore := ys[K-1]
+	noOut := out.len() == 0 // the recompute: fine outflows only
+	if noOut && !noOutVector64(f) {
+		out = mixedSeries{s64: wk.out[:nq]}
+	}
 	if K == 1 {
 		runSection64(secs[0], f, rapid, w, &ys[0], up, lp, u, y, lat, out)
 	} else {
 		scratch := mixedSeries{s64: wk.out[:nq]}
+		if noOutVector64(f) {
+			scratch = mixedSeries{}
+		}
 		zero := mixedSeries{s64: wk.zero[:nq]}
 		upk := 0.0
 		for k, s := range secs {
@@ -496,7 +503,7 @@ func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64
 			u = dst
 		}
 	}
-	if sampleStart {
+	if sampleStart && !noOut {
 		tileSampleStart(f, yBefore, y[:nq*f], out)
 	}
 }
@@ -588,7 +595,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				}
 				copy(yk, st)
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
-				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{s64: wk.out[:nq]}, nb)
+				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
 				if j >= prefetchAhead {

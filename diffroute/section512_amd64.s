@@ -245,7 +245,10 @@ haveprev64:
 	DECQ DX
 	JNZ vec64
 
-	// out[q] = wsum·Σy + wend·y_end + wprev·y_end(previous step)
+	// out[q] = wsum·Σy + wend·y_end + wprev·y_end(previous step), unless
+	// out is nil (the adjoint's recompute wants the fine outflows only).
+	TESTQ R10, R10
+	JZ outdone
 	VEXTRACTF64X4 $1, Z9, Y13
 	VADDPD Y13, Y9, Y9
 	VEXTRACTF128 $1, Y9, X13

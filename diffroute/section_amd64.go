@@ -144,15 +144,20 @@ func prefetch64(p *float64) { prefetchLines(unsafe.Pointer(p), 1) }
 
 func haveSectionVector() bool { return haveSectionAVX2 }
 
+// noOutVector64 reports whether sectionVector64 takes an empty out (no
+// reported values: the eight-wide kernel skips them).
+func noOutVector64(f int) bool { return haveSectionAVX2 && useSectionAVX512 && f%8 == 0 }
+
 // sectionVector64 is sectionVector with float64 inflow and outflow (stored
-// into dst), the runoff and reported values in either precision.
+// into dst), the runoff and reported values in either precision; out may be
+// empty where noOutVector64(f).
 func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) bool {
 	nq := lat.len()
 	if !haveSectionAVX2 || f%4 != 0 || nq == 0 {
 		return false
 	}
 	fl := nq * f
-	if len(inflow) < fl || len(dst) < fl || out.len() < nq {
+	if len(inflow) < fl || len(dst) < fl || out.len() < nq && !(out.len() == 0 && noOutVector64(f)) {
 		panic("diffroute: sectionVector64 buffers too short")
 	}
 	if useSectionAVX512 && f%8 == 0 {

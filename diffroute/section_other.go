@@ -34,3 +34,5 @@ func cascadeVector(secs []Section, f int, rapid, add bool, w [3]float64, ys []fl
 func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) bool {
 	return false
 }
+
+func noOutVector64(f int) bool { return false }

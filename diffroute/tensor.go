@@ -25,7 +25,9 @@ func NewDataTensor(b int, ids []int64, t int) *DataTensor {
 	if b < 0 || t < 0 {
 		panic("diffroute: negative tensor dimension")
 	}
-	return &DataTensor{B: b, N: len(ids), T: t, Data: make([]float32, b*len(ids)*t), IDs: slices.Clone(ids)}
+	data := make([]float32, b*len(ids)*t)
+	adviseHugePages(data)
+	return &DataTensor{B: b, N: len(ids), T: t, Data: data, IDs: slices.Clone(ids)}
 }
 
 // At returns the value at (b, i, t).

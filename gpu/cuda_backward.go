@@ -63,14 +63,14 @@ func (r *Router) BackwardStats() RouteStats {
 }
 
 // Backward implements diffroute.Differentiable: ∂L/∂runoff on the device
-// (BackwardRunoff) and the parameter gradients of the kernel method. For
-// kernels built from spectra (convolution IRFs, Compat "diffroute": ReLU,
-// renormalisation, excluded self pairs) those come from the adjoint of the
-// build: ∂L/∂ taps on the device (KernelTapGrad), the chain to the IRF
-// parameters on the host (diffroute.KernelRouter.BackwardParamsFromTaps).
-// For kernels built in the time domain the CPU runs the recursive adjoint
-// (diffroute.KernelRouter.BackwardParams) while the device runs
-// BackwardRunoff.
+// (BackwardRunoff) and the parameter gradients of the kernel method. Where
+// those come from the adjoint of the kernel build
+// (diffroute.KernelRouter.ParamGradsFromBuild: kernels built from spectra,
+// or with ReLU, renormalisation or excluded self pairs): ∂L/∂ taps on the
+// device (KernelTapGrad), the chain to the IRF parameters on the host
+// (diffroute.KernelRouter.BackwardParamsFromTaps). Otherwise the CPU runs
+// the recursive adjoint (diffroute.KernelRouter.BackwardParams) while the
+// device runs BackwardRunoff.
 func (r *Router) Backward(ctx context.Context, runoff, gy *diffroute.DataTensor) (*diffroute.Gradients, error) {
 	if r.cpu.ParamGradsFromBuild() {
 		dx, err := r.BackwardRunoff(ctx, runoff, gy)

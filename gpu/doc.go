@@ -55,14 +55,15 @@
 // convolution (dr_bsconv_adj), which walks each source's column of the
 // kernel from the source to its outlet and correlates the taps with ∂L/∂y,
 // over the same chunks and slots as Route (each chunk carries MaxDelay−1
-// steps of lookahead instead of history). For kernels built from spectra
-// (convolution IRFs, Compat "diffroute": ReLU, renormalisation, excluded
-// self pairs) the parameter gradients come from the adjoint of the kernel
-// build: Router.KernelTapGrad correlates ∂L/∂y with runoff for every tap on
+// steps of lookahead instead of history). For kernels that are not the
+// recursion's (built from spectra: convolution IRFs, Compat "diffroute";
+// or with ReLU, renormalisation or excluded self pairs) the parameter
+// gradients come from the adjoint of the kernel build: Router.KernelTapGrad correlates ∂L/∂y with runoff for every tap on
 // the device (dr_tapgrad, in double, over time chunks: the heavy part, as
 // much work as the convolution), and the host chains ∂L/∂ taps to the IRF
 // parameters (diffroute.KernelRouter.BackwardParamsFromTaps: a few FFTs per
-// pair). For kernels built in the time domain Backward and RouteGrad run
+// pair). For the other kernels (time-domain builds, the recursion's path
+// responses) Backward and RouteGrad run
 // BackwardRunoff while the CPU computes the parameter gradients by the
 // recursive adjoint (diffroute.KernelRouter.BackwardParams). Either way they
 // are the CPU kernel method's gradients, with the heavy parts on the device.

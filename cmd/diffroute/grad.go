@@ -184,9 +184,6 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	gradDur := time.Since(t0)
-	if opts.Method == diffroute.Kernel && len(gr.Params) == 0 && len(irf.GradParams) > 0 {
-		fmt.Fprintf(os.Stderr, "diffroute: warning: excluded self pairs (--exclude-self) of a kernel built in the time domain have no parameter gradient yet (add --compat diffroute for one); %s lists reach ids only\n", *out)
-	}
 	// Units: Muskingum's k from k.csv is in seconds, the library's in steps.
 	scale := map[string]float64{}
 	if opts.IRF == "muskingum" && len(rf.params) == 0 && rf.paramsFile == "" && rf.paramsFrom == "" {
