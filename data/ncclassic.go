@@ -2,10 +2,13 @@ package data
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/diffroute-go/route/diffroute"
 )
@@ -143,8 +146,30 @@ func (r *classicReader) read(x *diffroute.DataTensor, rowOf []int32, ti, t0, T, 
 	// series gets whole cache lines.
 	rows := min(T, 64)
 	cols := min(N, max(1, classicBlock/(rows*sz)))
+	// Blocks of columns go to the cores in turn: their rows are distinct.
+	blocks := (N + cols - 1) / cols
+	workers := min(runtime.GOMAXPROCS(0), blocks)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = r.readBlocks(f, xd, row, decode, w, workers, rows, cols, t0, T, N, fill32, missing32)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// readBlocks reads the column blocks w, w+workers, … of a time-major
+// variable (see read).
+func (r *classicReader) readBlocks(f *os.File, xd []float32, row func(int) int, decode func([]byte) float32,
+	w, workers, rows, cols, t0, T, N int, fill32, missing32 float32) error {
+	nan := float32(math.NaN())
+	sz := int(r.size)
 	buf := make([]byte, rows*cols*sz)
-	for c0 := 0; c0 < N; c0 += cols {
+	for c0 := w * cols; c0 < N; c0 += workers * cols {
 		// The wanted columns of the block: [lo, hi].
 		lo, hi := -1, -1
 		for c := c0; c < min(N, c0+cols); c++ {

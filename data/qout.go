@@ -77,21 +77,36 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 	}
 	tc := makeQoutTime(q.Times, q.T, q.Step)
 
+	// A classic file's values are written directly (writeQoutDirect) once
+	// libnetcdf has written the rest, without fill values first.
+	direct := directWrite && !o.NetCDF4 && q.N > 0 && q.T > 0
 	return writeAtomic(path, func(tmp string) error {
-		ncMu.Lock()
-		defer ncMu.Unlock()
-		defer quietHDF5()()
-		ds, err := netcdf.CreateFile(tmp, o.mode())
+		err := func() error {
+			ncMu.Lock()
+			defer ncMu.Unlock()
+			defer quietHDF5()()
+			ds, err := netcdf.CreateFile(tmp, o.mode())
+			if err != nil {
+				return err
+			}
+			var werr error
+			if direct {
+				if werr = setNoFill(ds); werr == nil {
+					werr = writeQoutIDs(ds, q, &o, &tc)
+				}
+			} else {
+				werr = writeQout(ds, q, &o, &tc)
+			}
+			if cerr := ds.Close(); werr == nil {
+				werr = cerr
+			}
+			return werr
+		}()
+		if err == nil && direct {
+			err = writeQoutDirect(tmp, q, &o)
+		}
 		if err != nil {
 			return fmt.Errorf("data: %s: %w", path, err)
-		}
-		werr := writeQout(ds, q, &o, &tc)
-		cerr := ds.Close()
-		if werr != nil {
-			return fmt.Errorf("data: %s: %w", path, werr)
-		}
-		if cerr != nil {
-			return fmt.Errorf("data: %s: %w", path, cerr)
 		}
 		return nil
 	})
@@ -200,6 +215,24 @@ func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *q
 	if err != nil {
 		return err
 	}
+	return writeQoutValues(qv, q, o)
+}
+
+// writeQoutIDs writes everything of a Qout file but the values.
+func writeQoutIDs(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *qoutTime) error {
+	ids := q.IDs
+	if o.Order != nil {
+		ids = make([]int64, q.N)
+		for j, k := range o.Order {
+			ids[j] = q.IDs[k]
+		}
+	}
+	_, _, err := writeQoutHeader(ds, ids, o, tc)
+	return err
+}
+
+// writeQoutValues writes the values of q through libnetcdf.
+func writeQoutValues(qv ncRecVar, q *diffroute.DataTensor, o *QoutOptions) error {
 	if q.N == 0 || q.T == 0 {
 		return nil
 	}

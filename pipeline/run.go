@@ -83,7 +83,9 @@ func open(cfg *Config, r *run) (*Inputs, error) {
 
 func (in *Inputs) complete(cfg *Config, r *run) error {
 	rapid, src := in.RAPID, in.src
-	if cfg.Outputs == "" { // selected outputs need only the reaches they route: checked then
+	// Selected outputs need only the reaches they route: checked then. A
+	// file in rapid_connect.csv order holds every reach of the basin.
+	if cfg.Outputs == "" && !slices.Equal(src.ids, rapid.ConnectIDs) {
 		if err := checkCoverage(src.path, src.ids, rapid.Network); err != nil {
 			return err
 		}
