@@ -375,8 +375,7 @@ func (c *Config) seriesOptions() (*data.SeriesOptions, error) {
 func dirOf(path string) string { return filepath.Dir(path) }
 
 // checkCoverage refuses runoff that lacks reaches of the network or lists
-// a reach twice, naming
-// the file and the first missing reach.
+// a reach twice, naming the file and the first such reach.
 func checkCoverage(path string, ids []int64, net *diffroute.Network) error {
 	if slices.Equal(ids, net.IDs()) { // the usual layout: no map of millions of ids
 		return nil
