@@ -22,6 +22,9 @@ func convDenseTab512(tab *float64, nd int, e *float64, y *float64, ny int)
 func fmaPeak512(n int) float64
 
 //go:noescape
+func convTabRows512(tab *float64, pad *float64, nd int)
+
+//go:noescape
 func convLoad512(dst *float64, inflow *float32, lat *float32, nq int, f int)
 
 //go:noescape
@@ -122,12 +125,7 @@ func convTab(buf *[]float64, rev []float64) []float64 {
 	for k, v := range rev {
 		pad[7+l-1-k] = v
 	}
-	for d := range nd {
-		r := pad[l+6-d : l+14-d : l+14-d]
-		row := tab[d*8 : d*8+8 : d*8+8]
-		row[0], row[1], row[2], row[3] = r[0], r[1], r[2], r[3]
-		row[4], row[5], row[6], row[7] = r[4], r[5], r[6], r[7]
-	}
+	convTabRows512(unsafe.SliceData(tab), unsafe.SliceData(pad), nd)
 	return tab
 }
 
@@ -148,22 +146,20 @@ func convDenseVector(rev, e, y []float64) bool {
 			buf := convTabPool.Get().(*[]float64)
 			tab := convTab(buf, rev)
 			// Short tails run on fewer chains than the FMA units need: the
-			// last 128 (or 64) outputs are rather recomputed by one full
+			// last 64 or 128 outputs are rather recomputed by one full
 			// block, which writes the same values where it overlaps.
 			nd := len(rev) + 7
-			m := n
-			switch {
-			case n > 128 && n%128 != 0:
-				m = n &^ 127
-			case n > 64 && n < 128 && n%64 != 0:
-				m = 64
+			m, k := n, 0
+			switch r := n % 128; {
+			case n > 128 && r != 0 && r <= 64:
+				m, k = n&^127, 64
+			case n > 128 && r != 0:
+				m, k = n&^127, 128
+			case n > 64 && n < 128:
+				m, k = 64, 64
 			}
 			convDenseTab512(unsafe.SliceData(tab), nd, unsafe.SliceData(e), unsafe.SliceData(y), m)
-			if m < n {
-				k := 128
-				if n < 128 {
-					k = 64
-				}
+			if k > 0 && m < n {
 				convDenseTab512(unsafe.SliceData(tab), nd, &e[n-k], &y[n-k], k)
 			}
 			convTabPool.Put(buf)

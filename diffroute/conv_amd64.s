@@ -549,3 +549,27 @@ cnext:
 cdone:
 	VZEROUPPER
 	RET
+
+// func convTabRows512(tab *float64, pad *float64, nd int)
+//
+// tab[d] = pad[nd−1−d … nd+6−d] for d < nd (8 values a row, tab 64-byte
+// aligned): convTab's rows, each one unaligned load and one aligned store.
+TEXT ·convTabRows512(SB), NOSPLIT, $0-24
+	MOVQ tab+0(FP), DI
+	MOVQ pad+8(FP), SI
+	MOVQ nd+16(FP), CX
+	LEAQ -8(SI)(CX*8), SI
+	TESTQ CX, CX
+	JZ trdone
+
+trloop:
+	VMOVUPD (SI), Z0
+	VMOVAPD Z0, (DI)
+	SUBQ $8, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ trloop
+
+trdone:
+	VZEROUPPER
+	RET

@@ -43,15 +43,17 @@
 //     Nash) correlate the adjoint with the inflow and use IRF.ImpulseGrad.
 //     Options.CheckpointSteps bounds memory: only the state at block starts
 //     is kept, and each block is recomputed once before its adjoint runs.
-//     Networks of one-section reaches (Muskingum, linear storage) with
-//     sub-steps in multiples of four run a tiled adjoint on vector kernels
-//     (eight-wide with AVX-512 and sub-steps in multiples of eight):
-//     the network is cut into tiles whose block of outflows fits a core's
-//     cache; the forward pass keeps only the outflow series leaving each
-//     tile and the state at block starts, and the backward pass recomputes
-//     one tile's block at a time and runs its adjoint there, so a whole
-//     gradient costs about two forward passes and one adjoint pass, in
-//     float64, with no series of every reach in memory.
+//     Networks whose reaches are recursive sections (Muskingum, linear
+//     storage, Nash cascades of whole n: sections in series) run a tiled
+//     adjoint, for every lateral, averaging and sampling rule and any
+//     sub-step count: the network is cut into tiles whose block of
+//     outflows fits a core's cache; the forward pass keeps only the
+//     outflow series leaving each tile and the state at block starts, and
+//     the backward pass recomputes one tile's block at a time and runs its
+//     adjoint there, so a whole gradient costs about two forward passes
+//     and one adjoint pass, in float64, with no series of every reach in
+//     memory. Sub-steps in multiples of four (eight with AVX-512) run
+//     vector kernels both ways, others plain loops.
 //   - kernel method: ∂L/∂runoff by the transposed block-sparse convolution
 //     (ReLU and renormalised kernels included). Parameter gradients: for
 //     kernels built in the time domain (IRFs with a recursive form, no

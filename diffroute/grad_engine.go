@@ -1093,14 +1093,34 @@ func (g *gradRun) convBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 	copy(g.ybn[i], ybx[:H])
 }
 
-// finishParams turns the sections' and taps' sums into parameter gradients.
+// finishParams turns the sections' and taps' sums into parameter gradients,
+// reaches split among the workers (a convolution reach evaluates its IRF's
+// derivative over the whole window).
 func (g *gradRun) finishParams() {
 	e := g.e
 	if len(e.gp) == 0 {
 		return
 	}
+	nw := 1
+	if e.histMean > 0 {
+		nw = max(1, len(e.parts))
+	}
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			g.finishParamsOf(lo, hi)
+		}(w*g.N/nw, (w+1)*g.N/nw)
+	}
+	wg.Wait()
+}
+
+// finishParamsOf is finishParams for reaches [lo, hi).
+func (g *gradRun) finishParamsOf(lo, hi int) {
+	e := g.e
 	var dhp [][]float64
-	for i := 0; i < g.N; i++ {
+	for i := lo; i < hi; i++ {
 		if e.taps[i] != nil {
 			if dhp == nil {
 				dhp = make([][]float64, len(e.irf.Params))

@@ -229,7 +229,7 @@ func (m *planModel) shape(irf IRF) (secs, conv float64) {
 	return float64(nsec) / float64(k), float64(nconv) / float64(k)
 }
 
-// planTiled is PlanGradient for the tiled adjoint (one-section reaches): the
+// planTiled is PlanGradient for the tiled adjoint (reaches of secs sections): the
 // caller's runoff and the float32 discharge, ∂L/∂y and ∂L/∂runoff; the
 // outflow series leaving each tile; every reach's state at block starts;
 // one tile's block per worker. Longer blocks mean fewer checkpoints but

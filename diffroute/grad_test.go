@@ -259,6 +259,9 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleLast, f: 1, B: 1, T: 9, q0: true},
 		gradCase{irf: "nash_cascade", lat: LateralLTI, avg: AverageEnd, smp: SampleAvg, f: 4, B: 3, T: 8, q0: true, ckpt: 3},
 		gradCase{irf: "hayami", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 2, B: 2, T: 12, q0: true, ckpt: 2},
+		// windows and blocks long enough for the wide convolution kernels
+		gradCase{irf: "hayami", lat: LateralLTI, avg: AverageEnd, smp: SampleAvg, f: 8, B: 1, T: 11, q0: true, maxDelay: 6},
+		gradCase{irf: "hayami", lat: LateralRAPID, avg: AverageStart, smp: SampleLast, f: 24, B: 1, T: 9, q0: true, ckpt: 4, maxDelay: 4},
 		gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 5, B: 2, T: 11, q0: true, ckpt: 4},
 		// the continuous Nash cascade: tau and n
 		gradCase{irf: "nash_gamma", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 3, B: 2, T: 10, q0: true},

@@ -736,6 +736,22 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	lp0 := g.ckL[k*g.N+p]
 	var dl0, dl1 float64
 	carry := 0.0
+	if rapid && g.dxT != nil {
+		// One pass: B0 and B1 both multiply the step's runoff.
+		kc := s.B0 + s.B1
+		dst := g.dxT.Series(b, g.rowT[p])[q0 : q0+nq]
+		sumL := a.sumL[:nq]
+		for j, l := range lat[:nq] {
+			S := sumL[j]
+			dl0 += l * S
+			dst[j] = float32(kc * S)
+		}
+		ds := &g.dsecT[int(g.e.tl.secT[p])]
+		ds[0] += a.du + dl0
+		ds[1] += a.dup + dl0
+		ds[2] += a.dy
+		return
+	}
 	for j := 0; j < nq; j++ {
 		S, F := a.sumL[j], a.firstL[j]
 		l := lat[j]

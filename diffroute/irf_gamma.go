@@ -44,9 +44,10 @@ func nashGammaImpulse(h, p []float64, r float64) error {
 	if err != nil {
 		return err
 	}
-	lo := incGamma(n, 0)
+	ga := newGammaA(n)
+	lo := ga.at(0)
 	for k := range h {
-		hi := incGamma(n, float64(k+1)*r/tau)
+		hi := ga.at(float64(k+1) * r / tau)
 		h[k] = lo.mass(hi)
 		lo = hi
 	}
@@ -66,11 +67,12 @@ func nashGammaImpulseGrad(dh [][]float64, p []float64, r float64) error {
 		}
 		return math.Exp(n*math.Log(x)-x-lgn) / tau
 	}
-	lo := incGamma(n, 0)
+	ga := newGammaA(n)
+	lo := ga.at(0)
 	glo := 0.0
 	for k := range dh[0] {
 		x := float64(k+1) * r / tau
-		hi := incGamma(n, x)
+		hi := ga.at(x)
 		ghi := g(x)
 		dh[0][k] = glo - ghi
 		dh[1][k] = hi.dPda - lo.dPda
@@ -93,18 +95,33 @@ func (lo gammaP) mass(hi gammaP) float64 {
 	return hi.P - lo.P
 }
 
-// incGamma evaluates P(a, x) = γ(a, x)/Γ(a) and ∂P/∂a for a > 0, x ≥ 0: the
-// power series below a+1, Lentz's continued fraction for Q above, each
-// carried with its derivative in a.
-func incGamma(a, x float64) gammaP {
+// gammaA holds what the incomplete gamma function of one a needs at every
+// x: log Γ and ψ at a and a+1.
+type gammaA struct {
+	a, lga, lga1, psi, psi1 float64
+}
+
+func newGammaA(a float64) gammaA {
+	lga, _ := math.Lgamma(a)
+	psi := digamma(a)
+	return gammaA{a: a, lga: lga, lga1: lga + math.Log(a), psi: psi, psi1: psi + 1/a}
+}
+
+// incGamma evaluates P(a, x) = γ(a, x)/Γ(a) and ∂P/∂a for a > 0, x ≥ 0.
+func incGamma(a, x float64) gammaP { return newGammaA(a).at(x) }
+
+// at evaluates P(a, x) and ∂P/∂a at x ≥ 0: the power series below a+1,
+// Lentz's continued fraction for Q above, each carried with its derivative
+// in a.
+func (g gammaA) at(x float64) gammaP {
+	a := g.a
 	if x == 0 {
 		return gammaP{P: 0, Q: 1}
 	}
 	lx := math.Log(x)
 	if x < a+1 {
 		// P = e^(−x)·x^a/Γ(a+1) · Σ_j x^j/((a+1)…(a+j))
-		lga1, _ := math.Lgamma(a + 1)
-		pre := math.Exp(a*lx - x - lga1)
+		pre := math.Exp(a*lx - x - g.lga1)
 		term, dterm := 1.0, 0.0 // a term and its derivative in a
 		s, ds := 1.0, 0.0
 		for j := 1; j < 100000; j++ {
@@ -118,7 +135,7 @@ func incGamma(a, x float64) gammaP {
 			}
 		}
 		P := pre * s
-		return gammaP{P: P, Q: 1 - P, dPda: pre * (ds + s*(lx-digamma(a+1)))}
+		return gammaP{P: P, Q: 1 - P, dPda: pre * (ds + s*(lx-g.psi1))}
 	}
 	// Q = e^(−x)·x^a/Γ(a) · 1/(x+1−a− 1·(1−a)/(x+3−a− 2·(2−a)/(x+5−a− …)))
 	// by the modified Lentz method on dual numbers (value, ∂/∂a).
@@ -146,10 +163,9 @@ func incGamma(a, x float64) gammaP {
 			break
 		}
 	}
-	lga, _ := math.Lgamma(a)
-	pre := math.Exp(a*lx - x - lga)
+	pre := math.Exp(a*lx - x - g.lga)
 	Q := pre * h.v
-	dQ := pre * (h.d + h.v*(lx-digamma(a)))
+	dQ := pre * (h.d + h.v*(lx-g.psi))
 	return gammaP{P: 1 - Q, Q: Q, dPda: -dQ}
 }
 

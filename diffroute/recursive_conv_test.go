@@ -81,7 +81,7 @@ func TestConvFineMatchesReference(t *testing.T) {
 			if r.c.dense != contiguous {
 				t.Fatalf("w=%d: contiguous=%v but dense=%v (idx %v)", w, contiguous, r.c.dense, r.idx)
 			}
-			lengths := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 100, 1003}
+			lengths := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 100, 150, 263, 1003}
 			for _, fl := range lengths {
 				ext := make([]float64, h+fl)
 				for k := range ext {

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Side by side with the peers: the same generated basin routed end to end
 # (read + route + write) by diffroute, refroute (a plain exact Muskingum loop
-# in Go: bench/refroute), river-route (Python + numba, run from its source)
-# and, when a RAPID binary is given, RAPID. Checks that all outputs agree,
-# then times alternating rounds (CPU and wall, with the load from uptime).
+# in Go: bench/refroute) and river-route (Python + numba, run from its
+# source). Checks that all outputs agree, then times alternating rounds (CPU
+# and wall, with the load from uptime). RAPID has no runner here: see
+# BENCHMARKS.md.
 #
 #   scripts/peers.sh [--reaches N] [--days D] [--substep SEC] [--rounds R] [--dir DIR]
 #
 # Environment:
 #   RIVER_ROUTE_SRC  river-route's source tree (a checkout of
-#                    github.com/geoglows/river-route; river-route is left out
+#                    river-route, e.g. github.com/rileyhales/river-route 2.0.1; left out
 #                    when unset or missing)
-#   RAPID_BIN        a built RAPID executable (left out when unset)
 #   TOL              largest relative difference accepted (default 2e-6)
 # `make peers` runs it with the defaults: 20,000 reaches x 365 days x 96
 # sub-steps of 900 s. Installs what it needs with apt (Debian's python3-numba,
@@ -65,15 +65,6 @@ if [ -n "$RR" ] && [ -f "$RR/river_route/__init__.py" ]; then
 else
   echo "river-route left out: set RIVER_ROUTE_SRC to its source tree"
 fi
-RAPID=${RAPID_BIN:-}
-[ -z "$RAPID" ] || RAPID=$(realpath "$RAPID")
-if [ -n "$RAPID" ] && [ -x "$RAPID" ]; then
-  scripts/peers/rapid_inputs.sh "$B" "$SUBSTEP" "$DIR/q_rapid.nc" "$DIR/rapid.nml"
-  peers="$peers rapid"
-else
-  echo "RAPID left out: set RAPID_BIN to a built RAPID executable"
-fi
-
 # One run of peer $1 writing $2, under the command prefix that follows (a timer).
 run_peer() {
   local p=$1 out=$2
@@ -82,24 +73,18 @@ run_peer() {
     diffroute) "$@" bin/diffroute route --rapid "$B" --runoff "$B/runoff.nc" --substep "$SUBSTEP" --out "$out" --quiet ;;
     refroute) "$@" bin/refroute --rapid "$B" --runoff "$B/runoff.nc" --substep "$SUBSTEP" --out "$out" ;;
     river-route) "$@" $PY scripts/peers/run_river_route.py "$RR" "$B/rr" "$SUBSTEP" "$out" >/dev/null ;;
-    rapid) (cd "$DIR" && "$@" "$RAPID" >/dev/null) ;;
   esac
 }
-out_of() {
-  case $1 in
-    rapid) echo "$DIR/q_rapid.nc" ;;
-    *) echo "$DIR/q_$1.nc" ;;
-  esac
-}
+out_of() { echo "$DIR/q_$1.nc"; }
 
 echo "== checking that the outputs agree (first runs; river-route compiles its numba kernels here)"
 for p in $peers; do run_peer "$p" "$(out_of "$p")"; done
-# river-route averages the values at the end of each sub-step; RAPID, like
-# diffroute's default, those at the start: each is compared with the same
+# river-route averages the values at the end of each sub-step, diffroute's
+# default (RAPID's) those at the start: each is compared with the same
 # convention.
 bin/diffroute route --rapid "$B" --runoff "$B/runoff.nc" --substep "$SUBSTEP" --average end --out "$DIR/q_diffroute_end.nc" --quiet
 bin/refroute --rapid "$B" --runoff "$B/runoff.nc" --substep "$SUBSTEP" --average end --out "$DIR/q_refroute_end.nc"
-$PY scripts/peers/compare.py "$TOL" "$DIR/q_refroute.nc" "$DIR/q_diffroute.nc" $([[ $peers == *rapid* ]] && echo "$DIR/q_rapid.nc")
+$PY scripts/peers/compare.py "$TOL" "$DIR/q_refroute.nc" "$DIR/q_diffroute.nc"
 $PY scripts/peers/compare.py "$TOL" "$DIR/q_refroute_end.nc" "$DIR/q_diffroute_end.nc" $([[ $peers == *river-route* ]] && echo "$DIR/q_river-route.nc")
 
 echo "== timing $ROUNDS alternating rounds: $REACHES reaches x $DAYS days x $((86400 / SUBSTEP)) sub-steps, end to end"
@@ -123,7 +108,7 @@ for line in sys.stdin:
     w, c = rest.split("|")
     rows[name] = ([float(v) for v in w.split()], [float(v) for v in c.split()])
 base_w, base_c = (statistics.median(v) for v in rows["diffroute"])
-for name in ["diffroute", "refroute", "river-route", "rapid"]:
+for name in ["diffroute", "refroute", "river-route"]:
     if name in rows:
         w, c = rows[name]
         print(f"{name:12s} wall {min(w):7.2f}-{max(w):7.2f} s  cpu {min(c):7.2f}-{max(c):7.2f} s"

@@ -212,6 +212,9 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	if *q0Grad != "" {
+		if gr.InitialQ == nil {
+			return fmt.Errorf("grad: --q0-grad: the kernel method starts from rest and takes no initial discharge: use --method recursive for dL/dq0")
+		}
 		if err := writeQ0Grad(*q0Grad, net, gr.InitialQ); err != nil {
 			return err
 		}
