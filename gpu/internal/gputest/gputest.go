@@ -45,6 +45,8 @@ func RandomParams(rng *rand.Rand, irf string, n int) diffroute.Params {
 		return diffroute.Params{"L": u(0.5, 1.5), "D": u(0.05, 0.3), "c": u(1, 3)}
 	case "nash_cascade": // fractional n: no recursive form
 		return diffroute.Params{"tau": u(0.03, 0.2), "n": u(1.5, 3.5)}
+	case "nash_gamma": // the continuous cascade: a convolution IRF
+		return diffroute.Params{"tau": u(0.03, 0.2), "n": u(0.7, 3.5)}
 	}
 	panic("gputest: no random parameters for IRF " + irf)
 }
@@ -111,6 +113,7 @@ func SpectralCases(n, batch, steps int, seed uint64) []Case {
 		{"muskingum", 3, 10, diffroute.Options{Compat: diffroute.CompatDiffRoute, ExcludeSelf: true}},
 		{"hayami", 2, 8, diffroute.Options{Compat: diffroute.CompatDiffRoute, Sampling: diffroute.SampleLast}},
 		{"nash_mixed", 3, 8, diffroute.Options{ReLU: true, Lateral: diffroute.LateralRAPID, Average: diffroute.AverageStart}},
+		{"nash_gamma", 3, 10, diffroute.Options{Compat: diffroute.CompatDiffRoute}},
 	}
 	var cs []Case
 	for j, c := range cfgs {
