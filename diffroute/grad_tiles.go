@@ -618,7 +618,11 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, coarse, false)
 				}
 				s0, s1 := e.secStart[i], e.secStart[i+1]
-				copy(g.ckY[k*nsec+int(tl.secT[p]):], g.ys[s0:s1])
+				if c := k*nsec + int(tl.secT[p]); s1-s0 == 1 {
+					g.ckY[c] = g.ys[s0]
+				} else {
+					copy(g.ckY[c:], g.ys[s0:s1])
+				}
 				off := k*n + p
 				g.ckU[off], g.ckL[off] = g.uPrev[i], g.lPrev[i]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
@@ -668,12 +672,16 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				K := int(tl.nsec[i])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				yk := ys[:0]
-				if K <= len(ys) {
+				switch {
+				case K == 1:
+					ys[0] = st[0]
+					yk = ys[:1]
+				case K <= len(ys):
 					yk = ys[:K]
-				} else {
-					yk = make([]float64, K)
+					copy(yk, st)
+				default:
+					yk = slices.Clone(st)
 				}
-				copy(yk, st)
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
