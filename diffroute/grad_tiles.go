@@ -618,7 +618,11 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, coarse, false)
 				}
 				s0, s1 := e.secStart[i], e.secStart[i+1]
-				copy(g.ckY[k*nsec+int(tl.secT[p]):], g.ys[s0:s1])
+				if c := k*nsec + int(tl.secT[p]); s1-s0 == 1 {
+					g.ckY[c] = g.ys[s0]
+				} else {
+					copy(g.ckY[c:], g.ys[s0:s1])
+				}
 				off := k*n + p
 				g.ckU[off], g.ckL[off] = g.uPrev[i], g.lPrev[i]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
@@ -668,12 +672,16 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				K := int(tl.nsec[i])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				yk := ys[:0]
-				if K <= len(ys) {
+				switch {
+				case K == 1:
+					ys[0] = st[0]
+					yk = ys[:1]
+				case K <= len(ys):
 					yk = ys[:K]
-				} else {
-					yk = make([]float64, K)
+					copy(yk, st)
+				default:
+					yk = slices.Clone(st)
 				}
-				copy(yk, st)
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
@@ -894,7 +902,10 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	notNil := func(s []float64) bool { return s != nil }
 	if g.rows != nil {
 		// The runoff's rows in tile order: read in order, block after block.
-		g.rowT = make([]int, n)
+		if cap(e.rowTBuf) < n {
+			e.rowTBuf = make([]int, n)
+		}
+		g.rowT = e.rowTBuf[:n]
 		for _, tiles := range tl.groups {
 			for _, t := range tiles {
 				for j, i := range t.reaches {
@@ -918,8 +929,17 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
-	g.dxCarry, g.lamT, g.dsecT = make([]float64, n), make([]float64, nsec), make([][3]float64, nsec)
-	g.gyNext, g.dq0T, g.dq0UpT = make([]float64, n), make([]float64, n), make([]float64, n)
+	// Per-reach and per-section scratch of the backward pass, kept between
+	// runs (calibration repeats them).
+	tb := reuse(&e.tileBuf, 4*n+nsec)
+	clear(tb)
+	g.dxCarry, g.gyNext, g.dq0T, g.dq0UpT = tb[:n], tb[n:2*n], tb[2*n:3*n], tb[3*n:4*n]
+	g.lamT = tb[4*n:]
+	if cap(e.dsecTBuf) < nsec {
+		e.dsecTBuf = make([][3]float64, nsec)
+	}
+	g.dsecT = e.dsecTBuf[:nsec]
+	clear(g.dsecT)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
 			g.initState(b)
