@@ -902,7 +902,10 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	notNil := func(s []float64) bool { return s != nil }
 	if g.rows != nil {
 		// The runoff's rows in tile order: read in order, block after block.
-		g.rowT = make([]int, n)
+		if cap(e.rowTBuf) < n {
+			e.rowTBuf = make([]int, n)
+		}
+		g.rowT = e.rowTBuf[:n]
 		for _, tiles := range tl.groups {
 			for _, t := range tiles {
 				for j, i := range t.reaches {
@@ -926,8 +929,17 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
-	g.dxCarry, g.lamT, g.dsecT = make([]float64, n), make([]float64, nsec), make([][3]float64, nsec)
-	g.gyNext, g.dq0T, g.dq0UpT = make([]float64, n), make([]float64, n), make([]float64, n)
+	// Per-reach and per-section scratch of the backward pass, kept between
+	// runs (calibration repeats them).
+	tb := reuse(&e.tileBuf, 4*n+nsec)
+	clear(tb)
+	g.dxCarry, g.gyNext, g.dq0T, g.dq0UpT = tb[:n], tb[n:2*n], tb[2*n:3*n], tb[3*n:4*n]
+	g.lamT = tb[4*n:]
+	if cap(e.dsecTBuf) < nsec {
+		e.dsecTBuf = make([][3]float64, nsec)
+	}
+	g.dsecT = e.dsecTBuf[:nsec]
+	clear(g.dsecT)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
 			g.initState(b)
