@@ -68,12 +68,14 @@ func writeQoutDirect(path string, q *diffroute.DataTensor, o *QoutOptions) error
 				}
 			}
 			for t := 0; t < T; t++ {
-				if _, err := f.WriteAt(buf[t*block*4:(t*block+w)*4], v.begin+int64(t)*h.recsize+int64(j0)*4); err != nil {
+				off := v.begin + int64(t)*h.recsize + int64(j0)*4
+				if _, err := f.WriteAt(buf[t*block*4:(t*block+w)*4], off); err != nil {
 					mu.Lock()
 					werr = cmp.Or(werr, err)
 					mu.Unlock()
 					return
 				}
+				startWriteback(f, off, int64(w)*4)
 			}
 		}
 	})

@@ -146,25 +146,6 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		}
 	}
 
-	ks, err := readValuesFile(filepath.Join(dir, RAPIDKFile), c, func(v float64) string {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return "Muskingum k must be a finite number of seconds >= 0"
-		}
-		return ""
-	})
-	if err != nil {
-		return nil, err
-	}
-	xs, err := readValuesFile(filepath.Join(dir, RAPIDXFile), c, func(v float64) string {
-		if !(v >= 0 && v <= 0.5) {
-			return "Muskingum x must lie in [0, 0.5]"
-		}
-		return ""
-	})
-	if err != nil {
-		return nil, err
-	}
-
 	// Downstream positions in the basin, through rapid_connect.csv
 	// positions: a reach draining out of the basin, into 0, -1 or an id
 	// absent from the file is an outlet.
@@ -179,8 +160,6 @@ func ReadRAPID(dir string) (*RAPID, error) {
 		}
 	}
 	down := make([]int, len(basin))
-	r.K = make([]float64, len(basin))
-	r.X = make([]float64, len(basin))
 	ids.Parallel(len(basin), 1<<14, func(lo, hi int) {
 		for j := lo; j < hi; j++ {
 			i := j
@@ -192,12 +171,56 @@ func ReadRAPID(dir string) (*RAPID, error) {
 				d = int(inBasin[d])
 			}
 			down[j] = d
+		}
+	})
+	inBasin, downPos = nil, nil
+	// The network is built (one traversal, one core) while k.csv and x.csv
+	// are parsed; their errors still come first.
+	type built struct {
+		net *diffroute.Network
+		err error
+	}
+	netc := make(chan built, 1)
+	go func() {
+		net, err := diffroute.NewNetworkIndex(basin, down)
+		netc <- built{net, err}
+	}()
+
+	ks, err := readValuesFile(filepath.Join(dir, RAPIDKFile), c, func(v float64) string {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return "Muskingum k must be a finite number of seconds >= 0"
+		}
+		return ""
+	})
+	if err != nil {
+		<-netc
+		return nil, err
+	}
+	xs, err := readValuesFile(filepath.Join(dir, RAPIDXFile), c, func(v float64) string {
+		if !(v >= 0 && v <= 0.5) {
+			return "Muskingum x must lie in [0, 0.5]"
+		}
+		return ""
+	})
+	if err != nil {
+		<-netc
+		return nil, err
+	}
+	r.K = make([]float64, len(basin))
+	r.X = make([]float64, len(basin))
+	ids.Parallel(len(basin), 1<<14, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			i := j
+			if where != nil {
+				i = int(where[j])
+			}
 			r.K[j] = ks[i]
 			r.X[j] = xs[i]
 		}
 	})
-	ks, xs, inBasin, downPos = nil, nil, nil, nil
-	net, err := diffroute.NewNetworkIndex(basin, down)
+	ks, xs = nil, nil
+	nb := <-netc
+	net, err := nb.net, nb.err
 	if err != nil {
 		var ne *diffroute.NetworkError
 		if errors.As(err, &ne) && ne.Index >= 0 && ne.Index < len(basin) {

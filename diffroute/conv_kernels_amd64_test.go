@@ -57,3 +57,17 @@ func BenchmarkConvDenseKernels(b *testing.B) {
 		}
 	}
 }
+
+// Machines without AVX-512 convolve on the four-wide kernel and the Go
+// loops: the same checks with the AVX-512 paths off.
+func TestConvWithoutAVX512(t *testing.T) {
+	if !haveConvAVX512 {
+		t.Skip("already without AVX-512")
+	}
+	defer func() { haveConvAVX512 = true }()
+	haveConvAVX512 = false
+	t.Run("fine", TestConvFineMatchesReference)
+	t.Run("chunks", TestConvFineChunksEqualWhole)
+	t.Run("convolve", TestConvolveChunksEqualWhole)
+	t.Run("grad", TestGradConvPiecesMatchLoops)
+}

@@ -47,6 +47,9 @@ type gradEngine struct {
 	latBuf, yBuf, gyBuf, dxBuf []float64
 	gyT                        *DataTensor
 	gyZero                     bool               // gyT is all zeros (the tiled adjoint zeroed it as it read it)
+	tileBuf                    []float64          // per-reach scratch of the tiled backward pass
+	rowTBuf                    []int              // the runoff rows in tile order
+	dsecTBuf                   [][3]float64       // section sums of the tiled backward pass
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	histBuf, dhBuf, ybnBuf     []float64          // convRows slabs
 }

@@ -431,11 +431,15 @@ func runSection64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *f
 	}
 }
 
-// sectionScalar64 is sectionVector64 as a plain loop (any f).
+// sectionScalar64 is sectionVector64 as a plain loop (any f). After a
+// step's first sub-step it takes two at a time, y[n+1] = g[n+1] + a·g[n] +
+// a²·y[n−1], so that the loop-carried chain is one FMA per two sub-steps.
 func sectionScalar64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) {
 	yv, up, lp := *y, *uPrev, *lPrev
 	nq := lat.len()
 	inflow, dst = inflow[:nq*f], dst[:nq*f]
+	b0, b1, a := s.B0, s.B1, s.A1
+	a2 := a * a
 	for q := 0; q < nq; q++ {
 		l := lat.at(q)
 		lprev := l
@@ -443,23 +447,99 @@ func sectionScalar64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev
 			lprev = lp
 		}
 		before := yv
-		sum := 0.0
-		for j := 0; j < f; j++ {
+		n := q * f
+		u := inflow[n]
+		yv = b0*(u+l) + b1*(up+lprev) + a*yv
+		dst[n] = yv
+		sum0, sum1 := yv, 0.0
+		kl := (b0 + b1) * l
+		j := 1
+		for ; j+1 < f; j += 2 {
 			n := q*f + j
-			u := inflow[n]
-			xp := up + l
-			if j == 0 {
-				xp = up + lprev
-			}
-			yv = s.B0*(u+l) + s.B1*xp + s.A1*yv
-			dst[n] = yv
-			sum += yv
-			up = u
+			u0, u1, u2 := inflow[n-1], inflow[n], inflow[n+1]
+			g1 := b0*u1 + b1*u0 + kl
+			g2 := b0*u2 + b1*u1 + kl
+			y1 := g1 + a*yv
+			yv = g2 + a*g1 + a2*yv
+			dst[n], dst[n+1] = y1, yv
+			sum0 += y1
+			sum1 += yv
 		}
-		out.set(q, w[0]*sum+w[1]*yv+w[2]*before)
+		if j < f {
+			n := q*f + j
+			yv = b0*inflow[n] + b1*inflow[n-1] + kl + a*yv
+			dst[n] = yv
+			sum0 += yv
+		}
+		up = inflow[q*f+f-1]
+		out.set(q, w[0]*(sum0+sum1)+w[1]*yv+w[2]*before)
 		lp = l
 	}
 	*y, *uPrev, *lPrev = yv, up, lp
+}
+
+// adjointScalar is adjointSection two sub-steps at a time where it can:
+// λ[n−1] = ȳ[n−1] + a·ȳ[n] + a²·λ[n+1], so that the loop-carried chain is
+// one FMA per two sub-steps, with the sums in two accumulators each.
+func adjointScalar(a *adjArgs) {
+	f := a.f
+	nq := len(a.gy)
+	s := a.s
+	b0, b1, c := s.B0, s.B1, s.A1
+	c2 := c * c
+	fl := nq * f
+	ubd, y, u := a.ubd[:fl], a.y[:fl], a.u[:fl]
+	lam := a.lam
+	var du0, du1, dup0, dup1, dy0, dy1 float64
+	gyn := a.gyn
+	for q := nq - 1; q >= 0; q-- {
+		cg := a.w[0] * a.gy[q]
+		extra := a.w[1]*a.gy[q] + a.w[2]*gyn
+		gyn = a.gy[q]
+		base := q * f
+		var sum0, sum1 float64
+		j := f - 1
+		ex := extra // on the step's last sub-step
+		for ; j >= 2; j -= 2 {
+			n := base + j // n and n−1, both ≥ 1
+			g1 := ubd[n] + cg + ex
+			g0 := ubd[n-1] + cg
+			ex = 0
+			l1 := g1 + c*lam
+			l0 := g0 + c*g1 + c2*lam
+			ym1, ym2 := y[n-1], y[n-2]
+			um1, um2 := u[n-1], u[n-2]
+			dy0 += l1 * ym1
+			dy1 += l0 * ym2
+			du0 += l1 * u[n]
+			du1 += l0 * um1
+			dup0 += l1 * um1
+			dup1 += l0 * um2
+			y[n] = b0*l1 + b1*lam
+			y[n-1] = b0*l0 + b1*l1
+			sum0 += l1
+			sum1 += l0
+			lam = l0
+		}
+		for ; j >= 0; j-- {
+			n := base + j
+			l := ubd[n] + cg + ex
+			ex = 0
+			l += c * lam
+			yp, upv := a.y0, a.up0
+			if n > 0 {
+				yp, upv = y[n-1], u[n-1]
+			}
+			dy0 += l * yp
+			du0 += l * u[n]
+			dup0 += l * upv
+			y[n] = b0*l + b1*lam
+			sum0 += l
+			lam = l
+		}
+		a.sumL[q], a.firstL[q] = sum0+sum1, lam
+	}
+	a.lam, a.du, a.dup, a.dy = lam, du0+du1, dup0+dup1, dy0+dy1
 }
 
 // reachForward runs reach i's sections over the block from the state in
@@ -538,7 +618,11 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, coarse, false)
 				}
 				s0, s1 := e.secStart[i], e.secStart[i+1]
-				copy(g.ckY[k*nsec+int(tl.secT[p]):], g.ys[s0:s1])
+				if c := k*nsec + int(tl.secT[p]); s1-s0 == 1 {
+					g.ckY[c] = g.ys[s0]
+				} else {
+					copy(g.ckY[c:], g.ys[s0:s1])
+				}
 				off := k*n + p
 				g.ckU[off], g.ckL[off] = g.uPrev[i], g.lPrev[i]
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
@@ -588,12 +672,16 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				K := int(tl.nsec[i])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				yk := ys[:0]
-				if K <= len(ys) {
+				switch {
+				case K == 1:
+					ys[0] = st[0]
+					yk = ys[:1]
+				case K <= len(ys):
 					yk = ys[:K]
-				} else {
-					yk = make([]float64, K)
+					copy(yk, st)
+				default:
+					yk = slices.Clone(st)
 				}
-				copy(yk, st)
 				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
 				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
@@ -679,7 +767,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			a.u, a.up0 = wk.secRow(tl, i, kk-1, nb), g.ckY[ck+kk-1]
 		}
 		if !adjointVector(a) {
-			adjointSection(a)
+			adjointScalar(a)
 		}
 		g.lamT[st+kk] = a.lam
 		ds := &g.dsecT[st+kk]
@@ -814,7 +902,10 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	notNil := func(s []float64) bool { return s != nil }
 	if g.rows != nil {
 		// The runoff's rows in tile order: read in order, block after block.
-		g.rowT = make([]int, n)
+		if cap(e.rowTBuf) < n {
+			e.rowTBuf = make([]int, n)
+		}
+		g.rowT = e.rowTBuf[:n]
 		for _, tiles := range tl.groups {
 			for _, t := range tiles {
 				for j, i := range t.reaches {
@@ -838,8 +929,17 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
-	g.dxCarry, g.lamT, g.dsecT = make([]float64, n), make([]float64, nsec), make([][3]float64, nsec)
-	g.gyNext, g.dq0T, g.dq0UpT = make([]float64, n), make([]float64, n), make([]float64, n)
+	// Per-reach and per-section scratch of the backward pass, kept between
+	// runs (calibration repeats them).
+	tb := reuse(&e.tileBuf, 4*n+nsec)
+	clear(tb)
+	g.dxCarry, g.gyNext, g.dq0T, g.dq0UpT = tb[:n], tb[n:2*n], tb[2*n:3*n], tb[3*n:4*n]
+	g.lamT = tb[4*n:]
+	if cap(e.dsecTBuf) < nsec {
+		e.dsecTBuf = make([][3]float64, nsec)
+	}
+	g.dsecT = e.dsecTBuf[:nsec]
+	clear(g.dsecT)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
 			g.initState(b)

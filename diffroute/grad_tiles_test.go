@@ -58,10 +58,13 @@ func TestTiledAdjointEqualsReference(t *testing.T) {
 	for _, c := range cases {
 		fx := newGradFixture(t, rng, c, 1500) // > 1024 reaches: parallel parts and a trunk
 		if c.irf == "nash_cascade" {
-			// Whole cascades of 1 to 4 sections.
+			// Whole cascades of 1 to 4 sections, and a few of 10.
 			ns := make([]float64, fx.net.Len())
 			for i := range ns {
 				ns[i] = float64(1 + i%4)
+				if i%97 == 0 {
+					ns[i] = 10
+				}
 			}
 			fx.opts.Params["n"] = ns
 		}

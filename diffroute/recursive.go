@@ -958,18 +958,18 @@ func partition(net *Network, workers int) (parts [][]int32, trunk []int32) {
 	// post lists root's subtree in post-order with upstream reaches in
 	// increasing position: a network renumbered in this order (Reorder)
 	// lists it as 0, 1, 2, …, so its reaches are visited in memory order.
-	var stack []int32
+	// The whole network's post-order comes from the pre-order without
+	// another traversal: v's subtree starts in post-order where it starts
+	// in pre-order less v's downstream reaches (which pre-order lists before
+	// it, post-order after it), so v itself is at
+	// Pre(v) + Size(v) - Depth(v). Each subtree is a range of it.
+	postAll := make([]int32, n)
+	for v := range n {
+		postAll[net.pre[v]+net.size[v]-net.depth[v]] = int32(v)
+	}
 	post := func(root int32) []int32 {
-		out := make([]int32, 0, net.Size(int(root)))
-		stack = append(stack[:0], root)
-		for len(stack) > 0 {
-			v := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			out = append(out, v)
-			stack = append(stack, net.Upstream(int(v))...)
-		}
-		slices.Reverse(out)
-		return out
+		end := int(net.pre[root] + net.size[root] - net.depth[root] + 1)
+		return postAll[end-int(net.size[root]) : end] // read only
 	}
 	if workers <= 1 || n < 1024 {
 		all := make([]int32, 0, n)

@@ -446,6 +446,10 @@ func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opt
 	if err != nil {
 		return nil, nil, err
 	}
+	// The set-up's garbage goes back to the system before the runoff
+	// takes its place: the largest tensor of the run is allocated on a
+	// heap that holds only what routing needs.
+	debug.FreeOSMemory()
 	x, err := src.readInOrder(rapid, 0, T, order)
 	if err != nil {
 		return nil, nil, err

@@ -10,7 +10,7 @@
 #
 # Environment:
 #   RIVER_ROUTE_SRC  river-route's source tree (a checkout of
-#                    github.com/geoglows/river-route; river-route is left out
+#                    river-route, e.g. github.com/rileyhales/river-route 2.0.1; left out
 #                    when unset or missing)
 #   TOL              largest relative difference accepted (default 2e-6)
 # `make peers` runs it with the defaults: 20,000 reaches x 365 days x 96

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if *global {
+		setRouteGC()
 		return benchGlobal(ctx, *cache, *workers, stdout)
 	}
 	if *n < 1 || *kernelReaches < 1 || *steps < 1 || *f < 1 || *maxDelay < 1 || *repeat < 1 || *workers < 0 {
@@ -194,14 +196,17 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "%s, %s/%s, GOMAXPROCS=%d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
-	start, cpuStart := time.Now(), cpuTime()
-	t0, c0 := start, cpuStart
-	// lap returns the wall and CPU seconds since the last lap.
-	lap := func() (float64, float64) {
-		t, c := time.Now(), cpuTime()
+	start, cpuStart, faultStart := time.Now(), cpuTime(), minorFaults()
+	t0, c0, f0 := start, cpuStart, faultStart
+	// lap returns the wall and CPU seconds since the last lap, and the
+	// phase's page faults and the peak RSS so far, as text: on a virtual
+	// machine, touching fresh memory can cost more than the work.
+	lap := func() (float64, float64, string) {
+		t, c, f := time.Now(), cpuTime(), minorFaults()
 		w, u := t.Sub(t0).Seconds(), (c - c0).Seconds()
-		t0, c0 = t, c
-		return w, u
+		m := fmt.Sprintf("%7.0f k faults, RSS %s, peak %s", float64(f-f0)/1e3, currentRSS(), peakRSS())
+		t0, c0, f0 = t, c, f
+		return w, u, m
 	}
 	in, err := pipeline.Open(pipeline.Config{RAPID: cache, Runoff: runoff, SubStep: time.Hour, Options: diffroute.Options{Workers: workers}})
 	if err != nil {
@@ -221,17 +226,18 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 	if err != nil {
 		return err
 	}
-	setupW, setupC := lap()
+	debug.FreeOSMemory() // as route does before it reads the runoff
+	setupW, setupC, setupM := lap()
 	x, err := in.ReadInOrder(0, in.Steps(), order)
 	if err != nil {
 		return err
 	}
-	readW, readC := lap()
+	readW, readC, readM := lap()
 	if err := rr.RouteTo(ctx, x, x); err != nil {
 		return err
 	}
 	x.Units = "m3/s"
-	routeW, routeC := lap()
+	routeW, routeC, routeM := lap()
 	back := make([]int32, len(order))
 	for k, i := range order {
 		back[i] = int32(k)
@@ -239,16 +245,16 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 	if err := data.WriteSeriesWith(filepath.Join(cache, "Qout.nc"), x, &data.SeriesOptions{Order: back}); err != nil {
 		return err
 	}
-	writeW, writeC := lap()
+	writeW, writeC, writeM := lap()
 	work := float64(net.Len()) * float64(x.T) * float64(in.Options.SubSteps)
 	// CPU seconds beside wall seconds: on a shared machine the wall time
 	// depends on the other work, the CPU time much less.
 	fmt.Fprintf(stdout, "global: %d reaches x %d steps x %d sub-steps   (wall s / CPU s)\n", net.Len(), x.T, in.Options.SubSteps)
-	fmt.Fprintf(stdout, "  set-up (RAPID folder, runoff header, router) %7.2f / %7.2f\n", setupW, setupC)
-	fmt.Fprintf(stdout, "  read runoff                                  %7.2f / %7.2f\n", readW, readC)
-	fmt.Fprintf(stdout, "  route                                        %7.2f / %7.2f  (%.1f M reach-sub-steps/s wall)\n", routeW, routeC, work/routeW/1e6)
-	fmt.Fprintf(stdout, "  write Qout.nc                                %7.2f / %7.2f\n", writeW, writeC)
-	fmt.Fprintf(stdout, "  total                                        %7.2f / %7.2f, peak RSS %s\n", time.Since(start).Seconds(), (cpuTime() - cpuStart).Seconds(), peakRSS())
+	fmt.Fprintf(stdout, "  set-up (RAPID folder, runoff header, router) %7.2f / %7.2f  %s\n", setupW, setupC, setupM)
+	fmt.Fprintf(stdout, "  read runoff                                  %7.2f / %7.2f  %s\n", readW, readC, readM)
+	fmt.Fprintf(stdout, "  route                                        %7.2f / %7.2f  %s  (%.1f M reach-sub-steps/s wall)\n", routeW, routeC, routeM, work/routeW/1e6)
+	fmt.Fprintf(stdout, "  write Qout.nc                                %7.2f / %7.2f  %s\n", writeW, writeC, writeM)
+	fmt.Fprintf(stdout, "  total                                        %7.2f / %7.2f  %7.0f k faults, peak RSS %s\n", time.Since(start).Seconds(), (cpuTime() - cpuStart).Seconds(), float64(minorFaults()-faultStart)/1e3, peakRSS())
 	return nil
 }
 
@@ -259,6 +265,28 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// minorFaults is the process's count of minor page faults.
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
+// currentRSS is the process's resident set size now, as text.
+func currentRSS() string {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return "unknown"
+	}
+	var size, rss int64
+	if _, err := fmt.Sscan(string(b), &size, &rss); err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f GiB", float64(rss*int64(os.Getpagesize()))/(1<<30))
 }
 
 // peakRSS is the process's peak resident set size, as text.
