@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/diffroute-go/route/diffroute"
 )
 
 func seedFile(f *testing.F, name string) {
@@ -246,6 +248,21 @@ func FuzzReadRunoffNC(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Reach-major FLOAT and DOUBLE layouts, which the direct reader reads
+	// reach by reach.
+	small := diffroute.NewDataTensor(1, []int64{4, 5, 6}, 4)
+	for i := range small.Data {
+		small.Data[i] = float32(i) - 2.5
+	}
+	for _, double := range []bool{false, true} {
+		p := filepath.Join(f.TempDir(), "reach-major.nc")
+		writeReachMajor(f, p, small, double)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	ids := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !bytes.HasPrefix(b, []byte("CDF")) {
@@ -255,13 +272,24 @@ func FuzzReadRunoffNC(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, opt := range []*NCOptions{nil, {IDs: ids, TimeStart: 1, TimeCount: 2}, {Var: "Qout", TimeCount: -1}} {
+		for _, opt := range []*NCOptions{nil, {IDs: ids, TimeStart: 1, TimeCount: 2}, {Var: "Qout", TimeCount: -1}, {IDs: ids, Columns: []int32{2, 0}}} {
 			x, err := ReadRunoffNC(path, opt)
+			// The direct reader of classic files must read what libnetcdf
+			// reads, value for value.
+			directRead = false
+			y, yerr := ReadRunoffNC(path, opt)
+			directRead = true
+			if (err == nil) != (yerr == nil) {
+				t.Fatalf("direct read: error %v; libnetcdf: error %v", err, yerr)
+			}
 			if err != nil {
 				if !strings.Contains(err.Error(), path) {
 					t.Fatalf("error names no file: %v", err)
 				}
 				continue
+			}
+			if !slices.Equal(x.IDs, y.IDs) || !sameBits(x.Data, y.Data) || !slices.Equal(x.Times, y.Times) {
+				t.Fatalf("direct read differs from libnetcdf's")
 			}
 			if opt == nil || opt.TimeCount >= 0 { // header-only reads keep every label
 				if err := x.Validate(); err != nil {

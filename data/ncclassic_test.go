@@ -14,7 +14,7 @@ import (
 
 // writeReachMajor writes q as a fixed (rivid, time) FLOAT or DOUBLE
 // variable "runoff" of a classic file, with rivid ids.
-func writeReachMajor(t *testing.T, path string, q *diffroute.DataTensor, double bool) {
+func writeReachMajor(t testing.TB, path string, q *diffroute.DataTensor, double bool) {
 	t.Helper()
 	ds, err := netcdf.CreateFile(path, netcdf.CLOBBER|netcdf.OFFSET_64BIT)
 	if err != nil {

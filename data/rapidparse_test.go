@@ -122,6 +122,13 @@ func FuzzParseConnectMatchesLines(f *testing.F) {
 	f.Add([]byte("1,2,0\n3,4,0\n5,6,0\n\n7,8,0\n9,10,0\n11,1,0\n\n\n"))
 	f.Add([]byte("1,2,0\n3,4,0\n5,6,0\n7,8,0\n9,10,0\n11,1,0\n3,12,0\n"))
 	f.Add([]byte("10,30,0,0\n20,30,0,0\n30,-1,2,10,20\n40,30,1,77\n50,99,0,0\n60,40,0,0\n"))
+	// Chunk boundaries (every 8 bytes and more under withChunks) next to
+	// CR LF pairs, a byte-order mark, a last line without its newline and
+	// trailing blank lines.
+	f.Add([]byte("\xef\xbb\xbf1,2,0\r\n2,3,0\r\n3,0,0\r\n4,3,0\r\n5,4,0"))
+	f.Add([]byte("1,2,0\r\n2,3,0\r\n3,0,0\r\n4,3,0\r\n5,4,0\r\n\r\n \r\n"))
+	f.Add([]byte("1,2,0\r\n2,3,0\r\n\r\n3,0,0\r\n4,3,0\r\n5,4,0\r\n"))
+	f.Add([]byte("1,2,0\r2,3,0\r3,0,0\r4,3,0\r5,4,0\r"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want, werr := parseConnectLines(bytes.NewReader(b), "c.csv")
 		withChunks(t, func() {
@@ -149,6 +156,8 @@ func FuzzParseValuesMatchesLines(f *testing.F) {
 	}
 	f.Add([]byte("1\n2\n3\n4.5\n5\n6\n7\n8\n"))
 	f.Add([]byte("1\n2\n3\n4.5\n\n6\n7\n8\n\n"))
+	f.Add([]byte("\xef\xbb\xbf1\r\n2\r\n3\r\nNaN\r\n-Inf\r\n6\r\n7\r\n8"))
+	f.Add([]byte("1\r\n2\r\n3\r\n4.5\r\n5\r\n6\r\n7\r\n8\r\n\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		wv, wl, werr := parseValuesLines(bytes.NewReader(b), "k.csv")
 		withChunks(t, func() {
@@ -169,7 +178,8 @@ func FuzzParseValuesMatchesLines(f *testing.F) {
 
 func FuzzParseBasinMatchesLines(f *testing.F) {
 	seedFile(f, "riv_bas_id.csv")
-	for _, s := range []string{"1\n2\n3\n4\n5\n6\n7\n8\n", "1\n2\n3\n4\n\n6\n7\n8\n\n", "1,\n2 ,\r\n3\n4\n5\n6\n-7\n8\n", "\xef\xbb\xbf9\n10\n11\n12\n13\n14\n"} {
+	for _, s := range []string{"1\n2\n3\n4\n5\n6\n7\n8\n", "1\n2\n3\n4\n\n6\n7\n8\n\n", "1,\n2 ,\r\n3\n4\n5\n6\n-7\n8\n", "\xef\xbb\xbf9\n10\n11\n12\n13\n14\n",
+		"\xef\xbb\xbf9\r\n10\r\n11\r\n12\r\n13\r\n14", "9\r\n10\r\n11\r\n12\r\n\r\n13\r\n14\r\n", "3000000001\r\n3000000002\r\n2147483648\r\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
