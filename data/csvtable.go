@@ -132,7 +132,7 @@ func (c *CSVTableReader) Next() (label string, values []float32, err error) {
 		v, err := strconv.ParseFloat(s, 32)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			c.done = true
-			return "", nil, perr(c.name, c.line, j+2, "reach %d: %q is not a number", c.ids[j], s)
+			return "", nil, perr(c.name, c.line, j+2, "reach %d: %s is not a number", c.ids[j], quoteField(s))
 		}
 		c.row[j] = float32(v)
 	}

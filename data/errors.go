@@ -114,9 +114,20 @@ func parseID(s string) (int64, error) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v != float64(int64(v)) || v > 1<<62 || v < -(1<<62) {
-		return 0, fmt.Errorf("%q is not an integer id", s)
+		return 0, fmt.Errorf("%s is not an integer id", quoteField(s))
 	}
 	return int64(v), nil
+}
+
+// quoteField quotes a field for an error message, cut after 40 bytes: a
+// file whose lines end in CR alone is one line, which a message would
+// otherwise quote whole.
+func quoteField(s string) string {
+	const keep = 40
+	if len(s) <= keep {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:keep]), len(s))
 }
 
 // errEmptyField reports an empty field (",," or a line starting with ",").
@@ -129,10 +140,10 @@ func parseFloat(s string) (float64, error) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if errors.Is(err, strconv.ErrRange) {
-		return 0, fmt.Errorf("%q is beyond the range of float64", s)
+		return 0, fmt.Errorf("%s is beyond the range of float64", quoteField(s))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a number", s)
+		return 0, fmt.Errorf("%s is not a number", quoteField(s))
 	}
 	return v, nil
 }

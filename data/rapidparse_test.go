@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -261,4 +262,22 @@ func sameConnect(got *Connect, want *refConnect) bool {
 		}
 	}
 	return true
+}
+
+// TestLongFieldErrorIsShort: a file whose lines end in CR alone reads as
+// one line; the error must say where in a line of reasonable length, not
+// quote the whole file.
+func TestLongFieldErrorIsShort(t *testing.T) {
+	var c, v strings.Builder
+	for i := 1; i <= 2000; i++ {
+		fmt.Fprintf(&c, "%d,%d,0\r", i, i+1)
+		fmt.Fprintf(&v, "%d.5\r", i)
+	}
+	_, err := ParseConnect(strings.NewReader(c.String()), "rapid_connect.csv")
+	_, _, verr := ParseValues(strings.NewReader(v.String()), "k.csv")
+	for _, e := range []error{err, verr} {
+		if e == nil || len(e.Error()) > 160 || strings.Contains(e.Error(), "\n") || !strings.Contains(e.Error(), ".csv:1:") {
+			t.Errorf("error %.300q: want one short line naming line 1", e)
+		}
+	}
 }
