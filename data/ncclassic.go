@@ -74,7 +74,7 @@ func (r *classicReader) read(x *diffroute.DataTensor, rowOf []int32, ti, t0, T, 
 		return nil
 	}
 	if r.v.isRec && ti != 0 {
-		return fmt.Errorf("%s: variable %s: unsupported layout", r.path, r.v.name)
+		return fmt.Errorf("variable %s: records along its reach dimension are not read directly", r.v.name)
 	}
 	// The last value read must lie in the file (a truncated file).
 	first, last := r.v.begin, r.v.begin
@@ -84,7 +84,7 @@ func (r *classicReader) read(x *diffroute.DataTensor, rowOf []int32, ti, t0, T, 
 		last += (int64(N-1)*int64(fullT) + int64(t0+T)) * r.size
 	}
 	if first < 0 || last > r.fileSize {
-		return fmt.Errorf("%s: variable %s: values end at byte %d beyond the file's %d", r.path, r.v.name, last, r.fileSize)
+		return fmt.Errorf("variable %s: values end at byte %d beyond the file's %d", r.v.name, last, r.fileSize)
 	}
 	f, err := os.Open(r.path)
 	if err != nil {
@@ -131,7 +131,7 @@ func (r *classicReader) read(x *diffroute.DataTensor, rowOf []int32, ti, t0, T, 
 				continue
 			}
 			if _, err := f.ReadAt(buf, r.v.begin+(int64(c)*int64(fullT)+int64(t0))*r.size); err != nil {
-				return fmt.Errorf("%s: variable %s: %w", r.path, r.v.name, err)
+				return fmt.Errorf("variable %s: %w", r.v.name, err)
 			}
 			dst := xd[k*T : k*T+T]
 			for t := range dst {
@@ -189,7 +189,7 @@ func (r *classicReader) readBlocks(f *os.File, xd []float32, row func(int) int, 
 			for k := range nr {
 				b := buf[k*span*sz : (k+1)*span*sz]
 				if _, err := f.ReadAt(b, r.v.begin+int64(t0+r0+k)*r.stride+int64(lo)*r.size); err != nil {
-					return fmt.Errorf("%s: variable %s: %w", r.path, r.v.name, err)
+					return fmt.Errorf("variable %s: %w", r.v.name, err)
 				}
 			}
 			// Transposed in tiles of 16 columns: each pass over the

@@ -214,3 +214,75 @@ func containsInt32(s []int32, v int32) bool {
 	}
 	return false
 }
+
+// TestReadReachRecords reads a (rivid, time) variable whose reach dimension
+// is the unlimited one (each reach a record): the direct reader leaves it
+// to libnetcdf, whole and by columns, instead of refusing the layout.
+func TestReadReachRecords(t *testing.T) {
+	n, steps := 7, 5
+	ids := []int64{11, 12, 13, 14, 15, 16, 17}
+	vals := make([]float32, n*steps)
+	for i := range vals {
+		vals[i] = float32(i) + 0.25
+	}
+	path := filepath.Join(t.TempDir(), "reach-records.nc")
+	func() {
+		ncMu.Lock()
+		defer ncMu.Unlock()
+		ds, err := netcdf.CreateFile(path, netcdf.CLOBBER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ds.Close()
+		dr, err := ds.AddDim("rivid", ncUnlimited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dt, err := ds.AddDim("time", uint64(steps))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ds.AddVar("m3_riv", netcdf.FLOAT, []netcdf.Dim{dr, dt}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ds.AddVar("rivid", netcdf.INT, []netcdf.Dim{dr}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.EndDef(); err != nil {
+			t.Fatal(err)
+		}
+		v, err := recVar(ds, "m3_riv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.putFloat32(vals, []uint64{0, 0}, []uint64{uint64(n), uint64(steps)}); err != nil {
+			t.Fatal(err)
+		}
+		iv, err := recVar(ds, "rivid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id32 := make([]int32, n)
+		for i, id := range ids {
+			id32[i] = int32(id)
+		}
+		if err := iv.putInt32(id32, []uint64{0}, []uint64{uint64(n)}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for _, cols := range [][]int32{nil, {6, 0, 3}} {
+		x, err := ReadRunoffNC(path, &NCOptions{Columns: cols})
+		if err != nil {
+			t.Fatalf("columns %v: %v", cols, err)
+		}
+		rows := cols
+		if rows == nil {
+			rows = []int32{0, 1, 2, 3, 4, 5, 6}
+		}
+		for k, c := range rows {
+			if x.IDs[k] != ids[c] || !sameBits(x.Series(0, k), vals[int(c)*steps:int(c+1)*steps]) {
+				t.Fatalf("columns %v: row %d is not reach %d: %v", cols, k, ids[c], x.Series(0, k))
+			}
+		}
+	}
+}

@@ -305,6 +305,11 @@ func readRunoff(ds netcdf.Dataset, path string, opt *NCOptions) (*diffroute.Data
 		if direct, err = openClassic(path, name); err != nil {
 			return nil, err
 		}
+		if direct != nil && direct.v.isRec && ti != 0 {
+			// A reach dimension that is the unlimited one: each reach a
+			// record; libnetcdf reads it.
+			direct = nil
+		}
 	}
 	if direct != nil {
 		if err := direct.read(x, rowOf, ti, t0, T, N, fullT, fill, missing); err != nil {

@@ -87,12 +87,14 @@ type gammaP struct {
 	P, Q, dPda float64
 }
 
-// mass returns P(hi) − P(lo), from whichever of P and Q keeps its digits.
+// mass returns P(hi) − P(lo), from whichever of P and Q keeps its digits,
+// never below 0 (P grows with x; rounding alone can make the difference
+// negative).
 func (lo gammaP) mass(hi gammaP) float64 {
 	if lo.Q < 0.5 {
-		return lo.Q - hi.Q
+		return max(0, lo.Q-hi.Q)
 	}
-	return hi.P - lo.P
+	return max(0, hi.P-lo.P)
 }
 
 // gammaA holds what the incomplete gamma function of one a needs at every
@@ -138,7 +140,14 @@ func (g gammaA) at(x float64) gammaP {
 		return gammaP{P: P, Q: 1 - P, dPda: pre * (ds + s*(lx-g.psi1))}
 	}
 	// Q = e^(−x)·x^a/Γ(a) · 1/(x+1−a− 1·(1−a)/(x+3−a− 2·(2−a)/(x+5−a− …)))
-	// by the modified Lentz method on dual numbers (value, ∂/∂a).
+	// by the modified Lentz method on dual numbers (value, ∂/∂a). Where the
+	// prefactor underflows, Q and ∂Q/∂a are 0 (the fraction is below 1):
+	// far out in the tail (a tiny tau), where x+1−a+2i no longer changes
+	// with i in floating point and the fraction would not converge.
+	pre := math.Exp(a*lx - x - g.lga)
+	if pre == 0 {
+		return gammaP{P: 1, Q: 0}
+	}
 	const tiny = 1e-300
 	b := dual{x + 1 - a, -1}
 	c := dual{1 / tiny, 0}
@@ -163,7 +172,6 @@ func (g gammaA) at(x float64) gammaP {
 			break
 		}
 	}
-	pre := math.Exp(a*lx - x - g.lga)
 	Q := pre * h.v
 	dQ := pre * (h.d + h.v*(lx-g.psi))
 	return gammaP{P: 1 - Q, Q: Q, dPda: -dQ}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The incomplete gamma function against closed forms: P(k, x) = 1 −
@@ -182,5 +183,41 @@ func TestNashCascadeNGradientRefused(t *testing.T) {
 	lag, _ := LookupIRF("pure_lag")
 	if err := lag.GradParam("delay"); err == nil || !strings.Contains(err.Error(), "whole sub-steps") {
 		t.Errorf("pure_lag delay: %v", err)
+	}
+}
+
+// TestNashGammaExtremeParams: parameters at the edges of what gammaCheck
+// accepts give taps in [0, 1] summing to at most 1, finite gradients, and
+// no stall: a tau of 1e-300 steps puts every tap but the first far in the
+// tail, where the continued fraction of Q once ran to its iteration cap
+// at each tap (minutes for a kernel build; well under a second now even on
+// a loaded machine, hence the 5 s bound).
+func TestNashGammaExtremeParams(t *testing.T) {
+	start := time.Now()
+	for _, tau := range []float64{1e-300, 1e-20, 1e-3, 2, 1e10, 1e300} {
+		for _, n := range []float64{1e-300, 1e-8, 0.5, 3, 1e4} {
+			h := make([]float64, 4096)
+			dh := [][]float64{make([]float64, len(h)), make([]float64, len(h))}
+			p := []float64{tau, n}
+			if err := nashGammaImpulse(h, p, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := nashGammaImpulseGrad(dh, p, 1); err != nil {
+				t.Fatal(err)
+			}
+			s := 0.0
+			for k, v := range h {
+				if !(v >= 0 && v <= 1) || math.IsNaN(dh[0][k]) || math.IsInf(dh[0][k], 0) || math.IsNaN(dh[1][k]) || math.IsInf(dh[1][k], 0) {
+					t.Fatalf("tau %g, n %g: tap %d = %g, gradients %g, %g", tau, n, k, v, dh[0][k], dh[1][k])
+				}
+				s += v
+			}
+			if s > 1+1e-12 {
+				t.Errorf("tau %g, n %g: taps sum to %.17g > 1", tau, n, s)
+			}
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("60 impulse responses of 4096 taps took %v", d)
 	}
 }

@@ -374,19 +374,24 @@ func (c *Config) seriesOptions() (*data.SeriesOptions, error) {
 
 func dirOf(path string) string { return filepath.Dir(path) }
 
-// checkCoverage refuses runoff that lacks reaches of the network, naming
-// the file and the first missing reach.
+// checkCoverage refuses runoff that lacks reaches of the network or lists
+// a reach twice, naming the file and the first such reach.
 func checkCoverage(path string, ids []int64, net *diffroute.Network) error {
 	if slices.Equal(ids, net.IDs()) { // the usual layout: no map of millions of ids
 		return nil
 	}
-	have := make(map[int64]bool, len(ids))
-	for _, id := range ids {
-		have[id] = true
+	// A reach listed twice would leave which series routes it to chance
+	// (a run reading only some reaches' runoff takes one of them).
+	have := make(map[int64]int, len(ids))
+	for c, id := range ids {
+		if f, dup := have[id]; dup {
+			return fmt.Errorf("%s: reach %d is in the runoff twice (reach columns %d and %d, 0-based)", path, id, f, c)
+		}
+		have[id] = c
 	}
 	missing, first := 0, int64(0)
 	for _, id := range net.IDs() {
-		if !have[id] {
+		if _, ok := have[id]; !ok {
 			if missing == 0 {
 				first = id
 			}

@@ -123,3 +123,43 @@ func TestOutputsReadOnlyTheirReaches(t *testing.T) {
 		t.Errorf("full run on runoff with NaN: error %v, want one naming NaN", err)
 	}
 }
+
+// TestRunoffReachTwiceRefused: a runoff file that lists a reach twice is
+// refused, naming the file and the reach, with --outputs (which reads only
+// some reaches' columns and once took whichever came last) as without.
+func TestRunoffReachTwiceRefused(t *testing.T) {
+	dir := t.TempDir()
+	basin := filepath.Join(dir, "b")
+	if _, err := runCLI(t, "generate", "--out", basin, "--reaches", "60", "--days", "2", "--seed", "4"); err != nil {
+		t.Fatal(err)
+	}
+	x, err := data.ReadRunoffNC(filepath.Join(basin, "runoff.nc"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first reach again as an extra column, with other values.
+	id := x.IDs[0]
+	y := diffroute.NewDataTensor(1, append(slices.Clone(x.IDs), id), x.T)
+	y.Times, y.Step, y.Units = x.Times, x.Step, x.Units
+	for i := range x.N {
+		copy(y.Series(0, i), x.Series(0, i))
+	}
+	for k, v := range x.Series(0, 0) {
+		y.Series(0, x.N)[k] = 3 * v
+	}
+	runoff := filepath.Join(dir, "twice.nc")
+	if err := data.WriteQoutNC(runoff, y, &data.QoutOptions{Var: "runoff"}); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(dir, "outputs.txt")
+	if err := os.WriteFile(list, []byte(itoa(id)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--outputs", list}, {"--outputs", list, "--time-chunk", "5"}} {
+		args := append([]string{"route", "--quiet", "--rapid", basin, "--runoff", runoff, "--out", filepath.Join(dir, "q.nc")}, extra...)
+		_, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(err.Error(), runoff) || !strings.Contains(err.Error(), itoa(id)+" is in the runoff twice") {
+			t.Errorf("%v: error %v, want one naming %s and reach %d twice", extra, err, runoff, id)
+		}
+	}
+}
