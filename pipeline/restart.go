@@ -257,5 +257,13 @@ func (s *runoffSource) from(k int) *runoffSource {
 	if rm := s.readMember; rm != nil {
 		c.readMember = func(b, t0, count int) (*diffroute.DataTensor, error) { return rm(b, t0+k, count) }
 	}
+	// Every reader starts k steps in (an unshifted one would read the
+	// skipped steps as these).
+	if ro := s.readOrdered; ro != nil {
+		c.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) { return ro(t0+k, count, order) }
+	}
+	if rc := s.readColumns; rc != nil {
+		c.readColumns = func(t0, count int, cols []int32) (*diffroute.DataTensor, error) { return rc(t0+k, count, cols) }
+	}
 	return &c
 }
