@@ -18,6 +18,9 @@ type device struct {
 	dev     *gpu.Device
 	staged  *gpu.StagedBackend
 	routers []*gpu.Router
+	// warn, when set, receives what a user should know about a router
+	// (a kernel that loses part of its path responses).
+	warn func(format string, a ...any)
 }
 
 // open validates the choice and opens the GPU when one is asked for.
@@ -44,14 +47,34 @@ func (d *device) open(name string, ordinal int, opts *diffroute.Options) error {
 // router prepares an unstaged router on the chosen device.
 func (d *device) router(ctx context.Context, net *diffroute.Network, opts diffroute.Options) (diffroute.Router, error) {
 	if d.dev == nil {
-		return diffroute.NewRouter(ctx, net, opts)
+		r, err := diffroute.NewRouter(ctx, net, opts)
+		if kr, ok := r.(*diffroute.KernelRouter); ok && err == nil {
+			d.checkKernel(kr.Stats(), opts)
+		}
+		return r, err
 	}
 	r, err := gpu.NewRouter(ctx, d.dev, net, opts, nil)
 	if err != nil {
 		return nil, err
 	}
+	d.checkKernel(r.CPU().Stats(), opts)
 	d.routers = append(d.routers, r)
 	return r, nil
+}
+
+// lostMassWarn is the share of a path's response beyond the kernel's window
+// above which a run is warned: the kernel method drops (or, built by FFT,
+// wraps around) what a path delivers after MaxDelay steps.
+const lostMassWarn = 0.01
+
+// checkKernel warns when some path response does not fit the kernel's
+// window, which silently changes the discharge of the reaches downstream.
+func (d *device) checkKernel(st diffroute.KernelStats, opts diffroute.Options) {
+	if d.warn == nil || !(st.TruncatedMassMax > lostMassWarn) {
+		return
+	}
+	d.warn("kernel method: %.3g %% of the response of reach %d to runoff of reach %d (median over all pairs %.3g %%) falls beyond the kernel's %d steps and is lost or wrapped around: raise --max-delay (or route with --method recursive)",
+		100*st.TruncatedMassMax, st.WorstPair[0], st.WorstPair[1], 100*st.TruncatedMassMedian, st.Taps)
 }
 
 // timing describes where GPU time went in the routers and staged backend

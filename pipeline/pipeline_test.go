@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,28 @@ func maxRel(got, want *diffroute.DataTensor) float64 {
 		worst = max(worst, math.Abs(float64(got.Data[i]-want.Data[i])))
 	}
 	return worst / peak
+}
+
+// A kernel too short for the network's path responses routes, but says so
+// once on Warn, naming the worst pair; a kernel long enough says nothing.
+func TestKernelLosingMassWarns(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		maxDelay int
+		warned   bool
+	}{{1, true}, {64, false}} {
+		var warn strings.Builder
+		cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn}
+		cfg.Options.Method, cfg.Options.MaxDelay = diffroute.Kernel, c.maxDelay
+		if _, err := Run(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		got := warn.String()
+		if has := strings.Contains(got, "beyond the kernel's"); has != c.warned {
+			t.Errorf("max delay %d: warned %v, want %v: %q", c.maxDelay, has, c.warned, got)
+		}
+		if c.warned && (strings.Count(got, "kernel method:") != 1 || !strings.Contains(got, "--max-delay")) {
+			t.Errorf("max delay %d: want one warning naming --max-delay, got %q", c.maxDelay, got)
+		}
+	}
 }

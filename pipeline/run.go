@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cl != nil {
 		r.log("%s\n", cl)
 	}
-	var dev device
+	dev := device{warn: r.warn}
 	if err := dev.open(cfg.Device, cfg.GPU, &opts); err != nil {
 		return nil, err
 	}
