@@ -301,7 +301,7 @@ func (kr *KernelRouter) buildAdjoint(ctx context.Context, tapGrad func(G []float
 		return nil, err
 	}
 	o := kr.opts
-	n, nf, f, M := kr.net.Len(), kr.m/2+1, kr.f, kr.m
+	n, nf, M := kr.net.Len(), kr.m/2+1, kr.m
 	Pc, err := kr.clampedSpectra(ctx)
 	if err != nil {
 		return nil, err
@@ -320,79 +320,14 @@ func (kr *KernelRouter) buildAdjoint(ctx context.Context, tapGrad func(G []float
 		}
 		l.Unlock()
 	}
-	shift := 0
-	if o.Average == AverageStart {
-		shift = 1
-	}
 	newState := func() *adjWorker {
 		return &adjWorker{kernelWorker: kr.newWorker(), G: make([]float64, kr.taps), gK: make([]float64, kr.taps),
 			de: make([]float64, kr.w), c: make([]float64, M), C: make([]complex128, nf)}
 	}
 	pair := func(wk *adjWorker, d, s, ps, m int, boxed bool) error {
-		K := wk.K
-		sum, err := kr.normalised(K, d, s)
-		if err != nil {
-			return err
-		}
-		tapGrad(wk.G, d, s, ps)
-		gK := wk.gK
-		dot := 0.0
-		if o.Normalize {
-			for q, g := range wk.G {
-				dot += g * K[q]
-			}
-		}
-		for q, g := range wk.G {
-			gK[q] = (g - dot) / sum
-		}
-		// reduction to taps, transposed
-		de := wk.de
-		clear(de)
-		for p, g := range gK {
-			if o.Sampling == SampleLast {
-				de[p*f+f-1] = g
-				continue
-			}
-			for u := p * f; u < p*f+f; u++ {
-				de[u] = g / float64(f)
-			}
-		}
-		// shift: e[n] = kb[n−shift]; kb reuses de's storage
-		dkb := de
-		if shift > 0 {
-			copy(dkb, de[shift:])
-			dkb[len(dkb)-1] = 0
-		}
 		c := wk.c
-		clear(c)
-		if !boxed {
-			if o.ReLU {
-				for i, v := range wk.kb {
-					if v <= 0 {
-						dkb[i] = 0
-					}
-				}
-			}
-			// kb[i] = Σ_{j=i−f+1..i} k[j] over j < M: c[j] = Σ_{i=j..j+f−1} dkb[i]
-			run := 0.0
-			for j := len(dkb) - 1; j >= 0; j-- {
-				run += dkb[j]
-				if j+f < len(dkb) {
-					run -= dkb[j+f]
-				}
-				if j < M {
-					c[j] = run
-				}
-			}
-		} else {
-			copy(c, dkb[:min(M, len(dkb))])
-		}
-		if o.ReLU {
-			for j, v := range wk.h {
-				if v <= 0 {
-					c[j] = 0
-				}
-			}
+		if err := kr.tapsAdjoint(c, wk.K, wk.kb, wk.h, wk.G, wk.gK, wk.de, boxed, d, s, ps, tapGrad); err != nil {
+			return err
 		}
 		wk.fft.Coefficients(wk.C, c)
 		for len(wk.path) <= m {
