@@ -27,6 +27,14 @@ var directWrite = true
 // Order) at step t, big-endian, at the offsets the header gives. Blocks of
 // reaches are transposed on every core and written with one pwrite per
 // record.
+// qoutBlock is how many reaches writeQoutDirect transposes at a time: a
+// block's T records fill a buffer of about 4 MiB, so that long series use
+// both cores and small buffers (fresh pages cost more than the copy) while
+// each write stays at least 4 KiB.
+func qoutBlock(T int) int {
+	return min(1<<15, max(1<<10, (4<<20)/(4*max(T, 1))))
+}
+
 func writeQoutDirect(path string, q *diffroute.DataTensor, o *QoutOptions) error {
 	h, err := readClassicHeader(path)
 	if err != nil {
@@ -48,7 +56,7 @@ func writeQoutDirect(path string, q *diffroute.DataTensor, o *QoutOptions) error
 	if err != nil {
 		return err
 	}
-	const block = 1 << 15 // reaches per block: T buffers of 128 KiB
+	block := qoutBlock(T)
 	nb := (N + block - 1) / block
 	var mu sync.Mutex
 	var werr error
