@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -27,12 +28,12 @@ var directWrite = true
 // Order) at step t, big-endian, at the offsets the header gives. Blocks of
 // reaches are transposed on every core and written with one pwrite per
 // record.
-// qoutBlock is how many reaches writeQoutDirect transposes at a time: a
-// block's T records fill a buffer of about 4 MiB, so that long series use
-// both cores and small buffers (fresh pages cost more than the copy) while
-// each write stays at least 4 KiB.
-func qoutBlock(T int) int {
-	return min(1<<15, max(1<<10, (4<<20)/(4*max(T, 1))))
+// qoutBlock is how many reaches writeQoutDirect transposes at a time: up
+// to 32,768 (writes of 128 KiB, few system calls), but no more than a core's
+// share, so that a basin of fewer reaches still uses every core.
+func qoutBlock(N int) int {
+	w := runtime.GOMAXPROCS(0)
+	return min(1<<15, max(1<<10, (N+w-1)/w))
 }
 
 func writeQoutDirect(path string, q *diffroute.DataTensor, o *QoutOptions) error {
@@ -56,7 +57,7 @@ func writeQoutDirect(path string, q *diffroute.DataTensor, o *QoutOptions) error
 	if err != nil {
 		return err
 	}
-	block := qoutBlock(T)
+	block := qoutBlock(N)
 	nb := (N + block - 1) / block
 	var mu sync.Mutex
 	var werr error

@@ -169,7 +169,7 @@ func TestDirectWriteMatchesLibnetcdf(t *testing.T) {
 		{7, 1, false, true, true},
 		{40000, 3, true, true, false},
 		{33000, 2, false, false, true},
-		{2500, 1500, true, true, false}, // long series: blocks of qoutBlock(1500) = 1024 reaches
+		{2500, 1500, true, true, false}, // blocks of 1,024 reaches, the last one partial
 	} {
 		ids := make([]int64, c.N)
 		for i := range ids {
