@@ -242,47 +242,30 @@ func plainID(b []byte) (int64, bool) {
 // line; repeats are the caller's to find); ok is false at anything the
 // sequential parser must judge.
 func parseBasinFast(b []byte) ([]int64, bool) {
-	cs := splitChunks(b)
-	if cs == nil {
-		return nil, false
-	}
-	out := make([]int64, cs[len(cs)-1].first+cs[len(cs)-1].lines)
-	var lastN int
-	if !runChunks(cs, func(k int, ch textChunk) bool {
-		n, ok := chunkLines(ch, func(i int, ln []byte) bool {
-			rec, nf := record(ln)
-			if nf != 1 {
-				return false
-			}
-			id, ok := plainID(bytes.TrimSpace(rec))
-			if !ok || id <= 0 {
-				return false
-			}
-			out[i] = id
-			return true
-		})
-		if ch.last {
-			lastN = n
-		}
-		return ok
-	}) {
-		return nil, false
-	}
-	n := lastCount(cs, lastN)
-	if n == 0 {
-		return nil, false
-	}
-	return out[:n], true
+	ids, ok := parseColumnFast(b, func(f []byte) (int64, bool) {
+		id, ok := plainID(f)
+		return id, ok && id > 0
+	})
+	return ids, ok && len(ids) > 0
 }
 
 // parseValuesFast parses a one-value-per-line file in chunks; ok is false
 // at anything the sequential parser must judge.
 func parseValuesFast(b []byte) ([]float64, bool) {
+	return parseColumnFast(b, func(f []byte) (float64, bool) {
+		v, err := parseFloatBytes(f)
+		return v, err == nil
+	})
+}
+
+// parseColumnFast parses a file of one field per line in chunks on every
+// core; ok is false at anything the sequential parser must judge.
+func parseColumnFast[T any](b []byte, parse func(field []byte) (T, bool)) ([]T, bool) {
 	cs := splitChunks(b)
 	if cs == nil {
 		return nil, false
 	}
-	out := make([]float64, cs[len(cs)-1].first+cs[len(cs)-1].lines)
+	out := make([]T, cs[len(cs)-1].first+cs[len(cs)-1].lines)
 	var lastN int
 	if !runChunks(cs, func(k int, ch textChunk) bool {
 		n, ok := chunkLines(ch, func(i int, ln []byte) bool {
@@ -290,12 +273,9 @@ func parseValuesFast(b []byte) ([]float64, bool) {
 			if nf != 1 {
 				return false
 			}
-			v, err := parseFloatBytes(bytes.TrimSpace(rec))
-			if err != nil {
-				return false
-			}
+			v, ok := parse(bytes.TrimSpace(rec))
 			out[i] = v
-			return true
+			return ok
 		})
 		if ch.last {
 			lastN = n

@@ -91,22 +91,9 @@ type tapGrad struct {
 }
 
 func (kr *KernelRouter) newTapGrad(runoff, gy *DataTensor) (*tapGrad, error) {
-	net := kr.net
-	idx, err := alignRunoff(runoff, net)
+	idx, err := kr.checkAdjointInput(runoff, gy)
 	if err != nil {
 		return nil, err
-	}
-	B, T, n := runoff.B, runoff.T, net.Len()
-	if gy == nil || gy.B != B || gy.N != n || gy.T != T || len(gy.Data) != B*n*T {
-		return nil, fmt.Errorf("diffroute: ∂L/∂y must have the discharge's dims (%d, %d, %d)", B, n, T)
-	}
-	for i, id := range gy.IDs {
-		if id != net.ID(i) {
-			return nil, fmt.Errorf("diffroute: ∂L/∂y row %d is reach %d, want %d (network order)", i, id, net.ID(i))
-		}
-	}
-	if err := gy.CheckFinite(); err != nil {
-		return nil, fmt.Errorf("diffroute: ∂L/∂y: %w", err)
 	}
 	return &tapGrad{x: runoff, gy: gy, rows: idx}, nil
 }

@@ -111,23 +111,12 @@ func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTens
 // and ids, network order) by the transposed block-sparse convolution. It
 // accumulates in float64.
 func (kr *KernelRouter) BackwardRunoff(ctx context.Context, runoff, gy *DataTensor) (*DataTensor, error) {
-	net := kr.net
-	idx, err := alignRunoff(runoff, net)
+	idx, err := kr.checkAdjointInput(runoff, gy)
 	if err != nil {
 		return nil, err
 	}
+	net := kr.net
 	B, T, n := runoff.B, runoff.T, net.Len()
-	if gy == nil || gy.B != B || gy.N != n || gy.T != T || len(gy.Data) != B*n*T {
-		return nil, fmt.Errorf("diffroute: ∂L/∂y must have the discharge's dims (%d, %d, %d)", B, n, T)
-	}
-	for i, id := range gy.IDs {
-		if id != net.ID(i) {
-			return nil, fmt.Errorf("diffroute: ∂L/∂y row %d is reach %d, want %d (network order)", i, id, net.ID(i))
-		}
-	}
-	if err := gy.CheckFinite(); err != nil {
-		return nil, fmt.Errorf("diffroute: ∂L/∂y: %w", err)
-	}
 	dx := NewDataTensor(B, runoff.IDs, T)
 	dx.Times, dx.Step = runoff.Times, runoff.Step
 	if runoff.Units != "" {
@@ -179,3 +168,26 @@ func corrPair(acc []float64, g, K []float32) {
 }
 
 var _ Differentiable = (*KernelRouter)(nil)
+
+// checkAdjointInput checks that gy = ∂L/∂y has the discharge's dims and the
+// network's reach order and is finite, and returns each reach's runoff row.
+func (kr *KernelRouter) checkAdjointInput(runoff, gy *DataTensor) ([]int, error) {
+	net := kr.net
+	idx, err := alignRunoff(runoff, net)
+	if err != nil {
+		return nil, err
+	}
+	B, T, n := runoff.B, runoff.T, net.Len()
+	if gy == nil || gy.B != B || gy.N != n || gy.T != T || len(gy.Data) != B*n*T {
+		return nil, fmt.Errorf("diffroute: ∂L/∂y must have the discharge's dims (%d, %d, %d)", B, n, T)
+	}
+	for i, id := range gy.IDs {
+		if id != net.ID(i) {
+			return nil, fmt.Errorf("diffroute: ∂L/∂y row %d is reach %d, want %d (network order)", i, id, net.ID(i))
+		}
+	}
+	if err := gy.CheckFinite(); err != nil {
+		return nil, fmt.Errorf("diffroute: ∂L/∂y: %w", err)
+	}
+	return idx, nil
+}
