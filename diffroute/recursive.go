@@ -558,8 +558,19 @@ func (wk *recWorker) warm(b int, i int32, q0, nq int) {
 	prefetch64(&r.st.uPrev[k])
 	prefetch64(&r.st.lPrev[k])
 	prefetch64(&r.st.yLast[k])
-	if s := r.secStart[i]; s < r.secStart[i+1] {
+	if s, e := r.secStart[i], r.secStart[i+1]; s < e {
 		prefetch64(&r.st.ys[b*len(r.secs)+int(s)])
+		// The coefficients too: 24 bytes a section, in network order.
+		prefetch64(&r.secs[s].B0)
+		prefetch64(&r.secs[e-1].A1)
+	} else if r.hasFIR {
+		c := &r.conv[i]
+		if len(c.taps) > 0 {
+			prefetch64(&c.taps[0])
+		}
+		if h := r.st.hist[k]; len(h) > 0 {
+			prefetch64(&h[0])
+		}
 	}
 }
 
