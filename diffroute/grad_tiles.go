@@ -21,7 +21,8 @@ import (
 // otherwise), and leaves ∂L/∂(inflow) at the tile's upstream boundaries, in
 // place of the outflows it no longer needs. Everything but the boundary
 // series stays in cache: about two forward passes and one adjoint pass of
-// work.
+// work. The passes read the runoff and ∂L/∂y, and write the discharge and
+// ∂L/∂runoff, in copies laid out in tile order (stageRows).
 
 // gradTileBytes bounds one tile's block of outflows (per worker).
 var gradTileBytes = 512 << 10
@@ -386,31 +387,85 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, n
 // [q0, q0+nq) of member b.
 func (g *gradRun) latSeg(b int, i int32, p, q0, nq int) mixedSeries {
 	if g.lat == nil {
-		return mixedSeries{s32: g.x.Series(b, g.rowT[p])[q0 : q0+nq]}
+		return mixedSeries{s32: g.xT[(b*g.N+p)*g.T+q0:][:nq]}
 	}
 	return mixedSeries{s64: g.lat[(b*g.N+int(i))*g.T+q0:][:nq]}
 }
 
-// warmRows asks the cache for reach i's rows of runoff and, for the
-// forward pass, discharge or, for the backward pass, ∂L/∂y and ∂L/∂runoff
-// over steps [q0, q0+nq): they lie scattered through memory, one row per reach.
-func (g *gradRun) warmRows(i int32, p, b, q0, nq int, coarse, backward bool) {
-	row := (b*g.N + int(i)) * g.T
-	if g.lat == nil {
-		prefetch32(g.x.Series(b, g.rowT[p])[q0 : q0+nq])
+// Staging in tile order. The tiled passes visit reaches in tile order, and
+// a tensor's rows (runoff, discharge, ∂L/∂y, ∂L/∂runoff: one short row per
+// reach) lie scattered through it in the file's order: reading or writing
+// them in the passes costs a TLB miss and a cache miss for each half row,
+// four times over. Instead each tensor is copied once, row by row on every
+// worker, into or out of a dense copy in tile order ([b][p][t]), which the
+// passes then read and write in order.
+
+var (
+	stageMu sync.Mutex
+	stage   []float32 // the last released staging copies, for the next run
+)
+
+// takeStage returns n float32 values (not cleared) for the staging copies,
+// kept between runs as the slab is: calibration builds a router for every
+// set of parameters.
+func takeStage(n int) []float32 {
+	stageMu.Lock()
+	defer stageMu.Unlock()
+	if cap(stage) >= n {
+		s := stage[:n]
+		stage = nil
+		return s
 	}
-	if coarse && g.y32 != nil {
-		prefetch32(g.y32[row+q0 : row+q0+nq])
-	}
-	if backward {
-		if g.gy32 != nil {
-			prefetch32(g.gy32[row+q0 : row+q0+nq])
-		}
-		if g.dxT != nil {
-			prefetch32(g.dxT.Series(b, g.rowT[p])[q0 : q0+nq])
-		}
+	return make([]float32, n)
+}
+
+func putStage(s []float32) {
+	stageMu.Lock()
+	defer stageMu.Unlock()
+	if cap(s) > cap(stage) {
+		stage = s
 	}
 }
+
+// stageRows copies the rows of T values of every member between tile
+// order (tile: N rows a member) and a tensor's data (M rows a member, p's
+// row at rowOf[p]): into tile order when gather is true, zeroing each row
+// read from data when clearData is, else out of it.
+func (g *gradRun) stageRows(tile, data []float32, M int, rowOf []int, gather, clearData bool) {
+	N, T := g.N, g.T
+	if T == 0 || N == 0 {
+		return
+	}
+	nw := min(max(1, len(g.e.parts)), N)
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for b := 0; b < g.B; b++ {
+				for p := lo; p < hi; p++ {
+					if p+stageAhead < hi {
+						prefetch32(data[(b*M+rowOf[p+stageAhead])*T:][:T])
+					}
+					d := data[(b*M+rowOf[p])*T:][:T]
+					t := tile[(b*N+p)*T:][:T]
+					if !gather {
+						copy(d, t)
+						continue
+					}
+					copy(t, d)
+					if clearData {
+						clear(d)
+					}
+				}
+			}
+		}(w*N/nw, (w+1)*N/nw)
+	}
+	wg.Wait()
+}
+
+// stageAhead is how many rows ahead stageRows asks for a scattered row.
+const stageAhead = 8
 
 // tileWeights are the weights of a step's reported value over its fine
 // outflows (stepWeights) for the kernels; sampling a step's start value
@@ -614,9 +669,6 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
-				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, coarse, false)
-				}
 				s0, s1 := e.secStart[i], e.secStart[i+1]
 				if c := k*nsec + int(tl.secT[p]); s1-s0 == 1 {
 					g.ckY[c] = g.ys[s0]
@@ -634,8 +686,8 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				out := mixedSeries{s64: wk.out[:nq]}
 				switch {
 				case !coarse:
-				case g.y32 != nil:
-					out = mixedSeries{s32: g.y32[(b*n+int(i))*g.T+q0:][:nq]}
+				case g.yT != nil:
+					out = mixedSeries{s32: g.yT[(b*n+p)*g.T+q0:][:nq]}
 				default:
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
@@ -664,9 +716,6 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
-				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, false, false)
-				}
 				off := k*n + p
 				up, lp := g.ckU[off], g.ckL[off]
 				K := int(tl.nsec[i])
@@ -686,9 +735,6 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
-				if j >= prefetchAhead {
-					g.warmRows(t.reaches[j-prefetchAhead], t.base+j-prefetchAhead, b, q0, nq, false, true)
-				}
 				g.tileReachAdjoint(wk, tl, b, t.reaches[j], t.base+j, k, n0, nb)
 			}
 		}
@@ -714,12 +760,8 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	gyn := g.gyNext[p]
 	row := (b*n + int(i)) * g.T
 	if g.gy32 != nil {
-		seg := g.gy32[row+q0 : row+q0+nq]
-		for j, v := range seg {
+		for j, v := range g.yT[(b*n+p)*g.T+q0:][:nq] {
 			gy[j] = float64(v)
-		}
-		if g.zeroGy {
-			clear(seg) // the next gradient's loss finds it zeroed
 		}
 	} else {
 		gy = g.gy[row+q0 : row+q0+nq]
@@ -827,7 +869,7 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	if rapid && g.dxT != nil {
 		// One pass: B0 and B1 both multiply the step's runoff.
 		kc := s.B0 + s.B1
-		dst := g.dxT.Series(b, g.rowT[p])[q0 : q0+nq]
+		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq] // ∂L/∂y there was read
 		sumL := a.sumL[:nq]
 		for j, l := range lat[:nq] {
 			S := sumL[j]
@@ -864,7 +906,7 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 		g.dxCarry[p] = carry // the last step of the block before; dropped before the first
 	}
 	if g.dxT != nil {
-		dst := g.dxT.Series(b, g.rowT[p])[q0 : q0+nq]
+		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq]
 		for j, v := range dx {
 			dst[j] = float32(v)
 		}
@@ -900,19 +942,40 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		g.y = reuse(&e.yBuf, g.B*n*g.T)
 	}
 	notNil := func(s []float64) bool { return s != nil }
-	if g.rows != nil {
-		// The runoff's rows in tile order: read in order, block after block.
-		if cap(e.rowTBuf) < n {
-			e.rowTBuf = make([]int, n)
-		}
-		g.rowT = e.rowTBuf[:n]
-		for _, tiles := range tl.groups {
-			for _, t := range tiles {
-				for j, i := range t.reaches {
+	// The runoff's rows and the reaches in tile order.
+	if cap(e.rowTBuf) < 2*n {
+		e.rowTBuf = make([]int, 2*n)
+	}
+	g.rowT, g.reachT = e.rowTBuf[:n], e.rowTBuf[n:2*n]
+	for _, tiles := range tl.groups {
+		for _, t := range tiles {
+			for j, i := range t.reaches {
+				if g.rows != nil {
 					g.rowT[t.base+j] = g.rows[i]
 				}
+				g.reachT[t.base+j] = int(i)
 			}
 		}
+	}
+	// The runoff (unless given in float64 in network order), and the
+	// float32 discharge, ∂L/∂y and ∂L/∂runoff where wanted, staged in tile
+	// order (one copy serves these three in turn).
+	tot := g.B * n * g.T
+	var nx, ny int
+	if g.lat == nil {
+		nx = tot
+	}
+	if g.y32 != nil || g.dxT != nil {
+		ny = tot
+	}
+	st := takeStage(nx + ny)
+	defer putStage(st)
+	if nx > 0 {
+		g.xT = st[:nx]
+		g.stageRows(g.xT, g.x.Data, g.x.N, g.rowT, true, false)
+	}
+	if ny > 0 {
+		g.yT = st[nx : nx+ny]
 	}
 	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), true
 	for b := 0; b < g.B; b++ {
@@ -921,11 +984,19 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 			return err
 		}
 	}
+	if g.y32 != nil {
+		g.stageRows(g.yT, g.y32, n, g.reachT, false, false)
+	}
 	if loss == nil {
 		return nil
 	}
 	if err := loss(); err != nil {
 		return err
+	}
+	if g.gy32 != nil {
+		// Zeroed as read when it is the router's own tensor: the next
+		// gradient's loss finds it zeroed.
+		g.stageRows(g.yT, g.gy32, n, g.reachT, true, g.zeroGy)
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
@@ -953,6 +1024,9 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		if err := g.tileBackward(ctx, tl, b); err != nil {
 			return err
 		}
+	}
+	if g.dxT != nil {
+		g.stageRows(g.yT, g.dxT.Data, g.dxT.N, g.rowT, false, false)
 	}
 	// Back from tile order to sections and reaches.
 	for _, tiles := range tl.groups {
