@@ -53,6 +53,13 @@ type tiling struct {
 	// reach's first row in the tile (≥ 0), boundary slot s (−2 − s),
 	// nowhere (−1)
 	adjSrc []int32
+	// By p, so that the passes read them in order: the reach, its first
+	// row, its boundary slot (or −1), and its upstream reaches' outflows
+	// (upSrc[upStart[p]:upStart[p+1]]: a row ≥ 0, or boundary slot s as
+	// −1 − s).
+	order, rowP, bslotP []int32
+	upStart, upSrc      []int32
+	secs                []Section // the sections in tile order (secT), set by tilingFor
 }
 
 // gradTile lists a tile's reaches upstream first; the last is its root.
@@ -189,7 +196,16 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []in
 			}
 		}
 	}
-	for v := 0; v < n; v++ {
+	// Boundary slots numbered in tile order: a tile's series lie together.
+	t.order = make([]int32, n)
+	for _, tiles := range t.groups {
+		for _, tl := range tiles {
+			for j, v := range tl.reaches {
+				t.order[tl.base+j] = v
+			}
+		}
+	}
+	for _, v := range t.order {
 		t.bslot[v] = -1
 		if d := net.down[v]; d >= 0 && t.tileOf[d] != t.tileOf[v] {
 			t.bslot[v] = int32(t.nslot)
@@ -197,18 +213,28 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []in
 		}
 	}
 	t.adjSrc = make([]int32, n)
-	for _, tiles := range t.groups {
-		for _, tl := range tiles {
-			for j, v := range tl.reaches {
-				a := int32(-1)
-				if d := net.down[v]; d >= 0 {
-					a = t.row[d]
-					if t.bslot[v] >= 0 {
-						a = -2 - t.bslot[v]
-					}
-				}
-				t.adjSrc[tl.base+j] = a
+	t.rowP, t.bslotP = make([]int32, n), make([]int32, n)
+	t.upStart = make([]int32, n+1)
+	for p, v := range t.order {
+		a := int32(-1)
+		if d := net.down[v]; d >= 0 {
+			a = t.row[d]
+			if t.bslot[v] >= 0 {
+				a = -2 - t.bslot[v]
 			}
+		}
+		t.adjSrc[p] = a
+		t.rowP[p], t.bslotP[p] = t.row[v], t.bslot[v]
+		t.upStart[p+1] = t.upStart[p] + int32(len(net.Upstream(int(v))))
+	}
+	t.upSrc = make([]int32, t.upStart[n])
+	for p, v := range t.order {
+		for k, c := range net.Upstream(int(v)) {
+			src := t.row[c] + nsec[c] - 1
+			if t.bslot[c] >= 0 {
+				src = -1 - t.bslot[c]
+			}
+			t.upSrc[int(t.upStart[p])+k] = src
 		}
 	}
 	return t
@@ -223,6 +249,10 @@ func (e *gradEngine) tilingFor(bl int) *tiling {
 			nsec[i] = e.secStart[i+1] - e.secStart[i]
 		}
 		e.tl = buildTiling(e.net, e.parts, e.trunk, bl, nsec)
+		e.tl.secs = make([]Section, e.tl.secT[n])
+		for p, i := range e.tl.order {
+			copy(e.tl.secs[e.tl.secT[p]:e.tl.secT[p+1]], e.secs[e.secStart[i]:e.secStart[i+1]])
+		}
 	}
 	return e.tl
 }
@@ -289,33 +319,34 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 	return ctx.Err()
 }
 
-// tileSrc is reach c's outflow over the block as its downstream reach sees
-// it: the stored boundary series, or c's outflow row of the tile buffer.
-func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, c int32, n0, nb int) []float64 {
-	if s := tl.bslot[c]; s >= 0 {
-		return g.bound[s][n0 : n0+nb]
+// tileSrc is an upstream reach's outflow over the block as its downstream
+// reach sees it (src from tiling.upSrc): the stored boundary series, or its
+// outflow row of the tile buffer.
+func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, src int32, n0, nb int) []float64 {
+	if src < 0 {
+		return g.bound[-1-src][n0 : n0+nb]
 	}
-	return wk.yRow(tl, c, nb)
+	return wk.buf[int(src)*tl.bl:][:nb]
 }
 
-// secRow is the row of reach i's section k in the tile buffer, yRow that of
-// its last section (its outflow), uRow its summed inflow.
-func (wk *tileWorker) secRow(tl *tiling, i int32, k, nb int) []float64 {
-	return wk.buf[(int(tl.row[i])+k)*tl.bl:][:nb]
+// secRow is the row of section k of the reach at p in the tile buffer, yRow
+// that of its last section (its outflow), uRow its summed inflow.
+func (wk *tileWorker) secRow(tl *tiling, p, k, nb int) []float64 {
+	return wk.buf[(int(tl.rowP[p])+k)*tl.bl:][:nb]
 }
 
-func (wk *tileWorker) yRow(tl *tiling, i int32, nb int) []float64 {
-	return wk.secRow(tl, i, int(tl.nsec[i])-1, nb)
+func (wk *tileWorker) yRow(tl *tiling, p, nb int) []float64 {
+	return wk.secRow(tl, p, int(tl.secT[p+1]-tl.secT[p])-1, nb)
 }
 
-func (wk *tileWorker) uRow(tl *tiling, i int32, nb int) []float64 {
-	return wk.secRow(tl, i, int(tl.nsec[i]), nb)
+func (wk *tileWorker) uRow(tl *tiling, p, nb int) []float64 {
+	return wk.secRow(tl, p, int(tl.secT[p+1]-tl.secT[p]), nb)
 }
 
-// tileInflow is reach i's upstream inflow over the block; a sum of several
-// is kept in its inflow row, and summed again only when fresh.
-func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb int, fresh bool) []float64 {
-	ups := g.e.net.Upstream(int(i))
+// tileInflow is the upstream inflow over the block of reach i at p; a sum
+// of several is kept in its inflow row, and summed again only when fresh.
+func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, fresh bool) []float64 {
+	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
 	var ext []float64
 	if g.anyIn {
 		ext = g.in[i]
@@ -328,7 +359,7 @@ func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb 
 			return g.tileSrc(wk, tl, ups[0], n0, nb)
 		}
 	}
-	u := wk.uRow(tl, i, nb)
+	u := wk.uRow(tl, p, nb)
 	if !fresh {
 		return u
 	}
@@ -597,15 +628,15 @@ func adjointScalar(a *adjArgs) {
 	a.lam, a.du, a.dup, a.dy = lam, du0+du1, dup0+dup1, dy0+dy1
 }
 
-// reachForward runs reach i's sections over the block from the state in
-// ys (its sections' last outflows), up and lp, writing section k's
-// outflows into its row of the tile buffer, the last one's into y, and the
-// reported values into out.
-func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64, up, lp *float64, u, y []float64, lat mixedSeries, out mixedSeries, nb int) {
+// reachForward runs the sections of the reach at p over the block from
+// the state in ys (its sections' last outflows), up and lp, writing section
+// k's outflows into its row of the tile buffer, the last one's into y, and
+// the reported values into out.
+func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, p int, ys []float64, up, lp *float64, u, y []float64, lat mixedSeries, out mixedSeries, nb int) {
 	e := g.e
 	f, rapid := e.f, e.o.Lateral == LateralRAPID
 	w, sampleStart := e.tileWeights()
-	secs := e.secs[e.secStart[i]:e.secStart[i+1]]
+	secs := tl.secs[tl.secT[p]:tl.secT[p+1]]
 	nq := lat.len()
 	K := len(secs)
 	yBefore := ys[K-1]
@@ -625,7 +656,7 @@ func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64
 		for k, s := range secs {
 			dst, o := y, out
 			if k < K-1 {
-				dst, o = wk.secRow(tl, i, k, nb), scratch
+				dst, o = wk.secRow(tl, p, k, nb), scratch
 			}
 			next := ys[k] // section k+1's inflow before the block
 			if k == 0 {
@@ -669,17 +700,17 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
-				s0, s1 := e.secStart[i], e.secStart[i+1]
-				if c := k*nsec + int(tl.secT[p]); s1-s0 == 1 {
-					g.ckY[c] = g.ys[s0]
+				s0, s1 := tl.secT[p], tl.secT[p+1]
+				if c := k*nsec + int(s0); s1-s0 == 1 {
+					g.ckY[c] = g.ysT[s0]
 				} else {
-					copy(g.ckY[c:], g.ys[s0:s1])
+					copy(g.ckY[c:], g.ysT[s0:s1])
 				}
 				off := k*n + p
-				g.ckU[off], g.ckL[off] = g.uPrev[i], g.lPrev[i]
-				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
-				y := wk.yRow(tl, i, nb)
-				if sl := tl.bslot[i]; sl >= 0 {
+				g.ckU[off], g.ckL[off] = g.uPrevT[p], g.lPrevT[p]
+				u := g.tileInflow(wk, tl, b, i, p, n0, nb, true)
+				y := wk.yRow(tl, p, nb)
+				if sl := tl.bslotP[p]; sl >= 0 {
 					// Only the next tile reads it: straight into its boundary series.
 					y = g.bound[sl][n0 : n0+nb]
 				}
@@ -691,7 +722,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				default:
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
-				g.reachForward(wk, tl, i, g.ys[s0:s1], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, p, q0, nq), out, nb)
+				g.reachForward(wk, tl, p, g.ysT[s0:s1], &g.uPrevT[p], &g.lPrevT[p], u, y, g.latSeg(b, i, p, q0, nq), out, nb)
 				if g.anyOut {
 					if o := g.out[i]; o != nil {
 						copy(o[b*g.TF+n0:], y)
@@ -718,7 +749,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				p := t.base + j
 				off := k*n + p
 				up, lp := g.ckU[off], g.ckL[off]
-				K := int(tl.nsec[i])
+				K := int(tl.secT[p+1] - tl.secT[p])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				yk := ys[:0]
 				switch {
@@ -731,8 +762,8 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				default:
 					yk = slices.Clone(st)
 				}
-				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
-				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
+				u := g.tileInflow(wk, tl, b, i, p, n0, nb, true)
+				g.reachForward(wk, tl, p, yk, &up, &lp, u, wk.yRow(tl, p, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
 				g.tileReachAdjoint(wk, tl, b, t.reaches[j], t.base+j, k, n0, nb)
@@ -749,9 +780,8 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	n, f := g.N, e.f
 	q0, nq := n0/f, nb/f
 	off := k*n + p
-	s0 := int(e.secStart[i])
-	K := int(tl.nsec[i])
 	st := int(tl.secT[p])
+	K := int(tl.secT[p+1]) - st
 	ck := k*int(tl.secT[n]) + st // section checkpoints of the block
 	w, sampleStart := e.tileWeights()
 	// ∂L/∂(discharge) and runoff of the block's steps, in float64; the
@@ -797,16 +827,16 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	}
 	a := &wk.args
 	for kk := K - 1; kk >= 0; kk-- {
-		s := e.secs[s0+kk]
-		*a = adjArgs{s: s, f: f, ubd: ubd, y: wk.secRow(tl, i, kk, nb), gy: gy, w: w, gyn: gyn,
+		s := tl.secs[st+kk]
+		*a = adjArgs{s: s, f: f, ubd: ubd, y: wk.secRow(tl, p, kk, nb), gy: gy, w: w, gyn: gyn,
 			y0: g.ckY[ck+kk], lam: g.lamT[st+kk], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
 		if kk < K-1 {
 			a.w, a.gyn = [3]float64{}, 0 // only the last section's outflow is reported
 		}
 		if kk == 0 {
-			a.u, a.up0 = g.tileInflow(wk, tl, b, i, n0, nb, false), g.ckU[off]
+			a.u, a.up0 = g.tileInflow(wk, tl, b, i, p, n0, nb, false), g.ckU[off]
 		} else {
-			a.u, a.up0 = wk.secRow(tl, i, kk-1, nb), g.ckY[ck+kk-1]
+			a.u, a.up0 = wk.secRow(tl, p, kk-1, nb), g.ckY[ck+kk-1]
 		}
 		if !adjointVector(a) {
 			adjointScalar(a)
@@ -840,9 +870,9 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		}
 	}
 	ub := a.y
-	for _, c := range e.net.Upstream(int(i)) {
-		if sl := tl.bslot[c]; sl >= 0 {
-			copy(g.bound[sl][n0:n0+nb], ub)
+	for _, c := range tl.upSrc[tl.upStart[p]:tl.upStart[p+1]] {
+		if c < 0 {
+			copy(g.bound[-1-c][n0:n0+nb], ub)
 		}
 	}
 	if g.anyIn {
@@ -919,6 +949,19 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	ds[2] += a.dy
 }
 
+// initTileState sets the state before member b's first step, in tile
+// order: the passes then read and write it in order.
+func (g *gradRun) initTileState(tl *tiling, b int) {
+	e, n := g.e, g.N
+	g.initState(b)
+	st := reuse(&e.tileStateBuf, int(tl.secT[n])+2*n)
+	g.ysT, g.uPrevT, g.lPrevT = st[:tl.secT[n]], st[tl.secT[n]:int(tl.secT[n])+n], st[int(tl.secT[n])+n:]
+	for p, i := range tl.order {
+		copy(g.ysT[tl.secT[p]:tl.secT[p+1]], g.ys[e.secStart[i]:e.secStart[i+1]])
+		g.uPrevT[p], g.lPrevT[p] = g.uPrev[i], g.lPrev[i]
+	}
+}
+
 // runTiles is run on the tiled adjoint.
 func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	e := g.e
@@ -979,7 +1022,7 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), true
 	for b := 0; b < g.B; b++ {
-		g.initState(b)
+		g.initTileState(tl, b)
 		if err := g.tileForward(ctx, tl, b, !g.noY); err != nil {
 			return err
 		}
@@ -1013,7 +1056,7 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	clear(g.dsecT)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
-			g.initState(b)
+			g.initTileState(tl, b)
 			if err := g.tileForward(ctx, tl, b, false); err != nil {
 				return err
 			}
