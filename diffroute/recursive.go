@@ -29,6 +29,9 @@ type RecursiveRouter struct {
 	conv     []convTaps // convolution IRFs (taps nil for recursive reaches)
 	hasFIR   bool
 
+	tail      float64 // largest last-tap-to-peak ratio of a convolution reach
+	tailReach int32   // the reach with it
+
 	parts [][]int32 // per worker: reaches in post-order (whole subtrees)
 	trunk []int32   // reaches routed after the parts, upstream first
 	order []int32   // all reaches, upstream first (for batch-parallel runs)
@@ -111,6 +114,14 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 			for _, c := range ri.taps {
 				peak = max(peak, math.Abs(c))
 			}
+			// A response that has not decayed by the window's end loses
+			// what lies beyond (or, normalised over the window like
+			// Hayami's, is distorted): WindowTail reports the worst.
+			if l := len(ri.taps); l > 0 && peak > 0 {
+				if tr := math.Abs(ri.taps[l-1]) / peak; tr > r.tail {
+					r.tail, r.tailReach = tr, int32(i)
+				}
+			}
 			var taps []float64
 			var idx []int32
 			for k, c := range ri.taps {
@@ -139,6 +150,20 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 
 // Network returns the network the router was prepared for.
 func (r *RecursiveRouter) Network() *Network { return r.net }
+
+// WindowTail returns, over the reaches routed by convolution, the largest
+// ratio of an IRF's last tap in the MaxDelay·f window to its peak, and that
+// reach's id; (0, 0) when no reach's response is cut. A ratio well above zero
+// means the response had not decayed when the window ended: for an IRF of
+// unit mass, runoff beyond the window is lost (an exponential tail loses
+// about that share), and an IRF normalised over its window (Hayami) comes
+// out too early.
+func (r *RecursiveRouter) WindowTail() (ratio float64, reach int64) {
+	if r.tail == 0 {
+		return 0, 0
+	}
+	return r.tail, r.net.ID(int(r.tailReach))
+}
 
 // Reset forgets the routing state: the next Route starts from the initial
 // discharge again.
