@@ -39,7 +39,8 @@ type RecursiveRouter struct {
 	grad *gradEngine // the adjoint, prepared on first use
 
 	st      *recState
-	stopped error // a cancelled call left st part-way through a block
+	spare   *recState // the state Reset dropped, reused by the next initState
+	stopped error     // a cancelled call left st part-way through a block
 	workers []*recWorker
 }
 
@@ -50,7 +51,7 @@ type recState struct {
 	uPrev []float64   // [b][N] upstream inflow of the last sub-step
 	lPrev []float64   // [b][N] lateral inflow of the last sub-step
 	yLast []float64   // [b][N] last outflow
-	hist  [][]float64 // [b*N+i] last W−1 inflows of convolution reaches
+	hist  [][]float64 // [b*N+i] convolution reaches: the last conv[i].need inflows
 	steps int64       // runoff steps routed (State)
 }
 
@@ -167,15 +168,29 @@ func (r *RecursiveRouter) WindowTail() (ratio float64, reach int64) {
 
 // Reset forgets the routing state: the next Route starts from the initial
 // discharge again.
-func (r *RecursiveRouter) Reset() { r.st, r.stopped = nil, nil }
+func (r *RecursiveRouter) Reset() {
+	if r.st != nil {
+		r.spare = r.st
+	}
+	r.st, r.stopped = nil, nil
+}
 
 func (r *RecursiveRouter) initState(b int) {
 	n := r.net.Len()
-	st := &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n),
-		lPrev: make([]float64, b*n), yLast: make([]float64, b*n)}
-	w := r.opts.MaxDelay * r.f
-	if r.hasFIR {
-		st.hist = make([][]float64, b*n)
+	// A state dropped by Reset lends its arrays: a benchmark or calibration
+	// resetting before every run would otherwise allocate (and fault in)
+	// every reach's history again each time.
+	st := r.spare
+	r.spare = nil
+	if st == nil || st.b != b {
+		st = &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n),
+			lPrev: make([]float64, b*n), yLast: make([]float64, b*n)}
+		if r.hasFIR {
+			st.hist = r.historySlices(b)
+		}
+	} else {
+		clear(st.uPrev)
+		st.steps = 0
 	}
 	q0 := r.opts.InitialQ
 	for bi := 0; bi < b; bi++ {
@@ -192,17 +207,43 @@ func (r *RecursiveRouter) initState(b int) {
 			for k := r.secStart[i]; k < r.secStart[i+1]; k++ {
 				st.ys[bi*len(r.secs)+int(k)] = q
 			}
+			st.lPrev[bi*n+i] = 0
 			st.yLast[bi*n+i] = q
 			if r.hasFIR && r.conv[i].taps != nil {
-				h := make([]float64, w-1)
+				h := st.hist[bi*n+i]
 				for k := range h {
 					h[k] = q
 				}
-				st.hist[bi*n+i] = h
 			}
 		}
 	}
 	r.st = st
+}
+
+// historySlices returns each convolution reach's inflow history for b batch
+// members, carved from one allocation: only the inflows its taps reach (a
+// pure lag's few of W−1), which is all a reach reads and all Route writes
+// back per block.
+func (r *RecursiveRouter) historySlices(b int) [][]float64 {
+	n := r.net.Len()
+	total := 0
+	for i := 0; i < n; i++ {
+		if r.conv[i].taps != nil {
+			total += r.conv[i].need
+		}
+	}
+	slab := make([]float64, b*total)
+	hist := make([][]float64, b*n)
+	off := 0
+	for bi := 0; bi < b; bi++ {
+		for i := 0; i < n; i++ {
+			if c := r.conv[i]; c.taps != nil {
+				hist[bi*n+i] = slab[off : off+c.need : off+c.need]
+				off += c.need
+			}
+		}
+	}
+	return hist
 }
 
 // Route routes runoff (m³/s per reach and runoff step, aligned by reach id)
