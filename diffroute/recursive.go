@@ -741,13 +741,13 @@ func (wk *recWorker) runCascadeVector(p reachParams, secs []Section, ys []float6
 		return false
 	}
 	nq, fl := len(lat), len(lat)*p.f
-	if cap(wk.mid) < 2*fl {
-		wk.mid = make([]float64, 2*fl)
+	if m := max(2*fl, cascadeScratch(len(secs), p.f)); cap(wk.mid) < m {
+		wk.mid = make([]float64, m)
 	}
 	if cap(wk.step) < nq {
 		wk.step = make([]float32, nq)
 	}
-	return cascadeVector(secs, p.f, p.rapid, add, stepWeights(p), ys, uPrev, lPrev, inflow, lat, dst, out, wk.mid[:2*fl], wk.step[:nq], wk.zeroBuf(nq))
+	return cascadeVector(secs, p.f, p.rapid, add, stepWeights(p), ys, uPrev, lPrev, inflow, lat, dst, out, wk.mid[:cap(wk.mid)], wk.step[:nq], wk.zeroBuf(nq))
 }
 
 // runCascade routes through several sections in series (Nash cascade); the
