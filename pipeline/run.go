@@ -429,7 +429,7 @@ func filePositions(ids []int64, rapid *data.RAPID) []int32 {
 }
 
 // routeInOrder routes the whole runoff in the recursive router's own order
-// (diffroute.RoutingOrder): the runoff is read with its rows in that order
+// (Network.InRoutingOrder): the runoff is read with its rows in that order
 // (the reader transposes anyway), the network and parameters renumbered
 // alike, and discharge is routed into the runoff tensor itself. The router
 // then reads runoff, discharge and state in memory order, and the run holds
@@ -437,8 +437,7 @@ func filePositions(ids []int64, rapid *data.RAPID) []int32 {
 // writer puts rows back in network order as it transposes.
 func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, T int) (q *diffroute.DataTensor, order []int32, err error) {
 	net := rapid.Network
-	order = diffroute.RoutingOrder(net, opts.Workers)
-	onet, err := net.Reorder(order)
+	onet, order, err := net.InRoutingOrder(opts.Workers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -541,8 +540,7 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 // the recursive router's order, and routes it there in place. The rows of
 // the result are the selection's reaches in that order.
 func routeColumnsInOrder(ctx context.Context, src *runoffSource, sel *diffroute.Selection) (*diffroute.DataTensor, error) {
-	order := diffroute.RoutingOrder(sel.Net, sel.Opts.Workers)
-	onet, err := sel.Net.Reorder(order)
+	onet, order, err := sel.Net.InRoutingOrder(sel.Opts.Workers)
 	if err != nil {
 		return nil, err
 	}
