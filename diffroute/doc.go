@@ -74,6 +74,12 @@
 //     build are differentiated through that build: the same chain to
 //     ∂L/∂(fine path response), then back up each path through the
 //     transposed section cascades, whose coefficient sums give ∂L/∂θ.
+//     The kernel method's gradient has no time chunks or stages: it holds
+//     the whole kernel, runoff, discharge, ∂L/∂y and ∂L/∂runoff at once;
+//     checkpoint blocks bound only its recursive parameter adjoint.
+//     PlanGradient predicts its peak (the tiles' pages that hold pairs,
+//     the series, the adjoint's spectra or blocks) and says when a budget
+//     needs the recursive method instead.
 //   - staged routing: StagedGrad runs the clusters forwards, keeping their
 //     fine transfers, then backwards in reverse order, handing each
 //     transfer's adjoint to the cluster it came from; Forward and Backward

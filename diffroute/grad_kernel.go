@@ -99,6 +99,12 @@ func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTens
 	if err != nil {
 		return nil, err
 	}
+	if g.e.tiles {
+		// As RecursiveRouter.Backward: no float64 discharge, ∂L/∂y read
+		// in float32 and ∂L/∂runoff written in float32 (and dropped: the
+		// kernel's own is BackwardRunoff's), 4 bytes a value instead of 28.
+		g.noY, g.dxT = true, newRunoffGrad(runoff)
+	}
 	if err := g.run(ctx, func() error { return g.setGy(gy) }); err != nil {
 		return nil, err
 	}

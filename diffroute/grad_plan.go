@@ -6,10 +6,15 @@ import (
 	"strings"
 )
 
-// GradPlan is the planner's prediction for a gradient run (RouteGrad of the
-// recursive method, forward and backward pass) and its choice of
-// Options.CheckpointSteps for a budget.
+// GradPlan is the planner's prediction for a gradient run (RouteGrad,
+// forward and backward pass) and its choice of Options.CheckpointSteps for
+// a budget.
 type GradPlan struct {
+	// Method is the router's: the recursive method's gradient runs in
+	// checkpoint blocks; the kernel method's holds the whole series and
+	// kernel (no time chunks or stages), and only its recursive parameter
+	// adjoint runs in blocks.
+	Method                      Method
 	Reaches, T, Batch, SubSteps int
 	Budget                      int64
 	// CheckpointSteps is the block length chosen (0: the whole series in one
@@ -24,6 +29,9 @@ type GradPlan struct {
 	Note            string
 	// Process says how PlanGradientIn counted the process's own memory.
 	Process string
+
+	tiled   bool              // the recursive method's tiled adjoint
+	adjoint kernelGradAdjoint // the kernel method's parameter adjoint
 }
 
 // String describes the plan in a few lines.
@@ -32,6 +40,13 @@ func (p *GradPlan) String() string {
 	ck := "whole series in one block"
 	if p.Blocks > 1 {
 		ck = fmt.Sprintf("%d checkpoint blocks (one recomputation)", p.Blocks)
+	}
+	if p.Method == Kernel {
+		ck = "whole series and kernel, parameters by " + p.adjoint.String()
+		if p.adjoint == adjointRecursive && p.Blocks > 1 {
+			ck += fmt.Sprintf(" in %d checkpoint blocks", p.Blocks)
+		}
+		sb.WriteString("kernel-method ")
 	}
 	fmt.Fprintf(&sb, "gradient of %d reaches × %d steps × %d sub-steps (batch %d): %s, predicted peak %s", p.Reaches, p.T, p.SubSteps, p.Batch, ck, fmtBytes(p.Predicted))
 	if p.Budget > 0 {
@@ -69,7 +84,10 @@ type ProcessMemory struct {
 // batch members through net, and picks the longest checkpoint block that
 // fits the budget (0: no budget; Options.CheckpointSteps, when set, is kept).
 // A run that does not fit even with one-step blocks is reported (Fits
-// false): stage it (StagedGrad) to bound the network's part.
+// false): stage it (StagedGrad) to bound the network's part. For the kernel
+// method (Options.Method) it predicts the kernel gradient's own peak: the
+// whole series and kernel, with blocks for its recursive parameter adjoint
+// only; Note says so, and what to do when the budget is not met.
 func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*GradPlan, error) {
 	return planGradient(net, T, batch, budget, opts, nil)
 }
@@ -128,7 +146,10 @@ func planGradient(net *Network, T, batch int, budget int64, opts Options, proc *
 	w := int64(o.MaxDelay) * f
 	// Shape of the reaches' IRFs, from a sample as Plan does.
 	secs, conv := m.shape(irf)
-	p := &GradPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
+	p := &GradPlan{Method: Recursive, Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Budget: budget}
+	if o.Method == Kernel {
+		return planKernelGradient(p, net, o, m, irf, proc)
+	}
 	if !gradTilesOff && tileOptionsUsable(o) && secs >= 1 && conv == 0 {
 		return planTiled(p, net, o, m, P, secs, proc), nil
 	}
@@ -238,6 +259,7 @@ func (m *planModel) shape(irf IRF) (secs, conv float64) {
 func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs float64, proc *ProcessMemory) *GradPlan {
 	n, B, T, f := int64(net.Len()), int64(p.Batch), int64(p.T), int64(o.SubSteps)
 	TF := T * f
+	p.tiled = true
 	parts, trunk := partition(net, o.Workers)
 	// Sections per reach, as sampled (a cascade of n has n).
 	K := int64(math.Round(secs))

@@ -15,10 +15,12 @@ type gradPlanCase struct {
 	irf      string
 	maxDelay int
 	ckpt     int // Options.CheckpointSteps
+	method   Method
+	compat   Compat
 }
 
 func (c gradPlanCase) opts() Options {
-	return Options{IRF: c.irf, Params: testParams(c.irf, c.n, 1), SubSteps: c.f, MaxDelay: c.maxDelay, Workers: 2, CheckpointSteps: c.ckpt}
+	return Options{Method: c.method, Compat: c.compat, IRF: c.irf, Params: testParams(c.irf, c.n, 1), SubSteps: c.f, MaxDelay: c.maxDelay, Workers: 2, CheckpointSteps: c.ckpt}
 }
 
 func (c gradPlanCase) plan() (*GradPlan, error) {
@@ -27,15 +29,23 @@ func (c gradPlanCase) plan() (*GradPlan, error) {
 
 var gradPlanCases = map[string]gradPlanCase{
 	// The general engine (convolution reaches).
-	"hayami-whole": {6000, 60, 4, "hayami", 8, 0},
+	"hayami-whole": {6000, 60, 4, "hayami", 8, 0, "", ""},
 	// The tiled adjoint (sections): scalar loops (f = 6), vector kernels,
 	// cascades.
-	"muskingum-auto":       {25000, 120, 6, "muskingum", 16, 0},
-	"muskingum-whole":      {20000, 240, 6, "muskingum", 16, 240},
-	"muskingum-ckpt":       {25000, 120, 6, "muskingum", 16, 7},
-	"nash-tiled":           {20000, 100, 8, "nash_cascade", 16, 0},
-	"muskingum-tiled":      {60000, 100, 24, "muskingum", 16, 0},
-	"muskingum-tiled-ckpt": {20000, 200, 12, "muskingum", 16, 5},
+	"muskingum-auto":       {25000, 120, 6, "muskingum", 16, 0, "", ""},
+	"muskingum-whole":      {20000, 240, 6, "muskingum", 16, 240, "", ""},
+	"muskingum-ckpt":       {25000, 120, 6, "muskingum", 16, 7, "", ""},
+	"nash-tiled":           {20000, 100, 8, "nash_cascade", 16, 0, "", ""},
+	"muskingum-tiled":      {60000, 100, 24, "muskingum", 16, 0, "", ""},
+	"muskingum-tiled-ckpt": {20000, 200, 12, "muskingum", 16, 5, "", ""},
+	// The kernel method: the recursive parameter adjoint, whole and in
+	// blocks; the FFT build's adjoint (Hayami, --compat diffroute).
+	"kernel-muskingum":      {4000, 2000, 6, "muskingum", 4, 0, Kernel, ""},
+	"kernel-muskingum-ckpt": {4000, 2000, 6, "muskingum", 4, 50, Kernel, ""},
+	"kernel-muskingum-deep": {12000, 300, 6, "muskingum", 8, 0, Kernel, ""},
+	"kernel-hayami":         {4000, 2000, 6, "hayami", 4, 0, Kernel, ""},
+	"kernel-hayami-long":    {3000, 300, 8, "hayami", 24, 0, Kernel, ""},
+	"kernel-compat":         {4000, 2000, 6, "muskingum", 4, 0, Kernel, CompatDiffRoute},
 }
 
 func TestGradPlanHelperProcess(t *testing.T) {
@@ -50,14 +60,15 @@ func TestGradPlanHelperProcess(t *testing.T) {
 		o := c.opts()
 		o.CheckpointSteps = p.CheckpointSteps
 		x := SyntheticRunoff(net, 1, c.T, 1)
-		var rr *RecursiveRouter
-		if rr, err = NewRecursiveRouter(context.Background(), net, o); err == nil {
-			_, _, _, err = rr.RouteGrad(context.Background(), x, func(y, gy *DataTensor) (float64, error) {
-				for k, v := range y.Data {
-					gy.Data[k] = 2 * v
-				}
-				return 0, nil
-			})
+		loss := func(y, gy *DataTensor) (float64, error) {
+			for k, v := range y.Data {
+				gy.Data[k] = 2 * v
+			}
+			return 0, nil
+		}
+		var rt Router
+		if rt, err = NewRouter(context.Background(), net, o); err == nil {
+			_, _, _, err = rt.(Differentiable).RouteGrad(context.Background(), x, loss)
 		}
 	}
 	if err != nil {
@@ -77,7 +88,12 @@ func TestGradPlanPredictsPeakRSS(t *testing.T) {
 	if vmHWM() < 0 {
 		t.Skip("no /proc/self/status")
 	}
-	for _, name := range []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt", "nash-tiled"} {
+	names := []string{"muskingum-auto", "muskingum-whole", "muskingum-ckpt", "hayami-whole", "muskingum-tiled", "muskingum-tiled-ckpt", "nash-tiled",
+		"kernel-muskingum", "kernel-muskingum-ckpt", "kernel-hayami-long", "kernel-compat"}
+	if only := os.Getenv("DIFFROUTE_GRAD_PLAN_ONLY"); only != "" {
+		names = strings.Split(only, ",")
+	}
+	for _, name := range names {
 		c := gradPlanCases[name]
 		p, err := c.plan()
 		if err != nil {
@@ -171,5 +187,101 @@ func TestPlanGradientInCountsTheProcess(t *testing.T) {
 	}
 	if p.Fits {
 		t.Errorf("the process's 200 MiB outside the heap left out: %v", p)
+	}
+}
+
+// The kernel method's gradient plan: its recursive parameter adjoint takes
+// checkpoint blocks when they make a budget fit; the build's adjoints have
+// none, and a budget they do not fit is refused with a note saying the
+// kernel gradient has no time chunks or stages and what the recursive
+// method would need.
+func TestPlanKernelGradientBudget(t *testing.T) {
+	const n, T = 3000, 400
+	net := SyntheticNetwork(n, 1)
+	o := Options{Method: Kernel, Params: testParams("muskingum", n, 1), SubSteps: 6, MaxDelay: 4, Workers: 2}
+	auto, err := PlanGradient(net, T, 1, 0, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auto.Method != Kernel || auto.adjoint != adjointRecursive || !strings.Contains(auto.String(), "kernel-method gradient") || !strings.Contains(auto.Note, "no time chunks or stages") {
+		t.Fatalf("plan of the kernel method's gradient:\n%v", auto)
+	}
+	// The prediction grows with the series, not with the recursive plan's.
+	long, _ := PlanGradient(net, 2*T, 1, 0, o)
+	if d := long.Predicted - auto.Predicted; d < 5*int64(n)*T*4 {
+		t.Errorf("doubling the series adds %s, less than its five float32 tensors", fmtBytes(d))
+	}
+	if p, _ := PlanGradient(net, T, 1, int64(float64(auto.Predicted)/planHeadroom)+1<<20, o); !p.Fits || p.CheckpointSteps != 0 {
+		t.Errorf("a budget the automatic blocks fit:\n%v", p)
+	}
+	// Blocks that predict less than the automatic ones make a budget
+	// between the two fit.
+	low := auto.Predicted
+	for ck := 1; ck <= T; ck *= 2 {
+		oc := o
+		oc.CheckpointSteps = ck
+		c, _ := PlanGradient(net, T, 1, 0, oc)
+		low = min(low, c.Predicted)
+	}
+	if low < auto.Predicted {
+		budget := int64(float64((low+auto.Predicted)/2) / planHeadroom)
+		p, _ := PlanGradient(net, T, 1, budget, o)
+		if !p.Fits || p.CheckpointSteps == 0 || float64(p.Predicted) > planHeadroom*float64(budget) {
+			t.Errorf("budget %s between the blocks' %s and the automatic %s:\n%v", fmtBytes(budget), fmtBytes(low), fmtBytes(auto.Predicted), p)
+		}
+	}
+	// The FFT build's adjoint (Hayami) has no blocks: a budget below its
+	// prediction is refused, and the recursive method is offered where it
+	// fits (a deep network's kernel, a short series).
+	const short = 40
+	h := Options{Method: Kernel, IRF: "hayami", Params: testParams("hayami", n, 1), SubSteps: 6, MaxDelay: 24, Workers: 2}
+	hp, err := PlanGradient(net, short, 1, 0, h)
+	if err != nil || hp.adjoint != adjointFFTBuild {
+		t.Fatalf("%v %v", hp, err)
+	}
+	r := h
+	r.Method = Recursive
+	rp, _ := PlanGradient(net, short, 1, 0, r)
+	tight, _ := PlanGradient(net, short, 1, int64(float64(rp.Predicted)/planHeadroom)+1<<20, h)
+	if rp.Predicted >= hp.Predicted*9/10 {
+		t.Fatalf("the recursive gradient (%s) should need less than the kernel's (%s)", fmtBytes(rp.Predicted), fmtBytes(hp.Predicted))
+	}
+	if tight.Fits || tight.CheckpointSteps != 0 || !strings.Contains(tight.Note, "no time chunks or stages") || !strings.Contains(tight.Note, "--method recursive") {
+		t.Errorf("a budget the recursive gradient fits, not the FFT build's adjoint:\n%v", tight)
+	}
+	if tiny, _ := PlanGradient(net, short, 1, 1<<20, h); tiny.Fits || strings.Contains(tiny.Note, "--method recursive") || !strings.Contains(tiny.Note, "raise the budget") {
+		t.Errorf("1 MiB fits neither method:\n%v", tiny)
+	}
+	// --compat diffroute has no recursive form to offer.
+	c := Options{Method: Kernel, Compat: CompatDiffRoute, Params: testParams("muskingum", n, 1), SubSteps: 6, MaxDelay: 24, Workers: 2}
+	if cp, _ := PlanGradient(net, short, 1, 1<<20, c); cp.Fits || cp.adjoint != adjointFFTBuild || strings.Contains(cp.Note, "--method recursive") {
+		t.Errorf("--compat diffroute under 1 MiB:\n%v", cp)
+	}
+}
+
+// The resident pages of the kernel counted by the planner equal those of a
+// built kernel: the pages of its values holding a non-zero tap.
+func TestKernelResidentBytesMatchesBuiltKernel(t *testing.T) {
+	for _, c := range []struct{ n, b, taps int }{{500, 16, 4}, {2000, 16, 24}, {700, 64, 8}} {
+		net := SyntheticNetwork(c.n, 3)
+		o := Options{Method: Kernel, Params: testParams("muskingum", c.n, 1), SubSteps: 2, MaxDelay: c.taps, BlockSize: c.b}
+		kr, err := NewKernelRouter(context.Background(), net, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := kr.BlockSparse().Vals
+		const per = 4096 / 4
+		pages := int64(0)
+		for lo := 0; lo < len(vals); lo += per {
+			for _, v := range vals[lo:min(lo+per, len(vals))] {
+				if v != 0 {
+					pages++
+					break
+				}
+			}
+		}
+		if got := kernelResidentBytes(net, c.b, c.taps); got != pages*4096 {
+			t.Errorf("%+v: planner counts %d pages, the kernel has %d with taps (of %d)", c, got/4096, pages, (len(vals)+per-1)/per)
+		}
 	}
 }

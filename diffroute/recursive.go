@@ -29,6 +29,9 @@ type RecursiveRouter struct {
 	conv     []convTaps // convolution IRFs (taps nil for recursive reaches)
 	hasFIR   bool
 
+	tail      float64 // largest last-tap-to-peak ratio of a convolution reach
+	tailReach int32   // the reach with it
+
 	parts [][]int32 // per worker: reaches in post-order (whole subtrees)
 	trunk []int32   // reaches routed after the parts, upstream first
 	order []int32   // all reaches, upstream first (for batch-parallel runs; built on first use)
@@ -36,7 +39,8 @@ type RecursiveRouter struct {
 	grad *gradEngine // the adjoint, prepared on first use
 
 	st      *recState
-	stopped error // a cancelled call left st part-way through a block
+	spare   *recState // the state Reset dropped, reused by the next initState
+	stopped error     // a cancelled call left st part-way through a block
 	workers []*recWorker
 }
 
@@ -47,7 +51,7 @@ type recState struct {
 	uPrev []float64   // [b][N] upstream inflow of the last sub-step
 	lPrev []float64   // [b][N] lateral inflow of the last sub-step
 	yLast []float64   // [b][N] last outflow
-	hist  [][]float64 // [b*N+i] last W−1 inflows of convolution reaches
+	hist  [][]float64 // [b*N+i] convolution reaches: the last conv[i].need inflows
 	steps int64       // runoff steps routed (State)
 }
 
@@ -111,6 +115,14 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 			for _, c := range ri.taps {
 				peak = max(peak, math.Abs(c))
 			}
+			// A response that has not decayed by the window's end loses
+			// what lies beyond (or, normalised over the window like
+			// Hayami's, is distorted): WindowTail reports the worst.
+			if l := len(ri.taps); l > 0 && peak > 0 {
+				if tr := math.Abs(ri.taps[l-1]) / peak; tr > r.tail {
+					r.tail, r.tailReach = tr, int32(i)
+				}
+			}
 			var taps []float64
 			var idx []int32
 			for k, c := range ri.taps {
@@ -150,17 +162,45 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 // Network returns the network the router was prepared for.
 func (r *RecursiveRouter) Network() *Network { return r.net }
 
+// WindowTail returns, over the reaches routed by convolution, the largest
+// ratio of an IRF's last tap in the MaxDelay·f window to its peak, and that
+// reach's id; (0, 0) when no reach's response is cut. A ratio well above zero
+// means the response had not decayed when the window ended: for an IRF of
+// unit mass, runoff beyond the window is lost (an exponential tail loses
+// about that share), and an IRF normalised over its window (Hayami) comes
+// out too early.
+func (r *RecursiveRouter) WindowTail() (ratio float64, reach int64) {
+	if r.tail == 0 {
+		return 0, 0
+	}
+	return r.tail, r.net.ID(int(r.tailReach))
+}
+
 // Reset forgets the routing state: the next Route starts from the initial
 // discharge again.
-func (r *RecursiveRouter) Reset() { r.st, r.stopped = nil, nil }
+func (r *RecursiveRouter) Reset() {
+	if r.st != nil {
+		r.spare = r.st
+	}
+	r.st, r.stopped = nil, nil
+}
 
 func (r *RecursiveRouter) initState(b int) {
 	n := r.net.Len()
-	st := &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n),
-		lPrev: make([]float64, b*n), yLast: make([]float64, b*n)}
-	w := r.opts.MaxDelay * r.f
-	if r.hasFIR {
-		st.hist = make([][]float64, b*n)
+	// A state dropped by Reset lends its arrays: a benchmark or calibration
+	// resetting before every run would otherwise allocate (and fault in)
+	// every reach's history again each time.
+	st := r.spare
+	r.spare = nil
+	if st == nil || st.b != b {
+		st = &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n),
+			lPrev: make([]float64, b*n), yLast: make([]float64, b*n)}
+		if r.hasFIR {
+			st.hist = r.historySlices(b)
+		}
+	} else {
+		clear(st.uPrev)
+		st.steps = 0
 	}
 	q0 := r.opts.InitialQ
 	for bi := 0; bi < b; bi++ {
@@ -172,13 +212,13 @@ func (r *RecursiveRouter) initState(b int) {
 			for k := r.secStart[i]; k < r.secStart[i+1]; k++ {
 				st.ys[bi*len(r.secs)+int(k)] = q
 			}
+			st.lPrev[bi*n+i] = 0
 			st.yLast[bi*n+i] = q
 			if r.hasFIR && r.conv[i].taps != nil {
-				h := make([]float64, w-1)
+				h := st.hist[bi*n+i]
 				for k := range h {
 					h[k] = q
 				}
-				st.hist[bi*n+i] = h
 			}
 		}
 	}
@@ -195,6 +235,32 @@ func (r *RecursiveRouter) initState(b int) {
 		}
 	}
 	r.st = st
+}
+
+// historySlices returns each convolution reach's inflow history for b batch
+// members, carved from one allocation: only the inflows its taps reach (a
+// pure lag's few of W−1), which is all a reach reads and all Route writes
+// back per block.
+func (r *RecursiveRouter) historySlices(b int) [][]float64 {
+	n := r.net.Len()
+	total := 0
+	for i := 0; i < n; i++ {
+		if r.conv[i].taps != nil {
+			total += r.conv[i].need
+		}
+	}
+	slab := make([]float64, b*total)
+	hist := make([][]float64, b*n)
+	off := 0
+	for bi := 0; bi < b; bi++ {
+		for i := 0; i < n; i++ {
+			if c := r.conv[i]; c.taps != nil {
+				hist[bi*n+i] = slab[off : off+c.need : off+c.need]
+				off += c.need
+			}
+		}
+	}
+	return hist
 }
 
 // Route routes runoff (m³/s per reach and runoff step, aligned by reach id)
@@ -698,13 +764,13 @@ func (wk *recWorker) runCascadeVector(p reachParams, secs []Section, ys []float6
 		return false
 	}
 	nq, fl := len(lat), len(lat)*p.f
-	if cap(wk.mid) < 2*fl {
-		wk.mid = make([]float64, 2*fl)
+	if m := max(2*fl, cascadeScratch(len(secs), p.f)); cap(wk.mid) < m {
+		wk.mid = make([]float64, m)
 	}
 	if cap(wk.step) < nq {
 		wk.step = make([]float32, nq)
 	}
-	return cascadeVector(secs, p.f, p.rapid, add, stepWeights(p), ys, uPrev, lPrev, inflow, lat, dst, out, wk.mid[:2*fl], wk.step[:nq], wk.zeroBuf(nq))
+	return cascadeVector(secs, p.f, p.rapid, add, stepWeights(p), ys, uPrev, lPrev, inflow, lat, dst, out, wk.mid[:cap(wk.mid)], wk.step[:nq], wk.zeroBuf(nq))
 }
 
 // runCascade routes through several sections in series (Nash cascade); the

@@ -19,18 +19,23 @@ type convTaps struct {
 	dense bool
 	hi    int           // dense: position of the last tap
 	spec  *convSpectrum // dense with many taps: convolved by FFT overlap-save
+	need  int           // inflows of history the taps reach (kept as state)
 }
 
 func newConvTaps(taps []float64, idx []int32) convTaps {
 	l := len(idx)
 	if l == 0 || int(idx[l-1])-int(idx[0]) != l-1 {
-		return convTaps{taps: taps, idx: idx}
+		c := convTaps{taps: taps, idx: idx}
+		if l > 0 {
+			c.need = int(idx[l-1])
+		}
+		return c
 	}
 	rev := make([]float64, l)
 	for j := range rev {
 		rev[j] = taps[l-1-j]
 	}
-	c := convTaps{taps: rev, dense: true, hi: int(idx[l-1])}
+	c := convTaps{taps: rev, dense: true, hi: int(idx[l-1]), need: int(idx[l-1])}
 	if l >= convFFTMinTaps {
 		c.spec = newConvSpectrum(rev)
 	}

@@ -80,7 +80,7 @@ rapid:
 stepset:
 	VMOVSD X15, E_LP(DI)
 	VMOVAPD X6, X12 // y at the end of the previous step
-	VPXORQ Z9, Z9, Z9
+	VXORPD X9, X9, X9 // zero idiom: no wait on the previous step
 	MOVQ R13, DX
 
 vec:
@@ -210,7 +210,7 @@ rapid64:
 stepset64:
 	VMOVSD X15, E_LP(DI)
 	VMOVAPD X6, X12 // y at the end of the previous step
-	VPXORQ Z9, Z9, Z9
+	VXORPD X9, X9, X9 // zero idiom: no wait on the previous step
 	MOVQ R13, DX
 
 vec64:

@@ -244,7 +244,9 @@ func CheckState(s *State, net *Network, opts Options) error {
 // State returns a copy of the routing state left by the last call of Route:
 // per reach and batch member the last output of each recursive section, the
 // upstream and lateral inflow of the last sub-step, the last outflow, and
-// for convolution reaches the last W−1 fine inflows.
+// for convolution reaches the last W−1 fine inflows, of which only those the
+// reach's taps reach are kept: older ones (beyond the last non-negligible
+// tap, never read) are 0.
 func (r *RecursiveRouter) State() (*State, error) {
 	if r.stopped != nil {
 		return nil, fmt.Errorf("diffroute: an earlier call stopped part-way (%w): no consistent state", r.stopped)
@@ -280,7 +282,8 @@ func (r *RecursiveRouter) State() (*State, error) {
 		}
 		for b := 0; b < st.b; b++ {
 			for j, i := range convRows {
-				copy(v.Data[(b*len(convIDs)+j)*w:], st.hist[b*n+i])
+				h := st.hist[b*n+i]
+				copy(v.Data[(b*len(convIDs)+j+1)*w-len(h):], h)
 			}
 		}
 		s.Vars = append(s.Vars, v)
@@ -360,10 +363,11 @@ func (r *RecursiveRouter) loadState(s *State, prefix string) error {
 		if err != nil {
 			return err
 		}
-		st.hist = make([][]float64, s.B*n)
+		st.hist = r.historySlices(s.B)
 		for b := 0; b < s.B; b++ {
 			for j, i := range convRows {
-				st.hist[b*n+i] = h[(b*len(convIDs)+j)*w : (b*len(convIDs)+j+1)*w : (b*len(convIDs)+j+1)*w]
+				dst := st.hist[b*n+i]
+				copy(dst, h[(b*len(convIDs)+j+1)*w-len(dst):(b*len(convIDs)+j+1)*w])
 			}
 		}
 	}

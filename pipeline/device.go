@@ -51,6 +51,9 @@ func (d *device) router(ctx context.Context, net *diffroute.Network, opts diffro
 		if kr, ok := r.(*diffroute.KernelRouter); ok && err == nil {
 			d.checkKernel(kr.Stats(), opts)
 		}
+		if rr, ok := r.(*diffroute.RecursiveRouter); ok && err == nil {
+			checkWindow(d.warn, rr)
+		}
 		return r, err
 	}
 	r, err := gpu.NewRouter(ctx, d.dev, net, opts, nil)
@@ -75,6 +78,18 @@ func (d *device) checkKernel(st diffroute.KernelStats, opts diffroute.Options) {
 	}
 	d.warn("kernel method: %.3g %% of the response of reach %d to runoff of reach %d (median over all pairs %.3g %%) falls beyond the kernel's %d steps and is lost or wrapped around: raise --max-delay (or route with --method recursive)",
 		100*st.TruncatedMassMax, st.WorstPair[0], st.WorstPair[1], 100*st.TruncatedMassMedian, st.Taps)
+}
+
+// checkWindow warns when the recursive method cuts some reach's
+// convolution IRF at the end of its window, which silently loses (or,
+// for an IRF normalised over the window, hastens) that reach's outflow.
+func checkWindow(warn func(string, ...any), rr *diffroute.RecursiveRouter) {
+	ratio, id := rr.WindowTail()
+	if warn == nil || !(ratio > lostMassWarn) {
+		return
+	}
+	warn("recursive method: the IRF of reach %d is still at %.3g %% of its peak at the end of its window: the response beyond it is lost (or, for an IRF normalised over the window such as hayami, comes too early): raise --max-delay",
+		id, 100*ratio)
 }
 
 // timing describes where GPU time went in the routers and staged backend

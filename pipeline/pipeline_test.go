@@ -131,3 +131,38 @@ func TestKernelLosingMassWarns(t *testing.T) {
 		}
 	}
 }
+
+// The recursive method warns, once, when a reach's convolution IRF has not
+// decayed by the end of its window: an unnormalised IRF (nash_gamma) loses
+// the rest, a normalised one (hayami) delivers it too early. A window long
+// enough says nothing. Both the plain and the in-place paths check.
+func TestRecursiveWindowCutWarns(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		irf      string
+		params   map[string]float64
+		maxDelay int
+		warned   bool
+	}{
+		{"nash_gamma", map[string]float64{"tau": 30, "n": 3}, 8, true},
+		{"nash_gamma", map[string]float64{"tau": 0.5, "n": 3}, 64, false},
+		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 4, true},
+		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 64, false},
+	} {
+		for _, inPlace := range []bool{false, true} {
+			var warn strings.Builder
+			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn, Params: c.params, InPlace: inPlace}
+			cfg.Options.IRF, cfg.Options.MaxDelay = c.irf, c.maxDelay
+			if _, err := Run(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			got := warn.String()
+			if has := strings.Contains(got, "at the end of its window"); has != c.warned {
+				t.Errorf("%s %v max delay %d in place %v: warned %v, want %v: %q", c.irf, c.params, c.maxDelay, inPlace, has, c.warned, got)
+			}
+			if c.warned && (strings.Count(got, "recursive method:") != 1 || !strings.Contains(got, "--max-delay")) {
+				t.Errorf("%s max delay %d: want one warning naming --max-delay, got %q", c.irf, c.maxDelay, got)
+			}
+		}
+	}
+}

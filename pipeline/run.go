@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var order []int32 // q's rows are network reaches order[k] (nil: network order)
 	switch {
 	case outputs != "":
-		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace); err != nil {
+		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace, r.warn); err != nil {
 			return nil, err
 		}
 	case members > 1 && chunk == 0 && cl == nil && keep == nil && !rs.active():
@@ -286,7 +286,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		// Written to a file and nothing else wanted: route in the router's
 		// own order, in place (see routeInOrder).
 		r.log("routing in the router's own order, in place\n")
-		if q, order, err = routeInOrder(ctx, src, rapid, opts, T); err != nil {
+		if q, order, err = routeInOrder(ctx, src, rapid, opts, T, r.warn); err != nil {
 			return nil, err
 		}
 	default:
@@ -436,7 +436,7 @@ func filePositions(ids []int64, rapid *data.RAPID) []int32 {
 // then reads runoff, discharge and state in memory order, and the run holds
 // one tensor instead of two. q's row k is network reach order[k]; the
 // writer puts rows back in network order as it transposes.
-func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, T int) (q *diffroute.DataTensor, order []int32, err error) {
+func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, T int, warn func(string, ...any)) (q *diffroute.DataTensor, order []int32, err error) {
 	net := rapid.Network
 	onet, order, err := net.InRoutingOrder(opts.Workers)
 	if err != nil {
@@ -459,6 +459,7 @@ func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opt
 	if err != nil {
 		return nil, nil, err
 	}
+	checkWindow(warn, rr)
 	// The set-up's garbage goes back to the system before the runoff
 	// takes its place: the largest tensor of the run is allocated on a
 	// heap that holds only what routing needs.
@@ -555,7 +556,7 @@ func (src *runoffSource) readInOrder(rapid *data.RAPID, t0, count int, order []i
 // routeSelected routes only the reaches listed in the file outputs and
 // what drains into them. In place (Config.InPlace), a netCDF file's runoff
 // is read for those reaches alone, and runoff is returned nil.
-func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
+func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool, warn func(string, ...any)) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
 	ids, err := data.ReadIDList(outputs, net)
 	if err != nil {
 		return nil, nil, nil, err
@@ -570,7 +571,7 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 	if inPlace && src.readColumns != nil && src.members <= 1 && opts.Method == diffroute.Recursive {
 		// Only the runoff of the reaches routed is read, straight into the
 		// router's order, and routed in place (as routeInOrder does).
-		if q, err = routeColumnsInOrder(ctx, src, sel); err != nil {
+		if q, err = routeColumnsInOrder(ctx, src, sel, warn); err != nil {
 			return nil, nil, nil, err
 		}
 		if q, err = q.SelectIDs(ids); err != nil {
@@ -593,7 +594,7 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 // routeColumnsInOrder reads the runoff of the selection's reaches alone, in
 // the recursive router's order, and routes it there in place. The rows of
 // the result are the selection's reaches in that order.
-func routeColumnsInOrder(ctx context.Context, src *runoffSource, sel *diffroute.Selection) (*diffroute.DataTensor, error) {
+func routeColumnsInOrder(ctx context.Context, src *runoffSource, sel *diffroute.Selection, warn func(string, ...any)) (*diffroute.DataTensor, error) {
 	onet, order, err := sel.Net.InRoutingOrder(sel.Opts.Workers)
 	if err != nil {
 		return nil, err
@@ -602,6 +603,7 @@ func routeColumnsInOrder(ctx context.Context, src *runoffSource, sel *diffroute.
 	if err != nil {
 		return nil, err
 	}
+	checkWindow(warn, rr)
 	pos := make(map[int64]int32, len(src.ids))
 	for c, id := range src.ids {
 		pos[id] = int32(c)

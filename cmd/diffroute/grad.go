@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/diffroute-go/route/calibrate"
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
@@ -42,7 +44,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	lossName := fs.String("loss", "sse", "loss: sse (sum over gauges and steps of (y-obs)^2), mse, nse (1-NSE), kge (1-KGE) or lognse, the last four averaged over gauges")
 	warmup := fs.Int("warmup", 0, "runoff steps at the start left out of the loss")
 	ckpt := fs.Int("checkpoint-steps", 0, "runoff steps per checkpoint block of the backward pass (0: the whole series, or what --mem-budget allows; blocks use less memory and recompute the forward pass once)")
-	memBudget := fs.String("mem-budget", "", "memory budget, e.g. 2GiB: the planner picks the checkpoint block")
+	memBudget := fs.String("mem-budget", "", "memory budget, e.g. 2GiB: the planner picks the checkpoint block (the kernel method holds the whole series and kernel: only its recursive parameter adjoint takes blocks)")
 	out := fs.String("out", "", "CSV of dL/dparameter per reach: rivid,dL_d<name>,… (k per second as in k.csv, x as in x.csv, --param/--params values per runoff step)")
 	runoffGrad := fs.String("runoff-grad", "", "netCDF of dL/drunoff(time, rivid) in the runoff file's layout and per its units (optional)")
 	q0Grad := fs.String("q0-grad", "", "CSV of dL/dq0 per reach, rivid,dL_dq0 (optional)")
@@ -159,7 +161,11 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		if !plan.Fits {
-			return fmt.Errorf("grad: the gradient does not fit --mem-budget %s: %s", *memBudget, strings.TrimSpace(plan.String()))
+			what := "the gradient"
+			if opts.Method == diffroute.Kernel {
+				what = "the kernel method's gradient"
+			}
+			return fmt.Errorf("grad: --mem-budget %s: %s needs %s (predicted peak of the whole process): %s", *memBudget, what, humanize.IBytes(uint64(plan.Predicted)), plan.Note)
 		}
 		opts.CheckpointSteps = plan.CheckpointSteps
 		if !rf.quiet {

@@ -259,9 +259,25 @@ func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"3600", "28800"} { // the tiled adjoint, the general engine
-		cmd := exec.Command(exe, "grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--substep", sub,
-			"--observed", filepath.Join(gen, "observed.csv"), "--loss", "sse", "--out", filepath.Join(t.TempDir(), "g.csv"), "--mem-budget", "4GiB")
+	// The kernel method's gradient (whole series and kernel) on a smaller
+	// basin: its kernel grows with the closure pairs.
+	small := t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", small, "--reaches", "4000", "--days", "365", "--gauges", "5"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dir  string
+		args []string
+	}{
+		{gen, []string{"--substep", "3600"}},  // the tiled adjoint
+		{gen, []string{"--substep", "28800"}}, // the general engine
+		{small, []string{"--method", "kernel"}},
+	} {
+		sub := strings.Join(c.args, " ")
+		gen := c.dir
+		args := append([]string{"grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"),
+			"--observed", filepath.Join(gen, "observed.csv"), "--loss", "sse", "--out", filepath.Join(t.TempDir(), "g.csv"), "--mem-budget", "4GiB"}, c.args...)
+		cmd := exec.Command(exe, args...)
 		cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -286,9 +302,28 @@ func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
 		}
 		peak := float64(ru.Maxrss) * 1024 // kB on Linux
 		ratio := predicted / peak
-		t.Logf("--substep %s: predicted %.1f MiB, measured %.1f MiB (ratio %.2f)", sub, predicted/(1<<20), peak/(1<<20), ratio)
+		t.Logf("%s: predicted %.1f MiB, measured %.1f MiB (ratio %.2f)", sub, predicted/(1<<20), peak/(1<<20), ratio)
 		if ratio < 0.8 || ratio > 1.2 { // tighter than the ±25 % asked: a process term left out fails it
-			t.Errorf("--substep %s: predicted %.1f MiB, measured peak %.1f MiB (ratio %.2f)\n%s", sub, predicted/(1<<20), peak/(1<<20), ratio, out)
+			t.Errorf("%s: predicted %.1f MiB, measured peak %.1f MiB (ratio %.2f)\n%s", sub, predicted/(1<<20), peak/(1<<20), ratio, out)
 		}
+	}
+	// A budget the kernel method's gradient does not fit is refused in one
+	// line that says it has no time chunks or stages.
+	cmd := exec.Command(exe, "grad", "--rapid", small, "--runoff", filepath.Join(small, "runoff.nc"), "--observed", filepath.Join(small, "observed.csv"),
+		"--out", filepath.Join(t.TempDir(), "g.csv"), "--method", "kernel", "--mem-budget", "90MiB")
+	cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
+	out, err := cmd.Output()
+	var msg string
+	if ee, ok := err.(*exec.ExitError); ok {
+		for _, line := range strings.Split(strings.TrimSpace(string(ee.Stderr)), "\n") {
+			if !strings.Contains(line, "warning:") {
+				msg += line + "\n"
+			}
+		}
+	}
+	if err == nil || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "--mem-budget 90MiB: the kernel method's gradient needs") || !strings.Contains(msg, "no time chunks or stages") {
+		t.Errorf("kernel gradient over budget: %v\nstdout %s\nstderr %s", err, out, msg)
+	} else {
+		t.Logf("refused: %s", msg)
 	}
 }
