@@ -285,6 +285,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	case net == rapid.Network && inOrder(cfg, src, net, cl, opts, &dev, rs, keep):
 		// Written to a file and nothing else wanted: route in the router's
 		// own order, in place (see routeInOrder).
+		if c := overlapChunk(net.Len(), T, f); c > 0 && data.StreamsQout(cfg.Out, &data.SeriesOptions{Format: cfg.OutFormat}) {
+			// Read, route and write overlapped, a time chunk at a time.
+			r.log("routing in the router's own order, in place, reading, routing and writing chunks of %d steps at once\n", c)
+			so, err := cfg.seriesOptions()
+			if err != nil {
+				return nil, err
+			}
+			if err := routeOverlapped(ctx, src, rapid, opts, c, cfg.Out, so, r.warn); err != nil {
+				return nil, err
+			}
+			res.TimeChunk = c
+			break
+		}
 		r.log("routing in the router's own order, in place\n")
 		if q, order, err = routeInOrder(ctx, src, rapid, opts, T, r.warn); err != nil {
 			return nil, err
@@ -539,6 +552,16 @@ func (in *Inputs) ReadInOrder(t0, count int, order []int32) (*diffroute.DataTens
 }
 
 func (src *runoffSource) readInOrder(rapid *data.RAPID, t0, count int, order []int32) (*diffroute.DataTensor, error) {
+	rows, err := src.orderedRows(rapid, order)
+	if err != nil {
+		return nil, err
+	}
+	return src.readOrdered(t0, count, rows, nil)
+}
+
+// orderedRows returns the file position of each row of a tensor whose rows
+// are the network's reaches in the given order, for readOrdered.
+func (src *runoffSource) orderedRows(rapid *data.RAPID, order []int32) ([]int32, error) {
 	if src.readOrdered == nil {
 		return nil, fmt.Errorf("%s: runoff in another order is read from netCDF files only", src.path)
 	}
@@ -550,7 +573,7 @@ func (src *runoffSource) readInOrder(rapid *data.RAPID, t0, count int, order []i
 	for k, i := range order {
 		rows[k] = pos[i]
 	}
-	return src.readOrdered(t0, count, rows)
+	return rows, nil
 }
 
 // routeSelected routes only the reaches listed in the file outputs and
