@@ -59,6 +59,11 @@ type NCOptions struct {
 	// Member, when > 0, reads only that ensemble member (1-based along the
 	// member dimension) of a (member, time, reach) variable; 0 reads all.
 	Member int
+	// Into, when set, receives the values instead of a new tensor (a
+	// time-chunked run reuses a few chunk buffers): it must have the batch
+	// members, rows and steps read; its ids, times, step and units are
+	// set, and it is returned.
+	Into *diffroute.DataTensor
 }
 
 // ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
@@ -246,7 +251,15 @@ func readRunoff(ds netcdf.Dataset, path string, opt *NCOptions) (*diffroute.Data
 	if B < 1 {
 		return nil, fmt.Errorf("variable %s has no ensemble members", name)
 	}
-	x := diffroute.NewDataTensor(B, ids, T)
+	var x *diffroute.DataTensor
+	if x = opt.Into; x != nil {
+		if x.B != B || x.N != len(ids) || x.T != T || len(x.Data) != B*len(ids)*T {
+			return nil, fmt.Errorf("variable %s: %d members x %d reaches x %d steps do not fit the tensor given (%d x %d x %d)", name, B, len(ids), T, x.B, x.N, x.T)
+		}
+		x.IDs, x.Times, x.Step = ids, nil, 0
+	} else {
+		x = diffroute.NewDataTensor(B, ids, T)
+	}
 	x.Units, _ = attrString(v, "units")
 
 	// Values, in blocks along the first dimension.

@@ -81,29 +81,26 @@ func WriteQoutNC(path string, q *diffroute.DataTensor, opt *QoutOptions) error {
 	// libnetcdf has written the rest, without fill values first.
 	direct := directWrite && !o.NetCDF4 && q.N > 0 && q.T > 0
 	return writeAtomic(path, func(tmp string) error {
-		err := func() error {
-			ncMu.Lock()
-			defer ncMu.Unlock()
-			defer quietHDF5()()
-			ds, err := netcdf.CreateFile(tmp, o.mode())
-			if err != nil {
-				return err
+		var err error
+		if direct {
+			if err = createQoutHeader(tmp, q.IDs, &o, &tc); err == nil {
+				err = writeQoutDirect(tmp, q, &o)
 			}
-			var werr error
-			if direct {
-				if werr = setNoFill(ds); werr == nil {
-					werr = writeQoutIDs(ds, q, &o, &tc)
+		} else {
+			err = func() error {
+				ncMu.Lock()
+				defer ncMu.Unlock()
+				defer quietHDF5()()
+				ds, err := netcdf.CreateFile(tmp, o.mode())
+				if err != nil {
+					return err
 				}
-			} else {
-				werr = writeQout(ds, q, &o, &tc)
-			}
-			if cerr := ds.Close(); werr == nil {
-				werr = cerr
-			}
-			return werr
-		}()
-		if err == nil && direct {
-			err = writeQoutDirect(tmp, q, &o)
+				werr := writeQout(ds, q, &o, &tc)
+				if cerr := ds.Close(); werr == nil {
+					werr = cerr
+				}
+				return werr
+			}()
 		}
 		if err != nil {
 			return fmt.Errorf("data: %s: %w", path, err)
@@ -218,17 +215,33 @@ func writeQout(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *q
 	return writeQoutValues(qv, q, o)
 }
 
-// writeQoutIDs writes everything of a Qout file but the values.
-func writeQoutIDs(ds netcdf.Dataset, q *diffroute.DataTensor, o *QoutOptions, tc *qoutTime) error {
-	ids := q.IDs
+// createQoutHeader writes at tmp everything of a classic Qout file but the
+// values, without fill values, for a tensor whose rows are the reaches
+// rows (o.Order puts row o.Order[j] at the file's reach j): the values are
+// then written directly (qoutValues).
+func createQoutHeader(tmp string, rows []int64, o *QoutOptions, tc *qoutTime) error {
+	ids := rows
 	if o.Order != nil {
-		ids = make([]int64, q.N)
+		ids = make([]int64, len(rows))
 		for j, k := range o.Order {
-			ids[j] = q.IDs[k]
+			ids[j] = rows[k]
 		}
 	}
-	_, _, err := writeQoutHeader(ds, ids, o, tc)
-	return err
+	ncMu.Lock()
+	defer ncMu.Unlock()
+	defer quietHDF5()()
+	ds, err := netcdf.CreateFile(tmp, o.mode())
+	if err != nil {
+		return err
+	}
+	werr := setNoFill(ds)
+	if werr == nil {
+		_, _, werr = writeQoutHeader(ds, ids, o, tc)
+	}
+	if cerr := ds.Close(); werr == nil {
+		werr = cerr
+	}
+	return werr
 }
 
 // writeQoutValues writes the values of q through libnetcdf.

@@ -84,8 +84,9 @@ type runoffSource struct {
 	// readMember reads member b (0-based) alone; nil: the source has one.
 	readMember func(b, t0, count int) (*diffroute.DataTensor, error)
 	// readOrdered, when not nil, reads like read with the tensor's rows in
-	// the given order of the file's reaches (row k: file reach order[k]).
-	readOrdered func(t0, count int, order []int32) (*diffroute.DataTensor, error)
+	// the given order of the file's reaches (row k: file reach order[k]),
+	// into the tensor into when not nil (see data.NCOptions.Into).
+	readOrdered func(t0, count int, order []int32, into *diffroute.DataTensor) (*diffroute.DataTensor, error)
 	// readColumns, when not nil, reads like read only the file's reaches at
 	// the given positions (row k: file reach cols[k]), skipping the rest
 	// of the file where its layout allows.
@@ -244,9 +245,9 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 		src.readMember = func(b, t0, count int) (*diffroute.DataTensor, error) { return read(b, t0, count) }
 	}
 	if head.T == 0 && strings.HasPrefix(format.Name, "netCDF") {
-		src.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) {
+		src.readOrdered = func(t0, count int, order []int32, into *diffroute.DataTensor) (*diffroute.DataTensor, error) {
 			o := rangeOf(t0, count)
-			o.Order = order
+			o.Order, o.Into = order, into
 			x, err := data.ReadSeries(c.Runoff, o)
 			if err != nil {
 				return nil, err

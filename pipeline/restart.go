@@ -260,7 +260,9 @@ func (s *runoffSource) from(k int) *runoffSource {
 	// Every reader starts k steps in (an unshifted one would read the
 	// skipped steps as these).
 	if ro := s.readOrdered; ro != nil {
-		c.readOrdered = func(t0, count int, order []int32) (*diffroute.DataTensor, error) { return ro(t0+k, count, order) }
+		c.readOrdered = func(t0, count int, order []int32, into *diffroute.DataTensor) (*diffroute.DataTensor, error) {
+			return ro(t0+k, count, order, into)
+		}
 	}
 	if rc := s.readColumns; rc != nil {
 		c.readColumns = func(t0, count int, cols []int32) (*diffroute.DataTensor, error) { return rc(t0+k, count, cols) }

@@ -1,0 +1,185 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/diffroute-go/route/data"
+	"github.com/diffroute-go/route/diffroute"
+)
+
+// overlapBytes is about the size of one chunk's runoff in an overlapped
+// run: large enough that a chunk is read and written in few system calls,
+// small enough that the first read and the last write, which nothing
+// overlaps, are a small part of the run.
+var overlapBytes = 4 << 20
+
+// afterChunk, when set (tests), is called with each chunk's first step once
+// it is routed.
+var afterChunk func(t0 int)
+
+// overlapChunk returns the time chunk (in runoff steps) of an in-order run
+// of n reaches, T steps and f sub-steps per step whose reading, routing and
+// writing overlap (routeOverlapped), or 0 when the run is better read,
+// routed and written whole: when its three chunk buffers would not take
+// less memory than the whole series. Chunks are whole blocks of the
+// recursive router's 4,096 sub-steps, so that they route as fast as the
+// whole series.
+func overlapChunk(n, T, f int) int {
+	if n <= 0 || f <= 0 {
+		return 0
+	}
+	block := max(1, 4096/f)
+	c := block * max(1, overlapBytes/(4*n*block))
+	if 3*c > T {
+		return 0
+	}
+	return c
+}
+
+// routeOverlapped routes as routeInOrder does (in the recursive router's
+// order, in place) and writes the discharge to out as writeDischarge
+// would, a time chunk at a time, in three stages that overlap: chunk k+1
+// is read while chunk k is routed and chunk k-1 written. Three chunk
+// buffers go round, so the run holds three chunks instead of the whole
+// series. The file is published once every chunk is written; a run that
+// fails or is cancelled leaves no file.
+func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, chunk int, out string, so *data.SeriesOptions, warn func(string, ...any)) error {
+	net := rapid.Network
+	order := diffroute.RoutingOrder(net, opts.Workers)
+	onet, err := net.Reorder(order)
+	if err != nil {
+		return err
+	}
+	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
+	if err != nil {
+		return err
+	}
+	checkWindow(warn, rr)
+	rows, err := src.orderedRows(rapid, order)
+	if err != nil {
+		return err
+	}
+	// The file lists reaches in network order: reach j is row inv[j].
+	o := data.SeriesOptions{}
+	if so != nil {
+		o = *so
+	}
+	o.Order = make([]int32, len(order))
+	for k, j := range order {
+		o.Order[j] = int32(k)
+	}
+	if err := os.MkdirAll(dirOf(out), 0o755); err != nil {
+		return err
+	}
+	n, T := onet.Len(), len(src.times)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Chunk buffers go round: the reader takes a free one, the writer
+	// gives it back.
+	const nbuf = 3
+	free := make(chan []float32, nbuf)
+	for range nbuf {
+		free <- nil // allocated when first taken
+	}
+	type piece struct {
+		x   *diffroute.DataTensor
+		t0  int
+		buf []float32
+		err error
+	}
+	loaded := make(chan piece)
+	go func() { // reader: one chunk ahead of the router
+		defer close(loaded)
+		for c := range diffroute.TimeChunks(T, chunk, 0) {
+			var buf []float32
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
+			if buf == nil {
+				buf = make([]float32, n*chunk)
+			}
+			into := &diffroute.DataTensor{B: 1, N: n, T: c.Len(), Data: buf[:n*c.Len()]}
+			x, err := src.readOrdered(c.Start, c.Len(), rows, into)
+			select {
+			case loaded <- piece{x, c.Start, buf, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	routed := make(chan piece, nbuf)
+	var stream *data.QoutStream
+	wrote := make(chan error, 1)
+	go func() { // writer: one chunk behind the router
+		var werr error
+		for p := range routed {
+			if werr == nil && stream == nil {
+				if stream, werr = data.NewQoutStream(out, onet.IDs(), src.times, p.x.Step, &o); werr != nil {
+					werr = &ConfigError{Msg: "route: --out " + werr.Error()}
+				}
+			}
+			if werr == nil {
+				werr = stream.Write(p.x, p.t0)
+			}
+			if werr != nil {
+				cancel() // stop reading and routing
+			}
+			free <- p.buf
+		}
+		wrote <- werr
+	}()
+
+	var rerr error
+	next := 0
+	for p := range loaded {
+		if rerr = p.err; rerr == nil {
+			rerr = rr.RouteTo(ctx, p.x, p.x)
+		}
+		if rerr == nil {
+			p.x.Units = "m3/s"
+			rerr = checkDischarge(p.x, p.t0)
+		}
+		if rerr != nil {
+			break
+		}
+		next = p.t0 + p.x.T
+		routed <- p
+		if afterChunk != nil {
+			afterChunk(p.t0)
+		}
+	}
+	if rerr == nil && next < T {
+		// The reader stops early only when the run is cancelled (or the
+		// writer failed).
+		if rerr = ctx.Err(); rerr == nil {
+			rerr = fmt.Errorf("%s: runoff reading stopped at step %d of %d", src.path, next, T)
+		}
+	}
+	cancel()
+	close(routed)
+	for range loaded { // let the reader finish
+	}
+	werr := <-wrote
+	switch {
+	case werr != nil && (rerr == nil || errors.Is(rerr, context.Canceled)):
+		rerr = werr // the writer's failure stopped the run
+	case rerr == nil:
+		if stream == nil {
+			return fmt.Errorf("%s: nothing was written", out)
+		}
+		return stream.Close()
+	}
+	if stream != nil {
+		stream.Abort()
+	}
+	return rerr
+}
