@@ -59,6 +59,7 @@ type tiling struct {
 	// −1 − s).
 	order, rowP, bslotP []int32
 	upStart, upSrc      []int32
+	pos                 []int32 // [reach] its p
 	secs                []Section // the sections in tile order (secT), set by tilingFor
 }
 
@@ -211,6 +212,10 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []in
 			t.bslot[v] = int32(t.nslot)
 			t.nslot++
 		}
+	}
+	t.pos = make([]int32, n)
+	for p, v := range t.order {
+		t.pos[v] = int32(p)
 	}
 	t.adjSrc = make([]int32, n)
 	t.rowP, t.bslotP = make([]int32, n), make([]int32, n)
@@ -1071,24 +1076,32 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if g.dxT != nil {
 		g.stageRows(g.yT, g.dxT.Data, g.dxT.N, g.rowT, false, false)
 	}
-	// Back from tile order to sections and reaches.
-	for _, tiles := range tl.groups {
-		for _, t := range tiles {
-			for j, i := range t.reaches {
-				p := t.base + j
-				for kk := range int(tl.nsec[i]) {
+	// Back from tile order to sections and reaches, and on to the
+	// parameters: reach by reach, on every worker.
+	nw := min(max(1, len(e.parts)), n)
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				p := tl.pos[i]
+				for kk := range int(tl.secT[p+1] - tl.secT[p]) {
 					ds, dt := &g.dsec[int(e.secStart[i])+kk], g.dsecT[int(tl.secT[p])+kk]
 					ds[0] += dt[0]
 					ds[1] += dt[1]
 					ds[2] += dt[2]
 				}
-				g.dq0[i] += g.dq0T[p]
-				for _, up := range e.net.Upstream(int(i)) {
-					g.dq0[up] += g.dq0UpT[p]
+				// Its own q0, and q0 as an inflow of its downstream reach.
+				d := g.dq0T[p]
+				if dn := e.net.down[i]; dn >= 0 {
+					d += g.dq0UpT[tl.pos[dn]]
 				}
+				g.dq0[i] += d
 			}
-		}
+			g.finishParamsOf(lo, hi)
+		}(w*n/nw, (w+1)*n/nw)
 	}
-	g.finishParams()
+	wg.Wait()
 	return nil
 }
