@@ -59,7 +59,7 @@ type tiling struct {
 	// −1 − s).
 	order, rowP, bslotP []int32
 	upStart, upSrc      []int32
-	pos                 []int32 // [reach] its p
+	pos                 []int32   // [reach] its p
 	secs                []Section // the sections in tile order (secT), set by tilingFor
 }
 
