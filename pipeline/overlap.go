@@ -62,6 +62,19 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 	if err != nil {
 		return err
 	}
+	read := func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error) {
+		return src.readOrdered(t0, count, rows, into)
+	}
+	if src.rangesOrdered != nil {
+		// The header is read once, not once a chunk.
+		r, err := src.rangesOrdered(rows)
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			read = r
+		}
+	}
 	// The file lists reaches in network order: reach j is row inv[j].
 	o := data.SeriesOptions{}
 	if so != nil {
@@ -105,7 +118,7 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 				buf = make([]float32, n*chunk)
 			}
 			into := &diffroute.DataTensor{B: 1, N: n, T: c.Len(), Data: buf[:n*c.Len()]}
-			x, err := src.readOrdered(c.Start, c.Len(), rows, into)
+			x, err := read(c.Start, c.Len(), into)
 			select {
 			case loaded <- piece{x, c.Start, buf, err}:
 			case <-ctx.Done():
