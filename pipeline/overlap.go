@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
@@ -86,6 +87,16 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 	}
 	if err := os.MkdirAll(dirOf(out), 0o755); err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// The chunk buffers are reused and little else is allocated: let
+		// the heap grow to twice what is live before collecting, rather
+		// than pause routing for a collection every chunk or two.
+		old := debug.SetGCPercent(100)
+		defer debug.SetGCPercent(old)
+		if old > 100 {
+			debug.SetGCPercent(old)
+		}
 	}
 	n, T := onet.Len(), len(src.times)
 	ctx, cancel := context.WithCancel(ctx)
