@@ -144,13 +144,16 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 	var stream *data.QoutStream
 	wrote := make(chan error, 1)
 	go func() { // writer: one chunk behind the router
+		// The file's header is written while the first chunk is read and
+		// routed. (Every read of a netCDF runoff file has the step of its
+		// time coordinate, src.step.)
 		var werr error
+		if stream, werr = data.NewQoutStream(out, onet.IDs(), src.times, src.step, &o); werr != nil {
+			werr = &ConfigError{Msg: "route: --out " + werr.Error()}
+			stream = nil
+			cancel()
+		}
 		for p := range routed {
-			if werr == nil && stream == nil {
-				if stream, werr = data.NewQoutStream(out, onet.IDs(), src.times, p.x.Step, &o); werr != nil {
-					werr = &ConfigError{Msg: "route: --out " + werr.Error()}
-				}
-			}
 			if werr == nil {
 				werr = stream.Write(p.x, p.t0)
 			}
