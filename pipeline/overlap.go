@@ -50,15 +50,6 @@ func overlapChunk(n, T, f int) int {
 func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, chunk int, out string, so *data.SeriesOptions, warn func(string, ...any)) error {
 	net := rapid.Network
 	order := diffroute.RoutingOrder(net, opts.Workers)
-	onet, err := net.Reorder(order)
-	if err != nil {
-		return err
-	}
-	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
-	if err != nil {
-		return err
-	}
-	checkWindow(warn, rr)
 	rows, err := src.orderedRows(rapid, order)
 	if err != nil {
 		return err
@@ -98,7 +89,11 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 			debug.SetGCPercent(old)
 		}
 	}
-	n, T := onet.Len(), len(src.times)
+	n, T := net.Len(), len(src.times)
+	ids := make([]int64, n) // the rows: the network's reaches in order
+	for k, i := range order {
+		ids[k] = net.ID(int(i))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -148,7 +143,7 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 		// routed. (Every read of a netCDF runoff file has the step of its
 		// time coordinate, src.step.)
 		var werr error
-		if stream, werr = data.NewQoutStream(out, onet.IDs(), src.times, src.step, &o); werr != nil {
+		if stream, werr = data.NewQoutStream(out, ids, src.times, src.step, &o); werr != nil {
 			werr = &ConfigError{Msg: "route: --out " + werr.Error()}
 			stream = nil
 			cancel()
@@ -165,9 +160,20 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 		wrote <- werr
 	}()
 
-	var rerr error
+	// The router is built while the first chunk is read.
 	next := 0
+	onet, rerr := net.Reorder(order)
+	var rr *diffroute.RecursiveRouter
+	if rerr == nil {
+		rr, rerr = diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
+	}
+	if rerr == nil {
+		checkWindow(warn, rr)
+	}
 	for p := range loaded {
+		if rerr != nil {
+			break
+		}
 		if rerr = p.err; rerr == nil {
 			rerr = rr.RouteTo(ctx, p.x, p.x)
 		}
