@@ -48,7 +48,8 @@ type gradEngine struct {
 	gyT                        *DataTensor
 	gyZero                     bool               // gyT is all zeros (the tiled adjoint zeroed it as it read it)
 	tileBuf                    []float64          // per-reach scratch of the tiled backward pass
-	rowTBuf                    []int              // the runoff rows in tile order
+	tileStateBuf               []float64          // the state of the tiled passes
+	rowTBuf                    []int              // the runoff rows and the reaches in tile order
 	dsecTBuf                   [][3]float64       // section sums of the tiled backward pass
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	histBuf, dhBuf, ybnBuf     []float64          // convRows slabs
@@ -276,6 +277,11 @@ type gradRun struct {
 	ckY, ckU, ckL []float64   // [block][p] state at block starts
 	lamT          []float64   // [p] λ at the first sub-step of the next block
 	rowT          []int       // [p] the runoff's row
+	reachT        []int       // [p] the reach
+	ysT           []float64   // [section in tile order] ys, during the tiled passes
+	uPrevT        []float64   // [p] uPrev, during the tiled passes
+	lPrevT        []float64   // [p] lPrev, during the tiled passes
+	xT, yT        []float32   // [b][p][t] staged runoff; discharge, then ∂L/∂y, then ∂L/∂runoff
 	dsecT         [][3]float64
 	gyNext        []float64 // [p] ∂L/∂y of the first step of the block after
 	dq0T, dq0UpT  []float64 // [p] ∂L/∂q0 of the reach, of each upstream reach

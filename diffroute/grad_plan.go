@@ -251,9 +251,9 @@ func (m *planModel) shape(irf IRF) (secs, conv float64) {
 }
 
 // planTiled is PlanGradient for the tiled adjoint (reaches of secs sections): the
-// caller's runoff and the float32 discharge, ∂L/∂y and ∂L/∂runoff; the
-// outflow series leaving each tile; every reach's state at block starts;
-// one tile's block per worker. Longer blocks mean fewer checkpoints but
+// caller's runoff and the float32 discharge, ∂L/∂y and ∂L/∂runoff, and their
+// copies in tile order; the outflow series leaving each tile; every reach's
+// state at block starts; one tile's block per worker. Longer blocks mean fewer checkpoints but
 // smaller tiles, so more boundary series: the automatic block sits near the
 // smallest sum; under a budget shorter and longer blocks are tried.
 func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs float64, proc *ProcessMemory) *GradPlan {
@@ -275,6 +275,7 @@ func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs
 		p.Parts = []MemPart{
 			{"network", n * planNetworkPerRch},
 			{"runoff, y, ∂L/∂y, ∂L/∂x (float32)", B * n * T * 16},
+			{"runoff and y, ∂L/∂y, ∂L/∂x in tile order (float32)", B * n * T * 8},
 			{"IRFs, derivatives, tiles", n*(planRecRouterBase+(P+1)*8) + K*n*24*(1+P) + n*16},
 			{"tile boundary series", int64(tl.nslot) * TF * 8},
 			{"state checkpoints", (K + 2) * blocks * n * 8},

@@ -21,7 +21,8 @@ import (
 // otherwise), and leaves ∂L/∂(inflow) at the tile's upstream boundaries, in
 // place of the outflows it no longer needs. Everything but the boundary
 // series stays in cache: about two forward passes and one adjoint pass of
-// work.
+// work. The passes read the runoff and ∂L/∂y, and write the discharge and
+// ∂L/∂runoff, in copies laid out in tile order (stageRows).
 
 // gradTileBytes bounds one tile's block of outflows (per worker).
 var gradTileBytes = 512 << 10
@@ -52,6 +53,13 @@ type tiling struct {
 	// reach's first row in the tile (≥ 0), boundary slot s (−2 − s),
 	// nowhere (−1)
 	adjSrc []int32
+	// By p, so that the passes read them in order: the reach, its first
+	// row, its boundary slot (or −1), and its upstream reaches' outflows
+	// (upSrc[upStart[p]:upStart[p+1]]: a row ≥ 0, or boundary slot s as
+	// −1 − s).
+	order, rowP, bslotP []int32
+	upStart, upSrc      []int32
+	secs                []Section // the sections in tile order (secT), set by tilingFor
 }
 
 // gradTile lists a tile's reaches upstream first; the last is its root.
@@ -188,7 +196,16 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []in
 			}
 		}
 	}
-	for v := 0; v < n; v++ {
+	// Boundary slots numbered in tile order: a tile's series lie together.
+	t.order = make([]int32, n)
+	for _, tiles := range t.groups {
+		for _, tl := range tiles {
+			for j, v := range tl.reaches {
+				t.order[tl.base+j] = v
+			}
+		}
+	}
+	for _, v := range t.order {
 		t.bslot[v] = -1
 		if d := net.down[v]; d >= 0 && t.tileOf[d] != t.tileOf[v] {
 			t.bslot[v] = int32(t.nslot)
@@ -196,18 +213,28 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []in
 		}
 	}
 	t.adjSrc = make([]int32, n)
-	for _, tiles := range t.groups {
-		for _, tl := range tiles {
-			for j, v := range tl.reaches {
-				a := int32(-1)
-				if d := net.down[v]; d >= 0 {
-					a = t.row[d]
-					if t.bslot[v] >= 0 {
-						a = -2 - t.bslot[v]
-					}
-				}
-				t.adjSrc[tl.base+j] = a
+	t.rowP, t.bslotP = make([]int32, n), make([]int32, n)
+	t.upStart = make([]int32, n+1)
+	for p, v := range t.order {
+		a := int32(-1)
+		if d := net.down[v]; d >= 0 {
+			a = t.row[d]
+			if t.bslot[v] >= 0 {
+				a = -2 - t.bslot[v]
 			}
+		}
+		t.adjSrc[p] = a
+		t.rowP[p], t.bslotP[p] = t.row[v], t.bslot[v]
+		t.upStart[p+1] = t.upStart[p] + int32(len(net.Upstream(int(v))))
+	}
+	t.upSrc = make([]int32, t.upStart[n])
+	for p, v := range t.order {
+		for k, c := range net.Upstream(int(v)) {
+			src := t.row[c] + nsec[c] - 1
+			if t.bslot[c] >= 0 {
+				src = -1 - t.bslot[c]
+			}
+			t.upSrc[int(t.upStart[p])+k] = src
 		}
 	}
 	return t
@@ -222,6 +249,10 @@ func (e *gradEngine) tilingFor(bl int) *tiling {
 			nsec[i] = e.secStart[i+1] - e.secStart[i]
 		}
 		e.tl = buildTiling(e.net, e.parts, e.trunk, bl, nsec)
+		e.tl.secs = make([]Section, e.tl.secT[n])
+		for p, i := range e.tl.order {
+			copy(e.tl.secs[e.tl.secT[p]:e.tl.secT[p+1]], e.secs[e.secStart[i]:e.secStart[i+1]])
+		}
 	}
 	return e.tl
 }
@@ -288,33 +319,34 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 	return ctx.Err()
 }
 
-// tileSrc is reach c's outflow over the block as its downstream reach sees
-// it: the stored boundary series, or c's outflow row of the tile buffer.
-func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, c int32, n0, nb int) []float64 {
-	if s := tl.bslot[c]; s >= 0 {
-		return g.bound[s][n0 : n0+nb]
+// tileSrc is an upstream reach's outflow over the block as its downstream
+// reach sees it (src from tiling.upSrc): the stored boundary series, or its
+// outflow row of the tile buffer.
+func (g *gradRun) tileSrc(wk *tileWorker, tl *tiling, src int32, n0, nb int) []float64 {
+	if src < 0 {
+		return g.bound[-1-src][n0 : n0+nb]
 	}
-	return wk.yRow(tl, c, nb)
+	return wk.buf[int(src)*tl.bl:][:nb]
 }
 
-// secRow is the row of reach i's section k in the tile buffer, yRow that of
-// its last section (its outflow), uRow its summed inflow.
-func (wk *tileWorker) secRow(tl *tiling, i int32, k, nb int) []float64 {
-	return wk.buf[(int(tl.row[i])+k)*tl.bl:][:nb]
+// secRow is the row of section k of the reach at p in the tile buffer, yRow
+// that of its last section (its outflow), uRow its summed inflow.
+func (wk *tileWorker) secRow(tl *tiling, p, k, nb int) []float64 {
+	return wk.buf[(int(tl.rowP[p])+k)*tl.bl:][:nb]
 }
 
-func (wk *tileWorker) yRow(tl *tiling, i int32, nb int) []float64 {
-	return wk.secRow(tl, i, int(tl.nsec[i])-1, nb)
+func (wk *tileWorker) yRow(tl *tiling, p, nb int) []float64 {
+	return wk.secRow(tl, p, int(tl.secT[p+1]-tl.secT[p])-1, nb)
 }
 
-func (wk *tileWorker) uRow(tl *tiling, i int32, nb int) []float64 {
-	return wk.secRow(tl, i, int(tl.nsec[i]), nb)
+func (wk *tileWorker) uRow(tl *tiling, p, nb int) []float64 {
+	return wk.secRow(tl, p, int(tl.secT[p+1]-tl.secT[p]), nb)
 }
 
-// tileInflow is reach i's upstream inflow over the block; a sum of several
-// is kept in its inflow row, and summed again only when fresh.
-func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb int, fresh bool) []float64 {
-	ups := g.e.net.Upstream(int(i))
+// tileInflow is the upstream inflow over the block of reach i at p; a sum
+// of several is kept in its inflow row, and summed again only when fresh.
+func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, fresh bool) []float64 {
+	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
 	var ext []float64
 	if g.anyIn {
 		ext = g.in[i]
@@ -327,7 +359,7 @@ func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, n0, nb 
 			return g.tileSrc(wk, tl, ups[0], n0, nb)
 		}
 	}
-	u := wk.uRow(tl, i, nb)
+	u := wk.uRow(tl, p, nb)
 	if !fresh {
 		return u
 	}
@@ -386,31 +418,85 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, n
 // [q0, q0+nq) of member b.
 func (g *gradRun) latSeg(b int, i int32, p, q0, nq int) mixedSeries {
 	if g.lat == nil {
-		return mixedSeries{s32: g.x.Series(b, g.rowT[p])[q0 : q0+nq]}
+		return mixedSeries{s32: g.xT[(b*g.N+p)*g.T+q0:][:nq]}
 	}
 	return mixedSeries{s64: g.lat[(b*g.N+int(i))*g.T+q0:][:nq]}
 }
 
-// warmRows asks the cache for reach i's rows of runoff and, for the
-// forward pass, discharge or, for the backward pass, ∂L/∂y and ∂L/∂runoff
-// over steps [q0, q0+nq): they lie scattered through memory, one row per reach.
-func (g *gradRun) warmRows(i int32, p, b, q0, nq int, coarse, backward bool) {
-	row := (b*g.N + int(i)) * g.T
-	if g.lat == nil {
-		prefetch32(g.x.Series(b, g.rowT[p])[q0 : q0+nq])
+// Staging in tile order. The tiled passes visit reaches in tile order, and
+// a tensor's rows (runoff, discharge, ∂L/∂y, ∂L/∂runoff: one short row per
+// reach) lie scattered through it in the file's order: reading or writing
+// them in the passes costs a TLB miss and a cache miss for each half row,
+// four times over. Instead each tensor is copied once, row by row on every
+// worker, into or out of a dense copy in tile order ([b][p][t]), which the
+// passes then read and write in order.
+
+var (
+	stageMu sync.Mutex
+	stage   []float32 // the last released staging copies, for the next run
+)
+
+// takeStage returns n float32 values (not cleared) for the staging copies,
+// kept between runs as the slab is: calibration builds a router for every
+// set of parameters.
+func takeStage(n int) []float32 {
+	stageMu.Lock()
+	defer stageMu.Unlock()
+	if cap(stage) >= n {
+		s := stage[:n]
+		stage = nil
+		return s
 	}
-	if coarse && g.y32 != nil {
-		prefetch32(g.y32[row+q0 : row+q0+nq])
-	}
-	if backward {
-		if g.gy32 != nil {
-			prefetch32(g.gy32[row+q0 : row+q0+nq])
-		}
-		if g.dxT != nil {
-			prefetch32(g.dxT.Series(b, g.rowT[p])[q0 : q0+nq])
-		}
+	return make([]float32, n)
+}
+
+func putStage(s []float32) {
+	stageMu.Lock()
+	defer stageMu.Unlock()
+	if cap(s) > cap(stage) {
+		stage = s
 	}
 }
+
+// stageRows copies the rows of T values of every member between tile
+// order (tile: N rows a member) and a tensor's data (M rows a member, p's
+// row at rowOf[p]): into tile order when gather is true, zeroing each row
+// read from data when clearData is, else out of it.
+func (g *gradRun) stageRows(tile, data []float32, M int, rowOf []int, gather, clearData bool) {
+	N, T := g.N, g.T
+	if T == 0 || N == 0 {
+		return
+	}
+	nw := min(max(1, len(g.e.parts)), N)
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for b := 0; b < g.B; b++ {
+				for p := lo; p < hi; p++ {
+					if p+stageAhead < hi {
+						prefetch32(data[(b*M+rowOf[p+stageAhead])*T:][:T])
+					}
+					d := data[(b*M+rowOf[p])*T:][:T]
+					t := tile[(b*N+p)*T:][:T]
+					if !gather {
+						copy(d, t)
+						continue
+					}
+					copy(t, d)
+					if clearData {
+						clear(d)
+					}
+				}
+			}
+		}(w*N/nw, (w+1)*N/nw)
+	}
+	wg.Wait()
+}
+
+// stageAhead is how many rows ahead stageRows asks for a scattered row.
+const stageAhead = 8
 
 // tileWeights are the weights of a step's reported value over its fine
 // outflows (stepWeights) for the kernels; sampling a step's start value
@@ -542,15 +628,15 @@ func adjointScalar(a *adjArgs) {
 	a.lam, a.du, a.dup, a.dy = lam, du0+du1, dup0+dup1, dy0+dy1
 }
 
-// reachForward runs reach i's sections over the block from the state in
-// ys (its sections' last outflows), up and lp, writing section k's
-// outflows into its row of the tile buffer, the last one's into y, and the
-// reported values into out.
-func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64, up, lp *float64, u, y []float64, lat mixedSeries, out mixedSeries, nb int) {
+// reachForward runs the sections of the reach at p over the block from
+// the state in ys (its sections' last outflows), up and lp, writing section
+// k's outflows into its row of the tile buffer, the last one's into y, and
+// the reported values into out.
+func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, p int, ys []float64, up, lp *float64, u, y []float64, lat mixedSeries, out mixedSeries, nb int) {
 	e := g.e
 	f, rapid := e.f, e.o.Lateral == LateralRAPID
 	w, sampleStart := e.tileWeights()
-	secs := e.secs[e.secStart[i]:e.secStart[i+1]]
+	secs := tl.secs[tl.secT[p]:tl.secT[p+1]]
 	nq := lat.len()
 	K := len(secs)
 	yBefore := ys[K-1]
@@ -570,7 +656,7 @@ func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, i int32, ys []float64
 		for k, s := range secs {
 			dst, o := y, out
 			if k < K-1 {
-				dst, o = wk.secRow(tl, i, k, nb), scratch
+				dst, o = wk.secRow(tl, p, k, nb), scratch
 			}
 			next := ys[k] // section k+1's inflow before the block
 			if k == 0 {
@@ -614,32 +700,29 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
-				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, coarse, false)
-				}
-				s0, s1 := e.secStart[i], e.secStart[i+1]
-				if c := k*nsec + int(tl.secT[p]); s1-s0 == 1 {
-					g.ckY[c] = g.ys[s0]
+				s0, s1 := tl.secT[p], tl.secT[p+1]
+				if c := k*nsec + int(s0); s1-s0 == 1 {
+					g.ckY[c] = g.ysT[s0]
 				} else {
-					copy(g.ckY[c:], g.ys[s0:s1])
+					copy(g.ckY[c:], g.ysT[s0:s1])
 				}
 				off := k*n + p
-				g.ckU[off], g.ckL[off] = g.uPrev[i], g.lPrev[i]
-				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
-				y := wk.yRow(tl, i, nb)
-				if sl := tl.bslot[i]; sl >= 0 {
+				g.ckU[off], g.ckL[off] = g.uPrevT[p], g.lPrevT[p]
+				u := g.tileInflow(wk, tl, b, i, p, n0, nb, true)
+				y := wk.yRow(tl, p, nb)
+				if sl := tl.bslotP[p]; sl >= 0 {
 					// Only the next tile reads it: straight into its boundary series.
 					y = g.bound[sl][n0 : n0+nb]
 				}
 				out := mixedSeries{s64: wk.out[:nq]}
 				switch {
 				case !coarse:
-				case g.y32 != nil:
-					out = mixedSeries{s32: g.y32[(b*n+int(i))*g.T+q0:][:nq]}
+				case g.yT != nil:
+					out = mixedSeries{s32: g.yT[(b*n+p)*g.T+q0:][:nq]}
 				default:
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
-				g.reachForward(wk, tl, i, g.ys[s0:s1], &g.uPrev[i], &g.lPrev[i], u, y, g.latSeg(b, i, p, q0, nq), out, nb)
+				g.reachForward(wk, tl, p, g.ysT[s0:s1], &g.uPrevT[p], &g.lPrevT[p], u, y, g.latSeg(b, i, p, q0, nq), out, nb)
 				if g.anyOut {
 					if o := g.out[i]; o != nil {
 						copy(o[b*g.TF+n0:], y)
@@ -664,12 +747,9 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
-				if j+prefetchAhead < len(t.reaches) {
-					g.warmRows(t.reaches[j+prefetchAhead], p+prefetchAhead, b, q0, nq, false, false)
-				}
 				off := k*n + p
 				up, lp := g.ckU[off], g.ckL[off]
-				K := int(tl.nsec[i])
+				K := int(tl.secT[p+1] - tl.secT[p])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				yk := ys[:0]
 				switch {
@@ -682,13 +762,10 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				default:
 					yk = slices.Clone(st)
 				}
-				u := g.tileInflow(wk, tl, b, i, n0, nb, true)
-				g.reachForward(wk, tl, i, yk, &up, &lp, u, wk.yRow(tl, i, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
+				u := g.tileInflow(wk, tl, b, i, p, n0, nb, true)
+				g.reachForward(wk, tl, p, yk, &up, &lp, u, wk.yRow(tl, p, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
-				if j >= prefetchAhead {
-					g.warmRows(t.reaches[j-prefetchAhead], t.base+j-prefetchAhead, b, q0, nq, false, true)
-				}
 				g.tileReachAdjoint(wk, tl, b, t.reaches[j], t.base+j, k, n0, nb)
 			}
 		}
@@ -703,9 +780,8 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	n, f := g.N, e.f
 	q0, nq := n0/f, nb/f
 	off := k*n + p
-	s0 := int(e.secStart[i])
-	K := int(tl.nsec[i])
 	st := int(tl.secT[p])
+	K := int(tl.secT[p+1]) - st
 	ck := k*int(tl.secT[n]) + st // section checkpoints of the block
 	w, sampleStart := e.tileWeights()
 	// ∂L/∂(discharge) and runoff of the block's steps, in float64; the
@@ -714,12 +790,8 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	gyn := g.gyNext[p]
 	row := (b*n + int(i)) * g.T
 	if g.gy32 != nil {
-		seg := g.gy32[row+q0 : row+q0+nq]
-		for j, v := range seg {
+		for j, v := range g.yT[(b*n+p)*g.T+q0:][:nq] {
 			gy[j] = float64(v)
-		}
-		if g.zeroGy {
-			clear(seg) // the next gradient's loss finds it zeroed
 		}
 	} else {
 		gy = g.gy[row+q0 : row+q0+nq]
@@ -755,16 +827,16 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	}
 	a := &wk.args
 	for kk := K - 1; kk >= 0; kk-- {
-		s := e.secs[s0+kk]
-		*a = adjArgs{s: s, f: f, ubd: ubd, y: wk.secRow(tl, i, kk, nb), gy: gy, w: w, gyn: gyn,
+		s := tl.secs[st+kk]
+		*a = adjArgs{s: s, f: f, ubd: ubd, y: wk.secRow(tl, p, kk, nb), gy: gy, w: w, gyn: gyn,
 			y0: g.ckY[ck+kk], lam: g.lamT[st+kk], sumL: wk.sumL[:nq], firstL: wk.firstL[:nq]}
 		if kk < K-1 {
 			a.w, a.gyn = [3]float64{}, 0 // only the last section's outflow is reported
 		}
 		if kk == 0 {
-			a.u, a.up0 = g.tileInflow(wk, tl, b, i, n0, nb, false), g.ckU[off]
+			a.u, a.up0 = g.tileInflow(wk, tl, b, i, p, n0, nb, false), g.ckU[off]
 		} else {
-			a.u, a.up0 = wk.secRow(tl, i, kk-1, nb), g.ckY[ck+kk-1]
+			a.u, a.up0 = wk.secRow(tl, p, kk-1, nb), g.ckY[ck+kk-1]
 		}
 		if !adjointVector(a) {
 			adjointScalar(a)
@@ -798,9 +870,9 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		}
 	}
 	ub := a.y
-	for _, c := range e.net.Upstream(int(i)) {
-		if sl := tl.bslot[c]; sl >= 0 {
-			copy(g.bound[sl][n0:n0+nb], ub)
+	for _, c := range tl.upSrc[tl.upStart[p]:tl.upStart[p+1]] {
+		if c < 0 {
+			copy(g.bound[-1-c][n0:n0+nb], ub)
 		}
 	}
 	if g.anyIn {
@@ -827,7 +899,7 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	if rapid && g.dxT != nil {
 		// One pass: B0 and B1 both multiply the step's runoff.
 		kc := s.B0 + s.B1
-		dst := g.dxT.Series(b, g.rowT[p])[q0 : q0+nq]
+		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq] // ∂L/∂y there was read
 		sumL := a.sumL[:nq]
 		for j, l := range lat[:nq] {
 			S := sumL[j]
@@ -864,7 +936,7 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 		g.dxCarry[p] = carry // the last step of the block before; dropped before the first
 	}
 	if g.dxT != nil {
-		dst := g.dxT.Series(b, g.rowT[p])[q0 : q0+nq]
+		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq]
 		for j, v := range dx {
 			dst[j] = float32(v)
 		}
@@ -875,6 +947,19 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	ds[0] += a.du + dl0
 	ds[1] += a.dup + dl1
 	ds[2] += a.dy
+}
+
+// initTileState sets the state before member b's first step, in tile
+// order: the passes then read and write it in order.
+func (g *gradRun) initTileState(tl *tiling, b int) {
+	e, n := g.e, g.N
+	g.initState(b)
+	st := reuse(&e.tileStateBuf, int(tl.secT[n])+2*n)
+	g.ysT, g.uPrevT, g.lPrevT = st[:tl.secT[n]], st[tl.secT[n]:int(tl.secT[n])+n], st[int(tl.secT[n])+n:]
+	for p, i := range tl.order {
+		copy(g.ysT[tl.secT[p]:tl.secT[p+1]], g.ys[e.secStart[i]:e.secStart[i+1]])
+		g.uPrevT[p], g.lPrevT[p] = g.uPrev[i], g.lPrev[i]
+	}
 }
 
 // runTiles is run on the tiled adjoint.
@@ -900,32 +985,61 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		g.y = reuse(&e.yBuf, g.B*n*g.T)
 	}
 	notNil := func(s []float64) bool { return s != nil }
-	if g.rows != nil {
-		// The runoff's rows in tile order: read in order, block after block.
-		if cap(e.rowTBuf) < n {
-			e.rowTBuf = make([]int, n)
-		}
-		g.rowT = e.rowTBuf[:n]
-		for _, tiles := range tl.groups {
-			for _, t := range tiles {
-				for j, i := range t.reaches {
+	// The runoff's rows and the reaches in tile order.
+	if cap(e.rowTBuf) < 2*n {
+		e.rowTBuf = make([]int, 2*n)
+	}
+	g.rowT, g.reachT = e.rowTBuf[:n], e.rowTBuf[n:2*n]
+	for _, tiles := range tl.groups {
+		for _, t := range tiles {
+			for j, i := range t.reaches {
+				if g.rows != nil {
 					g.rowT[t.base+j] = g.rows[i]
 				}
+				g.reachT[t.base+j] = int(i)
 			}
 		}
 	}
+	// The runoff (unless given in float64 in network order), and the
+	// float32 discharge, ∂L/∂y and ∂L/∂runoff where wanted, staged in tile
+	// order (one copy serves these three in turn).
+	tot := g.B * n * g.T
+	var nx, ny int
+	if g.lat == nil {
+		nx = tot
+	}
+	if g.y32 != nil || g.dxT != nil {
+		ny = tot
+	}
+	st := takeStage(nx + ny)
+	defer putStage(st)
+	if nx > 0 {
+		g.xT = st[:nx]
+		g.stageRows(g.xT, g.x.Data, g.x.N, g.rowT, true, false)
+	}
+	if ny > 0 {
+		g.yT = st[nx : nx+ny]
+	}
 	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), true
 	for b := 0; b < g.B; b++ {
-		g.initState(b)
+		g.initTileState(tl, b)
 		if err := g.tileForward(ctx, tl, b, !g.noY); err != nil {
 			return err
 		}
+	}
+	if g.y32 != nil {
+		g.stageRows(g.yT, g.y32, n, g.reachT, false, false)
 	}
 	if loss == nil {
 		return nil
 	}
 	if err := loss(); err != nil {
 		return err
+	}
+	if g.gy32 != nil {
+		// Zeroed as read when it is the router's own tensor: the next
+		// gradient's loss finds it zeroed.
+		g.stageRows(g.yT, g.gy32, n, g.reachT, true, g.zeroGy)
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
 	g.allocResults()
@@ -942,7 +1056,7 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	clear(g.dsecT)
 	for b := g.B - 1; b >= 0; b-- {
 		if b != g.B-1 {
-			g.initState(b)
+			g.initTileState(tl, b)
 			if err := g.tileForward(ctx, tl, b, false); err != nil {
 				return err
 			}
@@ -953,6 +1067,9 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		if err := g.tileBackward(ctx, tl, b); err != nil {
 			return err
 		}
+	}
+	if g.dxT != nil {
+		g.stageRows(g.yT, g.dxT.Data, g.dxT.N, g.rowT, false, false)
 	}
 	// Back from tile order to sections and reaches.
 	for _, tiles := range tl.groups {

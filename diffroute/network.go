@@ -2,6 +2,7 @@ package diffroute
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -18,6 +19,20 @@ type Network struct {
 	indexOnce sync.Once
 	down      []int32 // index of the downstream reach, -1 at an outlet
 
+	// The orders derived from down: built with the network, or on first
+	// use for a renumbered one (Reorder), which a router in its own order
+	// may never need; a renumbered network of millions of reaches then
+	// holds only ids and down.
+	topoOnce sync.Once
+	topo     *topology
+
+	// plan is the recursive router's partition of a network renumbered by
+	// InRoutingOrder, known without a traversal; nil otherwise.
+	plan *routingPlan
+}
+
+// topology holds the orders derived from the downstream links.
+type topology struct {
 	upStart []int32 // CSR of direct upstream reaches: up[upStart[i]:upStart[i+1]]
 	up      []int32
 
@@ -26,6 +41,23 @@ type Network struct {
 	size  []int32 // reaches in the upstream closure of i, i included
 	depth []int32 // reaches on the path from i to its outlet, both included
 	pairs int64   // closure pairs: Σ depth
+}
+
+// t returns the network's topology, deriving it on first use.
+func (net *Network) t() *topology {
+	net.topoOnce.Do(func() {
+		if net.topo != nil {
+			return
+		}
+		t, bad := deriveTopology(net.down)
+		if bad >= 0 {
+			// Only renumbered networks derive late, and a renumbering of
+			// a network without cycles has none.
+			panic(fmt.Sprintf("diffroute: reach %d is on a cycle in a renumbered network", net.ids[bad]))
+		}
+		net.topo = t
+	})
+	return net.topo
 }
 
 // NetworkError reports a problem with one reach of a network being built.
@@ -134,76 +166,90 @@ func NewNetworkIndex(ids []int64, down []int) (*Network, error) {
 	return net, nil
 }
 
+// derive builds the topology now, reporting a cycle.
 func (net *Network) derive() error {
-	n := len(net.ids)
+	t, bad := deriveTopology(net.down)
+	if bad >= 0 {
+		return &NetworkError{bad, net.ids[bad], fmt.Sprintf("reach is on a cycle or drains into one (%s)", net.cycleFrom(bad))}
+	}
+	net.topo = t
+	return nil
+}
+
+// deriveTopology derives the orders of the network whose downstream links
+// are down. Reaches not reached from any outlet lie on a cycle or drain
+// into one: it then returns the first of them (by index) and no topology.
+func deriveTopology(down []int32) (*topology, int) {
+	n := len(down)
+	t := &topology{}
 	// CSR of upstream reaches, in index order.
-	net.upStart = make([]int32, n+1)
-	for _, d := range net.down {
+	t.upStart = make([]int32, n+1)
+	for _, d := range down {
 		if d >= 0 {
-			net.upStart[d+1]++
+			t.upStart[d+1]++
 		}
 	}
 	for i := 0; i < n; i++ {
-		net.upStart[i+1] += net.upStart[i]
+		t.upStart[i+1] += t.upStart[i]
 	}
-	net.up = make([]int32, net.upStart[n])
-	fill := slices.Clone(net.upStart[:n])
-	for i, d := range net.down {
+	t.up = make([]int32, t.upStart[n])
+	fill := slices.Clone(t.upStart[:n])
+	for i, d := range down {
 		if d >= 0 {
-			net.up[fill[d]] = int32(i)
+			t.up[fill[d]] = int32(i)
 			fill[d]++
 		}
 	}
+	fill = nil
 
-	// DFS pre-order of the reversed graph from every outlet. Reaches not reached
-	// from any outlet lie on a cycle or drain into one.
-	net.order = make([]int32, 0, n)
-	net.pre = make([]int32, n)
-	net.depth = make([]int32, n)
-	for i := range net.pre {
-		net.pre[i] = -1
+	// DFS pre-order of the reversed graph from every outlet.
+	t.order = make([]int32, 0, n)
+	t.pre = make([]int32, n)
+	t.depth = make([]int32, n)
+	for i := range t.pre {
+		t.pre[i] = -1
 	}
 	stack := make([]int32, 0, 64)
 	for o := 0; o < n; o++ {
-		if net.down[o] >= 0 {
+		if down[o] >= 0 {
 			continue
 		}
 		stack = append(stack[:0], int32(o))
-		net.depth[o] = 1
+		t.depth[o] = 1
 		for len(stack) > 0 {
 			v := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			net.pre[v] = int32(len(net.order))
-			net.order = append(net.order, v)
-			ups := net.up[net.upStart[v]:net.upStart[v+1]]
+			t.pre[v] = int32(len(t.order))
+			t.order = append(t.order, v)
+			ups := t.up[t.upStart[v]:t.upStart[v+1]]
 			// Push in reverse so the lowest index is visited first.
 			for k := len(ups) - 1; k >= 0; k-- {
 				u := ups[k]
-				net.depth[u] = net.depth[v] + 1
+				t.depth[u] = t.depth[v] + 1
 				stack = append(stack, u)
 			}
 		}
 	}
-	if len(net.order) != n {
-		for i := range net.pre {
-			if net.pre[i] < 0 {
-				return &NetworkError{i, net.ids[i], fmt.Sprintf("reach is on a cycle or drains into one (%s)", net.cycleFrom(i))}
+	if len(t.order) != n {
+		for i := range t.pre {
+			if t.pre[i] < 0 {
+				return nil, i
 			}
 		}
 	}
 	// Subtree sizes: children come after their parent in pre-order.
-	net.size = make([]int32, n)
+	t.size = make([]int32, n)
 	for p := n - 1; p >= 0; p-- {
-		v := net.order[p]
-		net.size[v]++
-		if d := net.down[v]; d >= 0 {
-			net.size[d] += net.size[v]
+		v := t.order[p]
+		t.size[v]++
+		if d := down[v]; d >= 0 {
+			t.size[d] += t.size[v]
 		}
 	}
-	for _, d := range net.depth {
-		net.pairs += int64(d)
+	for _, d := range t.depth {
+		t.pairs += int64(d)
 	}
-	return nil
+	return t, -1
 }
 
 // cycleFrom follows downstream links from reach i until one repeats and
@@ -259,32 +305,35 @@ func (net *Network) Down(i int) int { return int(net.down[i]) }
 
 // Upstream returns the reaches draining directly into i. The slice must not be
 // modified.
-func (net *Network) Upstream(i int) []int32 { return net.up[net.upStart[i]:net.upStart[i+1]] }
+func (net *Network) Upstream(i int) []int32 {
+	t := net.t()
+	return t.up[t.upStart[i]:t.upStart[i+1]]
+}
 
 // PreOrder returns the reaches in DFS pre-order of the reversed graph: each
 // outlet followed by its upstream subtrees, so that the upstream closure of d
 // (d included) is PreOrder()[Pre(d) : Pre(d)+Size(d)]. Reversed, it is a
 // topological order with upstream reaches first. The slice must not be
 // modified.
-func (net *Network) PreOrder() []int32 { return net.order }
+func (net *Network) PreOrder() []int32 { return net.t().order }
 
 // Pre returns the position of reach i in PreOrder.
-func (net *Network) Pre(i int) int { return int(net.pre[i]) }
+func (net *Network) Pre(i int) int { return int(net.t().pre[i]) }
 
 // Size returns the number of reaches in the upstream closure of i, i included.
-func (net *Network) Size(i int) int { return int(net.size[i]) }
+func (net *Network) Size(i int) int { return int(net.t().size[i]) }
 
 // Depth returns the number of reaches from i to its outlet, both included.
-func (net *Network) Depth(i int) int { return int(net.depth[i]) }
+func (net *Network) Depth(i int) int { return int(net.t().depth[i]) }
 
 // Pairs returns the number of (downstream, source) pairs in the transitive
 // closure, self pairs included: Σ Depth(i). It sizes the kernel method.
-func (net *Network) Pairs() int64 { return net.pairs }
+func (net *Network) Pairs() int64 { return net.t().pairs }
 
 // MaxDepth returns the longest path from a reach to its outlet, in reaches.
 func (net *Network) MaxDepth() int {
 	m := int32(0)
-	for _, d := range net.depth {
+	for _, d := range net.t().depth {
 		m = max(m, d)
 	}
 	return int(m)
@@ -304,7 +353,7 @@ func (net *Network) Outlets() []int {
 // String summarises the network.
 func (net *Network) String() string {
 	return fmt.Sprintf("Network: %d reaches, %d outlets, max depth %d, %d closure pairs",
-		net.Len(), len(net.Outlets()), net.MaxDepth(), net.pairs)
+		net.Len(), len(net.Outlets()), net.MaxDepth(), net.Pairs())
 }
 
 // Reorder returns the network with its reaches renumbered: reach k of the
@@ -312,7 +361,9 @@ func (net *Network) String() string {
 // every reach once. Routing does not depend on reach order, but memory
 // access does: a network renumbered in RoutingOrder, with runoff rows in
 // that order, is routed with its runoff, discharge and state read in
-// memory order. It takes O(N) time.
+// memory order (InRoutingOrder does both). It takes O(N) time; the
+// result's derived orders (PreOrder, Upstream, Size, …) are built on
+// first use.
 func (net *Network) Reorder(order []int32) (*Network, error) {
 	n := net.Len()
 	if len(order) != n {
@@ -337,8 +388,41 @@ func (net *Network) Reorder(order []int32) (*Network, error) {
 			out.down[k] = -1
 		}
 	}
-	if err := out.derive(); err != nil {
-		return nil, err
-	}
 	return out, nil
+}
+
+// routingPlan is the recursive router's partition of a network renumbered
+// in its routing order: part w is reaches [ends[w-1], ends[w]), the trunk
+// the reaches from ends[len(ends)-1] on, each in routing order.
+type routingPlan struct {
+	workers int
+	ends    []int
+}
+
+// InRoutingOrder returns the network renumbered in RoutingOrder(net,
+// workers) (0: GOMAXPROCS), and that order: reach k of the result is reach
+// order[k] of net. A recursive router of the result with as many workers
+// routes its reaches in index order, reading runoff, discharge and state
+// in memory order, and is prepared without deriving the result's orders
+// (a traversal of every reach, and six arrays of N int32, held as long as
+// the network is); it routes as a router of net would, to float32
+// rounding (tributaries may be summed in another order).
+func (net *Network) InRoutingOrder(workers int) (*Network, []int32, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	parts, trunk := partition(net, workers)
+	order := make([]int32, 0, net.Len())
+	plan := &routingPlan{workers: workers}
+	for _, p := range parts {
+		order = append(order, p...)
+		plan.ends = append(plan.ends, len(order))
+	}
+	order = append(order, trunk...)
+	out, err := net.Reorder(order)
+	if err != nil {
+		return nil, nil, err
+	}
+	out.plan = plan
+	return out, order, nil
 }

@@ -109,3 +109,111 @@ func TestReorderRefusesBadOrders(t *testing.T) {
 		}
 	}
 }
+
+// TestInRoutingOrder: a network renumbered by InRoutingOrder is routed by
+// several workers reach by reach exactly as the original (the same parts
+// and trunk, renumbered: bit for bit, initial discharge included) and
+// is prepared without deriving its orders; derived later, they are those
+// of the same network built from ids and downstream positions.
+func TestInRoutingOrder(t *testing.T) {
+	ctx := context.Background()
+	net := SyntheticNetwork(6000, 4)
+	for _, irf := range []string{"muskingum", "nash_cascade", "hayami"} {
+		for _, workers := range []int{1, 2, 3} {
+			onet, order, err := net.InRoutingOrder(workers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(order, RoutingOrder(net, workers)) {
+				t.Fatalf("%d workers: the order is not RoutingOrder", workers)
+			}
+			for k, i := range order {
+				if onet.ID(k) != net.ID(int(i)) || (net.Down(int(i)) < 0) != (onet.Down(k) < 0) ||
+					(net.Down(int(i)) >= 0 && onet.ID(onet.Down(k)) != net.ID(net.Down(int(i)))) {
+					t.Fatalf("%d workers: reach %d of the renumbered network is not reach %d", workers, k, i)
+				}
+			}
+			p := testParams(irf, net.Len(), 2)
+			q0 := make([]float64, net.Len())
+			for i := range q0 {
+				q0[i] = float64(i%17) + 0.25
+			}
+			for _, members := range []int{1, 4} {
+				x := SyntheticRunoff(net, members, 30, 6)
+				opts := Options{IRF: irf, Params: p, SubSteps: 12, Workers: workers, MaxDelay: 8, InitialQ: q0}
+				rr, err := NewRecursiveRouter(ctx, net, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := rr.Route(ctx, x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.Params = permuteParams(p, order)
+				opts.InitialQ = make([]float64, len(order))
+				for k, i := range order {
+					opts.InitialQ[k] = q0[i]
+				}
+				tr, err := NewRecursiveRouter(ctx, onet, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tx, err := x.SelectIDs(onet.IDs())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tr.RouteTo(ctx, tx, tx); err != nil {
+					t.Fatal(err)
+				}
+				// Ensembles and one worker route in the network's reverse
+				// pre-order, which is derived then.
+				if members < workers && onet.topo != nil {
+					t.Fatalf("%s, %d workers: routing derived the renumbered network's orders", irf, workers)
+				}
+				// Split among workers, the reaches are routed in the same
+				// order as the original's, renumbered; an ensemble's
+				// members are routed in each network's reverse pre-order,
+				// which may sum tributaries in another order.
+				tol := 0.0
+				if members >= workers {
+					tol = 2e-6
+				}
+				for b := 0; b < x.B; b++ {
+					for k, i := range order {
+						g, w := tx.Series(b, k), want.Series(b, int(i))
+						peak := 0.0
+						for _, v := range w {
+							peak = max(peak, math.Abs(float64(v)))
+						}
+						for s := range w {
+							if d := math.Abs(float64(g[s] - w[s])); d > tol*peak {
+								t.Fatalf("%s, %d workers, %d members: reach %d step %d: %g, want %g", irf, workers, members, net.ID(int(i)), s, g[s], w[s])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	// Derived late, the orders are those derived at construction.
+	onet, _, err := net.InRoutingOrder(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := make([]int, onet.Len())
+	for i := range down {
+		down[i] = onet.Down(i)
+	}
+	eager, err := NewNetworkIndex(onet.IDs(), down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(onet.PreOrder(), eager.PreOrder()) || onet.Pairs() != eager.Pairs() || onet.MaxDepth() != eager.MaxDepth() {
+		t.Fatal("late-derived pre-order, pairs or depth differ")
+	}
+	for i := 0; i < onet.Len(); i++ {
+		if onet.Pre(i) != eager.Pre(i) || onet.Size(i) != eager.Size(i) || onet.Depth(i) != eager.Depth(i) || !slices.Equal(onet.Upstream(i), eager.Upstream(i)) {
+			t.Fatalf("reach %d: late-derived orders differ", i)
+		}
+	}
+}

@@ -34,7 +34,7 @@ type RecursiveRouter struct {
 
 	parts [][]int32 // per worker: reaches in post-order (whole subtrees)
 	trunk []int32   // reaches routed after the parts, upstream first
-	order []int32   // all reaches, upstream first (for batch-parallel runs)
+	order []int32   // all reaches, upstream first (for batch-parallel runs; built on first use)
 
 	grad *gradEngine // the adjoint, prepared on first use
 
@@ -141,10 +141,20 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 			r.hasFIR = true
 		}
 	}
-	r.parts, r.trunk = partition(net, o.Workers)
-	r.order = make([]int32, n)
-	for p, v := range net.PreOrder() {
-		r.order[n-1-p] = v
+	if p := net.plan; p != nil && p.workers == o.Workers {
+		// In routing order already (InRoutingOrder): the parts are ranges.
+		seq := make([]int32, n)
+		for i := range seq {
+			seq[i] = int32(i)
+		}
+		lo := 0
+		for _, end := range p.ends {
+			r.parts = append(r.parts, seq[lo:end:end])
+			lo = end
+		}
+		r.trunk = seq[lo:]
+	} else {
+		r.parts, r.trunk = partition(net, o.Workers)
 	}
 	return r, nil
 }
@@ -197,12 +207,7 @@ func (r *RecursiveRouter) initState(b int) {
 		for i := 0; i < n; i++ {
 			q := 0.0
 			if q0 != nil {
-				q = q0[i]
-				// Steady state before the start: every section outputs q and
-				// the reach received its upstream reaches' discharge.
-				for _, u := range r.net.Upstream(i) {
-					st.uPrev[bi*n+i] += q0[u]
-				}
+				q = q0[i] // steady state before the start: every section outputs q
 			}
 			for k := r.secStart[i]; k < r.secStart[i+1]; k++ {
 				st.ys[bi*len(r.secs)+int(k)] = q
@@ -213,6 +218,18 @@ func (r *RecursiveRouter) initState(b int) {
 				h := st.hist[bi*n+i]
 				for k := range h {
 					h[k] = q
+				}
+			}
+		}
+	}
+	if q0 != nil {
+		// Steady state before the start: each reach received its upstream
+		// reaches' discharge (summed in index order, as Upstream lists them).
+		for bi := 0; bi < b; bi++ {
+			u := st.uPrev[bi*n : (bi+1)*n]
+			for i, d := range r.net.down {
+				if d >= 0 {
+					u[d] += q0[i]
 				}
 			}
 		}
@@ -357,6 +374,12 @@ func (r *RecursiveRouter) route(ctx context.Context, y, runoff *DataTensor, in, 
 		}
 		nq := min(job.block, runoff.T-q0)
 		if runoff.B >= workers || len(r.parts) <= 1 {
+			if r.order == nil {
+				r.order = make([]int32, n)
+				for p, v := range r.net.PreOrder() {
+					r.order[n-1-p] = v
+				}
+			}
 			// Batch members are independent: give each worker whole members.
 			var wg sync.WaitGroup
 			for w := 0; w < workers; w++ {
@@ -558,8 +581,19 @@ func (wk *recWorker) warm(b int, i int32, q0, nq int) {
 	prefetch64(&r.st.uPrev[k])
 	prefetch64(&r.st.lPrev[k])
 	prefetch64(&r.st.yLast[k])
-	if s := r.secStart[i]; s < r.secStart[i+1] {
+	if s, e := r.secStart[i], r.secStart[i+1]; s < e {
 		prefetch64(&r.st.ys[b*len(r.secs)+int(s)])
+		// The coefficients too: 24 bytes a section, in network order.
+		prefetch64(&r.secs[s].B0)
+		prefetch64(&r.secs[e-1].A1)
+	} else if r.hasFIR {
+		c := &r.conv[i]
+		if len(c.taps) > 0 {
+			prefetch64(&c.taps[0])
+		}
+		if h := r.st.hist[k]; len(h) > 0 {
+			prefetch64(&h[0])
+		}
 	}
 }
 
@@ -1029,13 +1063,14 @@ func partition(net *Network, workers int) (parts [][]int32, trunk []int32) {
 	// in pre-order less v's downstream reaches (which pre-order lists before
 	// it, post-order after it), so v itself is at
 	// Pre(v) + Size(v) - Depth(v). Each subtree is a range of it.
+	t := net.t()
 	postAll := make([]int32, n)
 	for v := range n {
-		postAll[net.pre[v]+net.size[v]-net.depth[v]] = int32(v)
+		postAll[t.pre[v]+t.size[v]-t.depth[v]] = int32(v)
 	}
 	post := func(root int32) []int32 {
-		end := int(net.pre[root] + net.size[root] - net.depth[root] + 1)
-		return postAll[end-int(net.size[root]) : end] // read only
+		end := int(t.pre[root] + t.size[root] - t.depth[root] + 1)
+		return postAll[end-int(t.size[root]) : end] // read only
 	}
 	if workers <= 1 || n < 1024 {
 		all := make([]int32, 0, n)

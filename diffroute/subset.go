@@ -42,18 +42,19 @@ func (net *Network) Subnetwork(reaches []int32) (*Network, error) {
 // closure followed by its upstream reaches). Unknown ids are an error.
 func (net *Network) UpstreamClosure(ids []int64) ([]int32, error) {
 	in := make([]bool, net.Len())
+	t := net.t()
 	for _, id := range ids {
 		i, ok := net.Index(id)
 		if !ok {
 			return nil, fmt.Errorf("diffroute: reach %d is not in the network", id)
 		}
-		p := net.pre[i]
-		for _, v := range net.order[p : p+net.size[i]] {
+		p := t.pre[i]
+		for _, v := range t.order[p : p+t.size[i]] {
 			in[v] = true
 		}
 	}
 	var out []int32
-	for _, v := range net.order {
+	for _, v := range t.order {
 		if in[v] {
 			out = append(out, v)
 		}

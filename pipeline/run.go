@@ -7,6 +7,7 @@ import (
 
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -442,7 +443,7 @@ func filePositions(ids []int64, rapid *data.RAPID) []int32 {
 }
 
 // routeInOrder routes the whole runoff in the recursive router's own order
-// (diffroute.RoutingOrder): the runoff is read with its rows in that order
+// (Network.InRoutingOrder): the runoff is read with its rows in that order
 // (the reader transposes anyway), the network and parameters renumbered
 // alike, and discharge is routed into the runoff tensor itself. The router
 // then reads runoff, discharge and state in memory order, and the run holds
@@ -450,12 +451,24 @@ func filePositions(ids []int64, rapid *data.RAPID) []int32 {
 // writer puts rows back in network order as it transposes.
 func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, T int, warn func(string, ...any)) (q *diffroute.DataTensor, order []int32, err error) {
 	net := rapid.Network
-	order = diffroute.RoutingOrder(net, opts.Workers)
-	onet, err := net.Reorder(order)
+	onet, order, err := net.InRoutingOrder(opts.Workers)
 	if err != nil {
 		return nil, nil, err
 	}
-	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
+	// The run's parameters move into the router's order for the routing
+	// and come back after it: one copy fewer while routing (millions of
+	// reaches: 100 MB).
+	ropts := opts
+	var restore func()
+	ropts.Params, restore = moveParams(opts.Params, order)
+	defer restore()
+	if opts.InitialQ != nil {
+		ropts.InitialQ = make([]float64, len(order))
+		for k, i := range order {
+			ropts.InitialQ[k] = opts.InitialQ[i]
+		}
+	}
+	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ropts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -471,8 +484,48 @@ func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opt
 	if err := rr.RouteTo(ctx, x, x); err != nil {
 		return nil, nil, err
 	}
+	// The router (coefficients, state: hundreds of MB for millions of
+	// reaches) is garbage now: collected before the parameters come back
+	// and the writer allocates, they reuse its memory instead of growing
+	// the process.
+	rr = nil
+	runtime.GC()
 	x.Units = "m3/s"
 	return x, order, nil
+}
+
+// moveParams returns p's parameters in the given order of reaches, dropping
+// p's own, and restore, which puts them back. A parameter without a value
+// per reach is left as it is, for the router to refuse.
+func moveParams(p diffroute.Params, order []int32) (q diffroute.Params, restore func()) {
+	if p == nil {
+		return nil, func() {}
+	}
+	q = make(diffroute.Params, len(p))
+	var moved []string
+	for name, v := range p {
+		if len(v) != len(order) {
+			q[name] = v
+			continue
+		}
+		w := make([]float64, len(order))
+		for k, i := range order {
+			w[k] = v[i]
+		}
+		q[name] = w
+		p[name] = nil
+		moved = append(moved, name)
+	}
+	return q, func() {
+		for _, name := range moved {
+			w := q[name]
+			v := make([]float64, len(order))
+			for k, i := range order {
+				v[i] = w[k]
+			}
+			p[name] = v
+		}
+	}
 }
 
 // ReorderOptions returns opts with its per-reach fields (parameters,
@@ -565,8 +618,7 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 // the recursive router's order, and routes it there in place. The rows of
 // the result are the selection's reaches in that order.
 func routeColumnsInOrder(ctx context.Context, src *runoffSource, sel *diffroute.Selection, warn func(string, ...any)) (*diffroute.DataTensor, error) {
-	order := diffroute.RoutingOrder(sel.Net, sel.Opts.Workers)
-	onet, err := sel.Net.Reorder(order)
+	onet, order, err := sel.Net.InRoutingOrder(sel.Opts.Workers)
 	if err != nil {
 		return nil, err
 	}

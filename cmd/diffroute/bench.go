@@ -217,8 +217,7 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 	// order, runoff read in that order and routed in place, Qout written
 	// back in riv_bas_id order.
 	net := in.RAPID.Network
-	order := diffroute.RoutingOrder(net, workers)
-	onet, err := net.Reorder(order)
+	onet, order, err := net.InRoutingOrder(workers)
 	if err != nil {
 		return err
 	}
