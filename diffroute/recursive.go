@@ -768,8 +768,10 @@ func stepWeights(p reachParams) [3]float64 {
 	}
 }
 
-// runCascadeVector is runCascade on the vector kernel, section after
-// section through float64 scratch (see runSectionVector).
+// runCascadeVector is runCascade on the vector kernels (see
+// runSectionVector): a Nash cascade (no section weighs the previous inflow)
+// in one pass with the sections pipelined, others section after section
+// through float64 scratch.
 func (wk *recWorker) runCascadeVector(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, add bool) bool {
 	if p.sample && p.start {
 		return false
