@@ -481,6 +481,13 @@ func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opt
 	if err != nil {
 		return nil, nil, err
 	}
+	// The tensor's reach ids are the renumbered network's: one list, not
+	// two; and the reader's garbage (ids as read, in file order, in this
+	// order) is collected for the routing state to reuse.
+	if slices.Equal(x.IDs, onet.IDs()) {
+		x.IDs = onet.IDs()
+	}
+	runtime.GC()
 	if err := rr.RouteTo(ctx, x, x); err != nil {
 		return nil, nil, err
 	}
