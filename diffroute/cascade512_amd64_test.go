@@ -14,8 +14,9 @@ func TestCasc8KernelLayout(t *testing.T) {
 		got, off uintptr
 	}{
 		{"secs", unsafe.Offsetof(k.secs), 32}, {"ring", unsafe.Offsetof(k.ring), 40}, {"nq", unsafe.Offsetof(k.nq), 48},
-		{"nsec", unsafe.Offsetof(k.nsec), 64}, {"stepBytes", unsafe.Offsetof(k.stepBytes), 80}, {"add", unsafe.Offsetof(k.add), 88},
-		{"wsum", unsafe.Offsetof(k.wsum), 96}, {"wprev", unsafe.Offsetof(k.wprev), 112},
+		{"nsec", unsafe.Offsetof(k.nsec), 64}, {"tileBytes", unsafe.Offsetof(k.tileBytes), 80}, {"add", unsafe.Offsetof(k.add), 88},
+		{"wsum", unsafe.Offsetof(k.wsum), 96}, {"wprev", unsafe.Offsetof(k.wprev), 112}, {"tile", unsafe.Offsetof(k.tile), 120},
+		{"ntiles", unsafe.Offsetof(k.ntiles), 128},
 	} {
 		if c.got != c.off {
 			t.Errorf("casc8Kernel.%s at offset %d, the assembly reads %d", c.name, c.got, c.off)
@@ -27,12 +28,21 @@ func TestCasc8KernelLayout(t *testing.T) {
 // (sections without an inflow-lag term, as Nash's) against runCascade for
 // every lateral rule and averaging (sampling at the start excepted: the
 // vector kernels refuse it), adding and storing, 2 to 9 sections, one to
-// twelve vectors a step, and the state carried across chunks of 1, 2 and
-// more steps.
+// twelve vectors a step, tiles of one step to whole chunks (partial last
+// tiles included), and the state carried across chunks of 1, 2 and more
+// steps.
 func TestNashCascadeVectorMatchesScalar(t *testing.T) {
 	if !useSectionAVX512 {
 		t.Skip("no AVX-512 here: the one-pass cascade kernel does not run")
 	}
+	defer func(old int) { cascadeTileSubsteps = old }(cascadeTileSubsteps)
+	for _, ts := range []int{8, 128, 1000} {
+		cascadeTileSubsteps = ts
+		testNashCascadeVector(t)
+	}
+}
+
+func testNashCascadeVector(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 77))
 	for _, f := range []int{8, 24, 96} {
 		const steps = 23
@@ -86,21 +96,21 @@ func TestNashCascadeVectorMatchesScalar(t *testing.T) {
 				close := func(a, b float64) bool { return math.Abs(a-b) <= 4e-7*math.Abs(b)+1e-30 }
 				for q := range wo {
 					if !close(float64(gout[q]), float64(wo[q])) {
-						t.Fatalf("f=%d %d sections %+v: out[%d] = %v, scalar %v", f, ns, p, q, gout[q], wo[q])
+						t.Fatalf("tiles of %d sub-steps, f=%d %d sections %+v: out[%d] = %v, scalar %v", cascadeTileSubsteps, f, ns, p, q, gout[q], wo[q])
 					}
 				}
 				for n := range wd {
 					if !close(float64(gd[n]), float64(wd[n])) {
-						t.Fatalf("f=%d %d sections %+v: dst[%d] = %v, scalar %v", f, ns, p, n, gd[n], wd[n])
+						t.Fatalf("tiles of %d sub-steps, f=%d %d sections %+v: dst[%d] = %v, scalar %v", cascadeTileSubsteps, f, ns, p, n, gd[n], wd[n])
 					}
 				}
 				for k := range wy {
 					if !close(gy[k], wy[k]) {
-						t.Fatalf("f=%d %d sections %+v: state %v, scalar %v", f, ns, p, gy, wy)
+						t.Fatalf("tiles of %d sub-steps, f=%d %d sections %+v: state %v, scalar %v", cascadeTileSubsteps, f, ns, p, gy, wy)
 					}
 				}
 				if gs != ws {
-					t.Fatalf("f=%d %d sections %+v: inflow state %v, scalar %v", f, ns, p, gs, ws)
+					t.Fatalf("tiles of %d sub-steps, f=%d %d sections %+v: inflow state %v, scalar %v", cascadeTileSubsteps, f, ns, p, gs, ws)
 				}
 			}
 		}

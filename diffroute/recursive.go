@@ -585,8 +585,19 @@ func (wk *recWorker) warm(b int, i int32, q0, nq int) {
 	if r.hasFIR {
 		prefetch64(&r.st.yLast[k])
 	}
-	if s := r.secStart[i]; s < r.secStart[i+1] {
+	if s, e := r.secStart[i], r.secStart[i+1]; s < e {
 		prefetch64(&r.st.ys[b*len(r.secs)+int(s)])
+		// The coefficients too: 24 bytes a section, in network order.
+		prefetch64(&r.secs[s].B0)
+		prefetch64(&r.secs[e-1].A1)
+	} else if r.hasFIR {
+		c := &r.conv[i]
+		if len(c.taps) > 0 {
+			prefetch64(&c.taps[0])
+		}
+		if h := r.st.hist[k]; len(h) > 0 {
+			prefetch64(&h[0])
+		}
 	}
 }
 
@@ -766,8 +777,10 @@ func stepWeights(p reachParams) [3]float64 {
 	}
 }
 
-// runCascadeVector is runCascade on the vector kernel, section after
-// section through float64 scratch (see runSectionVector).
+// runCascadeVector is runCascade on the vector kernels (see
+// runSectionVector): a Nash cascade (no section weighs the previous inflow)
+// in one pass with the sections pipelined, others section after section
+// through float64 scratch.
 func (wk *recWorker) runCascadeVector(p reachParams, secs []Section, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, add bool) bool {
 	if p.sample && p.start {
 		return false
