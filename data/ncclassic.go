@@ -162,13 +162,30 @@ func (r *classicReader) read(x *diffroute.DataTensor, rowOf []int32, ti, t0, T, 
 	return errors.Join(errs...)
 }
 
+// blockBufs holds the block buffers of readBlocks (*[]byte): a run read in
+// time chunks reads every chunk into the same few megabytes rather than
+// leave them to the collector.
+var blockBufs sync.Pool
+
+// blockBuf returns a buffer of n bytes from blockBufs (put it back).
+func blockBuf(n int) *[]byte {
+	if bp, ok := blockBufs.Get().(*[]byte); ok && cap(*bp) >= n {
+		*bp = (*bp)[:n]
+		return bp
+	}
+	b := make([]byte, n)
+	return &b
+}
+
 // readBlocks reads the column blocks w, w+workers, … of a time-major
 // variable (see read).
 func (r *classicReader) readBlocks(f *os.File, xd []float32, row func(int) int, decode func([]byte) float32,
 	w, workers, rows, cols, t0, T, N int, fill32, missing32 float32) error {
 	nan := float32(math.NaN())
 	sz := int(r.size)
-	buf := make([]byte, rows*cols*sz)
+	bp := blockBuf(rows * cols * sz)
+	defer blockBufs.Put(bp)
+	buf := *bp
 	for c0 := w * cols; c0 < N; c0 += workers * cols {
 		// The wanted columns of the block: [lo, hi].
 		lo, hi := -1, -1

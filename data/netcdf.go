@@ -64,6 +64,8 @@ type NCOptions struct {
 	// members, rows and steps read; its ids, times, step and units are
 	// set, and it is returned.
 	Into *diffroute.DataTensor
+
+	ranges *RunoffRanges // set by readRunoff for OpenRunoffRanges
 }
 
 // ReadRunoffNC reads a two-dimensional (time, reach) variable of a netCDF
@@ -325,6 +327,9 @@ func readRunoff(ds netcdf.Dataset, path string, opt *NCOptions) (*diffroute.Data
 			// record; libnetcdf reads it.
 			direct = nil
 		}
+	}
+	if opt.ranges != nil && direct != nil {
+		*opt.ranges = RunoffRanges{path: path, r: direct, rowOf: rowOf, ti: ti, n: N, fullT: fullT, fill: fill, missing: missing}
 	}
 	if direct != nil {
 		if err := direct.read(x, rowOf, ti, t0, T, N, fullT, fill, missing); err != nil {

@@ -22,7 +22,8 @@ type QoutStream struct {
 	path, tmp string
 	w         *qoutValues
 	order     []int32
-	next      int // the step the next Write starts at
+	next      int      // the step the next Write starts at
+	prev      [2]int64 // byte range of the previous chunk's records
 	buf       []byte
 	done      bool
 }
@@ -111,6 +112,13 @@ func (s *QoutStream) Write(q *diffroute.DataTensor, t0 int) error {
 		s.Abort()
 		return outputError(err, s.tmp, s.path)
 	}
+	// The previous chunk has been on its way to disk while this one was
+	// routed: wait for it here, where the wait overlaps routing, rather
+	// than in the final fsync.
+	if s.prev[1] > 0 { // (0 bytes would mean to the end of the file)
+		awaitWriteback(s.w.f, s.prev[0], s.prev[1])
+	}
+	s.prev = [2]int64{s.w.begin + int64(t0)*s.w.recsize, int64(q.T) * s.w.recsize}
 	s.next += q.T
 	return nil
 }

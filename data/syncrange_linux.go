@@ -15,3 +15,12 @@ import (
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// awaitWriteback waits until a range of f whose writing was started is on
+// its way to disk (written back, not synced: the fsync that commits the
+// file still follows). A streamed file waits for each chunk while the next
+// one is routed, so that the final fsync has little left to write.
+// Failure is harmless.
+func awaitWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+}

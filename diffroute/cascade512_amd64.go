@@ -16,7 +16,7 @@ import (
 func cascade512(secs []Section, f int, rapid, add bool, w [3]float64, ys []float64, uPrev, lPrev *float64, inflow, lat, dst, out []float32, mid []float64, step, zero []float32) {
 	nq := len(lat)
 	fl := nq * f
-	if noLagTerm(secs) && len(mid) >= cascadeScratch(len(secs), f) {
+	if len(secs) <= cascadeMaxSections && noLagTerm(secs) && len(mid) >= cascadeScratch(len(secs), f) {
 		cascadeFused512(secs, f, add, w, ys, inflow, lat, dst, out, mid)
 		*uPrev, *lPrev = float64(inflow[fl-1]), float64(lat[nq-1])
 		return
@@ -42,6 +42,11 @@ func cascade512(secs []Section, f int, rapid, add bool, w [3]float64, ys []float
 	}
 	convStore512(unsafe.SliceData(dst), unsafe.SliceData(a), fl, add)
 }
+
+// cascadeMaxSections bounds the one-pass kernel: each of its iterations
+// visits every section, and its ring grows with the sections, so a cascade
+// of hundreds of reservoirs runs section after section.
+const cascadeMaxSections = 16
 
 // noLagTerm reports whether no section weighs the previous inflow (B1 = 0),
 // so the lateral rule does not matter and sections need no inflow carry.
@@ -87,8 +92,12 @@ func cascadeTile(f int) int { return max(1, cascadeTileSubsteps/f) }
 var cascadeTileSubsteps = 128
 
 // cascadeScratch is how many float64 of scratch cascadeFused512 needs for
-// nsec sections and f sub-steps a step (64-byte alignment included).
+// nsec sections and f sub-steps a step (64-byte alignment included); none
+// beyond cascadeMaxSections.
 func cascadeScratch(nsec, f int) int {
+	if nsec > cascadeMaxSections {
+		return 0
+	}
 	return nsec*cascadeSecBlock + cascadeRing(nsec)*cascadeTile(f)*f + 8
 }
 

@@ -27,10 +27,10 @@ func TestCasc8KernelLayout(t *testing.T) {
 // TestNashCascadeVectorMatchesScalar checks the one-pass cascade kernel
 // (sections without an inflow-lag term, as Nash's) against runCascade for
 // every lateral rule and averaging (sampling at the start excepted: the
-// vector kernels refuse it), adding and storing, 2 to 9 sections, one to
-// twelve vectors a step, tiles of one step to whole chunks (partial last
-// tiles included), and the state carried across chunks of 1, 2 and more
-// steps.
+// vector kernels refuse it), adding and storing, 2 to 17 sections (the
+// longest section after section), one to twelve vectors a step, tiles of
+// one step to whole chunks (partial last tiles included), and the state
+// carried across chunks of 1, 2 and more steps.
 func TestNashCascadeVectorMatchesScalar(t *testing.T) {
 	if !useSectionAVX512 {
 		t.Skip("no AVX-512 here: the one-pass cascade kernel does not run")
@@ -54,7 +54,7 @@ func testNashCascadeVector(t *testing.T) {
 		for k := range inflow {
 			inflow[k] = float32(rng.Float64() * 10)
 		}
-		for _, ns := range []int{2, 3, 4, 5, 9} {
+		for _, ns := range []int{2, 3, 4, 5, 9, cascadeMaxSections, cascadeMaxSections + 1} {
 			secs := make([]Section, ns)
 			for k := range secs {
 				a := 0.05 + 0.9*rng.Float64()

@@ -59,6 +59,7 @@ type tiling struct {
 	// −1 − s).
 	order, rowP, bslotP []int32
 	upStart, upSrc      []int32
+	pos                 []int32   // [reach] its p
 	secs                []Section // the sections in tile order (secT), set by tilingFor
 }
 
@@ -212,6 +213,10 @@ func buildTiling(net *Network, parts [][]int32, trunk []int32, bl int, nsec []in
 			t.nslot++
 		}
 	}
+	t.pos = make([]int32, n)
+	for p, v := range t.order {
+		t.pos[v] = int32(p)
+	}
 	t.adjSrc = make([]int32, n)
 	t.rowP, t.bslotP = make([]int32, n), make([]int32, n)
 	t.upStart = make([]int32, n+1)
@@ -341,6 +346,16 @@ func (wk *tileWorker) yRow(tl *tiling, p, nb int) []float64 {
 
 func (wk *tileWorker) uRow(tl *tiling, p, nb int) []float64 {
 	return wk.secRow(tl, p, int(tl.secT[p+1]-tl.secT[p]), nb)
+}
+
+// tileInflow2 is tileInflow for the section kernels, which add the
+// outflows of two upstream reaches themselves where they can: then it
+// returns both, else the inflow and nil.
+func (g *gradRun) tileInflow2(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int) (u, u2 []float64) {
+	if ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]; len(ups) == 2 && sumVector64(g.e.f) && (!g.anyIn || g.in[i] == nil) {
+		return g.tileSrc(wk, tl, ups[0], n0, nb), g.tileSrc(wk, tl, ups[1], n0, nb)
+	}
+	return g.tileInflow(wk, tl, b, i, p, n0, nb, true), nil
 }
 
 // tileInflow is the upstream inflow over the block of reach i at p; a sum
@@ -509,6 +524,18 @@ func (e *gradEngine) tileWeights() (w [3]float64, sampleStart bool) {
 	return stepWeights(reachParams{f: e.f, rapid: e.o.Lateral == LateralRAPID, start: start, sample: sample}), false
 }
 
+// runSection64Sum is runSection64 on the inflow u + u2 where u2 is not nil
+// (then sumVector64(f) holds), storing that sum into usum unless nil.
+func runSection64Sum(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, u, u2, usum, dst []float64, lat, out mixedSeries) {
+	if u2 == nil {
+		runSection64(s, f, rapid, w, y, uPrev, lPrev, u, dst, lat, out)
+		return
+	}
+	if !sectionSum64(s, f, rapid, w, y, uPrev, lPrev, u, u2, usum, dst, lat, out) {
+		panic("diffroute: runSection64Sum without its kernel")
+	}
+}
+
 // runSection64 runs one section over the block: on the vector kernel where f
 // fills whole vectors, else step by step.
 func runSection64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) {
@@ -631,8 +658,9 @@ func adjointScalar(a *adjArgs) {
 // reachForward runs the sections of the reach at p over the block from
 // the state in ys (its sections' last outflows), up and lp, writing section
 // k's outflows into its row of the tile buffer, the last one's into y, and
-// the reported values into out.
-func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, p int, ys []float64, up, lp *float64, u, y []float64, lat mixedSeries, out mixedSeries, nb int) {
+// the reported values into out. The inflow is u, or u + u2 where u2 is not
+// nil, then also stored into usum unless that is nil.
+func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, p int, ys []float64, up, lp *float64, u, u2, usum, y []float64, lat mixedSeries, out mixedSeries, nb int) {
 	e := g.e
 	f, rapid := e.f, e.o.Lateral == LateralRAPID
 	w, sampleStart := e.tileWeights()
@@ -645,7 +673,7 @@ func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, p int, ys []float64, 
 		out = mixedSeries{s64: wk.out[:nq]}
 	}
 	if K == 1 {
-		runSection64(secs[0], f, rapid, w, &ys[0], up, lp, u, y, lat, out)
+		runSection64Sum(secs[0], f, rapid, w, &ys[0], up, lp, u, u2, usum, y, lat, out)
 	} else {
 		scratch := mixedSeries{s64: wk.out[:nq]}
 		if noOutVector64(f) {
@@ -660,7 +688,7 @@ func (g *gradRun) reachForward(wk *tileWorker, tl *tiling, p int, ys []float64, 
 			}
 			next := ys[k] // section k+1's inflow before the block
 			if k == 0 {
-				runSection64(s, f, rapid, w, &ys[0], up, lp, u, dst, lat, o)
+				runSection64Sum(s, f, rapid, w, &ys[0], up, lp, u, u2, usum, dst, lat, o)
 			} else {
 				lpk := 0.0 // no runoff enters after the first section
 				runSection64(s, f, true, w, &ys[k], &upk, &lpk, u, dst, zero, o)
@@ -708,7 +736,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				}
 				off := k*n + p
 				g.ckU[off], g.ckL[off] = g.uPrevT[p], g.lPrevT[p]
-				u := g.tileInflow(wk, tl, b, i, p, n0, nb, true)
+				u, u2 := g.tileInflow2(wk, tl, b, i, p, n0, nb)
 				y := wk.yRow(tl, p, nb)
 				if sl := tl.bslotP[p]; sl >= 0 {
 					// Only the next tile reads it: straight into its boundary series.
@@ -722,7 +750,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				default:
 					out = mixedSeries{s64: g.y[(b*n+int(i))*g.T+q0:][:nq]}
 				}
-				g.reachForward(wk, tl, p, g.ysT[s0:s1], &g.uPrevT[p], &g.lPrevT[p], u, y, g.latSeg(b, i, p, q0, nq), out, nb)
+				g.reachForward(wk, tl, p, g.ysT[s0:s1], &g.uPrevT[p], &g.lPrevT[p], u, u2, nil, y, g.latSeg(b, i, p, q0, nq), out, nb)
 				if g.anyOut {
 					if o := g.out[i]; o != nil {
 						copy(o[b*g.TF+n0:], y)
@@ -762,8 +790,9 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				default:
 					yk = slices.Clone(st)
 				}
-				u := g.tileInflow(wk, tl, b, i, p, n0, nb, true)
-				g.reachForward(wk, tl, p, yk, &up, &lp, u, wk.yRow(tl, p, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
+				// The adjoint reads a junction's summed inflow: the kernel keeps it.
+				u, u2 := g.tileInflow2(wk, tl, b, i, p, n0, nb)
+				g.reachForward(wk, tl, p, yk, &up, &lp, u, u2, wk.uRow(tl, p, nb), wk.yRow(tl, p, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
 				g.tileReachAdjoint(wk, tl, b, t.reaches[j], t.base+j, k, n0, nb)
@@ -1071,24 +1100,32 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if g.dxT != nil {
 		g.stageRows(g.yT, g.dxT.Data, g.dxT.N, g.rowT, false, false)
 	}
-	// Back from tile order to sections and reaches.
-	for _, tiles := range tl.groups {
-		for _, t := range tiles {
-			for j, i := range t.reaches {
-				p := t.base + j
-				for kk := range int(tl.nsec[i]) {
+	// Back from tile order to sections and reaches, and on to the
+	// parameters: reach by reach, on every worker.
+	nw := min(max(1, len(e.parts)), n)
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				p := tl.pos[i]
+				for kk := range int(tl.secT[p+1] - tl.secT[p]) {
 					ds, dt := &g.dsec[int(e.secStart[i])+kk], g.dsecT[int(tl.secT[p])+kk]
 					ds[0] += dt[0]
 					ds[1] += dt[1]
 					ds[2] += dt[2]
 				}
-				g.dq0[i] += g.dq0T[p]
-				for _, up := range e.net.Upstream(int(i)) {
-					g.dq0[up] += g.dq0UpT[p]
+				// Its own q0, and q0 as an inflow of its downstream reach.
+				d := g.dq0T[p]
+				if dn := e.net.down[i]; dn >= 0 {
+					d += g.dq0UpT[tl.pos[dn]]
 				}
+				g.dq0[i] += d
 			}
-		}
+			g.finishParamsOf(lo, hi)
+		}(w*n/nw, (w+1)*n/nw)
 	}
-	g.finishParams()
+	wg.Wait()
 	return nil
 }

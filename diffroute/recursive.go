@@ -177,7 +177,7 @@ func (r *RecursiveRouter) WindowTail() (ratio float64, reach int64) {
 }
 
 // Reset forgets the routing state: the next Route starts from the initial
-// discharge again.
+// discharge again (in the same arrays, which Reset keeps).
 func (r *RecursiveRouter) Reset() {
 	if r.st != nil {
 		r.spare = r.st

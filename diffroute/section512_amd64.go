@@ -22,6 +22,7 @@ type sec8Kernel struct {
 	rapid, add            int64      // flags: lateral rule, add into dst (else store)
 	wsum, wend, wprev     float64    // weights of a step's reported value
 	lat64, step64         int64      // sectionAVX512x64: runoff, out in float64
+	in2, usum             *float32   // sectionAVX512x64: a second inflow (or nil), where the summed inflow goes (or nil)
 }
 
 //go:noescape
@@ -59,6 +60,12 @@ func section512(s Section, f int, rapid, add bool, w [3]float64, y, uPrev, lPrev
 // section512x64 is sectionVector64 on the eight-wide kernel (f a multiple
 // of 8, buffers checked by the caller).
 func section512x64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, dst []float64, lat, out mixedSeries) {
+	section512x64Sum(s, f, rapid, w, y, uPrev, lPrev, inflow, nil, nil, dst, lat, out)
+}
+
+// section512x64Sum is section512x64 on the inflow inflow + in2 where in2 is
+// not nil, storing that sum into usum where usum is not nil.
+func section512x64Sum(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, inflow, in2, usum, dst []float64, lat, out mixedSeries) {
 	a := s.A1
 	a2 := a * a
 	a3 := a2 * a
@@ -81,6 +88,12 @@ func section512x64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *
 	}
 	if out.s64 != nil {
 		k.step64 = 1
+	}
+	if in2 != nil {
+		k.in2 = (*float32)(unsafe.Pointer(unsafe.SliceData(in2)))
+		if usum != nil {
+			k.usum = (*float32)(unsafe.Pointer(unsafe.SliceData(usum)))
+		}
 	}
 	sectionAVX512x64(&k)
 	*y, *uPrev, *lPrev = k.y, k.up, k.lp

@@ -148,14 +148,20 @@ done:
 
 #define E_LAT64 232
 #define E_STEP64 240
+#define E_IN2 248
+#define E_USUM 256
 
 // func sectionAVX512x64(k *sec8Kernel)
 //
 // sectionAVX512 with float64 inflow and dst (stored, never added), the
 // runoff and out in float64 where lat64 and step64 say so: the tiled
-// adjoint's forward and recompute passes.
+// adjoint's forward and recompute passes. Where in2 is not nil the inflow
+// is inflow + in2 (a junction of two reaches), stored into usum where that
+// is not nil.
 TEXT ·sectionAVX512x64(SB), NOSPLIT, $0-8
 	MOVQ k+0(FP), DI
+	MOVQ E_IN2(DI), AX
+	MOVQ E_USUM(DI), R11
 	MOVQ E_INFLOW(DI), SI
 	MOVQ E_LAT(DI), R8
 	MOVQ E_DST(DI), R9
@@ -215,6 +221,21 @@ stepset64:
 
 vec64:
 	VMOVUPD (SI)(BX*8), Z10 // u[n..n+7]
+	TESTQ AX, AX
+	JZ one64
+	VADDPD (AX)(BX*8), Z10, Z10 // + in2[n..n+7]
+	TESTQ R11, R11
+	JZ two64
+	VMOVUPD Z10, (R11)(BX*8)
+
+two64:
+	TESTQ BX, BX
+	JZ firstprev64
+	VMOVUPD -8(SI)(BX*8), Z11
+	VADDPD -8(AX)(BX*8), Z11, Z11 // u[n−1..n+6]
+	JMP haveprev64
+
+one64:
 	TESTQ BX, BX
 	JZ firstprev64
 	VMOVUPD -8(SI)(BX*8), Z11 // u[n−1..n+6]
@@ -275,6 +296,11 @@ outdone:
 
 	VMOVSD X6, E_Y(DI)
 	VMOVSD -8(SI)(BX*8), X15
+	TESTQ AX, AX
+	JZ lastup64
+	VADDSD -8(AX)(BX*8), X15, X15
+
+lastup64:
 	VMOVSD X15, E_UP(DI)
 
 done64:

@@ -189,6 +189,26 @@ func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev
 	return true
 }
 
+// sumVector64 reports whether sectionSum64 runs for f sub-steps a step.
+func sumVector64(f int) bool { return haveSectionAVX2 && useSectionAVX512 && f%8 == 0 }
+
+// sectionSum64 is sectionVector64 on the inflow in1 + in2 (each sum as
+// addSeries rounds it), storing the summed inflow into usum unless usum is
+// nil: a junction's inflow without a pass of its own. It reports false,
+// doing nothing, where only the eight-wide kernel could do it.
+func sectionSum64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, in1, in2, usum, dst []float64, lat, out mixedSeries) bool {
+	nq := lat.len()
+	if !sumVector64(f) || nq == 0 {
+		return false
+	}
+	fl := nq * f
+	if len(in1) < fl || len(in2) < fl || usum != nil && len(usum) < fl || len(dst) < fl || out.len() < nq && out.len() != 0 {
+		panic("diffroute: sectionSum64 buffers too short")
+	}
+	section512x64Sum(s, f, rapid, w, y, uPrev, lPrev, in1, in2, usum, dst, lat, out)
+	return true
+}
+
 func (m mixedSeries) ptr() *float32 {
 	if m.s64 != nil {
 		return (*float32)(unsafe.Pointer(unsafe.SliceData(m.s64)))

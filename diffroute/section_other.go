@@ -37,5 +37,11 @@ func sectionVector64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev
 
 func noOutVector64(f int) bool { return false }
 
+func sumVector64(f int) bool { return false }
+
+func sectionSum64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *float64, in1, in2, usum, dst []float64, lat, out mixedSeries) bool {
+	return false
+}
+
 // cascadeScratch is the scratch of the amd64 one-pass cascade kernel: none.
 func cascadeScratch(nsec, f int) int { return 0 }

@@ -87,6 +87,10 @@ type runoffSource struct {
 	// the given order of the file's reaches (row k: file reach order[k]),
 	// into the tensor into when not nil (see data.NCOptions.Into).
 	readOrdered func(t0, count int, order []int32, into *diffroute.DataTensor) (*diffroute.DataTensor, error)
+	// rangesOrdered, when not nil, returns a reader like readOrdered for
+	// one order, the file's header read once (nil when the file cannot be
+	// read so: use readOrdered).
+	rangesOrdered func(order []int32) (func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error), error)
 	// readColumns, when not nil, reads like read only the file's reaches at
 	// the given positions (row k: file reach cols[k]), skipping the rest
 	// of the file where its layout allows.
@@ -265,6 +269,26 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 				return nil, err
 			}
 			return x, checkFinite(x, c.Runoff)
+		}
+		src.rangesOrdered = func(order []int32) (func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error), error) {
+			o := rangeOf(0, 0)
+			o.Order = order
+			rg, err := data.OpenRunoffRanges(c.Runoff, o)
+			if err != nil || rg == nil {
+				return nil, err
+			}
+			return func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error) {
+				if into == nil {
+					into = diffroute.NewDataTensor(1, make([]int64, len(order)), count)
+				}
+				if err := rg.Read(into, t0); err != nil {
+					return nil, err
+				}
+				if err := toRate(into, units, src.rateStep, c.Runoff); err != nil {
+					return nil, err
+				}
+				return into, checkFinite(into, c.Runoff)
+			}, nil
 		}
 		src.readColumns = func(t0, count int, cols []int32) (*diffroute.DataTensor, error) {
 			o := rangeOf(t0, count)

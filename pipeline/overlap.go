@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
@@ -49,18 +50,22 @@ func overlapChunk(n, T, f int) int {
 func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, chunk int, out string, so *data.SeriesOptions, warn func(string, ...any)) error {
 	net := rapid.Network
 	order := diffroute.RoutingOrder(net, opts.Workers)
-	onet, err := net.Reorder(order)
-	if err != nil {
-		return err
-	}
-	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
-	if err != nil {
-		return err
-	}
-	checkWindow(warn, rr)
 	rows, err := src.orderedRows(rapid, order)
 	if err != nil {
 		return err
+	}
+	read := func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error) {
+		return src.readOrdered(t0, count, rows, into)
+	}
+	if src.rangesOrdered != nil {
+		// The header is read once, not once a chunk.
+		r, err := src.rangesOrdered(rows)
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			read = r
+		}
 	}
 	// The file lists reaches in network order: reach j is row inv[j].
 	o := data.SeriesOptions{}
@@ -74,7 +79,21 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 	if err := os.MkdirAll(dirOf(out), 0o755); err != nil {
 		return err
 	}
-	n, T := onet.Len(), len(src.times)
+	if os.Getenv("GOGC") == "" {
+		// The chunk buffers are reused and little else is allocated: let
+		// the heap grow to twice what is live before collecting, rather
+		// than pause routing for a collection every chunk or two.
+		old := debug.SetGCPercent(100)
+		defer debug.SetGCPercent(old)
+		if old > 100 {
+			debug.SetGCPercent(old)
+		}
+	}
+	n, T := net.Len(), len(src.times)
+	ids := make([]int64, n) // the rows: the network's reaches in order
+	for k, i := range order {
+		ids[k] = net.ID(int(i))
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -105,7 +124,7 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 				buf = make([]float32, n*chunk)
 			}
 			into := &diffroute.DataTensor{B: 1, N: n, T: c.Len(), Data: buf[:n*c.Len()]}
-			x, err := src.readOrdered(c.Start, c.Len(), rows, into)
+			x, err := read(c.Start, c.Len(), into)
 			select {
 			case loaded <- piece{x, c.Start, buf, err}:
 			case <-ctx.Done():
@@ -120,13 +139,16 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 	var stream *data.QoutStream
 	wrote := make(chan error, 1)
 	go func() { // writer: one chunk behind the router
+		// The file's header is written while the first chunk is read and
+		// routed. (Every read of a netCDF runoff file has the step of its
+		// time coordinate, src.step.)
 		var werr error
+		if stream, werr = data.NewQoutStream(out, ids, src.times, src.step, &o); werr != nil {
+			werr = &ConfigError{Msg: "route: --out " + werr.Error()}
+			stream = nil
+			cancel()
+		}
 		for p := range routed {
-			if werr == nil && stream == nil {
-				if stream, werr = data.NewQoutStream(out, onet.IDs(), src.times, p.x.Step, &o); werr != nil {
-					werr = &ConfigError{Msg: "route: --out " + werr.Error()}
-				}
-			}
 			if werr == nil {
 				werr = stream.Write(p.x, p.t0)
 			}
@@ -138,9 +160,20 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 		wrote <- werr
 	}()
 
-	var rerr error
+	// The router is built while the first chunk is read.
 	next := 0
+	onet, rerr := net.Reorder(order)
+	var rr *diffroute.RecursiveRouter
+	if rerr == nil {
+		rr, rerr = diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
+	}
+	if rerr == nil {
+		checkWindow(warn, rr)
+	}
 	for p := range loaded {
+		if rerr != nil {
+			break
+		}
 		if rerr = p.err; rerr == nil {
 			rerr = rr.RouteTo(ctx, p.x, p.x)
 		}

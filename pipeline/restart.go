@@ -264,6 +264,17 @@ func (s *runoffSource) from(k int) *runoffSource {
 			return ro(t0+k, count, order, into)
 		}
 	}
+	if ro := s.rangesOrdered; ro != nil {
+		c.rangesOrdered = func(order []int32) (func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error), error) {
+			read, err := ro(order)
+			if read == nil {
+				return nil, err
+			}
+			return func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error) {
+				return read(t0+k, count, into)
+			}, nil
+		}
+	}
 	if rc := s.readColumns; rc != nil {
 		c.readColumns = func(t0, count int, cols []int32) (*diffroute.DataTensor, error) { return rc(t0+k, count, cols) }
 	}

@@ -19,13 +19,18 @@ func TestSourceFromShiftsEveryReader(t *testing.T) {
 			return rec(t0)
 		},
 		readColumns: func(t0, count int, cols []int32) (*diffroute.DataTensor, error) { return rec(t0) },
+		rangesOrdered: func([]int32) (func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error), error) {
+			return func(t0, count int, into *diffroute.DataTensor) (*diffroute.DataTensor, error) { return rec(t0) }, nil
+		},
 	}
 	s := src.from(4)
 	s.read(1, 2)
 	s.readMember(0, 1, 2)
 	s.readOrdered(1, 2, nil, nil)
 	s.readColumns(1, 2, nil)
-	if len(s.times) != 6 || len(got) != 4 || got[0] != 5 || got[1] != 5 || got[2] != 5 || got[3] != 5 {
-		t.Fatalf("%d steps left, readers started at %v, want 6 and [5 5 5 5]", len(s.times), got)
+	ranges, _ := s.rangesOrdered(nil)
+	ranges(1, 2, nil)
+	if len(s.times) != 6 || len(got) != 5 || got[0] != 5 || got[1] != 5 || got[2] != 5 || got[3] != 5 || got[4] != 5 {
+		t.Fatalf("%d steps left, readers started at %v, want 6 and [5 5 5 5 5]", len(s.times), got)
 	}
 }
