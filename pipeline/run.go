@@ -150,6 +150,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if rs.qfinal != "" && members > 1 {
 		return nil, configErrorf("route: --qfinal holds one member (RAPID's Qfinal), the runoff has %d: drop --qfinal or route the members one by one", members)
 	}
+	if rs.qfinal != "" && opts.Method == diffroute.Kernel {
+		// Refused before routing, not after a whole run.
+		return nil, configErrorf("route: --qfinal needs the recursive method: the kernel method's state is its runoff history, not a discharge (continue a kernel run with --state-out and --state-in, or route with --method recursive)")
+	}
 	state, skip, err := rs.load(net, opts, src.times, step)
 	if err != nil {
 		return nil, err
