@@ -15,8 +15,9 @@ const hugePageBytes = 2 << 20
 // from scattered places of a tensor, and with 4 KiB pages nearly every row
 // costs a TLB miss, and every fresh page a fault. Pages already touched
 // keep their size; errors are ignored (it is a hint).
-func adviseHugePages(s []float32) {
-	n := uintptr(len(s)) * 4
+func adviseHugePages[E float32 | float64](s []E) {
+	var e E
+	n := uintptr(len(s)) * unsafe.Sizeof(e)
 	if n < 2*hugePageBytes {
 		return
 	}

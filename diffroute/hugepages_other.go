@@ -3,4 +3,4 @@
 package diffroute
 
 // adviseHugePages is a no-op where there is no madvise.
-func adviseHugePages(s []float32) {}
+func adviseHugePages[E float32 | float64](s []E) {}

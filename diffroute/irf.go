@@ -49,6 +49,11 @@ type IRF struct {
 	// NoGrad says, for parameters without a gradient, why (and what to use
 	// instead); GradParam returns it as the error.
 	NoGrad map[string]string
+
+	// impulseVJP, for built-in IRFs, sets out[j] = Σ_k g[k]·∂h[k]/∂p_j
+	// given the taps h that Impulse made for p: what the recursive adjoint
+	// needs of ImpulseGrad, without evaluating the IRF again.
+	impulseVJP func(out, g, h, p []float64, r float64)
 }
 
 // GradParam returns nil if the IRF has a gradient with respect to the
@@ -137,9 +142,9 @@ func init() {
 	mustRegister(IRF{Name: "pure_lag", Params: []string{"delay"}, Impulse: pureLagImpulse,
 		NoGrad: map[string]string{"delay": "the lag moves its pulse between whole sub-steps; gradients with respect to runoff and the initial discharge are available"}})
 	mustRegister(IRF{Name: "hayami", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(true),
-		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(true)})
+		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(true), impulseVJP: hayamiImpulseVJP(true)})
 	mustRegister(IRF{Name: "hayami_unshifted", Params: []string{"L", "D", "c"}, Impulse: hayamiImpulse(false),
-		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(false)})
+		GradParams: []string{"L", "D", "c"}, ImpulseGrad: hayamiImpulseGrad(false), impulseVJP: hayamiImpulseVJP(false)})
 }
 
 // MuskingumCoefficients returns RAPID's C0, C1, C2 for storage constant k and

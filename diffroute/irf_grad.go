@@ -71,6 +71,43 @@ func nashImpulseGrad(dh [][]float64, p []float64, r float64) error {
 	return nil
 }
 
+// hayamiImpulseVJP is hayamiImpulseGrad contracted with g, from the taps h
+// already evaluated: with ∂h[k] = h[k]·(∂v[k] − m), m = Σ_j h[j]·∂v[j],
+// Σ_k g[k]·∂h[k] = Σ_k g[k]·h[k]·∂v[k] − m·Σ_k g[k]·h[k]. Taps that
+// underflowed to 0 add nothing (hayamiImpulseGrad zeroes them too).
+func hayamiImpulseVJP(shifted bool) func(out, g, h, p []float64, r float64) {
+	return func(out, g, h, p []float64, r float64) {
+		L, D, c := p[0], p[1], p[2]
+		shift := 0.0
+		if shifted {
+			shift = r
+		}
+		invL, inv2D := 1/L, 1/(2*D)
+		var gdv, mean [3]float64
+		gh := 0.0
+		for k, hk := range h {
+			if hk == 0 {
+				continue
+			}
+			t := float64(k+1) * r
+			adv := L - c*(t-shift)
+			a := adv * inv2D / t // adv/(2·D·t)
+			dv0, dv1, dv2 := invL-a, -inv2D+a*adv*inv2D, a*(t-shift)
+			w := g[k] * hk
+			gh += w
+			gdv[0] += w * dv0
+			gdv[1] += w * dv1
+			gdv[2] += w * dv2
+			mean[0] += hk * dv0
+			mean[1] += hk * dv1
+			mean[2] += hk * dv2
+		}
+		for j := range out[:3] {
+			out[j] = gdv[j] - mean[j]*gh
+		}
+	}
+}
+
 // hayamiImpulseGrad differentiates the normalised Hayami kernel
 // h[k] = exp(v[k]) / Σ exp(v[j]): ∂h[k] = h[k]·(∂v[k] − Σ_j h[j]·∂v[j]).
 func hayamiImpulseGrad(shifted bool) func(dh [][]float64, p []float64, r float64) error {
