@@ -260,7 +260,9 @@ func readRunoff(ds netcdf.Dataset, path string, opt *NCOptions) (*diffroute.Data
 		}
 		x.IDs, x.Times, x.Step = ids, nil, 0
 	} else {
-		x = diffroute.NewDataTensor(B, ids, T)
+		// ids is this call's own: no copy (millions of reaches).
+		x = &diffroute.DataTensor{B: B, N: len(ids), T: T, Data: make([]float32, B*len(ids)*T), IDs: ids}
+		adviseHuge(x.Data)
 	}
 	x.Units, _ = attrString(v, "units")
 

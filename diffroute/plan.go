@@ -17,7 +17,7 @@ const (
 	planRecRouterBase = 30       // RecursiveRouter per reach, one section, without state
 	planConvPerRch    = 64       // its convolution table, per reach, when some reach convolves
 	planSectionBytes  = 24       // per extra section (Nash cascade)
-	planRecStatePerB  = 32       // uPrev, lPrev, yLast + one section output, per batch member
+	planRecStatePerB  = 20       // uPrev, lPrev (float32) + one section output, per batch member
 )
 
 // MemPart is one term of a memory prediction.
@@ -150,7 +150,7 @@ func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
 		}
 		m.recPerReach /= int64(k)
 		if fir {
-			m.recPerReach += planConvPerRch
+			m.recPerReach += planConvPerRch + int64(B)*8 // and every reach's last outflow
 		}
 		avgSecs := float64(secs) / float64(k)
 		m.recPerReach += planRecRouterBase + int64(avgSecs*planSectionBytes) + int64(float64(taps)/float64(k)*12) +

@@ -49,8 +49,8 @@ type recState struct {
 	b     int
 	ys    []float64   // [b][len(secs)] last output of each section
 	uPrev []float64   // [b][N] upstream inflow of the last sub-step
-	lPrev []float64   // [b][N] lateral inflow of the last sub-step
-	yLast []float64   // [b][N] last outflow
+	lPrev []float32   // [b][N] lateral inflow of the last sub-step (a runoff value)
+	yLast []float64   // [b][N] last outflow; nil without convolution reaches (a section reach's is its last section's output)
 	hist  [][]float64 // [b*N+i] convolution reaches: the last conv[i].need inflows
 	steps int64       // runoff steps routed (State)
 }
@@ -193,9 +193,9 @@ func (r *RecursiveRouter) initState(b int) {
 	st := r.spare
 	r.spare = nil
 	if st == nil || st.b != b {
-		st = &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n),
-			lPrev: make([]float64, b*n), yLast: make([]float64, b*n)}
+		st = &recState{b: b, ys: make([]float64, b*len(r.secs)), uPrev: make([]float64, b*n), lPrev: make([]float32, b*n)}
 		if r.hasFIR {
+			st.yLast = make([]float64, b*n)
 			st.hist = r.historySlices(b)
 		}
 	} else {
@@ -213,7 +213,9 @@ func (r *RecursiveRouter) initState(b int) {
 				st.ys[bi*len(r.secs)+int(k)] = q
 			}
 			st.lPrev[bi*n+i] = 0
-			st.yLast[bi*n+i] = q
+			if r.hasFIR {
+				st.yLast[bi*n+i] = q
+			}
 			if r.hasFIR && r.conv[i].taps != nil {
 				h := st.hist[bi*n+i]
 				for k := range h {
@@ -579,8 +581,10 @@ func (wk *recWorker) warm(b int, i int32, q0, nq int) {
 	prefetch32(job.x.Series(b, job.rows[i])[q0 : q0+nq])
 	prefetch32(job.y.Series(b, int(i))[q0 : q0+nq])
 	prefetch64(&r.st.uPrev[k])
-	prefetch64(&r.st.lPrev[k])
-	prefetch64(&r.st.yLast[k])
+	prefetch32(r.st.lPrev[k : k+1])
+	if r.hasFIR {
+		prefetch64(&r.st.yLast[k])
+	}
 	if s, e := r.secStart[i], r.secStart[i+1]; s < e {
 		prefetch64(&r.st.ys[b*len(r.secs)+int(s)])
 		// The coefficients too: 24 bytes a section, in network order.
@@ -647,11 +651,13 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 			sink = wk.sinkBuf(fl)
 			fresh = true
 		}
+		// The lateral inflow is kept as the float32 runoff value it is.
+		lp := float64(st.lPrev[k])
 		if len(secs) == 1 {
-			if runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh) {
+			if runSectionVector(p, secs[0], &ys[0], &st.uPrev[k], &lp, in, lat, sink, out, !fresh) {
 				secs = nil
 			}
-		} else if wk.runCascadeVector(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out, !fresh) {
+		} else if wk.runCascadeVector(p, secs, ys, &st.uPrev[k], &lp, in, lat, sink, out, !fresh) {
 			secs = nil
 		}
 		if fresh && secs != nil {
@@ -660,15 +666,18 @@ func (wk *recWorker) reach(b int, i int32, q0, nq int, others []*recWorker) {
 		switch len(secs) {
 		case 0: // done by the vector kernel
 		case 1:
-			runSection(p, secs[0], &ys[0], &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+			runSection(p, secs[0], &ys[0], &st.uPrev[k], &lp, in, lat, sink, out)
 		case 2:
-			runCascade2(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+			runCascade2(p, secs, ys, &st.uPrev[k], &lp, in, lat, sink, out)
 		case 3:
-			runCascade3(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+			runCascade3(p, secs, ys, &st.uPrev[k], &lp, in, lat, sink, out)
 		default:
-			runCascade(p, secs, ys, &st.uPrev[k], &st.lPrev[k], in, lat, sink, out)
+			runCascade(p, secs, ys, &st.uPrev[k], &lp, in, lat, sink, out)
 		}
-		st.yLast[k] = ys[len(ys)-1]
+		st.lPrev[k] = float32(lp)
+		if st.yLast != nil {
+			st.yLast[k] = ys[len(ys)-1]
+		}
 	}
 	if inflow != nil {
 		wk.release(i)

@@ -259,8 +259,8 @@ func (r *RecursiveRouter) State() (*State, error) {
 	s := newStateHeader(r.opts, r.net, st.b, st.steps)
 	s.Vars = append(s.Vars,
 		StateVar{Name: "upstream_inflow", Width: 1, Data: slices.Clone(st.uPrev)},
-		StateVar{Name: "lateral_inflow", Width: 1, Data: slices.Clone(st.lPrev)},
-		StateVar{Name: "outflow", Width: 1, Data: slices.Clone(st.yLast)})
+		StateVar{Name: "lateral_inflow", Width: 1, Data: widen(st.lPrev)},
+		StateVar{Name: "outflow", Width: 1, Data: r.outflows()})
 	secIDs, secRows, width := r.sectionReaches()
 	if len(secIDs) > 0 {
 		v := StateVar{Name: "section_output", IDs: secIDs, Width: width, Data: make([]float64, st.b*len(secIDs)*width)}
@@ -289,6 +289,35 @@ func (r *RecursiveRouter) State() (*State, error) {
 		s.Vars = append(s.Vars, v)
 	}
 	return s, nil
+}
+
+// widen returns v in float64.
+func widen(v []float32) []float64 {
+	w := make([]float64, len(v))
+	for k, x := range v {
+		w[k] = float64(x)
+	}
+	return w
+}
+
+// outflows returns the last outflow of every reach and batch member: kept
+// apart for convolution reaches, a section reach's last section output
+// otherwise.
+func (r *RecursiveRouter) outflows() []float64 {
+	st := r.st
+	if st.yLast != nil {
+		return slices.Clone(st.yLast)
+	}
+	n := r.net.Len()
+	y := make([]float64, st.b*n)
+	for b := 0; b < st.b; b++ {
+		for i := 0; i < n; i++ {
+			if end := int(r.secStart[i+1]); end > int(r.secStart[i]) {
+				y[b*n+i] = st.ys[b*len(r.secs)+end-1]
+			}
+		}
+	}
+	return y
 }
 
 // sectionReaches lists the reaches with recursive sections and the most
@@ -340,11 +369,20 @@ func (r *RecursiveRouter) loadState(s *State, prefix string) error {
 	if st.uPrev, err = s.gather(prefix+"upstream_inflow", ids, 1); err != nil {
 		return err
 	}
-	if st.lPrev, err = s.gather(prefix+"lateral_inflow", ids, 1); err != nil {
+	lPrev, err := s.gather(prefix+"lateral_inflow", ids, 1)
+	if err != nil {
 		return err
+	}
+	// The lateral inflow of the last sub-step is a runoff value: float32.
+	st.lPrev = make([]float32, len(lPrev))
+	for k, v := range lPrev {
+		st.lPrev[k] = float32(v)
 	}
 	if st.yLast, err = s.gather(prefix+"outflow", ids, 1); err != nil {
 		return err
+	}
+	if !r.hasFIR {
+		st.yLast = nil // each reach's outflow is its last section's output
 	}
 	if secIDs, secRows, width := r.sectionReaches(); len(secIDs) > 0 {
 		ys, err := s.gather(prefix+"section_output", secIDs, width)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -214,5 +215,29 @@ func TestEnsembleRestart(t *testing.T) {
 	c := Config{RAPID: demoBasin, Runoff: filepath.Join(dir, "member_*.nc"), Qfinal: filepath.Join(dir, "qfinal.csv")}
 	if _, err := Run(ctx, c); err == nil || !strings.Contains(err.Error(), "--qfinal") {
 		t.Errorf("--qfinal with an ensemble: %v", err)
+	}
+}
+
+// --qfinal with the kernel method is refused before anything is routed or
+// written, in one line that says how to continue a kernel run instead.
+func TestQfinalKernelRefusedBeforeRouting(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "q.nc")
+	c := Config{RAPID: demoBasin, Runoff: filepath.Join(demoBasin, "runoff.nc"), Out: out, Qfinal: filepath.Join(dir, "qfinal.csv"),
+		Options: diffroute.Options{Method: diffroute.Kernel}}
+	res, err := Run(context.Background(), c)
+	if err == nil || !strings.Contains(err.Error(), "--qfinal needs the recursive method") || !strings.Contains(err.Error(), "--state-out") || strings.Contains(err.Error(), "\n") || res != nil {
+		t.Fatalf("--qfinal with the kernel method: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("%s written (or unknown) before the refusal: %v", out, err)
+	}
+	// The recursive method writes it.
+	c.Options.Method = diffroute.Recursive
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(c.Qfinal); err != nil {
+		t.Error(err)
 	}
 }

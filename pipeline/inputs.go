@@ -221,6 +221,15 @@ func openRunoff(c *Config, rapid *data.RAPID) (*runoffSource, error) {
 			head.Times[t] = strconv.Itoa(t)
 		}
 	}
+	// A runoff file lists the reaches in one of the RAPID folder's orders,
+	// as a rule: it shares that list (millions of ids) rather than keep its
+	// own.
+	switch {
+	case slices.Equal(head.IDs, rapid.ConnectIDs):
+		head.IDs = rapid.ConnectIDs
+	case slices.Equal(head.IDs, rapid.Network.IDs()):
+		head.IDs = rapid.Network.IDs()
+	}
 	src := &runoffSource{path: c.Runoff, ids: head.IDs, times: head.Times, step: head.Step, close: func() {}, members: head.B}
 	units := c.RunoffUnits
 	if units == "" {

@@ -150,6 +150,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if rs.qfinal != "" && members > 1 {
 		return nil, configErrorf("route: --qfinal holds one member (RAPID's Qfinal), the runoff has %d: drop --qfinal or route the members one by one", members)
 	}
+	if rs.qfinal != "" && opts.Method == diffroute.Kernel {
+		// Refused before routing, not after a whole run.
+		return nil, configErrorf("route: --qfinal needs the recursive method: the kernel method's state is its runoff history, not a discharge (continue a kernel run with --state-out and --state-in, or route with --method recursive)")
+	}
 	state, skip, err := rs.load(net, opts, src.times, step)
 	if err != nil {
 		return nil, err
@@ -481,6 +485,13 @@ func routeInOrder(ctx context.Context, src *runoffSource, rapid *data.RAPID, opt
 	if err != nil {
 		return nil, nil, err
 	}
+	// The tensor's reach ids are the renumbered network's: one list, not
+	// two; and the reader's garbage (ids as read, in file order, in this
+	// order) is collected for the routing state to reuse.
+	if slices.Equal(x.IDs, onet.IDs()) {
+		x.IDs = onet.IDs()
+	}
+	runtime.GC()
 	if err := rr.RouteTo(ctx, x, x); err != nil {
 		return nil, nil, err
 	}
