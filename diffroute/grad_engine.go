@@ -610,12 +610,24 @@ func (g *gradRun) convForward(wk *gradWorker, b, i, n0, nb int, y []float64) {
 	wk.ext = grow(wk.ext, H+nb)
 	ext := wk.ext
 	copy(ext, h)
-	for n := 0; n < nb; n++ {
-		ext[H+n] = wk.u[n] + g.latAt(b, i, (n0+n)/f)
-	}
+	g.fillInflow(ext[H:H+nb], wk.u, b, i, n0, f)
 	convTapsForward(e.rev[i], int(e.tapHi[i]), ext, H, y[:nb])
 	if g.histNext {
 		copy(g.histOut[i], ext[nb:])
+	}
+}
+
+// fillInflow sets dst[n] = u[n] + the lateral runoff of reach i at sub-step
+// n0+n (member b), one runoff step (f sub-steps) at a time; n0 is a whole
+// number of steps.
+func (g *gradRun) fillInflow(dst, u []float64, b, i, n0, f int) {
+	lat := g.lat[(b*g.N+i)*g.T:][:g.T]
+	for m := 0; m < len(dst); m += f {
+		l := lat[(n0+m)/f]
+		uu, dd := u[m:m+f], dst[m:m+f]
+		for k, v := range uu {
+			dd[k] = v + l
+		}
 	}
 }
 
@@ -921,7 +933,10 @@ func (g *gradRun) backwardBlock(ctx context.Context, b, n0, nb int) error {
 	e := g.e
 	return g.each(ctx, true, func(wk *gradWorker, i int32) {
 		// ∂L/∂(fine outflow): own discharge, downstream inflow, transfer.
-		wk.ybar = grow(wk.ybar, nb)
+		// ∂L/∂y over the block, with room after it for a convolution
+		// reach's next W−1 sub-steps (convBackward).
+		wk.ybx = grow(wk.ybx, nb+max(e.w-1, 0))
+		wk.ybar = wk.ybx[:nb]
 		ybar := wk.ybar
 		g.directBlock(ybar, b, int(i), n0)
 		if d := e.net.down[i]; d >= 0 {
@@ -1137,21 +1152,22 @@ func (g *gradRun) convBackward(wk *gradWorker, b, i, n0, nb int, ub []float64) {
 	wk.ext = grow(wk.ext, H+nb)
 	ext := wk.ext
 	copy(ext, h)
-	for n := 0; n < nb; n++ {
-		ext[H+n] = wk.u[n] + g.latAt(b, i, (n0+n)/f)
-	}
-	// ∂L/∂y over the block followed by the next W−1 sub-steps.
-	wk.ybx = grow(wk.ybx, nb+H)
-	ybx := wk.ybx
-	copy(ybx, wk.ybar[:nb])
+	g.fillInflow(ext[H:H+nb], wk.u, b, i, n0, f)
+	// ∂L/∂y over the block (backwardBlock wrote it there, as wk.ybar)
+	// followed by the next W−1 sub-steps.
+	ybx := wk.ybx[:nb+H]
 	copy(ybx[nb:], g.ybn[i])
 	lo, hi := int(e.tapLo[i]), int(e.tapHi[i])
 	wk.tmp = grow(wk.tmp, hi-lo)
 	convTapsAdjoint(g.dh[i], lo, hi, ybx[:nb], ext, H, wk.tmp)
 	dx := g.dx[(b*g.N+i)*g.T:][:g.T]
 	convInflowAdjoint(taps, lo, hi, ybx, ub[:nb])
-	for m, v := range ub[:nb] {
-		dx[(n0+m)/f] += v
+	for m := 0; m < nb; m += f { // blocks are whole steps
+		sum := 0.0
+		for _, v := range ub[m : m+f] {
+			sum += v
+		}
+		dx[(n0+m)/f] += sum
 	}
 	if n0 == 0 {
 		// The history before the first step is q0.

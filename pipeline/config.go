@@ -44,8 +44,11 @@ type Config struct {
 	// Result.Runoff is then nil and Result.Discharge's rows come in that
 	// order (labelled by reach id); the file is the same. With Outputs,
 	// only the runoff of the reaches routed is read (from a netCDF file,
-	// skipping the rest where the layout allows). The command line's route
-	// sets it.
+	// skipping the rest where the layout allows). A series long enough,
+	// written to a classic netCDF file, is read, routed and written in
+	// time chunks that overlap (chunk k+1 read while chunk k is routed and
+	// chunk k-1 written; Result.TimeChunk says so, and Result.Discharge is
+	// nil). The command line's route sets it.
 	InPlace bool
 
 	// Step is the runoff step (default: the file's time spacing), SubStep

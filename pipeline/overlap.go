@@ -67,7 +67,7 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 			read = r
 		}
 	}
-	// The file lists reaches in network order: reach j is row inv[j].
+	// The file lists reaches in network order: reach j is row o.Order[j].
 	o := data.SeriesOptions{}
 	if so != nil {
 		o = *so
@@ -83,10 +83,10 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 		// The chunk buffers are reused and little else is allocated: let
 		// the heap grow to twice what is live before collecting, rather
 		// than pause routing for a collection every chunk or two.
-		old := debug.SetGCPercent(100)
-		defer debug.SetGCPercent(old)
-		if old > 100 {
-			debug.SetGCPercent(old)
+		if old := debug.SetGCPercent(100); old < 0 || old > 100 {
+			debug.SetGCPercent(old) // collection off, or already rarer
+		} else {
+			defer debug.SetGCPercent(old)
 		}
 	}
 	n, T := net.Len(), len(src.times)
