@@ -104,6 +104,13 @@ func PlanGradientIn(net *Network, T, batch int, budget int64, opts Options, proc
 	return planGradient(net, T, batch, budget, opts, &proc)
 }
 
+// BudgetNeeded is the smallest budget this plan fits: its predicted peak
+// is kept within a share of the budget (the rest absorbs the prediction's
+// error), so a budget just above Predicted does not fit.
+func (p *GradPlan) BudgetNeeded() int64 {
+	return int64(math.Ceil(float64(p.Predicted) / planHeadroom))
+}
+
 // settle sets Predicted and Fits from the run's own prediction: with a
 // process, the whole process's peak.
 func (p *GradPlan) settle(run int64, proc *ProcessMemory, counted int64) {

@@ -2,6 +2,7 @@ package diffroute
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -393,7 +394,8 @@ func Plan(net *Network, T, batch int, budget int64, opts Options) (*MemoryPlan, 
 	k = add(m.staged(cl, method, 1, true, budget))
 	schedules[k] = cl
 	choose(k, "nothing fits the budget; the smallest configuration is shown (one-step chunks, streaming)")
-	return p, fmt.Errorf("diffroute: no strategy fits %s (smallest needs %s)", fmtBytes(budget), fmtBytes(p.Strategies[k].Peak))
+	peak := p.Strategies[k].Peak
+	return p, fmt.Errorf("diffroute: no strategy fits %s (the smallest needs a budget of %s: predicted peak %s)", fmtBytes(budget), fmtBudget(int64(math.Ceil(float64(peak)/planHeadroom))), fmtBytes(peak))
 }
 
 func fmtBytes(b int64) string {
@@ -404,6 +406,21 @@ func fmtBytes(b int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 	case b >= 1<<10:
 		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
+// fmtBudget writes b as fmtBytes does but rounded up, so that a budget of
+// what it prints is at least b.
+func fmtBudget(b int64) string {
+	x := float64(b)
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", math.Ceil(x/(1<<30)*100)/100)
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", math.Ceil(x/(1<<20)*10)/10)
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", math.Ceil(x/(1<<10)*10)/10)
 	}
 	return fmt.Sprintf("%d B", b)
 }

@@ -203,3 +203,28 @@ func TestPlanChoices(t *testing.T) {
 		t.Error("1 MiB budget accepted")
 	}
 }
+
+// A budget no strategy fits is refused naming a budget that fits: the
+// predicted peak is kept within planHeadroom of the budget, so the bare
+// peak (which the refusal once named) is refused again.
+func TestPlanRefusalNamesABudgetThatFits(t *testing.T) {
+	for _, c := range []struct {
+		n, T   int
+		method Method
+	}{{800, 60, ""}, {3000, 400, Recursive}, {2000, 200, Kernel}} {
+		o := Options{Params: testParams("muskingum", c.n, 1), SubSteps: 24, Method: c.method}
+		net := SyntheticNetwork(c.n, 1)
+		_, err := Plan(net, c.T, 1, 1<<10, o)
+		var mib float64
+		if err == nil {
+			t.Fatalf("%+v: 1 KiB accepted", c)
+		}
+		_, after, ok := strings.Cut(err.Error(), "needs a budget of ")
+		if _, serr := fmt.Sscanf(after, "%f MiB", &mib); !ok || serr != nil {
+			t.Fatalf("%+v: no budget in %q", c, err)
+		}
+		if _, err := Plan(net, c.T, 1, int64(mib*(1<<20)), o); err != nil {
+			t.Errorf("%+v: refused at 1 KiB naming %.1f MiB; at that budget: %v", c, mib, err)
+		}
+	}
+}

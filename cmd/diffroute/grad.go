@@ -165,7 +165,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 			if opts.Method == diffroute.Kernel {
 				what = "the kernel method's gradient"
 			}
-			return fmt.Errorf("grad: --mem-budget %s: %s needs %s (predicted peak of the whole process): %s", *memBudget, what, humanize.IBytes(uint64(plan.Predicted)), plan.Note)
+			return fmt.Errorf("grad: --mem-budget %s: %s needs a budget of %s (predicted peak of the whole process %s): %s", *memBudget, what, ceilIBytes(plan.BudgetNeeded()), humanize.IBytes(uint64(plan.Predicted)), plan.Note)
 		}
 		opts.CheckpointSteps = plan.CheckpointSteps
 		if !rf.quiet {
@@ -337,4 +337,16 @@ func writeSensitivityHTML(path string, net *diffroute.Network, irf diffroute.IRF
 		viz.SensitivityMap(net, "dL/drunoff", per, viz.Title("Runoff sensitivity: Σ over steps of |dL/drunoff|")),
 		viz.Hydrograph(viz.RunoffSensitivityInTime(gr.Runoff), viz.Title("Runoff sensitivity in time: Σ over reaches of dL/drunoff"), viz.Units("per m3/s")))
 	return viz.WriteHTML(path, "diffroute grad: sensitivity of the "+loss+" loss", items...)
+}
+
+// ceilIBytes writes b in binary units rounded up, so that a budget of what
+// it prints is at least b.
+func ceilIBytes(b int64) string {
+	switch x := float64(b); {
+	case x >= 1<<30:
+		return fmt.Sprintf("%.1fGiB", math.Ceil(x/(1<<30)*10)/10)
+	case x >= 1<<20:
+		return fmt.Sprintf("%.0fMiB", math.Ceil(x/(1<<20)))
+	}
+	return fmt.Sprintf("%.0fKiB", math.Ceil(float64(b)/(1<<10)))
 }

@@ -327,3 +327,48 @@ func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
 		t.Logf("refused: %s", msg)
 	}
 }
+
+// A gradient refused for its --mem-budget names a budget that runs: the
+// plan keeps its predicted peak within a share of the budget, so the
+// refusal must not name the bare peak (a budget just above it was refused
+// again).
+func TestGradCLIRefusalNamesABudgetThatFits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status: the plan cannot measure the process")
+	}
+	gen := t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "800", "--days", "60", "--gauges", "4"); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := func(budget string, method string) (string, error) {
+		cmd := exec.Command(exe, "grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600",
+			"--observed", filepath.Join(gen, "observed.csv"), "--out", filepath.Join(t.TempDir(), "g.csv"),
+			"--method", method, "--mem-budget", budget, "--quiet")
+		cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, method := range []string{"kernel", "recursive"} {
+		msg, err := grad("1MiB", method)
+		_, after, ok := strings.Cut(msg, "needs a budget of ")
+		var mib float64
+		if err == nil || !ok {
+			t.Fatalf("%s at 1MiB: %v\n%s", method, err, msg)
+		}
+		if _, err := fmt.Sscanf(strings.Replace(after, " MiB", "MiB", 1), "%fMiB", &mib); err != nil {
+			t.Fatalf("%s: no budget in %q", method, msg)
+		}
+		// The whole process's memory varies a little from run to run.
+		again := fmt.Sprintf("%.0fMiB", math.Ceil(mib*1.05))
+		if out, err := grad(again, method); err != nil {
+			t.Errorf("%s: refused at 1MiB saying %q; at %s: %v\n%s", method, strings.TrimSpace(msg), again, err, out)
+		}
+	}
+}
