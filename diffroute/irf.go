@@ -340,7 +340,9 @@ type irfTable struct {
 	w      int // fine window length for convolution IRFs (MaxDelay·f)
 }
 
-func newIRFTable(irf IRF, p Params, net *Network, f, w int) (*irfTable, error) {
+// fullParams returns p with the IRF's defaults for the parameters it
+// omits, checked: every parameter present with a finite value per reach.
+func fullParams(irf IRF, p Params, net *Network) (Params, error) {
 	n := net.Len()
 	full := Params{}
 	for k, v := range p {
@@ -352,6 +354,15 @@ func newIRFTable(irf IRF, p Params, net *Network, f, w int) (*irfTable, error) {
 		}
 	}
 	if err := full.check(irf.Params, n, net); err != nil {
+		return nil, err
+	}
+	return full, nil
+}
+
+func newIRFTable(irf IRF, p Params, net *Network, f, w int) (*irfTable, error) {
+	n := net.Len()
+	full, err := fullParams(irf, p, net)
+	if err != nil {
 		return nil, err
 	}
 	t := &irfTable{irf: irf, names: slices.Clone(irf.Params), params: make([][]float64, n), r: 1 / float64(f), w: w}

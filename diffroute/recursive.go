@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // RecursiveRouter routes with the exact recursive method: reaches in
@@ -82,13 +83,28 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 			return nil, fmt.Errorf("diffroute: initial discharge of reach %d is %v, not a finite float32", net.ID(i), q)
 		}
 	}
-	tab, err := newIRFTable(irf, o.Params, net, o.SubSteps, o.MaxDelay*o.SubSteps)
+	full, err := fullParams(irf, o.Params, net)
+	if err != nil {
+		return nil, err
+	}
+	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1)}
+	if secs, c := uniformSections(irf, full, n, 1/float64(o.SubSteps), o.Workers); secs != nil {
+		// As many sections for every reach (Muskingum's one): built on
+		// every core, straight into place.
+		r.secs = secs
+		for i := range r.secStart {
+			r.secStart[i] = int32(i * c)
+		}
+		r.partitionFor(net)
+		return r, nil
+	}
+	tab, err := newIRFTable(irf, full, net, o.SubSteps, o.MaxDelay*o.SubSteps)
 	if err != nil {
 		return nil, err
 	}
 	// No allocation per reach: sections are appended to one slice, and the
 	// convolution table exists only when some reach needs it.
-	r := &RecursiveRouter{net: net, opts: o, f: o.SubSteps, secStart: make([]int32, n+1), secs: make([]Section, 0, n)}
+	r.secs = make([]Section, 0, n)
 	for i := 0; i < n; i++ {
 		if irf.Sections != nil {
 			s, err := irf.Sections(r.secs, tab.params[i], tab.r)
@@ -141,7 +157,14 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 			r.hasFIR = true
 		}
 	}
-	if p := net.plan; p != nil && p.workers == o.Workers {
+	r.partitionFor(net)
+	return r, nil
+}
+
+// partitionFor splits net's reaches among the workers.
+func (r *RecursiveRouter) partitionFor(net *Network) {
+	n := net.Len()
+	if p := net.plan; p != nil && p.workers == r.opts.Workers {
 		// In routing order already (InRoutingOrder): the parts are ranges.
 		seq := make([]int32, n)
 		for i := range seq {
@@ -154,9 +177,65 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 		}
 		r.trunk = seq[lo:]
 	} else {
-		r.parts, r.trunk = partition(net, o.Workers)
+		r.parts, r.trunk = partition(net, r.opts.Workers)
 	}
-	return r, nil
+}
+
+// uniformSections returns the sections of every reach, c of them each,
+// computed in parallel, when the IRF gives every reach as many sections
+// (full: its checked parameters; rs: the sub-step in runoff steps);
+// otherwise (some reach convolves, has another count or bad parameters,
+// which the reach-by-reach path reports) nil.
+func uniformSections(irf IRF, full Params, n int, rs float64, workers int) (secs []Section, c int) {
+	if irf.Sections == nil || n == 0 {
+		return nil, 0
+	}
+	cols := make([][]float64, len(irf.Params))
+	for j, name := range irf.Params {
+		cols[j] = full[name]
+	}
+	row := func(dst []float64, i int) []float64 {
+		for j, col := range cols {
+			dst[j] = col[i]
+		}
+		return dst
+	}
+	s0, err := irf.Sections(nil, row(make([]float64, len(cols)), 0), rs)
+	if err != nil || len(s0) == 0 {
+		return nil, 0
+	}
+	c = len(s0)
+	secs = make([]Section, n*c)
+	var irregular atomic.Bool
+	const grain = 1 << 14
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < max(1, min(workers, (n+grain-1)/grain)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := make([]float64, len(cols))
+			for !irregular.Load() {
+				lo := int(next.Add(grain)) - grain
+				if lo >= n {
+					return
+				}
+				for i := lo; i < min(n, lo+grain); i++ {
+					dst := secs[i*c : i*c : (i+1)*c]
+					s, err := irf.Sections(dst, row(p, i), rs)
+					if err != nil || len(s) != c || &s[0] != &secs[i*c] {
+						irregular.Store(true)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if irregular.Load() {
+		return nil, 0
+	}
+	return secs, c
 }
 
 // Network returns the network the router was prepared for.

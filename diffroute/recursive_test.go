@@ -2,9 +2,11 @@ package diffroute
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -509,5 +511,56 @@ func TestRouteToAllocations(t *testing.T) {
 	bad := NewDataTensor(1, net.IDs()[:10], 64)
 	if rr.RouteTo(ctx, bad, x) == nil {
 		t.Error("a destination of the wrong size was accepted")
+	}
+}
+
+// TestUniformSections: reaches with as many sections each (Muskingum's
+// one, a Nash cascade of fixed n) get, built in parallel, the sections a
+// reach-by-reach build gives; a cascade of varying n goes reach by reach;
+// bad parameters are reported at the first reach that has them.
+func TestUniformSections(t *testing.T) {
+	ctx := context.Background()
+	net := SyntheticNetwork(40000, 3)
+	n := net.Len()
+	nvar := testParams("nash_cascade", n, 2)
+	nvar["n"] = make([]float64, n)
+	for i := range nvar["n"] {
+		nvar["n"][i] = float64(2 + i%3)
+	}
+	for _, c := range []struct {
+		irf     string
+		p       Params
+		uniform bool
+	}{{"muskingum", testParams("muskingum", n, 2), true}, {"nash_cascade", testParams("nash_cascade", n, 2), true}, {"nash_cascade", nvar, false}} {
+		rr, err := NewRecursiveRouter(ctx, net, Options{IRF: c.irf, Params: c.p, SubSteps: 6, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		irf, _ := LookupIRF(c.irf)
+		full, err := fullParams(irf, c.p, net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if secs, _ := uniformSections(irf, full, n, 1.0/6, 2); (secs != nil) != c.uniform {
+			t.Fatalf("%s: uniform %v, want %v", c.irf, secs != nil, c.uniform)
+		}
+		var want []Section
+		for i := 0; i < n; i++ {
+			if want, err = irf.Sections(want, full.row(nil, irf.Params, i), 1.0/6); err != nil {
+				t.Fatal(err)
+			}
+			if int(rr.secStart[i+1]) != len(want) {
+				t.Fatalf("%s: reach %d ends at section %d, want %d", c.irf, i, rr.secStart[i+1], len(want))
+			}
+		}
+		if !slices.Equal(rr.secs, want) {
+			t.Fatalf("%s: sections differ from a reach-by-reach build", c.irf)
+		}
+	}
+	bad := testParams("muskingum", n, 2)
+	bad["x"][31000], bad["x"][20000] = 0.9, 0.8
+	_, err := NewRecursiveRouter(ctx, net, Options{IRF: "muskingum", Params: bad, SubSteps: 6, Workers: 2})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("reach %d:", net.ID(20000))) {
+		t.Fatalf("bad x at reaches 20000 and 31000: %v, want an error naming reach %d", err, net.ID(20000))
 	}
 }

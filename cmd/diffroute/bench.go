@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -221,7 +222,11 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 	if err != nil {
 		return err
 	}
-	rr, err := diffroute.NewRecursiveRouter(ctx, onet, pipeline.ReorderOptions(in.Options, order))
+	// The parameters in network order are not kept while routing, as
+	// route does not keep them.
+	ropts := pipeline.ReorderOptions(in.Options, order)
+	in.Options.Params = nil
+	rr, err := diffroute.NewRecursiveRouter(ctx, onet, ropts)
 	if err != nil {
 		return err
 	}
@@ -231,11 +236,19 @@ func benchGlobal(ctx context.Context, cache string, workers int, stdout io.Write
 	if err != nil {
 		return err
 	}
+	// As route does: one list of ids, and the reader's garbage collected
+	// before the routing state is allocated.
+	if slices.Equal(x.IDs, onet.IDs()) {
+		x.IDs = onet.IDs()
+	}
+	runtime.GC()
 	readW, readC, readM := lap()
 	if err := rr.RouteTo(ctx, x, x); err != nil {
 		return err
 	}
 	x.Units = "m3/s"
+	rr = nil
+	runtime.GC() // as route does: the writer reuses the router's memory
 	routeW, routeC, routeM := lap()
 	back := make([]int32, len(order))
 	for k, i := range order {
