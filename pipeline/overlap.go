@@ -143,8 +143,9 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 		// routed. (Every read of a netCDF runoff file has the step of its
 		// time coordinate, src.step.)
 		var werr error
+		// Its errors name the file; they are not usage errors (a full disk,
+		// say), as a sequential run's writer's are not.
 		if stream, werr = data.NewQoutStream(out, ids, src.times, src.step, &o); werr != nil {
-			werr = &ConfigError{Msg: "route: --out " + werr.Error()}
 			stream = nil
 			cancel()
 		}

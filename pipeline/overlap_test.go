@@ -6,9 +6,11 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,5 +134,44 @@ func TestOverlapChunk(t *testing.T) {
 		if got := overlapChunk(c.n, c.T, c.f); got != c.want {
 			t.Errorf("overlapChunk(%d, %d, %d) = %d, want %d", c.n, c.T, c.f, got, c.want)
 		}
+	}
+}
+
+// An overlapped run that cannot write its file (here a file size limit,
+// as a full disk would) fails as the sequential run does: an error naming
+// the file, not a configuration (usage) error, and nothing left behind.
+func TestOverlappedWriteFailureIsNoConfigError(t *testing.T) {
+	if os.Getenv("DIFFROUTE_FSIZE_CHILD") == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Skip(err)
+		}
+		cmd := exec.Command(exe, "-test.run=^TestOverlappedWriteFailureIsNoConfigError$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "DIFFROUTE_FSIZE_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	// 1 MiB: the file's header fits, its 2.9 MB of discharge do not.
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}); err != nil {
+		t.Skip(err)
+	}
+	for _, chunkBytes := range []int{0, 1} {
+		withChunks(t, chunkBytes)
+		dir := t.TempDir()
+		c := overlapCase(filepath.Join(dir, "q.nc"))
+		res, err := Run(context.Background(), c)
+		var ce *ConfigError
+		switch {
+		case err == nil:
+			t.Fatalf("chunk bytes %d: no error (time chunk %d)", chunkBytes, res.TimeChunk)
+		case errors.As(err, &ce) || !strings.Contains(err.Error(), c.Out) || strings.Contains(err.Error(), "\n"):
+			t.Errorf("chunk bytes %d: %v (config error %v): want one line naming %s, not a configuration error", chunkBytes, err, ce != nil, c.Out)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Errorf("chunk bytes %d: %s left behind", chunkBytes, left[0].Name())
+		}
+		t.Logf("chunk bytes %d: %v", chunkBytes, err)
 	}
 }
