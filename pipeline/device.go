@@ -92,6 +92,21 @@ func checkWindow(warn func(string, ...any), rr *diffroute.RecursiveRouter) {
 		id, 100*ratio)
 }
 
+// checkWindowOf is checkWindow for runs that build their recursive routers
+// cluster by cluster or chunk by chunk (staged, time-chunked): it reads the
+// IRFs of the whole network without preparing a router.
+func checkWindowOf(warn func(string, ...any), net *diffroute.Network, opts diffroute.Options) {
+	if warn == nil || opts.Method != diffroute.Recursive {
+		return
+	}
+	ratio, id, err := diffroute.WindowTail(net, opts)
+	if err != nil || !(ratio > lostMassWarn) {
+		return // a bad parameter is reported by the routing itself
+	}
+	warn("recursive method: the IRF of reach %d is still at %.3g %% of its peak at the end of its window: the response beyond it is lost (or, for an IRF normalised over the window such as hayami, comes too early): raise --max-delay",
+		id, 100*ratio)
+}
+
 // timing describes where GPU time went in the routers and staged backend
 // of this run ("" on the CPU).
 func (d *device) timing() string {

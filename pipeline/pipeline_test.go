@@ -135,7 +135,7 @@ func TestKernelLosingMassWarns(t *testing.T) {
 // The recursive method warns, once, when a reach's convolution IRF has not
 // decayed by the end of its window: an unnormalised IRF (nash_gamma) loses
 // the rest, a normalised one (hayami) delivers it too early. A window long
-// enough says nothing. Both the plain and the in-place paths check.
+// enough says nothing. Plain, in-place, staged and time-chunked runs all check.
 func TestRecursiveWindowCutWarns(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
@@ -149,19 +149,26 @@ func TestRecursiveWindowCutWarns(t *testing.T) {
 		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 4, true},
 		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 64, false},
 	} {
-		for _, inPlace := range []bool{false, true} {
+		for _, way := range []string{"plain", "in place", "staged", "time-chunked"} {
+			inPlace := way == "in place"
 			var warn strings.Builder
 			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn, Params: c.params, InPlace: inPlace}
 			cfg.Options.IRF, cfg.Options.MaxDelay = c.irf, c.maxDelay
+			switch way {
+			case "staged":
+				cfg.MaxNodes = 2
+			case "time-chunked":
+				cfg.TimeChunk, cfg.Out = 5, filepath.Join(t.TempDir(), "q.nc")
+			}
 			if _, err := Run(ctx, cfg); err != nil {
 				t.Fatal(err)
 			}
 			got := warn.String()
 			if has := strings.Contains(got, "at the end of its window"); has != c.warned {
-				t.Errorf("%s %v max delay %d in place %v: warned %v, want %v: %q", c.irf, c.params, c.maxDelay, inPlace, has, c.warned, got)
+				t.Errorf("%s %v max delay %d %s: warned %v, want %v: %q", c.irf, c.params, c.maxDelay, way, has, c.warned, got)
 			}
 			if c.warned && (strings.Count(got, "recursive method:") != 1 || !strings.Contains(got, "--max-delay")) {
-				t.Errorf("%s max delay %d: want one warning naming --max-delay, got %q", c.irf, c.maxDelay, got)
+				t.Errorf("%s max delay %d %s: want one warning naming --max-delay, got %q", c.irf, c.maxDelay, way, got)
 			}
 		}
 	}

@@ -282,6 +282,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		checkWindowOf(r.warn, net, opts)
 		if err := streamRoute(ctx, src, net, cl, opts, &dev, chunk, cfg.Out, so, r.prog, &streamState{rs: rs, in: state, cfg: rapid, step: step, keep: keep}); err != nil {
 			return nil, err
 		}
@@ -309,6 +310,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	default:
 		if runoff, err = src.read(0, T); err != nil {
 			return nil, err
+		}
+		if cl != nil { // unstaged routers are checked as they are built
+			checkWindowOf(r.warn, net, opts)
 		}
 		if q, err = routeWhole(ctx, runoff, net, cl, opts, &dev, r.prog, rs, state, rapid, step); err != nil {
 			return nil, err
