@@ -49,7 +49,10 @@ func overlapChunk(n, T, f int) int {
 // fails or is cancelled leaves no file.
 func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, opts diffroute.Options, chunk int, out string, so *data.SeriesOptions, warn func(string, ...any)) error {
 	net := rapid.Network
-	order := diffroute.RoutingOrder(net, opts.Workers)
+	onet, order, err := net.InRoutingOrder(opts.Workers)
+	if err != nil {
+		return err
+	}
 	rows, err := src.orderedRows(rapid, order)
 	if err != nil {
 		return err
@@ -163,11 +166,7 @@ func routeOverlapped(ctx context.Context, src *runoffSource, rapid *data.RAPID, 
 
 	// The router is built while the first chunk is read.
 	next := 0
-	onet, rerr := net.Reorder(order)
-	var rr *diffroute.RecursiveRouter
-	if rerr == nil {
-		rr, rerr = diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
-	}
+	rr, rerr := diffroute.NewRecursiveRouter(ctx, onet, ReorderOptions(opts, order))
 	if rerr == nil {
 		checkWindow(warn, rr)
 	}
