@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/diffroute-go/route/diffroute"
@@ -21,6 +22,8 @@ type device struct {
 	// warn, when set, receives what a user should know about a router
 	// (a kernel that loses part of its path responses).
 	warn func(format string, a ...any)
+	mu   sync.Mutex
+	cut  *diffroute.KernelStats // of the staged kernel that cut the most
 }
 
 // open validates the choice and opens the GPU when one is asked for.
@@ -127,19 +130,44 @@ func (d *device) timing() string {
 	return fmt.Sprintf("%s: %s%s", d.dev.Info().Name, t, built)
 }
 
-// stage plugs the device into a staged router.
+// stage plugs the device into a staged router, and watches the kernels
+// its clusters build (see warnStaged).
 func (d *device) stage(sr *diffroute.StagedRouter) error {
-	if d.dev == nil {
-		return nil
+	build := diffroute.NewKernelRouter
+	if d.dev != nil {
+		b, err := gpu.NewStagedBackend(d.dev, nil, nil)
+		if err != nil {
+			return err
+		}
+		d.staged = b
+		sr.ClusterRouter = b.Factory()
+		build = b.KernelBuilder()
 	}
-	b, err := gpu.NewStagedBackend(d.dev, nil, nil)
-	if err != nil {
-		return err
+	sr.KernelBuilder = func(ctx context.Context, net *diffroute.Network, o diffroute.Options) (*diffroute.KernelRouter, error) {
+		kr, err := build(ctx, net, o)
+		if err == nil {
+			st := kr.Stats()
+			d.mu.Lock()
+			if d.cut == nil || st.TruncatedMassMax > d.cut.TruncatedMassMax {
+				d.cut = &st
+			}
+			d.mu.Unlock()
+		}
+		return kr, err
 	}
-	d.staged = b
-	sr.ClusterRouter = b.Factory()
-	sr.KernelBuilder = b.KernelBuilder()
 	return nil
+}
+
+// warnStaged warns, once a staged run is routed, when the kernel of some
+// cluster cut a path's response (checkKernel), as an unstaged run's is
+// checked when it is built.
+func (d *device) warnStaged(opts diffroute.Options) {
+	d.mu.Lock()
+	cut := d.cut
+	d.mu.Unlock()
+	if cut != nil {
+		d.checkKernel(*cut, opts)
+	}
 }
 
 func (d *device) close() {

@@ -110,24 +110,34 @@ func maxRel(got, want *diffroute.DataTensor) float64 {
 
 // A kernel too short for the network's path responses routes, but says so
 // once on Warn, naming the worst pair; a kernel long enough says nothing.
+// Staged and time-chunked runs, whose clusters build their own kernels,
+// say so too.
 func TestKernelLosingMassWarns(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		maxDelay int
 		warned   bool
 	}{{1, true}, {64, false}} {
-		var warn strings.Builder
-		cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn}
-		cfg.Options.Method, cfg.Options.MaxDelay = diffroute.Kernel, c.maxDelay
-		if _, err := Run(ctx, cfg); err != nil {
-			t.Fatal(err)
-		}
-		got := warn.String()
-		if has := strings.Contains(got, "beyond the kernel's"); has != c.warned {
-			t.Errorf("max delay %d: warned %v, want %v: %q", c.maxDelay, has, c.warned, got)
-		}
-		if c.warned && (strings.Count(got, "kernel method:") != 1 || !strings.Contains(got, "--max-delay")) {
-			t.Errorf("max delay %d: want one warning naming --max-delay, got %q", c.maxDelay, got)
+		for _, way := range []string{"unstaged", "staged", "time-chunked"} {
+			var warn strings.Builder
+			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn}
+			cfg.Options.Method, cfg.Options.MaxDelay = diffroute.Kernel, c.maxDelay
+			switch way {
+			case "staged":
+				cfg.MaxNodes = 2
+			case "time-chunked":
+				cfg.TimeChunk, cfg.Out = 5, filepath.Join(t.TempDir(), "q.nc")
+			}
+			if _, err := Run(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			got := warn.String()
+			if has := strings.Contains(got, "beyond the kernel's"); has != c.warned {
+				t.Errorf("max delay %d %s: warned %v, want %v: %q", c.maxDelay, way, has, c.warned, got)
+			}
+			if c.warned && (strings.Count(got, "kernel method:") != 1 || !strings.Contains(got, "--max-delay")) {
+				t.Errorf("max delay %d %s: want one warning naming --max-delay, got %q", c.maxDelay, way, got)
+			}
 		}
 	}
 }

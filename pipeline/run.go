@@ -324,6 +324,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	res.Routing = time.Since(t0)
+	dev.warnStaged(opts)
 	if q != nil && cfg.Out != "" {
 		so, err := cfg.seriesOptions()
 		if err != nil {
