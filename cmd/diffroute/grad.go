@@ -48,6 +48,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "CSV of dL/dparameter per reach: rivid,dL_d<name>,… (k per second as in k.csv, x as in x.csv, --param/--params values per runoff step)")
 	runoffGrad := fs.String("runoff-grad", "", "netCDF of dL/drunoff(time, rivid) in the runoff file's layout and per its units (optional)")
 	q0Grad := fs.String("q0-grad", "", "CSV of dL/dq0 per reach, rivid,dL_dq0 (optional)")
+	maxNodes := fs.Int("max-nodes", 0, "stage the gradient: clusters of at most N reaches, routed and differentiated one at a time (recursive method; with --mem-budget the planner stages when needed)")
+	maxPaths := fs.Int64("max-paths", 0, "stage the gradient so each cluster has at most N closure pairs (recursive method)")
 	chart := fs.String("chart", "", "HTML page of sensitivity maps: the network coloured by |dL/dparameter| and by the runoff gradient, and the runoff gradient in time (optional)")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
@@ -64,8 +66,12 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if !slices.Contains(gradLosses, *lossName) {
 		return usageError{fmt.Sprintf("grad: --loss %s: want %s", *lossName, strings.Join(gradLosses, ", "))}
 	}
-	if *warmup < 0 || *ckpt < 0 {
-		return usageError{"grad: --warmup and --checkpoint-steps must be ≥ 0"}
+	if *warmup < 0 || *ckpt < 0 || *maxNodes < 0 || *maxPaths < 0 {
+		return usageError{"grad: --warmup, --checkpoint-steps, --max-nodes and --max-paths must be ≥ 0"}
+	}
+	staged := *maxNodes > 0 || *maxPaths > 0
+	if staged && (rf.method == string(diffroute.Kernel) || rf.compat != "" || rf.dev.name == "cuda") {
+		return usageError{"grad: --max-nodes and --max-paths stage the recursive method's gradient: drop --method kernel, --compat and --device cuda"}
 	}
 	if strings.ToLower(filepath.Ext(*out)) != ".csv" {
 		return usageError{fmt.Sprintf("grad: --out %s: want a .csv file", *out)}
@@ -103,8 +109,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if budget > 0 && *ckpt > 0 {
-		return usageError{"grad: give --mem-budget or --checkpoint-steps, not both"}
+	if budget > 0 && (*ckpt > 0 || staged) {
+		return usageError{"grad: give --mem-budget or --checkpoint-steps/--max-nodes/--max-paths, not both"}
 	}
 	step, sub, err := stepFlags(*stepSec, *subSec)
 	if err != nil {
@@ -179,13 +185,17 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if rf.dev.name == "cuda" && opts.Method != diffroute.Kernel {
 		return usageError{"grad: --device cuda runs the kernel method: add --method kernel"}
 	}
-	d, release, err := pipeline.GradRouter(ctx, rf.dev.name, rf.dev.ordinal, net, opts)
-	defer release()
-	if err != nil {
-		return err
+	var cl *diffroute.Clusters
+	if staged {
+		if cl, err = diffroute.Schedule(net, *maxPaths, *maxNodes); err != nil {
+			return err
+		}
+		if !rf.quiet {
+			fmt.Fprintln(stdout, cl)
+		}
 	}
 	t0 := time.Now()
-	_, L, gr, err := d.RouteGrad(ctx, runoff, loss)
+	L, gr, err := routeGrad(ctx, &rf, net, opts, cl, runoff, loss)
 	if err != nil {
 		return err
 	}
@@ -230,6 +240,26 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 			*lossName, L, len(gauges.IDs), net.Len(), runoff.T, opts.SubSteps, gradDur.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// routeGrad runs the forward and backward pass: staged over cl when it is
+// not nil (recursive method), else on the router of --device.
+func routeGrad(ctx context.Context, rf *routeFlags, net *diffroute.Network, opts diffroute.Options, cl *diffroute.Clusters, runoff *diffroute.DataTensor, loss diffroute.LossFunc) (float64, *diffroute.Gradients, error) {
+	if cl != nil {
+		sr, err := diffroute.NewStagedRouter(opts)
+		if err != nil {
+			return 0, nil, err
+		}
+		_, L, gr, err := sr.RouteGrad(ctx, runoff, cl, loss)
+		return L, gr, err
+	}
+	d, release, err := pipeline.GradRouter(ctx, rf.dev.name, rf.dev.ordinal, net, opts)
+	defer release()
+	if err != nil {
+		return 0, nil, err
+	}
+	_, L, gr, err := d.RouteGrad(ctx, runoff, loss)
+	return L, gr, err
 }
 
 // runoffGradUnits are the units of dL/drunoff: the loss's (m6 s-2 for sse
