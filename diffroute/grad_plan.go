@@ -29,6 +29,12 @@ type GradPlan struct {
 	Note            string
 	// Process says how PlanGradientIn counted the process's own memory.
 	Process string
+	// Staged: the gradient runs cluster by cluster over Clusters
+	// (StagedRouter.RouteGrad, recursive method), scheduled with MaxPaths
+	// closure pairs per cluster; chosen when no checkpoint block fits.
+	Staged   bool
+	MaxPaths int64
+	Clusters *Clusters
 
 	tiled   bool              // the recursive method's tiled adjoint
 	adjoint kernelGradAdjoint // the kernel method's parameter adjoint
@@ -47,6 +53,9 @@ func (p *GradPlan) String() string {
 			ck += fmt.Sprintf(" in %d checkpoint blocks", p.Blocks)
 		}
 		sb.WriteString("kernel-method ")
+	}
+	if p.Staged {
+		ck = fmt.Sprintf("staged over %d clusters (max_paths %d, largest %d reaches, %d transfers), one cluster's adjoint at a time", p.Clusters.Len(), p.MaxPaths, p.Clusters.MaxClusterNodes(), len(p.Clusters.Transfers))
 	}
 	fmt.Fprintf(&sb, "gradient of %d reaches × %d steps × %d sub-steps (batch %d): %s, predicted peak %s", p.Reaches, p.T, p.SubSteps, p.Batch, ck, fmtBytes(p.Predicted))
 	if p.Budget > 0 {
@@ -83,8 +92,9 @@ type ProcessMemory struct {
 // PlanGradient predicts the peak memory of a gradient run of T steps and
 // batch members through net, and picks the longest checkpoint block that
 // fits the budget (0: no budget; Options.CheckpointSteps, when set, is kept).
-// A run that does not fit even with one-step blocks is reported (Fits
-// false): stage it (StagedGrad) to bound the network's part. For the kernel
+// When no block fits, the recursive method's gradient is planned staged
+// over clusters (Staged, Clusters: run it with StagedRouter.RouteGrad); a
+// run that fits neither way is reported (Fits false). For the kernel
 // method (Options.Method) it predicts the kernel gradient's own peak: the
 // whole series and kernel, with blocks for its recursive parameter adjoint
 // only; Note says so, and what to do when the budget is not met.
@@ -161,29 +171,12 @@ func planGradient(net *Network, T, batch int, budget int64, opts Options, proc *
 		return planTiled(p, net, o, m, P, secs, proc), nil
 	}
 	estimate := func(ck int) {
-		bl := int64(autoBlock(net.Len(), T*o.SubSteps, o.SubSteps, conv*float64(max(w-1, 0))))
-		if ck > 0 {
-			bl = int64(min(ck, T)) * f
-		}
-		blocks := (int64(T)*f + bl - 1) / bl
-		// Runoff (float32, the caller's), its float64 copy, discharge in both
-		// precisions, ∂L/∂y in both, ∂L/∂runoff in both: 48 bytes a value.
-		series := B * n * int64(T) * 48
-		perReachState := 3*8 + int64(secs*8) + int64(conv*float64(w-1)*8)
-		p.Parts = []MemPart{
-			{"network", n * planNetworkPerRch},
-			{"runoff, y, ∂L/∂y, ∂L/∂x", series},
-			{"IRFs and their derivatives", n*(planRecRouterBase+(P+1)*8) + int64(secs*float64(n)*24*float64(1+P)) + int64(conv*float64(n*w)*8)},
-			{"block outflows and adjoints", 2 * n * bl * 8},
-			{"state checkpoints", B * blocks * n * perReachState},
-			{"parameter sums", n*(P+1)*8 + int64(secs*float64(n)*32) + int64(conv*float64(n)*float64(2*w)*8)},
-		}
+		p.Parts, p.CheckpointSteps, p.Blocks = generalGradParts(net.Len(), B, int64(T), f, P, secs, conv, w, ck)
 		p.Live = 0
 		for _, part := range p.Parts {
 			p.Live += part.Bytes
 		}
 		// The big arrays live to the end: little garbage besides scratch.
-		p.CheckpointSteps, p.Blocks = ck, int(blocks)
 		p.settle(p.Live+min(int64(m.gc*float64(p.Live)), B*n*int64(T)*8)+planBaseBytes, proc, p.Parts[0].Bytes+B*n*int64(T)*4)
 	}
 	if o.CheckpointSteps > 0 || budget <= 0 {
@@ -215,8 +208,7 @@ func planGradient(net *Network, T, batch int, budget int64, opts Options, proc *
 			}
 		}
 		estimate(at)
-		p.Note = "does not fit with any checkpoint block: stage the network (StagedGrad) or shorten the series"
-		return p, nil
+		return planStagedGradient(p, net, o, m, P, secs, conv, proc)
 	}
 	estimate(best)
 	return p, nil
@@ -310,7 +302,116 @@ func planTiled(p *GradPlan, net *Network, o Options, m *planModel, P int64, secs
 	}
 	estimate(best)
 	if !p.Fits {
-		p.Note = "does not fit with any checkpoint block: stage the network (StagedGrad) or shorten the series"
+		p, _ = planStagedGradient(p, net, o, m, P, secs, 0, proc)
 	}
 	return p
+}
+
+// generalGradParts are the general adjoint engine's parts for n reaches
+// (checkpoint block ck steps, 0: automatic), and the block and number of
+// blocks.
+func generalGradParts(nr int, B, T, f, P int64, secs, conv float64, w int64, ck int) ([]MemPart, int, int) {
+	n := int64(nr)
+	bl := int64(autoBlock(nr, int(T*f), int(f), conv*float64(max(w-1, 0))))
+	if ck > 0 {
+		bl = min(int64(ck), T) * f
+	}
+	blocks := (T*f + bl - 1) / bl
+	// Runoff (float32, the caller's), its float64 copy, discharge in both
+	// precisions, ∂L/∂y in both, ∂L/∂runoff in both: 48 bytes a value.
+	series := B * n * T * 48
+	perReachState := 3*8 + int64(secs*8) + int64(conv*float64(w-1)*8)
+	return []MemPart{
+		{"network", n * planNetworkPerRch},
+		{"runoff, y, ∂L/∂y, ∂L/∂x", series},
+		{"IRFs and their derivatives", n*(planRecRouterBase+(P+1)*8) + int64(secs*float64(n)*24*float64(1+P)) + int64(conv*float64(n*w)*8)},
+		{"block outflows and adjoints", 2 * n * bl * 8},
+		{"state checkpoints", B * blocks * n * perReachState},
+		{"parameter sums", n*(P+1)*8 + int64(secs*float64(n)*32) + int64(conv*float64(n)*float64(2*w)*8)},
+	}, ck, int(blocks)
+}
+
+// planStagedGradient is tried when no checkpoint block fits (unstaged is
+// the smallest unstaged plan): the gradient staged over clusters
+// (StagedRouter.RouteGrad) holds the network's discharge, ∂L/∂y and
+// ∂L/∂runoff in float32, the fine transfer series (and their adjoints) of
+// the cut edges, and one cluster's general adjoint engine at a time.
+// Smaller clusters shrink the engine and add transfers: the largest
+// clusters that fit are chosen; when none fit, the smaller of the two
+// smallest predictions is reported.
+func planStagedGradient(unstaged *GradPlan, net *Network, o Options, m *planModel, P int64, secs, conv float64, proc *ProcessMemory) (*GradPlan, error) {
+	const none = "does not fit with any checkpoint block, staged or not: shorten the series or raise the budget"
+	if o.Compat == CompatDiffRoute { // staged gradients need fine transfers
+		unstaged.Note = "does not fit with any checkpoint block (--compat diffroute's gradient is not staged): shorten the series or raise the budget"
+		return unstaged, nil
+	}
+	n, B, T, f := int64(net.Len()), int64(unstaged.Batch), int64(unstaged.T), int64(o.SubSteps)
+	w := int64(o.MaxDelay) * f
+	var best *GradPlan
+	try := func(maxPaths int64) (*GradPlan, error) {
+		cl, err := Schedule(net, maxPaths, 0)
+		if err != nil {
+			return nil, err
+		}
+		p := &GradPlan{Method: Recursive, Reaches: unstaged.Reaches, T: unstaged.T, Batch: unstaged.Batch, SubSteps: unstaged.SubSteps, Budget: unstaged.Budget,
+			Staged: true, MaxPaths: maxPaths, Clusters: cl}
+		// The largest cluster's engine, and the transfers into and out of it.
+		var engine int64
+		for k := range cl.Clusters {
+			c := &cl.Clusters[k]
+			parts, _, blocks := generalGradParts(c.Net.Len(), B, T, f, P, secs, conv, w, 0)
+			var e int64
+			for _, part := range parts {
+				e += part.Bytes
+			}
+			e += int64(len(c.In)+len(c.Out)) * B * T * f * 8
+			// gathered runoff, ∂L/∂y, discharge and ∂L/∂runoff (float32)
+			e += B * int64(c.Net.Len()) * T * 16
+			if e > engine {
+				engine, p.Blocks = e, blocks
+			}
+		}
+		p.Parts = []MemPart{
+			{"network", n * planNetworkPerRch},
+			{"runoff, y, ∂L/∂y, ∂L/∂x (float32)", B * n * T * 16},
+			{"clusters", n * planClusterPerRch},
+			{"transfers and their adjoints", int64(len(cl.Transfers)) * B * T * f * 8},
+			{"largest cluster's adjoint", engine},
+			{"parameter gradients", n * (P + 1) * 8},
+		}
+		for _, part := range p.Parts {
+			p.Live += part.Bytes
+		}
+		// Every cluster's engine is garbage once the next one starts: their
+		// sum is many times the heap, so the collector lets the heap grow
+		// by its full share (GOGC) of what is live, the process's too.
+		counted := p.Parts[0].Bytes + B*n*T*4
+		heapLive := p.Live
+		if proc != nil {
+			heapLive += proc.HeapLive - counted
+		}
+		p.settle(p.Live+int64(m.gc*float64(heapLive))+planBaseBytes, proc, counted)
+		return p, nil
+	}
+	pairs := net.Pairs()
+	for mp := pairs / 2; mp >= 1; mp /= 2 {
+		p, err := try(mp)
+		if err != nil {
+			return nil, err
+		}
+		if p.Fits {
+			return p, nil
+		}
+		if best == nil || p.Predicted < best.Predicted {
+			best = p
+		} else if p.Predicted > best.Predicted {
+			break // smaller clusters cost more in transfers than they save
+		}
+	}
+	if best == nil || best.Predicted >= unstaged.Predicted {
+		unstaged.Note = none
+		return unstaged, nil
+	}
+	best.Note = none
+	return best, nil
 }

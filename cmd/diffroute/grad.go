@@ -160,6 +160,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if *warmup >= runoff.T {
 		return usageError{fmt.Sprintf("grad: --warmup %d leaves none of the %d runoff steps in the loss", *warmup, runoff.T)}
 	}
+	var cl *diffroute.Clusters
 	if budget > 0 {
 		// The inputs are read: the plan covers what the process holds.
 		plan, err := diffroute.PlanGradientIn(net, runoff.T, runoff.B, budget, opts, pipeline.ProcessMemory())
@@ -171,9 +172,15 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 			if opts.Method == diffroute.Kernel {
 				what = "the kernel method's gradient"
 			}
+			if plan.Staged {
+				what += fmt.Sprintf(" (staged as --max-paths %d)", plan.MaxPaths)
+			}
 			return fmt.Errorf("grad: --mem-budget %s: %s needs a budget of %s (predicted peak of the whole process %s): %s", *memBudget, what, ceilIBytes(plan.BudgetNeeded()), humanize.IBytes(uint64(plan.Predicted)), plan.Note)
 		}
 		opts.CheckpointSteps = plan.CheckpointSteps
+		if plan.Staged {
+			cl = plan.Clusters
+		}
 		if !rf.quiet {
 			fmt.Fprint(stdout, plan)
 		}
@@ -185,7 +192,6 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	if rf.dev.name == "cuda" && opts.Method != diffroute.Kernel {
 		return usageError{"grad: --device cuda runs the kernel method: add --method kernel"}
 	}
-	var cl *diffroute.Clusters
 	if staged {
 		if cl, err = diffroute.Schedule(net, *maxPaths, *maxNodes); err != nil {
 			return err

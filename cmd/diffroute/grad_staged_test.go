@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/diffroute-go/route/data"
@@ -177,5 +179,78 @@ func scaleCSV(t *testing.T, src, dst string, scale float64) {
 	}
 	if err := os.WriteFile(dst, []byte(sb.String()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Under a --mem-budget that no checkpoint block fits, the planner stages
+// the gradient: its prediction covers the whole process's measured peak,
+// the gradient equals the unstaged one, and a budget that fits neither way
+// is refused in one line naming a budget that fits and the staging.
+func TestGradCLIPlanStaged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes of a few hundred MB")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status: the plan cannot measure the process")
+	}
+	gen := t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "40000", "--days", "60", "--gauges", "5"); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A convolution IRF: the unstaged gradient holds every reach's series in
+	// float64 (about 235 MiB here), the staged one a cluster's.
+	grad := func(out string, extra ...string) (string, float64, error) {
+		args := append([]string{"grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--observed", filepath.Join(gen, "observed.csv"),
+			"--irf", "nash_gamma", "--param", "tau=1.5", "--max-delay", "8", "--loss", "sse", "--out", out}, extra...)
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
+		b, err := cmd.CombinedOutput()
+		peak := 0.0
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			peak = float64(ru.Maxrss) * 1024 // kB on Linux
+		}
+		return string(b), peak, err
+	}
+	plain := filepath.Join(t.TempDir(), "plain.csv")
+	if out, _, err := grad(plain, "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	staged := filepath.Join(t.TempDir(), "staged.csv")
+	out, peak, err := grad(staged, "--mem-budget", "200MiB")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var predicted float64
+	for _, line := range strings.Split(out, "\n") {
+		if _, after, ok := strings.Cut(line, "predicted peak "); ok {
+			var unit string
+			if _, err := fmt.Sscanf(after, "%f %s", &predicted, &unit); err != nil || unit != "MiB" {
+				t.Fatalf("plan line %q", line)
+			}
+			predicted *= 1 << 20
+		}
+	}
+	if !strings.Contains(out, "staged over") || !strings.Contains(out, "whole process:") || predicted == 0 || peak == 0 {
+		t.Fatalf("no staged whole-process plan:\n%s", out)
+	}
+	ratio := predicted / peak
+	t.Logf("staged: predicted %.1f MiB, measured %.1f MiB (ratio %.2f)", predicted/(1<<20), peak/(1<<20), ratio)
+	if ratio < 0.8 || ratio > 1.2 {
+		t.Errorf("staged: predicted %.1f MiB, measured peak %.1f MiB (ratio %.2f)\n%s", predicted/(1<<20), peak/(1<<20), ratio, out)
+	}
+	if e := gradCSVDiff(readGradCSV(t, staged), readGradCSV(t, plain)); e > 1e-6 {
+		t.Errorf("the planned staged gradient differs from the plain one by %.2g (relative)", e)
+	}
+	// Too small for any plan: one line, a budget and the staging to use.
+	out, _, err = grad(filepath.Join(t.TempDir(), "g.csv"), "--mem-budget", "60MiB", "--quiet")
+	msg := strings.TrimSpace(out)
+	if err == nil || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "needs a budget of") || !strings.Contains(msg, "--max-paths") || strings.Contains(msg, "StagedGrad") {
+		t.Errorf("gradient over budget: %v\n%s", err, out)
+	} else {
+		t.Logf("refused: %s", msg)
 	}
 }
