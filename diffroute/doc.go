@@ -85,6 +85,10 @@
 //     transfer's adjoint to the cluster it came from; Forward and Backward
 //     are iterators that consume per-cluster runoff and ∂L/∂y lazily, so a
 //     basin's gradient fits the memory of its staged run plus its transfers.
+//     StagedRouter.RouteGrad runs both passes over a Clusters; when no
+//     checkpoint block fits a budget, PlanGradient plans the recursive
+//     gradient staged (GradPlan.Staged, Clusters) and counts the
+//     collector's garbage from the per-cluster engines.
 //
 // Built-in derivatives: Muskingum (k, x), linear storage (tau), Nash cascade
 // (tau; its n counts whole reservoirs run as recursive sections and has no
