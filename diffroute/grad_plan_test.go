@@ -3,6 +3,7 @@ package diffroute
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -282,6 +283,68 @@ func TestKernelResidentBytesMatchesBuiltKernel(t *testing.T) {
 		}
 		if got := kernelResidentBytes(net, c.b, c.taps); got != pages*4096 {
 			t.Errorf("%+v: planner counts %d pages, the kernel has %d with taps (of %d)", c, got/4096, pages, (len(vals)+per-1)/per)
+		}
+	}
+}
+
+// Under a budget that no checkpoint block fits, PlanGradient plans the
+// gradient staged; the plan's clusters give the plain gradient.
+func TestPlanGradientStages(t *testing.T) {
+	const n, T = 3000, 120
+	net := SyntheticNetwork(n, 3)
+	o := Options{IRF: "nash_gamma", Params: Constant(n, map[string]float64{"tau": 1.5, "n": 3}), MaxDelay: 8}
+	auto, err := PlanGradient(net, T, 1, 0, o)
+	if err != nil || auto.Staged {
+		t.Fatalf("no budget: %v %v", auto, err)
+	}
+	var p *GradPlan
+	for b := auto.Predicted; b > 0; b = b * 9 / 10 {
+		if p, err = PlanGradient(net, T, 1, b, o); err != nil {
+			t.Fatal(err)
+		}
+		if p.Staged || !p.Fits {
+			break
+		}
+	}
+	if !p.Staged || !p.Fits || p.Clusters == nil || p.Clusters.Len() < 2 || float64(p.Predicted) > planHeadroom*float64(p.Budget) {
+		t.Fatalf("no staged plan between the unstaged one and nothing: %v", p)
+	}
+	t.Logf("%v", p)
+	ctx := context.Background()
+	x := SyntheticRunoff(net, 1, T, 5)
+	loss := func(y, gy *DataTensor) (float64, error) {
+		s := 0.0
+		for k, v := range y.Data {
+			s += float64(v) * float64(v) * float64(k%7)
+			gy.Data[k] = 2 * v * float32(k%7)
+		}
+		return s, nil
+	}
+	o.Method = Recursive
+	rr, err := NewRecursiveRouter(ctx, net, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, gp, err := rr.RouteGrad(ctx, x, loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, err := NewStagedRouter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, gs, err := sr.RouteGrad(ctx, x, p.Clusters, loss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range gp.Params {
+		peak, worst := 1e-300, 0.0
+		for i, v := range want {
+			peak = max(peak, math.Abs(v))
+			worst = max(worst, math.Abs(gs.Params[name][i]-v))
+		}
+		if worst/peak > 1e-6 {
+			t.Errorf("dL/d%s: staged differs by %.2g of its peak", name, worst/peak)
 		}
 	}
 }
