@@ -32,6 +32,9 @@ type SeriesFormat struct {
 	// NewWriter starts a table of ids × times written in time pieces, for
 	// discharge streamed chunk by chunk; nil when the format cannot.
 	NewWriter func(path string, ids []int64, times []string, step time.Duration, o *SeriesOptions) (SeriesWriter, error)
+	// MaxCompress is the highest compression level the format takes; 0:
+	// it has no compression.
+	MaxCompress int
 
 	ordered bool // Write honours SeriesOptions.Order itself
 }
@@ -139,7 +142,7 @@ func init() {
 	for _, nc4 := range []bool{false, true} {
 		f := &SeriesFormat{Name: "netCDF", Exts: []string{".nc", ".netcdf"}, Ranged: true, Vars: true, Read: ReadRunoffNC}
 		if nc4 {
-			f.Name, f.Exts = "netCDF-4", []string{".nc4"}
+			f.Name, f.Exts, f.MaxCompress = "netCDF-4", []string{".nc4"}, 9
 		}
 		f.Write = func(path string, q *diffroute.DataTensor, o *SeriesOptions) error {
 			ids := q.IDs
@@ -329,6 +332,29 @@ func formatOf(path string, o *SeriesOptions) (*SeriesFormat, error) {
 		return SeriesFormatNamed(o.Format, true)
 	}
 	return SeriesFormatFor(path, true)
+}
+
+// CheckSeriesOptions says, before any routing, whether a table can be
+// written at path with o: a format known for writing that takes o's
+// compression level. The writers check again; this saves a long run
+// that would fail at its end.
+func CheckSeriesOptions(path string, o *SeriesOptions) error {
+	f, err := formatOf(path, o)
+	if err != nil {
+		return err
+	}
+	if o == nil || o.Compress == 0 || o.Compress == -1 {
+		return nil
+	}
+	switch {
+	case f.MaxCompress == 0 && f.Name == "netCDF":
+		return fmt.Errorf("%s: classic netCDF has no compression: write netCDF-4 (.nc4 or format nc4)", path)
+	case f.MaxCompress == 0:
+		return fmt.Errorf("%s: %s has no compression", path, f.Name)
+	case o.Compress < -1 || o.Compress > f.MaxCompress:
+		return fmt.Errorf("%s: %s compression level %d: want 1 to %d, or -1 for none", path, f.Name, o.Compress, f.MaxCompress)
+	}
+	return nil
 }
 
 // NewSeriesWriter starts a table written in time pieces at path, in the

@@ -34,7 +34,7 @@ import (
 
 func init() {
 	RegisterSeriesFormat(&SeriesFormat{
-		Name: "Parquet", Exts: []string{".parquet"},
+		Name: "Parquet", Exts: []string{".parquet"}, MaxCompress: 22,
 		Read: func(path string, _ *NCOptions) (*diffroute.DataTensor, error) { return ReadParquet(path) },
 		Write: func(path string, q *diffroute.DataTensor, o *SeriesOptions) error {
 			if err := q.Validate(); err != nil {

@@ -183,3 +183,29 @@ func TestRecursiveWindowCutWarns(t *testing.T) {
 		}
 	}
 }
+
+// An output that cannot take the asked compression is refused before the
+// inputs are even opened (it used to fail after a whole run).
+func TestCompressionRefusedUpFront(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		out  string
+		want string
+	}{
+		{"q.nc", "classic netCDF has no compression"},
+		{"q.csv", "CSV has no compression"},
+	} {
+		cfg := Config{RAPID: xx9, Runoff: filepath.Join(dir, "missing.nc"), SubStep: 15 * time.Minute,
+			Out: filepath.Join(dir, c.out), Compress: 5}
+		_, err := Run(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s --compress 5: got %v, want an error saying %q", c.out, err, c.want)
+		}
+	}
+	// Formats with compression go on to the inputs (here: a missing file).
+	cfg := Config{RAPID: xx9, Runoff: filepath.Join(dir, "missing.nc"), SubStep: 15 * time.Minute,
+		Out: filepath.Join(dir, "q.nc4"), Compress: 5}
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "missing.nc") {
+		t.Errorf("q.nc4 --compress 5 with a missing runoff file: got %v, want the runoff file named", err)
+	}
+}

@@ -137,6 +137,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			fmt.Fprintf(cfg.Log, format, a...)
 		}
 	}
+	if cfg.Out != "" {
+		// A format or compression level the output cannot take is
+		// refused now, not after routing.
+		if err := data.CheckSeriesOptions(cfg.Out, &data.SeriesOptions{Format: cfg.OutFormat, Compress: cfg.Compress}); err != nil {
+			return nil, configErrorf("route: --out %s", err)
+		}
+	}
 	in, err := open(&cfg, r)
 	if err != nil {
 		return nil, err
