@@ -62,30 +62,52 @@ type gradEngine struct {
 // would cost more than the gradient.
 func (e *gradEngine) rows(bl int) (Y, UB [][]float64, release func()) {
 	n := e.net.Len()
-	slab := takeSlab(2 * n * bl)
+	slab := slabs.take(2 * n * bl)
 	Y, UB = make([][]float64, n), make([][]float64, n)
 	for i := 0; i < n; i++ {
 		Y[i] = slab[i*bl : (i+1)*bl : (i+1)*bl]
 		UB[i] = slab[(n+i)*bl : (n+i+1)*bl : (n+i+1)*bl]
 	}
-	return Y, UB, func() { putSlab(slab) }
+	return Y, UB, func() { slabs.put(slab) }
 }
 
-var (
-	slabMu sync.Mutex
-	slab   []float64 // the last released block buffers, for the next run
-)
+// bufPool keeps the largest buffer released, for the next run: calibration
+// builds a router for every set of parameters, and a gradient's buffers
+// are hundreds of MB of fresh pages otherwise.
+type bufPool[E float32 | float64] struct {
+	mu   sync.Mutex
+	buf  []E
+	huge bool // new buffers ask for huge pages
+}
 
-func takeSlab(size int) []float64 {
-	slabMu.Lock()
-	defer slabMu.Unlock()
-	if cap(slab) >= size {
-		s := slab[:size]
-		slab = nil
+// take returns n values (not cleared): the kept buffer when it is large
+// enough, else a new one.
+func (p *bufPool[E]) take(n int) []E {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cap(p.buf) >= n {
+		s := p.buf[:n]
+		p.buf = nil
 		return s
 	}
-	return makeSeries(size)
+	s := make([]E, n)
+	if p.huge {
+		adviseHugePages(s)
+	}
+	return s
 }
+
+// put releases s, kept if it is the largest.
+func (p *bufPool[E]) put(s []E) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cap(s) > cap(p.buf) {
+		p.buf = s
+	}
+}
+
+// slabs are the block buffers of the gradient engines.
+var slabs = bufPool[float64]{huge: true}
 
 // makeSeries allocates n float64 values, asking for huge pages where the
 // buffer is large: a gradient touches hundreds of MB of fresh buffers
@@ -96,14 +118,6 @@ func makeSeries(n int) []float64 {
 	s := make([]float64, n)
 	adviseHugePages(s)
 	return s
-}
-
-func putSlab(s []float64) {
-	slabMu.Lock()
-	defer slabMu.Unlock()
-	if cap(s) > cap(slab) {
-		slab = s
-	}
 }
 
 // gradAutoBlockBytes bounds the block buffers (outflows and adjoints of

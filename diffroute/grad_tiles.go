@@ -446,32 +446,8 @@ func (g *gradRun) latSeg(b int, i int32, p, q0, nq int) mixedSeries {
 // worker, into or out of a dense copy in tile order ([b][p][t]), which the
 // passes then read and write in order.
 
-var (
-	stageMu sync.Mutex
-	stage   []float32 // the last released staging copies, for the next run
-)
-
-// takeStage returns n float32 values (not cleared) for the staging copies,
-// kept between runs as the slab is: calibration builds a router for every
-// set of parameters.
-func takeStage(n int) []float32 {
-	stageMu.Lock()
-	defer stageMu.Unlock()
-	if cap(stage) >= n {
-		s := stage[:n]
-		stage = nil
-		return s
-	}
-	return make([]float32, n)
-}
-
-func putStage(s []float32) {
-	stageMu.Lock()
-	defer stageMu.Unlock()
-	if cap(s) > cap(stage) {
-		stage = s
-	}
-}
+// stages are the staging copies, kept between runs as the slab is.
+var stages bufPool[float32]
 
 // stageRows copies the rows of T values of every member between tile
 // order (tile: N rows a member) and a tensor's data (M rows a member, p's
@@ -1002,8 +978,8 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if g.TF == 0 {
 		g.nblk = 0
 	}
-	slab := takeSlab(tl.nslot*g.TF + g.nblk*(nsec+2*n))
-	defer putSlab(slab)
+	slab := slabs.take(tl.nslot*g.TF + g.nblk*(nsec+2*n))
+	defer slabs.put(slab)
 	g.bound = make([][]float64, tl.nslot)
 	for s := range g.bound {
 		g.bound[s] = slab[s*g.TF : (s+1)*g.TF : (s+1)*g.TF]
@@ -1040,8 +1016,8 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if g.y32 != nil || g.dxT != nil {
 		ny = tot
 	}
-	st := takeStage(nx + ny)
-	defer putStage(st)
+	st := stages.take(nx + ny)
+	defer stages.put(st)
 	if nx > 0 {
 		g.xT = st[:nx]
 		g.stageRows(g.xT, g.x.Data, g.x.N, g.rowT, true, false)
