@@ -71,6 +71,10 @@ func (r *restart) load(net *diffroute.Network, opts diffroute.Options, times []s
 	if s.Time != "" && len(times) > 0 {
 		if last, err := data.ParseTime(s.Time); err == nil {
 			next := last.Add(step)
+			if end, err := data.ParseTime(times[len(times)-1]); err == nil && end.Before(next) && !r.force {
+				return nil, 0, fmt.Errorf("--state-in %s: the state ends at %s, at or after the runoff's last step (%s): no step is left to route; give the runoff that follows %s",
+					r.in, data.FormatTime(last), times[len(times)-1], data.FormatTime(last))
+			}
 			for k, l := range times {
 				if t, err := data.ParseTime(l); err == nil && !t.Before(next) {
 					if t.Equal(next) {

@@ -146,6 +146,7 @@ func TestRouteStateRefusals(t *testing.T) {
 		want string
 	}{
 		{"gap", []string{"--runoff", late}, "not contiguous"},
+		{"covered", []string{"--runoff", first}, "no step is left to route"},
 		{"irf", []string{"--runoff", runoff, "--irf", "linear_storage", "--param", "tau=1"}, "IRF"},
 		{"substep", []string{"--runoff", runoff, "--substep", "3600"}, "sub-steps"},
 		{"method", []string{"--runoff", runoff, "--method", "kernel"}, "method"},
