@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -108,36 +109,44 @@ func maxRel(got, want *diffroute.DataTensor) float64 {
 	return worst / peak
 }
 
+// checkWarnsOnce runs cfg plain ("plain", "in place") or staged or
+// time-chunked (way), and checks that Warn got exactly one warning with
+// prefix and phrase, naming --max-delay, when warned, and none otherwise.
+func checkWarnsOnce(t *testing.T, cfg Config, way, prefix, phrase string, warned bool, what string) {
+	t.Helper()
+	var warn strings.Builder
+	cfg.Warn, cfg.InPlace = &warn, way == "in place"
+	switch way {
+	case "staged":
+		cfg.MaxNodes = 2
+	case "time-chunked":
+		cfg.TimeChunk, cfg.Out = 5, filepath.Join(t.TempDir(), "q.nc")
+	}
+	if _, err := Run(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := warn.String()
+	if has := strings.Contains(got, phrase); has != warned {
+		t.Errorf("%s %s: warned %v, want %v: %q", what, way, has, warned, got)
+	}
+	if warned && (strings.Count(got, prefix) != 1 || !strings.Contains(got, "--max-delay")) {
+		t.Errorf("%s %s: want one warning naming --max-delay, got %q", what, way, got)
+	}
+}
+
 // A kernel too short for the network's path responses routes, but says so
 // once on Warn, naming the worst pair; a kernel long enough says nothing.
 // Staged and time-chunked runs, whose clusters build their own kernels,
 // say so too.
 func TestKernelLosingMassWarns(t *testing.T) {
-	ctx := context.Background()
 	for _, c := range []struct {
 		maxDelay int
 		warned   bool
 	}{{1, true}, {64, false}} {
-		for _, way := range []string{"unstaged", "staged", "time-chunked"} {
-			var warn strings.Builder
-			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn}
+		for _, way := range []string{"plain", "staged", "time-chunked"} {
+			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute}
 			cfg.Options.Method, cfg.Options.MaxDelay = diffroute.Kernel, c.maxDelay
-			switch way {
-			case "staged":
-				cfg.MaxNodes = 2
-			case "time-chunked":
-				cfg.TimeChunk, cfg.Out = 5, filepath.Join(t.TempDir(), "q.nc")
-			}
-			if _, err := Run(ctx, cfg); err != nil {
-				t.Fatal(err)
-			}
-			got := warn.String()
-			if has := strings.Contains(got, "beyond the kernel's"); has != c.warned {
-				t.Errorf("max delay %d %s: warned %v, want %v: %q", c.maxDelay, way, has, c.warned, got)
-			}
-			if c.warned && (strings.Count(got, "kernel method:") != 1 || !strings.Contains(got, "--max-delay")) {
-				t.Errorf("max delay %d %s: want one warning naming --max-delay, got %q", c.maxDelay, way, got)
-			}
+			checkWarnsOnce(t, cfg, way, "kernel method:", "beyond the kernel's", c.warned, fmt.Sprintf("max delay %d", c.maxDelay))
 		}
 	}
 }
@@ -147,7 +156,6 @@ func TestKernelLosingMassWarns(t *testing.T) {
 // the rest, a normalised one (hayami) delivers it too early. A window long
 // enough says nothing. Plain, in-place, staged and time-chunked runs all check.
 func TestRecursiveWindowCutWarns(t *testing.T) {
-	ctx := context.Background()
 	for _, c := range []struct {
 		irf      string
 		params   map[string]float64
@@ -160,26 +168,9 @@ func TestRecursiveWindowCutWarns(t *testing.T) {
 		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 64, false},
 	} {
 		for _, way := range []string{"plain", "in place", "staged", "time-chunked"} {
-			inPlace := way == "in place"
-			var warn strings.Builder
-			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Warn: &warn, Params: c.params, InPlace: inPlace}
+			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Params: c.params}
 			cfg.Options.IRF, cfg.Options.MaxDelay = c.irf, c.maxDelay
-			switch way {
-			case "staged":
-				cfg.MaxNodes = 2
-			case "time-chunked":
-				cfg.TimeChunk, cfg.Out = 5, filepath.Join(t.TempDir(), "q.nc")
-			}
-			if _, err := Run(ctx, cfg); err != nil {
-				t.Fatal(err)
-			}
-			got := warn.String()
-			if has := strings.Contains(got, "at the end of its window"); has != c.warned {
-				t.Errorf("%s %v max delay %d %s: warned %v, want %v: %q", c.irf, c.params, c.maxDelay, way, has, c.warned, got)
-			}
-			if c.warned && (strings.Count(got, "recursive method:") != 1 || !strings.Contains(got, "--max-delay")) {
-				t.Errorf("%s max delay %d %s: want one warning naming --max-delay, got %q", c.irf, c.maxDelay, way, got)
-			}
+			checkWarnsOnce(t, cfg, way, "recursive method:", "at the end of its window", c.warned, fmt.Sprintf("%s %v max delay %d", c.irf, c.params, c.maxDelay))
 		}
 	}
 }
