@@ -74,17 +74,30 @@
 //     build are differentiated through that build: the same chain to
 //     ∂L/∂(fine path response), then back up each path through the
 //     transposed section cascades, whose coefficient sums give ∂L/∂θ.
-//     The kernel method's gradient has no time chunks or stages: it holds
+//     The kernel method's gradient has no time chunks: unstaged it holds
 //     the whole kernel, runoff, discharge, ∂L/∂y and ∂L/∂runoff at once;
 //     checkpoint blocks bound only its recursive parameter adjoint.
 //     PlanGradient predicts its peak (the tiles' pages that hold pairs,
 //     the series, the adjoint's spectra or blocks) and says when a budget
 //     needs the recursive method instead.
 //   - staged routing: StagedGrad runs the clusters forwards, keeping their
-//     fine transfers, then backwards in reverse order, handing each
-//     transfer's adjoint to the cluster it came from; Forward and Backward
-//     are iterators that consume per-cluster runoff and ∂L/∂y lazily, so a
-//     basin's gradient fits the memory of its staged run plus its transfers.
+//     transfers, then backwards in reverse order, handing each transfer's
+//     adjoint to the cluster it came from; Forward and Backward are
+//     iterators that consume per-cluster runoff and ∂L/∂y lazily, so a
+//     basin's gradient fits the memory of its staged run plus its transfers
+//     (and, for the kernel method, one cluster's kernel). Each method
+//     differentiates its own staged run: the recursive method by the
+//     recursive adjoint of every cluster; the kernel method exactly as
+//     StagedRouter routes it — per cluster the transposed convolution for
+//     ∂L/∂runoff, the correlation of ∂L/∂y with the transfer kernels for
+//     ∂L/∂(fine transfer), the recursive adjoint of the recursion that gives
+//     the transfer sources' fine outflow, and parameter gradients of the
+//     cluster's kernel and transfer kernels by KernelRouter.Backward's rule
+//     (recursive adjoint for time-domain builds, the FFT build's adjoint for
+//     convolution IRFs and Compat "diffroute"); under Compat "diffroute" the
+//     coarse transfers' adjoint is the target's runoff gradient added to the
+//     source's ∂L/∂y. A reach's parameters act in its own cluster only, so
+//     no gradient is summed across clusters.
 //     StagedRouter.RouteGrad runs both passes over a Clusters; when no
 //     checkpoint block fits a budget, PlanGradient plans the recursive
 //     gradient staged (GradPlan.Staged, Clusters) and counts the

@@ -183,55 +183,13 @@ func (kr *KernelRouter) buildGradCheck() (IRF, error) {
 // spectra.
 func (kr *KernelRouter) pairWalk(ctx context.Context, Pc []complex128, newState func() *adjWorker,
 	fn func(wk *adjWorker, d, s, ps, m int, boxed bool) error, done func(wk *adjWorker, s, ps int, boxed bool) error) error {
-	net, o, bs := kr.net, kr.opts, kr.bs
-	nf := kr.m/2 + 1
-	n := net.Len()
-	exclude, compat := o.ExcludeSelf, o.Compat == CompatDiffRoute
+	n := kr.net.Len()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	parallelChunks(ctx, cancel, max(1, min(o.Workers, n)), n, 16, newState, func(wk *adjWorker, lo, hi int) error {
+	parallelChunks(ctx, cancel, max(1, min(kr.opts.Workers, n)), n, 16, newState, func(wk *adjWorker, lo, hi int) error {
 		for ps := lo; ps < hi; ps++ {
-			s := int(bs.Order[ps])
-			boxed := false
-			switch {
-			case exclude && !compat:
-				for j := range wk.src {
-					wk.src[j] = 1
-				}
-			case o.Lateral == LateralRAPID && !exclude:
-				var err error
-				if boxed, err = kr.reachClamped(wk.kernelWorker, s, true); err != nil {
-					return err
-				}
-				if boxed {
-					copy(wk.src, wk.spec)
-				} else {
-					copy(wk.src, Pc[s*nf:(s+1)*nf])
-				}
-			default:
-				copy(wk.src, Pc[s*nf:(s+1)*nf])
-			}
-			m := 0
-			for d := s; d >= 0; d = net.Down(d) {
-				if !(exclude && d == s) {
-					kr.fineFromSpec(wk.kernelWorker, wk.src)
-					kr.coarsen(wk.kernelWorker, boxed)
-					if err := fn(wk, d, s, ps, m, boxed); err != nil {
-						return err
-					}
-				}
-				if dd := net.Down(d); dd >= 0 {
-					e := Pc[dd*nf : (dd+1)*nf]
-					for j, c := range e {
-						wk.src[j] *= c
-					}
-				}
-				m++
-			}
-			if done != nil {
-				if err := done(wk, s, ps, boxed); err != nil {
-					return err
-				}
+			if err := kr.sourcePairs(wk, Pc, ps, fn, done); err != nil {
+				return err
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -240,6 +198,55 @@ func (kr *KernelRouter) pairWalk(ctx context.Context, Pc []complex128, newState 
 		return nil
 	})
 	return context.Cause(ctx)
+}
+
+// sourcePairs is pairWalk's visit of the source at pre-order position ps.
+func (kr *KernelRouter) sourcePairs(wk *adjWorker, Pc []complex128, ps int,
+	fn func(wk *adjWorker, d, s, ps, m int, boxed bool) error, done func(wk *adjWorker, s, ps int, boxed bool) error) error {
+	net, o, bs := kr.net, kr.opts, kr.bs
+	nf := kr.m/2 + 1
+	exclude, compat := o.ExcludeSelf, o.Compat == CompatDiffRoute
+	s := int(bs.Order[ps])
+	boxed := false
+	switch {
+	case exclude && !compat:
+		for j := range wk.src {
+			wk.src[j] = 1
+		}
+	case o.Lateral == LateralRAPID && !exclude:
+		var err error
+		if boxed, err = kr.reachClamped(wk.kernelWorker, s, true); err != nil {
+			return err
+		}
+		if boxed {
+			copy(wk.src, wk.spec)
+		} else {
+			copy(wk.src, Pc[s*nf:(s+1)*nf])
+		}
+	default:
+		copy(wk.src, Pc[s*nf:(s+1)*nf])
+	}
+	m := 0
+	for d := s; d >= 0; d = net.Down(d) {
+		if !(exclude && d == s) {
+			kr.fineFromSpec(wk.kernelWorker, wk.src)
+			kr.coarsen(wk.kernelWorker, boxed)
+			if err := fn(wk, d, s, ps, m, boxed); err != nil {
+				return err
+			}
+		}
+		if dd := net.Down(d); dd >= 0 {
+			e := Pc[dd*nf : (dd+1)*nf]
+			for j, c := range e {
+				wk.src[j] *= c
+			}
+		}
+		m++
+	}
+	if done != nil {
+		return done(wk, s, ps, boxed)
+	}
+	return nil
 }
 
 // clampedSpectra returns every reach's spectrum with its magnitude floored

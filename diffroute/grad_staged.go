@@ -7,14 +7,28 @@ import (
 )
 
 // Staged gradients: the forward pass runs cluster by cluster like
-// RouteClusters and keeps the fine transfers (one series per cut edge, the
-// same as a staged run holds at most); the backward pass visits the clusters
-// in reverse order, recomputes each cluster's forward pass from its runoff
-// and incoming transfers, runs its adjoint and hands the adjoint of each
-// incoming transfer to the cluster it came from. Only one cluster's adjoint
-// is alive at a time, so a basin's gradient fits the memory budget of its
-// staged forward run plus its transfers. Both methods use the recursive
-// adjoint (see KernelRouter.Backward).
+// RouteClusters and keeps the transfers (one series per cut edge, the same
+// as a staged run holds at most); the backward pass visits the clusters in
+// reverse order, runs each cluster's adjoint from its runoff and incoming
+// transfers and hands the adjoint of each incoming transfer to the cluster
+// it came from. Only one cluster's adjoint (and, for the kernel method, its
+// kernel) is alive at a time, so a basin's gradient fits the memory budget
+// of its staged forward run plus its transfers.
+//
+// Each method differentiates its own staged run:
+//   - recursive: the recursive adjoint of every cluster (the forward pass
+//     is recomputed in float64);
+//   - kernel: the derivative of StagedRouter's kernel run, whose clusters
+//     are routed by their kernels and whose fine transfers come from the
+//     recursion over each cluster's transfer sources: the transposed
+//     convolution and the correlation with the transfer kernels for runoff
+//     and transfers, the recursive adjoint for the transfer sources, and
+//     parameter gradients of the kernels by KernelRouter.Backward's rule
+//     (recursive adjoint for time-domain builds, the FFT build's adjoint for
+//     convolution IRFs and Compat "diffroute"); under Compat "diffroute"
+//     DiffRoute's coarse transfers, whose adjoint is the target cluster's
+//     runoff gradient added to the source's discharge gradient. See
+//     grad_staged_kernel.go.
 
 // ClusterAdjoint is what the backward pass consumes for one cluster: its
 // runoff (as given to the forward pass) and ∂L/∂(its discharge), rows in the
@@ -46,9 +60,13 @@ type StagedGrad struct {
 	opts  Options
 	cl    *Clusters
 	b, t  int
-	bufs  [][]float64 // per slot: the fine transfer, B·T·f values
+	bufs  [][]float64 // recursive: per slot, the fine transfer, B·T·f values
 	dbufs [][]float64 // per slot: ∂L/∂(the transfer), once its target cluster is done
 	next  int         // forward: next cluster; backward: counts down
+
+	// the kernel method
+	sr    *StagedRouter // its staged forward run
+	kbufs [][]float32   // per slot: the transfer its target cluster received (fine B·T·f, or coarse B·T)
 }
 
 // NewStagedGrad prepares a staged gradient run of cl with opts (Params and
@@ -61,7 +79,12 @@ func NewStagedGrad(cl *Clusters, opts Options) (*StagedGrad, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &StagedGrad{opts: o, cl: cl, bufs: make([][]float64, len(cl.Transfers)), dbufs: make([][]float64, len(cl.Transfers)), b: -1}, nil
+	sg := &StagedGrad{opts: o, cl: cl, bufs: make([][]float64, len(cl.Transfers)), dbufs: make([][]float64, len(cl.Transfers)), b: -1}
+	if o.Method == Kernel {
+		sg.sr = &StagedRouter{opts: o, drop: -1}
+		sg.kbufs = make([][]float32, len(cl.Transfers))
+	}
+	return sg, nil
 }
 
 // engine prepares cluster c's adjoint with the transfers entering it.
@@ -122,6 +145,18 @@ func (sg *StagedGrad) Forward(ctx context.Context, runoffs iter.Seq2[ClusterRuno
 				yield(ClusterDischarge{}, fmt.Errorf("diffroute: got runoff for cluster %d, expected cluster %d", cr.Cluster, sg.next))
 				return
 			}
+			if sg.sr != nil {
+				d, err := sg.forwardKernel(ctx, cr)
+				if err != nil {
+					yield(ClusterDischarge{}, err)
+					return
+				}
+				sg.next++
+				if !yield(d, nil) {
+					return
+				}
+				continue
+			}
 			c := &sg.cl.Clusters[cr.Cluster]
 			g, _, err := sg.engine(c, cr.Runoff, false)
 			if err == nil {
@@ -168,7 +203,12 @@ func (sg *StagedGrad) Backward(ctx context.Context, adjoints iter.Seq2[ClusterAd
 				return
 			}
 			c := &sg.cl.Clusters[ca.Cluster]
-			cg, err := sg.backwardCluster(ctx, c, ca, len(irf.GradParams) > 0)
+			var cg ClusterGradients
+			if sg.sr != nil {
+				cg, err = sg.backwardKernel(ctx, c, ca)
+			} else {
+				cg, err = sg.backwardCluster(ctx, c, ca, len(irf.GradParams) > 0)
+			}
 			if err != nil {
 				yield(ClusterGradients{}, fmt.Errorf("diffroute: cluster %d: %w", c.Index, err))
 				return
@@ -222,12 +262,12 @@ func (s *StagedRouter) RouteGrad(ctx context.Context, runoff *DataTensor, cl *Cl
 	if loss == nil {
 		return nil, 0, nil, fmt.Errorf("diffroute: RouteGrad needs a loss function")
 	}
-	if s.opts.Compat == "diffroute" {
-		return nil, 0, nil, fmt.Errorf("diffroute: staged gradients need fine transfers; --compat diffroute's coarse transfers have none")
-	}
 	sg, err := NewStagedGrad(cl, s.opts)
 	if err != nil {
 		return nil, 0, nil, err
+	}
+	if sg.sr != nil {
+		sg.sr.KernelBuilder = s.KernelBuilder
 	}
 	rows, err := alignRunoff(runoff, cl.Net)
 	if err != nil {
@@ -250,7 +290,10 @@ func (s *StagedRouter) RouteGrad(ctx context.Context, runoff *DataTensor, cl *Cl
 		return nil, 0, nil, err
 	}
 	n := cl.Net.Len()
-	gr := &Gradients{Runoff: NewDataTensor(runoff.B, runoff.IDs, runoff.T), Params: Params{}, InitialQ: make([]float64, n)}
+	gr := &Gradients{Runoff: NewDataTensor(runoff.B, runoff.IDs, runoff.T), Params: Params{}}
+	if s.opts.Method != Kernel { // the kernel method starts from rest
+		gr.InitialQ = make([]float64, n)
+	}
 	gr.Runoff.Times, gr.Runoff.Step = runoff.Times, runoff.Step
 	adjoints := func(yield func(ClusterAdjoint, error) bool) {
 		for k := cl.Len() - 1; k >= 0; k-- {
@@ -284,8 +327,8 @@ func (s *StagedRouter) RouteGrad(ctx context.Context, runoff *DataTensor, cl *Cl
 				gr.Params[name][i] = v[j]
 			}
 		}
-		for j, i := range cg.Reaches {
-			gr.InitialQ[i] += cg.InitialQ[j]
+		for j, v := range cg.InitialQ {
+			gr.InitialQ[cg.Reaches[j]] += v
 		}
 		for i, v := range cg.TransferQ0 {
 			gr.InitialQ[i] += v

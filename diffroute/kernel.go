@@ -903,22 +903,40 @@ func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
 	if tk, ok := kr.transfers[v]; ok {
 		return tk, nil
 	}
-	net := kr.net
 	tk := &transferKernel{}
+	err := kr.transferRows(v, func(d int, row []float64) error {
+		tk.rows = append(tk.rows, int32(d))
+		for _, x := range row {
+			tk.vals = append(tk.vals, float32(x))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	kr.transfers[v] = tk
+	return tk, nil
+}
+
+// transferRows computes the polyphase rows of fine upstream inflow into
+// reach v in float64, for each reach d from v down to the outlet in order:
+// fn gets d and the row (Taps·f values, valid during the call).
+func (kr *KernelRouter) transferRows(v int, fn func(d int, row []float64) error) error {
+	net := kr.net
 	wf := kr.taps * kr.f
-	// row appends the row of d from the fine path response v → d in wk.h.
+	buf := make([]float64, wf)
+	// row forms the row of d from the fine path response v → d in wk.h.
 	row := func(d int, wk *kernelWorker) error {
 		// avg: the mean over the step of the fine responses = box sum / f;
 		// sample: the fine response itself, at the last sub-step.
 		avg := kr.opts.Sampling == SampleAvg
 		kr.shifted(wk, avg)
-		row := make([]float32, wf)
 		sum := 0.0
-		for m, x := range wk.e {
+		for m, x := range wk.e[:wf] {
 			if avg {
 				x /= float64(kr.f)
 			}
-			row[m] = float32(x)
+			buf[m] = x
 			sum += x
 		}
 		if kr.opts.Normalize {
@@ -926,36 +944,29 @@ func (kr *KernelRouter) transfer(v int) (*transferKernel, error) {
 				return fmt.Errorf("diffroute: transfer kernel from reach %d to reach %d sums to zero (%.3g) and cannot be normalised", net.ID(v), net.ID(d), sum)
 			}
 			// Σ_m Kf[m] is the mass of the fine path response in both samplings.
-			scale := 1 / sum
-			for m := range row {
-				row[m] = float32(float64(row[m]) * scale)
+			for m := range buf {
+				buf[m] /= sum
 			}
 		}
-		tk.rows = append(tk.rows, int32(d))
-		tk.vals = append(tk.vals, row...)
-		return nil
+		return fn(d, buf)
 	}
 	if kr.td != nil {
-		if err := kr.transferTD(v, row); err != nil {
-			return nil, err
+		return kr.transferTD(v, row)
+	}
+	wk := kr.newWorker()
+	acc := make([]complex128, kr.m/2+1)
+	for d := v; d >= 0; d = net.Down(d) {
+		if _, err := kr.reachLog(wk, d, false); err != nil {
+			return err
 		}
-	} else {
-		wk := kr.newWorker()
-		acc := make([]complex128, kr.m/2+1)
-		for d := v; d >= 0; d = net.Down(d) {
-			if _, err := kr.reachLog(wk, d, false); err != nil {
-				return nil, err
-			}
-			for j := range acc {
-				acc[j] += wk.spec[j]
-			}
-			copy(wk.spec, acc)
-			kr.fineKernel(wk)
-			if err := row(d, wk); err != nil {
-				return nil, err
-			}
+		for j := range acc {
+			acc[j] += wk.spec[j]
+		}
+		copy(wk.spec, acc)
+		kr.fineKernel(wk)
+		if err := row(d, wk); err != nil {
+			return err
 		}
 	}
-	kr.transfers[v] = tk
-	return tk, nil
+	return nil
 }

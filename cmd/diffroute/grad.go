@@ -48,8 +48,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "CSV of dL/dparameter per reach: rivid,dL_d<name>,… (k per second as in k.csv, x as in x.csv, --param/--params values per runoff step)")
 	runoffGrad := fs.String("runoff-grad", "", "netCDF of dL/drunoff(time, rivid) in the runoff file's layout and per its units (optional)")
 	q0Grad := fs.String("q0-grad", "", "CSV of dL/dq0 per reach, rivid,dL_dq0 (optional)")
-	maxNodes := fs.Int("max-nodes", 0, "stage the gradient: clusters of at most N reaches, routed and differentiated one at a time (recursive method; with --mem-budget the planner stages when needed)")
-	maxPaths := fs.Int64("max-paths", 0, "stage the gradient so each cluster has at most N closure pairs (recursive method)")
+	maxNodes := fs.Int("max-nodes", 0, "stage the gradient: clusters of at most N reaches, routed and differentiated one at a time, the derivative of route's staged run with the same flags (CPU; with --mem-budget the planner stages when needed)")
+	maxPaths := fs.Int64("max-paths", 0, "stage the gradient so each cluster has at most N closure pairs (CPU)")
 	chart := fs.String("chart", "", "HTML page of sensitivity maps: the network coloured by |dL/dparameter| and by the runoff gradient, and the runoff gradient in time (optional)")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
@@ -70,8 +70,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{"grad: --warmup, --checkpoint-steps, --max-nodes and --max-paths must be ≥ 0"}
 	}
 	staged := *maxNodes > 0 || *maxPaths > 0
-	if staged && (rf.method == string(diffroute.Kernel) || rf.compat != "" || rf.dev.name == "cuda") {
-		return usageError{"grad: --max-nodes and --max-paths stage the recursive method's gradient: drop --method kernel, --compat and --device cuda"}
+	if staged && rf.dev.name == "cuda" {
+		return usageError{"grad: --max-nodes and --max-paths stage the gradient on the CPU only (recursive or kernel method, --compat diffroute included): drop --device cuda, or drop them for the device's unstaged kernel gradient"}
 	}
 	if strings.ToLower(filepath.Ext(*out)) != ".csv" {
 		return usageError{fmt.Sprintf("grad: --out %s: want a .csv file", *out)}
@@ -132,6 +132,9 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg, opts := in.RAPID, in.Options
 	if opts.Method == "" {
 		opts.Method = diffroute.Recursive
+		if opts.Compat != "" { // path kernels: the kernel method
+			opts.Method = diffroute.Kernel
+		}
 	}
 	opts.CheckpointSteps = *ckpt
 	irf, err := diffroute.LookupIRF(opts.IRF)
@@ -249,7 +252,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // routeGrad runs the forward and backward pass: staged over cl when it is
-// not nil (recursive method), else on the router of --device.
+// not nil (either method: the derivative of route's staged run), else on
+// the router of --device.
 func routeGrad(ctx context.Context, rf *routeFlags, net *diffroute.Network, opts diffroute.Options, cl *diffroute.Clusters, runoff *diffroute.DataTensor, loss diffroute.LossFunc) (float64, *diffroute.Gradients, error) {
 	if cl != nil {
 		sr, err := diffroute.NewStagedRouter(opts)

@@ -150,6 +150,13 @@ func TestGradCLIMatchesRouteDifferences(t *testing.T) {
 		// the adjoint of the kernel build
 		"rapid_xx9_compat_diffroute": {dir: xx9dir, obs: obs, flags: append(slices.Clone(xflags), "--method", "kernel", "--compat", "diffroute", "--max-delay", "12")},
 		"generated":                  {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600"}},
+		// staged kernel runs (the gradient of route's staged run with the
+		// same flags): a max delay short of the series, so that staging
+		// changes the run; DiffRoute's coarse transfers
+		"generated_kernel_staged": {dir: gen, obs: filepath.Join(gen, "observed.csv"), flags: []string{"--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600",
+			"--method", "kernel", "--max-delay", "6", "--max-paths", "150"}},
+		"rapid_xx9_kernel_staged":           {dir: xx9dir, obs: obs, flags: append(slices.Clone(xflags), "--method", "kernel", "--max-delay", "6", "--max-paths", "4")},
+		"rapid_xx9_compat_diffroute_staged": {dir: xx9dir, obs: obs, flags: append(slices.Clone(xflags), "--compat", "diffroute", "--max-delay", "12", "--max-paths", "4")},
 	}
 	for name, b := range basins {
 		t.Run(name, func(t *testing.T) {
