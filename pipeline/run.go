@@ -211,7 +211,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// garbage push the process over it.
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(budget * 8 / 10))
 		}
-		plan, err := diffroute.Plan(net, T, members, budget, opts)
+		var plan *diffroute.MemoryPlan
+		if cfg.WholeProcess && cfg.Budget > 0 {
+			// The network is read, the runoff not yet.
+			plan, err = diffroute.PlanIn(net, T, members, budget, opts, ProcessMemory())
+		} else {
+			plan, err = diffroute.Plan(net, T, members, budget, opts)
+		}
 		if err != nil {
 			return nil, budgetError(cfg.Budget, budget, err)
 		}
@@ -368,12 +374,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // per-cluster runoff; the pipeline reads time chunks of every reach (the
 // current one and the next, prefetched) and gathers discharge rows per chunk
 // (the one being routed and the one being written), for every ensemble
-// member: keep those four within a
-// third of the budget. Each chunk's buffers are fresh allocations, so up to
-// 3/4 of them again is garbage awaiting collection.
+// member: keep those four within a third of the budget, and within what
+// the plan's predicted peak leaves of the nine tenths of the budget a plan
+// may fill. Each chunk's buffers are fresh allocations, so up to 3/4 of
+// them again is garbage awaiting collection.
 func streamChunk(plan *diffroute.MemoryPlan, net *diffroute.Network, members int, budget int64) int {
 	perStep := int64(members) * int64(net.Len()) * 4 * 4
-	return int(max(1, min(int64(plan.TimeChunk), budget/3/perStep)))
+	left := (budget*9/10 - plan.Predicted) * 4 / 7
+	return int(max(1, min(int64(plan.TimeChunk), budget/3/perStep, left/perStep)))
 }
 
 // routeWhole routes runoff in memory, staged by clusters when cl is set.
