@@ -260,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var order []int32 // q's rows are network reaches order[k] (nil: network order)
 	switch {
 	case outputs != "":
-		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace, r.warn); err != nil {
+		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace, &dev); err != nil {
 			return nil, err
 		}
 	case members > 1 && chunk == 0 && cl == nil && keep == nil && !rs.active():
@@ -610,7 +610,7 @@ func (src *runoffSource) orderedRows(rapid *data.RAPID, order []int32) ([]int32,
 // routeSelected routes only the reaches listed in the file outputs and
 // what drains into them. In place (Config.InPlace), a netCDF file's runoff
 // is read for those reaches alone, and runoff is returned nil.
-func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool, warn func(string, ...any)) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
+func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool, dev *device) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
 	ids, err := data.ReadIDList(outputs, net)
 	if err != nil {
 		return nil, nil, nil, err
@@ -625,7 +625,7 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 	if inPlace && src.readColumns != nil && src.members <= 1 && opts.Method == diffroute.Recursive {
 		// Only the runoff of the reaches routed is read, straight into the
 		// router's order, and routed in place (as routeInOrder does).
-		if q, err = routeColumnsInOrder(ctx, src, sel, warn); err != nil {
+		if q, err = routeColumnsInOrder(ctx, src, sel, dev.warn); err != nil {
 			return nil, nil, nil, err
 		}
 		if q, err = q.SelectIDs(ids); err != nil {
@@ -636,7 +636,13 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 	if runoff, err = src.read(0, len(src.times)); err != nil {
 		return nil, nil, nil, err
 	}
-	if q, err = sel.Route(ctx, runoff); err != nil {
+	// The device's router checks the recursive method's IRF windows or the
+	// kernel's mass, as every other run does.
+	router, err := dev.router(ctx, sel.Net, sel.Opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if q, err = router.Route(ctx, runoff); err != nil {
 		return nil, nil, nil, err
 	}
 	if q, err = q.SelectIDs(ids); err != nil {
