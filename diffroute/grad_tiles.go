@@ -429,6 +429,20 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, n
 	return src
 }
 
+// prefetchRows asks the cache for the staged runoff (and, when gy, ∂L/∂y)
+// of the reach at p over steps [q0, q0+nq) of member b while the reach
+// before it runs: the passes visit each staged row once per block, too far
+// apart for the hardware to see a stream.
+func (g *gradRun) prefetchRows(b, p, q0, nq int, gy bool) {
+	row := (b*g.N+p)*g.T + q0
+	if g.lat == nil {
+		prefetch32(g.xT[row:][:nq])
+	}
+	if gy && g.gy32 != nil {
+		prefetch32(g.yT[row:][:nq])
+	}
+}
+
 // latSeg is the runoff of reach i (at p in tile order) over steps
 // [q0, q0+nq) of member b.
 func (g *gradRun) latSeg(b int, i int32, p, q0, nq int) mixedSeries {
@@ -704,6 +718,9 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
+				if j+1 < len(t.reaches) {
+					g.prefetchRows(b, p+1, q0, nq, false)
+				}
 				s0, s1 := tl.secT[p], tl.secT[p+1]
 				if c := k*nsec + int(s0); s1-s0 == 1 {
 					g.ckY[c] = g.ysT[s0]
@@ -751,6 +768,9 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 			q0, nq := n0/f, nb/f
 			for j, i := range t.reaches {
 				p := t.base + j
+				if j+1 < len(t.reaches) {
+					g.prefetchRows(b, p+1, q0, nq, false)
+				}
 				off := k*n + p
 				up, lp := g.ckU[off], g.ckL[off]
 				K := int(tl.secT[p+1] - tl.secT[p])
@@ -771,6 +791,9 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				g.reachForward(wk, tl, p, yk, &up, &lp, u, u2, wk.uRow(tl, p, nb), wk.yRow(tl, p, nb), g.latSeg(b, i, p, q0, nq), mixedSeries{}, nb)
 			}
 			for j := len(t.reaches) - 1; j >= 0; j-- {
+				if j > 0 {
+					g.prefetchRows(b, t.base+j-1, q0, nq, true)
+				}
 				g.tileReachAdjoint(wk, tl, b, t.reaches[j], t.base+j, k, n0, nb)
 			}
 		}

@@ -215,8 +215,6 @@ rapid64:
 
 stepset64:
 	VMOVSD X15, E_LP(DI)
-	VMOVAPD X6, X12 // y at the end of the previous step
-	VXORPD X9, X9, X9 // zero idiom: no wait on the previous step
 	MOVQ R13, DX
 
 vec64:
@@ -260,40 +258,16 @@ haveprev64:
 	VPERMPD Z10, Z18, Z13
 	VFMADD213PD Z13, Z7, Z6   // y[−1] = a⁸·y[−1] + s3[7] (= y[7])
 	VMOVUPD Z14, (R9)(BX*8)
-	VADDPD Z14, Z9, Z9
 	VMOVAPD Z16, Z17
 	ADDQ $8, BX
 	DECQ DX
 	JNZ vec64
 
-	// out[q] = wsum·Σy + wend·y_end + wprev·y_end(previous step), unless
-	// out is nil (the adjoint's recompute wants the fine outflows only).
-	TESTQ R10, R10
-	JZ outdone
-	VEXTRACTF64X4 $1, Z9, Y13
-	VADDPD Y13, Y9, Y9
-	VEXTRACTF128 $1, Y9, X13
-	VADDPD X13, X9, X9
-	VPERMILPD $1, X9, X13
-	VADDSD X13, X9, X9
-	VMULSD E_WSUM(DI), X9, X9
-	VFMADD231SD E_WEND(DI), X6, X9
-	VFMADD231SD E_WPREV(DI), X12, X9
-	MOVQ E_STEP64(DI), DX
-	TESTQ DX, DX
-	JZ out32
-	VMOVSD X9, (R10)(CX*8)
-	JMP outdone
-
-out32:
-	VCVTSD2SS X9, X9, X9
-	VMOVSS X9, (R10)(CX*4)
-
-outdone:
 	INCQ CX
 	CMPQ CX, R12
 	JLT step64
 
+	VMOVSD E_Y(DI), X12 // y before the block, for the reported values
 	VMOVSD X6, E_Y(DI)
 	VMOVSD -8(SI)(BX*8), X15
 	TESTQ AX, AX
@@ -302,6 +276,55 @@ outdone:
 
 lastup64:
 	VMOVSD X15, E_UP(DI)
+
+	// out[q] = wsum·Σy + wend·y_end + wprev·y_end(previous step), unless
+	// out is nil (the adjoint's recompute wants the fine outflows only).
+	// A pass of its own over dst, after the scan: per-step reductions
+	// inside the scan's loop stall it.
+	TESTQ R10, R10
+	JZ done64
+	MOVQ E_STEP64(DI), R14
+	XORQ BX, BX
+	XORQ CX, CX
+
+ostep64:
+	MOVQ R13, DX
+	VMOVUPD (R9)(BX*8), Z9
+	ADDQ $8, BX
+	DECQ DX
+	JZ oreduce64
+
+oadd64:
+	VADDPD (R9)(BX*8), Z9, Z9
+	ADDQ $8, BX
+	DECQ DX
+	JNZ oadd64
+
+oreduce64:
+	VMOVSD -8(R9)(BX*8), X14 // y at the step's end
+	VEXTRACTF64X4 $1, Z9, Y13
+	VADDPD Y13, Y9, Y9
+	VEXTRACTF128 $1, Y9, X13
+	VADDPD X13, X9, X9
+	VPERMILPD $1, X9, X13
+	VADDSD X13, X9, X9
+	VMULSD E_WSUM(DI), X9, X9
+	VFMADD231SD E_WEND(DI), X14, X9
+	VFMADD231SD E_WPREV(DI), X12, X9
+	VMOVAPD X14, X12
+	TESTQ R14, R14
+	JZ oout32
+	VMOVSD X9, (R10)(CX*8)
+	JMP onext64
+
+oout32:
+	VCVTSD2SS X9, X9, X9
+	VMOVSS X9, (R10)(CX*4)
+
+onext64:
+	INCQ CX
+	CMPQ CX, R12
+	JLT ostep64
 
 done64:
 	VZEROUPPER
