@@ -67,3 +67,33 @@ func TestCheckFiniteNamesTheFirstBadValue(t *testing.T) {
 		t.Fatalf("overflowed discharge: %v", err)
 	}
 }
+
+// A large tensor is scanned in parts on every core: the first bad value in
+// order still wins over later ones in other parts, at part and block edges
+// too, and denormals, zeros and the largest finite values are finite.
+func TestCheckFiniteLargeFindsTheFirst(t *testing.T) {
+	const n, steps = 3000, 1000 // 3 M values: three parts
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	x := NewDataTensor(1, ids, steps)
+	for k := range x.Data {
+		x.Data[k] = [...]float32{0, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, -1.5}[k%5]
+	}
+	if err := x.CheckFinite(); err != nil {
+		t.Fatalf("finite tensor: %v", err)
+	}
+	for _, ks := range [][]int{{0}, {63, 64}, {1 << 20, 2 << 20}, {2<<20 - 1, len(x.Data) - 1}, {len(x.Data) - 1}, {1500000, 1499999}} {
+		y := x.Clone()
+		first := len(y.Data)
+		for j, k := range ks {
+			y.Data[k] = []float32{float32(math.NaN()), float32(math.Inf(-1))}[j%2]
+			first = min(first, k)
+		}
+		var nf *NotFiniteError
+		if err := y.CheckFinite(); !errors.As(err, &nf) || nf.ID != ids[first/steps] || nf.Step != first%steps {
+			t.Errorf("bad values at %v: got %v, want reach %d step %d", ks, err, ids[first/steps], first%steps)
+		}
+	}
+}
