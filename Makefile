@@ -102,10 +102,12 @@ gpu-emu: deps
 
 # The data-race detector over the concurrent code: routers' workers, the
 # staged router, downloads, and the GPU backend's device goroutine and
-# pipelines on the emulated device (about 5 minutes on two cores).
+# pipelines on the emulated device. One go test, so that the packages run
+# side by side; -short takes smaller cases where a test's arithmetic, not
+# its concurrency, makes it slow under -race (the tag only adds gpu's
+# emulated device). About 3 minutes on two cores.
 race: deps
-	$(GO) test -race -short -count=1 ./diffroute/ ./data/ ./download/
-	$(GO) test -race -count=1 -tags cudaemu ./gpu/
+	$(GO) test -race -short -count=1 -tags cudaemu ./diffroute/ ./data/ ./download/ ./gpu/
 
 test: test-deps
 	@$(MAKE) --no-print-directory -j2 --output-sync=target unit test-tools

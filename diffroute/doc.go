@@ -97,11 +97,13 @@
 //     convolution IRFs and Compat "diffroute"); under Compat "diffroute" the
 //     coarse transfers' adjoint is the target's runoff gradient added to the
 //     source's ∂L/∂y. A reach's parameters act in its own cluster only, so
-//     no gradient is summed across clusters.
-//     StagedRouter.RouteGrad runs both passes over a Clusters; when no
-//     checkpoint block fits a budget, PlanGradient plans the recursive
-//     gradient staged (GradPlan.Staged, Clusters) and counts the
-//     collector's garbage from the per-cluster engines.
+//     no gradient is summed across clusters. StagedRouter.ClusterGrad hands
+//     each cluster's transposed convolution and per-tap correlations to a
+//     device (package gpu), as its ClusterRouter does the forward pass.
+//     StagedRouter.RouteGrad runs both passes over a Clusters; when the
+//     unstaged gradient does not fit a budget, PlanGradient plans it staged
+//     (GradPlan.Staged, Clusters), either method, and counts the
+//     collector's garbage from the per-cluster engines and kernels.
 //
 // Built-in derivatives: Muskingum (k, x), linear storage (tau), Nash cascade
 // (tau; its n counts whole reservoirs run as recursive sections and has no

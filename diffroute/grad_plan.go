@@ -12,8 +12,8 @@ import (
 type GradPlan struct {
 	// Method is the router's: the recursive method's gradient runs in
 	// checkpoint blocks; the kernel method's holds the whole series and
-	// kernel (no time chunks or stages), and only its recursive parameter
-	// adjoint runs in blocks.
+	// kernel (no time chunks), and only its recursive parameter adjoint
+	// runs in blocks. Either is staged when that does not fit.
 	Method                      Method
 	Reaches, T, Batch, SubSteps int
 	Budget                      int64
@@ -30,8 +30,8 @@ type GradPlan struct {
 	// Process says how PlanGradientIn counted the process's own memory.
 	Process string
 	// Staged: the gradient runs cluster by cluster over Clusters
-	// (StagedRouter.RouteGrad, recursive method), scheduled with MaxPaths
-	// closure pairs per cluster; chosen when no checkpoint block fits.
+	// (StagedRouter.RouteGrad, either method), scheduled with MaxPaths
+	// closure pairs per cluster; chosen when the unstaged run does not fit.
 	Staged   bool
 	MaxPaths int64
 	Clusters *Clusters
@@ -92,12 +92,13 @@ type ProcessMemory struct {
 // PlanGradient predicts the peak memory of a gradient run of T steps and
 // batch members through net, and picks the longest checkpoint block that
 // fits the budget (0: no budget; Options.CheckpointSteps, when set, is kept).
-// When no block fits, the recursive method's gradient is planned staged
-// over clusters (Staged, Clusters: run it with StagedRouter.RouteGrad); a
-// run that fits neither way is reported (Fits false). For the kernel
-// method (Options.Method) it predicts the kernel gradient's own peak: the
-// whole series and kernel, with blocks for its recursive parameter adjoint
-// only; Note says so, and what to do when the budget is not met.
+// When no block fits, the gradient is planned staged over clusters (Staged,
+// Clusters: run it with StagedRouter.RouteGrad); a run that fits neither
+// way is reported (Fits false). For the kernel method (Options.Method) it
+// predicts the kernel gradient's own peak: the whole series and kernel,
+// with blocks for its recursive parameter adjoint only, or one cluster's
+// kernel and adjoint at a time when staged; Note says so, and what to do
+// when the budget is not met.
 func PlanGradient(net *Network, T, batch int, budget int64, opts Options) (*GradPlan, error) {
 	return planGradient(net, T, batch, budget, opts, nil)
 }
@@ -341,10 +342,6 @@ func generalGradParts(nr int, B, T, f, P int64, secs, conv float64, w int64, ck 
 // smallest predictions is reported.
 func planStagedGradient(unstaged *GradPlan, net *Network, o Options, m *planModel, P int64, secs, conv float64, proc *ProcessMemory) (*GradPlan, error) {
 	const none = "does not fit with any checkpoint block, staged or not: shorten the series or raise the budget"
-	if o.Compat == CompatDiffRoute { // staged gradients need fine transfers
-		unstaged.Note = "does not fit with any checkpoint block (--compat diffroute's gradient is not staged): shorten the series or raise the budget"
-		return unstaged, nil
-	}
 	n, B, T, f := int64(net.Len()), int64(unstaged.Batch), int64(unstaged.T), int64(o.SubSteps)
 	w := int64(o.MaxDelay) * f
 	var best *GradPlan

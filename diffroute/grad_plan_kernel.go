@@ -2,16 +2,18 @@ package diffroute
 
 import "fmt"
 
-// The kernel method's gradient (KernelRouter.RouteGrad) has no time chunks
-// and no stages: it builds the whole kernel, routes the whole series and
-// holds the runoff, the discharge, ∂L/∂y and ∂L/∂runoff at once, then runs
-// the parameter adjoint. Of that adjoint only the recursive one (kernels
-// built in the time domain without ReLU, renormalisation or excluded self
-// pairs) runs in checkpoint blocks; the adjoints of the build keep per-reach
+// The kernel method's gradient (KernelRouter.RouteGrad) has no time
+// chunks: it builds the whole kernel, routes the whole series and holds the
+// runoff, the discharge, ∂L/∂y and ∂L/∂runoff at once, then runs the
+// parameter adjoint. Of that adjoint only the recursive one (kernels built
+// in the time domain without ReLU, renormalisation or excluded self pairs)
+// runs in checkpoint blocks; the adjoints of the build keep per-reach
 // spectra (FFT builds) or per-worker parameter sums (time-domain builds)
 // whatever the budget. So the planner predicts the larger of the build's
-// peak and the backward pass's, picks checkpoint blocks for the recursive
-// adjoint, and otherwise only says whether the run fits.
+// peak and the backward pass's and picks checkpoint blocks for the
+// recursive adjoint; when that does not fit, it plans the gradient staged
+// over clusters (StagedRouter.RouteGrad: one cluster's kernel and adjoint
+// at a time).
 
 // kernelGradAdjoint says which parameter adjoint a kernel gradient runs.
 type kernelGradAdjoint int
@@ -36,7 +38,7 @@ func (a kernelGradAdjoint) String() string {
 }
 
 // kernelNoChunks is what the plan says of the kernel gradient's strategies.
-const kernelNoChunks = "the kernel method's gradient holds the whole series and the whole kernel: it has no time chunks or stages"
+const kernelNoChunks = "the kernel method's gradient holds the whole series and the whole kernel: it has no time chunks"
 
 // planKernelGradient is PlanGradient for the kernel method.
 func planKernelGradient(p *GradPlan, net *Network, o Options, m *planModel, irf IRF, proc *ProcessMemory) (*GradPlan, error) {
@@ -121,6 +123,7 @@ func planKernelGradient(p *GradPlan, net *Network, o Options, m *planModel, irf 
 		p.CheckpointSteps, p.Blocks = ck, blocks
 		p.settle(live+garbage+planBaseBytes, proc, p.Parts[0].Bytes+series)
 	}
+	advice := "" // what to do when the budget is not met
 	note := func() {
 		p.Note = kernelNoChunks
 		if adj == adjointRecursive {
@@ -129,23 +132,34 @@ func planKernelGradient(p *GradPlan, net *Network, o Options, m *planModel, irf 
 		if p.Fits {
 			return
 		}
-		if o.ReLU || o.Normalize || o.ExcludeSelf {
-			p.Note += "; raise the budget (the recursive method has no ReLU, renormalisation or excluded self pairs)"
-			return
+		switch ro := o; {
+		case o.ReLU || o.Normalize || o.ExcludeSelf:
+			advice = "raise the budget (the recursive method has no ReLU, renormalisation or excluded self pairs)"
+		default:
+			// What the recursive method, which checkpoints, would need.
+			ro.Method, ro.CheckpointSteps = Recursive, 0
+			if rp, err := planGradient(net, p.T, p.Batch, p.Budget, ro, proc); err == nil && rp.Fits {
+				advice = fmt.Sprintf("the recursive method's gradient fits (predicted %s): use --method recursive, or raise the budget", fmtBytes(rp.Predicted))
+			} else {
+				advice = "raise the budget"
+			}
 		}
-		// What the recursive method, which checkpoints, would need.
-		ro := o
-		ro.Method, ro.CheckpointSteps = Recursive, 0
-		if rp, err := planGradient(net, p.T, p.Batch, p.Budget, ro, proc); err == nil && rp.Fits {
-			p.Note += fmt.Sprintf("; the recursive method's gradient fits (predicted %s): use --method recursive, or raise the budget", fmtBytes(rp.Predicted))
-			return
+		p.Note += "; " + advice
+	}
+	staged := func() (*GradPlan, error) {
+		if p.Fits || p.Budget <= 0 {
+			return p, nil
 		}
-		p.Note += "; raise the budget"
+		sp, err := planStagedKernelGradient(p, net, o, m, proc, advice)
+		if err != nil || sp == nil {
+			return p, err
+		}
+		return sp, nil
 	}
 	estimate(o.CheckpointSteps)
 	if o.CheckpointSteps > 0 || p.Fits || adj != adjointRecursive {
 		note()
-		return p, nil
+		return staged()
 	}
 	best, bestPeak := 0, int64(-1)
 	for ck := 1; ck <= p.T; ck *= 2 {
@@ -156,7 +170,104 @@ func planKernelGradient(p *GradPlan, net *Network, o Options, m *planModel, irf 
 	}
 	estimate(best)
 	note()
-	return p, nil
+	return staged()
+}
+
+// planStagedKernelGradient plans the kernel method's gradient staged over
+// clusters when the unstaged one does not fit: the network's runoff,
+// discharge, ∂L/∂y and ∂L/∂runoff in float32, every transfer (the forward
+// pass keeps it in float32 for the backward pass, which hands its adjoint
+// upstream in float64), and the largest cluster's own kernel gradient (as
+// planned unstaged, its kernel rebuilt for the backward pass) plus, for a
+// cluster with transfer sources, the recursive adjoint of their fine
+// outflow. The largest clusters that fit are chosen; when none fit, the
+// smallest prediction is reported (nil when it is not below the unstaged
+// one).
+func planStagedKernelGradient(unstaged *GradPlan, net *Network, o Options, m *planModel, proc *ProcessMemory, advice string) (*GradPlan, error) {
+	irf, err := LookupIRF(o.IRF)
+	if err != nil {
+		return nil, err
+	}
+	n, B, T, f := int64(net.Len()), int64(unstaged.Batch), int64(unstaged.T), int64(o.SubSteps)
+	P := int64(len(irf.GradParams))
+	secs, conv := m.shape(irf)
+	w := int64(o.MaxDelay) * f
+	var best *GradPlan
+	try := func(maxPaths int64) (*GradPlan, error) {
+		cl, err := Schedule(net, maxPaths, 0)
+		if err != nil {
+			return nil, err
+		}
+		p := &GradPlan{Method: Kernel, Reaches: unstaged.Reaches, T: unstaged.T, Batch: unstaged.Batch, SubSteps: unstaged.SubSteps, Budget: unstaged.Budget,
+			Staged: true, MaxPaths: maxPaths, Clusters: cl, adjoint: unstaged.adjoint}
+		var largest int64
+		for k := range cl.Clusters {
+			c := &cl.Clusters[k]
+			co := subsetOptions(o, c.Reaches)
+			co.CheckpointSteps = 0
+			cm, err := newPlanModel(c.Net, unstaged.T, unstaged.Batch, co)
+			if err != nil {
+				return nil, err
+			}
+			cp, err := planKernelGradient(&GradPlan{Reaches: c.Net.Len(), T: unstaged.T, Batch: unstaged.Batch, SubSteps: unstaged.SubSteps}, c.Net, co, cm, irf, nil)
+			if err != nil {
+				return nil, err
+			}
+			own := cp.Predicted - planBaseBytes
+			if len(c.Out) > 0 { // the recursive adjoint of the sources' closure
+				ids := make([]int64, 0, len(c.Out))
+				for _, slot := range c.Out {
+					ids = append(ids, c.Net.ID(int(cl.Transfers[slot].SrcLocal)))
+				}
+				sub, err := c.Net.UpstreamClosure(ids)
+				if err != nil {
+					return nil, err
+				}
+				parts, _, _ := generalGradParts(len(sub), B, T, f, P, secs, conv, w, 0)
+				for _, part := range parts[1:] {
+					own += part.Bytes
+				}
+			}
+			own += int64(len(c.In)+len(c.Out)) * B * T * f * 8 // the fine series it reads and writes
+			largest = max(largest, own)
+		}
+		p.Parts = []MemPart{
+			{"network", n * planNetworkPerRch},
+			{"runoff, y, ∂L/∂y, ∂L/∂x (float32)", B * n * T * 16},
+			{"clusters", n * planClusterPerRch},
+			{"transfers and their adjoints", int64(len(cl.Transfers)) * B * T * f * 12},
+			{"largest cluster's kernel gradient", largest},
+			{"parameter gradients", n * P * 8},
+		}
+		for _, part := range p.Parts {
+			p.Live += part.Bytes
+		}
+		counted := p.Parts[0].Bytes + B*n*T*4
+		heapLive := p.Live
+		if proc != nil {
+			heapLive += proc.HeapLive - counted
+		}
+		p.settle(p.Live+int64(m.gc*float64(heapLive))+planBaseBytes, proc, counted)
+		return p, nil
+	}
+	for mp := net.Pairs() / 2; mp >= 1; mp /= 2 {
+		p, err := try(mp)
+		if err != nil {
+			return nil, err
+		}
+		if p.Fits {
+			p.Note = "the kernel method's gradient staged: one cluster's kernel and adjoint at a time, the derivative of the staged kernel run (route --max-paths with the same max_paths)"
+			return p, nil
+		}
+		if best == nil || p.Predicted < best.Predicted {
+			best = p
+		}
+	}
+	if best == nil || best.Predicted >= unstaged.Predicted {
+		return nil, nil
+	}
+	best.Note = "it fits neither whole nor staged (one cluster's kernel at a time): " + advice
+	return best, nil
 }
 
 // kernelResidentBytes is what the block-sparse kernel of net keeps resident:

@@ -266,8 +266,9 @@ func (s *StagedRouter) RouteGrad(ctx context.Context, runoff *DataTensor, cl *Cl
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	if sg.sr != nil {
-		sg.sr.KernelBuilder = s.KernelBuilder
+	if sg.sr != nil { // the forward pass on s's backend, and the backward pass's hook
+		sg.sr.KernelBuilder, sg.sr.ClusterRouter, sg.sr.ClusterGrad = s.KernelBuilder, s.ClusterRouter, s.ClusterGrad
+		defer sg.sr.Reset()
 	}
 	rows, err := alignRunoff(runoff, cl.Net)
 	if err != nil {

@@ -3,9 +3,19 @@ package diffroute
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 )
+
+// ClusterKernelAdjoint runs the heavy parts of one cluster's kernel-method
+// backward pass: BackwardRunoff and KernelTapGrad must return what the
+// cluster's KernelRouter methods of those names return, up to rounding
+// (a KernelRouter is one).
+type ClusterKernelAdjoint interface {
+	BackwardRunoff(ctx context.Context, runoff, gy *DataTensor) (*DataTensor, error)
+	KernelTapGrad(ctx context.Context, runoff, gy *DataTensor) ([]float64, error)
+}
 
 // Staged gradients of the kernel method: the exact derivative of the staged
 // kernel run (StagedRouter with Method Kernel), cluster by cluster in
@@ -63,15 +73,25 @@ func (sg *StagedGrad) backwardKernel(ctx context.Context, c *Cluster, ca Cluster
 	if err != nil {
 		return ClusterGradients{}, err
 	}
-	kr, err := sg.sr.kernelFor(ctx, c)
+	var kr *KernelRouter
+	var adj ClusterKernelAdjoint
+	if sg.sr.ClusterGrad != nil {
+		kr, adj, err = sg.sr.ClusterGrad(ctx, c.Index, c.Net, subsetOptions(sg.opts, c.Reaches))
+		if cl, ok := adj.(io.Closer); ok {
+			defer cl.Close()
+		}
+	} else {
+		kr, err = sg.sr.kernelFor(ctx, c)
+		adj = kr
+	}
 	if err != nil {
 		return ClusterGradients{}, err
 	}
 	var gr *Gradients
 	if sg.sr.fine() {
-		gr, err = sg.backwardKernelFine(ctx, c, kr, x, ca.Gy)
+		gr, err = sg.backwardKernelFine(ctx, c, kr, adj, x, ca.Gy)
 	} else {
-		gr, err = sg.backwardKernelCoarse(ctx, c, kr, x, ca.Gy)
+		gr, err = sg.backwardKernelCoarse(ctx, c, kr, adj, x, ca.Gy)
 	}
 	if err != nil {
 		return ClusterGradients{}, err
@@ -101,7 +121,7 @@ func (sg *StagedGrad) backwardKernel(ctx context.Context, c *Cluster, ca Cluster
 // adjoints of the transfers leaving the cluster are added to ∂L/∂y of their
 // sources in float64 (rounding their sum to float32 would cost a digit and
 // more where the renormalised kernels' derivatives cancel).
-func (sg *StagedGrad) backwardKernelCoarse(ctx context.Context, c *Cluster, kr *KernelRouter, x, gy *DataTensor) (*Gradients, error) {
+func (sg *StagedGrad) backwardKernelCoarse(ctx context.Context, c *Cluster, kr *KernelRouter, adj ClusterKernelAdjoint, x, gy *DataTensor) (*Gradients, error) {
 	B, T := x.B, x.T
 	// the runoff the kernel saw: transfers added at their target reaches
 	xin := x.Clone()
@@ -125,7 +145,7 @@ func (sg *StagedGrad) backwardKernelCoarse(ctx context.Context, c *Cluster, kr *
 	var gr *Gradients
 	var err error
 	if len(extra) > 0 && kr.ParamGradsFromBuild() {
-		gr, err = kr.backwardPlus(ctx, xin, gy, extra)
+		gr, err = kr.backwardPlus(ctx, adj, xin, gy, extra)
 	} else {
 		g := gy
 		if len(extra) > 0 {
@@ -139,7 +159,7 @@ func (sg *StagedGrad) backwardKernelCoarse(ctx context.Context, c *Cluster, kr *
 				}
 			}
 		}
-		gr, err = kr.Backward(ctx, xin, g)
+		gr, err = kr.backwardWith(ctx, adj, xin, g)
 	}
 	if err != nil {
 		return nil, err
@@ -236,15 +256,75 @@ func (kr *KernelRouter) sourceColumn64(Pc []complex128, s int, fn func(d int, K 
 	}, nil)
 }
 
-// backwardPlus is Backward for a kernel whose parameter gradients come from
-// its build, given ∂L/∂y as gy plus float64 extras on some rows (reach →
-// B·T values).
-func (kr *KernelRouter) backwardPlus(ctx context.Context, runoff, gy *DataTensor, extra map[int][]float64) (*Gradients, error) {
-	dx, err := kr.BackwardRunoff(ctx, runoff, gy)
+// backwardWith is Backward with the transposed convolution and the per-tap
+// correlations of a build's adjoint run by adj.
+func (kr *KernelRouter) backwardWith(ctx context.Context, adj ClusterKernelAdjoint, runoff, gy *DataTensor) (*Gradients, error) {
+	if adj == ClusterKernelAdjoint(kr) {
+		return kr.Backward(ctx, runoff, gy)
+	}
+	dx, err := adj.BackwardRunoff(ctx, runoff, gy)
 	if err != nil {
 		return nil, err
 	}
-	tg, err := kr.newTapGrad(runoff, gy)
+	var gr *Gradients
+	if kr.ParamGradsFromBuild() {
+		gr, err = kr.buildParams(ctx, adj, runoff, gy, nil)
+	} else {
+		gr, err = kr.BackwardParams(ctx, runoff, gy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	gr.Runoff = dx
+	return gr, nil
+}
+
+// buildParams is the build's adjoint with the per-tap correlations of
+// runoff and gy (plus, for extra, those of float64 rows of ∂L/∂y) from adj.
+func (kr *KernelRouter) buildParams(ctx context.Context, adj ClusterKernelAdjoint, runoff, gy *DataTensor, extra func(G []float64, d, s int)) (*Gradients, error) {
+	var taps func(G []float64, d, s, ps int)
+	if adj == ClusterKernelAdjoint(kr) {
+		tg, err := kr.newTapGrad(runoff, gy)
+		if err != nil {
+			return nil, err
+		}
+		taps = func(G []float64, d, s, _ int) { tg.pair(G, d, s) }
+	} else {
+		dK, err := adj.KernelTapGrad(ctx, runoff, gy)
+		if err != nil {
+			return nil, err
+		}
+		if len(dK) != len(kr.bs.Vals) {
+			return nil, fmt.Errorf("diffroute: ∂L/∂K has %d values, the kernel %d", len(dK), len(kr.bs.Vals))
+		}
+		taps = func(G []float64, d, _, ps int) {
+			off := kr.bs.offset(kr.net.Pre(d), ps)
+			copy(G, dK[off:off+int64(kr.bs.Taps)])
+		}
+	}
+	if extra != nil {
+		inner := taps
+		taps = func(G []float64, d, s, ps int) {
+			inner(G, d, s, ps)
+			extra(G, d, s)
+		}
+	}
+	if kr.td != nil {
+		return kr.buildAdjointTD(ctx, taps)
+	}
+	return kr.buildAdjoint(ctx, taps)
+}
+
+// backwardPlus is Backward for a kernel whose parameter gradients come from
+// its build, given ∂L/∂y as gy plus float64 extras on some rows (reach →
+// B·T values); adj runs the transposed convolution and per-tap
+// correlations of gy.
+func (kr *KernelRouter) backwardPlus(ctx context.Context, adj ClusterKernelAdjoint, runoff, gy *DataTensor, extra map[int][]float64) (*Gradients, error) {
+	dx, err := adj.BackwardRunoff(ctx, runoff, gy)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := alignRunoff(runoff, kr.net)
 	if err != nil {
 		return nil, err
 	}
@@ -267,21 +347,20 @@ func (kr *KernelRouter) backwardPlus(ctx context.Context, runoff, gy *DataTensor
 						acc[t] += float64(a) * v
 					}
 				}
-				dst := dx.Series(b, tg.rows[s])
+				dst := dx.Series(b, rows[s])
 				for t, v := range acc {
 					dst[t] = float32(float64(dst[t]) + v)
 				}
 			}
 		}
 	}
-	taps := func(G []float64, d, s, _ int) {
-		tg.pair(G, d, s)
+	gr, err := kr.buildParams(ctx, adj, runoff, gy, func(G []float64, d, s int) {
 		g, ok := extra[d]
 		if !ok {
 			return
 		}
 		for b := 0; b < B; b++ {
-			xs, gb := runoff.Series(b, tg.rows[s]), g[b*T:(b+1)*T]
+			xs, gb := runoff.Series(b, rows[s]), g[b*T:(b+1)*T]
 			for q := range G {
 				if q >= T {
 					break
@@ -293,13 +372,7 @@ func (kr *KernelRouter) backwardPlus(ctx context.Context, runoff, gy *DataTensor
 				G[q] += a
 			}
 		}
-	}
-	var gr *Gradients
-	if kr.td != nil {
-		gr, err = kr.buildAdjointTD(ctx, taps)
-	} else {
-		gr, err = kr.buildAdjoint(ctx, taps)
-	}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +392,7 @@ func (sg *StagedGrad) takeAdjoint(slot int32) ([]float64, error) {
 }
 
 // backwardKernelFine: fine transfers.
-func (sg *StagedGrad) backwardKernelFine(ctx context.Context, c *Cluster, kr *KernelRouter, x, gy *DataTensor) (*Gradients, error) {
+func (sg *StagedGrad) backwardKernelFine(ctx context.Context, c *Cluster, kr *KernelRouter, adj ClusterKernelAdjoint, x, gy *DataTensor) (*Gradients, error) {
 	B, T, f := x.B, x.T, sg.opts.SubSteps
 	// the fine inflow per target reach, slots into one reach summed
 	zin := FineFlows{}
@@ -334,7 +407,7 @@ func (sg *StagedGrad) backwardKernelFine(ctx context.Context, c *Cluster, kr *Ke
 		}
 	}
 	targets := slices.Sorted(maps.Keys(zin))
-	dx, err := kr.BackwardRunoff(ctx, x, gy)
+	dx, err := adj.BackwardRunoff(ctx, x, gy)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +419,7 @@ func (sg *StagedGrad) backwardKernelFine(ctx context.Context, c *Cluster, kr *Ke
 		}
 		dz[v] = d
 	}
-	gr, err := sg.kernelParamGrads(ctx, c, kr, x, gy, zin)
+	gr, err := sg.kernelParamGrads(ctx, c, kr, adj, x, gy, zin)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +454,7 @@ func (sg *StagedGrad) backwardKernelFine(ctx context.Context, c *Cluster, kr *Ke
 
 // kernelParamGrads returns ∂L/∂θ of the cluster's kernel part K ⊛ x +
 // Σ_v T_v ⊛ z_v, by the rule KernelRouter.Backward uses.
-func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *KernelRouter, x, gy *DataTensor, zin FineFlows) (*Gradients, error) {
+func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *KernelRouter, adj ClusterKernelAdjoint, x, gy *DataTensor, zin FineFlows) (*Gradients, error) {
 	irf, err := LookupIRF(kr.opts.IRF)
 	if err != nil {
 		return nil, err
@@ -390,7 +463,7 @@ func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *Kern
 		return &Gradients{Params: Params{}}, nil
 	}
 	if kr.td == nil { // the FFT build's adjoint, for K and each T_v
-		gr, err := kr.backwardBuild(ctx, x, gy)
+		gr, err := kr.buildParams(ctx, adj, x, gy, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -412,7 +485,7 @@ func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *Kern
 		return nil, fmt.Errorf("diffroute: staged kernel gradients with fine transfers have no ReLU or renormalisation of a time-domain build: use Compat \"diffroute\" (coarse transfers) or no ReLU and renormalisation")
 	}
 	o := subsetOptions(sg.opts, c.Reaches)
-	o.Method, o.ReLU, o.Normalize, o.ExcludeSelf, o.Compat = Recursive, false, false, false, CompatNone
+	o.Method, o.ReLU, o.Normalize, o.ExcludeSelf, o.Compat, o.Device = Recursive, false, false, false, CompatNone, nil
 	rec := func(runoff *DataTensor) (*Gradients, error) {
 		e, err := newGradEngine(c.Net, o, true)
 		if err != nil {
@@ -436,7 +509,7 @@ func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *Kern
 	}
 	// K by the time-domain build's adjoint (excluded self pairs), T_v by
 	// the recursion driven by the inflows alone.
-	gr, err := kr.backwardBuild(ctx, x, gy)
+	gr, err := kr.buildParams(ctx, adj, x, gy, nil)
 	if err != nil || len(zin) == 0 {
 		return gr, err
 	}
@@ -484,7 +557,7 @@ func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTens
 		local[v] = int32(j)
 	}
 	o := subsetOptions(sg.opts, global)
-	o.Method, o.ReLU, o.Normalize, o.ExcludeSelf, o.Compat = Recursive, false, false, false, CompatNone
+	o.Method, o.ReLU, o.Normalize, o.ExcludeSelf, o.Compat, o.Device = Recursive, false, false, false, CompatNone, nil
 	irf, err := LookupIRF(o.IRF)
 	if err != nil {
 		return nil, err

@@ -225,6 +225,8 @@ func TestStagedKernelGradMatchesFiniteDifferences(t *testing.T) {
 		{o: Options{IRF: "muskingum", SubSteps: 3, MaxDelay: 14}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 12, Lateral: LateralLTI, Average: AverageEnd, Sampling: SampleLast}, B: 2, T: 12, maxPaths: 300, maxNodes: 40},
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Lateral: LateralLTI}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
+		// excluded self pairs: the time-domain build's adjoint for the kernel
+		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 12, ExcludeSelf: true}, B: 2, T: 12, maxPaths: 300, maxNodes: 40},
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Compat: CompatDiffRoute}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 7, Compat: CompatDiffRoute}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 	} {
@@ -419,5 +421,83 @@ func TestStagedKernelGradEqualsPlain(t *testing.T) {
 			}
 			t.Logf("%d clusters, %d transfers: worst relative difference %.2g", cl.Len(), len(cl.Transfers), worst)
 		})
+	}
+}
+
+// cpuClusterAdjoint is a ClusterKernelAdjoint that is not the KernelRouter
+// itself, as a device's is: the backward pass then takes ∂L/∂K whole
+// (KernelTapGrad, BackwardParamsFromTaps) instead of per pair.
+type cpuClusterAdjoint struct {
+	kr     *KernelRouter
+	closed *int
+}
+
+func (a cpuClusterAdjoint) BackwardRunoff(ctx context.Context, runoff, gy *DataTensor) (*DataTensor, error) {
+	return a.kr.BackwardRunoff(ctx, runoff, gy)
+}
+
+func (a cpuClusterAdjoint) KernelTapGrad(ctx context.Context, runoff, gy *DataTensor) ([]float64, error) {
+	return a.kr.KernelTapGrad(ctx, runoff, gy)
+}
+
+func (a cpuClusterAdjoint) Close() error { *a.closed++; return nil }
+
+// A backend for the clusters' transposed convolution and tap correlations
+// (StagedRouter.ClusterGrad, a GPU's) gives the CPU's staged gradient:
+// fine and coarse transfers, FFT and time-domain builds; each backend is
+// closed once its cluster is done.
+func TestStagedKernelGradClusterBackend(t *testing.T) {
+	rng := rand.New(rand.NewPCG(47, 3))
+	ctx := context.Background()
+	for _, o := range []Options{
+		{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Lateral: LateralLTI},
+		{IRF: "muskingum", SubSteps: 2, MaxDelay: 7, Compat: CompatDiffRoute},
+		{IRF: "muskingum", SubSteps: 2, MaxDelay: 7, ExcludeSelf: true},
+	} {
+		fx := newGradFixture(t, rng, gradCase{irf: o.IRF, f: o.SubSteps, B: 2, T: 12}, 200)
+		cl, err := Schedule(fx.net, 300, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Method, o.Params, o.Workers = Kernel, fx.opts.Params, 2
+		grad := func(backend bool) (*Gradients, int) {
+			sr, err := NewStagedRouter(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closed, made := 0, 0
+			if backend {
+				sr.ClusterGrad = func(ctx context.Context, _ int, net *Network, co Options) (*KernelRouter, ClusterKernelAdjoint, error) {
+					kr, err := NewKernelRouter(ctx, net, co)
+					made++
+					return kr, cpuClusterAdjoint{kr, &closed}, err
+				}
+			}
+			_, _, g, err := sr.RouteGrad(ctx, fx.x, cl, func(y, gy *DataTensor) (float64, error) {
+				for k, v := range y.Data {
+					gy.Data[k] = float32(fx.w[k] + fx.c[k]*float64(v))
+				}
+				return 0, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if closed != made {
+				t.Errorf("%d cluster backends made, %d closed", made, closed)
+			}
+			return g, made
+		}
+		want, _ := grad(false)
+		got, made := grad(true)
+		if made != cl.Len() {
+			t.Fatalf("%d cluster backends for %d clusters", made, cl.Len())
+		}
+		worst := vecRelDiff(f64(got.Runoff.Data), f64(want.Runoff.Data))
+		for name, v := range want.Params {
+			worst = max(worst, vecRelDiff(got.Params[name], v))
+		}
+		if worst > 1e-9 || len(want.Params) == 0 {
+			t.Errorf("%s compat=%q exclude=%v: with a cluster backend the gradients differ by %.2g", o.IRF, o.Compat, o.ExcludeSelf, worst)
+		}
 	}
 }

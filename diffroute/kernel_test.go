@@ -343,9 +343,15 @@ var kIRFCases = []struct{ name, irf string }{
 
 func TestKernelMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	net := kRandomNetwork(t, rng, 240, 4)
+	n, T := 240, 120
+	if testing.Short() {
+		// The race run (-short) keeps every IRF and option on a smaller
+		// case: the reference loop under -race took two minutes.
+		n, T = 80, 40
+	}
+	net := kRandomNetwork(t, rng, n, 4)
 	t.Logf("%v", net)
-	const f, maxDelay, T = 3, 80, 120
+	const f, maxDelay = 3, 80
 	x := kRandomRunoff(rng, net, 2, T)
 	ctx := context.Background()
 	for _, ic := range kIRFCases {

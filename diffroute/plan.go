@@ -95,7 +95,7 @@ type planModel struct {
 	o              Options
 	T, B, f        int
 	recPerReach    int64 // recursive router + state, per reach
-	workBytes      int64 // recursive inflow buffers in flight
+	pendingBufs    int64 // recursive inflow buffers in flight, all workers
 	series         int64 // B·N·T·4: one full tensor
 	gc             float64
 	kernelPerPairB float64 // kernel build peak per closure pair (full network)
@@ -156,8 +156,7 @@ func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
 		m.recPerReach += planRecRouterBase + int64(avgSecs*planSectionBytes) + int64(float64(taps)/float64(k)*12) +
 			int64(B)*int64(planRecStatePerB+8*max(avgSecs-1, 0))
 	}
-	block := int64(max(1, 4096/m.f) * m.f * 4)
-	m.workBytes = int64(o.Workers) * int64(min(net.MaxDepth(), net.Len())+8) * block
+	m.pendingBufs = int64(o.Workers) * int64(min(net.MaxDepth(), net.Len())+8)
 	if o.Method == Kernel {
 		ks, err := EstimateKernelBytes(net, o)
 		if err != nil {
@@ -168,6 +167,14 @@ func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
 		}
 	}
 	return m, nil
+}
+
+// workBytes is the recursive router's inflow buffers in flight when it
+// routes chunks of tc steps: each holds one block of sub-steps, and a block
+// is about 4096 sub-steps or the whole chunk, whichever is shorter.
+func (m *planModel) workBytes(tc int) int64 {
+	steps := min(max(1, 4096/m.f), max(tc, 1))
+	return m.pendingBufs * int64(steps*m.f*4)
 }
 
 // finish sums the parts and adds garbage and the runtime baseline. garbage
@@ -189,7 +196,7 @@ func (m *planModel) unstaged(method Method, budget int64) StrategyEstimate {
 	s.Parts = []MemPart{{"network", n * planNetworkPerRch}, {"runoff in", m.series}, {"discharge out", m.series}}
 	var garbage int64
 	if method == Recursive {
-		s.Parts = append(s.Parts, MemPart{"recursive state", n * m.recPerReach}, MemPart{"inflow buffers", m.workBytes})
+		s.Parts = append(s.Parts, MemPart{"recursive state", n * m.recPerReach}, MemPart{"inflow buffers", m.workBytes(m.T)})
 	} else {
 		ks, _ := EstimateKernelBytes(m.net, m.o)
 		// Build and route do not overlap: the build peak includes the kernel.
@@ -241,7 +248,7 @@ func (m *planModel) staged(cl *Clusters, method Method, tc int, streaming bool, 
 	// series, nothing else: the runoff buffer is reused).
 	garbage := chunks * (n*B*int64(tc)*4 + int64(len(cl.Transfers))*perSlot)
 	if method == Recursive {
-		s.Parts = append(s.Parts, MemPart{"recursive state, all clusters", n * m.recPerReach}, MemPart{"inflow buffers", m.workBytes})
+		s.Parts = append(s.Parts, MemPart{"recursive state, all clusters", n * m.recPerReach}, MemPart{"inflow buffers", m.workBytes(tc)})
 	} else {
 		var peak, block int64
 		for _, c := range cl.Clusters {

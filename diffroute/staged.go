@@ -50,6 +50,13 @@ type StagedRouter struct {
 	// of NewKernelRouter (for example on a GPU, package gpu); it must
 	// return what NewKernelRouter would, up to rounding.
 	KernelBuilder func(ctx context.Context, net *Network, opts Options) (*KernelRouter, error)
+	// ClusterGrad, when set, gives the kernel method's staged gradient
+	// (RouteGrad) each cluster's kernel router for its backward pass, with
+	// a backend that runs the cluster's transposed convolution and per-tap
+	// correlations (for example on a GPU, package gpu); the rest of the
+	// backward pass runs on the CPU. A backend that implements io.Closer
+	// is closed once its cluster is done.
+	ClusterGrad func(ctx context.Context, cluster int, net *Network, opts Options) (*KernelRouter, ClusterKernelAdjoint, error)
 
 	drop int // test hook: a transfer slot whose inflow is ignored (−1: none)
 	st   *stagedState

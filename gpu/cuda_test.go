@@ -68,8 +68,18 @@ func gpuVsCPU(t *testing.T, c gputest.Case, ro *RouterOptions) (*diffroute.DataT
 	return got, pr
 }
 
+// emuReaches is the size of the random cases: the race run (-short) takes
+// every case on a smaller network, since the emulated device under -race
+// spends minutes on the full size.
+func emuReaches() int {
+	if testing.Short() {
+		return 600
+	}
+	return 3000
+}
+
 func TestGPUMatchesCPU(t *testing.T) {
-	for _, c := range gputest.RandomCases(3000, 2, 300, 41) {
+	for _, c := range gputest.RandomCases(emuReaches(), 2, 300, 41) {
 		for _, ro := range []*RouterOptions{nil, {ChunkSteps: 7, Threads: 96}} {
 			if _, pr := gpuVsCPU(t, c, ro); pr > 1e-5 {
 				t.Errorf("%s (%+v): GPU differs from the CPU kernel method by %.3g of peak", c.Name, ro, pr)
@@ -123,7 +133,7 @@ func TestGPUOutOfMemoryMessage(t *testing.T) {
 // the routed discharge with the CPU build.
 func TestGPUSpectralBuildMatchesCPU(t *testing.T) {
 	ctx := context.Background()
-	for _, c := range gputest.SpectralCases(3000, 2, 200, 41) {
+	for _, c := range gputest.SpectralCases(emuReaches(), 2, 200, 41) {
 		t.Run(c.Name, func(t *testing.T) {
 			r, err := NewRouter(ctx, testDev, c.Net, c.Opts, nil)
 			if err != nil {

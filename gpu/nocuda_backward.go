@@ -23,7 +23,15 @@ func (r *Router) RouteGrad(ctx context.Context, runoff *diffroute.DataTensor, lo
 	return nil, 0, nil, ErrNoCUDA
 }
 
+// KernelTapGrad fails with ErrNoCUDA.
+func (r *Router) KernelTapGrad(ctx context.Context, runoff, gy *diffroute.DataTensor) ([]float64, error) {
+	return nil, ErrNoCUDA
+}
+
 // BackwardStats returns the zero value.
 func (r *Router) BackwardStats() RouteStats { return RouteStats{} }
 
-var _ diffroute.Differentiable = (*Router)(nil)
+var (
+	_ diffroute.Differentiable       = (*Router)(nil)
+	_ diffroute.ClusterKernelAdjoint = (*Router)(nil)
+)

@@ -70,52 +70,80 @@ func TestDeviceCUDAEmulated(t *testing.T) {
 }
 
 // TestGradDeviceCUDAEmulated: `diffroute grad --device cuda --method
-// kernel` (∂L/∂runoff on the emulated device, parameter gradients on the
-// CPU) writes the same gradients as `--device cpu`, on a generated basin.
+// kernel` (∂L/∂runoff and the per-tap correlations on the emulated device,
+// the rest of the parameter gradients on the CPU) writes the same
+// gradients as `--device cpu`, on a generated basin: unstaged, and staged
+// (each cluster's forward and transposed convolution and tap correlations
+// on the device, the transfers' adjoints on the CPU) with Muskingum, Hayami
+// and --compat diffroute.
 func TestGradDeviceCUDAEmulated(t *testing.T) {
 	gen := t.TempDir()
 	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "150", "--days", "10", "--gauges", "3", "--obs-noise", "0.1"); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	var params [2][]string
-	var dx [2][]float32
-	for k, dev := range []string{"cpu", "cuda"} {
-		out, rg := filepath.Join(dir, dev+".csv"), filepath.Join(dir, dev+".nc")
-		if _, err := runCLI(t, "grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--observed", filepath.Join(gen, "observed.csv"),
-			"--substep", "3600", "--method", "kernel", "--max-delay", "24", "--loss", "sse", "--quiet", "--device", dev, "--out", out, "--runoff-grad", rg); err != nil {
-			t.Fatal(err)
-		}
-		params[k] = readLinesOf(t, out)
-		x, err := data.ReadRunoffNC(rg, &data.NCOptions{Var: "dL_drunoff"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dx[k] = x.Data
+	// observed at every reach, so that every cluster's transfers carry adjoints
+	obs := filepath.Join(t.TempDir(), "obs.csv")
+	q := filepath.Join(t.TempDir(), "q.csv")
+	if _, err := runCLI(t, "route", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600", "--quiet", "--out", q); err != nil {
+		t.Fatal(err)
 	}
-	peak, worst := 0.0, 0.0
-	for i := range dx[0] {
-		peak = max(peak, math.Abs(float64(dx[0][i])))
-		worst = max(worst, math.Abs(float64(dx[0][i]-dx[1][i])))
-	}
-	ppeak, pworst := 0.0, 0.0
-	if len(params[0]) != len(params[1]) || params[0][0] != params[1][0] {
-		t.Fatalf("parameter gradient files differ in shape: %q vs %q", params[0][0], params[1][0])
-	}
-	for i := 1; i < len(params[0]); i++ {
-		a, b := strings.Split(params[0][i], ","), strings.Split(params[1][i], ",")
-		if a[0] != b[0] {
-			t.Fatalf("line %d: reach %s vs %s", i, a[0], b[0])
-		}
-		for j := 1; j < len(a); j++ {
-			va, _ := strconv.ParseFloat(a[j], 64)
-			vb, _ := strconv.ParseFloat(b[j], 64)
-			ppeak, pworst = max(ppeak, math.Abs(va)), max(pworst, math.Abs(va-vb))
-		}
-	}
-	t.Logf("grad --device cuda (emulated) vs cpu: dL/drunoff %.2g of peak, parameter gradients %.2g of the largest (%d reaches)", worst/peak, pworst/ppeak, len(params[0])-1)
-	if !(peak > 0 && worst <= 1e-5*peak) || !(ppeak > 0 && pworst <= 1e-5*ppeak) {
-		t.Errorf("grad --device cuda vs cpu: dL/drunoff %.3g of peak, parameters %.3g of the largest", worst/peak, pworst/ppeak)
+	scaleCSV(t, q, obs, 1.3, -1)
+	for _, c := range []struct {
+		name  string
+		extra []string
+	}{
+		{"plain", []string{"--observed", filepath.Join(gen, "observed.csv")}},
+		{"staged", []string{"--observed", obs, "--max-paths", "60"}},
+		{"staged hayami", []string{"--observed", obs, "--max-paths", "60", "--irf", "hayami", "--param", "L=1", "--param", "D=0.2", "--param", "c=2"}},
+		{"staged diffroute compatibility", []string{"--observed", obs, "--max-paths", "60", "--compat", "diffroute"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var params [2][]string
+			var dx [2][]float32
+			for k, dev := range []string{"cpu", "cuda"} {
+				out, rg := filepath.Join(dir, dev+".csv"), filepath.Join(dir, dev+".nc")
+				args := append([]string{"grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"),
+					"--substep", "3600", "--method", "kernel", "--max-delay", "24", "--loss", "sse", "--device", dev, "--out", out, "--runoff-grad", rg}, c.extra...)
+				s, err := runCLI(t, args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if staged := strings.Contains(s, "Clusters: "); staged != (c.name != "plain") {
+					t.Fatalf("staged %v:\n%s", staged, s)
+				}
+				params[k] = readLinesOf(t, out)
+				x, err := data.ReadRunoffNC(rg, &data.NCOptions{Var: "dL_drunoff"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dx[k] = x.Data
+			}
+			peak, worst := 0.0, 0.0
+			for i := range dx[0] {
+				peak = max(peak, math.Abs(float64(dx[0][i])))
+				worst = max(worst, math.Abs(float64(dx[0][i]-dx[1][i])))
+			}
+			ppeak, pworst := 0.0, 0.0
+			if len(params[0]) != len(params[1]) || params[0][0] != params[1][0] {
+				t.Fatalf("parameter gradient files differ in shape: %q vs %q", params[0][0], params[1][0])
+			}
+			for i := 1; i < len(params[0]); i++ {
+				a, b := strings.Split(params[0][i], ","), strings.Split(params[1][i], ",")
+				if a[0] != b[0] {
+					t.Fatalf("line %d: reach %s vs %s", i, a[0], b[0])
+				}
+				for j := 1; j < len(a); j++ {
+					va, _ := strconv.ParseFloat(a[j], 64)
+					vb, _ := strconv.ParseFloat(b[j], 64)
+					ppeak, pworst = max(ppeak, math.Abs(va)), max(pworst, math.Abs(va-vb))
+				}
+			}
+			t.Logf("grad --device cuda (emulated) vs cpu: dL/drunoff %.2g of peak, parameter gradients %.2g of the largest (%d reaches)", worst/peak, pworst/ppeak, len(params[0])-1)
+			if !(peak > 0 && worst <= 1e-5*peak) || !(ppeak > 0 && pworst <= 1e-5*ppeak) {
+				t.Errorf("grad --device cuda vs cpu: dL/drunoff %.3g of peak, parameters %.3g of the largest", worst/peak, pworst/ppeak)
+			}
+		})
 	}
 }
 

@@ -48,8 +48,8 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	out := fs.String("out", "", "CSV of dL/dparameter per reach: rivid,dL_d<name>,… (k per second as in k.csv, x as in x.csv, --param/--params values per runoff step)")
 	runoffGrad := fs.String("runoff-grad", "", "netCDF of dL/drunoff(time, rivid) in the runoff file's layout and per its units (optional)")
 	q0Grad := fs.String("q0-grad", "", "CSV of dL/dq0 per reach, rivid,dL_dq0 (optional)")
-	maxNodes := fs.Int("max-nodes", 0, "stage the gradient: clusters of at most N reaches, routed and differentiated one at a time, the derivative of route's staged run with the same flags (CPU; with --mem-budget the planner stages when needed)")
-	maxPaths := fs.Int64("max-paths", 0, "stage the gradient so each cluster has at most N closure pairs (CPU)")
+	maxNodes := fs.Int("max-nodes", 0, "stage the gradient: clusters of at most N reaches, routed and differentiated one at a time, the derivative of route's staged run with the same flags (with --mem-budget the planner stages when needed)")
+	maxPaths := fs.Int64("max-paths", 0, "stage the gradient so each cluster has at most N closure pairs")
 	chart := fs.String("chart", "", "HTML page of sensitivity maps: the network coloured by |dL/dparameter| and by the runoff gradient, and the runoff gradient in time (optional)")
 	if err := parseFlags(fs, synopsis, args, stdout); err != nil {
 		return err
@@ -70,9 +70,6 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{"grad: --warmup, --checkpoint-steps, --max-nodes and --max-paths must be ≥ 0"}
 	}
 	staged := *maxNodes > 0 || *maxPaths > 0
-	if staged && rf.dev.name == "cuda" {
-		return usageError{"grad: --max-nodes and --max-paths stage the gradient on the CPU only (recursive or kernel method, --compat diffroute included): drop --device cuda, or drop them for the device's unstaged kernel gradient"}
-	}
 	if strings.ToLower(filepath.Ext(*out)) != ".csv" {
 		return usageError{fmt.Sprintf("grad: --out %s: want a .csv file", *out)}
 	}
@@ -251,12 +248,13 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	return nil
 }
 
-// routeGrad runs the forward and backward pass: staged over cl when it is
-// not nil (either method: the derivative of route's staged run), else on
-// the router of --device.
+// routeGrad runs the forward and backward pass on the router of --device:
+// staged over cl when it is not nil (either method: the derivative of
+// route's staged run).
 func routeGrad(ctx context.Context, rf *routeFlags, net *diffroute.Network, opts diffroute.Options, cl *diffroute.Clusters, runoff *diffroute.DataTensor, loss diffroute.LossFunc) (float64, *diffroute.Gradients, error) {
 	if cl != nil {
-		sr, err := diffroute.NewStagedRouter(opts)
+		sr, release, err := pipeline.StagedGradRouter(rf.dev.name, rf.dev.ordinal, opts)
+		defer release()
 		if err != nil {
 			return 0, nil, err
 		}

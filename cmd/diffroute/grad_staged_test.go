@@ -148,11 +148,14 @@ func TestGradCLIStagedEqualsPlain(t *testing.T) {
 			}
 		})
 	}
-	// What the staged gradient cannot do is refused in one line.
-	out, err := runCLI(t, append([]string{"grad", "--out", filepath.Join(t.TempDir(), "g.csv"), "--max-nodes", "3", "--method", "kernel", "--device", "cuda"},
-		"--rapid", xx9, "--runoff", runoff, "--observed", obs)...)
-	if err == nil || !strings.Contains(err.Error(), "CPU only") || strings.Contains(err.Error(), "\n") {
-		t.Errorf("--max-nodes with --device cuda: %v\n%s", err, out)
+	// Without a CUDA build, the staged gradient on --device cuda is
+	// refused in one line (TestGradDeviceCUDAEmulated runs it).
+	if !cudaEmulated {
+		out, err := runCLI(t, append([]string{"grad", "--out", filepath.Join(t.TempDir(), "g.csv"), "--max-nodes", "3", "--method", "kernel", "--device", "cuda"},
+			"--rapid", xx9, "--runoff", runoff, "--observed", obs)...)
+		if err == nil || !strings.Contains(err.Error(), "without CUDA support") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("--max-nodes with --device cuda: %v\n%s", err, out)
+		}
 	}
 }
 
@@ -336,6 +339,82 @@ func TestGradCLIPlanStaged(t *testing.T) {
 	msg := strings.TrimSpace(out)
 	if err == nil || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "needs a budget of") || !strings.Contains(msg, "--max-paths") || strings.Contains(msg, "StagedGrad") {
 		t.Errorf("gradient over budget: %v\n%s", err, out)
+	} else {
+		t.Logf("refused: %s", msg)
+	}
+}
+
+// Under a --mem-budget that the kernel method's whole gradient does not
+// fit, the planner stages it: the prediction covers the whole process's
+// measured peak, and the run is the one --max-paths with the plan's
+// max_paths gives; a budget nothing fits is refused in one line.
+func TestGradCLIPlanStagedKernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes of about 150 MB")
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status: the plan cannot measure the process")
+	}
+	gen := t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "4000", "--days", "365", "--gauges", "5"); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grad := func(out string, extra ...string) (string, float64, error) {
+		args := append([]string{"grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--observed", filepath.Join(gen, "observed.csv"),
+			"--method", "kernel", "--loss", "sse", "--out", out}, extra...)
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
+		b, err := cmd.CombinedOutput()
+		peak := 0.0
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			peak = float64(ru.Maxrss) * 1024 // kB on Linux
+		}
+		return string(b), peak, err
+	}
+	// The whole gradient needs about 155 MiB (its kernel alone 60 MiB).
+	staged := filepath.Join(t.TempDir(), "staged.csv")
+	out, peak, err := grad(staged, "--mem-budget", "150MiB")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var predicted float64
+	var maxPaths int64
+	for _, line := range strings.Split(out, "\n") {
+		if _, after, ok := strings.Cut(line, "predicted peak "); ok {
+			var unit string
+			if _, err := fmt.Sscanf(after, "%f %s", &predicted, &unit); err != nil || unit != "MiB" {
+				t.Fatalf("plan line %q", line)
+			}
+			predicted *= 1 << 20
+		}
+		if _, after, ok := strings.Cut(line, "(max_paths "); ok {
+			fmt.Sscanf(after, "%d", &maxPaths)
+		}
+	}
+	if !strings.Contains(out, "kernel-method gradient") || !strings.Contains(out, "staged over") || !strings.Contains(out, "whole process:") || predicted == 0 || peak == 0 || maxPaths == 0 {
+		t.Fatalf("no staged whole-process kernel plan:\n%s", out)
+	}
+	ratio := predicted / peak
+	t.Logf("staged kernel gradient (max_paths %d): predicted %.1f MiB, measured %.1f MiB (ratio %.2f)", maxPaths, predicted/(1<<20), peak/(1<<20), ratio)
+	if ratio < 0.75 || ratio > 1.25 {
+		t.Errorf("staged kernel: predicted %.1f MiB, measured peak %.1f MiB (ratio %.2f)\n%s", predicted/(1<<20), peak/(1<<20), ratio, out)
+	}
+	explicit := filepath.Join(t.TempDir(), "explicit.csv")
+	if out, _, err := grad(explicit, "--max-paths", strconv.FormatInt(maxPaths, 10), "--quiet"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if e := gradCSVDiff(readGradCSV(t, staged), readGradCSV(t, explicit)); e > 1e-6 {
+		t.Errorf("the planned staged kernel gradient differs from --max-paths %d's by %.2g (relative)", maxPaths, e)
+	}
+	// Too small for any plan: one line, a budget and the staging tried.
+	out, _, err = grad(filepath.Join(t.TempDir(), "g.csv"), "--mem-budget", "60MiB", "--quiet")
+	msg := strings.TrimSpace(out)
+	if err == nil || strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "needs a budget of") || !strings.Contains(msg, "--max-paths") {
+		t.Errorf("kernel gradient over budget: %v\n%s", err, out)
 	} else {
 		t.Logf("refused: %s", msg)
 	}

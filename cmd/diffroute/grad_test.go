@@ -314,8 +314,8 @@ func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
 			t.Errorf("%s: predicted %.1f MiB, measured peak %.1f MiB (ratio %.2f)\n%s", sub, predicted/(1<<20), peak/(1<<20), ratio, out)
 		}
 	}
-	// A budget the kernel method's gradient does not fit is refused in one
-	// line that says it has no time chunks or stages.
+	// A budget the kernel method's gradient fits neither whole nor staged
+	// is refused in one line that says so.
 	cmd := exec.Command(exe, "grad", "--rapid", small, "--runoff", filepath.Join(small, "runoff.nc"), "--observed", filepath.Join(small, "observed.csv"),
 		"--out", filepath.Join(t.TempDir(), "g.csv"), "--method", "kernel", "--mem-budget", "90MiB")
 	cmd.Env = append(os.Environ(), "DIFFROUTE_TEST_AS_CLI=1")
@@ -328,7 +328,7 @@ func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
 			}
 		}
 	}
-	if err == nil || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "--mem-budget 90MiB: the kernel method's gradient needs") || !strings.Contains(msg, "no time chunks or stages") {
+	if err == nil || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "--mem-budget 90MiB: the kernel method's gradient (staged as --max-paths") || !strings.Contains(msg, "fits neither whole nor staged") {
 		t.Errorf("kernel gradient over budget: %v\nstdout %s\nstderr %s", err, out, msg)
 	} else {
 		t.Logf("refused: %s", msg)
