@@ -46,8 +46,9 @@ type ClusterGradients struct {
 	// network: Params and InitialQ are in that order.
 	Reaches []int32
 	// Runoff is ∂L/∂(the cluster's runoff), in that runoff's layout.
-	Runoff   *DataTensor
-	Params   Params
+	Runoff *DataTensor
+	Params Params
+	// InitialQ is nil for the kernel method, which starts from rest.
 	InitialQ []float64
 	// TransferQ0 adds ∂L/∂q0 to reaches of upstream clusters (full-network
 	// index → value): the initial discharge of a transfer's source enters
