@@ -78,11 +78,29 @@ func BenchmarkGradMuskingum20kCkpt(b *testing.B) {
 // gradient (the pair is one op) and reports the best CPU time of each and
 // their ratio: on a shared machine, pairs taken in the same seconds and the
 // best of several compare better than two separate benchmarks.
-func BenchmarkGradRatioMuskingum100k(b *testing.B) {
-	const n, steps, f = 100000, 100, 24
+func BenchmarkGradRatioMuskingum100k(b *testing.B) { benchGradRatio(b, 100000, 100, 24, "muskingum") }
+
+// BenchmarkGradRatioHayami20k is BenchmarkGradRatioMuskingum100k for
+// Hayami's convolution, with the whole-series adjoint ("series") and with
+// the block engine it replaces ("blocks").
+func BenchmarkGradRatioHayami20k(b *testing.B) {
+	for _, off := range []bool{false, true} {
+		name := "series"
+		if off {
+			name = "blocks"
+		}
+		b.Run(name, func(b *testing.B) {
+			defer func(v bool) { gradSeriesOff = v }(gradSeriesOff)
+			gradSeriesOff = off
+			benchGradRatio(b, 20000, 100, 24, "hayami")
+		})
+	}
+}
+
+func benchGradRatio(b *testing.B, n, steps, f int, irf string) {
 	net := SyntheticNetwork(n, 1)
 	x := SyntheticRunoff(net, 1, steps, 1)
-	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: "muskingum", Params: testParams("muskingum", n, 1), SubSteps: f, MaxDelay: 16})
+	rr, err := NewRecursiveRouter(context.Background(), net, Options{IRF: irf, Params: testParams(irf, n, 1), SubSteps: f, MaxDelay: 16})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -54,6 +54,7 @@ type gradEngine struct {
 	dsecTBuf                   [][3]float64       // section sums of the tiled backward pass
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	dhBuf, ybnBuf              []float64          // convRows slabs
+	serBuf                     []float64          // the whole-series adjoint's inflows (grad_series.go)
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -320,6 +321,8 @@ type gradRun struct {
 	// whether any reach has a fine inflow, a fine output, ∂L/∂ of one
 	anyIn, anyOut, anyGout bool
 	twks                   []*tileWorker
+
+	series bool // the whole-series adjoint runs (grad_series.go)
 }
 
 type gradCheckpoint struct {
@@ -813,6 +816,9 @@ func (g *gradRun) run(ctx context.Context, loss func() error) error {
 	if g.e.tiles {
 		return g.runTiles(ctx, loss)
 	}
+	if g.e.seriesUsable(g.B, g.TF) {
+		return g.runSeries(ctx, loss)
+	}
 	e := g.e
 	g.y = reuse(&e.yBuf, g.B*g.N*g.T)
 	bl := e.blockLen(g.TF)
@@ -913,7 +919,9 @@ func (g *gradRun) allocResults() {
 		g.dinPrev = make([]float64, n)
 	}
 	g.lam = make([]float64, len(e.secs))
-	g.ybn, _ = e.convRows(&e.ybnBuf, e.w-1) // cleared before each batch member
+	if !g.series {
+		g.ybn, _ = e.convRows(&e.ybnBuf, e.w-1) // cleared before each batch member
+	}
 }
 
 // convRows returns h values (not cleared) for each convolution reach, nil

@@ -321,6 +321,20 @@ func generalGradParts(nr int, B, T, f, P int64, secs, conv float64, w int64, ck 
 	// Runoff (float32, the caller's), its float64 copy, discharge in both
 	// precisions, ∂L/∂y in both, ∂L/∂runoff in both: 48 bytes a value.
 	series := B * n * T * 48
+	if ck <= 0 && conv >= 1 && !gradSeriesOff && T > 0 {
+		// Every reach convolves: the whole-series adjoint, when chosen,
+		// keeps every reach's inflow series instead of blocks and
+		// checkpoints.
+		if in, ok := seriesChosen(n, B, T*f, max(w-1, 0), bl); ok {
+			return []MemPart{
+				{"network", n * planNetworkPerRch},
+				{"runoff, y, ∂L/∂y, ∂L/∂x", series},
+				{"IRFs and their derivatives", n*(planRecRouterBase+(P+1)*8) + n*w*8},
+				{"inflow series", in},
+				{"parameter sums", n*(P+1)*8 + n*w*8},
+			}, 0, 1
+		}
+	}
 	perReachState := 3*8 + int64(secs*8) + int64(conv*float64(w-1)*8)
 	return []MemPart{
 		{"network", n * planNetworkPerRch},
