@@ -54,7 +54,6 @@ type gradEngine struct {
 	dsecTBuf                   [][3]float64       // section sums of the tiled backward pass
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	dhBuf, ybnBuf              []float64          // convRows slabs
-	serBuf                     []float64          // the whole-series adjoint's inflows (grad_series.go)
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -796,17 +795,24 @@ func (g *gradRun) directBlock(ybar []float64, b, i, n0 int) {
 	}
 	gy := g.gy[(b*g.N+i)*g.T:][:g.T]
 	inv := 1 / float64(f)
-	off := 0
+	m := n0 // global sub-step whose step's ∂L/∂y ybar[n] takes
 	if e.o.Average == AverageStart {
-		off = 1 // y[n] is the start of sub-step n+1
+		m++ // y[n] is the start of sub-step n+1
 	}
-	for n := range ybar {
-		m := n0 + n + off
-		if m >= g.TF {
-			ybar[n] = 0
-			continue
+	// A step's f sub-steps at a time.
+	for n := 0; n < len(ybar); {
+		q := m / f
+		if q >= g.T {
+			clear(ybar[n:])
+			return
 		}
-		ybar[n] = gy[m/f] * inv
+		seg := ybar[n:min(len(ybar), n+f-m%f)]
+		v := gy[q] * inv
+		for k := range seg {
+			seg[k] = v
+		}
+		n += len(seg)
+		m += len(seg)
 	}
 }
 
