@@ -534,8 +534,9 @@ type sourceGrads struct {
 }
 
 // sourceAdjoint runs the adjoint of the recursion that gave cluster c's
-// transfer sources their fine outflow (StagedRouter.sourceRouter's) given
-// ∂L/∂(those outflows) from the downstream clusters.
+// transfer sources their fine outflow (StagedRouter.sourceRouter's; under
+// ExcludeSelf driven by the runoff moved one reach down, plus each source's
+// own runoff) given ∂L/∂(those outflows) from the downstream clusters.
 func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTensor, zin FineFlows) (*sourceGrads, error) {
 	tr := sg.cl.Transfers
 	ids := make([]int64, 0, len(c.Out))

@@ -12,7 +12,8 @@ import (
 // pieces only: each cluster's kernel taps in float64 (kernelTaps64), the
 // float64 rows of its transfer kernels (transferRows), and the fine outflow
 // of its transfer sources from the float64 recursion over their closure, as
-// StagedRouter routes them; under Compat "diffroute" a source's discharge is
+// StagedRouter routes them (under ExcludeSelf: lti, each reach's runoff
+// entering the reach below, and each source's own runoff added unrouted); under Compat "diffroute" a source's discharge is
 // added to its target's runoff. lat and the result are [b][i][t] in the full
 // network's order. With stored set, the kernels' taps and transfer rows are
 // the float32 values the kernel method stores (applied in float64): the run
