@@ -128,7 +128,7 @@ func (r *RecursiveRouter) gradRun(runoff *DataTensor, in FineFlows) (*gradRun, [
 		if err != nil {
 			return nil, nil, err
 		}
-		e, err := newGradEngine(r.net, r.opts, len(irf.GradParams) > 0)
+		e, err := newGradEngineTaps(r.net, r.opts, len(irf.GradParams) > 0, r.irf.Value())
 		if err != nil {
 			return nil, nil, err
 		}

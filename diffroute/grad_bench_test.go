@@ -136,3 +136,31 @@ func benchGradRatio(b *testing.B, n, steps, f int, irf string) {
 	b.ReportMetric(float64(bestG.Microseconds())/1e3, "best-grad-cpu-ms")
 	b.ReportMetric(float64(bestG)/float64(bestF), "grad/forward")
 }
+
+// BenchmarkGradHayami20kNewRouter is BenchmarkGradHayami20k as calibration
+// runs it: a new router (and adjoint) for every gradient, parameters
+// changed every time.
+func BenchmarkGradHayami20kNewRouter(b *testing.B) {
+	const n, steps, f = 20000, 100, 24
+	net := SyntheticNetwork(n, 1)
+	x := SyntheticRunoff(net, 1, steps, 1)
+	loss := func(y, gy *DataTensor) (float64, error) {
+		s := 0.0
+		for k, v := range y.Data {
+			s += float64(v) * float64(v)
+			gy.Data[k] = 2 * v
+		}
+		return s, nil
+	}
+	ctx := context.Background()
+	c0 := cpuTime()
+	seed := 1
+	for b.Loop() {
+		seed++
+		o := Options{IRF: "hayami", Params: testParams("hayami", n, seed), SubSteps: f, MaxDelay: 16}
+		if _, _, _, err := Gradient(ctx, net, o, x, loss); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/float64(b.N), "cpu-ms/op")
+}

@@ -54,7 +54,6 @@ type gradEngine struct {
 	dsecTBuf                   [][3]float64       // section sums of the tiled backward pass
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	dhBuf, ybnBuf              []float64          // convRows slabs
-	serBuf                     []float64          // the whole-series adjoint's inflows (grad_series.go)
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -160,6 +159,12 @@ func errNoParamGrad(irf IRF) error {
 // paramGrads false, parameter derivatives are not required (gradients with
 // respect to runoff and initial discharge only).
 func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, error) {
+	return newGradEngineTaps(net, opts, paramGrads, nil)
+}
+
+// newGradEngineTaps is newGradEngine with the convolution reaches' taps
+// already evaluated for opts (nil: evaluated here).
+func newGradEngineTaps(net *Network, opts Options, paramGrads bool, full *irfTaps) (*gradEngine, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -200,9 +205,14 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 		e.dsecs = make([][]Section, len(e.gp))
 		dsec = make([][]Section, len(irf.Params))
 	}
+	if full != nil && (irf.Sections != nil || full.w != w || len(full.h) != n*w) {
+		full = nil
+	}
 	for i := 0; i < n; i++ {
-		ri, err := tab.reach(i, net, true)
-		if err != nil {
+		var ri reachIRF
+		if full != nil {
+			ri.taps = full.row(i)
+		} else if ri, err = tab.reach(i, net, true); err != nil {
 			return nil, err
 		}
 		if ri.sections != nil {
@@ -227,11 +237,25 @@ func newGradEngine(net *Network, opts Options, paramGrads bool) (*gradEngine, er
 			}
 			e.taps[i] = ri.taps
 			e.tapLo[i], e.tapHi[i] = tapRange(ri.taps)
-			rev := slices.Clone(ri.taps[e.tapLo[i]:e.tapHi[i]])
-			slices.Reverse(rev)
-			e.rev[i] = rev
 		}
 		e.secStart[i+1] = int32(len(e.secs))
+	}
+	// The taps that matter, reversed, in one allocation.
+	nrev := 0
+	for i := range n {
+		nrev += int(e.tapHi[i] - e.tapLo[i])
+	}
+	revs := make([]float64, nrev)
+	for i, t := range e.taps {
+		if t == nil {
+			continue
+		}
+		l := int(e.tapHi[i] - e.tapLo[i])
+		rev := revs[:l:l]
+		revs = revs[l:]
+		copy(rev, t[e.tapLo[i]:e.tapHi[i]])
+		slices.Reverse(rev)
+		e.rev[i] = rev
 	}
 	nconv := 0
 	for _, t := range e.taps {
@@ -796,17 +820,24 @@ func (g *gradRun) directBlock(ybar []float64, b, i, n0 int) {
 	}
 	gy := g.gy[(b*g.N+i)*g.T:][:g.T]
 	inv := 1 / float64(f)
-	off := 0
+	m := n0 // global sub-step whose step's ∂L/∂y ybar[n] takes
 	if e.o.Average == AverageStart {
-		off = 1 // y[n] is the start of sub-step n+1
+		m++ // y[n] is the start of sub-step n+1
 	}
-	for n := range ybar {
-		m := n0 + n + off
-		if m >= g.TF {
-			ybar[n] = 0
-			continue
+	// A step's f sub-steps at a time.
+	for n := 0; n < len(ybar); {
+		q := m / f
+		if q >= g.T {
+			clear(ybar[n:])
+			return
 		}
-		ybar[n] = gy[m/f] * inv
+		seg := ybar[n:min(len(ybar), n+f-m%f)]
+		v := gy[q] * inv
+		for k := range seg {
+			seg[k] = v
+		}
+		n += len(seg)
+		m += len(seg)
 	}
 }
 

@@ -132,13 +132,17 @@ func (kr *KernelRouter) BackwardRunoff(ctx context.Context, runoff, gy *DataTens
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := max(1, min(kr.opts.Workers, n))
-	parallelChunks(ctx, cancel, workers, n, 64, func() []float64 { return make([]float64, T) }, func(acc []float64, lo, hi int) error {
+	// Each worker's buffer: the float64 accumulator, then the taps in float64.
+	parallelChunks(ctx, cancel, workers, n, 64, func() []float64 { return make([]float64, T+bs.Taps) }, func(buf []float64, lo, hi int) error {
+		acc, k64 := buf[:T], buf[T:]
 		for q := lo; q < hi; q++ {
 			s := int(bs.Order[q])
 			for b := 0; b < B; b++ {
 				clear(acc)
 				for d := s; d >= 0; d = net.Down(d) {
-					corrPair(acc, gy.Series(b, d), bs.entry(net.Pre(d), q))
+					if g, K := gy.Series(b, d), bs.entry(net.Pre(d), q); !corrVector(acc, g, K, k64) {
+						corrPair(acc, g, K)
+					}
 				}
 				dst := dx.Series(b, idx[s])
 				for t, v := range acc {

@@ -127,14 +127,29 @@ func (p *GradPlan) BudgetNeeded() int64 {
 func (p *GradPlan) settle(run int64, proc *ProcessMemory, counted int64) {
 	p.Predicted = run
 	if proc != nil {
-		heap := max(run-planBaseBytes-counted, 0) // the run's heap beyond what the process holds of it
-		other := max(proc.Resident-proc.HeapHeld, 0)
-		whole := other + max(proc.HeapHeld, proc.HeapLive+heap)
-		p.Predicted = max(proc.Peak, whole)
-		p.Process = fmt.Sprintf("whole process: %s held after reading the inputs (heap: %s live, %s kept; %s outside it), the run's own peak %s",
-			fmtBytes(proc.Resident), fmtBytes(proc.HeapLive), fmtBytes(proc.HeapHeld), fmtBytes(other), fmtBytes(run))
+		p.Predicted = proc.whole(run, counted)
+		p.Process = proc.describe(run)
 	}
 	p.Fits = p.Budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(p.Budget)
+}
+
+// whole is the peak of this process when it runs a plan whose own predicted
+// peak is run (planBaseBytes included), counted bytes of which (its network,
+// its runoff) the process already holds: the memory outside the heap (the
+// mapped binary and libraries, stacks), and the heap the run needs beyond
+// what is live, where the kept free heap absorbs it first.
+func (proc *ProcessMemory) whole(run, counted int64) int64 {
+	heap := max(run-planBaseBytes-counted, 0) // the run's heap beyond what the process holds of it
+	return max(proc.Peak, proc.outside()+max(proc.HeapHeld, proc.HeapLive+heap))
+}
+
+// outside is the resident memory outside the Go heap.
+func (proc *ProcessMemory) outside() int64 { return max(proc.Resident-proc.HeapHeld, 0) }
+
+// describe says what whole counted, for a plan's Process line.
+func (proc *ProcessMemory) describe(run int64) string {
+	return fmt.Sprintf("whole process: %s held after reading the inputs (heap: %s live, %s kept; %s outside it), the run's own peak %s",
+		fmtBytes(proc.Resident), fmtBytes(proc.HeapLive), fmtBytes(proc.HeapHeld), fmtBytes(proc.outside()), fmtBytes(run))
 }
 
 func planGradient(net *Network, T, batch int, budget int64, opts Options, proc *ProcessMemory) (*GradPlan, error) {

@@ -65,7 +65,11 @@ func (g *gradRun) runSeries(ctx context.Context, loss func() error) error {
 	H := max(e.w-1, 0)
 	g.series = true
 	s := &seriesRun{row: H + g.TF}
-	s.x = reuse(&e.serBuf, g.B*n*s.row)
+	// From the pool of block buffers: calibration builds a router for every
+	// set of parameters, and fresh pages for hundreds of MB of inflows would
+	// cost about as much as the arithmetic on them.
+	s.x = slabs.take(g.B * n * s.row)
+	defer slabs.put(s.x)
 	g.y = reuse(&e.yBuf, g.B*n*g.T)
 	s.filled = make([]bool, n)
 	// A part's reach draining into the trunk keeps its outflow apart: the
@@ -122,13 +126,15 @@ func (g *gradRun) seriesForward(s *seriesRun, wk *gradWorker, b, i int) {
 	n, f, TF := g.N, e.f, g.TF
 	x := s.xrow(b, n, i)
 	H := s.row - TF
-	// The inflows before the run are the reach's initial discharge.
+	// The inflows before the run are the reach's initial discharge (only
+	// those the taps reach, and the adjoint's wider span, are read).
 	q0 := 0.0
 	if e.o.InitialQ != nil {
 		q0 = e.o.InitialQ[i]
 	}
-	for k := range x[:H] {
-		x[k] = q0
+	_, hi8 := tapSpan8(int(e.tapLo[i]), int(e.tapHi[i]), H)
+	for k := range x[H-max(hi8-1, 0) : H] {
+		x[H-max(hi8-1, 0)+k] = q0
 	}
 	in := x[H:]
 	// Outflows of the parts' reaches draining into this trunk reach.
@@ -157,23 +163,44 @@ func (g *gradRun) seriesForward(s *seriesRun, wk *gradWorker, b, i int) {
 			in[k] += v
 		}
 	}
+	// The outflow goes straight into the downstream reach's inflow when it
+	// is the first there, else through the worker's scratch.
+	d := e.net.down[i]
+	var xd []float64
+	if d >= 0 && s.slot[i] < 0 {
+		xd = s.xrow(b, n, int(d))[H:]
+	}
 	wk.u = grow(wk.u, TF)
 	y := wk.u
+	if xd != nil && !s.filled[d] {
+		y = xd
+	}
 	convTapsForward(e.rev[i], int(e.tapHi[i]), x, H, y)
 	g.coarsen(b, i, 0, TF, q0, y)
 	if o := g.out[i]; o != nil {
 		copy(o[b*TF:(b+1)*TF], y)
 	}
-	d := e.net.down[i]
 	switch {
 	case d < 0:
 	case s.slot[i] >= 0:
 		copy(s.bnd[s.slot[i]], y)
 	default:
-		xd := s.xrow(b, n, int(d))[H:]
-		addOrStore(xd, y, s.filled[d])
+		if s.filled[d] {
+			addOrStore(xd, y, true)
+		}
 		s.filled[d] = true
 	}
+}
+
+// tapSpan8 widens taps[lo:hi] to a multiple of 8 taps where the window of
+// H+1 taps allows: the span whose ∂L/∂taps the vector kernel computes in
+// whole blocks (a few more outputs cost less than a scalar tail over the
+// whole run).
+func tapSpan8(lo, hi, H int) (lo8, hi8 int) {
+	l8 := (hi - lo + 7) &^ 7
+	hi8 = min(H+1, lo+l8)
+	lo8 = max(0, hi8-l8)
+	return lo8, hi8
 }
 
 // addOrStore adds src into dst, or with add false stores it.
@@ -215,13 +242,9 @@ func (g *gradRun) seriesBackward(s *seriesRun, wk *gradWorker, b, i int) {
 	}
 	taps := e.taps[i]
 	lo, hi := int(e.tapLo[i]), int(e.tapHi[i])
-	// ∂L/∂taps is computed over a multiple of 8 taps where the window
-	// allows (the vector kernel's blocks: a few more outputs cost less than
-	// a scalar tail over the whole run), and kept for taps[lo:hi], the taps
+	// ∂L/∂taps is computed over tapSpan8 and kept for taps[lo:hi], the taps
 	// the forward pass convolves with.
-	l8 := (hi - lo + 7) &^ 7
-	hi8 := min(H+1, lo+l8)
-	lo8 := max(0, hi8-l8)
+	lo8, hi8 := tapSpan8(lo, hi, H)
 	if hi > lo {
 		wk.tmp = grow(wk.tmp, hi8-lo8)
 		tmp := wk.tmp

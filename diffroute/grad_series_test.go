@@ -3,6 +3,7 @@ package diffroute
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -99,5 +100,36 @@ func TestGradSeriesEqualsBlocks(t *testing.T) {
 			t.Errorf("%v: the whole-series adjoint differs from the block engine by %.2g", c, worst)
 		}
 		t.Logf("%v: worst relative difference %.2g", c, worst)
+	}
+}
+
+// The adjoint built from the taps the router evaluated has the taps it
+// would evaluate itself, reach by reach.
+func TestGradEngineSharesRouterTaps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 44))
+	for _, irf := range []string{"hayami", "nash_gamma", "pure_lag"} {
+		c := gradCase{irf: irf, lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 3, B: 1, T: 5, maxDelay: 4}
+		fx := newGradFixture(t, rng, c, 200)
+		rr, err := NewRecursiveRouter(context.Background(), fx.net, fx.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shared := rr.irf.Value()
+		if shared == nil {
+			t.Fatalf("%s: the router kept no taps", irf)
+		}
+		got, err := newGradEngineTaps(fx.net, fx.opts, false, shared)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := newGradEngine(fx.net, fx.opts, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want.taps {
+			if !slices.Equal(got.taps[i], want.taps[i]) || !slices.Equal(got.rev[i], want.rev[i]) {
+				t.Fatalf("%s: reach %d: shared taps differ", irf, fx.net.ID(i))
+			}
+		}
 	}
 }

@@ -44,6 +44,8 @@ type StrategyEstimate struct {
 	Live, Peak int64
 	Fits       bool
 	Note       string
+
+	heap int64 // Live and the garbage: the run's own heap at its peak
 }
 
 // MemoryPlan is the planner's choice of method, cluster bounds and time chunk
@@ -67,6 +69,9 @@ type MemoryPlan struct {
 	Reasons   []string
 	// Device is the device-memory prediction of PlanDevice (nil from Plan).
 	Device *DeviceEstimate
+	// Process says how PlanIn counted the process's own memory (empty
+	// from Plan: the predictions are the run's own).
+	Process string
 }
 
 // gcFactor is the fraction of the live heap that garbage reaches before the
@@ -99,6 +104,9 @@ type planModel struct {
 	series         int64 // B·N·T·4: one full tensor
 	gc             float64
 	kernelPerPairB float64 // kernel build peak per closure pair (full network)
+	// proc, when not nil, is the planning process (PlanIn): every peak
+	// is the whole process's.
+	proc *ProcessMemory
 }
 
 func newPlanModel(net *Network, T, B int, o Options) (*planModel, error) {
@@ -177,6 +185,17 @@ func (m *planModel) workBytes(tc int) int64 {
 	return m.pendingBufs * int64(steps*m.f*4)
 }
 
+// peak is the predicted peak of a run whose heap reaches heap bytes, its
+// network included: with the runtime baseline, or, planning in a process
+// (PlanIn), the whole process's peak; the process holds the network.
+func (m *planModel) peak(heap int64) int64 {
+	run := heap + planBaseBytes
+	if m.proc == nil {
+		return run
+	}
+	return m.proc.whole(run, int64(m.net.Len())*planNetworkPerRch)
+}
+
 // finish sums the parts and adds garbage and the runtime baseline. garbage
 // is the total the strategy discards during the run; the collector keeps at
 // most gc × live of it.
@@ -185,8 +204,8 @@ func (m *planModel) finish(s *StrategyEstimate, garbage int64, budget int64) {
 	for _, p := range s.Parts {
 		s.Live += p.Bytes
 	}
-	g := min(garbage, int64(m.gc*float64(s.Live)))
-	s.Peak = s.Live + g + planBaseBytes
+	s.heap = s.Live + min(garbage, int64(m.gc*float64(s.Live)))
+	s.Peak = m.peak(s.heap)
 	s.Fits = budget <= 0 || float64(s.Peak) <= planHeadroom*float64(budget)
 }
 
@@ -295,6 +314,18 @@ func (m *planModel) staged(cl *Clusters, method Method, tc int, streaming bool, 
 // Go collector lets accumulate and a runtime baseline; file readers and
 // writers are the caller's to add.
 func Plan(net *Network, T, batch int, budget int64, opts Options) (*MemoryPlan, error) {
+	return planMemory(net, T, batch, budget, opts, nil)
+}
+
+// PlanIn is Plan for a process that has read its network (not its runoff)
+// and whose budget covers the whole process: every strategy's peak is the
+// process's, what it holds now (proc: the mapped binary and libraries, its
+// heap) included, as PlanGradientIn counts it.
+func PlanIn(net *Network, T, batch int, budget int64, opts Options, proc ProcessMemory) (*MemoryPlan, error) {
+	return planMemory(net, T, batch, budget, opts, &proc)
+}
+
+func planMemory(net *Network, T, batch int, budget int64, opts Options, proc *ProcessMemory) (*MemoryPlan, error) {
 	if net == nil {
 		return nil, fmt.Errorf("diffroute: no network")
 	}
@@ -315,6 +346,7 @@ func Plan(net *Network, T, batch int, budget int64, opts Options) (*MemoryPlan, 
 	if err != nil {
 		return nil, err
 	}
+	m.proc = proc
 	p := &MemoryPlan{Reaches: net.Len(), T: T, Batch: batch, SubSteps: o.SubSteps, Pairs: net.Pairs(), Budget: budget, Method: o.Method}
 	add := func(s StrategyEstimate) int {
 		p.Strategies = append(p.Strategies, s)
@@ -324,6 +356,9 @@ func Plan(net *Network, T, batch int, budget int64, opts Options) (*MemoryPlan, 
 	choose := func(k int, why string) {
 		p.Chosen = k
 		s := p.Strategies[k]
+		if proc != nil {
+			p.Process = proc.describe(s.heap + planBaseBytes)
+		}
 		p.Method, p.Staged, p.Streaming, p.MaxPaths, p.MaxNodes, p.TimeChunk, p.Predicted = s.Method, s.Staged, s.Streaming, s.MaxPaths, s.MaxNodes, s.TimeChunk, s.Peak
 		p.Clusters = schedules[k]
 		p.Reasons = append(p.Reasons, why)
@@ -344,7 +379,7 @@ func Plan(net *Network, T, batch int, budget int64, opts Options) (*MemoryPlan, 
 	n := int64(net.Len())
 	var maxPaths int64
 	var maxNodes int
-	avail := budget - planBaseBytes - n*(planNetworkPerRch+planClusterPerRch)
+	avail := budget - m.peak(n*(planNetworkPerRch+planClusterPerRch))
 	if budget <= 0 {
 		avail = 1 << 62
 	}
@@ -465,7 +500,11 @@ func (p *MemoryPlan) String() string {
 		for _, part := range s.Parts {
 			fmt.Fprintf(&sb, "      %-40s %10s\n", part.Name, fmtBytes(part.Bytes))
 		}
-		fmt.Fprintf(&sb, "      %-40s %10s\n", "garbage before collection + runtime", fmtBytes(s.Peak-s.Live))
+		rest := "garbage before collection + runtime"
+		if p.Process != "" {
+			rest = "garbage + the process (see below)"
+		}
+		fmt.Fprintf(&sb, "      %-40s %10s\n", rest, fmtBytes(s.Peak-s.Live))
 	}
 	fmt.Fprintf(&sb, "Chosen: %s", p.Strategies[p.Chosen].Name)
 	if p.Staged {
@@ -474,6 +513,9 @@ func (p *MemoryPlan) String() string {
 	fmt.Fprintf(&sb, ", predicted peak %s\n", fmtBytes(p.Predicted))
 	for _, r := range p.Reasons {
 		fmt.Fprintf(&sb, "  - %s\n", r)
+	}
+	if p.Process != "" {
+		fmt.Fprintf(&sb, "  %s\n", p.Process)
 	}
 	if d := p.Device; d != nil {
 		fits := "fits"

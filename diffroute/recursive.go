@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"weak"
 )
 
 // RecursiveRouter routes with the exact recursive method: reaches in
@@ -38,6 +39,11 @@ type RecursiveRouter struct {
 	order []int32   // all reaches, upstream first (for batch-parallel runs; built on first use)
 
 	grad *gradEngine // the adjoint, prepared on first use
+	// irf holds, weakly, every convolution reach's taps over the whole
+	// window as the constructor evaluated them: calibration builds a
+	// router for every gradient, and the adjoint, built right after, takes
+	// them instead of evaluating every reach's IRF again.
+	irf weak.Pointer[irfTaps]
 
 	st      *recState
 	spare   *recState // the state Reset dropped, reused by the next initState
@@ -105,6 +111,8 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 	// No allocation per reach: sections are appended to one slice, and the
 	// convolution table exists only when some reach needs it.
 	r.secs = make([]Section, 0, n)
+	w := o.MaxDelay * o.SubSteps
+	var window *irfTaps // every convolution reach's whole window of taps
 	for i := 0; i < n; i++ {
 		if irf.Sections != nil {
 			s, err := irf.Sections(r.secs, tab.params[i], tab.r)
@@ -117,8 +125,11 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 				continue
 			}
 		}
-		ri, err := tab.reach(i, net, false)
-		if err != nil {
+		if window == nil {
+			window = &irfTaps{h: make([]float64, n*w), w: w}
+		}
+		ri := reachIRF{taps: window.row(i)}
+		if err := tab.impulse(ri.taps, i, net); err != nil {
 			return nil, err
 		}
 		r.secStart[i+1] = int32(len(r.secs))
@@ -139,8 +150,17 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 					r.tail, r.tailReach = tr, int32(i)
 				}
 			}
+			kept := 0
+			for _, c := range ri.taps {
+				if c != 0 && math.Abs(c) >= 1e-12*peak {
+					kept++
+				}
+			}
 			var taps []float64
 			var idx []int32
+			if kept > 0 {
+				taps, idx = make([]float64, 0, kept), make([]int32, 0, kept)
+			}
 			for k, c := range ri.taps {
 				if c != 0 && math.Abs(c) >= 1e-12*peak {
 					idx = append(idx, int32(k))
@@ -158,8 +178,21 @@ func NewRecursiveRouter(ctx context.Context, net *Network, opts Options) (*Recur
 		}
 	}
 	r.partitionFor(net)
+	if window != nil {
+		r.irf = weak.Make(window)
+	}
 	return r, nil
 }
+
+// irfTaps is every reach's fine-grid impulse response over a window of w
+// taps (rows of reaches without one are unused).
+type irfTaps struct {
+	h []float64
+	w int
+}
+
+// row returns reach i's taps.
+func (t *irfTaps) row(i int) []float64 { return t.h[i*t.w : (i+1)*t.w : (i+1)*t.w] }
 
 // partitionFor splits net's reaches among the workers.
 func (r *RecursiveRouter) partitionFor(net *Network) {

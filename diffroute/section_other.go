@@ -45,3 +45,5 @@ func sectionSum64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *f
 
 // cascadeScratch is the scratch of the amd64 one-pass cascade kernel: none.
 func cascadeScratch(nsec, f int) int { return 0 }
+
+func corrVector(acc []float64, g []float32, K []float32, k64 []float64) bool { return false }

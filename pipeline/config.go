@@ -81,6 +81,13 @@ type Config struct {
 	// and discharge would take more than half the available memory plans
 	// for that half.
 	Budget int64
+	// WholeProcess makes Budget bound this whole process, as the command
+	// line's --mem-budget does: the plan adds what the process holds when
+	// it plans (ProcessMemory: the mapped binary and libraries, the heap)
+	// to the run's own prediction (diffroute.PlanIn). Otherwise Budget
+	// bounds the run's own memory, as a library caller or a notebook counts
+	// it.
+	WholeProcess bool
 	// TimeChunk routes in chunks of that many steps, streaming runoff in and
 	// discharge out (--time-chunk); MaxNodes and MaxPaths stage the network
 	// in clusters (--max-nodes, --max-paths).

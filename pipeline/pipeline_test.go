@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,12 +116,19 @@ func maxRel(got, want *diffroute.DataTensor) float64 {
 func checkWarnsOnce(t *testing.T, cfg Config, way, prefix, phrase string, warned bool, what string) {
 	t.Helper()
 	var warn strings.Builder
-	cfg.Warn, cfg.InPlace = &warn, way == "in place"
+	cfg.Warn, cfg.InPlace = &warn, strings.HasSuffix(way, "in place")
 	switch way {
 	case "staged":
 		cfg.MaxNodes = 2
 	case "time-chunked":
 		cfg.TimeChunk, cfg.Out = 5, filepath.Join(t.TempDir(), "q.nc")
+	case "outputs", "outputs in place":
+		// The outlet and a reach two above it: their upstream closure alone
+		// is routed.
+		cfg.Outputs = filepath.Join(t.TempDir(), "outputs.txt")
+		if err := os.WriteFile(cfg.Outputs, []byte("17880298\n17880284\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := Run(context.Background(), cfg); err != nil {
 		t.Fatal(err)
@@ -137,13 +145,13 @@ func checkWarnsOnce(t *testing.T, cfg Config, way, prefix, phrase string, warned
 // A kernel too short for the network's path responses routes, but says so
 // once on Warn, naming the worst pair; a kernel long enough says nothing.
 // Staged and time-chunked runs, whose clusters build their own kernels,
-// say so too.
+// say so too, and so do runs of a few --outputs.
 func TestKernelLosingMassWarns(t *testing.T) {
 	for _, c := range []struct {
 		maxDelay int
 		warned   bool
 	}{{1, true}, {64, false}} {
-		for _, way := range []string{"plain", "staged", "time-chunked"} {
+		for _, way := range []string{"plain", "staged", "time-chunked", "outputs"} {
 			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute}
 			cfg.Options.Method, cfg.Options.MaxDelay = diffroute.Kernel, c.maxDelay
 			checkWarnsOnce(t, cfg, way, "kernel method:", "beyond the kernel's", c.warned, fmt.Sprintf("max delay %d", c.maxDelay))
@@ -154,7 +162,8 @@ func TestKernelLosingMassWarns(t *testing.T) {
 // The recursive method warns, once, when a reach's convolution IRF has not
 // decayed by the end of its window: an unnormalised IRF (nash_gamma) loses
 // the rest, a normalised one (hayami) delivers it too early. A window long
-// enough says nothing. Plain, in-place, staged and time-chunked runs all check.
+// enough says nothing. Plain, in-place, staged and time-chunked runs all
+// check, and so do runs of a few --outputs, read whole or in place.
 func TestRecursiveWindowCutWarns(t *testing.T) {
 	for _, c := range []struct {
 		irf      string
@@ -167,7 +176,7 @@ func TestRecursiveWindowCutWarns(t *testing.T) {
 		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 4, true},
 		{"hayami", map[string]float64{"L": 10, "D": 1, "c": 1}, 64, false},
 	} {
-		for _, way := range []string{"plain", "in place", "staged", "time-chunked"} {
+		for _, way := range []string{"plain", "in place", "staged", "time-chunked", "outputs", "outputs in place"} {
 			cfg := Config{RAPID: xx9, Runoff: xx9Runoff, SubStep: 15 * time.Minute, Params: c.params}
 			cfg.Options.IRF, cfg.Options.MaxDelay = c.irf, c.maxDelay
 			checkWarnsOnce(t, cfg, way, "recursive method:", "at the end of its window", c.warned, fmt.Sprintf("%s %v max delay %d", c.irf, c.params, c.maxDelay))

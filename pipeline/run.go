@@ -211,7 +211,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			// garbage push the process over it.
 			defer debug.SetMemoryLimit(debug.SetMemoryLimit(budget * 8 / 10))
 		}
-		plan, err := diffroute.Plan(net, T, members, budget, opts)
+		var plan *diffroute.MemoryPlan
+		if cfg.WholeProcess && cfg.Budget > 0 {
+			// The network is read, the runoff not yet.
+			plan, err = diffroute.PlanIn(net, T, members, budget, opts, ProcessMemory())
+		} else {
+			plan, err = diffroute.Plan(net, T, members, budget, opts)
+		}
 		if err != nil {
 			return nil, budgetError(cfg.Budget, budget, err)
 		}
@@ -254,7 +260,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var order []int32 // q's rows are network reaches order[k] (nil: network order)
 	switch {
 	case outputs != "":
-		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace, r.warn); err != nil {
+		if runoff, q, net, err = routeSelected(ctx, outputs, src, net, opts, cfg.InPlace, &dev); err != nil {
 			return nil, err
 		}
 	case members > 1 && chunk == 0 && cl == nil && keep == nil && !rs.active():
@@ -368,12 +374,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // per-cluster runoff; the pipeline reads time chunks of every reach (the
 // current one and the next, prefetched) and gathers discharge rows per chunk
 // (the one being routed and the one being written), for every ensemble
-// member: keep those four within a
-// third of the budget. Each chunk's buffers are fresh allocations, so up to
-// 3/4 of them again is garbage awaiting collection.
+// member: keep those four within a third of the budget, and within what
+// the plan's predicted peak leaves of the nine tenths of the budget a plan
+// may fill. Each chunk's buffers are fresh allocations, so up to 3/4 of
+// them again is garbage awaiting collection.
 func streamChunk(plan *diffroute.MemoryPlan, net *diffroute.Network, members int, budget int64) int {
 	perStep := int64(members) * int64(net.Len()) * 4 * 4
-	return int(max(1, min(int64(plan.TimeChunk), budget/3/perStep)))
+	left := (budget*9/10 - plan.Predicted) * 4 / 7
+	return int(max(1, min(int64(plan.TimeChunk), budget/3/perStep, left/perStep)))
 }
 
 // routeWhole routes runoff in memory, staged by clusters when cl is set.
@@ -602,7 +610,7 @@ func (src *runoffSource) orderedRows(rapid *data.RAPID, order []int32) ([]int32,
 // routeSelected routes only the reaches listed in the file outputs and
 // what drains into them. In place (Config.InPlace), a netCDF file's runoff
 // is read for those reaches alone, and runoff is returned nil.
-func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool, warn func(string, ...any)) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
+func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *diffroute.Network, opts diffroute.Options, inPlace bool, dev *device) (runoff, q *diffroute.DataTensor, sub *diffroute.Network, err error) {
 	ids, err := data.ReadIDList(outputs, net)
 	if err != nil {
 		return nil, nil, nil, err
@@ -617,7 +625,7 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 	if inPlace && src.readColumns != nil && src.members <= 1 && opts.Method == diffroute.Recursive {
 		// Only the runoff of the reaches routed is read, straight into the
 		// router's order, and routed in place (as routeInOrder does).
-		if q, err = routeColumnsInOrder(ctx, src, sel, warn); err != nil {
+		if q, err = routeColumnsInOrder(ctx, src, sel, dev.warn); err != nil {
 			return nil, nil, nil, err
 		}
 		if q, err = q.SelectIDs(ids); err != nil {
@@ -628,7 +636,13 @@ func routeSelected(ctx context.Context, outputs string, src *runoffSource, net *
 	if runoff, err = src.read(0, len(src.times)); err != nil {
 		return nil, nil, nil, err
 	}
-	if q, err = sel.Route(ctx, runoff); err != nil {
+	// The device's router checks the recursive method's IRF windows or the
+	// kernel's mass, as every other run does.
+	router, err := dev.router(ctx, sel.Net, sel.Opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if q, err = router.Route(ctx, runoff); err != nil {
 		return nil, nil, nil, err
 	}
 	if q, err = q.SelectIDs(ids); err != nil {

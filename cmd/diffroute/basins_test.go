@@ -17,6 +17,7 @@ import (
 	"github.com/diffroute-go/route/basins"
 	"github.com/diffroute-go/route/data"
 	"github.com/diffroute-go/route/diffroute"
+	"github.com/diffroute-go/route/pipeline"
 )
 
 // TestMain lets the test binary stand in for the diffroute command: the
@@ -26,6 +27,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("DIFFROUTE_TEST_AS_CLI") == "1" {
 		holdIfAsked()
 		main()
+		if os.Getenv("DIFFROUTE_TEST_HWM") == "1" {
+			// The command's own peak: getrusage's of a child counts the
+			// parent's memory it shared until exec.
+			fmt.Fprintf(os.Stderr, "VMHWM %d\n", pipeline.ProcessMemory().Peak)
+		}
 		os.Exit(0)
 	}
 	os.Exit(m.Run())

@@ -32,9 +32,9 @@ var examples = map[string]string{
   diffroute route --rapid testdata/demo_basin --runoff testdata/demo_basin/runoff.nc \
       --compat diffroute --substep 3600 --out out/Qdr.nc
 
-  # within a memory budget: the planner picks method, clusters and time chunk
+  # within a memory budget (the whole process's): the planner picks method, clusters and time chunk
   diffroute route --rapid testdata/demo_basin --runoff testdata/demo_basin/runoff.nc \
-      --substep 3600 --mem-budget 64MiB --out out/Qbudget.nc
+      --substep 3600 --mem-budget 96MiB --out out/Qbudget.nc
 
 --step and --substep are in seconds; --substep must divide the runoff step.
 k.csv is in seconds, but --param values are in runoff steps.

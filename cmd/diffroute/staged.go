@@ -32,13 +32,14 @@ func (m *memFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.outputs, "outputs", "", "route only these reaches (one id per line) and what drains into them")
 	fs.StringVar(&m.pixelRunoff, "pixel-runoff", "", "pixel runoff Feather file (instead of --runoff): interpolated onto catchments with --weights")
 	fs.StringVar(&m.weight, "weights", "", "interpolation weights Feather file (river_id, pixel_idx, area_sqm_total)")
-	fs.StringVar(&m.budget, "mem-budget", "", "memory budget, e.g. 1GiB: the planner picks method, staging and time chunk")
+	fs.StringVar(&m.budget, "mem-budget", "", "memory budget of the whole process, e.g. 1GiB: the planner picks method, staging and time chunk")
 }
 
 // apply puts the memory flags into a pipeline configuration (validate has
 // checked them).
 func (m *memFlags) apply(c *pipeline.Config) {
 	c.Budget, _ = parseBudget(m.budget)
+	c.WholeProcess = true // --mem-budget bounds this process, as grad's does
 	c.TimeChunk, c.MaxNodes, c.MaxPaths = m.timeChunk, m.maxNodes, m.maxPaths
 	c.Outputs, c.PixelRunoff, c.Weights = m.outputs, m.pixelRunoff, m.weight
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,7 +261,12 @@ func TestHelpExamplesRun(t *testing.T) {
 			if args[0] == "route" || args[0] == "calibrate" {
 				args = append(args, "--quiet")
 			}
-			if _, err := runCLI(t, args...); err != nil {
+			run := func(args ...string) error { _, err := runCLI(t, args...); return err }
+			if args[0] == "route" && slices.Contains(args, "--mem-budget") {
+				// --mem-budget bounds the whole process: a command's own.
+				run = func(args ...string) error { _, _, err := runChildCLI(t, args...); return err }
+			}
+			if err := run(args...); err != nil {
 				t.Errorf("example %q: %v", strings.Join(cmd, " "), err)
 			}
 		}
