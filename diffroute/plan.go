@@ -200,11 +200,17 @@ func (m *planModel) peak(heap int64) int64 {
 // is the total the strategy discards during the run; the collector keeps at
 // most gc × live of it.
 func (m *planModel) finish(s *StrategyEstimate, garbage int64, budget int64) {
+	m.finishShare(s, garbage, budget, m.gc)
+}
+
+// finishShare is finish where the collector keeps up to share × live of
+// garbage.
+func (m *planModel) finishShare(s *StrategyEstimate, garbage int64, budget int64, share float64) {
 	s.Live = 0
 	for _, p := range s.Parts {
 		s.Live += p.Bytes
 	}
-	s.heap = s.Live + min(garbage, int64(m.gc*float64(s.Live)))
+	s.heap = s.Live + min(garbage, int64(share*float64(s.Live)))
 	s.Peak = m.peak(s.heap)
 	s.Fits = budget <= 0 || float64(s.Peak) <= planHeadroom*float64(budget)
 }
@@ -300,6 +306,11 @@ func (m *planModel) staged(cl *Clusters, method Method, tc int, streaming bool, 
 			s.Parts = append(s.Parts, MemPart{"runoff moved down for transfer sources (exclude self)", srcMax * B * int64(tc) * 4})
 		}
 		s.Note = fmt.Sprintf("largest cluster kernel %s", fmtBytes(block))
+		// Each cluster's kernel build leaves its slabs behind at once,
+		// faster than the concurrent collector starts early: the heap
+		// grows by the collector's full share (GOGC) of what is live.
+		m.finishShare(&s, garbage, budget, m.gc/0.75)
+		return s
 	}
 	m.finish(&s, garbage, budget)
 	return s
