@@ -10,7 +10,7 @@ APT_PKGS := libnetcdf-dev pkg-config netcdf-bin
 TEST_APT_PKGS := $(APT_PKGS) chromium python3-xarray python3-netcdf4
 export PATH := $(CURDIR)/tools/bin:$(PATH)
 
-.PHONY: all demo test deps test-deps slurm-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu race gpu-ptx gpu-device-build clean
+.PHONY: all demo test deps test-deps slurm-deps apt build vet unit fuzz bench notebooks gpu-deps gpu-vet gpu-emu race gpu-ptx gpu-device-build clean test-tools test-tools-vet
 
 all: build
 
@@ -109,10 +109,16 @@ gpu-emu: deps
 race: deps
 	$(GO) test -race -short -count=1 -tags cudaemu ./diffroute/ ./data/ ./download/ ./gpu/
 
+# Three at once first: the Go tests leave a core idle about half the time
+# (child processes, Slurm, chromium), which the emulated GPU tests and the
+# downloads use; then the race run and the notebooks, which keep both busy.
 test: test-deps
-	@$(MAKE) --no-print-directory -j2 --output-sync=target unit test-tools
-	@$(MAKE) --no-print-directory gpu-vet gpu-emu
+	@$(MAKE) --no-print-directory -j3 --output-sync=target unit test-tools-vet gpu-emu
 	@$(MAKE) --no-print-directory -j2 --output-sync=target race notebooks
+
+# test-tools, then gpu-vet, which needs its CUDA headers and clang-14.
+test-tools-vet: test-tools
+	@$(MAKE) --no-print-directory gpu-vet
 
 bench: build
 	$(GO) test -run XXX -bench . -benchtime 3x ./diffroute/

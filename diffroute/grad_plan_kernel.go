@@ -227,6 +227,9 @@ func planStagedKernelGradient(unstaged *GradPlan, net *Network, o Options, m *pl
 				for _, part := range parts[1:] {
 					own += part.Bytes
 				}
+				if o.ExcludeSelf && o.Compat != CompatDiffRoute { // the runoff moved one reach down and its adjoint (float32)
+					own += int64(len(sub)) * B * T * 8
+				}
 			}
 			own += int64(len(c.In)+len(c.Out)) * B * T * f * 8 // the fine series it reads and writes
 			largest = max(largest, own)

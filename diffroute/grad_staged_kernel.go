@@ -534,8 +534,9 @@ type sourceGrads struct {
 }
 
 // sourceAdjoint runs the adjoint of the recursion that gave cluster c's
-// transfer sources their fine outflow (StagedRouter.sourceRouter's) given
-// ∂L/∂(those outflows) from the downstream clusters.
+// transfer sources their fine outflow (StagedRouter.sourceRouter's; under
+// ExcludeSelf driven by the runoff moved one reach down, plus each source's
+// own runoff) given ∂L/∂(those outflows) from the downstream clusters.
 func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTensor, zin FineFlows) (*sourceGrads, error) {
 	tr := sg.cl.Transfers
 	ids := make([]int64, 0, len(c.Out))
@@ -557,10 +558,21 @@ func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTens
 		local[v] = int32(j)
 	}
 	o := subsetOptions(sg.opts, global)
+	exclude := o.ExcludeSelf
+	if exclude { // the runoff moved one reach down, as the forward run's
+		o.Lateral = LateralLTI
+	}
 	o.Method, o.ReLU, o.Normalize, o.ExcludeSelf, o.Compat, o.Device = Recursive, false, false, false, CompatNone, nil
 	irf, err := LookupIRF(o.IRF)
 	if err != nil {
 		return nil, err
+	}
+	xs := x
+	var own []int
+	if exclude {
+		if xs, own, err = runoffMovedDown(x, snet); err != nil {
+			return nil, err
+		}
 	}
 	e, err := newGradEngine(snet, o, len(irf.GradParams) > 0)
 	if err != nil {
@@ -572,23 +584,29 @@ func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTens
 			sin[lv] = q
 		}
 	}
-	g, rows, err := e.prepare(x, sin)
+	g, rows, err := e.prepare(xs, sin)
 	if err != nil {
 		return nil, err
 	}
+	gout := map[int32][]float64{} // snet index → ∂L/∂(its fine outflow)
 	for _, slot := range c.Out {
 		d, err := sg.takeAdjoint(slot)
 		if err != nil {
 			return nil, err
 		}
-		g.gout[local[tr[slot].SrcLocal]] = d
+		lu := local[tr[slot].SrcLocal]
+		g.gout[lu], gout[lu] = d, d
 	}
 	zero := NewDataTensor(x.B, snet.IDs(), x.T)
 	if err := g.run(ctx, func() error { return g.setGy(zero) }); err != nil {
 		return nil, err
 	}
-	gr := g.gradients(x, rows)
-	out := &sourceGrads{dx: gr.Runoff, dz: map[int32][]float64{}, params: map[string][]float64{}}
+	gr := g.gradients(xs, rows)
+	dx := gr.Runoff
+	if exclude {
+		dx = ownRunoffAdjoint(x, snet, own, gr.Runoff, gout, sg.opts.SubSteps)
+	}
+	out := &sourceGrads{dx: dx, dz: map[int32][]float64{}, params: map[string][]float64{}}
 	for v := range zin {
 		if lv, ok := local[v]; ok && g.din[lv] != nil {
 			out.dz[v] = g.din[lv]
@@ -602,6 +620,37 @@ func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTens
 		out.params[name] = p
 	}
 	return out, nil
+}
+
+// ownRunoffAdjoint is ∂L/∂x (x's layout) of the sources' outflow under
+// ExcludeSelf (runoffMovedDown) given dxs = ∂L/∂x' (snet's order) and, per
+// source (snet index), ∂L/∂(its fine outflow): a reach's runoff drives x' of
+// the reach below it, and a source's runoff its own outflow, sub-step by
+// sub-step.
+func ownRunoffAdjoint(x *DataTensor, snet *Network, own []int, dxs *DataTensor, gout map[int32][]float64, f int) *DataTensor {
+	dx := newRunoffGrad(x)
+	T := x.T
+	for b := 0; b < x.B; b++ {
+		for j := range snet.Len() {
+			dst := dx.Series(b, own[j])
+			if d := snet.Down(j); d >= 0 {
+				copy(dst, dxs.Series(b, d))
+				continue
+			}
+			g := gout[int32(j)]
+			if g == nil {
+				continue
+			}
+			for t := range dst {
+				a := 0.0
+				for _, v := range g[(b*T+t)*f : (b*T+t+1)*f] {
+					a += v
+				}
+				dst[t] = float32(a)
+			}
+		}
+	}
+	return dx
 }
 
 // inflowAdjoint adds to dz (B·T·f values) ∂L/∂z for fine inflow z into

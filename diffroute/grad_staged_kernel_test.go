@@ -12,7 +12,8 @@ import (
 // pieces only: each cluster's kernel taps in float64 (kernelTaps64), the
 // float64 rows of its transfer kernels (transferRows), and the fine outflow
 // of its transfer sources from the float64 recursion over their closure, as
-// StagedRouter routes them; under Compat "diffroute" a source's discharge is
+// StagedRouter routes them (under ExcludeSelf: lti, each reach's runoff
+// entering the reach below, and each source's own runoff added unrouted); under Compat "diffroute" a source's discharge is
 // added to its target's runoff. lat and the result are [b][i][t] in the full
 // network's order. With stored set, the kernels' taps and transfer rows are
 // the float32 values the kernel method stores (applied in float64): the run
@@ -129,8 +130,23 @@ func stagedKernelForward64(t testing.TB, cl *Clusters, o Options, lat []float64,
 			lats := make([]float64, B*ns*T)
 			for b := 0; b < B; b++ {
 				for j, v := range sub {
-					copy(lats[(b*ns+j)*T:(b*ns+j+1)*T], latc[(b*nc+int(v))*T:(b*nc+int(v)+1)*T])
+					src := latc[(b*nc+int(v))*T : (b*nc+int(v)+1)*T]
+					if !o.ExcludeSelf {
+						copy(lats[(b*ns+j)*T:(b*ns+j+1)*T], src)
+						continue
+					}
+					// Q_j = x_j + h_j ⊛ Σ_{u→j} Q_u: x_j enters the reach
+					// below as inflow (lti), and joins the source's outflow
+					// directly (below)
+					if d := snet.Down(j); d >= 0 {
+						for q, a := range src {
+							lats[(b*ns+d)*T+q] += a
+						}
+					}
 				}
+			}
+			if o.ExcludeSelf {
+				so.Lateral = LateralLTI
 			}
 			withTiles(false, 0, func() {
 				e, err := newGradEngine(snet, so, false)
@@ -150,7 +166,18 @@ func stagedKernelForward64(t testing.TB, cl *Clusters, o Options, lat []float64,
 					t.Fatal(err)
 				}
 				for _, slot := range c.Out {
-					z[slot] = g.out[local[int(cl.Transfers[slot].SrcLocal)]]
+					u := int(cl.Transfers[slot].SrcLocal)
+					z[slot] = g.out[local[u]]
+					if !o.ExcludeSelf {
+						continue
+					}
+					for b := 0; b < B; b++ {
+						for q := 0; q < T; q++ {
+							for m := 0; m < f; m++ {
+								z[slot][(b*T+q)*f+m] += latc[(b*nc+u)*T+q]
+							}
+						}
+					}
 				}
 			})
 		}
@@ -173,7 +200,11 @@ type stagedKernelCase struct {
 
 func (c stagedKernelCase) String() string {
 	ro, _ := c.o.Resolved()
-	return fmt.Sprintf("%s/compat=%q/%s/%s/%s/f%d/delay%d/B%d/T%d", ro.IRF, ro.Compat, ro.Lateral, ro.Average, ro.Sampling, ro.SubSteps, ro.MaxDelay, c.B, c.T)
+	s := fmt.Sprintf("%s/compat=%q/%s/%s/%s/f%d/delay%d/B%d/T%d", ro.IRF, ro.Compat, ro.Lateral, ro.Average, ro.Sampling, ro.SubSteps, ro.MaxDelay, c.B, c.T)
+	if ro.ExcludeSelf {
+		s += "/exclude-self"
+	}
+	return s
 }
 
 // stagedKernelGrad runs the staged kernel gradient of cl with gy = ∂L/∂y
@@ -227,6 +258,7 @@ func TestStagedKernelGradMatchesFiniteDifferences(t *testing.T) {
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Lateral: LateralLTI}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 		// excluded self pairs: the time-domain build's adjoint for the kernel
 		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 12, ExcludeSelf: true}, B: 2, T: 12, maxPaths: 300, maxNodes: 40},
+		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Lateral: LateralLTI, ExcludeSelf: true}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 6, Compat: CompatDiffRoute}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 		{o: Options{IRF: "muskingum", SubSteps: 2, MaxDelay: 7, Compat: CompatDiffRoute}, B: 2, T: 14, maxPaths: 300, maxNodes: 40},
 	} {
@@ -358,6 +390,9 @@ func TestStagedKernelGradEqualsPlain(t *testing.T) {
 		{o: Options{IRF: "muskingum", SubSteps: 3, MaxDelay: 16}, B: 2, T: 16},
 		{o: Options{IRF: "linear_storage", SubSteps: 2, MaxDelay: 12, Lateral: LateralLTI, Average: AverageEnd}, B: 1, T: 12},
 		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 24, FFTPad: 2}, B: 2, T: 12},
+		// excluded self pairs: the transfers carry the sources' own runoff unrouted
+		{o: Options{IRF: "muskingum", SubSteps: 3, MaxDelay: 16, ExcludeSelf: true}, B: 2, T: 16},
+		{o: Options{IRF: "hayami", SubSteps: 2, MaxDelay: 24, FFTPad: 2, ExcludeSelf: true}, B: 2, T: 12},
 	} {
 		t.Run(c.String(), func(t *testing.T) {
 			fx := newGradFixture(t, rng, gradCase{irf: c.o.IRF, f: c.o.SubSteps, B: c.B, T: c.T}, 300)

@@ -277,7 +277,7 @@ func (m *planModel) staged(cl *Clusters, method Method, tc int, streaming bool, 
 			garbage += chunks * ks.BuildPeakBytes
 		}
 		w := int64(KernelWarmup(m.o))
-		srcReaches := int64(0)
+		srcReaches, srcMax := int64(0), int64(0)
 		for _, c := range cl.Clusters {
 			if len(c.Out) == 0 {
 				continue
@@ -288,12 +288,16 @@ func (m *planModel) staged(cl *Clusters, method Method, tc int, streaming bool, 
 			}
 			sub, _ := c.Net.UpstreamClosure(ids)
 			srcReaches += int64(len(sub))
+			srcMax = max(srcMax, int64(len(sub)))
 		}
 		s.Parts = append(s.Parts, MemPart{"largest cluster kernel (build peak)", peak},
 			MemPart{"transfer-source recursive routers", srcReaches * (m.recPerReach + planNetworkPerRch)},
 			MemPart{"warm-up carry (runoff + transfers)", n*B*w*4 + int64(len(cl.Transfers))*B*w*f*4})
 		if chunks > 1 || tc < m.T {
 			s.Parts = append(s.Parts, MemPart{"warm-up copy of a cluster chunk", nmax * B * (int64(tc) + w) * 4})
+		}
+		if m.o.ExcludeSelf && m.o.Compat != CompatDiffRoute && srcMax > 0 {
+			s.Parts = append(s.Parts, MemPart{"runoff moved down for transfer sources (exclude self)", srcMax * B * int64(tc) * 4})
 		}
 		s.Note = fmt.Sprintf("largest cluster kernel %s", fmtBytes(block))
 	}

@@ -568,8 +568,20 @@ func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataT
 		for u, q := range out {
 			sout[local[u]] = q
 		}
-		if _, err := rr.RouteFine(ctx, x, sin, sout); err != nil {
+		xs := x
+		var own []int
+		if s.opts.ExcludeSelf {
+			if xs, own, err = runoffMovedDown(x, rr.net); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := rr.RouteFine(ctx, xs, sin, sout); err != nil {
 			return nil, err
+		}
+		if own != nil {
+			for lu, q := range sout {
+				addOwnRunoff(q, x, own[lu], s.opts.SubSteps)
+			}
 		}
 	}
 	ext, err := s.withHistory(c, x)
@@ -596,7 +608,8 @@ func (s *StagedRouter) routeKernelFine(ctx context.Context, c *Cluster, x *DataT
 
 // sourceRouter returns the recursive router of cluster c's transfer
 // sources (their upstream closure within the cluster), creating it on first
-// use.
+// use. Under ExcludeSelf it routes with the lti rule the runoff moved one
+// reach down (runoffMovedDown).
 func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
 	st := s.st
 	if rr := st.rec[c.Index]; rr != nil {
@@ -622,12 +635,73 @@ func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
 	}
 	o := subsetOptions(s.opts, global)
 	o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, CompatNone
+	if o.ExcludeSelf {
+		o.Lateral = LateralLTI
+	}
 	rr, err := NewRecursiveRouter(context.Background(), snet, o)
 	if err != nil {
 		return nil, err
 	}
 	st.rec[c.Index], st.srcs[c.Index] = rr, local
 	return rr, nil
+}
+
+// Under ExcludeSelf a reach's own runoff joins its discharge unrouted, and
+// the runoff of a reach upstream enters the reach below it as a step of
+// inflow: the kernel's path s → d is box ⊛ h_{down s} ⊛ … ⊛ h_d, whatever
+// the lateral rule. The outflow of reach i is then
+//
+//	Q_i = x_i + h_i ⊛ Σ_{u → i} Q_u,
+//
+// which is x_i (constant over its step's sub-steps) plus the outflow of the
+// recursion, lti rule, driven by runoff moved one reach down:
+// x'_d = Σ_{u → d} x_u. The transfer out of a cluster carries Q_i, so that
+// the target reach routes it with its upstream inflow, as the unstaged
+// kernel does.
+
+// runoffMovedDown returns x' for network net (rows in net's order) from
+// runoff x (aligned by id), and the row of x of each reach of net.
+func runoffMovedDown(x *DataTensor, net *Network) (*DataTensor, []int, error) {
+	rows, err := alignRunoff(x, net)
+	if err != nil {
+		return nil, nil, err
+	}
+	xs := NewDataTensor(x.B, net.IDs(), x.T)
+	xs.Times, xs.Step, xs.Units = x.Times, x.Step, x.Units
+	acc := make([]float64, x.T)
+	for b := 0; b < x.B; b++ {
+		for d := 0; d < net.Len(); d++ {
+			up := net.Upstream(d)
+			if len(up) == 0 {
+				continue
+			}
+			clear(acc)
+			for _, u := range up {
+				for t, v := range x.Series(b, rows[u]) {
+					acc[t] += float64(v)
+				}
+			}
+			dst := xs.Series(b, d)
+			for t, v := range acc {
+				dst[t] = float32(v)
+			}
+		}
+	}
+	return xs, rows, nil
+}
+
+// addOwnRunoff adds row of runoff x, each step's value on each of its f
+// sub-steps, to a fine outflow q (B·T·f values).
+func addOwnRunoff(q []float32, x *DataTensor, row, f int) {
+	T := x.T
+	for b := 0; b < x.B; b++ {
+		qb := q[b*T*f : (b+1)*T*f]
+		for t, v := range x.Series(b, row) {
+			for m := range f {
+				qb[t*f+m] += v
+			}
+		}
+	}
 }
 
 // routeKernelCoarse is DiffRoute's staged routing: the step discharge of

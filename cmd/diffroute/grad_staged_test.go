@@ -192,6 +192,9 @@ func TestGradCLIStagedKernelEqualsPlain(t *testing.T) {
 		// 16 steps, max delay 20
 		{"rapid_xx9", []string{"--rapid", xx9, "--runoff", runoff, "--step", "10800", "--substep", "900", "--max-delay", "20", "--observed", obs},
 			[][]string{{"--max-paths", "4"}, {"--max-paths", "8", "--max-nodes", "3"}}},
+		// a reach's own runoff unrouted: the transfers carry it as it is
+		{"rapid_xx9_exclude_self", []string{"--rapid", xx9, "--runoff", runoff, "--step", "10800", "--substep", "900", "--max-delay", "20", "--observed", obs, "--exclude-self"},
+			[][]string{{"--max-paths", "4"}}},
 		// 20 days, max delay 24: a convolution IRF (FFT build) and Muskingum
 		{"generated_hayami", []string{"--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "21600", "--max-delay", "24",
 			"--irf", "hayami", "--param", "L=1", "--param", "D=0.2", "--param", "c=2", "--observed", gobs},
