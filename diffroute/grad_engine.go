@@ -13,7 +13,9 @@ import (
 // outlets first in the backward pass, each over a whole block of sub-steps:
 // the forward pass keeps every reach's fine outflow for one block and the
 // reaches' state at each block start, so memory is O(N·block), not O(N·T·f);
-// blocks before the last are recomputed from their checkpoints.
+// blocks before the last are recomputed from their checkpoints. Networks
+// whose every reach convolves keep every inflow series whole instead when
+// that takes no more memory than the checkpoints would (runSeries).
 type gradEngine struct {
 	net    *Network
 	o      Options
