@@ -86,6 +86,8 @@ type Options struct {
 	FFTPad int
 	// ExcludeSelf adds a reach's own runoff to its discharge directly instead of
 	// routing it through the reach (DiffRoute's include_index_diag = false).
+	// It is the kernel method's: with Method unset it selects that method,
+	// and the recursive method refuses it.
 	ExcludeSelf bool
 	// ReLU clips negative path-kernel taps and Normalize rescales each path
 	// kernel to sum 1 (DiffRoute's post-processing; off by default).
@@ -178,6 +180,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Method == "" {
 		o.Method = Recursive
+		if o.ExcludeSelf || o.ReLU || o.Normalize {
+			o.Method = Kernel // they act on path kernels
+		}
 	}
 	switch {
 	case o.Method != Recursive && o.Method != Kernel:
@@ -207,6 +212,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("diffroute: a device runs the kernel method; set Method to Kernel")
 	case (o.ReLU || o.Normalize) && o.Method == Recursive:
 		return o, fmt.Errorf("diffroute: ReLU and kernel normalisation (--compat diffroute) exist only in the kernel method")
+	case o.ExcludeSelf && o.Method == Recursive:
+		return o, fmt.Errorf("diffroute: excluded self pairs (--exclude-self) exist only in the kernel method: the recursive method routes every reach's own runoff through it")
 	}
 	return o, nil
 }

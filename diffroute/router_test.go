@@ -76,12 +76,27 @@ func TestNewRouterChecksOptions(t *testing.T) {
 		{func(o *Options) { o.Compat = "rapid" }, "unknown compat"},
 		{func(o *Options) { o.Sampling = "max" }, "unknown sampling"},
 		{func(o *Options) { o.Device = fakeDevice{} }, "kernel method"},
+		{func(o *Options) { o.Method, o.ExcludeSelf = Recursive, true }, "exist only in the kernel method"},
 	} {
 		o := opts
 		c.mod(&o)
 		if _, err := NewRouter(context.Background(), net, o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err %v, want %q", err, c.want)
 		}
+	}
+}
+
+// Excluded self pairs are the kernel method's: with no method given they
+// select it (as Compat does), so they are never silently ignored.
+func TestExcludeSelfSelectsTheKernelMethod(t *testing.T) {
+	net, opts, _ := stagedSetup(t, 10, 1, "muskingum", 1, 1, 5)
+	opts.Method, opts.ExcludeSelf = "", true
+	r, err := NewRouter(context.Background(), net, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(*KernelRouter); !ok {
+		t.Fatalf("ExcludeSelf without a method made a %T, want the kernel router", r)
 	}
 }
 

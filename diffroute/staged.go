@@ -636,7 +636,9 @@ func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
 	o := subsetOptions(s.opts, global)
 	o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, CompatNone
 	if o.ExcludeSelf {
-		o.Lateral = LateralLTI
+		// The moved runoff and the own runoff added to the transfers
+		// (staged here, not by the recursion) make the kernel's outflow.
+		o.Lateral, o.ExcludeSelf = LateralLTI, false
 	}
 	rr, err := NewRecursiveRouter(context.Background(), snet, o)
 	if err != nil {

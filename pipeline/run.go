@@ -250,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if opts.Method == "" {
 		opts.Method = diffroute.Recursive
-		if opts.Compat != diffroute.CompatNone {
+		if opts.Compat != diffroute.CompatNone || opts.ExcludeSelf {
 			opts.Method = diffroute.Kernel
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,5 +48,38 @@ func TestRouteCLIStagedKernelExcludeSelf(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// --exclude-self is the kernel method's: without --method it routes with
+// that method (the same file as --method kernel), and with --method
+// recursive it is refused in one line, writing nothing (it used to be
+// ignored silently).
+func TestRouteCLIExcludeSelfNeedsTheKernelMethod(t *testing.T) {
+	runoff := filepath.Join(xx9, "m3_riv_bas_erai_t511_3hr_20030121to20030122.nc")
+	dir := t.TempDir()
+	base := []string{"route", "--quiet", "--rapid", xx9, "--runoff", runoff, "--step", "10800", "--substep", "900", "--exclude-self"}
+	run := func(name string, extra ...string) (string, string, error) {
+		out := filepath.Join(dir, name+".nc")
+		msg, err := runCLI(t, append(append(append([]string(nil), base...), extra...), "--out", out)...)
+		return out, msg, err
+	}
+	implied, msg, err := run("implied")
+	if err != nil {
+		t.Fatalf("--exclude-self without --method: %v\n%s", err, msg)
+	}
+	kernel, msg, err := run("kernel", "--method", "kernel")
+	if err != nil {
+		t.Fatalf("--method kernel --exclude-self: %v\n%s", err, msg)
+	}
+	if e := maxRelDiff(t, readQ(t, implied), readQ(t, kernel)); e != 0 {
+		t.Errorf("--exclude-self alone differs from --method kernel --exclude-self by %.3g of the peak", e)
+	}
+	out, _, err := run("recursive", "--method", "recursive")
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "kernel method") {
+		t.Fatalf("--method recursive --exclude-self: err %v, want a one-line refusal naming the kernel method", err)
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Errorf("the refused run wrote %s", out)
 	}
 }

@@ -129,7 +129,7 @@ func runGrad(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg, opts := in.RAPID, in.Options
 	if opts.Method == "" {
 		opts.Method = diffroute.Recursive
-		if opts.Compat != "" { // path kernels: the kernel method
+		if opts.Compat != "" || opts.ExcludeSelf { // path kernels: the kernel method
 			opts.Method = diffroute.Kernel
 		}
 	}

@@ -45,7 +45,7 @@ func (rf *routeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&rf.workers, "workers", 0, "goroutines (default: all cores)")
 	fs.StringVar(&rf.dev.name, "device", "cpu", "where the kernel method convolves: cpu, or cuda in a binary built with -tags cuda")
 	fs.IntVar(&rf.dev.ordinal, "gpu", 0, "CUDA device ordinal for --device cuda")
-	fs.BoolVar(&rf.excludeSelf, "exclude-self", false, "add a reach's own runoff directly instead of routing it through the reach")
+	fs.BoolVar(&rf.excludeSelf, "exclude-self", false, "add a reach's own runoff directly instead of routing it through the reach (kernel method: selects it when --method is not given)")
 	fs.BoolVar(&rf.quiet, "quiet", false, "print nothing but errors")
 	fs.Var(&rf.params, "param", "IRF parameter for every reach, name=value (repeatable; times such as k, tau and delay in runoff steps, not seconds)")
 	fs.StringVar(&rf.paramsFile, "params", "", "CSV of per-reach IRF parameters: header rivid,<name>,…")
