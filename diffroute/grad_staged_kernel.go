@@ -539,23 +539,9 @@ type sourceGrads struct {
 // own runoff) given ∂L/∂(those outflows) from the downstream clusters.
 func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTensor, zin FineFlows) (*sourceGrads, error) {
 	tr := sg.cl.Transfers
-	ids := make([]int64, 0, len(c.Out))
-	for _, slot := range c.Out {
-		ids = append(ids, c.Net.ID(int(tr[slot].SrcLocal)))
-	}
-	sub, err := c.Net.UpstreamClosure(ids)
+	sub, snet, global, local, err := sourceClosure(c, tr)
 	if err != nil {
 		return nil, err
-	}
-	snet, err := c.Net.Subnetwork(sub)
-	if err != nil {
-		return nil, err
-	}
-	global := make([]int32, len(sub))
-	local := make(map[int32]int32, len(sub))
-	for j, v := range sub {
-		global[j] = c.Reaches[v]
-		local[v] = int32(j)
 	}
 	o := subsetOptions(sg.opts, global)
 	exclude := o.ExcludeSelf

@@ -615,23 +615,9 @@ func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
 	if rr := st.rec[c.Index]; rr != nil {
 		return rr, nil
 	}
-	ids := make([]int64, 0, len(c.Out))
-	for _, slot := range c.Out {
-		ids = append(ids, c.Net.ID(int(st.cl.Transfers[slot].SrcLocal)))
-	}
-	sub, err := c.Net.UpstreamClosure(ids)
+	_, snet, global, local, err := sourceClosure(c, st.cl.Transfers)
 	if err != nil {
 		return nil, err
-	}
-	snet, err := c.Net.Subnetwork(sub)
-	if err != nil {
-		return nil, err
-	}
-	global := make([]int32, len(sub))
-	local := make(map[int32]int32, len(sub))
-	for j, v := range sub {
-		global[j] = c.Reaches[v]
-		local[v] = int32(j)
 	}
 	o := subsetOptions(s.opts, global)
 	o.Method, o.ReLU, o.Normalize, o.Compat = Recursive, false, false, CompatNone
@@ -646,6 +632,30 @@ func (s *StagedRouter) sourceRouter(c *Cluster) (*RecursiveRouter, error) {
 	}
 	st.rec[c.Index], st.srcs[c.Index] = rr, local
 	return rr, nil
+}
+
+// sourceClosure is the upstream closure within cluster c of its transfer
+// sources: the cluster-local index of each of its reaches (sub), as a
+// network, their full-network indices (global), and a reach's index in the
+// closure by its cluster-local index (local).
+func sourceClosure(c *Cluster, transfers []Transfer) (sub []int32, snet *Network, global []int32, local map[int32]int32, err error) {
+	ids := make([]int64, 0, len(c.Out))
+	for _, slot := range c.Out {
+		ids = append(ids, c.Net.ID(int(transfers[slot].SrcLocal)))
+	}
+	if sub, err = c.Net.UpstreamClosure(ids); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if snet, err = c.Net.Subnetwork(sub); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	global = make([]int32, len(sub))
+	local = make(map[int32]int32, len(sub))
+	for j, v := range sub {
+		global[j] = c.Reaches[v]
+		local[v] = int32(j)
+	}
+	return sub, snet, global, local, nil
 }
 
 // Under ExcludeSelf a reach's own runoff joins its discharge unrouted, and
