@@ -133,6 +133,23 @@ func (p *GradPlan) settle(run int64, proc *ProcessMemory, counted int64) {
 	p.Fits = p.Budget <= 0 || float64(p.Predicted) <= planHeadroom*float64(p.Budget)
 }
 
+// settleStaged is settle for a staged plan whose parts are all set, the
+// first being the network's, with the runoff's bytes: every cluster's
+// engine is garbage once the next one starts, and their sum is many times
+// the heap, so the collector lets the heap grow by its full share gc
+// (GOGC) of what is live, the process's too.
+func (p *GradPlan) settleStaged(gc float64, proc *ProcessMemory, runoff int64) {
+	for _, part := range p.Parts {
+		p.Live += part.Bytes
+	}
+	counted := p.Parts[0].Bytes + runoff
+	heapLive := p.Live
+	if proc != nil {
+		heapLive += proc.HeapLive - counted
+	}
+	p.settle(p.Live+int64(gc*float64(heapLive))+planBaseBytes, proc, counted)
+}
+
 // whole is the peak of this process when it runs a plan whose own predicted
 // peak is run (planBaseBytes included), counted bytes of which (its network,
 // its runoff) the process already holds: the memory outside the heap (the
@@ -405,18 +422,7 @@ func planStagedGradient(unstaged *GradPlan, net *Network, o Options, m *planMode
 			{"largest cluster's adjoint", engine},
 			{"parameter gradients", n * (P + 1) * 8},
 		}
-		for _, part := range p.Parts {
-			p.Live += part.Bytes
-		}
-		// Every cluster's engine is garbage once the next one starts: their
-		// sum is many times the heap, so the collector lets the heap grow
-		// by its full share (GOGC) of what is live, the process's too.
-		counted := p.Parts[0].Bytes + B*n*T*4
-		heapLive := p.Live
-		if proc != nil {
-			heapLive += proc.HeapLive - counted
-		}
-		p.settle(p.Live+int64(m.gc*float64(heapLive))+planBaseBytes, proc, counted)
+		p.settleStaged(m.gc, proc, B*n*T*4)
 		return p, nil
 	}
 	pairs := net.Pairs()

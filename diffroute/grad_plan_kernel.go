@@ -242,15 +242,7 @@ func planStagedKernelGradient(unstaged *GradPlan, net *Network, o Options, m *pl
 			{"largest cluster's kernel gradient", largest},
 			{"parameter gradients", n * P * 8},
 		}
-		for _, part := range p.Parts {
-			p.Live += part.Bytes
-		}
-		counted := p.Parts[0].Bytes + B*n*T*4
-		heapLive := p.Live
-		if proc != nil {
-			heapLive += proc.HeapLive - counted
-		}
-		p.settle(p.Live+int64(m.gc*float64(heapLive))+planBaseBytes, proc, counted)
+		p.settleStaged(m.gc, proc, B*n*T*4)
 		return p, nil
 	}
 	for mp := net.Pairs() / 2; mp >= 1; mp /= 2 {
