@@ -220,15 +220,25 @@ func (kr *KernelRouter) tapsAdjoint(c, K, kb, h, G, gK, de []float64, boxed bool
 			de[u] = g / float64(f)
 		}
 	}
+	boxAdjoint(c, de, kb, h, f, !boxed, o.Average == AverageStart, o.ReLU)
+	return nil
+}
+
+// boxAdjoint takes de = ∂L/∂(the fine response as sampled) back to
+// c = ∂L/∂h, h the impulse response: through the shift by one sub-step
+// of start averaging, the box of f sub-steps (a step's runoff spread over
+// them, when box) and the ReLU of the boxed response kb and of h. de is
+// overwritten.
+func boxAdjoint(c, de, kb, h []float64, f int, box, start, relu bool) {
 	dkb := de
-	if o.Average == AverageStart {
+	if start {
 		copy(dkb, de[1:])
 		dkb[len(dkb)-1] = 0
 	}
 	M := len(c)
 	clear(c)
-	if !boxed {
-		if o.ReLU {
+	if box {
+		if relu {
 			for i, v := range kb {
 				if v <= 0 {
 					dkb[i] = 0
@@ -248,14 +258,13 @@ func (kr *KernelRouter) tapsAdjoint(c, K, kb, h, G, gK, de []float64, boxed bool
 	} else {
 		copy(c, dkb[:min(M, len(dkb))])
 	}
-	if o.ReLU {
+	if relu {
 		for j, v := range h {
 			if v <= 0 {
 				c[j] = 0
 			}
 		}
 	}
-	return nil
 }
 
 // cascadeAdjoint: y = F_i(u), F_i reach i's sections run over u from zero

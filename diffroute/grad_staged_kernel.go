@@ -796,40 +796,6 @@ func (kr *KernelRouter) transferRowAdjoint(c, G, de []float64, wk *kernelWorker,
 			de[m] = g * scale
 		}
 	}
-	dkb := de
-	if o.Average == AverageStart {
-		copy(dkb, de[1:])
-		dkb[len(dkb)-1] = 0
-	}
-	M := len(c)
-	clear(c)
-	if avg {
-		if o.ReLU {
-			for i, x := range wk.kb {
-				if x <= 0 {
-					dkb[i] = 0
-				}
-			}
-		}
-		run := 0.0
-		for j := len(dkb) - 1; j >= 0; j-- {
-			run += dkb[j]
-			if j+f < len(dkb) {
-				run -= dkb[j+f]
-			}
-			if j < M {
-				c[j] = run
-			}
-		}
-	} else {
-		copy(c, dkb[:min(M, len(dkb))])
-	}
-	if o.ReLU {
-		for j, x := range wk.h {
-			if x <= 0 {
-				c[j] = 0
-			}
-		}
-	}
+	boxAdjoint(c, de, wk.kb, wk.h, f, avg, o.Average == AverageStart, o.ReLU)
 	return nil
 }
