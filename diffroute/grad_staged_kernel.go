@@ -472,11 +472,7 @@ func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *Kern
 			if err != nil {
 				return nil, err
 			}
-			for name, g := range gt.Params {
-				for i, a := range g {
-					gr.Params[name][i] += a
-				}
-			}
+			gr.Params.add(gt.Params)
 		}
 		return gr, nil
 	}
@@ -517,11 +513,7 @@ func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *Kern
 	if err != nil {
 		return nil, err
 	}
-	for name, g := range gt.Params {
-		for i, a := range g {
-			gr.Params[name][i] += a
-		}
-	}
+	gr.Params.add(gt.Params)
 	return gr, nil
 }
 

@@ -42,6 +42,17 @@ func (p Params) check(names []string, n int, net *Network) error {
 	return nil
 }
 
+// add adds the gradients in q to those of the same parameters in p (every
+// name of q is in p, with as many reaches).
+func (p Params) add(q Params) {
+	for name, g := range q {
+		d := p[name]
+		for i, a := range g {
+			d[i] += a
+		}
+	}
+}
+
 // row gathers reach i's parameters in the order of names into dst.
 func (p Params) row(dst []float64, names []string, i int) []float64 {
 	dst = dst[:0]
