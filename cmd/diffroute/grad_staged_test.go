@@ -279,20 +279,7 @@ func scaleCSV(t *testing.T, src, dst string, scale float64, n int) {
 // the gradient equals the unstaged one, and a budget that fits neither way
 // is refused in one line naming a budget that fits and the staging.
 func TestGradCLIPlanStaged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs child processes of a few hundred MB")
-	}
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc/self/status: the plan cannot measure the process")
-	}
-	gen := t.TempDir()
-	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "40000", "--days", "60", "--gauges", "5"); err != nil {
-		t.Fatal(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gen, exe := planBasin(t, "runs child processes of a few hundred MB", "40000", "60", "5")
 	// A convolution IRF: the unstaged gradient holds every reach's series in
 	// float64 (about 235 MiB here), the staged one a cluster's.
 	grad := func(out string, extra ...string) (string, float64, error) {
@@ -352,20 +339,7 @@ func TestGradCLIPlanStaged(t *testing.T) {
 // measured peak, and the run is the one --max-paths with the plan's
 // max_paths gives; a budget nothing fits is refused in one line.
 func TestGradCLIPlanStagedKernel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs child processes of about 150 MB")
-	}
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc/self/status: the plan cannot measure the process")
-	}
-	gen := t.TempDir()
-	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "4000", "--days", "365", "--gauges", "5"); err != nil {
-		t.Fatal(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gen, exe := planBasin(t, "runs child processes of about 150 MB", "4000", "365", "5")
 	grad := func(out string, extra ...string) (string, float64, error) {
 		args := append([]string{"grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--observed", filepath.Join(gen, "observed.csv"),
 			"--method", "kernel", "--loss", "sse", "--out", out}, extra...)

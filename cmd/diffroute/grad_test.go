@@ -252,20 +252,7 @@ func TestGradCLIRefuses(t *testing.T) {
 // the peak resident set of a diffroute grad process (a child process, its
 // maxrss from getrusage).
 func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a child process of a few hundred MB")
-	}
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc/self/status: the plan cannot measure the process")
-	}
-	gen := t.TempDir()
-	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "40000", "--days", "60", "--gauges", "5"); err != nil {
-		t.Fatal(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gen, exe := planBasin(t, "runs a child process of a few hundred MB", "40000", "60", "5")
 	// The kernel method's gradient (whole series and kernel) on a smaller
 	// basin: its kernel grows with the closure pairs.
 	small := t.TempDir()
@@ -340,20 +327,7 @@ func TestGradCLIPlanCoversWholeProcess(t *testing.T) {
 // refusal must not name the bare peak (a budget just above it was refused
 // again).
 func TestGradCLIRefusalNamesABudgetThatFits(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs child processes")
-	}
-	if _, err := os.Stat("/proc/self/status"); err != nil {
-		t.Skip("no /proc/self/status: the plan cannot measure the process")
-	}
-	gen := t.TempDir()
-	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", "800", "--days", "60", "--gauges", "4"); err != nil {
-		t.Fatal(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	gen, exe := planBasin(t, "runs child processes", "800", "60", "4")
 	grad := func(budget string, method string) (string, error) {
 		cmd := exec.Command(exe, "grad", "--rapid", gen, "--runoff", filepath.Join(gen, "runoff.nc"), "--substep", "3600",
 			"--observed", filepath.Join(gen, "observed.csv"), "--out", filepath.Join(t.TempDir(), "g.csv"),
@@ -378,4 +352,27 @@ func TestGradCLIRefusalNamesABudgetThatFits(t *testing.T) {
 			t.Errorf("%s: refused at 1MiB saying %q; at %s: %v\n%s", method, strings.TrimSpace(msg), again, err, out)
 		}
 	}
+}
+
+// planBasin skips a test that measures diffroute child processes under
+// -short (why: what they cost) or where /proc cannot tell their memory, and
+// generates its basin: the basin's folder and the test binary, which runs
+// as diffroute in a child process.
+func planBasin(t *testing.T, why, reaches, days, gauges string) (gen, exe string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status: the plan cannot measure the process")
+	}
+	gen = t.TempDir()
+	if _, err := runCLI(t, "generate", "--out", gen, "--reaches", reaches, "--days", days, "--gauges", gauges); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gen, exe
 }
