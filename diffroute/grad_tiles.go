@@ -812,9 +812,10 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	K := int(tl.secT[p+1]) - st
 	ck := k*int(tl.secT[n]) + st // section checkpoints of the block
 	w, sampleStart := e.tileWeights()
-	// ∂L/∂(discharge) and runoff of the block's steps, in float64; the
-	// value of the step after the block was kept when that block ran.
-	gy, lat := wk.gys[:nq], wk.lat[:nq]
+	// ∂L/∂(discharge) of the block's steps in float64 (tileLateral reads
+	// the runoff as staged); the value of the step after the block was
+	// kept when that block ran.
+	gy := wk.gys[:nq]
 	gyn := g.gyNext[p]
 	row := (b*n + int(i)) * g.T
 	if g.gy32 != nil {
@@ -825,13 +826,6 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		gy = g.gy[row+q0 : row+q0+nq]
 	}
 	g.gyNext[p] = gy[0]
-	if ls := g.latSeg(b, i, p, q0, nq); ls.s64 != nil {
-		lat = ls.s64
-	} else {
-		for j, v := range ls.s32 {
-			lat[j] = float64(v)
-		}
-	}
 	ubd := g.tileAdjIn(wk, tl, b, i, p, n0, nb)
 	if sampleStart {
 		// Step q reports the outflow at sub-step q·f + f − 2: with f = 1
@@ -882,7 +876,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			ubd = a.y // now ∂L/∂(section kk−1's outflow)
 			continue
 		}
-		g.tileLateral(wk, a, b, i, p, k, q0, nq, row, lat)
+		g.tileLateral(wk, a, b, i, p, k, q0, nq, row, g.latSeg(b, i, p, q0, nq))
 		if n0 == 0 {
 			// Before the first step: the reach's own outflow is q0, its inflow
 			// the upstream reaches' q0 (and any transfer's).
@@ -916,23 +910,18 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 // multiplies u[n] + l, B1 u[n−1] + l', l' being l except on a step's first
 // sub-step under the lti rule, where it is the previous step's runoff (in
 // the block before: carried).
-func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, q0, nq, row int, lat []float64) {
+func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, q0, nq, row int, ls mixedSeries) {
 	e := g.e
 	s := a.s
 	rapid := e.o.Lateral == LateralRAPID
-	dx := wk.dxs[:nq]
-	lp0 := g.ckL[k*g.N+p]
-	var dl0, dl1 float64
-	carry := 0.0
 	if rapid && g.dxT != nil {
 		// One pass: B0 and B1 both multiply the step's runoff.
-		kc := s.B0 + s.B1
 		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq] // ∂L/∂y there was read
-		sumL := a.sumL[:nq]
-		for j, l := range lat[:nq] {
-			S := sumL[j]
-			dl0 += l * S
-			dst[j] = float32(kc * S)
+		var dl0 float64
+		if ls.s32 != nil {
+			dl0 = rapidLateral(dst, ls.s32[:nq], a.sumL[:nq], s.B0+s.B1)
+		} else {
+			dl0 = rapidLateral(dst, ls.s64[:nq], a.sumL[:nq], s.B0+s.B1)
 		}
 		ds := &g.dsecT[int(g.e.tl.secT[p])]
 		ds[0] += a.du + dl0
@@ -940,6 +929,17 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 		ds[2] += a.dy
 		return
 	}
+	lat := ls.s64
+	if lat == nil {
+		lat = wk.lat[:nq]
+		for j, v := range ls.s32[:nq] {
+			lat[j] = float64(v)
+		}
+	}
+	dx := wk.dxs[:nq]
+	lp0 := g.ckL[k*g.N+p]
+	var dl0, dl1 float64
+	carry := 0.0
 	for j := 0; j < nq; j++ {
 		S, F := a.sumL[j], a.firstL[j]
 		l := lat[j]
@@ -975,6 +975,26 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	ds[0] += a.du + dl0
 	ds[1] += a.dup + dl1
 	ds[2] += a.dy
+}
+
+// rapidLateral stores ∂L/∂runoff = kc·S into dst for each step's sum S
+// of the first section's adjoint and returns Σ runoff·S (two partial sums:
+// one would wait on each addition).
+func rapidLateral[E float32 | float64](dst []float32, lat []E, sumL []float64, kc float64) float64 {
+	dst, sumL = dst[:len(lat)], sumL[:len(lat)]
+	var s0, s1 float64
+	j := 0
+	for ; j+2 <= len(lat); j += 2 {
+		S0, S1 := sumL[j], sumL[j+1]
+		s0 += float64(lat[j]) * S0
+		s1 += float64(lat[j+1]) * S1
+		dst[j], dst[j+1] = float32(kc*S0), float32(kc*S1)
+	}
+	if j < len(lat) {
+		s0 += float64(lat[j]) * sumL[j]
+		dst[j] = float32(kc * sumL[j])
+	}
+	return s0 + s1
 }
 
 // initTileState sets the state before member b's first step, in tile

@@ -3,6 +3,8 @@ package diffroute
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync"
 )
 
 // SyntheticNetwork generates a river network of about n reaches shaped like
@@ -103,4 +105,54 @@ func SyntheticRunoff(net *Network, b, t int, seed uint64) *DataTensor {
 		}
 	}
 	return x
+}
+
+// SumOfSquares is a LossFunc: Σ y² over every value of the discharge, with
+// ∂L/∂y = 2y. It is the loss of the gradient benchmarks, a loss that reads
+// and differentiates all of the discharge (as one over every reach does,
+// unlike a few gauges'). It runs on every core with several partial sums
+// each: one running sum over millions of values would wait on the
+// latency of each addition and cost a tenth of the gradient it measures.
+func SumOfSquares(y, gy *DataTensor) (float64, error) {
+	n := len(y.Data)
+	if len(gy.Data) != n {
+		panic("diffroute: SumOfSquares: gy and y differ in size")
+	}
+	const minPart = 1 << 16
+	nw := max(1, min(runtime.GOMAXPROCS(0), n/minPart))
+	parts := make([]float64, nw)
+	var wg sync.WaitGroup
+	for w := range nw {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			parts[w] = sumSquares2(gy.Data[lo:hi], y.Data[lo:hi])
+		}(w*n/nw, (w+1)*n/nw)
+	}
+	wg.Wait()
+	s := 0.0
+	for _, v := range parts {
+		s += v
+	}
+	return s, nil
+}
+
+// sumSquares2 returns Σ y² and stores 2y into dst, with four partial sums.
+func sumSquares2(dst, y []float32) float64 {
+	var s0, s1, s2, s3 float64
+	k := 0
+	for ; k+4 <= len(y); k += 4 {
+		a, b, c, d := float64(y[k]), float64(y[k+1]), float64(y[k+2]), float64(y[k+3])
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+		dst[k], dst[k+1], dst[k+2], dst[k+3] = 2*y[k], 2*y[k+1], 2*y[k+2], 2*y[k+3]
+	}
+	for ; k < len(y); k++ {
+		v := float64(y[k])
+		s0 += v * v
+		dst[k] = 2 * y[k]
+	}
+	return (s0 + s1) + (s2 + s3)
 }

@@ -97,7 +97,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		forward := func() error { rr.Reset(); _, err := rr.Route(ctx, x); return err }
-		gradient := func() error { _, _, _, err := rr.RouteGrad(ctx, x, sumSquares); return err }
+		gradient := func() error { _, _, _, err := rr.RouteGrad(ctx, x, diffroute.SumOfSquares); return err }
 		work := float64(*n) * float64(*steps) * float64(*f)
 		if !*grad {
 			d, err := best(forward)
@@ -184,16 +184,6 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// sumSquares is the loss of the gradient benchmark: Σ y².
-func sumSquares(y, gy *diffroute.DataTensor) (float64, error) {
-	s := 0.0
-	for k, v := range y.Data {
-		s += float64(v) * float64(v)
-		gy.Data[k] = 2 * v
-	}
-	return s, nil
 }
 
 // The global case: DiffRoute's headline experiment at GEOGLOWS size.
