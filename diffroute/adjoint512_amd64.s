@@ -76,14 +76,14 @@ astep8:
 	VBROADCASTSD X13, Z13
 	VPXORQ Z15, Z15, Z15
 	VBLENDMPD Z13, Z15, K2, Z15 // [0, …, 0, extra]
+	VADDPD Z7, Z15, Z15 // [c, …, c, c + extra] for the step's last vector
 	VPXORQ Z11, Z11, Z11
 	MOVQ R13, DX
 
 avec8:
 	VMOVUPD (SI)(BX*8), Z10
-	VADDPD Z7, Z10, Z10
-	VADDPD Z15, Z10, Z10
-	VPXORQ Z15, Z15, Z15
+	VADDPD Z15, Z10, Z10 // g = ∂L/∂y + c (+ extra)
+	VMOVAPD Z7, Z15 // c alone for the step's other vectors
 	VALIGNQ $1, Z10, Z20, Z13
 	VFMADD231PD Z13, Z2, Z10 // s1 = g + a·g[j+1]
 	VALIGNQ $2, Z10, Z20, Z13
@@ -122,7 +122,7 @@ afirst8:
 	VBROADCASTSD A_UP0(DI), Z15
 	VBLENDMPD Z15, Z12, K1, Z12
 	VFMADD231PD Z13, Z12, Z9
-	VPXORQ Z15, Z15, Z15
+	VMOVAPD Z7, Z15
 
 anext8:
 	VADDPD Z13, Z11, Z11
