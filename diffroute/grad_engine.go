@@ -56,6 +56,7 @@ type gradEngine struct {
 	dsecTBuf                   [][3]float64       // section sums of the tiled backward pass
 	ckBuf                      [][]gradCheckpoint // [b][block]
 	dhBuf, ybnBuf              []float64          // convRows slabs
+	chunkALBuf                 []float64          // gradRun.chunkAL
 }
 
 // rows returns per-reach block buffers for the outflows and adjoints of a
@@ -346,6 +347,9 @@ type gradRun struct {
 	zeroGy        bool      // zero ∂L/∂y (gy32) as it is read: the router's own tensor
 	// whether any reach has a fine inflow, a fine output, ∂L/∂ of one
 	anyIn, anyOut, anyGout bool
+	chunk                  bool      // the backward pass runs whole chunkSteps-step blocks chunked
+	chunkL                 int       // sub-steps of a chunk of a full block
+	chunkAL                []float64 // per section in tile order: a^chunkL
 	twks                   []*tileWorker
 
 	series bool // the whole-series adjoint runs (grad_series.go)

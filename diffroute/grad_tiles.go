@@ -100,12 +100,32 @@ func tileBlock(ckpt, TF, f int) int {
 		for bl*bl < 3*gradTileBytes {
 			bl++
 		}
+		if c := chunkSteps * f; useChunks && TF >= c {
+			// Whole multiples of chunkSteps steps, which the backward pass
+			// runs in the chunked layout: of those near the balanced length,
+			// the one that leaves the shortest last block (run unchunked).
+			m0 := max(1, (bl+c/2)/c)
+			best := 0
+			for m := max(1, m0/2); m <= 2*m0; m++ {
+				if b := m * c; best == 0 || TF%b < TF%best || TF%b == TF%best && abs(b-bl) < abs(best-bl) {
+					best = b
+				}
+			}
+			return min(best, TF/c*c)
+		}
 		// Blocks of equal length: no short last block with its own
 		// per-reach overheads.
 		nblk := max(1, (TF+bl-1)/bl)
 		bl = ((TF+nblk-1)/nblk + f - 1) / f * f
 	}
 	return min(max(f, bl/f*f), max(TF, f))
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // buildTiling cuts the parts and trunk of a network into tiles of at most
@@ -269,6 +289,11 @@ type tileWorker struct {
 	out, gys, lat, dxs []float64 // per step of a block
 	sumL, firstL       []float64
 	args               adjArgs
+	// The chunked layout's: converted boundary series, λ of the first
+	// pass, and per step of each lane the runoff term, the loss's shares of
+	// ȳ and the sums and first values of λ.
+	cv0, cv1, clam         []float64
+	cLat, cs, es, csl, cfl []float64
 }
 
 // eachTile runs fn over the tiles, upstream first (forward) or outlets first
@@ -284,6 +309,8 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 			wk.ubd, wk.zero = make([]float64, bl), make([]float64, bl)
 			wk.out, wk.gys, wk.lat, wk.dxs = make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl)
 			wk.sumL, wk.firstL = make([]float64, bl), make([]float64, bl)
+			wk.cv0, wk.cv1, wk.clam = make([]float64, bl), make([]float64, bl), make([]float64, bl)
+			wk.cLat, wk.cs, wk.es, wk.csl, wk.cfl = make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl)
 		}
 	}
 	run := func(wk *tileWorker, tiles []gradTile) {
@@ -766,6 +793,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
 			q0, nq := n0/f, nb/f
+			chunked := g.chunked(nb)
 			for j, i := range t.reaches {
 				p := t.base + j
 				if j+1 < len(t.reaches) {
@@ -775,6 +803,10 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				up, lp := g.ckU[off], g.ckL[off]
 				K := int(tl.secT[p+1] - tl.secT[p])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
+				if chunked {
+					g.reachForwardChunked(wk, tl, b, i, p, n0, nb, st, up)
+					continue
+				}
 				yk := ys[:0]
 				switch {
 				case K == 1:
@@ -812,20 +844,35 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	K := int(tl.secT[p+1]) - st
 	ck := k*int(tl.secT[n]) + st // section checkpoints of the block
 	w, sampleStart := e.tileWeights()
+	chunked := g.chunked(nb)
 	// ∂L/∂(discharge) of the block's steps in float64 (tileLateral reads
 	// the runoff as staged); the value of the step after the block was
 	// kept when that block ran.
 	gy := wk.gys[:nq]
 	gyn := g.gyNext[p]
 	row := (b*n + int(i)) * g.T
-	if g.gy32 != nil {
+	var cs, es []float64 // chunked: the loss's share of ȳ per step of each lane
+	switch {
+	case chunked:
+		S := nq / 16
+		cs, es = wk.cs[:16*S], wk.es[:16*S]
+		if g.gy32 != nil {
+			g.gyNext[p] = chunkLoss(cs, es, g.yT[(b*n+p)*g.T+q0:][:nq], w, gyn)
+		} else {
+			g.gyNext[p] = chunkLoss(cs, es, g.gy[row+q0:row+q0+nq], w, gyn)
+		}
+	case g.gy32 != nil:
 		for j, v := range g.yT[(b*n+p)*g.T+q0:][:nq] {
 			gy[j] = float64(v)
 		}
-	} else {
+	default:
 		gy = g.gy[row+q0 : row+q0+nq]
 	}
-	g.gyNext[p] = gy[0]
+	gy0 := g.gyNext[p] // ∂L/∂y of the block's first step
+	if !chunked {
+		gy0 = gy[0]
+		g.gyNext[p] = gy0
+	}
 	ubd := g.tileAdjIn(wk, tl, b, i, p, n0, nb)
 	if sampleStart {
 		// Step q reports the outflow at sub-step q·f + f − 2: with f = 1
@@ -857,10 +904,21 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		}
 		if kk == 0 {
 			a.u, a.up0 = g.tileInflow(wk, tl, b, i, p, n0, nb, false), g.ckU[off]
+			if chunked {
+				a.u = g.chunkInflow(wk, tl, p, nb)
+			}
 		} else {
 			a.u, a.up0 = wk.secRow(tl, p, kk-1, nb), g.ckY[ck+kk-1]
 		}
-		if !adjointVector(a) {
+		switch {
+		case chunked && kk < K-1:
+			zero := wk.zero[:len(cs)] // only the last section's outflow is reported
+			wk.adjointChunked(a, nb, g.chunkPow(st+kk, nb/16), zero, zero, kk == 0 && !g.chunkLateralUsable())
+		case chunked:
+			// The first section's sums feed tileLateral, unless the
+			// lateral below takes them as they are.
+			wk.adjointChunked(a, nb, g.chunkPow(st+kk, nb/16), cs, es, kk == 0 && !g.chunkLateralUsable())
+		case !adjointVector(a):
 			adjointScalar(a)
 		}
 		g.lamT[st+kk] = a.lam
@@ -876,7 +934,11 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			ubd = a.y // now ∂L/∂(section kk−1's outflow)
 			continue
 		}
-		g.tileLateral(wk, a, b, i, p, k, q0, nq, row, g.latSeg(b, i, p, q0, nq))
+		if chunked && g.chunkLateralUsable() {
+			g.chunkLateral(wk, a, b, i, p, q0, nq)
+		} else {
+			g.tileLateral(wk, a, b, i, p, k, q0, nq, row, g.latSeg(b, i, p, q0, nq))
+		}
 		if n0 == 0 {
 			// Before the first step: the reach's own outflow is q0, its inflow
 			// the upstream reaches' q0 (and any transfer's).
@@ -885,9 +947,9 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			if g.dinPrev != nil {
 				g.dinPrev[i] += s.B1 * F
 			}
-			g.dq0T[p] += s.A1*F + w[2]*gy[0] // q0 is also the value before the first step
+			g.dq0T[p] += s.A1*F + w[2]*gy0 // q0 is also the value before the first step
 			if sampleStart && f == 1 {
-				g.dq0T[p] += gy[0]
+				g.dq0T[p] += gy0
 			}
 		}
 	}
@@ -975,6 +1037,253 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 	ds[0] += a.du + dl0
 	ds[1] += a.dup + dl1
 	ds[2] += a.dy
+}
+
+// The chunked layout. A section's recursion runs sub-step after sub-step,
+// and the eight-wide kernels above scan eight sub-steps at once with lane
+// shifts: about twelve 512-bit operations for eight sub-steps forwards and
+// eighteen for the adjoint, which bounds them on cores that issue two such
+// operations a cycle of any kind. In the backward pass a block of whole
+// multiples of chunkSteps steps is instead cut into 16 chunks of L
+// sub-steps, chunk j in lane j of a row (sub-step j·L + t at [16t + j]):
+// each lane runs its chunk's recursion from zero with one FMA a sub-step
+// and no shuffles, and a second pass adds each chunk's true start
+// (chunkForward, chunkAdjoint). Every row of the tile buffer, and the
+// adjoints the pass hands to upstream tiles, are then chunked; the forward
+// pass's boundary series are converted as they are read (chunkSrc), and
+// per-step values are gathered and scattered per lane by the callers.
+
+// chunkSteps is the step count of which a block must be a whole multiple
+// to run chunked: one or more steps in each of 16 lanes.
+const chunkSteps = 16
+
+// chunked reports whether the backward pass runs a block of nb sub-steps in
+// the chunked layout.
+func (g *gradRun) chunked(nb int) bool {
+	return g.chunk && nb%(chunkSteps*g.e.f) == 0
+}
+
+// chunkPow is a^L of the section at sec (tile order) for chunks of L
+// sub-steps: kept for the blocks' usual L (setChunkPows), else computed.
+func (g *gradRun) chunkPow(sec, L int) float64 {
+	if L == g.chunkL {
+		return g.chunkAL[sec]
+	}
+	return powInt(g.e.tl.secs[sec].A1, L)
+}
+
+// setChunkPows keeps a^L of every section for chunks of L sub-steps.
+func (g *gradRun) setChunkPows(tl *tiling, L int) {
+	g.chunkL = L
+	g.chunkAL = reuse(&g.e.chunkALBuf, len(tl.secs))
+	for k, s := range tl.secs {
+		g.chunkAL[k] = powInt(s.A1, L)
+	}
+}
+
+// powInt is a^n by squaring.
+func powInt(a float64, n int) float64 {
+	r := 1.0
+	for ; n > 0; n >>= 1 {
+		if n&1 == 1 {
+			r *= a
+		}
+		a *= a
+	}
+	return r
+}
+
+// toChunked copies src (16·L values in time order) into dst in the chunked
+// layout.
+func toChunked(dst, src []float64, L int) {
+	dst, src = dst[:16*L], src[:16*L]
+	for j := 0; j < 16; j++ {
+		s := src[j*L : (j+1)*L]
+		for t, v := range s {
+			dst[16*t+j] = v
+		}
+	}
+}
+
+// chunkSrc is tileSrc for a chunked block: a row of the tile buffer, or a
+// boundary series (the forward pass's outflow, in time order) converted
+// into dst.
+func (g *gradRun) chunkSrc(wk *tileWorker, tl *tiling, src int32, n0, nb int, dst []float64) []float64 {
+	if src < 0 {
+		toChunked(dst, g.bound[-1-src][n0:n0+nb], nb/16)
+		return dst
+	}
+	return wk.buf[int(src)*tl.bl:][:nb]
+}
+
+// chunkInflow is the chunked inflow that reachForwardChunked left for the
+// adjoint: none, the upstream reach's row in the tile, or the reach's
+// inflow row (a converted boundary series, or a sum).
+func (g *gradRun) chunkInflow(wk *tileWorker, tl *tiling, p, nb int) []float64 {
+	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
+	switch {
+	case len(ups) == 0:
+		return wk.zero[:nb]
+	case len(ups) == 1 && ups[0] >= 0:
+		return wk.buf[int(ups[0])*tl.bl:][:nb]
+	}
+	return wk.uRow(tl, p, nb)
+}
+
+// reachForwardChunked is the backward pass's recompute of the reach at p
+// over a chunked block from its checkpoint: its sections' outflows before
+// the block in ys, its inflow before it up.
+func (g *gradRun) reachForwardChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, ys []float64, up float64) {
+	f := g.e.f
+	L := nb / 16
+	S, nq := L/f, nb/f
+	secs := tl.secs[tl.secT[p]:tl.secT[p+1]]
+	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
+	var u, u2, usum []float64
+	switch len(ups) {
+	case 0:
+		u = wk.zero[:nb]
+	case 1:
+		u = g.chunkSrc(wk, tl, ups[0], n0, nb, wk.uRow(tl, p, nb))
+	case 2:
+		u = g.chunkSrc(wk, tl, ups[0], n0, nb, wk.cv0)
+		u2 = g.chunkSrc(wk, tl, ups[1], n0, nb, wk.cv1)
+		usum = wk.uRow(tl, p, nb)
+	default:
+		u = wk.uRow(tl, p, nb)
+		first := g.chunkSrc(wk, tl, ups[0], n0, nb, wk.cv0)
+		for k, c := range ups[1:] {
+			src := g.chunkSrc(wk, tl, c, n0, nb, wk.cv1)
+			if k == 0 {
+				addSeries(u, first, src)
+			} else {
+				addSeries(u, u, src)
+			}
+		}
+	}
+	// (b0+b1)·runoff per step of each lane: the first section's only.
+	c := wk.cLat[:16*S]
+	kc := secs[0].B0 + secs[0].B1
+	if ls := g.latSeg(b, i, p, n0/f, nq); ls.s32 != nil {
+		for j := range 16 {
+			for s, v := range ls.s32[j*S : (j+1)*S] {
+				c[16*s+j] = kc * float64(v)
+			}
+		}
+	} else {
+		for j := range 16 {
+			for s, v := range ls.s64[j*S : (j+1)*S] {
+				c[16*s+j] = kc * v
+			}
+		}
+	}
+	s0 := int(tl.secT[p])
+	for k, s := range secs {
+		dst := wk.secRow(tl, p, k, nb)
+		aL := g.chunkPow(s0+k, L)
+		if k == 0 {
+			chunkForward(s, f, L, aL, ys[0], up, u, u2, usum, dst, c)
+		} else {
+			chunkForward(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S])
+		}
+		u = dst
+	}
+}
+
+// chunkLoss stores the loss's share of ȳ per step of each lane of a
+// chunked block: w[0]·∂L/∂y of the step on every sub-step into cs, what
+// its last sub-step adds (w[1]·∂L/∂y, w[2]·∂L/∂y of the step after, gyn
+// past the block) into es. It returns ∂L/∂y of the block's first step.
+func chunkLoss[E float32 | float64](cs, es []float64, gy []E, w [3]float64, gyn float64) float64 {
+	nq := len(gy)
+	S := nq / 16
+	if w[1] == 0 && w[2] == 0 {
+		clear(es)
+		for j := range 16 {
+			for s, v := range gy[j*S : (j+1)*S] {
+				cs[16*s+j] = w[0] * float64(v)
+			}
+		}
+		return float64(gy[0])
+	}
+	for j := range 16 {
+		for s := range S {
+			q := j*S + s
+			gn := gyn
+			if q+1 < nq {
+				gn = float64(gy[q+1])
+			}
+			v := float64(gy[q])
+			cs[16*s+j] = w[0] * v
+			es[16*s+j] = w[1]*v + w[2]*gn
+		}
+	}
+	return float64(gy[0])
+}
+
+// adjointChunked is adjointVector for a chunked block: a.ubd, a.y and a.u
+// are chunked rows, cs and es the loss's share of ȳ (chunkLoss). The sums
+// per step of each lane stay in wk.csl and wk.cfl ([s][16]), and go to
+// a.sumL and a.firstL in time order only where sums is true.
+func (wk *tileWorker) adjointChunked(a *adjArgs, nb int, aL float64, cs, es []float64, sums bool) {
+	f := a.f
+	L := nb / 16
+	S := L / f
+	sl, fl := wk.csl[:16*S], wk.cfl[:16*S]
+	a.du, a.dup, a.dy, a.lam = chunkAdjoint(a.s, f, L, aL, a.lam, a.y0, a.up0, a.ubd, a.y, a.u, wk.clam[:nb], cs, es, sl, fl)
+	a.firstL[0] = fl[0] // the block's first step: lane 0's
+	if !sums {
+		return
+	}
+	sumL, firstL := a.sumL[:16*S], a.firstL[:16*S]
+	for j := range 16 {
+		for s := range S {
+			sumL[j*S+s], firstL[j*S+s] = sl[16*s+j], fl[16*s+j]
+		}
+	}
+}
+
+// chunkLateralUsable reports whether chunkLateral can take a chunked
+// block's first section: RAPID's lateral rule, ∂L/∂runoff staged.
+func (g *gradRun) chunkLateralUsable() bool {
+	return g.e.o.Lateral == LateralRAPID && g.dxT != nil
+}
+
+// chunkLateral is tileLateral's RAPID path for a chunked block, from the
+// first section's sums per step of each lane as adjointChunked left them.
+func (g *gradRun) chunkLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, q0, nq int) {
+	s := a.s
+	S := nq / 16
+	dst := g.yT[(b*g.N+p)*g.T+q0:][:nq] // ∂L/∂y there was read
+	sl := wk.csl[:16*S]
+	var dl0 float64
+	if ls := g.latSeg(b, i, p, q0, nq); ls.s32 != nil {
+		dl0 = chunkRapidLateral(dst, ls.s32[:nq], sl, s.B0+s.B1)
+	} else {
+		dl0 = chunkRapidLateral(dst, ls.s64[:nq], sl, s.B0+s.B1)
+	}
+	ds := &g.dsecT[int(g.e.tl.secT[p])]
+	ds[0] += a.du + dl0
+	ds[1] += a.dup + dl0
+	ds[2] += a.dy
+}
+
+// chunkRapidLateral is rapidLateral with the sums per step of each lane
+// ([s][16]).
+func chunkRapidLateral[E float32 | float64](dst []float32, lat []E, sl []float64, kc float64) float64 {
+	S := len(lat) / 16
+	var s0, s1 float64
+	for j := 0; j < 16; j += 2 {
+		l0, l1 := lat[j*S:(j+1)*S], lat[(j+1)*S:(j+2)*S]
+		d0, d1 := dst[j*S:(j+1)*S], dst[(j+1)*S:(j+2)*S]
+		for s := range S {
+			S0, S1 := sl[16*s+j], sl[16*s+j+1]
+			s0 += float64(l0[s]) * S0
+			s1 += float64(l1[s]) * S1
+			d0[s], d1[s] = float32(kc*S0), float32(kc*S1)
+		}
+	}
+	return s0 + s1
 }
 
 // rapidLateral stores ∂L/∂runoff = kc·S into dst for each step's sum S
@@ -1090,6 +1399,11 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		g.stageRows(g.yT, g.gy32, n, g.reachT, true, g.zeroGy)
 	}
 	g.anyGout = slices.ContainsFunc(g.gout, notNil)
+	_, sampleStart := e.tileWeights()
+	g.chunk = useChunks && e.o.Lateral == LateralRAPID && !sampleStart && !g.anyIn && !g.anyOut && !g.anyGout && g.inPrev == nil
+	if g.chunk {
+		g.setChunkPows(tl, tl.bl/16)
+	}
 	g.allocResults()
 	// Per-reach and per-section scratch of the backward pass, kept between
 	// runs (calibration repeats them).

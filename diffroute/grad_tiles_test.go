@@ -3,6 +3,7 @@ package diffroute
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -89,6 +90,124 @@ func TestTiledAdjointEqualsReference(t *testing.T) {
 			if worst > 1e-10 {
 				t.Errorf("%v, tiles of %d bytes (%d tiles, blocks of %d sub-steps): differs from the reference by %.2g", c, size, got.e.tl.nslot, got.e.tl.bl, worst)
 			}
+		}
+	}
+}
+
+// The backward pass's chunked blocks (whole multiples of chunkSteps steps,
+// 16 lanes of whole steps each) give the general engine's discharge and
+// gradients: junctions of two and more reaches, boundary series of small
+// tiles, cascades, batches, and a last block too short to chunk.
+func TestTiledChunkedEqualsReference(t *testing.T) {
+	if !useChunks {
+		t.Skip("no chunked kernels here (AVX-512)")
+	}
+	rng := rand.New(rand.NewPCG(45, 9))
+	cases := []gradCase{
+		{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 8, B: 2, T: 40, q0: true, ckpt: 16},
+		{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 24, B: 1, T: 36, q0: true, ckpt: 32},
+		{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleLast, f: 3, B: 2, T: 35, q0: true, ckpt: 16},
+		{irf: "linear_storage", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 1, B: 2, T: 50, q0: true, ckpt: 16},
+		{irf: "nash_cascade", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 33, q0: true, ckpt: 16},
+	}
+	overall := 0.0
+	defer func() { t.Logf("worst relative difference %.2g", overall) }()
+	for _, c := range cases {
+		fx := newGradFixture(t, rng, c, 1200)
+		if c.irf == "nash_cascade" {
+			ns := make([]float64, fx.net.Len())
+			for i := range ns {
+				ns[i] = float64(1 + i%4)
+			}
+			fx.opts.Params["n"] = ns
+		}
+		lat := fx.lat(t)
+		var ref *gradRun
+		withTiles(false, 0, func() { ref = fx.grad(t, fx.opts, lat) })
+		for _, size := range []int{64, 16 << 10, 1 << 30} {
+			var got *gradRun
+			withTiles(true, size, func() { got = fx.grad(t, fx.opts, lat) })
+			if !got.e.tiles || !got.chunk || got.e.tl.bl%(chunkSteps*c.f) != 0 {
+				t.Fatalf("%v: no chunked blocks ran (tiles %v, chunk %v, blocks of %d sub-steps)", c, got.e.tiles, got.chunk, got.e.tl.bl)
+			}
+			worst := vecRelDiff(got.y, ref.y)
+			worst = max(worst, vecRelDiff(got.dx, ref.dx), vecRelDiff(got.dq0, ref.dq0))
+			for j := range ref.dth {
+				worst = max(worst, vecRelDiff(got.dth[j], ref.dth[j]))
+			}
+			overall = max(overall, worst)
+			if worst > 1e-10 {
+				t.Errorf("%v, tiles of %d bytes (%d boundary series): differs from the reference by %.2g", c, size, got.e.tl.nslot, worst)
+			}
+		}
+	}
+}
+
+// RouteGrad with chunked blocks (float32 runoff, ∂L/∂y and ∂L/∂runoff
+// staged, the lateral taken from the lanes' sums) equals RouteGrad
+// without them.
+func TestRouteGradChunked(t *testing.T) {
+	if !useChunks {
+		t.Skip("no chunked kernels here (AVX-512)")
+	}
+	ctx := context.Background()
+	const n, T = 3000, 100
+	net := SyntheticNetwork(n, 7)
+	x := SyntheticRunoff(net, 2, T, 7)
+	// A loss whose ∂L/∂y differs from value to value.
+	loss := func(y, gy *DataTensor) (float64, error) {
+		L := 0.0
+		for k, v := range y.Data {
+			c := math.Sin(float64(k) * 0.37)
+			L += c * float64(v)
+			gy.Data[k] = float32(c)
+		}
+		return L, nil
+	}
+	for _, c := range []struct {
+		irf string
+		avg Average
+		smp Sampling
+		f   int
+	}{{"muskingum", AverageEnd, SampleAvg, 24}, {"muskingum", AverageStart, SampleAvg, 8}, {"nash_cascade", AverageEnd, SampleLast, 4}} {
+		opts := Options{IRF: c.irf, Params: testParams(c.irf, n, 3), SubSteps: c.f, Lateral: LateralRAPID, Average: c.avg, Sampling: c.smp, Workers: 2, MaxDelay: 16}
+		if c.irf == "nash_cascade" {
+			opts.Params["n"] = make([]float64, n)
+			for i := range opts.Params["n"] {
+				opts.Params["n"][i] = float64(1 + i%3)
+			}
+		}
+		run := func(chunks bool) (*DataTensor, *Gradients) {
+			defer func(v bool) { useChunks = v }(useChunks)
+			useChunks = chunks
+			rr, err := NewRecursiveRouter(ctx, net, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, _, g, err := rr.RouteGrad(ctx, x, loss)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bl := rr.grad.tl.bl; chunks != (bl%(chunkSteps*c.f) == 0) {
+				t.Fatalf("%s f=%d: blocks of %d sub-steps with chunks %v", c.irf, c.f, bl, chunks)
+			}
+			return y, g
+		}
+		y0, g0 := run(false)
+		y1, g1 := run(true)
+		f64 := func(s []float32) []float64 {
+			d := make([]float64, len(s))
+			for k, v := range s {
+				d[k] = float64(v)
+			}
+			return d
+		}
+		worst := max(vecRelDiff(f64(y1.Data), f64(y0.Data)), vecRelDiff(f64(g1.Runoff.Data), f64(g0.Runoff.Data)), vecRelDiff(g1.InitialQ, g0.InitialQ))
+		for name, v := range g0.Params {
+			worst = max(worst, vecRelDiff(g1.Params[name], v))
+		}
+		if worst > 2e-6 {
+			t.Errorf("%s f=%d %s/%s: chunked differs from unchunked by %.2g", c.irf, c.f, c.avg, c.smp, worst)
 		}
 	}
 }

@@ -47,3 +47,14 @@ func sectionSum64(s Section, f int, rapid bool, w [3]float64, y, uPrev, lPrev *f
 func cascadeScratch(nsec, f int) int { return 0 }
 
 func corrVector(acc []float64, g []float32, K []float32, k64 []float64) bool { return false }
+
+// useChunks is false: the chunked kernels are AVX-512 assembly.
+var useChunks = false
+
+func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64) {
+	panic("diffroute: no chunked kernels on this architecture")
+}
+
+func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64) (du, dup, dy, lam0 float64) {
+	panic("diffroute: no chunked kernels on this architecture")
+}

@@ -1,0 +1,81 @@
+package diffroute
+
+import "unsafe"
+
+// useChunks says whether the tiled backward pass runs blocks of whole
+// multiples of chunkSteps steps in the chunked layout (a variable so that
+// tests compare both).
+var useChunks = useSectionAVX512
+
+// chunkKernel is the argument block of chunkForwardAVX512 (the assembly
+// reads it by offset: keep the field order; TestChunkKernelLayout checks
+// it).
+type chunkKernel struct {
+	u, u2, usum, y, c *float64
+	L, f              int64 // sub-steps of a chunk, of a step
+	b0, b1, a         float64
+	up0, y0           float64     // inflow and outflow before the block
+	aL                float64     // a^L
+	carry             [16]float64 // scratch: the true outflow before each chunk
+}
+
+//go:noescape
+func chunkForwardAVX512(k *chunkKernel)
+
+// chunkForward routes section s over a block of 16 chunks of L sub-steps
+// in the chunked layout (sub-step j·L + t at [16t + j]): y from the
+// outflow y0 and inflow up0 before the block, the inflow u (+ u2 where
+// not nil, then stored into usum unless nil) and c, b0+b1 times each
+// lane's runoff per step ([s][16], L/f steps a lane). aL is a^L.
+func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64) {
+	n := 16 * L
+	if len(u) < n || len(y) < n || len(c) < 16*(L/f) || u2 != nil && len(u2) < n || usum != nil && len(usum) < n || L%f != 0 || L == 0 {
+		panic("diffroute: chunkForward buffers too short")
+	}
+	k := chunkKernel{u: unsafe.SliceData(u), y: unsafe.SliceData(y), c: unsafe.SliceData(c),
+		L: int64(L), f: int64(f), b0: s.B0, b1: s.B1, a: s.A1, up0: up0, y0: y0, aL: aL}
+	if u2 != nil {
+		k.u2 = unsafe.SliceData(u2)
+		if usum != nil {
+			k.usum = unsafe.SliceData(usum)
+		}
+	}
+	chunkForwardAVX512(&k)
+}
+
+// chunkAdjKernel is the argument block of chunkAdjointAVX512 (the assembly
+// reads it by offset: keep the field order).
+type chunkAdjKernel struct {
+	ubd, lam, cs, es, y, u *float64
+	L, f                   int64
+	b0, b1, a              float64
+	sumL, firstL           *float64 // out, [s][16]
+	du, dup, dy, lam0      float64  // out
+	S                      int64    // steps a chunk
+	aL, lamAfter, y0, up0  float64
+	d, yp, up              [16]float64 // scratch: λ after each chunk; y and u before it
+}
+
+//go:noescape
+func chunkAdjointAVX512(k *chunkAdjKernel)
+
+// chunkAdjoint is the adjoint of chunkForward (adjointSection in the
+// chunked layout): ubd, y (overwritten with ∂L/∂u), u and lam (scratch) are
+// chunked rows of 16·L values, cs and es per step of each lane ([s][16])
+// the loss's share of ȳ on every sub-step of the step and, added, on its
+// last; lamAfter is λ after the block, y0 and up0 the outflow and inflow
+// before it, aL is a^L. It returns Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1] and λ at
+// the block's first sub-step, and stores each lane-step's Σλ and first λ
+// into sumL and firstL ([s][16]).
+func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64) (du, dup, dy, lam0 float64) {
+	n, S := 16*L, L/f
+	if L%f != 0 || L == 0 || len(ubd) < n || len(y) < n || len(u) < n || len(lam) < n || len(cs) < 16*S || len(es) < 16*S || len(sumL) < 16*S || len(firstL) < 16*S {
+		panic("diffroute: chunkAdjoint buffers too short")
+	}
+	k := chunkAdjKernel{ubd: unsafe.SliceData(ubd), lam: unsafe.SliceData(lam), cs: unsafe.SliceData(cs), es: unsafe.SliceData(es),
+		y: unsafe.SliceData(y), u: unsafe.SliceData(u), L: int64(L), f: int64(f), b0: s.B0, b1: s.B1, a: s.A1,
+		sumL: unsafe.SliceData(sumL), firstL: unsafe.SliceData(firstL), S: int64(S),
+		aL: aL, lamAfter: lamAfter, y0: y0, up0: up0}
+	chunkAdjointAVX512(&k)
+	return k.du, k.dup, k.dy, k.lam0
+}

@@ -1,0 +1,398 @@
+#include "textflag.h"
+
+// Field offsets of chunkKernel (chunk512_amd64.go).
+#define C_U 0
+#define C_U2 8
+#define C_USUM 16
+#define C_Y 24
+#define C_C 32
+#define C_L 40
+#define C_F 48
+#define C_B0 56
+#define C_B1 64
+#define C_A 72
+#define C_UP0 80
+#define C_Y0 88
+#define C_AL 96
+#define C_CARRY 104
+
+// func chunkForwardAVX512(k *chunkKernel)
+//
+// A section's recursion y[n] = a·y[n−1] + b0·u[n] +
+// b1·u[n−1] + c over a block cut into 16 chunks of L sub-steps, chunk j in
+// lane j (sub-step j·L + t at [16t + j]): each lane runs its own chunk's
+// recursion from zero, two vectors a sub-step, so that the only
+// loop-carried chains are the two lanes' halves' FMAs. The chunks' true
+// starts are added in a second pass. c holds c per step of each lane
+// ([s][16]); u[n−1] of a chunk's first sub-step is the chunk before's last
+// (up0 before the first). Where u2 is not nil the inflow is u + u2, stored
+// into usum unless that is nil.
+TEXT ·chunkForwardAVX512(SB), NOSPLIT, $0-8
+	MOVQ k+0(FP), DI
+	MOVQ C_U(DI), SI
+	MOVQ C_U2(DI), AX
+	MOVQ C_USUM(DI), R11
+	MOVQ C_Y(DI), R9
+	MOVQ C_C(DI), R8
+	MOVQ C_L(DI), R12
+	MOVQ C_F(DI), R13
+	VBROADCASTSD C_B0(DI), Z0
+	VBROADCASTSD C_B1(DI), Z1
+	VBROADCASTSD C_A(DI), Z2
+	VPXORQ Z20, Z20, Z20
+	VPXORQ Z6, Z6, Z6 // y, lanes 0–7
+	VPXORQ Z7, Z7, Z7 // y, lanes 8–15
+	MOVQ $1, R14
+	KMOVW R14, K1 // lane 0
+	// u[n−1] of each chunk's first sub-step: the last sub-step's inflow,
+	// one lane up, up0 in lane 0.
+	MOVQ R12, BX
+	DECQ BX
+	SHLQ $4, BX
+	VMOVUPD (SI)(BX*8), Z10
+	VMOVUPD 64(SI)(BX*8), Z11
+	TESTQ AX, AX
+	JZ cprev
+	VADDPD (AX)(BX*8), Z10, Z10
+	VADDPD 64(AX)(BX*8), Z11, Z11
+
+cprev:
+	VALIGNQ $7, Z10, Z11, Z23
+	VALIGNQ $7, Z20, Z10, Z22
+	VBROADCASTSD C_UP0(DI), Z15
+	VBLENDMPD Z15, Z22, K1, Z22
+	XORQ BX, BX // 16t
+	XORQ CX, CX // c of the step, [s][16]
+
+cstep:
+	VMOVUPD (R8)(CX*8), Z16
+	VMOVUPD 64(R8)(CX*8), Z17
+	MOVQ R13, DX
+
+csub:
+	VMOVUPD (SI)(BX*8), Z10
+	VMOVUPD 64(SI)(BX*8), Z11
+	TESTQ AX, AX
+	JZ cone
+	VADDPD (AX)(BX*8), Z10, Z10
+	VADDPD 64(AX)(BX*8), Z11, Z11
+	TESTQ R11, R11
+	JZ cone
+	VMOVUPD Z10, (R11)(BX*8)
+	VMOVUPD Z11, 64(R11)(BX*8)
+
+cone:
+	VMOVAPD Z16, Z12
+	VFMADD231PD Z10, Z0, Z12
+	VFMADD231PD Z22, Z1, Z12 // g = c + b0·u + b1·u[−1]
+	VMOVAPD Z17, Z13
+	VFMADD231PD Z11, Z0, Z13
+	VFMADD231PD Z23, Z1, Z13
+	VFMADD213PD Z12, Z2, Z6 // y = a·y + g
+	VFMADD213PD Z13, Z2, Z7
+	VMOVUPD Z6, (R9)(BX*8)
+	VMOVUPD Z7, 64(R9)(BX*8)
+	VMOVAPD Z10, Z22
+	VMOVAPD Z11, Z23
+	ADDQ $16, BX
+	DECQ DX
+	JNZ csub
+	ADDQ $16, CX
+	MOVQ R12, DX
+	SHLQ $4, DX
+	CMPQ BX, DX
+	JLT cstep
+
+	// Each chunk's true start: carry[j] = the chunk before's local end +
+	// a^L·carry[j−1], carry[0] = y0.
+	MOVQ R12, BX
+	DECQ BX
+	SHLQ $4, BX
+	LEAQ (R9)(BX*8), R8 // the last sub-step's local outflows
+	VMOVSD C_Y0(DI), X10
+	VMOVSD C_AL(DI), X11
+	XORQ CX, CX
+
+ccarry:
+	VMOVSD X10, C_CARRY(DI)(CX*8)
+	VMOVSD (R8)(CX*8), X12
+	VFMADD231SD X11, X10, X12 // local end + a^L·carry
+	VMOVAPD X12, X10
+	INCQ CX
+	CMPQ CX, $16
+	JLT ccarry
+
+	// The second pass: y[16t + j] += a^(t+1)·carry[j]; two sub-steps an
+	// iteration, so that the powers' chain (a² a step) is not the loop's.
+	VMOVUPD C_CARRY(DI), Z8
+	VMOVUPD (C_CARRY+64)(DI), Z9
+	VBROADCASTSD C_A(DI), Z4 // a^(t+1) for even t
+	VMULPD Z4, Z4, Z3 // a²
+	VMOVAPD Z3, Z5 // a^(t+2) for the odd t after it
+	XORQ BX, BX
+	MOVQ R12, DX
+	SHRQ $1, DX
+	JZ ftail
+
+fpair:
+	VMOVUPD (R9)(BX*8), Z10
+	VMOVUPD 64(R9)(BX*8), Z11
+	VMOVUPD 128(R9)(BX*8), Z12
+	VMOVUPD 192(R9)(BX*8), Z13
+	VFMADD231PD Z8, Z4, Z10
+	VFMADD231PD Z9, Z4, Z11
+	VFMADD231PD Z8, Z5, Z12
+	VFMADD231PD Z9, Z5, Z13
+	VMOVUPD Z10, (R9)(BX*8)
+	VMOVUPD Z11, 64(R9)(BX*8)
+	VMOVUPD Z12, 128(R9)(BX*8)
+	VMOVUPD Z13, 192(R9)(BX*8)
+	VMULPD Z3, Z4, Z4
+	VMULPD Z3, Z5, Z5
+	ADDQ $32, BX
+	DECQ DX
+	JNZ fpair
+
+ftail:
+	TESTQ $1, R12
+	JZ fdone
+	VMOVUPD (R9)(BX*8), Z10
+	VMOVUPD 64(R9)(BX*8), Z11
+	VFMADD231PD Z8, Z4, Z10
+	VFMADD231PD Z9, Z4, Z11
+	VMOVUPD Z10, (R9)(BX*8)
+	VMOVUPD Z11, 64(R9)(BX*8)
+
+fdone:
+	VZEROUPPER
+	RET
+
+// Field offsets of chunkAdjKernel (chunk512_amd64.go).
+#define J_UBD 0
+#define J_LAM 8
+#define J_CS 16
+#define J_ES 24
+#define J_Y 32
+#define J_U 40
+#define J_L 48
+#define J_F 56
+#define J_B0 64
+#define J_B1 72
+#define J_A 80
+#define J_SUML 88
+#define J_FIRSTL 96
+#define J_DU 104
+#define J_DUP 112
+#define J_DY 120
+#define J_LAM0 128
+#define J_S 136
+#define J_AL 144
+#define J_LAMAFTER 152
+#define J_Y0 160
+#define J_UP0 168
+#define J_DV 176
+#define J_YP 304
+#define J_UP 432
+
+// func chunkAdjointAVX512(k *chunkAdjKernel)
+//
+// The adjoint of chunkForwardAVX512, backwards. The first pass runs each
+// lane's λ[n] = ȳ[n] + a·λ[n+1] from zero after its chunk, ȳ = ubd + cs
+// (+ es on a step's last sub-step), into lam. The second adds each chunk's
+// true λ after it, a^(L−t)·d[j], and computes ∂L/∂u[n] = b0·λ[n] +
+// b1·λ[n+1] over y, the sums Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1], and per step
+// of each lane Σλ and λ at its first sub-step.
+TEXT ·chunkAdjointAVX512(SB), NOSPLIT, $0-8
+	MOVQ k+0(FP), DI
+	MOVQ J_UBD(DI), SI
+	MOVQ J_LAM(DI), R9
+	MOVQ J_CS(DI), R8
+	MOVQ J_ES(DI), R10
+	MOVQ J_L(DI), R12
+	MOVQ J_F(DI), R13
+	VBROADCASTSD J_A(DI), Z2
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	MOVQ R12, BX
+	DECQ BX
+	SHLQ $4, BX // 16t of the last sub-step
+	MOVQ J_S(DI), CX // steps a chunk
+	DECQ CX
+	SHLQ $4, CX // [s][16] of the last step
+
+jstep:
+	VMOVUPD (R8)(CX*8), Z16
+	VMOVUPD 64(R8)(CX*8), Z17
+	VADDPD (R10)(CX*8), Z16, Z14 // the step's last sub-step: + es
+	VADDPD 64(R10)(CX*8), Z17, Z15
+	MOVQ R13, DX
+
+jsub:
+	VADDPD (SI)(BX*8), Z14, Z10
+	VADDPD 64(SI)(BX*8), Z15, Z11
+	VMOVAPD Z16, Z14
+	VMOVAPD Z17, Z15
+	VFMADD213PD Z10, Z2, Z6 // λ = a·λ + ȳ
+	VFMADD213PD Z11, Z2, Z7
+	VMOVUPD Z6, (R9)(BX*8)
+	VMOVUPD Z7, 64(R9)(BX*8)
+	SUBQ $16, BX
+	DECQ DX
+	JNZ jsub
+	SUBQ $16, CX
+	JGE jstep
+
+	// λ after each chunk: d[15] = λ after the block, d[j] = the local λ of
+	// chunk j+1 at its first sub-step + a^L·d[j+1].
+	VMOVSD J_LAMAFTER(DI), X10
+	VMOVSD J_AL(DI), X11
+	MOVQ $15, CX
+
+jcarry:
+	VMOVSD X10, J_DV(DI)(CX*8)
+	TESTQ CX, CX
+	JZ jcdone
+	VMOVSD (R9)(CX*8), X12
+	VFMADD231SD X11, X10, X12
+	VMOVAPD X12, X10
+	DECQ CX
+	JMP jcarry
+
+jcdone:
+	// y and u before each chunk's first sub-step: the chunk before's last,
+	// y0 and up0 before the first (y is overwritten below).
+	MOVQ $1, R14
+	KMOVW R14, K1
+	VPXORQ Z20, Z20, Z20
+	MOVQ J_L(DI), BX
+	DECQ BX
+	SHLQ $4, BX
+	MOVQ J_Y(DI), R9
+	VMOVUPD (R9)(BX*8), Z10
+	VMOVUPD 64(R9)(BX*8), Z11
+	VALIGNQ $7, Z10, Z11, Z13
+	VALIGNQ $7, Z20, Z10, Z12
+	VBROADCASTSD J_Y0(DI), Z15
+	VBLENDMPD Z15, Z12, K1, Z12
+	VMOVUPD Z12, J_YP(DI)
+	VMOVUPD Z13, (J_YP+64)(DI)
+	MOVQ J_U(DI), SI
+	VMOVUPD (SI)(BX*8), Z10
+	VMOVUPD 64(SI)(BX*8), Z11
+	VALIGNQ $7, Z10, Z11, Z13
+	VALIGNQ $7, Z20, Z10, Z12
+	VBROADCASTSD J_UP0(DI), Z15
+	VBLENDMPD Z15, Z12, K1, Z12
+	VMOVUPD Z12, J_UP(DI)
+	VMOVUPD Z13, (J_UP+64)(DI)
+
+	// The second pass.
+	MOVQ J_LAM(DI), R8
+	MOVQ J_Y(DI), R9
+	MOVQ J_U(DI), SI
+	MOVQ J_SUML(DI), R10
+	MOVQ J_FIRSTL(DI), R11
+	MOVQ J_L(DI), R12
+	MOVQ J_F(DI), R13
+	LEAQ J_DV(DI), R14
+	LEAQ J_UP(DI), AX
+	VBROADCASTSD J_B0(DI), Z0
+	VBROADCASTSD J_B1(DI), Z1
+	VBROADCASTSD J_A(DI), Z2
+	VMOVAPD Z2, Z3 // a^(L−t)
+	VMOVUPD (R14), Z8
+	VMOVUPD 64(R14), Z9
+	LEAQ J_YP(DI), R14
+	VMOVAPD Z8, Z4 // λ[n+1]
+	VMOVAPD Z9, Z5
+	VPXORQ Z24, Z24, Z24
+	VPXORQ Z25, Z25, Z25
+	VPXORQ Z26, Z26, Z26
+	VPXORQ Z27, Z27, Z27
+	VPXORQ Z28, Z28, Z28
+	VPXORQ Z29, Z29, Z29
+	VPXORQ Z30, Z30, Z30
+	VPXORQ Z31, Z31, Z31
+	MOVQ R12, BX
+	DECQ BX
+	SHLQ $4, BX
+	MOVQ J_S(DI), CX
+	DECQ CX
+	SHLQ $4, CX
+
+kstep:
+	MOVQ R13, DX
+
+ksub:
+	VMOVUPD (R8)(BX*8), Z10
+	VMOVUPD 64(R8)(BX*8), Z11
+	VFMADD231PD Z8, Z3, Z10 // λ
+	VFMADD231PD Z9, Z3, Z11
+	VMULPD Z4, Z1, Z12
+	VMULPD Z5, Z1, Z13
+	VFMADD231PD Z10, Z0, Z12 // ∂L/∂u = b0·λ + b1·λ[n+1]
+	VFMADD231PD Z11, Z0, Z13
+	VFMADD231PD (SI)(BX*8), Z10, Z24 // Σλ·u[n]
+	VFMADD231PD 64(SI)(BX*8), Z11, Z25
+	TESTQ BX, BX
+	JZ kfirst
+	VFMADD231PD -128(SI)(BX*8), Z10, Z26 // Σλ·u[n−1]
+	VFMADD231PD -64(SI)(BX*8), Z11, Z27
+	VFMADD231PD -128(R9)(BX*8), Z10, Z28 // Σλ·y[n−1]
+	VFMADD231PD -64(R9)(BX*8), Z11, Z29
+	JMP khave
+
+kfirst:
+	VFMADD231PD (AX), Z10, Z26
+	VFMADD231PD 64(AX), Z11, Z27
+	VFMADD231PD (R14), Z10, Z28
+	VFMADD231PD 64(R14), Z11, Z29
+
+khave:
+	VMOVUPD Z12, (R9)(BX*8)
+	VMOVUPD Z13, 64(R9)(BX*8)
+	VADDPD Z10, Z30, Z30
+	VADDPD Z11, Z31, Z31
+	VMOVAPD Z10, Z4
+	VMOVAPD Z11, Z5
+	VMULPD Z2, Z3, Z3
+	SUBQ $16, BX
+	DECQ DX
+	JNZ ksub
+	// The step's first sub-step is done: its sums and λ.
+	VMOVUPD Z30, (R10)(CX*8)
+	VMOVUPD Z31, 64(R10)(CX*8)
+	VMOVUPD Z4, (R11)(CX*8)
+	VMOVUPD Z5, 64(R11)(CX*8)
+	VPXORQ Z30, Z30, Z30
+	VPXORQ Z31, Z31, Z31
+	SUBQ $16, CX
+	JGE kstep
+
+	VMOVSD X4, J_LAM0(DI)
+	VADDPD Z25, Z24, Z10
+	VADDPD Z27, Z26, Z11
+	VADDPD Z29, Z28, Z13
+	VEXTRACTF64X4 $1, Z10, Y12
+	VADDPD Y12, Y10, Y10
+	VEXTRACTF128 $1, Y10, X12
+	VADDPD X12, X10, X10
+	VPERMILPD $1, X10, X12
+	VADDSD X12, X10, X10
+	VMOVSD X10, J_DU(DI)
+	VEXTRACTF64X4 $1, Z11, Y12
+	VADDPD Y12, Y11, Y11
+	VEXTRACTF128 $1, Y11, X12
+	VADDPD X12, X11, X11
+	VPERMILPD $1, X11, X12
+	VADDSD X12, X11, X11
+	VMOVSD X11, J_DUP(DI)
+	VEXTRACTF64X4 $1, Z13, Y12
+	VADDPD Y12, Y13, Y13
+	VEXTRACTF128 $1, Y13, X12
+	VADDPD X12, X13, X13
+	VPERMILPD $1, X13, X12
+	VADDSD X12, X13, X13
+	VMOVSD X13, J_DY(DI)
+	VZEROUPPER
+	RET
