@@ -17,6 +17,8 @@ type chunkKernel struct {
 	up0, y0           float64     // inflow and outflow before the block
 	aL                float64     // a^L
 	carry             [16]float64 // scratch: the true outflow before each chunk
+	out               *float64    // where not nil, each lane-step's reported value ([s][16])
+	wsum, wend, wprev float64     // weights of a step's reported value
 }
 
 //go:noescape
@@ -26,8 +28,10 @@ func chunkForwardAVX512(k *chunkKernel)
 // in the chunked layout (sub-step j·L + t at [16t + j]): y from the
 // outflow y0 and inflow up0 before the block, the inflow u (+ u2 where
 // not nil, then stored into usum unless nil) and c, b0+b1 times each
-// lane's runoff per step ([s][16], L/f steps a lane). aL is a^L.
-func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64) {
+// lane's runoff per step ([s][16], L/f steps a lane). aL is a^L. Where
+// out is not nil it receives each lane-step's reported value ([s][16]),
+// weighted by w as stepWeights says.
+func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c, out []float64, w [3]float64) {
 	n := 16 * L
 	if len(u) < n || len(y) < n || len(c) < 16*(L/f) || u2 != nil && len(u2) < n || usum != nil && len(usum) < n || L%f != 0 || L == 0 {
 		panic("diffroute: chunkForward buffers too short")
@@ -39,6 +43,12 @@ func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []
 		if usum != nil {
 			k.usum = unsafe.SliceData(usum)
 		}
+	}
+	if out != nil {
+		if len(out) < 16*(L/f) {
+			panic("diffroute: chunkForward buffers too short")
+		}
+		k.out, k.wsum, k.wend, k.wprev = unsafe.SliceData(out), w[0], w[1], w[2]
 	}
 	chunkForwardAVX512(&k)
 }

@@ -15,6 +15,10 @@
 #define C_Y0 88
 #define C_AL 96
 #define C_CARRY 104
+#define C_OUT 232
+#define C_WSUM 240
+#define C_WEND 248
+#define C_WPREV 256
 
 // func chunkForwardAVX512(k *chunkKernel)
 //
@@ -122,10 +126,14 @@ ccarry:
 	CMPQ CX, $16
 	JLT ccarry
 
-	// The second pass: y[16t + j] += a^(t+1)·carry[j]; two sub-steps an
-	// iteration, so that the powers' chain (a² a step) is not the loop's.
+	// The second pass: y[16t + j] += a^(t+1)·carry[j].
 	VMOVUPD C_CARRY(DI), Z8
 	VMOVUPD (C_CARRY+64)(DI), Z9
+	MOVQ C_OUT(DI), R10
+	TESTQ R10, R10
+	JNZ reports
+	// Two sub-steps an iteration, so that the powers' chain (a² a step) is
+	// not the loop's.
 	VBROADCASTSD C_A(DI), Z4 // a^(t+1) for even t
 	VMULPD Z4, Z4, Z3 // a²
 	VMOVAPD Z3, Z5 // a^(t+2) for the odd t after it
@@ -164,6 +172,57 @@ ftail:
 	VMOVUPD Z11, 64(R9)(BX*8)
 
 fdone:
+	VZEROUPPER
+	RET
+
+reports:
+	// With each step's reported value per lane into out ([s][16]):
+	// wsum·Σy + wend·y at its end + wprev·y at the end of the step before
+	// (carry for a chunk's first step).
+	VBROADCASTSD C_A(DI), Z2
+	VMOVAPD Z2, Z4 // a^(t+1)
+	VMOVAPD Z8, Z14 // y at the end of the step before
+	VMOVAPD Z9, Z15
+	VBROADCASTSD C_WSUM(DI), Z16
+	VBROADCASTSD C_WEND(DI), Z17
+	VBROADCASTSD C_WPREV(DI), Z18
+	MOVQ C_F(DI), R13
+	MOVQ R12, R11
+	SHLQ $4, R11 // 16L
+	XORQ BX, BX
+	XORQ CX, CX
+
+rstep:
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	MOVQ R13, DX
+
+rsub:
+	VMOVUPD (R9)(BX*8), Z10
+	VMOVUPD 64(R9)(BX*8), Z11
+	VFMADD231PD Z8, Z4, Z10
+	VFMADD231PD Z9, Z4, Z11
+	VMOVUPD Z10, (R9)(BX*8)
+	VMOVUPD Z11, 64(R9)(BX*8)
+	VADDPD Z10, Z12, Z12
+	VADDPD Z11, Z13, Z13
+	VMULPD Z2, Z4, Z4
+	ADDQ $16, BX
+	DECQ DX
+	JNZ rsub
+	VMULPD Z16, Z12, Z12
+	VFMADD231PD Z17, Z10, Z12
+	VFMADD231PD Z18, Z14, Z12
+	VMULPD Z16, Z13, Z13
+	VFMADD231PD Z17, Z11, Z13
+	VFMADD231PD Z18, Z15, Z13
+	VMOVUPD Z12, (R10)(CX*8)
+	VMOVUPD Z13, 64(R10)(CX*8)
+	VMOVAPD Z10, Z14
+	VMOVAPD Z11, Z15
+	ADDQ $16, CX
+	CMPQ BX, R11
+	JLT rstep
 	VZEROUPPER
 	RET
 

@@ -27,10 +27,11 @@ func TestChunkForwardMatchesScalar(t *testing.T) {
 			lat[k] = rng.Float64()
 		}
 		s := Section{B0: 0.2, B1: 0.15, A1: 0.6}
+		w := [3]float64{1.0 / f, 0.3, 0.2}
 		yr := make([]float64, nb)
 		y, up, lp := 0.3, 0.7, 0.0
 		out := make([]float64, nq)
-		sectionScalar64(s, f, true, [3]float64{1.0 / f, 0, 0}, &y, &up, &lp, u, yr, mixedSeries{s64: lat}, mixedSeries{s64: out})
+		sectionScalar64(s, f, true, w, &y, &up, &lp, u, yr, mixedSeries{s64: lat}, mixedSeries{s64: out})
 		uc, yc := make([]float64, nb), make([]float64, nb)
 		toChunked(uc, u, L)
 		c := make([]float64, 16*S)
@@ -39,12 +40,20 @@ func TestChunkForwardMatchesScalar(t *testing.T) {
 				c[16*s2+j] = (s.B0 + s.B1) * lat[j*S+s2]
 			}
 		}
-		chunkForward(s, f, L, powInt(s.A1, L), 0.3, 0.7, uc, nil, nil, yc, c)
+		oc := make([]float64, 16*S)
+		chunkForward(s, f, L, powInt(s.A1, L), 0.3, 0.7, uc, nil, nil, yc, c, oc, w)
 		yrc := make([]float64, nb)
 		toChunked(yrc, yr, L)
 		for k := range yc {
 			if math.Abs(yc[k]-yrc[k]) > 1e-12*(1+math.Abs(yrc[k])) {
 				t.Fatalf("S=%d k=%d: %g want %g", S, k, yc[k], yrc[k])
+			}
+		}
+		for j := 0; j < 16; j++ {
+			for s2 := 0; s2 < S; s2++ {
+				if got, want := oc[16*s2+j], out[j*S+s2]; math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+					t.Fatalf("S=%d step %d: reported %g want %g", S, j*S+s2, got, want)
+				}
 			}
 		}
 	}
@@ -72,7 +81,7 @@ func BenchmarkKernelChunkForward(b *testing.B) {
 	c := make([]float64, 16*S)
 	b.Run("chunked", func(b *testing.B) {
 		for b.Loop() {
-			chunkForward(s, f, L, powInt(s.A1, L), 0.1, 0.2, u, nil, nil, y, c)
+			chunkForward(s, f, L, powInt(s.A1, L), 0.1, 0.2, u, nil, nil, y, c, nil, [3]float64{})
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
 	})
@@ -167,4 +176,16 @@ func BenchmarkKernelChunkAdjoint(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
 	})
+}
+
+// toChunked copies src (16·L values in time order) into dst in the chunked
+// layout.
+func toChunked(dst, src []float64, L int) {
+	dst, src = dst[:16*L], src[:16*L]
+	for j := 0; j < 16; j++ {
+		s := src[j*L : (j+1)*L]
+		for t, v := range s {
+			dst[16*t+j] = v
+		}
+	}
 }

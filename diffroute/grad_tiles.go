@@ -289,10 +289,10 @@ type tileWorker struct {
 	out, gys, lat, dxs []float64 // per step of a block
 	sumL, firstL       []float64
 	args               adjArgs
-	// The chunked layout's: converted boundary series, λ of the first
-	// pass, and per step of each lane the runoff term, the loss's shares of
-	// ȳ and the sums and first values of λ.
-	cv0, cv1, clam         []float64
+	// The chunked layout's: λ of the adjoint's first pass, and per step of
+	// each lane the runoff term, the loss's shares of ȳ (in the forward
+	// pass: the reported values) and the sums and first values of λ.
+	clam                   []float64
 	cLat, cs, es, csl, cfl []float64
 }
 
@@ -309,7 +309,7 @@ func (g *gradRun) eachTile(ctx context.Context, tl *tiling, backward bool, fn fu
 			wk.ubd, wk.zero = make([]float64, bl), make([]float64, bl)
 			wk.out, wk.gys, wk.lat, wk.dxs = make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl)
 			wk.sumL, wk.firstL = make([]float64, bl), make([]float64, bl)
-			wk.cv0, wk.cv1, wk.clam = make([]float64, bl), make([]float64, bl), make([]float64, bl)
+			wk.clam = make([]float64, bl)
 			wk.cLat, wk.cs, wk.es, wk.csl, wk.cfl = make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl), make([]float64, bl)
 		}
 	}
@@ -743,6 +743,7 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 			n0 := k * bl
 			nb := min(bl, g.TF-n0)
 			q0, nq := n0/f, nb/f
+			chunked := g.chunked(nb)
 			for j, i := range t.reaches {
 				p := t.base + j
 				if j+1 < len(t.reaches) {
@@ -756,12 +757,16 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				}
 				off := k*n + p
 				g.ckU[off], g.ckL[off] = g.uPrevT[p], g.lPrevT[p]
-				u, u2 := g.tileInflow2(wk, tl, b, i, p, n0, nb)
 				y := wk.yRow(tl, p, nb)
 				if sl := tl.bslotP[p]; sl >= 0 {
 					// Only the next tile reads it: straight into its boundary series.
 					y = g.bound[sl][n0 : n0+nb]
 				}
+				if chunked {
+					g.forwardChunked(wk, tl, b, i, p, n0, nb, y, coarse)
+					continue
+				}
+				u, u2 := g.tileInflow2(wk, tl, b, i, p, n0, nb)
 				out := mixedSeries{s64: wk.out[:nq]}
 				switch {
 				case !coarse:
@@ -804,7 +809,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				K := int(tl.secT[p+1] - tl.secT[p])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				if chunked {
-					g.reachForwardChunked(wk, tl, b, i, p, n0, nb, st, up)
+					g.reachChunked(wk, tl, b, i, p, n0, nb, st, up, wk.yRow(tl, p, nb), nil, true)
 					continue
 				}
 				yk := ys[:0]
@@ -905,7 +910,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		if kk == 0 {
 			a.u, a.up0 = g.tileInflow(wk, tl, b, i, p, n0, nb, false), g.ckU[off]
 			if chunked {
-				a.u = g.chunkInflow(wk, tl, p, nb)
+				a.u = g.chunkInflow(wk, tl, p, n0, nb)
 			}
 		} else {
 			a.u, a.up0 = wk.secRow(tl, p, kk-1, nb), g.ckY[ck+kk-1]
@@ -1043,15 +1048,15 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 // and the eight-wide kernels above scan eight sub-steps at once with lane
 // shifts: about twelve 512-bit operations for eight sub-steps forwards and
 // eighteen for the adjoint, which bounds them on cores that issue two such
-// operations a cycle of any kind. In the backward pass a block of whole
-// multiples of chunkSteps steps is instead cut into 16 chunks of L
-// sub-steps, chunk j in lane j of a row (sub-step j·L + t at [16t + j]):
-// each lane runs its chunk's recursion from zero with one FMA a sub-step
-// and no shuffles, and a second pass adds each chunk's true start
-// (chunkForward, chunkAdjoint). Every row of the tile buffer, and the
-// adjoints the pass hands to upstream tiles, are then chunked; the forward
-// pass's boundary series are converted as they are read (chunkSrc), and
-// per-step values are gathered and scattered per lane by the callers.
+// operations a cycle of any kind. Instead a block of whole multiples of
+// chunkSteps steps is cut into 16 chunks of L sub-steps, chunk j in lane j
+// of a row (sub-step j·L + t at [16t + j]): each lane runs its chunk's
+// recursion from zero with one FMA a sub-step and no shuffles, and a second
+// pass adds each chunk's true start (chunkForward, chunkAdjoint). Both
+// passes run such blocks chunked, so every row of the tile buffer and every
+// boundary series of the block is chunked; the per-step values (runoff,
+// discharge, ∂L/∂y, ∂L/∂runoff) stay in time order, gathered and scattered
+// per lane by the callers.
 
 // chunkSteps is the step count of which a block must be a whole multiple
 // to run chunked: one or more steps in each of 16 lanes.
@@ -1093,47 +1098,28 @@ func powInt(a float64, n int) float64 {
 	return r
 }
 
-// toChunked copies src (16·L values in time order) into dst in the chunked
-// layout.
-func toChunked(dst, src []float64, L int) {
-	dst, src = dst[:16*L], src[:16*L]
-	for j := 0; j < 16; j++ {
-		s := src[j*L : (j+1)*L]
-		for t, v := range s {
-			dst[16*t+j] = v
-		}
-	}
-}
-
-// chunkSrc is tileSrc for a chunked block: a row of the tile buffer, or a
-// boundary series (the forward pass's outflow, in time order) converted
-// into dst.
-func (g *gradRun) chunkSrc(wk *tileWorker, tl *tiling, src int32, n0, nb int, dst []float64) []float64 {
-	if src < 0 {
-		toChunked(dst, g.bound[-1-src][n0:n0+nb], nb/16)
-		return dst
-	}
-	return wk.buf[int(src)*tl.bl:][:nb]
-}
-
-// chunkInflow is the chunked inflow that reachForwardChunked left for the
-// adjoint: none, the upstream reach's row in the tile, or the reach's
-// inflow row (a converted boundary series, or a sum).
-func (g *gradRun) chunkInflow(wk *tileWorker, tl *tiling, p, nb int) []float64 {
+// chunkInflow is the chunked inflow of the reach at p that reachChunked
+// read in the backward pass: none, the upstream reach's row in the tile or
+// boundary series, or the reach's inflow row (a sum).
+func (g *gradRun) chunkInflow(wk *tileWorker, tl *tiling, p, n0, nb int) []float64 {
 	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
-	switch {
-	case len(ups) == 0:
+	switch len(ups) {
+	case 0:
 		return wk.zero[:nb]
-	case len(ups) == 1 && ups[0] >= 0:
-		return wk.buf[int(ups[0])*tl.bl:][:nb]
+	case 1:
+		return g.tileSrc(wk, tl, ups[0], n0, nb)
 	}
 	return wk.uRow(tl, p, nb)
 }
 
-// reachForwardChunked is the backward pass's recompute of the reach at p
-// over a chunked block from its checkpoint: its sections' outflows before
-// the block in ys, its inflow before it up.
-func (g *gradRun) reachForwardChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, ys []float64, up float64) {
+// reachChunked routes the reach at p over a chunked block from the state
+// before it (its sections' outflows ys, its inflow up): section k's
+// outflows into its row of the tile buffer, the last one's into y. Where
+// out is not nil it receives the last section's reported value per step of
+// each lane ([s][16]). A junction's summed inflow is kept in the reach's
+// inflow row where keepSum is true (the adjoint reads it). It returns the
+// inflow at the block's last sub-step.
+func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, ys []float64, up float64, y, out []float64, keepSum bool) float64 {
 	f := g.e.f
 	L := nb / 16
 	S, nq := L/f, nb/f
@@ -1144,22 +1130,23 @@ func (g *gradRun) reachForwardChunked(wk *tileWorker, tl *tiling, b int, i int32
 	case 0:
 		u = wk.zero[:nb]
 	case 1:
-		u = g.chunkSrc(wk, tl, ups[0], n0, nb, wk.uRow(tl, p, nb))
+		u = g.tileSrc(wk, tl, ups[0], n0, nb)
 	case 2:
-		u = g.chunkSrc(wk, tl, ups[0], n0, nb, wk.cv0)
-		u2 = g.chunkSrc(wk, tl, ups[1], n0, nb, wk.cv1)
-		usum = wk.uRow(tl, p, nb)
+		u, u2 = g.tileSrc(wk, tl, ups[0], n0, nb), g.tileSrc(wk, tl, ups[1], n0, nb)
+		if keepSum {
+			usum = wk.uRow(tl, p, nb)
+		}
 	default:
 		u = wk.uRow(tl, p, nb)
-		first := g.chunkSrc(wk, tl, ups[0], n0, nb, wk.cv0)
-		for k, c := range ups[1:] {
-			src := g.chunkSrc(wk, tl, c, n0, nb, wk.cv1)
-			if k == 0 {
-				addSeries(u, first, src)
-			} else {
-				addSeries(u, u, src)
-			}
+		addSeries(u, g.tileSrc(wk, tl, ups[0], n0, nb), g.tileSrc(wk, tl, ups[1], n0, nb))
+		for _, c := range ups[2:] {
+			addSeries(u, u, g.tileSrc(wk, tl, c, n0, nb))
 		}
+	}
+	last := 16*L - 1
+	upEnd := u[last]
+	if u2 != nil {
+		upEnd += u2[last]
 	}
 	// (b0+b1)·runoff per step of each lane: the first section's only.
 	c := wk.cLat[:16*S]
@@ -1177,16 +1164,65 @@ func (g *gradRun) reachForwardChunked(wk *tileWorker, tl *tiling, b int, i int32
 			}
 		}
 	}
+	w, _ := g.e.tileWeights()
 	s0 := int(tl.secT[p])
+	K := len(secs)
 	for k, s := range secs {
-		dst := wk.secRow(tl, p, k, nb)
+		dst, o := wk.secRow(tl, p, k, nb), []float64(nil)
+		if k == K-1 {
+			dst, o = y, out
+		}
 		aL := g.chunkPow(s0+k, L)
 		if k == 0 {
-			chunkForward(s, f, L, aL, ys[0], up, u, u2, usum, dst, c)
+			chunkForward(s, f, L, aL, ys[0], up, u, u2, usum, dst, c, o, w)
 		} else {
-			chunkForward(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S])
+			chunkForward(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S], o, w)
 		}
-		u = dst
+		u, u2 = dst, nil
+	}
+	return upEnd
+}
+
+// forwardChunked is tileForward's reach at p over a chunked block: routed
+// from the state in ysT, uPrevT and lPrevT, which it leaves at the block's
+// end, the reported values into the staged discharge (or g.y) when coarse.
+func (g *gradRun) forwardChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, y []float64, coarse bool) {
+	f := g.e.f
+	S, nq, q0 := nb/(16*f), nb/f, n0/f
+	s0, s1 := int(tl.secT[p]), int(tl.secT[p+1])
+	var out []float64
+	if coarse {
+		out = wk.cs[:16*S] // the adjoint's scratch, free in the forward pass
+	}
+	g.uPrevT[p] = g.reachChunked(wk, tl, b, i, p, n0, nb, g.ysT[s0:s1], g.uPrevT[p], y, out, false)
+	// The state at the block's end: each section's outflow at its last
+	// sub-step (lane 15's last), and the last step's runoff.
+	for k := s0; k < s1; k++ {
+		row := y
+		if k < s1-1 {
+			row = wk.secRow(tl, p, k-s0, nb)
+		}
+		g.ysT[k] = row[nb-1]
+	}
+	g.lPrevT[p] = g.latSeg(b, i, p, q0, nq).at(nq - 1)
+	if !coarse {
+		return
+	}
+	switch {
+	case g.yT != nil:
+		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq]
+		for j := range 16 {
+			for s := range S {
+				dst[j*S+s] = float32(out[16*s+j])
+			}
+		}
+	default:
+		dst := g.y[(b*g.N+int(i))*g.T+q0:][:nq]
+		for j := range 16 {
+			for s := range S {
+				dst[j*S+s] = out[16*s+j]
+			}
+		}
 	}
 }
 
@@ -1377,7 +1413,12 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	if ny > 0 {
 		g.yT = st[nx : nx+ny]
 	}
-	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), true
+	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), slices.ContainsFunc(g.gout, notNil)
+	_, sampleStart := e.tileWeights()
+	g.chunk = useChunks && e.o.Lateral == LateralRAPID && !sampleStart && !g.anyIn && !g.anyOut && !g.anyGout && g.inPrev == nil
+	if g.chunk {
+		g.setChunkPows(tl, tl.bl/16)
+	}
 	for b := 0; b < g.B; b++ {
 		g.initTileState(tl, b)
 		if err := g.tileForward(ctx, tl, b, !g.noY); err != nil {
@@ -1397,12 +1438,6 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 		// Zeroed as read when it is the router's own tensor: the next
 		// gradient's loss finds it zeroed.
 		g.stageRows(g.yT, g.gy32, n, g.reachT, true, g.zeroGy)
-	}
-	g.anyGout = slices.ContainsFunc(g.gout, notNil)
-	_, sampleStart := e.tileWeights()
-	g.chunk = useChunks && e.o.Lateral == LateralRAPID && !sampleStart && !g.anyIn && !g.anyOut && !g.anyGout && g.inPrev == nil
-	if g.chunk {
-		g.setChunkPows(tl, tl.bl/16)
 	}
 	g.allocResults()
 	// Per-reach and per-section scratch of the backward pass, kept between

@@ -51,7 +51,7 @@ func corrVector(acc []float64, g []float32, K []float32, k64 []float64) bool { r
 // useChunks is false: the chunked kernels are AVX-512 assembly.
 var useChunks = false
 
-func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64) {
+func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c, out []float64, w [3]float64) {
 	panic("diffroute: no chunked kernels on this architecture")
 }
 
