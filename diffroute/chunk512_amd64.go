@@ -19,6 +19,10 @@ type chunkKernel struct {
 	carry             [16]float64 // scratch: the true outflow before each chunk
 	out               *float64    // where not nil, each lane-step's reported value ([s][16])
 	wsum, wend, wprev float64     // weights of a step's reported value
+	lat32             *float32    // where not nil, the runoff per step in time order (instead of c)
+	out32             *float32    // where not nil, the reported values in time order (instead of out)
+	S                 int64       // steps a lane
+	kc                float64     // b0+b1, which multiplies lat32
 }
 
 //go:noescape
@@ -32,12 +36,28 @@ func chunkForwardAVX512(k *chunkKernel)
 // out is not nil it receives each lane-step's reported value ([s][16]),
 // weighted by w as stepWeights says.
 func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c, out []float64, w [3]float64) {
-	n := 16 * L
-	if len(u) < n || len(y) < n || len(c) < 16*(L/f) || u2 != nil && len(u2) < n || usum != nil && len(usum) < n || L%f != 0 || L == 0 {
+	chunkForward32(s, f, L, aL, y0, up0, u, u2, usum, y, c, nil, out, nil, w)
+}
+
+// chunkForward32 is chunkForward reading the runoff from lat32, float32
+// per step in time order (16·L/f values), instead of c where lat32 is not
+// nil, and storing the reported values in time order into out32 instead of
+// out where out32 is not nil.
+func chunkForward32(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64, lat32 []float32, out []float64, out32 []float32, w [3]float64) {
+	n, S := 16*L, L/f
+	if len(u) < n || len(y) < n || lat32 == nil && len(c) < 16*S || lat32 != nil && len(lat32) < 16*S || out32 != nil && len(out32) < 16*S ||
+		u2 != nil && len(u2) < n || usum != nil && len(usum) < n || L%f != 0 || L == 0 {
 		panic("diffroute: chunkForward buffers too short")
 	}
 	k := chunkKernel{u: unsafe.SliceData(u), y: unsafe.SliceData(y), c: unsafe.SliceData(c),
-		L: int64(L), f: int64(f), b0: s.B0, b1: s.B1, a: s.A1, up0: up0, y0: y0, aL: aL}
+		L: int64(L), f: int64(f), b0: s.B0, b1: s.B1, a: s.A1, up0: up0, y0: y0, aL: aL,
+		S: int64(S), kc: s.B0 + s.B1}
+	if lat32 != nil {
+		k.lat32 = unsafe.SliceData(lat32)
+	}
+	if out32 != nil {
+		k.out32, k.wsum, k.wend, k.wprev = unsafe.SliceData(out32), w[0], w[1], w[2]
+	}
 	if u2 != nil {
 		k.u2 = unsafe.SliceData(u2)
 		if usum != nil {
@@ -64,6 +84,12 @@ type chunkAdjKernel struct {
 	S                      int64    // steps a chunk
 	aL, lamAfter, y0, up0  float64
 	d, yp, up              [16]float64 // scratch: λ after each chunk; y and u before it
+	gy32                   *float32    // where not nil, ∂L/∂y per step in time order: cs = w0·it, es = 0
+	w0                     float64
+	dx32                   *float32 // where not nil, kc·Σλ per step in time order
+	lat32                  *float32 // with dx32: the runoff per step in time order
+	kc                     float64
+	dl                     float64 // out, with dx32: Σ runoff·Σλ
 }
 
 //go:noescape
@@ -78,14 +104,32 @@ func chunkAdjointAVX512(k *chunkAdjKernel)
 // the block's first sub-step, and stores each lane-step's Σλ and first λ
 // into sumL and firstL ([s][16]).
 func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64) (du, dup, dy, lam0 float64) {
+	du, dup, dy, lam0, _ = chunkAdjoint32(s, f, L, aL, lamAfter, y0, up0, ubd, y, u, lam, cs, es, sumL, firstL, nil, 0, nil, nil)
+	return du, dup, dy, lam0
+}
+
+// chunkAdjoint32 is chunkAdjoint with, where gy32 is not nil, cs = w0·gy32
+// (∂L/∂y per step in time order, 16·L/f values) and es = 0 instead of the
+// slices cs and es, and where dx32 is not nil, (b0+b1)·Σλ of each step
+// stored into dx32 in time order, returning dl = Σ lat32·Σλ (the runoff
+// per step in time order) too.
+func chunkAdjoint32(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64,
+	gy32 []float32, w0 float64, dx32, lat32 []float32) (du, dup, dy, lam0, dl float64) {
 	n, S := 16*L, L/f
-	if L%f != 0 || L == 0 || len(ubd) < n || len(y) < n || len(u) < n || len(lam) < n || len(cs) < 16*S || len(es) < 16*S || len(sumL) < 16*S || len(firstL) < 16*S {
+	if L%f != 0 || L == 0 || len(ubd) < n || len(y) < n || len(u) < n || len(lam) < n || len(sumL) < 16*S || len(firstL) < 16*S ||
+		gy32 == nil && (len(cs) < 16*S || len(es) < 16*S) || gy32 != nil && len(gy32) < 16*S || dx32 != nil && (len(dx32) < 16*S || len(lat32) < 16*S) {
 		panic("diffroute: chunkAdjoint buffers too short")
 	}
 	k := chunkAdjKernel{ubd: unsafe.SliceData(ubd), lam: unsafe.SliceData(lam), cs: unsafe.SliceData(cs), es: unsafe.SliceData(es),
 		y: unsafe.SliceData(y), u: unsafe.SliceData(u), L: int64(L), f: int64(f), b0: s.B0, b1: s.B1, a: s.A1,
 		sumL: unsafe.SliceData(sumL), firstL: unsafe.SliceData(firstL), S: int64(S),
-		aL: aL, lamAfter: lamAfter, y0: y0, up0: up0}
+		aL: aL, lamAfter: lamAfter, y0: y0, up0: up0, w0: w0, kc: s.B0 + s.B1}
+	if gy32 != nil {
+		k.gy32 = unsafe.SliceData(gy32)
+	}
+	if dx32 != nil {
+		k.dx32, k.lat32 = unsafe.SliceData(dx32), unsafe.SliceData(lat32)
+	}
 	chunkAdjointAVX512(&k)
-	return k.du, k.dup, k.dy, k.lam0
+	return k.du, k.dup, k.dy, k.lam0, k.dl
 }

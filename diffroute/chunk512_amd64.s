@@ -19,6 +19,30 @@
 #define C_WSUM 240
 #define C_WEND 248
 #define C_WPREV 256
+#define C_LAT32 264
+#define C_OUT32 272
+#define C_S 280
+#define C_KC 288
+
+// 0, 1, …, 15: times the steps a lane, the offsets of each lane's step in
+// a block's per-step series.
+DATA chunkIota<>+0(SB)/4, $0
+DATA chunkIota<>+4(SB)/4, $1
+DATA chunkIota<>+8(SB)/4, $2
+DATA chunkIota<>+12(SB)/4, $3
+DATA chunkIota<>+16(SB)/4, $4
+DATA chunkIota<>+20(SB)/4, $5
+DATA chunkIota<>+24(SB)/4, $6
+DATA chunkIota<>+28(SB)/4, $7
+DATA chunkIota<>+32(SB)/4, $8
+DATA chunkIota<>+36(SB)/4, $9
+DATA chunkIota<>+40(SB)/4, $10
+DATA chunkIota<>+44(SB)/4, $11
+DATA chunkIota<>+48(SB)/4, $12
+DATA chunkIota<>+52(SB)/4, $13
+DATA chunkIota<>+56(SB)/4, $14
+DATA chunkIota<>+60(SB)/4, $15
+GLOBL chunkIota<>(SB), RODATA, $64
 
 // func chunkForwardAVX512(k *chunkKernel)
 //
@@ -48,6 +72,12 @@ TEXT ·chunkForwardAVX512(SB), NOSPLIT, $0-8
 	VPXORQ Z7, Z7, Z7 // y, lanes 8–15
 	MOVQ $1, R14
 	KMOVW R14, K1 // lane 0
+	// Each lane's step offset (j·S) in the per-step series, and where the
+	// float32 runoff is read from (lat32, gathered: c is not used then).
+	VPBROADCASTD C_S(DI), Z21
+	VPMULLD chunkIota<>(SB), Z21, Z21
+	VBROADCASTSD C_KC(DI), Z19
+	MOVQ C_LAT32(DI), R10
 	// u[n−1] of each chunk's first sub-step: the last sub-step's inflow,
 	// one lane up, up0 in lane 0.
 	MOVQ R12, BX
@@ -69,8 +99,23 @@ cprev:
 	XORQ CX, CX // c of the step, [s][16]
 
 cstep:
+	TESTQ R10, R10
+	JZ cload
+	KXNORW K3, K3, K3
+	VGATHERDPS (R10)(Z21*4), K3, Z16 // lane j: the runoff of its step
+	VEXTRACTF32X8 $1, Z16, Y17
+	VCVTPS2PD Y17, Z17
+	VCVTPS2PD Y16, Z16
+	VMULPD Z19, Z16, Z16 // c = (b0+b1)·l
+	VMULPD Z19, Z17, Z17
+	ADDQ $4, R10
+	JMP chave
+
+cload:
 	VMOVUPD (R8)(CX*8), Z16
 	VMOVUPD 64(R8)(CX*8), Z17
+
+chave:
 	MOVQ R13, DX
 
 csub:
@@ -130,7 +175,9 @@ ccarry:
 	VMOVUPD C_CARRY(DI), Z8
 	VMOVUPD (C_CARRY+64)(DI), Z9
 	MOVQ C_OUT(DI), R10
-	TESTQ R10, R10
+	MOVQ C_OUT32(DI), R14
+	MOVQ R10, AX
+	ORQ R14, AX
 	JNZ reports
 	// Two sub-steps an iteration, so that the powers' chain (a² a step) is
 	// not the loop's.
@@ -216,8 +263,21 @@ rsub:
 	VMULPD Z16, Z13, Z13
 	VFMADD231PD Z17, Z11, Z13
 	VFMADD231PD Z18, Z15, Z13
+	TESTQ R14, R14
+	JZ rstore64
+	VCVTPD2PS Z12, Y24
+	VCVTPD2PS Z13, Y25
+	VINSERTF32X8 $1, Y25, Z24, Z24
+	KXNORW K3, K3, K3
+	VSCATTERDPS Z24, K3, (R14)(Z21*4) // lane j's step into its place in time order
+	ADDQ $4, R14
+	JMP rnext
+
+rstore64:
 	VMOVUPD Z12, (R10)(CX*8)
 	VMOVUPD Z13, 64(R10)(CX*8)
+
+rnext:
 	VMOVAPD Z10, Z14
 	VMOVAPD Z11, Z15
 	ADDQ $16, CX
@@ -252,6 +312,12 @@ rsub:
 #define J_DV 176
 #define J_YP 304
 #define J_UP 432
+#define J_GY32 560
+#define J_W0 568
+#define J_DX32 576
+#define J_LAT32 584
+#define J_KC 592
+#define J_DL 600
 
 // func chunkAdjointAVX512(k *chunkAdjKernel)
 //
@@ -276,14 +342,38 @@ TEXT ·chunkAdjointAVX512(SB), NOSPLIT, $0-8
 	DECQ BX
 	SHLQ $4, BX // 16t of the last sub-step
 	MOVQ J_S(DI), CX // steps a chunk
+	// Where gy32 is set, cs = w0·∂L/∂y gathered per step of each lane from
+	// the float32 series in time order, and es = 0.
+	VPBROADCASTD J_S(DI), Z21
+	VPMULLD chunkIota<>(SB), Z21, Z21
+	VBROADCASTSD J_W0(DI), Z19
+	MOVQ J_GY32(DI), AX
+	LEAQ -4(AX)(CX*4), AX // the last step's
 	DECQ CX
 	SHLQ $4, CX // [s][16] of the last step
 
 jstep:
+	CMPQ J_GY32(DI), $0
+	JEQ jload
+	KXNORW K3, K3, K3
+	VGATHERDPS (AX)(Z21*4), K3, Z16
+	VEXTRACTF32X8 $1, Z16, Y17
+	VCVTPS2PD Y17, Z17
+	VCVTPS2PD Y16, Z16
+	VMULPD Z19, Z16, Z16
+	VMULPD Z19, Z17, Z17
+	VMOVAPD Z16, Z14
+	VMOVAPD Z17, Z15
+	SUBQ $4, AX
+	JMP jhave
+
+jload:
 	VMOVUPD (R8)(CX*8), Z16
 	VMOVUPD 64(R8)(CX*8), Z17
 	VADDPD (R10)(CX*8), Z16, Z14 // the step's last sub-step: + es
 	VADDPD 64(R10)(CX*8), Z17, Z15
+
+jhave:
 	MOVQ R13, DX
 
 jsub:
@@ -354,14 +444,12 @@ jcdone:
 	MOVQ J_L(DI), R12
 	MOVQ J_F(DI), R13
 	LEAQ J_DV(DI), R14
-	LEAQ J_UP(DI), AX
 	VBROADCASTSD J_B0(DI), Z0
 	VBROADCASTSD J_B1(DI), Z1
 	VBROADCASTSD J_A(DI), Z2
 	VMOVAPD Z2, Z3 // a^(L−t)
 	VMOVUPD (R14), Z8
 	VMOVUPD 64(R14), Z9
-	LEAQ J_YP(DI), R14
 	VMOVAPD Z8, Z4 // λ[n+1]
 	VMOVAPD Z9, Z5
 	VPXORQ Z24, Z24, Z24
@@ -376,6 +464,15 @@ jcdone:
 	DECQ BX
 	SHLQ $4, BX
 	MOVQ J_S(DI), CX
+	// Where dx32 is set, each step's ∂L/∂runoff = kc·Σλ goes into it in
+	// time order, and Σ runoff·Σλ (lat32, gathered) into dl.
+	VBROADCASTSD J_KC(DI), Z20
+	VPXORQ Z22, Z22, Z22
+	VPXORQ Z23, Z23, Z23
+	MOVQ J_DX32(DI), R12
+	LEAQ -4(R12)(CX*4), R12
+	MOVQ J_LAT32(DI), AX
+	LEAQ -4(AX)(CX*4), AX
 	DECQ CX
 	SHLQ $4, CX
 
@@ -402,8 +499,10 @@ ksub:
 	JMP khave
 
 kfirst:
-	VFMADD231PD (AX), Z10, Z26
-	VFMADD231PD 64(AX), Z11, Z27
+	LEAQ J_UP(DI), R14
+	VFMADD231PD (R14), Z10, Z26
+	VFMADD231PD 64(R14), Z11, Z27
+	LEAQ J_YP(DI), R14
 	VFMADD231PD (R14), Z10, Z28
 	VFMADD231PD 64(R14), Z11, Z29
 
@@ -423,10 +522,39 @@ khave:
 	VMOVUPD Z31, 64(R10)(CX*8)
 	VMOVUPD Z4, (R11)(CX*8)
 	VMOVUPD Z5, 64(R11)(CX*8)
+	CMPQ J_DX32(DI), $0
+	JEQ knodx
+	VMULPD Z20, Z30, Z12
+	VMULPD Z20, Z31, Z13
+	VCVTPD2PS Z12, Y6
+	VCVTPD2PS Z13, Y7
+	VINSERTF32X8 $1, Y7, Z6, Z6
+	KXNORW K3, K3, K3
+	VSCATTERDPS Z6, K3, (R12)(Z21*4)
+	KXNORW K3, K3, K3
+	VGATHERDPS (AX)(Z21*4), K3, Z6
+	VEXTRACTF32X8 $1, Z6, Y7
+	VCVTPS2PD Y7, Z7
+	VCVTPS2PD Y6, Z6
+	VFMADD231PD Z30, Z6, Z22 // Σ runoff·Σλ
+	VFMADD231PD Z31, Z7, Z23
+	SUBQ $4, R12
+	SUBQ $4, AX
+
+knodx:
 	VPXORQ Z30, Z30, Z30
 	VPXORQ Z31, Z31, Z31
 	SUBQ $16, CX
 	JGE kstep
+
+	VADDPD Z23, Z22, Z22
+	VEXTRACTF64X4 $1, Z22, Y12
+	VADDPD Y12, Y22, Y12
+	VEXTRACTF64X2 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VPERMILPD $1, X12, X13
+	VADDSD X13, X12, X12
+	VMOVSD X12, J_DL(DI)
 
 	VMOVSD X4, J_LAM0(DI)
 	VADDPD Z25, Z24, Z10

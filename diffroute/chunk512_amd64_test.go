@@ -189,3 +189,62 @@ func toChunked(dst, src []float64, L int) {
 		}
 	}
 }
+
+// chunkAdjoint32 (∂L/∂y gathered from a float32 series in time order,
+// ∂L/∂runoff scattered into one and Σ runoff·Σλ) against chunkAdjoint and
+// the same sums taken from its per-lane results.
+func TestChunkAdjoint32MatchesChunkAdjoint(t *testing.T) {
+	if !useChunks {
+		t.Skip("no AVX-512 here")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const f = 8
+	for _, S := range []int{1, 2, 5} {
+		L := S * f
+		nb, nq := 16*L, 16*S
+		rnd := func(n int) []float64 {
+			v := make([]float64, n)
+			for k := range v {
+				v[k] = rng.Float64() - 0.3
+			}
+			return v
+		}
+		ubd, y, u := rnd(nb), rnd(nb), rnd(nb)
+		gy32, lat32 := make([]float32, nq), make([]float32, nq)
+		for q := range gy32 {
+			gy32[q], lat32[q] = float32(rng.Float64()), float32(rng.Float64())
+		}
+		s := Section{B0: 0.25, B1: 0.1, A1: 0.55}
+		const w0 = 1.0 / f
+		cs, es := make([]float64, nq), make([]float64, nq)
+		for j := range 16 {
+			for s2 := range S {
+				cs[16*s2+j] = w0 * float64(gy32[j*S+s2])
+			}
+		}
+		y1 := append([]float64(nil), y...)
+		sl, fl := make([]float64, nq), make([]float64, nq)
+		du, dup, dy, lam0 := chunkAdjoint(s, f, L, powInt(s.A1, L), 0.8, 0.2, 0.4, ubd, y1, u, make([]float64, nb), cs, es, sl, fl)
+		y2 := append([]float64(nil), y...)
+		sl2, fl2, dx := make([]float64, nq), make([]float64, nq), make([]float32, nq)
+		du2, dup2, dy2, lam02, dl := chunkAdjoint32(s, f, L, powInt(s.A1, L), 0.8, 0.2, 0.4, ubd, y2, u, make([]float64, nb), nil, nil, sl2, fl2, gy32, w0, dx, lat32)
+		for _, c := range [][2]float64{{du2, du}, {dup2, dup}, {dy2, dy}, {lam02, lam0}} {
+			if math.Abs(c[0]-c[1]) > 1e-12*(1+math.Abs(c[1])) {
+				t.Fatalf("S=%d: %v", S, c)
+			}
+		}
+		want := 0.0
+		for j := range 16 {
+			for s2 := range S {
+				q, k := j*S+s2, 16*s2+j
+				want += float64(lat32[q]) * sl[k]
+				if d := float32((s.B0 + s.B1) * sl[k]); dx[q] != d {
+					t.Fatalf("S=%d step %d: ∂L/∂runoff %g want %g", S, q, dx[q], d)
+				}
+			}
+		}
+		if math.Abs(dl-want) > 1e-12*(1+math.Abs(want)) {
+			t.Fatalf("S=%d: Σ runoff·Σλ %g want %g", S, dl, want)
+		}
+	}
+}

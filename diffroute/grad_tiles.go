@@ -293,6 +293,7 @@ type tileWorker struct {
 	// each lane the runoff term, the loss's shares of ȳ (in the forward
 	// pass: the reported values) and the sums and first values of λ.
 	clam                   []float64
+	dl                     float64 // Σ runoff·Σλ of the last fused lateral
 	cLat, cs, es, csl, cfl []float64
 }
 
@@ -809,7 +810,7 @@ func (g *gradRun) tileBackward(ctx context.Context, tl *tiling, b int) error {
 				K := int(tl.secT[p+1] - tl.secT[p])
 				st := g.ckY[k*nsec+int(tl.secT[p]):][:K]
 				if chunked {
-					g.reachChunked(wk, tl, b, i, p, n0, nb, st, up, wk.yRow(tl, p, nb), nil, true)
+					g.reachChunked(wk, tl, b, i, p, n0, nb, st, up, wk.yRow(tl, p, nb), nil, nil, true)
 					continue
 				}
 				yk := ys[:0]
@@ -856,14 +857,22 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	gy := wk.gys[:nq]
 	gyn := g.gyNext[p]
 	row := (b*n + int(i)) * g.T
-	var cs, es []float64 // chunked: the loss's share of ȳ per step of each lane
+	// Chunked: the loss's share of ȳ per step of each lane, or the staged
+	// ∂L/∂y that the kernel gathers itself (where each step's value weighs
+	// all its sub-steps alike).
+	var cs, es []float64
+	var gy32 []float32
 	switch {
 	case chunked:
 		S := nq / 16
 		cs, es = wk.cs[:16*S], wk.es[:16*S]
-		if g.gy32 != nil {
+		switch {
+		case g.gy32 != nil && w[1] == 0 && w[2] == 0:
+			gy32 = g.yT[(b*n+p)*g.T+q0:][:nq]
+			g.gyNext[p] = float64(gy32[0])
+		case g.gy32 != nil:
 			g.gyNext[p] = chunkLoss(cs, es, g.yT[(b*n+p)*g.T+q0:][:nq], w, gyn)
-		} else {
+		default:
 			g.gyNext[p] = chunkLoss(cs, es, g.gy[row+q0:row+q0+nq], w, gyn)
 		}
 	case g.gy32 != nil:
@@ -915,14 +924,28 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		} else {
 			a.u, a.up0 = wk.secRow(tl, p, kk-1, nb), g.ckY[ck+kk-1]
 		}
+		fused := false // the chunked kernel did the first section's lateral
 		switch {
-		case chunked && kk < K-1:
-			zero := wk.zero[:len(cs)] // only the last section's outflow is reported
-			wk.adjointChunked(a, nb, g.chunkPow(st+kk, nb/16), zero, zero, kk == 0 && !g.chunkLateralUsable())
 		case chunked:
-			// The first section's sums feed tileLateral, unless the
-			// lateral below takes them as they are.
-			wk.adjointChunked(a, nb, g.chunkPow(st+kk, nb/16), cs, es, kk == 0 && !g.chunkLateralUsable())
+			// The first section's sums feed the lateral: ∂L/∂runoff
+			// straight into the staged tensor by the kernel, or as sums per
+			// step of each lane (chunkLateral) or in time order (tileLateral).
+			lc := chunkLoad{cs: cs, es: es, gy32: gy32, w0: w[0]}
+			if kk < K-1 {
+				zero := wk.zero[:len(cs)] // only the last section's outflow is reported
+				lc = chunkLoad{cs: zero, es: zero}
+			}
+			sums := false
+			if kk == 0 {
+				ls := g.latSeg(b, i, p, q0, nq)
+				switch {
+				case g.chunkLateralUsable() && ls.s32 != nil:
+					lc.dx32, lc.lat32, fused = g.yT[(b*n+p)*g.T+q0:][:nq], ls.s32, true
+				case !g.chunkLateralUsable():
+					sums = true
+				}
+			}
+			wk.adjointChunked(a, nb, g.chunkPow(st+kk, nb/16), lc, sums)
 		case !adjointVector(a):
 			adjointScalar(a)
 		}
@@ -939,9 +962,14 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			ubd = a.y // now ∂L/∂(section kk−1's outflow)
 			continue
 		}
-		if chunked && g.chunkLateralUsable() {
+		switch {
+		case fused:
+			ds[0] += a.du + wk.dl
+			ds[1] += a.dup + wk.dl
+			ds[2] += a.dy
+		case chunked && g.chunkLateralUsable():
 			g.chunkLateral(wk, a, b, i, p, q0, nq)
-		} else {
+		default:
 			g.tileLateral(wk, a, b, i, p, k, q0, nq, row, g.latSeg(b, i, p, q0, nq))
 		}
 		if n0 == 0 {
@@ -1119,7 +1147,7 @@ func (g *gradRun) chunkInflow(wk *tileWorker, tl *tiling, p, n0, nb int) []float
 // each lane ([s][16]). A junction's summed inflow is kept in the reach's
 // inflow row where keepSum is true (the adjoint reads it). It returns the
 // inflow at the block's last sub-step.
-func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, ys []float64, up float64, y, out []float64, keepSum bool) float64 {
+func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, ys []float64, up float64, y, out []float64, out32 []float32, keepSum bool) float64 {
 	f := g.e.f
 	L := nb / 16
 	S, nq := L/f, nb/f
@@ -1148,16 +1176,13 @@ func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0
 	if u2 != nil {
 		upEnd += u2[last]
 	}
-	// (b0+b1)·runoff per step of each lane: the first section's only.
-	c := wk.cLat[:16*S]
-	kc := secs[0].B0 + secs[0].B1
-	if ls := g.latSeg(b, i, p, n0/f, nq); ls.s32 != nil {
-		for j := range 16 {
-			for s, v := range ls.s32[j*S : (j+1)*S] {
-				c[16*s+j] = kc * float64(v)
-			}
-		}
-	} else {
+	// The first section's runoff: staged float32 (the kernel gathers it per
+	// step of each lane), else (b0+b1)·runoff per step of each lane.
+	var c []float64
+	ls := g.latSeg(b, i, p, n0/f, nq)
+	if ls.s32 == nil {
+		c = wk.cLat[:16*S]
+		kc := secs[0].B0 + secs[0].B1
 		for j := range 16 {
 			for s, v := range ls.s64[j*S : (j+1)*S] {
 				c[16*s+j] = kc * v
@@ -1168,15 +1193,15 @@ func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0
 	s0 := int(tl.secT[p])
 	K := len(secs)
 	for k, s := range secs {
-		dst, o := wk.secRow(tl, p, k, nb), []float64(nil)
+		dst, o, o32 := wk.secRow(tl, p, k, nb), []float64(nil), []float32(nil)
 		if k == K-1 {
-			dst, o = y, out
+			dst, o, o32 = y, out, out32
 		}
 		aL := g.chunkPow(s0+k, L)
 		if k == 0 {
-			chunkForward(s, f, L, aL, ys[0], up, u, u2, usum, dst, c, o, w)
+			chunkForward32(s, f, L, aL, ys[0], up, u, u2, usum, dst, c, ls.s32, o, o32, w)
 		} else {
-			chunkForward(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S], o, w)
+			chunkForward32(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S], nil, o, o32, w)
 		}
 		u, u2 = dst, nil
 	}
@@ -1191,10 +1216,15 @@ func (g *gradRun) forwardChunked(wk *tileWorker, tl *tiling, b int, i int32, p, 
 	S, nq, q0 := nb/(16*f), nb/f, n0/f
 	s0, s1 := int(tl.secT[p]), int(tl.secT[p+1])
 	var out []float64
-	if coarse {
+	var out32 []float32
+	switch {
+	case !coarse:
+	case g.yT != nil:
+		out32 = g.yT[(b*g.N+p)*g.T+q0:][:nq] // the kernel scatters the steps
+	default:
 		out = wk.cs[:16*S] // the adjoint's scratch, free in the forward pass
 	}
-	g.uPrevT[p] = g.reachChunked(wk, tl, b, i, p, n0, nb, g.ysT[s0:s1], g.uPrevT[p], y, out, false)
+	g.uPrevT[p] = g.reachChunked(wk, tl, b, i, p, n0, nb, g.ysT[s0:s1], g.uPrevT[p], y, out, out32, false)
 	// The state at the block's end: each section's outflow at its last
 	// sub-step (lane 15's last), and the last step's runoff.
 	for k := s0; k < s1; k++ {
@@ -1205,23 +1235,13 @@ func (g *gradRun) forwardChunked(wk *tileWorker, tl *tiling, b int, i int32, p, 
 		g.ysT[k] = row[nb-1]
 	}
 	g.lPrevT[p] = g.latSeg(b, i, p, q0, nq).at(nq - 1)
-	if !coarse {
+	if out == nil {
 		return
 	}
-	switch {
-	case g.yT != nil:
-		dst := g.yT[(b*g.N+p)*g.T+q0:][:nq]
-		for j := range 16 {
-			for s := range S {
-				dst[j*S+s] = float32(out[16*s+j])
-			}
-		}
-	default:
-		dst := g.y[(b*g.N+int(i))*g.T+q0:][:nq]
-		for j := range 16 {
-			for s := range S {
-				dst[j*S+s] = out[16*s+j]
-			}
+	dst := g.y[(b*g.N+int(i))*g.T+q0:][:nq]
+	for j := range 16 {
+		for s := range S {
+			dst[j*S+s] = out[16*s+j]
 		}
 	}
 }
@@ -1257,16 +1277,27 @@ func chunkLoss[E float32 | float64](cs, es []float64, gy []E, w [3]float64, gyn 
 	return float64(gy[0])
 }
 
+// chunkLoad is what a chunked section's adjoint adds to ∂L/∂(its outflow)
+// (the loss's share: cs and es per step of each lane, or w0 times the
+// staged ∂L/∂y gy32) and, for a reach's first section, where the kernel
+// stores ∂L/∂runoff (dx32, from the staged runoff lat32).
+type chunkLoad struct {
+	cs, es      []float64
+	gy32        []float32
+	w0          float64
+	dx32, lat32 []float32
+}
+
 // adjointChunked is adjointVector for a chunked block: a.ubd, a.y and a.u
 // are chunked rows, cs and es the loss's share of ȳ (chunkLoss). The sums
 // per step of each lane stay in wk.csl and wk.cfl ([s][16]), and go to
 // a.sumL and a.firstL in time order only where sums is true.
-func (wk *tileWorker) adjointChunked(a *adjArgs, nb int, aL float64, cs, es []float64, sums bool) {
+func (wk *tileWorker) adjointChunked(a *adjArgs, nb int, aL float64, lc chunkLoad, sums bool) {
 	f := a.f
 	L := nb / 16
 	S := L / f
 	sl, fl := wk.csl[:16*S], wk.cfl[:16*S]
-	a.du, a.dup, a.dy, a.lam = chunkAdjoint(a.s, f, L, aL, a.lam, a.y0, a.up0, a.ubd, a.y, a.u, wk.clam[:nb], cs, es, sl, fl)
+	a.du, a.dup, a.dy, a.lam, wk.dl = chunkAdjoint32(a.s, f, L, aL, a.lam, a.y0, a.up0, a.ubd, a.y, a.u, wk.clam[:nb], lc.cs, lc.es, sl, fl, lc.gy32, lc.w0, lc.dx32, lc.lat32)
 	a.firstL[0] = fl[0] // the block's first step: lane 0's
 	if !sums {
 		return

@@ -55,6 +55,15 @@ func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c, o
 	panic("diffroute: no chunked kernels on this architecture")
 }
 
+func chunkForward32(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64, lat32 []float32, out []float64, out32 []float32, w [3]float64) {
+	panic("diffroute: no chunked kernels on this architecture")
+}
+
 func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64) (du, dup, dy, lam0 float64) {
+	panic("diffroute: no chunked kernels on this architecture")
+}
+
+func chunkAdjoint32(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64,
+	gy32 []float32, w0 float64, dx32, lat32 []float32) (du, dup, dy, lam0, dl float64) {
 	panic("diffroute: no chunked kernels on this architecture")
 }
