@@ -119,7 +119,10 @@ func runPlan(_ context.Context, args []string, stdout io.Writer) error {
 	if dev > 0 {
 		plan, err = diffroute.PlanDevice(net, *steps, *batch, b, opts, gpu.MemoryModel{Bytes: dev})
 	} else {
-		plan, err = diffroute.Plan(net, *steps, *batch, b, opts)
+		// The budget bounds the whole process, as route's and grad's
+		// --mem-budget do: this one has read the network as they will have
+		// when they plan.
+		plan, err = diffroute.PlanIn(net, *steps, *batch, b, opts, pipeline.ProcessMemory())
 	}
 	if err != nil {
 		if plan != nil && plan.Device != nil {

@@ -199,13 +199,27 @@ func TestRoutePlanCoversWholeProcess(t *testing.T) {
 	}
 }
 
+// diffroute plan counts the whole process as route's --mem-budget does
+// (so it runs as a process of its own here): a budget route takes, plan
+// takes, and one route refuses, plan refuses.
 func TestPlanCommand(t *testing.T) {
-	out, err := runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "64MiB")
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc/self/status: the plan cannot measure the process")
+	}
+	out, _, err := runChildCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "64MiB")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "2000 reaches") {
-		t.Errorf("plan output lacks the network summary:\n%s", out)
+	if !strings.Contains(out, "2000 reaches") || !strings.Contains(out, "whole process:") {
+		t.Errorf("plan output lacks the network summary or the process:\n%s", out)
+	}
+	route := []string{"route", "--rapid", demoBasin, "--runoff", filepath.Join(demoBasin, "runoff.nc"), "--quiet", "--out", filepath.Join(t.TempDir(), "q.nc")}
+	for _, budget := range []string{"40MiB", "64MiB"} {
+		_, _, perr := runChildCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", budget)
+		_, _, rerr := runChildCLI(t, append(route, "--mem-budget", budget)...)
+		if (perr == nil) != (rerr == nil) {
+			t.Errorf("--mem-budget %s: plan says %v, route says %v", budget, perr, rerr)
+		}
 	}
 	if _, err := runCLI(t, "plan", "--rapid", demoBasin, "--steps", "365", "--mem-budget", "lots"); err == nil {
 		t.Error("bad budget accepted")

@@ -262,7 +262,7 @@ func TestHelpExamplesRun(t *testing.T) {
 				args = append(args, "--quiet")
 			}
 			run := func(args ...string) error { _, err := runCLI(t, args...); return err }
-			if args[0] == "route" && slices.Contains(args, "--mem-budget") {
+			if (args[0] == "route" || args[0] == "plan") && slices.Contains(args, "--mem-budget") {
 				// --mem-budget bounds the whole process: a command's own.
 				run = func(args ...string) error { _, _, err := runChildCLI(t, args...); return err }
 			}
