@@ -1,5 +1,40 @@
 #include "textflag.h"
 
+// HSUM stores the sum of the eight lanes of Z into the argument block at
+// dst (Z's low halves Y and X are clobbered, and X12).
+#define HSUM(Z, Y, X, dst) \
+	VEXTRACTF64X4 $1, Z, Y12; \
+	VADDPD Y12, Y, Y; \
+	VEXTRACTF128 $1, Y, X12; \
+	VADDPD X12, X, X; \
+	VPERMILPD $1, X, X12; \
+	VADDSD X12, X, X; \
+	VMOVSD X, dst(DI)
+
+// GATHER16 loads the float32 at base + 4·Z21[j] for the 16 lanes j (each
+// lane's value of a step, from a series in time order) as float64: lanes
+// 0–7 into LO, 8–15 into HI (YLO, YHI their low halves).
+#define GATHER16(base, LO, HI, YLO, YHI) \
+	KXNORW K3, K3, K3; \
+	VGATHERDPS (base)(Z21*4), K3, LO; \
+	VEXTRACTF32X8 $1, LO, YHI; \
+	VCVTPS2PD YHI, HI; \
+	VCVTPS2PD YLO, LO
+
+// LANEUP stores into the argument block at dst the 16 values of the chunked
+// row at base before each lane's first sub-step: the row's last sub-step
+// (at BX) one lane up, the value at first(DI) in lane 0 (Z20 zero, K1 lane
+// 0; Z10–Z15 clobbered).
+#define LANEUP(base, first, dst) \
+	VMOVUPD (base)(BX*8), Z10; \
+	VMOVUPD 64(base)(BX*8), Z11; \
+	VALIGNQ $7, Z10, Z11, Z13; \
+	VALIGNQ $7, Z20, Z10, Z12; \
+	VBROADCASTSD first(DI), Z15; \
+	VBLENDMPD Z15, Z12, K1, Z12; \
+	VMOVUPD Z12, dst(DI); \
+	VMOVUPD Z13, (dst+64)(DI)
+
 // Field offsets of chunkKernel (chunk512_amd64.go).
 #define C_U 0
 #define C_U2 8
@@ -101,11 +136,7 @@ cprev:
 cstep:
 	TESTQ R10, R10
 	JZ cload
-	KXNORW K3, K3, K3
-	VGATHERDPS (R10)(Z21*4), K3, Z16 // lane j: the runoff of its step
-	VEXTRACTF32X8 $1, Z16, Y17
-	VCVTPS2PD Y17, Z17
-	VCVTPS2PD Y16, Z16
+	GATHER16(R10, Z16, Z17, Y16, Y17) // lane j: the runoff of its step
 	VMULPD Z19, Z16, Z16 // c = (b0+b1)·l
 	VMULPD Z19, Z17, Z17
 	ADDQ $4, R10
@@ -355,11 +386,7 @@ TEXT ·chunkAdjointAVX512(SB), NOSPLIT, $0-8
 jstep:
 	CMPQ J_GY32(DI), $0
 	JEQ jload
-	KXNORW K3, K3, K3
-	VGATHERDPS (AX)(Z21*4), K3, Z16
-	VEXTRACTF32X8 $1, Z16, Y17
-	VCVTPS2PD Y17, Z17
-	VCVTPS2PD Y16, Z16
+	GATHER16(AX, Z16, Z17, Y16, Y17)
 	VMULPD Z19, Z16, Z16
 	VMULPD Z19, Z17, Z17
 	VMOVAPD Z16, Z14
@@ -417,23 +444,9 @@ jcdone:
 	DECQ BX
 	SHLQ $4, BX
 	MOVQ J_Y(DI), R9
-	VMOVUPD (R9)(BX*8), Z10
-	VMOVUPD 64(R9)(BX*8), Z11
-	VALIGNQ $7, Z10, Z11, Z13
-	VALIGNQ $7, Z20, Z10, Z12
-	VBROADCASTSD J_Y0(DI), Z15
-	VBLENDMPD Z15, Z12, K1, Z12
-	VMOVUPD Z12, J_YP(DI)
-	VMOVUPD Z13, (J_YP+64)(DI)
+	LANEUP(R9, J_Y0, J_YP)
 	MOVQ J_U(DI), SI
-	VMOVUPD (SI)(BX*8), Z10
-	VMOVUPD 64(SI)(BX*8), Z11
-	VALIGNQ $7, Z10, Z11, Z13
-	VALIGNQ $7, Z20, Z10, Z12
-	VBROADCASTSD J_UP0(DI), Z15
-	VBLENDMPD Z15, Z12, K1, Z12
-	VMOVUPD Z12, J_UP(DI)
-	VMOVUPD Z13, (J_UP+64)(DI)
+	LANEUP(SI, J_UP0, J_UP)
 
 	// The second pass.
 	MOVQ J_LAM(DI), R8
@@ -531,11 +544,7 @@ khave:
 	VINSERTF32X8 $1, Y7, Z6, Z6
 	KXNORW K3, K3, K3
 	VSCATTERDPS Z6, K3, (R12)(Z21*4)
-	KXNORW K3, K3, K3
-	VGATHERDPS (AX)(Z21*4), K3, Z6
-	VEXTRACTF32X8 $1, Z6, Y7
-	VCVTPS2PD Y7, Z7
-	VCVTPS2PD Y6, Z6
+	GATHER16(AX, Z6, Z7, Y6, Y7)
 	VFMADD231PD Z30, Z6, Z22 // Σ runoff·Σλ
 	VFMADD231PD Z31, Z7, Z23
 	SUBQ $4, R12
@@ -547,39 +556,15 @@ knodx:
 	SUBQ $16, CX
 	JGE kstep
 
-	VADDPD Z23, Z22, Z22
-	VEXTRACTF64X4 $1, Z22, Y12
-	VADDPD Y12, Y22, Y12
-	VEXTRACTF64X2 $1, Y12, X13
-	VADDPD X13, X12, X12
-	VPERMILPD $1, X12, X13
-	VADDSD X13, X12, X12
-	VMOVSD X12, J_DL(DI)
+	VADDPD Z23, Z22, Z10
+	HSUM(Z10, Y10, X10, J_DL)
 
 	VMOVSD X4, J_LAM0(DI)
 	VADDPD Z25, Z24, Z10
 	VADDPD Z27, Z26, Z11
 	VADDPD Z29, Z28, Z13
-	VEXTRACTF64X4 $1, Z10, Y12
-	VADDPD Y12, Y10, Y10
-	VEXTRACTF128 $1, Y10, X12
-	VADDPD X12, X10, X10
-	VPERMILPD $1, X10, X12
-	VADDSD X12, X10, X10
-	VMOVSD X10, J_DU(DI)
-	VEXTRACTF64X4 $1, Z11, Y12
-	VADDPD Y12, Y11, Y11
-	VEXTRACTF128 $1, Y11, X12
-	VADDPD X12, X11, X11
-	VPERMILPD $1, X11, X12
-	VADDSD X12, X11, X11
-	VMOVSD X11, J_DUP(DI)
-	VEXTRACTF64X4 $1, Z13, Y12
-	VADDPD Y12, Y13, Y13
-	VEXTRACTF128 $1, Y13, X12
-	VADDPD X12, X13, X13
-	VPERMILPD $1, X13, X12
-	VADDSD X12, X13, X13
-	VMOVSD X13, J_DY(DI)
+	HSUM(Z10, Y10, X10, J_DU)
+	HSUM(Z11, Y11, X11, J_DUP)
+	HSUM(Z13, Y13, X13, J_DY)
 	VZEROUPPER
 	RET

@@ -6,6 +6,15 @@ import (
 	"testing"
 )
 
+// randSeries is n uniform values in [−shift, 1−shift).
+func randSeries(rng *rand.Rand, n int, shift float64) []float64 {
+	v := make([]float64, n)
+	for k := range v {
+		v[k] = rng.Float64() - shift
+	}
+	return v
+}
+
 // chunkForward (the chunked layout's recursion and its second pass)
 // against the scalar section loop, one to three steps a lane.
 func TestChunkForwardMatchesScalar(t *testing.T) {
@@ -18,14 +27,7 @@ func TestChunkForwardMatchesScalar(t *testing.T) {
 		L := S * f
 		nb := 16 * L
 		nq := nb / f
-		u := make([]float64, nb)
-		lat := make([]float64, nq)
-		for k := range u {
-			u[k] = rng.Float64()
-		}
-		for k := range lat {
-			lat[k] = rng.Float64()
-		}
+		u, lat := randSeries(rng, nb, 0), randSeries(rng, nq, 0)
 		s := Section{B0: 0.2, B1: 0.15, A1: 0.6}
 		w := [3]float64{1.0 / f, 0.3, 0.2}
 		yr := make([]float64, nb)
@@ -99,14 +101,7 @@ func TestChunkAdjointMatchesScalar(t *testing.T) {
 		L := S * f
 		nb := 16 * L
 		nq := nb / f
-		rnd := func(n int) []float64 {
-			v := make([]float64, n)
-			for k := range v {
-				v[k] = rng.Float64() - 0.3
-			}
-			return v
-		}
-		ubd, y, u, gy := rnd(nb), rnd(nb), rnd(nb), rnd(nq)
+		ubd, y, u, gy := randSeries(rng, nb, 0.3), randSeries(rng, nb, 0.3), randSeries(rng, nb, 0.3), randSeries(rng, nq, 0.3)
 		s := Section{B0: 0.2, B1: 0.15, A1: 0.6}
 		w := [3]float64{1.0 / f, 0.3, 0.2}
 		a := &adjArgs{s: s, f: f, ubd: ubd, y: append([]float64(nil), y...), u: u, gy: gy, w: w, gyn: 0.7, y0: 0.4, up0: 0.9, lam: 1.3,
@@ -202,14 +197,7 @@ func TestChunkAdjoint32MatchesChunkAdjoint(t *testing.T) {
 	for _, S := range []int{1, 2, 5} {
 		L := S * f
 		nb, nq := 16*L, 16*S
-		rnd := func(n int) []float64 {
-			v := make([]float64, n)
-			for k := range v {
-				v[k] = rng.Float64() - 0.3
-			}
-			return v
-		}
-		ubd, y, u := rnd(nb), rnd(nb), rnd(nb)
+		ubd, y, u := randSeries(rng, nb, 0.3), randSeries(rng, nb, 0.3), randSeries(rng, nb, 0.3)
 		gy32, lat32 := make([]float32, nq), make([]float32, nq)
 		for q := range gy32 {
 			gy32[q], lat32[q] = float32(rng.Float64()), float32(rng.Float64())

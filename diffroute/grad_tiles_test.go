@@ -81,17 +81,23 @@ func TestTiledAdjointEqualsReference(t *testing.T) {
 			if !got.e.tiles {
 				t.Fatalf("%v: the tiled adjoint did not run", c)
 			}
-			worst := vecRelDiff(got.y, ref.y)
-			worst = max(worst, vecRelDiff(got.dx, ref.dx), vecRelDiff(got.dq0, ref.dq0))
-			for j := range ref.dth {
-				worst = max(worst, vecRelDiff(got.dth[j], ref.dth[j]))
-			}
+			worst := gradRunDiff(got, ref)
 			overall = max(overall, worst)
 			if worst > 1e-10 {
 				t.Errorf("%v, tiles of %d bytes (%d tiles, blocks of %d sub-steps): differs from the reference by %.2g", c, size, got.e.tl.nslot, got.e.tl.bl, worst)
 			}
 		}
 	}
+}
+
+// gradRunDiff is the largest relative difference of got's discharge and
+// gradients from ref's.
+func gradRunDiff(got, ref *gradRun) float64 {
+	worst := max(vecRelDiff(got.y, ref.y), vecRelDiff(got.dx, ref.dx), vecRelDiff(got.dq0, ref.dq0))
+	for j := range ref.dth {
+		worst = max(worst, vecRelDiff(got.dth[j], ref.dth[j]))
+	}
+	return worst
 }
 
 // The backward pass's chunked blocks (whole multiples of chunkSteps steps,
@@ -130,11 +136,7 @@ func TestTiledChunkedEqualsReference(t *testing.T) {
 			if !got.e.tiles || !got.chunk || got.e.tl.bl%(chunkSteps*c.f) != 0 {
 				t.Fatalf("%v: no chunked blocks ran (tiles %v, chunk %v, blocks of %d sub-steps)", c, got.e.tiles, got.chunk, got.e.tl.bl)
 			}
-			worst := vecRelDiff(got.y, ref.y)
-			worst = max(worst, vecRelDiff(got.dx, ref.dx), vecRelDiff(got.dq0, ref.dq0))
-			for j := range ref.dth {
-				worst = max(worst, vecRelDiff(got.dth[j], ref.dth[j]))
-			}
+			worst := gradRunDiff(got, ref)
 			overall = max(overall, worst)
 			if worst > 1e-10 {
 				t.Errorf("%v, tiles of %d bytes (%d boundary series): differs from the reference by %.2g", c, size, got.e.tl.nslot, worst)
