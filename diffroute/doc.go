@@ -33,7 +33,9 @@
 // the discharge and returns ∂L/∂runoff, ∂L/∂θ for every IRF parameter with a
 // gradient (IRF.GradParams, in the units of Options.Params) and ∂L/∂q0 for
 // the initial discharge; Gradient does it in one call; Backward takes ∂L/∂y
-// directly. How each router gets there:
+// directly; RecursiveRouter.RouteGradTo writes into tensors the caller keeps
+// from one gradient to the next (a calibration loop's). How each router
+// gets there:
 //
 //   - recursive method: the adjoint of each reach's recursive filter runs
 //     backwards in time, outlets first, in float64 (λ_n = ḡ_n + A1·λ_{n+1};

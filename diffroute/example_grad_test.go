@@ -124,3 +124,47 @@ func Example_nashGammaGradient() {
 	// reach 3: dL/dn =  -1.27, dL/dtau =  -16.18
 	// reach 1: central difference in n:  -1.30
 }
+
+// A few steps of gradient descent on every reach's k that keep the
+// discharge and gradient tensors from one gradient to the next, as a
+// calibration loop does: RouteGradTo writes into them instead of
+// allocating new ones.
+func ExampleRecursiveRouter_RouteGradTo() {
+	ctx := context.Background()
+	net, _ := diffroute.NewNetwork([]int64{1, 2, 3}, []int64{3, 3, 0})
+	runoff := diffroute.NewDataTensor(1, net.IDs(), 24)
+	for t := 0; t < 24; t++ {
+		runoff.Set(0, 0, t, float32(10+8*math.Sin(float64(t)/3)))
+		runoff.Set(0, 1, t, 6)
+	}
+	outlet, _ := net.Index(3)
+	peak := func(y, gy *diffroute.DataTensor) (float64, error) { // Σ y² at the outlet: a flood's weight
+		s := 0.0
+		for t, v := range y.Series(0, outlet) {
+			s += float64(v) * float64(v)
+			gy.Set(0, outlet, t, 2*v)
+		}
+		return s, nil
+	}
+	k := []float64{0.5, 0.5, 0.5}
+	y := diffroute.NewDataTensor(1, net.IDs(), 24)
+	g := &diffroute.Gradients{Runoff: diffroute.NewDataTensor(1, runoff.IDs, 24)}
+	for it := 0; it < 3; it++ {
+		rr, err := diffroute.NewRecursiveRouter(ctx, net, diffroute.Options{Params: diffroute.Params{"k": k, "x": {0.2, 0.2, 0.2}}, SubSteps: 4})
+		if err != nil {
+			panic(err)
+		}
+		L, err := rr.RouteGradTo(ctx, y, g, runoff, peak)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("k = %.3f %.3f %.3f: L = %.1f\n", k[0], k[1], k[2], L)
+		for i := range k {
+			k[i] -= 1e-5 * g.Params["k"][i] // more storage lowers the flood
+		}
+	}
+	// Output:
+	// k = 0.500 0.500 0.500: L = 6940.0
+	// k = 0.504 0.501 0.506: L = 6933.9
+	// k = 0.509 0.502 0.513: L = 6927.8
+}

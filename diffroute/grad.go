@@ -3,6 +3,7 @@ package diffroute
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // Gradients are the derivatives of a scalar loss L of routed discharge with
@@ -65,6 +66,31 @@ func (r *RecursiveRouter) RouteGrad(ctx context.Context, runoff *DataTensor, los
 // (as RouteFine): the inflow is an input held fixed, as when one cluster of a
 // basin is calibrated below its calibrated upstream clusters.
 func (r *RecursiveRouter) RouteGradFine(ctx context.Context, runoff *DataTensor, in FineFlows, loss LossFunc) (*DataTensor, float64, *Gradients, error) {
+	return r.routeGrad(ctx, runoff, in, loss, nil, nil)
+}
+
+// RouteGradTo is RouteGrad into tensors the caller owns, as RouteTo is
+// Route: the discharge into y (dims of runoff's batch and time, the
+// network's reach ids in network order) and the gradients into dst, whose
+// Runoff must have the runoff's dims and ids; dst.Params and dst.InitialQ
+// are reused where their lengths fit, else replaced. A loop of gradients
+// that keeps y and dst (a calibration's) then allocates no series: fresh
+// pages for the tens of MB of each gradient's results cost as much as a
+// tenth of it, and garbage for the collector.
+func (r *RecursiveRouter) RouteGradTo(ctx context.Context, y *DataTensor, dst *Gradients, runoff *DataTensor, loss LossFunc) (float64, error) {
+	if err := checkDst(y, runoff, r.net); err != nil {
+		return 0, err
+	}
+	if dst == nil || dst.Runoff == nil || dst.Runoff.B != runoff.B || dst.Runoff.N != runoff.N || dst.Runoff.T != runoff.T ||
+		len(dst.Runoff.Data) != len(runoff.Data) || !slices.Equal(dst.Runoff.IDs, runoff.IDs) {
+		return 0, fmt.Errorf("diffroute: RouteGradTo needs dst.Runoff with the runoff's dims (%d, %d, %d) and reach ids", runoff.B, runoff.N, runoff.T)
+	}
+	_, L, _, err := r.routeGrad(ctx, runoff, nil, loss, y, dst)
+	return L, err
+}
+
+// routeGrad is RouteGradFine into y and dst where they are not nil.
+func (r *RecursiveRouter) routeGrad(ctx context.Context, runoff *DataTensor, in FineFlows, loss LossFunc, y *DataTensor, dst *Gradients) (*DataTensor, float64, *Gradients, error) {
 	if loss == nil {
 		return nil, 0, nil, fmt.Errorf("diffroute: RouteGrad needs a loss function")
 	}
@@ -72,9 +98,23 @@ func (r *RecursiveRouter) RouteGradFine(ctx context.Context, runoff *DataTensor,
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	y := newDischarge(runoff, r.net)
+	if y == nil {
+		y = newDischarge(runoff, r.net)
+	}
+	if dst != nil {
+		g.keep = dst
+		if len(rows) < runoff.N {
+			// Rows of reaches outside the network get no gradient: zero.
+			clear(dst.Runoff.Data)
+		}
+	}
 	if g.e.tiles {
-		g.y32, g.dxT = y.Data, newRunoffGrad(runoff)
+		g.y32 = y.Data
+		if dst != nil {
+			g.dxT = dst.Runoff
+		} else {
+			g.dxT = newRunoffGrad(runoff)
+		}
 	}
 	var L float64
 	err = g.run(ctx, func() error {
@@ -102,7 +142,7 @@ func (r *RecursiveRouter) RouteGradFine(ctx context.Context, runoff *DataTensor,
 		return nil, 0, nil, err
 	}
 	g.e.gyZero = g.zeroGy && g.gy32 != nil
-	return y, L, g.gradients(runoff, rows), nil
+	return y, L, g.gradients(runoff, rows, dst), nil
 }
 
 // Backward implements Differentiable for the recursive method.
@@ -118,7 +158,7 @@ func (r *RecursiveRouter) Backward(ctx context.Context, runoff, gy *DataTensor) 
 	if err != nil {
 		return nil, err
 	}
-	return g.gradients(runoff, rows), nil
+	return g.gradients(runoff, rows, nil), nil
 }
 
 // gradRun prepares a gradient computation of r's network and options.
@@ -218,10 +258,14 @@ func newRunoffGrad(runoff *DataTensor) *DataTensor {
 }
 
 // gradients packs the results: runoff gradient in the runoff's layout.
-func (g *gradRun) gradients(runoff *DataTensor, rows []int) *Gradients {
+func (g *gradRun) gradients(runoff *DataTensor, rows []int, dst *Gradients) *Gradients {
 	dx := g.dxT // the tiled adjoint wrote it
 	if dx == nil {
-		dx = newRunoffGrad(runoff)
+		if dst != nil {
+			dx = dst.Runoff
+		} else {
+			dx = newRunoffGrad(runoff)
+		}
 		for b := 0; b < g.B; b++ {
 			for i, row := range rows {
 				src := g.dx[(b*g.N+i)*g.T : (b*g.N+i+1)*g.T]
@@ -232,7 +276,14 @@ func (g *gradRun) gradients(runoff *DataTensor, rows []int) *Gradients {
 			}
 		}
 	}
-	gr := &Gradients{Runoff: dx, Params: Params{}, InitialQ: g.dq0}
+	gr := dst
+	if gr == nil {
+		gr = &Gradients{Params: Params{}}
+	}
+	gr.Runoff, gr.InitialQ = dx, g.dq0
+	if gr.Params == nil {
+		gr.Params = Params{}
+	}
 	for j, name := range g.e.gradNames() {
 		gr.Params[name] = g.dth[j]
 	}

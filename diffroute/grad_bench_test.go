@@ -165,3 +165,34 @@ func BenchmarkGradHayami20kNewRouter(b *testing.B) {
 	}
 	b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
+
+// BenchmarkGradLoopMuskingum100k runs gradient after gradient, as a
+// calibration does, with new result tensors each time (RouteGrad) and
+// with the same ones (RouteGradTo): the mean per gradient, fresh pages and
+// the collector's work included.
+func BenchmarkGradLoopMuskingum100k(b *testing.B) {
+	const n, steps, f = 100000, 100, 24
+	net := SyntheticNetwork(n, 1)
+	x := SyntheticRunoff(net, 1, steps, 1)
+	ctx := context.Background()
+	rr, err := NewRecursiveRouter(ctx, net, Options{IRF: "muskingum", Params: testParams("muskingum", n, 1), SubSteps: f, MaxDelay: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("RouteGrad", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, _, err := rr.RouteGrad(ctx, x, SumOfSquares); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("RouteGradTo", func(b *testing.B) {
+		y := NewDataTensor(1, net.IDs(), steps)
+		g := &Gradients{Runoff: NewDataTensor(1, x.IDs, steps)}
+		for b.Loop() {
+			if _, err := rr.RouteGradTo(ctx, y, g, x, SumOfSquares); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

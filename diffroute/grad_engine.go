@@ -347,9 +347,10 @@ type gradRun struct {
 	zeroGy        bool      // zero ∂L/∂y (gy32) as it is read: the router's own tensor
 	// whether any reach has a fine inflow, a fine output, ∂L/∂ of one
 	anyIn, anyOut, anyGout bool
-	chunk                  bool      // the backward pass runs whole chunkSteps-step blocks chunked
-	chunkL                 int       // sub-steps of a chunk of a full block
-	chunkAL                []float64 // per section in tile order: a^chunkL
+	keep                   *Gradients // RouteGradTo's: its slices are reused
+	chunk                  bool       // the backward pass runs whole chunkSteps-step blocks chunked
+	chunkL                 int        // sub-steps of a chunk of a full block
+	chunkAL                []float64  // per section in tile order: a^chunkL
 	twks                   []*tileWorker
 
 	series bool // the whole-series adjoint runs (grad_series.go)
@@ -937,9 +938,20 @@ func (g *gradRun) allocResults() {
 			clear(g.dx) // accumulated into; the tiled adjoint stores every value
 		}
 	}
+	// The caller's slices where it keeps them (RouteGradTo), else new ones
+	// (the results are the caller's).
 	g.dq0 = make([]float64, n)
+	if k := g.keep; k != nil && len(k.InitialQ) == n {
+		g.dq0 = k.InitialQ
+		clear(g.dq0)
+	}
 	g.dth = make([][]float64, len(e.gp))
-	for j := range g.dth {
+	for j, name := range e.gradNames() {
+		if k := g.keep; k != nil && len(k.Params[name]) == n {
+			g.dth[j] = k.Params[name]
+			clear(g.dth[j])
+			continue
+		}
 		g.dth[j] = make([]float64, n)
 	}
 	g.dsec = make([][3]float64, len(e.secs))

@@ -108,7 +108,7 @@ func (kr *KernelRouter) BackwardParams(ctx context.Context, runoff, gy *DataTens
 	if err := g.run(ctx, func() error { return g.setGy(gy) }); err != nil {
 		return nil, err
 	}
-	rec := g.gradients(runoff, rows)
+	rec := g.gradients(runoff, rows, nil)
 	gr.Params, gr.InitialQ = rec.Params, rec.InitialQ
 	return gr, nil
 }

@@ -243,7 +243,7 @@ func (sg *StagedGrad) backwardCluster(ctx context.Context, c *Cluster, ca Cluste
 		sg.dbufs[slot] = g.din[tr.DstLocal]
 		sg.bufs[slot] = nil
 	}
-	gr := g.gradients(ca.Runoff, rows)
+	gr := g.gradients(ca.Runoff, rows, nil)
 	cg := ClusterGradients{Cluster: c.Index, Reaches: c.Reaches, Runoff: gr.Runoff, Params: gr.Params, InitialQ: gr.InitialQ}
 	if g.dinPrev != nil {
 		cg.TransferQ0 = map[int32]float64{}

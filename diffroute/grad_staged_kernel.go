@@ -494,7 +494,7 @@ func (sg *StagedGrad) kernelParamGrads(ctx context.Context, c *Cluster, kr *Kern
 		if err := g.run(ctx, func() error { return g.setGy(gy) }); err != nil {
 			return nil, err
 		}
-		return g.gradients(runoff, rows), nil
+		return g.gradients(runoff, rows, nil), nil
 	}
 	if !kr.buildAdjointApplies() {
 		gr, err := rec(x) // K and every T_v in one recursive adjoint
@@ -579,7 +579,7 @@ func (sg *StagedGrad) sourceAdjoint(ctx context.Context, c *Cluster, x *DataTens
 	if err := g.run(ctx, func() error { return g.setGy(zero) }); err != nil {
 		return nil, err
 	}
-	gr := g.gradients(xs, rows)
+	gr := g.gradients(xs, rows, nil)
 	dx := gr.Runoff
 	if exclude {
 		dx = ownRunoffAdjoint(x, snet, own, gr.Runoff, gout, sg.opts.SubSteps)
