@@ -31,19 +31,13 @@ func chunkForwardAVX512(k *chunkKernel)
 // chunkForward routes section s over a block of 16 chunks of L sub-steps
 // in the chunked layout (sub-step j·L + t at [16t + j]): y from the
 // outflow y0 and inflow up0 before the block, the inflow u (+ u2 where
-// not nil, then stored into usum unless nil) and c, b0+b1 times each
-// lane's runoff per step ([s][16], L/f steps a lane). aL is a^L. Where
-// out is not nil it receives each lane-step's reported value ([s][16]),
-// weighted by w as stepWeights says.
-func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c, out []float64, w [3]float64) {
-	chunkForward32(s, f, L, aL, y0, up0, u, u2, usum, y, c, nil, out, nil, w)
-}
-
-// chunkForward32 is chunkForward reading the runoff from lat32, float32
-// per step in time order (16·L/f values), instead of c where lat32 is not
-// nil, and storing the reported values in time order into out32 instead of
-// out where out32 is not nil.
-func chunkForward32(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64, lat32 []float32, out []float64, out32 []float32, w [3]float64) {
+// not nil, then stored into usum unless nil) and the runoff: lat32, float32
+// per step in time order (16·L/f values), where not nil, else c, b0+b1
+// times each lane's runoff per step ([s][16], L/f steps a lane). aL is
+// a^L. Where out32 (or out) is not nil it receives each step's reported
+// value, weighted by w as stepWeights says, in time order (out: per step
+// of each lane, [s][16]).
+func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64, lat32 []float32, out []float64, out32 []float32, w [3]float64) {
 	n, S := 16*L, L/f
 	if len(u) < n || len(y) < n || lat32 == nil && len(c) < 16*S || lat32 != nil && len(lat32) < 16*S || out32 != nil && len(out32) < 16*S ||
 		u2 != nil && len(u2) < n || usum != nil && len(usum) < n || L%f != 0 || L == 0 {
@@ -97,23 +91,16 @@ func chunkAdjointAVX512(k *chunkAdjKernel)
 
 // chunkAdjoint is the adjoint of chunkForward (adjointSection in the
 // chunked layout): ubd, y (overwritten with ∂L/∂u), u and lam (scratch) are
-// chunked rows of 16·L values, cs and es per step of each lane ([s][16])
-// the loss's share of ȳ on every sub-step of the step and, added, on its
-// last; lamAfter is λ after the block, y0 and up0 the outflow and inflow
-// before it, aL is a^L. It returns Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1] and λ at
-// the block's first sub-step, and stores each lane-step's Σλ and first λ
-// into sumL and firstL ([s][16]).
-func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64) (du, dup, dy, lam0 float64) {
-	du, dup, dy, lam0, _ = chunkAdjoint32(s, f, L, aL, lamAfter, y0, up0, ubd, y, u, lam, cs, es, sumL, firstL, nil, 0, nil, nil)
-	return du, dup, dy, lam0
-}
-
-// chunkAdjoint32 is chunkAdjoint with, where gy32 is not nil, cs = w0·gy32
-// (∂L/∂y per step in time order, 16·L/f values) and es = 0 instead of the
-// slices cs and es, and where dx32 is not nil, (b0+b1)·Σλ of each step
-// stored into dx32 in time order, returning dl = Σ lat32·Σλ (the runoff
-// per step in time order) too.
-func chunkAdjoint32(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64,
+// chunked rows of 16·L values; lamAfter is λ after the block, y0 and up0
+// the outflow and inflow before it, aL is a^L. The loss's share of ȳ is cs
+// on every sub-step of a step and es added on its last ([s][16]), or,
+// where gy32 (∂L/∂y per step in time order) is not nil, w0·gy32. It returns
+// Σλ·u[n], Σλ·u[n−1], Σλ·y[n−1] and λ at the block's first sub-step, and
+// stores each lane-step's Σλ and first λ into sumL and firstL ([s][16]);
+// where dx32 is not nil it also stores (b0+b1)·Σλ of each step into dx32
+// in time order and returns dl = Σ lat32·Σλ (lat32: the runoff per step in
+// time order).
+func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64,
 	gy32 []float32, w0 float64, dx32, lat32 []float32) (du, dup, dy, lam0, dl float64) {
 	n, S := 16*L, L/f
 	if L%f != 0 || L == 0 || len(ubd) < n || len(y) < n || len(u) < n || len(lam) < n || len(sumL) < 16*S || len(firstL) < 16*S ||

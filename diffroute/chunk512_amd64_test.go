@@ -43,7 +43,7 @@ func TestChunkForwardMatchesScalar(t *testing.T) {
 			}
 		}
 		oc := make([]float64, 16*S)
-		chunkForward(s, f, L, powInt(s.A1, L), 0.3, 0.7, uc, nil, nil, yc, c, oc, w)
+		chunkForward(s, f, L, powInt(s.A1, L), 0.3, 0.7, uc, nil, nil, yc, c, nil, oc, nil, w)
 		yrc := make([]float64, nb)
 		toChunked(yrc, yr, L)
 		for k := range yc {
@@ -83,7 +83,7 @@ func BenchmarkKernelChunkForward(b *testing.B) {
 	c := make([]float64, 16*S)
 	b.Run("chunked", func(b *testing.B) {
 		for b.Loop() {
-			chunkForward(s, f, L, powInt(s.A1, L), 0.1, 0.2, u, nil, nil, y, c, nil, [3]float64{})
+			chunkForward(s, f, L, powInt(s.A1, L), 0.1, 0.2, u, nil, nil, y, c, nil, nil, nil, [3]float64{})
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
 	})
@@ -124,7 +124,7 @@ func TestChunkAdjointMatchesScalar(t *testing.T) {
 			}
 		}
 		sl, fl := make([]float64, 16*S), make([]float64, 16*S)
-		du, dup, dy, lam0 := chunkAdjoint(s, f, L, powInt(s.A1, L), 1.3, 0.4, 0.9, ubdc, yc, uc, make([]float64, nb), cs, es, sl, fl)
+		du, dup, dy, lam0, _ := chunkAdjoint(s, f, L, powInt(s.A1, L), 1.3, 0.4, 0.9, ubdc, yc, uc, make([]float64, nb), cs, es, sl, fl, nil, 0, nil, nil)
 		close := func(name string, got, want float64) {
 			if math.Abs(got-want) > 1e-11*(1+math.Abs(want)) {
 				t.Fatalf("S=%d %s: %.15g want %.15g", S, name, got, want)
@@ -167,7 +167,7 @@ func BenchmarkKernelChunkAdjoint(b *testing.B) {
 	lam, cs, es, sl, fl := make([]float64, nb), make([]float64, 16*S), make([]float64, 16*S), make([]float64, 16*S), make([]float64, 16*S)
 	b.Run("chunked", func(b *testing.B) {
 		for b.Loop() {
-			chunkAdjoint(a.s, f, L, powInt(a.s.A1, L), 0.1, 0.2, 0.3, a.ubd, a.y, a.u, lam, cs, es, sl, fl)
+			chunkAdjoint(a.s, f, L, powInt(a.s.A1, L), 0.1, 0.2, 0.3, a.ubd, a.y, a.u, lam, cs, es, sl, fl, nil, 0, nil, nil)
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
 	})
@@ -185,10 +185,10 @@ func toChunked(dst, src []float64, L int) {
 	}
 }
 
-// chunkAdjoint32 (∂L/∂y gathered from a float32 series in time order,
-// ∂L/∂runoff scattered into one and Σ runoff·Σλ) against chunkAdjoint and
-// the same sums taken from its per-lane results.
-func TestChunkAdjoint32MatchesChunkAdjoint(t *testing.T) {
+// chunkAdjoint with ∂L/∂y gathered from a float32 series in time order and
+// ∂L/∂runoff scattered into one (and Σ runoff·Σλ) against chunkAdjoint with
+// per-lane loss terms and the same sums taken from its per-lane results.
+func TestChunkAdjointGathersAndScatters(t *testing.T) {
 	if !useChunks {
 		t.Skip("no AVX-512 here")
 	}
@@ -212,10 +212,10 @@ func TestChunkAdjoint32MatchesChunkAdjoint(t *testing.T) {
 		}
 		y1 := append([]float64(nil), y...)
 		sl, fl := make([]float64, nq), make([]float64, nq)
-		du, dup, dy, lam0 := chunkAdjoint(s, f, L, powInt(s.A1, L), 0.8, 0.2, 0.4, ubd, y1, u, make([]float64, nb), cs, es, sl, fl)
+		du, dup, dy, lam0, _ := chunkAdjoint(s, f, L, powInt(s.A1, L), 0.8, 0.2, 0.4, ubd, y1, u, make([]float64, nb), cs, es, sl, fl, nil, 0, nil, nil)
 		y2 := append([]float64(nil), y...)
 		sl2, fl2, dx := make([]float64, nq), make([]float64, nq), make([]float32, nq)
-		du2, dup2, dy2, lam02, dl := chunkAdjoint32(s, f, L, powInt(s.A1, L), 0.8, 0.2, 0.4, ubd, y2, u, make([]float64, nb), nil, nil, sl2, fl2, gy32, w0, dx, lat32)
+		du2, dup2, dy2, lam02, dl := chunkAdjoint(s, f, L, powInt(s.A1, L), 0.8, 0.2, 0.4, ubd, y2, u, make([]float64, nb), nil, nil, sl2, fl2, gy32, w0, dx, lat32)
 		for _, c := range [][2]float64{{du2, du}, {dup2, dup}, {dy2, dy}, {lam02, lam0}} {
 			if math.Abs(c[0]-c[1]) > 1e-12*(1+math.Abs(c[1])) {
 				t.Fatalf("S=%d: %v", S, c)

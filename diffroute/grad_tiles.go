@@ -930,8 +930,8 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		switch {
 		case chunked:
 			// The first section's sums feed the lateral: ∂L/∂runoff
-			// straight into the staged tensor by the kernel, or as sums per
-			// step of each lane (chunkLateral) or in time order (tileLateral).
+			// straight into the staged tensor by the kernel, or the sums in
+			// time order to tileLateral.
 			lc := chunkLoad{cs: cs, es: es, gy32: gy32, w0: w[0]}
 			if kk < K-1 {
 				zero := wk.zero[:len(cs)] // only the last section's outflow is reported
@@ -939,12 +939,14 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			}
 			sums := false
 			if kk == 0 {
+				// RAPID's lateral rule with the runoff and ∂L/∂runoff staged
+				// (RouteGrad, Backward): the kernel does it; else the sums
+				// go to tileLateral in time order.
 				ls := g.latSeg(b, i, p, q0, nq)
-				switch {
-				case g.chunkLateralUsable() && ls.s32 != nil:
-					lc.dx32, lc.lat32, fused = g.yT[(b*n+p)*g.T+q0:][:nq], ls.s32, true
-				case !g.chunkLateralUsable():
-					sums = true
+				fused = g.e.o.Lateral == LateralRAPID && g.dxT != nil && ls.s32 != nil
+				sums = !fused
+				if fused {
+					lc.dx32, lc.lat32 = g.yT[(b*n+p)*g.T+q0:][:nq], ls.s32
 				}
 			}
 			wk.adjointChunked(a, nb, g.chunkPow(st+kk, nb/16), lc, sums)
@@ -969,8 +971,6 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			ds[0] += a.du + wk.dl
 			ds[1] += a.dup + wk.dl
 			ds[2] += a.dy
-		case chunked && g.chunkLateralUsable():
-			g.chunkLateral(wk, a, b, i, p, q0, nq)
 		default:
 			g.tileLateral(wk, a, b, i, p, k, q0, nq, row, g.latSeg(b, i, p, q0, nq))
 		}
@@ -1085,8 +1085,9 @@ func (g *gradRun) tileLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, k, 
 // pass adds each chunk's true start (chunkForward, chunkAdjoint). Both
 // passes run such blocks chunked, so every row of the tile buffer and every
 // boundary series of the block is chunked; the per-step values (runoff,
-// discharge, ∂L/∂y, ∂L/∂runoff) stay in time order, gathered and scattered
-// per lane by the callers.
+// discharge, ∂L/∂y, ∂L/∂runoff) stay in time order, and the kernels gather
+// and scatter them (the float64 runoff and loss terms of the general
+// engine's tests are gathered by the callers).
 
 // chunkSteps is the step count of which a block must be a whole multiple
 // to run chunked: one or more steps in each of 16 lanes.
@@ -1201,9 +1202,9 @@ func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0
 		}
 		aL := g.chunkPow(s0+k, L)
 		if k == 0 {
-			chunkForward32(s, f, L, aL, ys[0], up, u, u2, usum, dst, c, ls.s32, o, o32, w)
+			chunkForward(s, f, L, aL, ys[0], up, u, u2, usum, dst, c, ls.s32, o, o32, w)
 		} else {
-			chunkForward32(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S], nil, o, o32, w)
+			chunkForward(s, f, L, aL, ys[k], ys[k-1], u, nil, nil, dst, wk.zero[:16*S], nil, o, o32, w)
 		}
 		u, u2 = dst, nil
 	}
@@ -1299,7 +1300,7 @@ func (wk *tileWorker) adjointChunked(a *adjArgs, nb int, aL float64, lc chunkLoa
 	L := nb / 16
 	S := L / f
 	sl, fl := wk.csl[:16*S], wk.cfl[:16*S]
-	a.du, a.dup, a.dy, a.lam, wk.dl = chunkAdjoint32(a.s, f, L, aL, a.lam, a.y0, a.up0, a.ubd, a.y, a.u, wk.clam[:nb], lc.cs, lc.es, sl, fl, lc.gy32, lc.w0, lc.dx32, lc.lat32)
+	a.du, a.dup, a.dy, a.lam, wk.dl = chunkAdjoint(a.s, f, L, aL, a.lam, a.y0, a.up0, a.ubd, a.y, a.u, wk.clam[:nb], lc.cs, lc.es, sl, fl, lc.gy32, lc.w0, lc.dx32, lc.lat32)
 	a.firstL[0] = fl[0] // the block's first step: lane 0's
 	if !sums {
 		return
@@ -1310,49 +1311,6 @@ func (wk *tileWorker) adjointChunked(a *adjArgs, nb int, aL float64, lc chunkLoa
 			sumL[j*S+s], firstL[j*S+s] = sl[16*s+j], fl[16*s+j]
 		}
 	}
-}
-
-// chunkLateralUsable reports whether chunkLateral can take a chunked
-// block's first section: RAPID's lateral rule, ∂L/∂runoff staged.
-func (g *gradRun) chunkLateralUsable() bool {
-	return g.e.o.Lateral == LateralRAPID && g.dxT != nil
-}
-
-// chunkLateral is tileLateral's RAPID path for a chunked block, from the
-// first section's sums per step of each lane as adjointChunked left them.
-func (g *gradRun) chunkLateral(wk *tileWorker, a *adjArgs, b int, i int32, p, q0, nq int) {
-	s := a.s
-	S := nq / 16
-	dst := g.yT[(b*g.N+p)*g.T+q0:][:nq] // ∂L/∂y there was read
-	sl := wk.csl[:16*S]
-	var dl0 float64
-	if ls := g.latSeg(b, i, p, q0, nq); ls.s32 != nil {
-		dl0 = chunkRapidLateral(dst, ls.s32[:nq], sl, s.B0+s.B1)
-	} else {
-		dl0 = chunkRapidLateral(dst, ls.s64[:nq], sl, s.B0+s.B1)
-	}
-	ds := &g.dsecT[int(g.e.tl.secT[p])]
-	ds[0] += a.du + dl0
-	ds[1] += a.dup + dl0
-	ds[2] += a.dy
-}
-
-// chunkRapidLateral is rapidLateral with the sums per step of each lane
-// ([s][16]).
-func chunkRapidLateral[E float32 | float64](dst []float32, lat []E, sl []float64, kc float64) float64 {
-	S := len(lat) / 16
-	var s0, s1 float64
-	for j := 0; j < 16; j += 2 {
-		l0, l1 := lat[j*S:(j+1)*S], lat[(j+1)*S:(j+2)*S]
-		d0, d1 := dst[j*S:(j+1)*S], dst[(j+1)*S:(j+2)*S]
-		for s := range S {
-			S0, S1 := sl[16*s+j], sl[16*s+j+1]
-			s0 += float64(l0[s]) * S0
-			s1 += float64(l1[s]) * S1
-			d0[s], d1[s] = float32(kc*S0), float32(kc*S1)
-		}
-	}
-	return s0 + s1
 }
 
 // rapidLateral stores ∂L/∂runoff = kc·S into dst for each step's sum S

@@ -51,19 +51,11 @@ func corrVector(acc []float64, g []float32, K []float32, k64 []float64) bool { r
 // useChunks is false: the chunked kernels are AVX-512 assembly.
 var useChunks = false
 
-func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c, out []float64, w [3]float64) {
+func chunkForward(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64, lat32 []float32, out []float64, out32 []float32, w [3]float64) {
 	panic("diffroute: no chunked kernels on this architecture")
 }
 
-func chunkForward32(s Section, f, L int, aL, y0, up0 float64, u, u2, usum, y, c []float64, lat32 []float32, out []float64, out32 []float32, w [3]float64) {
-	panic("diffroute: no chunked kernels on this architecture")
-}
-
-func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64) (du, dup, dy, lam0 float64) {
-	panic("diffroute: no chunked kernels on this architecture")
-}
-
-func chunkAdjoint32(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64,
+func chunkAdjoint(s Section, f, L int, aL, lamAfter, y0, up0 float64, ubd, y, u, lam, cs, es, sumL, firstL []float64,
 	gy32 []float32, w0 float64, dx32, lat32 []float32) (du, dup, dy, lam0, dl float64) {
 	panic("diffroute: no chunked kernels on this architecture")
 }
