@@ -919,9 +919,11 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 			a.w, a.gyn = [3]float64{}, 0 // only the last section's outflow is reported
 		}
 		if kk == 0 {
-			a.u, a.up0 = g.tileInflow(wk, tl, b, i, p, n0, nb, false), g.ckU[off]
+			a.up0 = g.ckU[off]
 			if chunked {
 				a.u = g.chunkInflow(wk, tl, p, n0, nb)
+			} else {
+				a.u = g.tileInflow(wk, tl, b, i, p, n0, nb, false)
 			}
 		} else {
 			a.u, a.up0 = wk.secRow(tl, p, kk-1, nb), g.ckY[ck+kk-1]
