@@ -173,18 +173,6 @@ func BenchmarkKernelChunkAdjoint(b *testing.B) {
 	})
 }
 
-// toChunked copies src (16·L values in time order) into dst in the chunked
-// layout.
-func toChunked(dst, src []float64, L int) {
-	dst, src = dst[:16*L], src[:16*L]
-	for j := 0; j < 16; j++ {
-		s := src[j*L : (j+1)*L]
-		for t, v := range s {
-			dst[16*t+j] = v
-		}
-	}
-}
-
 // chunkAdjoint with ∂L/∂y gathered from a float32 series in time order and
 // ∂L/∂runoff scattered into one (and Σ runoff·Σλ) against chunkAdjoint with
 // per-lane loss terms and the same sums taken from its per-lane results.

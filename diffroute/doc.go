@@ -55,13 +55,13 @@
 //     adjoint there, so a whole gradient costs about two forward passes
 //     and one adjoint pass, in float64, with no series of every reach in
 //     memory. Sub-steps in multiples of four (eight with AVX-512) run
-//     vector kernels both ways, others plain loops. With AVX-512, the RAPID
-//     lateral rule and no fine inflows, captured outflows or outlet
-//     adjoints (staged clusters), blocks of whole multiples of 16 steps run
-//     chunked: a block is cut into 16 chunks of whole steps, one per lane,
-//     each lane runs its chunk's recursion (or adjoint) from zero with one
-//     FMA a sub-step and no lane shifts, and a second pass adds each
-//     chunk's true start. The gradient equals the unchunked one to float64
+//     vector kernels both ways, others plain loops. With AVX-512 and the
+//     RAPID lateral rule (sampling a step's start excepted), blocks of
+//     whole multiples of 16 steps run chunked, staged clusters' included:
+//     a block is cut into 16 chunks of whole steps, one per lane, each
+//     lane runs its chunk's recursion (or adjoint) from zero with one FMA
+//     a sub-step and no lane shifts, and a second pass adds each chunk's
+//     true start. The gradient equals the unchunked one to float64
 //     rounding.
 //   - kernel method: ∂L/∂runoff by the transposed block-sparse convolution
 //     (ReLU and renormalised kernels included). Parameter gradients: for

@@ -428,7 +428,7 @@ func (g *gradRun) tileInflow(wk *tileWorker, tl *tiling, b int, i int32, p, n0, 
 
 // tileAdjIn is ∂L/∂(reach i's outflow) over the block through its
 // downstream reach and any transfer (the loss's share is added by the kernel).
-func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int) []float64 {
+func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, nb int, chunked bool) []float64 {
 	var src []float64
 	switch a := tl.adjSrc[p]; {
 	case a >= 0:
@@ -442,6 +442,15 @@ func (g *gradRun) tileAdjIn(wk *tileWorker, tl *tiling, b int, i int32, p, n0, n
 	}
 	if gout != nil {
 		gs := gout[b*g.TF+n0 : b*g.TF+n0+nb]
+		if chunked {
+			// In time order: chunked into the scratch, plus the source.
+			d := wk.ubd[:nb]
+			toChunked(d, gs, nb/16)
+			if src != nil {
+				addSeries(d, d, src)
+			}
+			return d
+		}
 		if src == nil {
 			return gs
 		}
@@ -767,6 +776,11 @@ func (g *gradRun) tileForward(ctx context.Context, tl *tiling, b int, coarse boo
 				}
 				if chunked {
 					g.forwardChunked(wk, tl, b, i, p, n0, nb, y, coarse)
+					if g.anyOut {
+						if o := g.out[i]; o != nil {
+							fromChunked(o[b*g.TF+n0:][:nb], y, nb/16)
+						}
+					}
 					continue
 				}
 				u, u2 := g.tileInflow2(wk, tl, b, i, p, n0, nb)
@@ -889,7 +903,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		gy0 = gy[0]
 		g.gyNext[p] = gy0
 	}
-	ubd := g.tileAdjIn(wk, tl, b, i, p, n0, nb)
+	ubd := g.tileAdjIn(wk, tl, b, i, p, n0, nb, chunked)
 	if sampleStart {
 		// Step q reports the outflow at sub-step q·f + f − 2: with f = 1
 		// that is the step before's (the block's last sub-step reports the
@@ -921,7 +935,7 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 		if kk == 0 {
 			a.up0 = g.ckU[off]
 			if chunked {
-				a.u = g.chunkInflow(wk, tl, p, n0, nb)
+				a.u = g.chunkInflow(wk, tl, i, p, n0, nb)
 			} else {
 				a.u = g.tileInflow(wk, tl, b, i, p, n0, nb, false)
 			}
@@ -999,6 +1013,11 @@ func (g *gradRun) tileReachAdjoint(wk *tileWorker, tl *tiling, b int, i int32, p
 	if g.anyIn {
 		if d := g.din[i]; d != nil {
 			d = d[b*g.TF+n0:][:nb]
+			if chunked {
+				t := wk.clam[:nb] // free after the kernel
+				fromChunked(t, ub, nb/16)
+				ub = t
+			}
 			addSeries(d, d, ub)
 		}
 	}
@@ -1131,15 +1150,39 @@ func powInt(a float64, n int) float64 {
 	return r
 }
 
+// toChunked copies src (16·L values in time order) into dst in the chunked
+// layout.
+func toChunked(dst, src []float64, L int) {
+	dst, src = dst[:16*L], src[:16*L]
+	for j := range 16 {
+		for t, v := range src[j*L : (j+1)*L] {
+			dst[16*t+j] = v
+		}
+	}
+}
+
+// fromChunked copies src (a chunked row of 16·L values) into dst in time
+// order.
+func fromChunked(dst, src []float64, L int) {
+	dst, src = dst[:16*L], src[:16*L]
+	for j := range 16 {
+		d := dst[j*L : (j+1)*L]
+		for t := range d {
+			d[t] = src[16*t+j]
+		}
+	}
+}
+
 // chunkInflow is the chunked inflow of the reach at p that reachChunked
 // read in the backward pass: none, the upstream reach's row in the tile or
 // boundary series, or the reach's inflow row (a sum).
-func (g *gradRun) chunkInflow(wk *tileWorker, tl *tiling, p, n0, nb int) []float64 {
+func (g *gradRun) chunkInflow(wk *tileWorker, tl *tiling, i int32, p, n0, nb int) []float64 {
 	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
-	switch len(ups) {
-	case 0:
+	switch {
+	case g.anyIn && g.in[i] != nil:
+	case len(ups) == 0:
 		return wk.zero[:nb]
-	case 1:
+	case len(ups) == 1:
 		return g.tileSrc(wk, tl, ups[0], n0, nb)
 	}
 	return wk.uRow(tl, p, nb)
@@ -1159,12 +1202,24 @@ func (g *gradRun) reachChunked(wk *tileWorker, tl *tiling, b int, i int32, p, n0
 	secs := tl.secs[tl.secT[p]:tl.secT[p+1]]
 	ups := tl.upSrc[tl.upStart[p]:tl.upStart[p+1]]
 	var u, u2, usum []float64
-	switch len(ups) {
-	case 0:
+	var ext []float64
+	if g.anyIn {
+		ext = g.in[i]
+	}
+	switch {
+	case ext != nil:
+		// Fine inflow from outside the network (staged transfers), in time
+		// order: chunked into the inflow row, the upstream reaches added.
+		u = wk.uRow(tl, p, nb)
+		toChunked(u, ext[b*g.TF+n0:][:nb], L)
+		for _, c := range ups {
+			addSeries(u, u, g.tileSrc(wk, tl, c, n0, nb))
+		}
+	case len(ups) == 0:
 		u = wk.zero[:nb]
-	case 1:
+	case len(ups) == 1:
 		u = g.tileSrc(wk, tl, ups[0], n0, nb)
-	case 2:
+	case len(ups) == 2:
 		u, u2 = g.tileSrc(wk, tl, ups[0], n0, nb), g.tileSrc(wk, tl, ups[1], n0, nb)
 		if keepSum {
 			usum = wk.uRow(tl, p, nb)
@@ -1408,7 +1463,7 @@ func (g *gradRun) runTiles(ctx context.Context, loss func() error) error {
 	}
 	g.anyIn, g.anyOut, g.anyGout = slices.ContainsFunc(g.in, notNil), slices.ContainsFunc(g.out, notNil), slices.ContainsFunc(g.gout, notNil)
 	_, sampleStart := e.tileWeights()
-	g.chunk = useChunks && e.o.Lateral == LateralRAPID && !sampleStart && !g.anyIn && !g.anyOut && !g.anyGout && g.inPrev == nil
+	g.chunk = useChunks && e.o.Lateral == LateralRAPID && !sampleStart
 	if g.chunk {
 		g.setChunkPows(tl, tl.bl/16)
 	}

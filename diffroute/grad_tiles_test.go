@@ -222,7 +222,17 @@ func TestTiledAdjointStaged(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(45, 4))
 	ctx := context.Background()
-	c := gradCase{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 12, q0: true, ckpt: 5}
+	// The second runs chunked blocks (16 steps): fine inflows, captured
+	// outflows and outlet adjoints converted to and from the lanes.
+	for _, c := range []gradCase{
+		{irf: "muskingum", lat: LateralLTI, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 12, q0: true, ckpt: 5},
+		{irf: "muskingum", lat: LateralRAPID, avg: AverageStart, smp: SampleAvg, f: 4, B: 2, T: 40, q0: true, ckpt: 16},
+	} {
+		testTiledStaged(t, ctx, rng, c)
+	}
+}
+
+func testTiledStaged(t *testing.T, ctx context.Context, rng *rand.Rand, c gradCase) {
 	fx := newGradFixture(t, rng, c, 400)
 	cl, err := Schedule(fx.net, 600, 90)
 	if err != nil {
@@ -255,9 +265,9 @@ func TestTiledAdjointStaged(t *testing.T) {
 	}
 	worst = max(worst, vecRelDiff(got.InitialQ, ref.InitialQ))
 	if worst > 1e-6 {
-		t.Errorf("staged, tiled vs general engine: gradients differ by %.2g", worst)
+		t.Errorf("%v: staged, tiled vs general engine: gradients differ by %.2g", c, worst)
 	}
-	t.Logf("%d clusters, %d transfers: worst rel. difference %.2g", cl.Len(), len(cl.Transfers), worst)
+	t.Logf("%v: %d clusters, %d transfers: worst rel. difference %.2g", c, cl.Len(), len(cl.Transfers), worst)
 }
 
 // RouteGrad and Backward on the tiled adjoint (float32 discharge, ∂L/∂y and
@@ -345,7 +355,15 @@ func TestTiledAdjointFineInflow(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(47, 6))
 	ctx := context.Background()
-	c := gradCase{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 4, B: 2, T: 10, q0: true, ckpt: 3}
+	for _, c := range []gradCase{
+		{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 4, B: 2, T: 10, q0: true, ckpt: 3},
+		{irf: "muskingum", lat: LateralRAPID, avg: AverageEnd, smp: SampleAvg, f: 4, B: 2, T: 40, q0: true, ckpt: 16}, // chunked
+	} {
+		testTiledFineInflow(t, ctx, rng, c)
+	}
+}
+
+func testTiledFineInflow(t *testing.T, ctx context.Context, rng *rand.Rand, c gradCase) {
 	fx := newGradFixture(t, rng, c, 1200)
 	in := FineFlows{}
 	for _, i := range []int32{0, 17, int32(fx.net.Len() - 1)} {
@@ -382,7 +400,7 @@ func TestTiledAdjointFineInflow(t *testing.T) {
 		worst = max(worst, vecRelDiff(got.Params[name], v))
 	}
 	if worst > 1e-6 || relErr(Lg, Lr) > 1e-9 {
-		t.Errorf("fine inflows: tiled differs from the general engine by %.2g (loss %v vs %v)", worst, Lg, Lr)
+		t.Errorf("%v: fine inflows: tiled differs from the general engine by %.2g (loss %v vs %v)", c, worst, Lg, Lr)
 	}
 }
 
