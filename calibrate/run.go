@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/diffroute-go/route/diffroute"
@@ -73,8 +74,9 @@ type Config struct {
 	Ridge float64
 	// Progress, when set, is called after every iteration.
 	Progress func(Epoch)
-	// Gradient and Forward default to the core's recursive routing
-	// (diffroute.Gradient and RouteGradFine).
+	// Gradient and Forward default to the core's routing: CoreGradient's
+	// gradients (into tensors kept from one iteration to the next) and
+	// CoreForward.
 	Gradient Gradient
 	Forward  Forward
 }
@@ -121,7 +123,7 @@ func (c *Config) defaults() error {
 		c.ValidEvery = 1
 	}
 	if c.Gradient == nil {
-		c.Gradient = CoreGradient
+		c.Gradient = keptGradient()
 	}
 	if c.Forward == nil {
 		c.Forward = CoreForward
@@ -171,6 +173,49 @@ func CoreGradient(ctx context.Context, b *Basin, p diffroute.Params, runoff *dif
 		return nil, 0, nil, err
 	}
 	return y, l, g.Params, nil
+}
+
+// keptGradient is CoreGradient for one calibration run: with the
+// recursive method and no fine inflows it routes into tensors it keeps from
+// one gradient to the next (RouteGradTo), so that an iteration allocates no
+// series (fresh pages and garbage cost a quarter of a gradient on large
+// basins). The discharge and gradients it returns are overwritten by its
+// next call.
+func keptGradient() Gradient {
+	var y *diffroute.DataTensor
+	var dst *diffroute.Gradients
+	return func(ctx context.Context, b *Basin, p diffroute.Params, runoff *diffroute.DataTensor, in diffroute.FineFlows, loss diffroute.LossFunc) (*diffroute.DataTensor, float64, diffroute.Params, error) {
+		if in != nil {
+			return CoreGradient(ctx, b, p, runoff, in, loss)
+		}
+		o := b.Options
+		o.Params = p
+		rt, err := diffroute.NewRouter(ctx, b.Net, o)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		rr, ok := rt.(*diffroute.RecursiveRouter)
+		if !ok {
+			d, ok := rt.(diffroute.Differentiable)
+			if !ok {
+				return nil, 0, nil, fmt.Errorf("calibrate: the %s method has no gradient", o.Method)
+			}
+			y, l, g, err := d.RouteGrad(ctx, runoff, loss)
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			return y, l, g.Params, nil
+		}
+		if y == nil || y.B != runoff.B || y.T != runoff.T || dst.Runoff.N != runoff.N || !slices.Equal(dst.Runoff.IDs, runoff.IDs) {
+			y = diffroute.NewDataTensor(runoff.B, b.Net.IDs(), runoff.T)
+			dst = &diffroute.Gradients{Runoff: diffroute.NewDataTensor(runoff.B, runoff.IDs, runoff.T)}
+		}
+		l, err := rr.RouteGradTo(ctx, y, dst, runoff, loss)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return y, l, dst.Params, nil
+	}
 }
 
 // CoreForward is the default Forward.

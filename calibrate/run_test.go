@@ -285,3 +285,50 @@ func TestRidgeGradient(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The default Gradient (the core's, into tensors kept from one iteration
+// to the next) calibrates exactly as CoreGradient does, window by window
+// (Adam) and over the whole period (L-BFGS), and returns CoreGradient's
+// loss and gradients.
+func TestDefaultGradientEqualsCoreGradient(t *testing.T) {
+	tw := newTwin(t, 12, 120, 2, 3)
+	for _, opt := range []string{"adam", "lbfgs"} {
+		run := func(g Gradient) *Result {
+			c := tw.config(t, PerReach{P: 2, N: tw.net.Len()}, tw.prior(2.5))
+			c.Optimizer, c.Epochs, c.Warmup, c.TrainUntil, c.Window, c.LR = opt, 12, 10, 90, 30, 0.3
+			c.Gradient = g
+			res, err := Run(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		core, kept := run(CoreGradient), run(nil)
+		if !slices.Equal(kept.Z, core.Z) || len(kept.History) != len(core.History) {
+			t.Fatalf("%s: the default gradient calibrated to %v, CoreGradient to %v", opt, kept.Z, core.Z)
+		}
+		for k := range core.History {
+			if kept.History[k].Train != core.History[k].Train {
+				t.Fatalf("%s: iteration %d: training loss %v, CoreGradient's %v", opt, k, kept.History[k].Train, core.History[k].Train)
+			}
+		}
+	}
+	// Called directly, twice into the same tensors: CoreGradient's results.
+	c := tw.config(t, PerReach{P: 2, N: tw.net.Len()}, tw.prior(1))
+	g := keptGradient()
+	loss := c.Gauges.LossFunc(NSE, Window{})
+	for _, scale := range []float64{1, 1.7} {
+		p := tw.prior(scale)
+		_, l, gp, err := g(context.Background(), &c.Basin, p, tw.runoff, nil, loss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, lc, gc, err := CoreGradient(context.Background(), &c.Basin, p, tw.runoff, nil, loss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l != lc || !slices.Equal(gp["k"], gc["k"]) || !slices.Equal(gp["x"], gc["x"]) {
+			t.Errorf("prior ×%v: kept gradient %v differs from CoreGradient's %v", scale, l, lc)
+		}
+	}
+}
