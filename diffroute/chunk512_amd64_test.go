@@ -78,14 +78,14 @@ func BenchmarkKernelChunkForward(b *testing.B) {
 		for b.Loop() {
 			sectionVector64(s, f, true, [3]float64{1.0 / f, 0, 0}, &ys, &up, &lp, u, y, mixedSeries{s64: lat}, mixedSeries{})
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
+		reportPerVector(b, nb)
 	})
 	c := make([]float64, 16*S)
 	b.Run("chunked", func(b *testing.B) {
 		for b.Loop() {
 			chunkForward(s, f, L, powInt(s.A1, L), 0.1, 0.2, u, nil, nil, y, c, nil, nil, nil, [3]float64{})
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
+		reportPerVector(b, nb)
 	})
 }
 
@@ -162,14 +162,14 @@ func BenchmarkKernelChunkAdjoint(b *testing.B) {
 		for b.Loop() {
 			adjointVector(a)
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
+		reportPerVector(b, nb)
 	})
 	lam, cs, es, sl, fl := make([]float64, nb), make([]float64, 16*S), make([]float64, 16*S), make([]float64, 16*S), make([]float64, 16*S)
 	b.Run("chunked", func(b *testing.B) {
 		for b.Loop() {
 			chunkAdjoint(a.s, f, L, powInt(a.s.A1, L), 0.1, 0.2, 0.3, a.ubd, a.y, a.u, lam, cs, es, sl, fl, nil, 0, nil, nil)
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
+		reportPerVector(b, nb)
 	})
 }
 
@@ -223,4 +223,10 @@ func TestChunkAdjointGathersAndScatters(t *testing.T) {
 			t.Fatalf("S=%d: Σ runoff·Σλ %g want %g", S, dl, want)
 		}
 	}
+}
+
+// reportPerVector reports a kernel benchmark's ns per vector of eight
+// sub-steps, for blocks of nb sub-steps.
+func reportPerVector(b *testing.B, nb int) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*nb)*8, "ns/vec")
 }
